@@ -1,0 +1,17 @@
+"""Transports: where finished messages go (an outbox folder, an SMTP server, …)."""
+
+from __future__ import annotations
+
+from syndicate.settings import Settings
+from syndicate.transports.base import Transport
+from syndicate.transports.outbox import OutboxTransport
+from syndicate.transports.smtp import SmtpTransport
+
+__all__ = ["OutboxTransport", "SmtpTransport", "Transport", "make_transport"]
+
+
+def make_transport(settings: Settings) -> Transport:
+    kind = settings.transport.kind
+    if kind == "smtp":
+        return SmtpTransport(settings.transport.smtp, settings.smtp_password())
+    return OutboxTransport(settings.path(settings.transport.outbox.path))

@@ -1,0 +1,147 @@
+"""Dispatch over real transports: an aiosmtpd server on 127.0.0.1, and the outbox folder."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from syndicate import scheduler, settings, store
+from syndicate.models import DeliveryState
+from tests.conftest import set_setting
+
+
+def use_smtp(project: Path, port: int) -> settings.Settings:
+    config = project / "settings.toml"
+    set_setting(config, 'kind = "outbox"', 'kind = "smtp"')
+    set_setting(config, 'host = "localhost"\nport = 587', f'host = "127.0.0.1"\nport = {port}')
+    set_setting(config, 'security = "starttls"', 'security = "none"')
+    set_setting(config, "batch_size = 100", "batch_size = 2")
+    return settings.load(config)
+
+
+def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_server) -> None:
+    controller, handler = smtp_server
+    cfg = use_smtp(project, controller.port)
+    engine = store.connect(cfg.database_url)
+    report = scheduler.run_once(engine, cfg)
+    assert [s.sent for s in report.summaries] == [4, 2]
+    assert len(handler.messages) == 6
+    # One connection per send (the transport is reused across batches of 2).
+    assert len(handler.sessions) == 2
+    parser = BytesParser(policy=policy.default)
+    for received in handler.messages:
+        msg = parser.parsebytes(received.data)
+        assert received.rcpt_tos == [msg["To"].addresses[0].addr_spec]
+        assert received.mail_from == "jane@notes.example.com"
+        assert msg.get_body(("html",)) is not None
+    again = scheduler.run_once(engine, cfg)
+    assert again.summaries == [] and len(handler.messages) == 6
+
+
+def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
+    project: Path, smtp_server
+) -> None:
+    controller, handler = smtp_server
+    handler.refuse["d.nakamura@example.net"] = "550 5.1.1 No such user"
+    handler.refuse["zoe.perez@example.org"] = "451 4.7.1 Try again later"
+    cfg = use_smtp(project, controller.port)
+    engine = store.connect(cfg.database_url)
+    newsletter = scheduler.run_once(engine, cfg).summaries[0]
+    assert (newsletter.sent, newsletter.failed, newsletter.deferred) == (2, 1, 1)
+    with engine.connect() as conn:
+        states = {r["email"]: (r["state"], r["detail"]) for r in store.iter_deliveries(conn, 1)}
+        bounced = (
+            conn.execute(
+                select(store.recipients.c.email).where(store.recipients.c.status == "bounced")
+            )
+            .scalars()
+            .all()
+        )
+    assert states["d.nakamura@example.net"][0] == "failed"
+    assert states["d.nakamura@example.net"][1].startswith("550")
+    assert states["zoe.perez@example.org"][0] == "deferred"
+    assert bounced == ["d.nakamura@example.net"]
+
+    # The temporary refusal clears; the next run delivers the deferred message and nobody else.
+    del handler.refuse["zoe.perez@example.org"]
+    before = len(handler.messages)
+    retry = scheduler.run_once(engine, cfg).summaries
+    assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]
+    assert [m.rcpt_tos for m in handler.messages[before:]] == [["zoe.perez@example.org"]]
+    with engine.connect() as conn:
+        assert store.get_send(conn, 1)["state"] == "done"
+
+
+def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
+    cfg = use_smtp(project, 9)  # nothing listens on the discard port
+    engine = store.connect(cfg.database_url)
+    report = scheduler.run_once(engine, cfg)
+    assert all(s.sent == 0 for s in report.summaries)
+    assert all("cannot connect to SMTP server 127.0.0.1:9" in s.error for s in report.summaries)
+    with engine.connect() as conn:
+        states = {r["state"] for r in store.iter_deliveries(conn, 1)}
+        assert store.get_send(conn, 1)["state"] == "sending"
+    assert states <= {"deferred", "pending"}
+
+
+def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) -> None:
+    cfg = settings.load(project / "settings.toml")
+    engine = store.connect(cfg.database_url)
+    scheduler.sync_lists(engine, cfg)
+    from syndicate import watch
+
+    watch.poll(engine, cfg)
+    # Simulate a crash: two deliveries claimed (in flight), one already sent, the rest pending.
+    with engine.begin() as conn:
+        store.set_send_state(conn, 1, store.SendState.SENDING)
+        store.plan_deliveries(conn, 1, store.RecipientKind.READER)
+        ids = (
+            conn.execute(
+                select(store.deliveries.c.id)
+                .where(store.deliveries.c.send_id == 1)
+                .order_by(store.deliveries.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            update(store.deliveries)
+            .where(store.deliveries.c.id == ids[0])
+            .values(state=DeliveryState.SENT.value)
+        )
+        conn.execute(
+            update(store.deliveries)
+            .where(store.deliveries.c.id.in_(ids[1:3]))
+            .values(state=DeliveryState.SENDING.value)
+        )
+    summaries = scheduler.run_due_sends(engine, cfg)
+    newsletter = next(s for s in summaries if s.send_id == 1)
+    assert newsletter.sent == 3  # the two in flight plus the one never started
+    outbox = sorted(p.name for p in (project / "outbox").glob("*.eml"))
+    assert len([n for n in outbox if n.startswith(f"d{ids[0]:07d}")]) == 0
+    with engine.connect() as conn:
+        assert {r["state"] for r in store.iter_deliveries(conn, 1)} == {"sent"}
+
+
+def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) -> None:
+    cfg = settings.load(project / "settings.toml")
+    engine = store.connect(cfg.database_url)
+    scheduler.sync_lists(engine, cfg)
+    with engine.begin() as conn:
+        rid = conn.execute(
+            select(store.recipients.c.id).where(
+                store.recipients.c.email_key == "zoe.perez@example.org"
+            )
+        ).scalar_one()
+        store.set_recipient_status(conn, rid, "unsubscribed")
+    scheduler.run_once(engine, cfg)
+    names = [p.name for p in (project / "outbox").glob("*.eml")]
+    assert len(names) == 5 and not any("zoe.perez" in n for n in names)
+    with engine.connect() as conn:
+        status = conn.execute(
+            select(store.recipients.c.status).where(store.recipients.c.id == rid)
+        ).scalar_one()
+    assert status == "unsubscribed"
