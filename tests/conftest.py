@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,17 @@ def project(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / "settings.toml", tmp_path / "settings.toml")
     return tmp_path
+
+
+def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real `syndicate` command, in a subprocess, against a project folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def set_setting(config: Path, old: str, new: str) -> None:

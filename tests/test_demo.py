@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from tests.conftest import set_setting
-
-
-def syndicate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import run_cli, set_setting
 
 
 def read_outbox(project: Path) -> dict[str, object]:
@@ -30,7 +18,7 @@ def read_outbox(project: Path) -> dict[str, object]:
 
 
 def test_demo_delivers_newest_post_once_to_every_reader_and_editor(project: Path) -> None:
-    result = syndicate(project, "run", "--once")
+    result = run_cli(project, "run", "--once")
     assert result.returncode == 0, result.stderr
     messages = read_outbox(project)
     readers = (project / "subscribers/readers.csv").read_text().strip().splitlines()[1:]
@@ -70,14 +58,14 @@ def test_demo_delivers_newest_post_once_to_every_reader_and_editor(project: Path
         assert "<script" not in html_text.lower()
         assert "%%" not in html_text and "%%" not in plain.get_content()
 
-    second = syndicate(project, "run", "--once")
+    second = run_cli(project, "run", "--once")
     assert second.returncode == 0, second.stderr
     assert len(read_outbox(project)) == len(messages)
     assert "Nothing to send" in second.stdout
 
 
 def test_reader_edition_is_personal_and_column_has_draft_lines(project: Path) -> None:
-    assert syndicate(project, "run", "--once").returncode == 0
+    assert run_cli(project, "run", "--once").returncode == 0
     messages = read_outbox(project)
     zoe = next(
         m for m in messages.values() if m["To"].addresses[0].addr_spec == "zoe.perez@example.org"
@@ -109,7 +97,7 @@ def test_broken_setting_is_one_clear_line_and_nothing_is_written(project: Path) 
     config = project / "settings.toml"
     set_setting(config, 'kind = "outbox"', 'kind = "pigeon"')
     set_setting(config, "timeout_seconds = 20", 'timeout_seconds = "soon"')
-    result = syndicate(project, "run", "--once")
+    result = run_cli(project, "run", "--once")
     assert result.returncode == 1
     assert "settings.toml" in result.stderr
     assert "transport.kind" in result.stderr and "'outbox' or 'smtp'" in result.stderr
@@ -121,7 +109,7 @@ def test_broken_setting_is_one_clear_line_and_nothing_is_written(project: Path) 
 
 def test_unknown_key_is_named(project: Path) -> None:
     set_setting(project / "settings.toml", "[feed]\n", "[feed]\nsorce = 'x'\n")
-    result = syndicate(project, "status")
+    result = run_cli(project, "status")
     assert result.returncode == 1
     assert "feed.sorce: unknown key" in result.stderr
 
@@ -129,7 +117,7 @@ def test_unknown_key_is_named(project: Path) -> None:
 def test_feed_check_json_lists_posts_and_problems(project: Path) -> None:
     import json
 
-    result = syndicate(project, "feed", "check", str(project / "examples/feed.xml"), "--json")
+    result = run_cli(project, "feed", "check", str(project / "examples/feed.xml"), "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["posts"]) == 5
@@ -141,13 +129,13 @@ def test_feed_check_json_lists_posts_and_problems(project: Path) -> None:
 
 
 def test_preview_writes_html_without_sending(project: Path) -> None:
-    assert syndicate(project, "run", "--once").returncode == 0
+    assert run_cli(project, "run", "--once").returncode == 0
     before = len(read_outbox(project))
     out = project / "preview.html"
-    result = syndicate(project, "preview", "latest", "--channel", "newsletter", "--out", str(out))
+    result = run_cli(project, "preview", "latest", "--channel", "newsletter", "--out", str(out))
     assert result.returncode == 0, result.stderr
     html = out.read_text()
     assert "<h1" in html and "The job is not the work" in html
     assert len(read_outbox(project)) == before
-    missing = syndicate(project, "preview", "no-such-post")
+    missing = run_cli(project, "preview", "no-such-post")
     assert missing.returncode == 1 and "no post 'no-such-post'" in missing.stderr

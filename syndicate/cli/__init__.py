@@ -1,0 +1,23 @@
+"""The `syndicate` command: thin; each command group lives in its own module here.
+
+Every SyndicateError becomes one readable line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Importing a command module registers its commands on `app`.
+from syndicate.cli import feed, preview, run, status  # noqa: F401
+from syndicate.cli.common import app, err
+from syndicate.errors import SyndicateError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app()
+    except SyndicateError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,122 @@
+"""`syndicate run`: one tick of the pipeline (and, later, the daemon)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from sqlalchemy.engine import Engine
+
+from syndicate import settings as settings_module
+from syndicate import store
+from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.errors import SyndicateError
+from syndicate.models import Channel
+from syndicate.scheduler import ProgressFactory, run_once
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Sync lists, poll the feed, run due sends, then exit.")
+    ] = False,
+) -> None:
+    """Watch the feed and deliver new posts (use --once from cron or to try it out)."""
+    if not once:
+        raise SyndicateError(
+            "the long-running daemon is not available yet; run 'syndicate run --once' "
+            "(for example from cron every 15 minutes)"
+        )
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    with ExitStack() as stack:
+        progress = stack.enter_context(_progress())
+        report = run_once(engine, settings, progress_factory=_progress_factory(engine, progress))
+    _print_run(report, settings)
+    if (report.feed_error and not report.summaries) or any(s.error for s in report.summaries):
+        raise typer.Exit(1)
+
+
+class RateColumn(ProgressColumn):
+    """Messages per second, so a long send shows how fast it is going."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _progress_factory(engine: Engine, progress: Progress) -> ProgressFactory:
+    def factory(send_id: int, channel: str) -> Callable[[int], None]:
+        with engine.connect() as conn:
+            kind = Channel(channel).audience
+            total = store.count_recipients(conn).get(kind.value, {}).get("active", 0)
+            done = sum(
+                n
+                for state, n in store.delivery_counts(conn, send_id).items()
+                if state not in ("pending", "sending", "deferred")
+            )
+        task = progress.add_task(
+            f"send {send_id} {channel}", total=max(total, done), completed=done
+        )
+        return lambda n: progress.advance(task, n)
+
+    return factory
+
+
+def _print_run(report: Any, settings: settings_module.Settings) -> None:
+    poll = report.poll
+    if poll is not None:
+        if poll.not_modified:
+            console.print("Feed unchanged since the last check.")
+        elif poll.first_run:
+            console.print(
+                f"First run: {len(poll.new_posts)} post(s) in the feed; "
+                f"{len(poll.eligible)} scheduled to send "
+                f"(feed.first_run = '{settings.feed.first_run}'), "
+                "the rest recorded as already published."
+            )
+        else:
+            console.print(f"{len(poll.new_posts)} new post(s) in the feed.")
+    if report.feed_error:
+        err.print(f"[red]feed error:[/red] {report.feed_error}")
+    if not report.summaries:
+        console.print("Nothing to send.")
+    for s in report.summaries:
+        if s.error:
+            err.print(f"[red]send {s.send_id} ({s.channel}) not started:[/red] {s.error}")
+            continue
+        console.print(
+            f"Send {s.send_id} ({s.channel}) '{s.post_title}': {s.sent} sent, "
+            f"{s.deferred} deferred, {s.failed} failed, {s.skipped} skipped in {s.seconds:.1f} s"
+        )
+    if settings.transport.kind == "outbox" and any(s.sent for s in report.summaries):
+        console.print(f"Messages written to {settings.path(settings.transport.outbox.path)}")
