@@ -25,7 +25,7 @@ from syndicate.models import (
     SendState,
     SendSummary,
 )
-from syndicate.render import render_edition
+from syndicate.render import EditionCache
 from syndicate.settings import Settings
 from syndicate.transports.base import Transport
 
@@ -81,7 +81,7 @@ def run_send(
         log.info("send %s: retrying %d deferred message(s)", send_id, retried)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
-    edition = render_edition(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
     counts = {state: 0 for state in DeliveryState}
     date = now or store.now()
     try:
@@ -92,6 +92,9 @@ def run_send(
     try:
         while True:
             with engine.begin() as conn:
+                if store.send_state(conn, send_id) != SendState.SENDING.value:
+                    log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
+                    break
                 batch = store.claim_batch(conn, send_id, batch_size)
             if not batch:
                 break
@@ -100,7 +103,7 @@ def run_send(
                     delivery_id,
                     recipient,
                     settings.mail.from_address,
-                    compose(edition, recipient, send_id, sender, date),
+                    compose(editions.for_recipient(recipient), recipient, send_id, sender, date),
                 )
                 for delivery_id, recipient in batch
             ]
@@ -121,9 +124,10 @@ def run_send(
         transport.close()
     with engine.begin() as conn:
         remaining = store.delivery_counts(conn, send_id)
-        if not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
+        finished = not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
             DeliveryState.DEFERRED.value
-        ):
+        )
+        if finished and store.send_state(conn, send_id) == SendState.SENDING.value:
             store.set_send_state(conn, send_id, SendState.DONE)
         skipped = remaining.get(DeliveryState.SKIPPED.value, 0)
     summary = SendSummary(

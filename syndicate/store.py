@@ -445,6 +445,10 @@ def get_send(conn: Connection, send_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def send_state(conn: Connection, send_id: int) -> str | None:
+    return conn.execute(select(sends.c.state).where(sends.c.id == send_id)).scalar_one_or_none()
+
+
 def set_send_state(conn: Connection, send_id: int, state: SendState) -> None:
     values: dict[str, Any] = {"state": state.value}
     if state is SendState.SENDING:

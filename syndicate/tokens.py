@@ -13,7 +13,9 @@ import hmac
 import re
 from dataclasses import dataclass
 
-PURPOSES = {"reply": "r", "unsubscribe": "u"}
+# reply: a reader's or editor's answer; unsubscribe: links and mailto; approve: the author's
+# answer to a preview of a held send (recipient id 0 stands for the author).
+PURPOSES = {"reply": "r", "unsubscribe": "u", "approve": "a"}
 _MAC_BYTES = 10  # 80 bits, 16 base32 characters
 _TOKEN = re.compile(r"^([a-z])(\d+)-(\d+)-([a-z2-7]{16})$")
 
