@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment
 
-from syndicate.models import Attachment, Channel, Edition, Post
+from syndicate.errors import SyndicateError
+from syndicate.models import Attachment, Channel, Edition, Post, Recipient
 from syndicate.render.column_docx import draft_docx
 from syndicate.render.column_nitf import draft_nitf
 from syndicate.render.column_text import (
@@ -28,7 +29,12 @@ from syndicate.render.column_text import (
     quote_style,
     release_stamp,
 )
-from syndicate.render.editor_profile import EditorProfile, ProfileDefaults
+from syndicate.render.editor_profile import (
+    FORMATS,
+    EditorProfile,
+    ProfileDefaults,
+    profile_of,
+)
 from syndicate.render.email import inline_css, post_context
 from syndicate.render.sanitize import sanitize
 from syndicate.settings import Settings
@@ -357,8 +363,14 @@ def preview_file(
     env: Environment,
     fmt: str,
     embargo: datetime | None = None,
-    profile: EditorProfile | None = None,
+    recipient: Recipient | None = None,
 ) -> Attachment:
-    """One format of the draft for `syndicate preview --channel column --format …`."""
+    """One format of the draft, as `recipient` (an editor) would get it attached."""
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise SyndicateError(f"--format {fmt!r}: the column comes as " + ", ".join(FORMATS))
+    profile, problems = profile_of(recipient, profile_defaults(settings))
+    for problem in problems:
+        log.warning("%s", problem)
     draft = build_draft(post, settings, embargo, profile)
     return column_file(fmt, draft, env, draft_context(post, settings, draft))

@@ -117,5 +117,8 @@ def draft_nitf(draft: ColumnDraft) -> bytes:
     if draft.tagline:
         _sub(tagline, "copyrite", " " + draft.copyright)
     ET.indent(root)
+    for mixed in (byline, tagline):  # indenting would add spaces inside running text
+        for child in mixed:
+            child.tail = None
     xml = ET.tostring(root, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{DOCTYPE}\n{xml}\n'.encode()

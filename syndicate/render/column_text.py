@@ -139,8 +139,9 @@ def release_stamp(moment: datetime, zone: ZoneInfo) -> str:
 # --- HTML to blocks ---------------------------------------------------------------------------
 
 _CREDIT = re.compile(
-    r"^(?P<caption>.*?)[\s.;,:—–-]*\(?\s*\b(?:photo(?:graph)?s?|credit|image|picture|pictured)"
-    r"(?:\s+by)?\s*[:/]?\s+(?P<credit>[^()]+?)\)?\s*\.?$",
+    r"^(?P<caption>.*?)(?:^|[.;!?]\s+|\s*[(\[]\s*|\s+[—–-]\s+)"
+    r"(?:photo(?:graph)?s?|credit|image|picture)(?:\s+by\s+|\s*[:/]\s*)"
+    r"(?P<credit>[^()\[\]]+?)\s*[)\]]?\s*\.?$",
     re.IGNORECASE | re.DOTALL,
 )
 _BLOCK_TAGS = {
