@@ -391,7 +391,6 @@ def test_editor_profile_defaults_and_clear_problems() -> None:
         where="editor ed@gazette.example.com",
     )
     assert profile == EditorProfile(
-        publication="The Gazette",
         timezone="America/Toronto",
         word_limit=None,
         formats=("txt", "docx"),

@@ -107,7 +107,6 @@ class ColumnDraft:
     copyright: str
     copyright_year: int
     author: str
-    publication: str
     language: str
     published: datetime | None
     categories: tuple[str, ...] = ()
@@ -275,7 +274,6 @@ def build_draft(
         copyright=column.copyright.format(year=year, author=author, site=settings.site.name),
         copyright_year=year,
         author=author,
-        publication=profile.publication,
         language=settings.site.language,
         published=post.published,
         categories=post.categories,

@@ -36,10 +36,10 @@ class EditorProfile:
     """Everything that makes one editor's draft differ from another's.
 
     `formats` are the attachments besides the draft in the email body; `word_limit` is None when
-    the editor gave none.
+    the editor gave none. The publication's name is deliberately not here: the draft is rendered
+    once per profile, so nothing in it may differ between two editors of the same profile.
     """
 
-    publication: str = ""
     timezone: str = "UTC"
     word_limit: int | None = None
     formats: tuple[Format, ...] = ("txt",)
@@ -53,7 +53,6 @@ class EditorProfile:
     def key(self) -> tuple[str, ...]:
         """A hashable summary: editors with equal keys get byte-identical drafts."""
         return (
-            self.publication,
             self.timezone,
             str(self.word_limit or ""),
             " ".join(self.formats),
@@ -130,7 +129,6 @@ def parse_profile(
         problem("links", raw_links, "'yes' or 'no'", "yes" if defaults.links else "no")
 
     profile = EditorProfile(
-        publication=_text(fields, "publication"),
         timezone=timezone,
         word_limit=word_limit,
         formats=formats,
