@@ -15,7 +15,12 @@ from syndicate.models import Channel
 from syndicate.render import EditionCache
 from syndicate.render.column import build_draft, render_column, slug_line
 from syndicate.render.column_text import count_words, release_stamp, split_credit
-from syndicate.render.editor_profile import EditorProfile, ProfileDefaults, parse_profile
+from syndicate.render.editor_profile import (
+    FORMATS,
+    EditorProfile,
+    ProfileDefaults,
+    parse_profile,
+)
 from tests.column_support import (
     NEWEST_TITLE,
     attachment,
@@ -317,7 +322,7 @@ def test_nitf_parses_with_the_required_elements(project: Path) -> None:
     assert unembargoed.find("head/docdata/date.release") is None
 
 
-def test_each_distinct_profile_is_rendered_once(project: Path, monkeypatch) -> None:
+def test_each_distinct_profile_is_rendered_once(project: Path, caplog) -> None:
     settings, env = load(project)
     people = editors(project)
     cache = EditionCache(example_post(project), Channel.COLUMN, settings, env)
@@ -330,13 +335,35 @@ def test_each_distinct_profile_is_rendered_once(project: Path, monkeypatch) -> N
     assert first is second and first is not third
     assert len(cache._cache) == 2
 
+    # A row with a value that cannot be read still gets the column, and the problem is logged
+    # once, naming the editor and the column.
+    odd = editor("odd@paper.example.com", timezone="Toronto", formats="docx")
+    with caplog.at_level(logging.WARNING):
+        edition = cache.for_recipient(odd)
+        cache.for_recipient(odd)
+    assert [a.filename for a in edition.attachments] == ["job-not-work.docx"]
+    assert caplog.text.count("editor odd@paper.example.com: timezone 'Toronto'") == 1
+    assert "FOR RELEASE: UPON RECEIPT" in edition.text
+
+
+def test_an_empty_post_still_makes_a_well_formed_draft(project: Path) -> None:
+    settings, env = load(project)
+    edition = render_column(make_post(""), settings, env, None, EditorProfile(formats=FORMATS))
+    text = attachment(edition, ".txt").decode()
+    assert lines_of(text)[2] == "Eds: 0 words."
+    assert lines_of(text)[-3] == "-30-"
+    assert etree.fromstring(attachment(edition, ".xml")).findtext("head/title") == "A test column"
+    assert docx.Document(io.BytesIO(attachment(edition, ".docx"))).paragraphs[3].text == (
+        "A test column"
+    )
+
 
 def test_author_notes_give_slug_alternate_headlines_and_note(project: Path) -> None:
     (project / "columns").mkdir()
     (project / "columns/the-job-is-not-the-work.toml").write_text(
         'slug = "job vs work"\n'
         'alternate_headlines = ["What your hands are for", "Keep something back"]\n'
-        'note = "Eds: Harold is a pseudonym."\n',
+        'note = "Harold is a pseudonym."\n',
         encoding="utf-8",
     )
     settings, env = load(project)
@@ -346,8 +373,7 @@ def test_author_notes_give_slug_alternate_headlines_and_note(project: Path) -> N
     lines = lines_of(attachment(edition, ".txt").decode())
     assert lines[0] == "JOB-VS-WORK/"
     assert lines[2].endswith(
-        "Alternate headlines: What your hands are for; Keep something back. "
-        "Eds: Harold is a pseudonym."
+        "Alternate headlines: What your hands are for; Keep something back. Harold is a pseudonym."
     )
     assert [a.filename for a in edition.attachments] == ["job-vs-work.txt", "job-vs-work.xml"]
     nitf = etree.fromstring(attachment(edition, ".xml"))
