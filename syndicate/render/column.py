@@ -120,7 +120,7 @@ class ColumnDraft:
     @property
     def eds(self) -> list[str]:
         """The sentences of the ``Eds:`` line, in order."""
-        parts = [f"{self.word_count:,} words."]
+        parts = [f"{self.word_count:,} word{'' if self.word_count == 1 else 's'}."]
         if self.over_by:
             parts.append(
                 f"OVER YOUR {self.word_limit:,}-WORD LIMIT BY {self.over_by:,} "
