@@ -14,7 +14,12 @@ from lxml import etree
 from syndicate.models import Channel
 from syndicate.render import EditionCache
 from syndicate.render.column import build_draft, render_column, slug_line
-from syndicate.render.column_text import count_words, release_stamp, split_credit
+from syndicate.render.column_text import (
+    count_words,
+    html_to_blocks,
+    release_stamp,
+    split_credit,
+)
 from syndicate.render.editor_profile import (
     FORMATS,
     EditorProfile,
@@ -440,3 +445,22 @@ def test_editor_profile_defaults_and_clear_problems() -> None:
         "curly",
         True,
     )
+
+
+def test_lists_breaks_tables_and_line_breaks_stay_readable() -> None:
+    blocks = html_to_blocks(
+        '<ol start="3"><li>Third</li><li>Fourth <em>point</em></li></ol>'
+        "<hr><p>Roses are red,<br>violets are blue</p>"
+        "<table><tr><th>Year</th><th>Jobs</th></tr><tr><td>2025</td><td>1,200</td></tr></table>"
+        "Loose text at the end",
+        links=False,
+    )
+    assert [b.line for b in blocks] == [
+        "3. Third",
+        "4. Fourth point",
+        "* * *",
+        "Roses are red,\nviolets are blue",
+        "Year | Jobs",
+        "2025 | 1,200",
+        "Loose text at the end",
+    ]
