@@ -120,6 +120,16 @@ class Column(_Section):
     end_mark: str = "-30-"
     release: str = "upon receipt"
     copyright: str = "© {year} {author}. Distributed by {site}."
+    # Editor defaults for a column left empty in subscribers/editors.csv.
+    quotes: Literal["curly", "straight"] = "curly"
+    links: bool = False
+    formats: list[Literal["txt", "docx", "html", "nitf"]] = ["txt"]
+    # Words in a slug derived from the permalink or title (JOB-NOT-WORK/).
+    slug_words: int = Field(default=3, ge=1, le=8)
+    # Folder of per-post notes: <permalink-slug>.toml with slug, alternate_headlines, note.
+    notes_dir: str = "columns"
+    # How a send's embargo time is printed: "EMBARGOED UNTIL: …" or "FOR RELEASE: …".
+    embargo_wording: Literal["embargoed", "for release"] = "embargoed"
 
 
 class Channels(_Section):

@@ -378,6 +378,16 @@ def get_recipient(conn: Connection, recipient_id: int) -> Recipient | None:
     return _recipient_from_row(row) if row else None
 
 
+def find_recipient(conn: Connection, kind: RecipientKind, email: str) -> Recipient | None:
+    """A recipient by address, whatever its case (used by previews)."""
+    row = conn.execute(
+        select(recipients).where(
+            recipients.c.kind == kind.value, recipients.c.email_key == email.strip().lower()
+        )
+    ).first()
+    return _recipient_from_row(row) if row else None
+
+
 def set_recipient_status(conn: Connection, recipient_id: int, status: str) -> None:
     conn.execute(
         update(recipients)
@@ -443,6 +453,16 @@ def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
 def get_send(conn: Connection, send_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(sends).where(sends.c.id == send_id)).mappings().first()
     return dict(row) if row else None
+
+
+def embargo_of(conn: Connection, post_id: int, channel: Channel) -> datetime | None:
+    """The embargo of a post's send on a channel (None without a send or an embargo)."""
+    value = conn.execute(
+        select(sends.c.embargo_until).where(
+            sends.c.post_id == post_id, sends.c.channel == channel.value
+        )
+    ).scalar_one_or_none()
+    return as_utc(value)
 
 
 def send_state(conn: Connection, send_id: int) -> str | None:

@@ -89,7 +89,8 @@ def test_reader_edition_is_personal_and_column_has_draft_lines(project: Path) ->
     assert lines[slug_at + 4] == "By Jane Marlowe"
     assert "-30-" in lines
     attachments = list(sam.iter_attachments())
-    assert [a.get_filename() for a in attachments] == ["job-not-work.txt"]
+    # Sam's row in editors.csv asks for "txt docx".
+    assert [a.get_filename() for a in attachments] == ["job-not-work.txt", "job-not-work.docx"]
     assert attachments[0].get_content().startswith("JOB-NOT-WORK/")
 
 
