@@ -22,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-console = Console()
+# soft_wrap: paths and messages stay on one line, whatever the terminal width.
+console = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
