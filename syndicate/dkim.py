@@ -63,7 +63,8 @@ def load_key(config: Dkim, base_dir: Path = Path(".")) -> DkimKey | None:
         parse_pem_private_key(pem)
     except (UnparsableKeyError, ValueError) as exc:
         raise SettingsError(
-            f"dkim: {where} is not a PEM RSA private key ({exc}); create one with "
+            f"dkim: {where} is not a PEM RSA private key ({' '.join(str(exc).split())}); "
+            "create one with "
             "'openssl genrsa -out dkim.pem 2048'"
         ) from None
     return DkimKey(config.selector, config.domain, pem)
@@ -90,9 +91,14 @@ def _read_pem(config: Dkim, base_dir: Path) -> tuple[str, bytes]:
 
 
 def sign(message_bytes: bytes, config: DkimKey) -> bytes:
-    """The message with a DKIM-Signature header prepended (relaxed/relaxed, rsa-sha256)."""
+    """The message with a DKIM-Signature header prepended (relaxed/relaxed, rsa-sha256).
+
+    Every signed header is listed twice in h= ("oversigning"): the second, empty instance
+    makes the signature fail if anyone on the way adds another From or List-Unsubscribe.
+    """
     present = _present_headers(message_bytes)
     headers = [h.encode() for h in SIGNED_HEADERS if h.lower() in present]
+    headers += headers
     signature = dkimpy.sign(
         message_bytes,
         config.selector.encode(),

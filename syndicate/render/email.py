@@ -68,6 +68,7 @@ def render_newsletter(post: Post, settings: Settings, env: Environment) -> Editi
     newsletter = settings.channels.newsletter
     context = post_context(post, settings)
     context.update(
+        title=" ".join(post.title.split()),  # a feed's CR/LF never breaks a line or a header
         language=settings.site.language,
         direction=text_direction(settings.site.language),
         preheader=_preheader(context["body_text"], newsletter.preheader_words),

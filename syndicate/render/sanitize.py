@@ -86,10 +86,11 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
     # Only the classes this module sets itself (see _CLASSES), so templates can style them.
     "p": {"class"},
+    "div": {"class"},
     "figure": {"class"},
 }
 URL_ATTRIBUTES = {("a", "href"), ("img", "src"), ("blockquote", "cite")}
-_CLASSES = {"sy-embed", "sy-tweet"}
+_CLASSES = {"sy-embed", "sy-tweet", "sy-table"}
 
 _LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-orig-file")
 _LAZY_SRCSET_ATTRIBUTES = ("srcset", "data-srcset", "data-lazy-srcset")
@@ -148,6 +149,8 @@ def reshape(html: str, base_url: str, fallback_alt: str = "Picture") -> str:
         _fit_to_column(img)
         _ensure_alt(img, fallback_alt)
     _demote_headings(root)
+    for table in list(root.iter("table")):
+        _wrap_table(table)
     return "".join(
         [root.text or ""]
         + [lxml_html.tostring(child, encoding="unicode", method="html") for child in root]
@@ -282,7 +285,10 @@ def _embed_link(url: str, title: str, poster: str | None = None) -> etree._Eleme
     paragraph = etree.Element("p", {"class": "sy-embed"})
     link = etree.SubElement(paragraph, "a", {"href": page})
     if thumbnail:
-        etree.SubElement(link, "img", {"src": thumbnail, "alt": label})
+        picture = etree.SubElement(link, "img", {"src": thumbnail, "alt": label})
+        if provider == "YouTube":  # hqdefault.jpg is 480 × 360
+            picture.set("width", "480")
+            picture.set("height", "360")
         etree.SubElement(paragraph, "br")
         link = etree.SubElement(paragraph, "a", {"href": page})
     link.text = f"▶ {label}" if provider in ("YouTube", "Vimeo") else label
@@ -326,6 +332,19 @@ def _mark_tweet(tweet: etree._Element) -> None:
     paragraph = etree.SubElement(tweet, "p")
     link = etree.SubElement(paragraph, "a", {"href": status})
     link.text = "View the post"
+
+
+def _wrap_table(table: etree._Element) -> None:
+    """A wide table scrolls inside its own box instead of widening the whole edition."""
+    parent = table.getparent()
+    if parent is None or (parent.tag == "div" and "sy-table" in parent.get("class", "")):
+        return
+    if any(a.tag == "table" for a in table.iterancestors()):
+        return
+    box = etree.Element("div", {"class": "sy-table"})
+    box.tail, table.tail = table.tail, None
+    parent.replace(table, box)
+    box.append(table)
 
 
 def _demote_headings(root: etree._Element) -> None:
