@@ -22,6 +22,8 @@ from tests.edition_support import (
 )
 
 WIDTHS = (320, 600)
+# Both widths in light mode, the phone in dark mode too (most dark-mode reading is on phones).
+VIEWS = [(320, "light"), (600, "light"), (320, "dark")]
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,45 +62,52 @@ def _serve_locally(route) -> None:
         route.abort()
 
 
-def check_layout(browser, html_file: Path, shots: Path, name: str) -> list[str]:
+@pytest.fixture(scope="module")
+def pages(browser):
+    """One tab per view, reused for every edition (a new tab costs more than a page load)."""
+    tabs = {}
+    for width, scheme in VIEWS:
+        page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
+        page.route("**/*", _serve_locally)
+        tabs[width, scheme] = page
+    yield tabs
+    for page in tabs.values():
+        page.close()
+
+
+def check_layout(pages, html_file: Path, shots: Path, name: str) -> list[str]:
     """Problems seen at each width and colour scheme; screenshots saved either way."""
     problems = []
-    for width in WIDTHS:
-        for scheme in ("light", "dark"):
-            page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
-            try:
-                page.route("**/*", _serve_locally)
-                page.goto(html_file.as_uri(), wait_until="load")
-                scroll_width, inner_width = page.evaluate(
-                    "[document.documentElement.scrollWidth, window.innerWidth]"
-                )
-                container_right = page.evaluate(
-                    "document.querySelector('.container').getBoundingClientRect().right"
-                )
-                missing_alt = page.evaluate(
-                    "[...document.images].filter(i => !(i.getAttribute('alt') || '').trim())"
-                    ".map(i => i.src)"
-                )
-                background = page.evaluate(
-                    "getComputedStyle(document.querySelector('.container')).backgroundColor"
-                )
-                page.screenshot(path=str(shots / f"{name}-{width}-{scheme}.png"), full_page=True)
-            finally:
-                page.close()
-            where = f"{name} at {width}px ({scheme})"
-            if scroll_width > inner_width:
-                problems.append(f"{where}: scrolls sideways ({scroll_width} > {inner_width})")
-            if container_right > inner_width + 0.5:
-                problems.append(f"{where}: the column reaches {container_right:.0f}px")
-            if missing_alt:
-                problems.append(f"{where}: images without alt: {missing_alt}")
-            dark = background != "rgb(255, 255, 255)"
-            if dark != (scheme == "dark"):
-                problems.append(f"{where}: container background {background} in {scheme} mode")
+    for (width, scheme), page in pages.items():
+        page.goto(html_file.as_uri(), wait_until="load")
+        scroll_width, inner_width, container_right, missing_alt, background = page.evaluate(
+            """() => {
+                const container = document.querySelector('.container');
+                return [
+                    document.documentElement.scrollWidth,
+                    window.innerWidth,
+                    container.getBoundingClientRect().right,
+                    [...document.images]
+                        .filter(i => !(i.getAttribute('alt') || '').trim()).map(i => i.src),
+                    getComputedStyle(container).backgroundColor,
+                ];
+            }"""
+        )
+        page.screenshot(path=str(shots / f"{name}-{width}-{scheme}.png"), full_page=True)
+        where = f"{name} at {width}px ({scheme})"
+        if scroll_width > inner_width:
+            problems.append(f"{where}: scrolls sideways ({scroll_width} > {inner_width})")
+        if container_right > inner_width + 0.5:
+            problems.append(f"{where}: the column reaches {container_right:.0f}px")
+        if missing_alt:
+            problems.append(f"{where}: images without alt: {missing_alt}")
+        dark = background != "rgb(255, 255, 255)"
+        if dark != (scheme == "dark"):
+            problems.append(f"{where}: container background {background} in {scheme} mode")
     return problems
 
 
-def test_example_editions_fit_phone_and_desktop_widths(browser, tmp_path: Path) -> None:
+def test_example_editions_fit_phone_and_desktop_widths(pages, tmp_path: Path) -> None:
     shots = tmp_path / "screenshots"
     shots.mkdir()
     problems = []
@@ -106,13 +115,13 @@ def test_example_editions_fit_phone_and_desktop_widths(browser, tmp_path: Path) 
         html = message_for(newsletter(post)).get_body(("html",)).get_content()
         page = tmp_path / f"edition-{number}.html"
         page.write_text(html, encoding="utf-8")
-        problems += check_layout(browser, page, shots, f"edition-{number}")
+        problems += check_layout(pages, page, shots, f"edition-{number}")
     print(f"\nscreenshots: {shots}")
-    assert len(list(shots.glob("*.png"))) == 5 * len(WIDTHS) * 2
+    assert len(list(shots.glob("*.png"))) == 5 * len(VIEWS)
     assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"
 
 
-def test_wide_feed_content_does_not_break_the_phone_layout(browser, tmp_path: Path) -> None:
+def test_wide_feed_content_does_not_break_the_phone_layout(pages, tmp_path: Path) -> None:
     wide = (
         '<p><img src="https://blog.example.com/huge.jpg" width="3000" height="2000" alt="Huge"></p>'
         "<p>" + "https://blog.example.com/a/very/long/unbroken/address/" * 6 + "</p>"
@@ -126,5 +135,5 @@ def test_wide_feed_content_does_not_break_the_phone_layout(browser, tmp_path: Pa
     page.write_text(html, encoding="utf-8")
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    problems = check_layout(browser, page, shots, "wide")
+    problems = check_layout(pages, page, shots, "wide")
     assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"

@@ -354,3 +354,15 @@ def test_premailer_fetches_nothing_and_keeps_quiet(caplog, tmp_path) -> None:
     assert "green" not in out and "red" not in out
     assert "margin: 4px !important" in out  # strip_important=False keeps responsive overrides
     assert not [r for r in caplog.records if r.name.startswith("CSSUTILS") and r.levelno >= 30]
+
+
+def test_bulk_mail_headers_and_a_stable_message_id() -> None:
+    edition = newsletter(example_posts()[0])
+    first, again = message_for(edition), message_for(edition)
+    assert first["Precedence"] == "bulk"
+    assert first["X-Auto-Response-Suppress"] == "OOF, AutoReply"
+    assert first["List-Id"] == "Notes from the Margin <newsletter.notes.example.com>"
+    assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = (part.strip(" <>") for part in first["List-Unsubscribe"].split(","))
+    assert https.startswith("https://") and mailto.startswith("mailto:replies+")
+    assert first["Message-ID"] == again["Message-ID"]  # a retried message keeps its id
