@@ -108,7 +108,7 @@ def test_feed_html_is_sanitised_and_made_absolute() -> None:
         "<style>p { color: red }</style><object data='x.swf'></object>"
         '<form action="https://evil.example/"><input name="pw"></form>'
         "<table><tr><th>Year</th><td>2026</td></tr></table>"
-        "<blockquote><p>Quoted</p></blockquote>"
+        "<blockquote><p>Quoted</p></blockquote>\x00\x07<p>After control characters</p>"
     )
     edition = newsletter(make_post(nasty))
     for forbidden in (
@@ -132,6 +132,7 @@ def test_feed_html_is_sanitised_and_made_absolute() -> None:
     assert "https://blog.example.com/about/" in hrefs
     assert "https://tracker.example.net/frame" in hrefs  # an unknown frame becomes a plain link
     assert content.find(".//table") is not None and content.find(".//blockquote") is not None
+    assert "After control characters" in content.text_content()
 
 
 def test_wordpress_lazy_images_get_a_real_src_and_fit_the_column() -> None:
@@ -298,6 +299,13 @@ def test_cr_lf_in_a_title_cannot_inject_headers() -> None:
     assert tree(edition.html).find(".//title").text == one_line
     assert tree(edition.html).find(".//h1").text_content() == one_line
     assert f"\n{one_line}\n" in edition.text
+
+
+def test_control_characters_in_a_title_never_reach_a_header() -> None:
+    edition = newsletter(make_post("<p>Body</p>", title="Bad\x00title\x1b[31m red\ttab"))
+    assert edition.subject == "Bad title [31m red tab"
+    head = message_bytes(edition).split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", head.replace(b"\r\n", b""))
 
 
 def test_very_long_title_is_folded_not_cut() -> None:

@@ -67,8 +67,9 @@ def render_newsletter(post: Post, settings: Settings, env: Environment) -> Editi
     """Render the reader edition once; recipients differ only by placeholders."""
     newsletter = settings.channels.newsletter
     context = post_context(post, settings)
+    title = one_line(post.title)
     context.update(
-        title=" ".join(post.title.split()),  # a feed's CR/LF never breaks a line or a header
+        title=title,
         language=settings.site.language,
         direction=text_direction(settings.site.language),
         preheader=_preheader(context["body_text"], newsletter.preheader_words),
@@ -79,11 +80,17 @@ def render_newsletter(post: Post, settings: Settings, env: Environment) -> Editi
     if len(html.encode()) > newsletter.max_html_bytes:
         html = _clip(env, context, html, newsletter.max_html_bytes)
     text = env.get_template("email/edition.txt.j2").render(context)
-    subject = newsletter.subject.format(title=post.title, site=settings.site.name)
+    subject = one_line(newsletter.subject.format(title=title, site=settings.site.name))
     assert post.id is not None
     return Edition(
         post_id=post.id, channel=Channel.NEWSLETTER, subject=subject, html=html, text=text
     )
+
+
+def one_line(text: str) -> str:
+    """A feed title fit for a header and a heading: no CR/LF, tabs or control characters."""
+    visible = "".join(c if unicodedata.category(c) != "Cc" else " " for c in text)
+    return " ".join(visible.split())
 
 
 def text_direction(language: str) -> str:

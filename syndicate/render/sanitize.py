@@ -10,6 +10,7 @@ first pass did.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qs, urljoin, urlparse
 
@@ -96,6 +97,9 @@ _LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-orig
 _LAZY_SRCSET_ATTRIBUTES = ("srcset", "data-srcset", "data-lazy-srcset")
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{6,20}$")
 _URL_IN_TEXT = re.compile(r"https?://\S+")
+# C0 controls other than tab and line ends: never meaningful in HTML, and lxml refuses them.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+log = logging.getLogger(__name__)
 
 
 def sanitize(html: str, base_url: str, *, fallback_alt: str = "Picture") -> str:
@@ -127,9 +131,14 @@ def sanitize(html: str, base_url: str, *, fallback_alt: str = "Picture") -> str:
 
 def reshape(html: str, base_url: str, fallback_alt: str = "Picture") -> str:
     """The lxml pass: what an email client cannot display becomes something it can."""
+    html = _CONTROL_CHARACTERS.sub("", html)
     if not html.strip():
         return ""
-    root = lxml_html.fragment_fromstring(html, create_parent="div")
+    try:
+        root = lxml_html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError) as exc:
+        log.warning("feed HTML could not be reshaped (%s); it is only sanitised", exc)
+        return html
     etree.strip_elements(root, "script", "style", "template", with_tail=False)
     _drop_duplicate_noscript(root)
     for img in root.iter("img"):
