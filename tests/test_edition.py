@@ -23,6 +23,7 @@ from tests.edition_support import (
     message_bytes,
     message_for,
     newsletter,
+    reader,
     shipped_settings,
 )
 
@@ -340,7 +341,7 @@ class _CountingHandler(BaseHTTPRequestHandler):
         pass
 
 
-def test_premailer_fetches_nothing_and_keeps_quiet(caplog, tmp_path) -> None:
+def test_premailer_fetches_nothing_and_keeps_quiet(caplog, capfd, tmp_path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CountingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -362,6 +363,28 @@ def test_premailer_fetches_nothing_and_keeps_quiet(caplog, tmp_path) -> None:
     assert "green" not in out and "red" not in out
     assert "margin: 4px !important" in out  # strip_important=False keeps responsive overrides
     assert not [r for r in caplog.records if r.name.startswith("CSSUTILS") and r.levelno >= 30]
+    assert "Unknown Property" not in capfd.readouterr().err
+
+
+def test_premailer_runs_once_per_edition_not_per_reader(monkeypatch) -> None:
+    """A counting wrapper around the real Premailer (it still does all the work)."""
+    from syndicate.render import email as email_module
+
+    runs: list[int] = []
+    real = email_module.Premailer
+
+    def counting(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(email_module, "Premailer", counting)
+    edition = newsletter(example_posts()[0])
+    for number in range(20):
+        message_for(edition, reader(f"Reader {number}", f"r{number}@example.org"))
+    assert len(runs) == 1
+    long_body = "".join(f"<p>{n} " + "Stone on stone. " * 40 + "</p>" for n in range(300))
+    newsletter(make_post(long_body))
+    assert 2 <= len(runs) - 1 <= 4  # a cut edition: full render, empty frame, the cut (rarely more)
 
 
 def test_bulk_mail_headers_and_a_stable_message_id() -> None:
