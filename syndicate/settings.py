@@ -112,6 +112,8 @@ class Newsletter(_Section):
     enabled: bool = True
     subject: str = "{title}"
     preheader_words: int = Field(default=30, ge=0)
+    # Gmail clips HTML over ~102 KB; a longer edition is cut at a paragraph with a link.
+    max_html_bytes: int = Field(default=95_000, ge=10_000)
 
 
 class Column(_Section):
@@ -142,6 +144,19 @@ class Subscribers(_Section):
     editors: str = "subscribers/editors.csv"
 
 
+class Dkim(_Section):
+    """DKIM signing of every outgoing message; on when selector, domain and a key are set."""
+
+    selector: str = ""
+    domain: str = ""
+    private_key_path: str = ""
+    private_key_env: str = "SYNDICATE_DKIM_PRIVATE_KEY"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.selector and self.domain)
+
+
 class Paths(_Section):
     templates: str = "templates"
 
@@ -157,6 +172,7 @@ class Settings(_Section):
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
     paths: Paths = Paths()
+    dkim: Dkim = Dkim()
     # Set by load(): the folder relative paths in the file are resolved against.
     base_dir: Path = Path(".")
 

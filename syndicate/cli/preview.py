@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+import webbrowser
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated
 
@@ -13,10 +19,59 @@ from syndicate import store
 from syndicate.cli.common import app, console, open_store, settings_of
 from syndicate.compose import compose
 from syndicate.dispatch import make_sender
-from syndicate.errors import NotFoundError, SyndicateError
-from syndicate.models import Attachment, Channel, Recipient, RecipientKind
+from syndicate.dkim import signer_for
+from syndicate.errors import NotFoundError, SettingsError, SyndicateError
+from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment, render_edition
 from syndicate.render.column import preview_file
+from syndicate.settings import Settings
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Everything a format writer may need: the edition and the message built from it."""
+
+    edition: Edition
+    message: EmailMessage
+    settings: Settings
+
+
+Writer = Callable[[Rendered], bytes]
+
+
+def _eml(rendered: Rendered) -> bytes:
+    """The message exactly as the transport would send it, DKIM-signed when configured."""
+    data = rendered.message.as_bytes(policy=policy.SMTP)
+    sign = signer_for(rendered.settings)
+    return sign(data) if sign else data
+
+
+def _part(subtype: str) -> Writer:
+    def write(rendered: Rendered) -> bytes:
+        body = rendered.message.get_body((subtype,))
+        return body.get_content().encode() if body else b""
+
+    return write
+
+
+# Format name → writer. Other channels' formats (docx, nitf …) are added here by name.
+WRITERS: dict[str, Writer] = {"eml": _eml, "html": _part("html"), "txt": _part("plain")}
+# A column draft file by --out suffix when no --format is given.
+COLUMN_SUFFIXES: dict[str, str] = {".docx": "docx", ".xml": "nitf", ".nitf": "nitf"}
+SUFFIXES: dict[str, str] = {".eml": "eml", ".html": "html", ".htm": "html", ".txt": "txt"}
+
+
+def choose_format(fmt: str | None, out: Path | None, open_it: bool) -> str:
+    """--format wins, then the --out suffix, then html for --open, else plain text."""
+    if fmt:
+        if fmt not in WRITERS:
+            raise SettingsError(
+                f"--format {fmt!r} is not known; choose one of {', '.join(sorted(WRITERS))}"
+            )
+        return fmt
+    if out is not None and out.suffix.lower() in SUFFIXES:
+        return SUFFIXES[out.suffix.lower()]
+    return "html" if open_it else "txt"
 
 
 @app.command()
@@ -26,14 +81,14 @@ def preview(
         str, typer.Argument(metavar="POST", help="Post id, guid, URL or 'latest'.")
     ],
     channel: Annotated[Channel, typer.Option(help="Which edition to render.")] = Channel.NEWSLETTER,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write here (.eml, .html or .txt by suffix).")
-    ] = None,
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
-            help="Column: the draft file to write: txt, docx, html or nitf (NITF 3.6 XML).",
+            "-f",
+            help="eml (the whole message, signed if DKIM is set up), html or txt; for "
+            "--channel column, txt, docx, html or nitf write the draft file an editor gets "
+            "attached. Default: from --out's suffix; html with --open; else txt.",
         ),
     ] = None,
     editor: Annotated[
@@ -43,9 +98,21 @@ def preview(
             "word limit); default: the settings' editor defaults."
         ),
     ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write here instead of stdout.")] = None,
+    open_it: Annotated[
+        bool, typer.Option("--open", help="Write to a file (--out or a temporary one) and open it.")
+    ] = False,
 ) -> None:
-    """Render a post as a recipient would receive it, without sending or recording anything."""
+    """Render a post as a recipient would receive it, without sending or recording anything.
+
+    The recipient is you (settings: author), so names and links are filled in as a reader sees
+    them; tokens in the links are real but belong to no send.
+    """
     settings = settings_of(ctx)
+    if channel is Channel.COLUMN and not fmt and out is not None:
+        fmt = COLUMN_SUFFIXES.get(out.suffix.lower())
+    draft_file = channel is Channel.COLUMN and fmt is not None and fmt != "eml"
+    chosen = choose_format(None if draft_file else fmt, out, open_it)
     engine = open_store(settings)
     with engine.connect() as conn:
         post = store.find_post(conn, post_ref)
@@ -65,7 +132,8 @@ def preview(
         with engine.connect() as conn:
             sample = _column_editor(conn, editor) or sample
             embargo = store.embargo_of(conn, post.id or 0, channel)
-        if fmt:
+        if draft_file:
+            assert fmt is not None
             _write_column_file(preview_file(post, settings, env, fmt, embargo, sample), out)
             return
         edition = EditionCache(post, channel, settings, env, embargo).for_recipient(sample)
@@ -73,23 +141,29 @@ def preview(
         edition = render_edition(post, channel, settings, env)
     key = store.hmac_key(engine, settings.hmac_key_from_env())
     message = compose(edition, sample, 0, make_sender(settings, key), store.now())
-    suffix = out.suffix.lower() if out else ".txt"
-    if fmt:
-        suffix = "." + fmt.lower()
-    if suffix == ".eml":
-        data = message.as_bytes()
-    elif suffix in (".html", ".htm"):
-        body = message.get_body(("html",))
-        data = body.get_content().encode() if body else b""
-    else:
-        body = message.get_body(("plain",))
-        data = body.get_content().encode() if body else b""
-    if out is None:
-        sys.stdout.write(data.decode())
+    data = WRITERS[chosen](Rendered(edition, message, settings))
+    if out is None and not open_it:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
         return
+    if out is None:
+        folder = Path(tempfile.mkdtemp(prefix="syndicate-preview-"))
+        out = folder / f"post-{post.id}-{channel.value}.{chosen}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
-    console.print(f"Wrote {out} ({len(data):,} bytes)")
+    console.print(f"Wrote {out} ({len(data):,} bytes, {chosen})")
+    if channel is Channel.NEWSLETTER:
+        _report_size(edition, settings)
+    if open_it:
+        opened = webbrowser.open(out.resolve().as_uri())
+        if not opened:
+            console.print(f"No browser found to open it; open {out} yourself.")
+
+
+def _report_size(edition: Edition, settings: Settings) -> None:
+    size, limit = len(edition.html.encode()), settings.channels.newsletter.max_html_bytes
+    clipped = "cut with a continue-reading link" if 'class="more clipped"' in edition.html else ""
+    note = f"; {clipped}" if clipped else ""
+    console.print(f"HTML part: {size:,} of {limit:,} bytes allowed{note}")
 
 
 def _column_editor(conn: Connection, address: str | None) -> Recipient | None:

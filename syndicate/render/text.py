@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import html2text
 
 _WORD = re.compile(r"[\w][\w'’.,\-]*", re.UNICODE)
+# Block-level elements html2text treats as inline; without a break an image's alt text and its
+# caption run together ("…the top courseHarold’s wall").
+_BLOCKS_HTML2TEXT_MISSES = {"figure", "figcaption", "header", "footer", "section", "article"}
 
 
 def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> str:
@@ -22,8 +26,21 @@ def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> st
     converter.images_to_alt = True
     converter.ignore_emphasis = not emphasis
     converter.single_line_break = False
+    converter.tag_callback = _paragraph_breaks
     text = converter.handle(html)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _paragraph_breaks(converter: Any, tag: str, attrs: dict[str, str | None], start: bool) -> bool:
+    if tag in _BLOCKS_HTML2TEXT_MISSES:
+        converter.p()
+    elif tag == "img" and start and not converter.ignore_images and not converter.astack:
+        # A picture outside a link is described, in brackets, so it does not read as prose.
+        alt = " ".join((attrs.get("alt") or "").split())
+        if alt:
+            converter.o(f"[Picture: {alt}]")
+        return True
+    return False  # let html2text handle the tag as usual
 
 
 def count_words(text: str) -> int:

@@ -1,0 +1,139 @@
+"""Headless Chromium (Debian's) renders each example edition at phone and desktop widths.
+
+Playwright drives /usr/bin/chromium (never `playwright install`). Remote images are answered
+with a local grey PNG so the layout is real and nothing leaves the machine. Screenshots go to a
+temporary folder (printed with -s, kept by pytest under its basetemp) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.edition_support import (
+    example_posts,
+    grey_png,
+    make_post,
+    message_for,
+    newsletter,
+    require_tool,
+)
+
+WIDTHS = (320, 600)
+# Both widths in light mode, the phone in dark mode too (most dark-mode reading is on phones).
+VIEWS = [(320, "light"), (600, "light"), (320, "dark")]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PICTURE = grey_png()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_tool("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        message = "the playwright package is missing (pip install -e '.[test]')"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _serve_locally(route) -> None:
+    request = route.request
+    if request.url.startswith("file:"):
+        route.continue_()
+    elif request.resource_type == "image":
+        route.fulfill(status=200, content_type="image/png", body=PICTURE)
+    else:
+        route.abort()
+
+
+@pytest.fixture(scope="module")
+def pages(browser):
+    """One tab per view, reused for every edition (a new tab costs more than a page load)."""
+    tabs = {}
+    for width, scheme in VIEWS:
+        page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
+        page.route("**/*", _serve_locally)
+        tabs[width, scheme] = page
+    yield tabs
+    for page in tabs.values():
+        page.close()
+
+
+def check_layout(pages, html_file: Path, shots: Path, name: str) -> list[str]:
+    """Problems seen at each width and colour scheme; screenshots saved either way."""
+    problems = []
+    for (width, scheme), page in pages.items():
+        page.goto(html_file.as_uri(), wait_until="load")
+        scroll_width, inner_width, container_right, missing_alt, background = page.evaluate(
+            """() => {
+                const container = document.querySelector('.container');
+                return [
+                    document.documentElement.scrollWidth,
+                    window.innerWidth,
+                    container.getBoundingClientRect().right,
+                    [...document.images]
+                        .filter(i => !(i.getAttribute('alt') || '').trim()).map(i => i.src),
+                    getComputedStyle(container).backgroundColor,
+                ];
+            }"""
+        )
+        page.screenshot(path=str(shots / f"{name}-{width}-{scheme}.png"), full_page=True)
+        where = f"{name} at {width}px ({scheme})"
+        if scroll_width > inner_width:
+            problems.append(f"{where}: scrolls sideways ({scroll_width} > {inner_width})")
+        if container_right > inner_width + 0.5:
+            problems.append(f"{where}: the column reaches {container_right:.0f}px")
+        if missing_alt:
+            problems.append(f"{where}: images without alt: {missing_alt}")
+        dark = background != "rgb(255, 255, 255)"
+        if dark != (scheme == "dark"):
+            problems.append(f"{where}: container background {background} in {scheme} mode")
+    return problems
+
+
+def test_example_editions_fit_phone_and_desktop_widths(pages, tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    problems = []
+    for number, post in enumerate(example_posts(), start=1):
+        html = message_for(newsletter(post)).get_body(("html",)).get_content()
+        page = tmp_path / f"edition-{number}.html"
+        page.write_text(html, encoding="utf-8")
+        problems += check_layout(pages, page, shots, f"edition-{number}")
+    print(f"\nscreenshots: {shots}")
+    assert len(list(shots.glob("*.png"))) == 5 * len(VIEWS)
+    assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"
+
+
+def test_wide_feed_content_does_not_break_the_phone_layout(pages, tmp_path: Path) -> None:
+    wide = (
+        '<p><img src="https://blog.example.com/huge.jpg" width="3000" height="2000" alt="Huge"></p>'
+        "<p>" + "https://blog.example.com/a/very/long/unbroken/address/" * 6 + "</p>"
+        "<pre>" + "x" * 300 + "</pre>"
+        "<table><tr>" + "".join(f"<td>cell{n}</td>" for n in range(8)) + "</tr></table>"
+        '<iframe src="https://www.youtube.com/embed/dQw4w9WgXcQ" width="1200" height="700">'
+        "</iframe>"
+    )
+    html = message_for(newsletter(make_post(wide))).get_body(("html",)).get_content()
+    page = tmp_path / "wide.html"
+    page.write_text(html, encoding="utf-8")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    problems = check_layout(pages, page, shots, "wide")
+    assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"
