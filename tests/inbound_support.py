@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from syndicate import settings as settings_module
 from syndicate import store
+from syndicate.cli import app
+from syndicate.errors import SyndicateError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inbound"
@@ -30,6 +36,28 @@ def env() -> dict[str, str]:
 
 
 def cli(project: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """The `syndicate` command run in this process (fast); errors become exit 1 as in main()."""
+    runner = CliRunner(env={"SYNDICATE_SECRET_KEY": KEY, "COLUMNS": "200"})
+    argv = ["--config", str(project / "settings.toml"), *args]
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        result = runner.invoke(app, argv, input=stdin)
+    finally:  # the command configures logging for itself; leave the test process as it was
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+    code, stderr = result.exit_code, result.stderr_bytes
+    if isinstance(result.exception, SyndicateError):
+        code, stderr = 1, stderr + f"error: {result.exception}".encode()
+    elif result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(argv, code, result.stdout_bytes, stderr)
+
+
+def cli_process(
+    project: Path, *args: str, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    """The real `syndicate` command in a subprocess, as an MTA runs it."""
     return subprocess.run(
         [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
         cwd=project,
@@ -40,12 +68,27 @@ def cli(project: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedPr
     )
 
 
+_TEMPLATE: list[Path] = []
+
+
 def sent_project(folder: Path) -> Path:
-    """The shipped project after one `syndicate run --once` (sends 1 and 2 made, outbox mode)."""
+    """The shipped project after one `syndicate run --once` (sends 1 and 2 made, outbox mode).
+
+    Made once per test session by the real command, then copied for each test."""
+    if not _TEMPLATE:
+        scratch = Path(tempfile.mkdtemp(prefix="syndicate-inbound-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        _TEMPLATE.append(_make_sent_project(scratch / "project"))
+    shutil.copytree(_TEMPLATE[0], folder)
+    return folder
+
+
+def _make_sent_project(folder: Path) -> Path:
+    folder.mkdir(parents=True)
     for name in ("templates", "subscribers", "examples"):
         shutil.copytree(ROOT / name, folder / name)
     shutil.copy(ROOT / "settings.toml", folder / "settings.toml")
-    result = cli(folder, "run", "--once")
+    result = cli_process(folder, "run", "--once")
     assert result.returncode == 0, result.stderr.decode()
     return folder
 

@@ -116,7 +116,7 @@ service imap-login {{
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("imap-base"))
+    return sent_project(tmp_path_factory.mktemp("imap-base") / "project")
 
 
 def deliver(port: int, *names: str, folder: str = "INBOX") -> None:

@@ -17,14 +17,14 @@ from sqlalchemy import func, select
 from syndicate import store
 from syndicate.inbound import parse, pipeline
 from syndicate.models import ReplyKind
-from tests.inbound_support import cli, copy_project, fixture, load, sent_project
+from tests.inbound_support import cli, cli_process, copy_project, fixture, load, sent_project
 
 QUOTED = ("hidden inside it", "wrote", "schrieb", "a écrit", "Jane Marlowe <", "> ")
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("inbound-base"))
+    return sent_project(tmp_path_factory.mktemp("inbound-base") / "project")
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def replies(project: Path) -> list[dict]:
 
 
 def test_receive_files_a_comment_forwards_it_and_never_files_it_twice(project: Path) -> None:
-    first = cli(project, "inbound", "receive", stdin=fixture("gmail_en.eml"))
+    first = cli_process(project, "inbound", "receive", stdin=fixture("gmail_en.eml"))
     assert first.returncode == 0, first.stderr.decode()
     again = cli(project, "inbound", "receive", stdin=fixture("gmail_en.eml"))
     assert again.returncode == 0
@@ -327,7 +327,7 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     body = (b"x" * 76 + b"\n") * (30 * 1024 * 1024 // 77)
     raw = fixture("gmail_fr.eml").replace(b"Tr\xc3\xa8s juste.", body, 1)
     assert len(raw) > 30_000_000
-    result = cli(project, "inbound", "receive", stdin=raw)
+    result = cli_process(project, "inbound", "receive", stdin=raw)
     assert result.returncode == 65, result.stderr.decode()
     assert b"Please send a shorter one" in result.stdout
     [reply] = replies(project)
@@ -352,7 +352,7 @@ def test_a_transient_problem_exits_75_so_the_mta_retries(project: Path, tmp_path
             'url = "sqlite:///syndicate.db"', f'url = "sqlite:///{tmp_path}/missing/dir/x.db"'
         )
     )
-    result = cli(project, "inbound", "receive", stdin=fixture("gmail_en.eml"))
+    result = cli_process(project, "inbound", "receive", stdin=fixture("gmail_en.eml"))
     assert result.returncode == 75
     assert b"temporary failure" in result.stderr
 
