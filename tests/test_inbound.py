@@ -396,3 +396,24 @@ def test_replies_list_by_post_and_wxr_export(project: Path) -> None:
         "apprendre\nà mes élèves" in c.findtext("wp:comment_content", namespaces=ns)
         for c in comments
     )
+
+
+def test_the_envelope_recipient_given_by_the_mta_identifies_the_reader(project: Path) -> None:
+    # Sent to the bare reply address (a Bcc, or a client that rewrote To): only the envelope
+    # recipient that Postfix/Exim pass with --recipient carries the token.
+    raw = fixture("stranger.eml").replace(b"<stranger-1@", b"<envelope-1@")
+    token_address = "replies+r1-3-kbgulh6qilopazp5@notes.example.com"
+    result = cli(project, "inbound", "receive", "--recipient", token_address, stdin=raw)
+    assert result.returncode == 0, result.stderr.decode()
+    [reply] = replies(project)
+    assert (reply["kind"], reply["recipient"]) == ("comment", 3)
+    assert "matched by token:envelope" in reply["reason"]
+
+
+def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
+    settings, engine, key = load(project)
+    outcome = pipeline.process(engine, fixture("approval.eml"), settings, key, source="test")
+    assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
+    assert not list((project / "outbox").glob("d-*.eml"))
+    with engine.connect() as conn:
+        assert store.get_send(conn, 1)["state"] == "done"

@@ -10,6 +10,7 @@ leaves the reply `forward_pending`, retried by `retry_forwards`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,19 +70,20 @@ def classify(
     if automatic:
         return result(ReplyKind.AUTO_REPLY, reason=automatic)
     words = text.own_words(inbound.message)
-    if identity.purpose == "approve":
+    by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
+    if by_purpose is ReplyKind.APPROVAL:
         return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
     if found and (
-        identity.purpose == "unsubscribe" or unsubscribe.is_request(words, inbound.subject)
+        by_purpose is ReplyKind.UNSUBSCRIBE or unsubscribe.is_request(words, inbound.subject)
     ):
         return result(ReplyKind.UNSUBSCRIBE, words, f"asked to unsubscribe ({identity.via})")
+    verdict = spam.check(inbound.raw, settings.inbound)
+    if verdict is not None and verdict.spam:
+        return result(ReplyKind.SPAM, words, verdict.detail)
     if not found:
         return Classification(
             ReplyKind.UNMATCHED, identity, None, None, words, reason=_unmatched_reason(identity)
         )
-    verdict = spam.check(inbound.raw, settings.inbound)
-    if verdict is not None and verdict.spam:
-        return result(ReplyKind.SPAM, words, verdict.detail)
     kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
     return result(kind, words, f"matched by {identity.via}")
 
@@ -158,21 +160,44 @@ def process(
     return Outcome(reply_id, result.kind, state, detail=detail)
 
 
+Action = Callable[[Connection, Classification, int, Settings, datetime], str]
+
+
+def _act_on_bounce(
+    conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
+) -> str:
+    suppressed = bounce.record(conn, bounce.Bounce(*_split(result)), reply_id, settings.inbound, at)
+    return f"suppressed: {', '.join(suppressed)}" if suppressed else ""
+
+
+def _act_on_unsubscribe(
+    conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
+) -> str:
+    if result.recipient_id is None:
+        return ""
+    store.set_recipient_status(conn, result.recipient_id, "unsubscribed")
+    return "unsubscribed"
+
+
+# What each kind does, in the same transaction as its record. Issue 8 hooks the author's
+# approval of a held send here: ACTIONS[ReplyKind.APPROVAL] = its handler. Until then an
+# approval is only recorded.
+ACTIONS: dict[ReplyKind, Action] = {
+    ReplyKind.BOUNCE: _act_on_bounce,
+    ReplyKind.UNSUBSCRIBE: _act_on_unsubscribe,
+}
+
+
 def _act(
     conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
 ) -> str:
-    """The actions recorded in the same transaction as the reply itself."""
-    if result.kind is ReplyKind.BOUNCE:
-        suppressed = bounce.record(
-            conn, bounce.Bounce(*_split(result)), reply_id, settings.inbound, at
-        )
-        detail = f"suppressed: {', '.join(suppressed)}" if suppressed else ""
+    action = ACTIONS.get(result.kind)
+    if action is None:
+        return ""
+    detail = action(conn, result, reply_id, settings, at)
+    if detail:
         store.update_reply(conn, reply_id, detail=detail)
-        return detail
-    if result.kind is ReplyKind.UNSUBSCRIBE and result.recipient_id is not None:
-        store.set_recipient_status(conn, result.recipient_id, "unsubscribed")
-        return "unsubscribed"
-    return ""
+    return detail
 
 
 def _split(result: Classification) -> tuple[tuple[str, ...], tuple[str, ...]]:
