@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from starlette.applications import Starlette
 from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
 from tests.conftest import free_port
-from tests.inbound_support import KEY, cli, fixture, sent_project
+from tests.inbound_support import KEY, cli, edit, fixture, sent_project
 
 
 @contextmanager
@@ -118,3 +119,19 @@ def test_a_database_problem_answers_503_so_sendgrid_retries(tmp_path: Path, monk
     with serve(lambda: settings_module.load(project / "settings.toml")) as http:
         response = http.post(sendgrid.PATH, data={"email": fixture("gmail_en.eml").decode()})
     assert response.status_code == 503
+
+
+def test_a_message_over_the_limit_is_recorded_and_its_known_sender_told(client) -> None:
+    http, project = client
+    edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 20000")
+    big = fixture("gmail_fr.eml").replace(b"Tr\xc3\xa8s juste.", b"word " * 10_000, 1)
+    response = http.post(sendgrid.PATH, data={"email": big.decode()})
+    assert response.status_code == 200, response.text
+    assert response.json()["kind"] == "refused"
+    [reply] = replies(project)
+    assert (reply["recipient"], reply["post"]) == (2, 5)
+    assert reply["detail"] == "sender told: sent"
+    [notice] = (project / "outbox").glob("d-*zoe.perez@example.org.eml")
+    text = message_from_bytes(notice.read_bytes(), policy=policy.default).get_content()
+    assert "could not be passed on to Jane Marlowe: it was 51 KB" in text
+    assert "replies can be at most 20 KB" in text

@@ -17,6 +17,7 @@ from typing import Any
 from syndicate.compose import one_line
 from syndicate.models import (
     DeliveryResult,
+    InboundMessage,
     OutboundMessage,
     Post,
     Recipient,
@@ -92,6 +93,37 @@ def unsubscribe_confirmation(
         msg["References"] = " ".join(
             filter(None, [request.get("references"), request["message_id"]])
         )
+    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content(body)
+    return msg
+
+
+def human_size(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 1_000_000 else f"{size / 1000:.0f} KB"
+
+
+def refusal_notice(
+    settings: Settings, inbound: InboundMessage, post_title: str, size: int, at: datetime
+) -> EmailMessage:
+    """Tell a known reader or editor that their reply was too large to pass on."""
+    env = make_environment(settings.path(settings.paths.templates))
+    body = env.get_template("notices/refused.txt.j2").render(
+        name=(inbound.sender_name.split() or [""])[0],
+        post_title=post_title,
+        size=human_size(size),
+        limit=human_size(settings.inbound.max_message_bytes),
+        author=settings.author,
+        site=settings.site,
+    )
+    msg = EmailMessage()
+    msg["From"] = Address(one_line(settings.author.name), addr_spec=settings.mail.from_address)
+    msg["To"] = Address(one_line(inbound.sender_name), addr_spec=inbound.sender)
+    msg["Subject"] = one_line(f"Not delivered: {inbound.subject or 'your reply'}")
+    msg["Date"] = format_datetime(at)
+    msg["Message-ID"] = make_msgid("syndicate.refused", settings.mail_domain)
+    if inbound.message_id:
+        msg["In-Reply-To"] = inbound.message_id
+        msg["References"] = " ".join([*inbound.references, inbound.message_id])
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(body)
     return msg

@@ -25,6 +25,7 @@ from syndicate.models import (
     DeliveryState,
     Identity,
     InboundMessage,
+    Post,
     ReplyKind,
     ReplyState,
 )
@@ -136,7 +137,7 @@ def process(
     at = at or store.now()
     limit = settings.inbound.max_message_bytes
     if len(raw) > limit:
-        return _refuse(engine, raw, source, envelope_recipients, limit)
+        return _refuse(engine, raw, source, envelope_recipients, settings, key)
     inbound = parse.parse(raw, source=source, envelope_recipients=envelope_recipients)
     with engine.begin() as conn:
         seen = store.reply_seen(conn, filing.seen_keys(inbound))
@@ -279,22 +280,58 @@ def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: date
 
 
 def _refuse(
-    engine: Engine, raw: bytes, source: str, envelope_recipients: tuple[str, ...], limit: int
+    engine: Engine,
+    raw: bytes,
+    source: str,
+    envelope_recipients: tuple[str, ...],
+    settings: Settings,
+    key: bytes,
 ) -> Outcome:
-    """Record a message too large to process: its headers (and size), not its body."""
+    """Record a message too large to process: its headers and size, not its body. A known
+    reader or editor is told why (stdin: the MTA's bounce carries our explanation instead)."""
+    limit = settings.inbound.max_message_bytes
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
     inbound = parse.parse(head + b"\n\n", source=source, envelope_recipients=envelope_recipients)
     reason = (
         f"message of {len(raw):,} bytes is larger than inbound.max_message_bytes ({limit:,}); "
         "only its headers were kept"
     )
+    identity = identify.identify(inbound, key, settings.mail_domain)
     with engine.begin() as conn:
         keys = filing.seen_keys(inbound)
         seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason)
-        result = Classification(ReplyKind.REFUSED, Identity(""), None, None, "", reason=reason)
+        found = filing.target(conn, identity.send_id, identity.recipient_id)
+        post_id = found["send"]["post_id"] if found else None
+        recipient_id = found["recipient"].id if found else None
+        result = Classification(
+            ReplyKind.REFUSED, identity, post_id, recipient_id, "", reason=reason
+        )
         reply_id = filing.record(conn, inbound, result)
         store.update_reply(conn, reply_id, size=len(raw))
+        post = store.get_post(conn, post_id) if post_id else None
     log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
+    if found and source != "stdin" and inbound.sender:
+        _tell_sender_refused(engine, reply_id, inbound, post, len(raw), settings)
     return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason)
+
+
+def _tell_sender_refused(
+    engine: Engine,
+    reply_id: int,
+    inbound: InboundMessage,
+    post: Post | None,
+    size: int,
+    settings: Settings,
+) -> None:
+    try:
+        message = forward.refusal_notice(
+            settings, inbound, post.title if post else "", size, store.now()
+        )
+        result = forward.deliver(settings, message, inbound.sender, inbound.sender_name, reply_id)
+        detail = f"sender told: {result.state.value}"
+    except Exception as exc:  # the refusal is recorded; the notice is a courtesy
+        detail = f"could not tell the sender: {exc}"
+    with engine.begin() as conn:
+        store.update_reply(conn, reply_id, detail=detail)

@@ -39,7 +39,11 @@ def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
         settings = settings_loader()
         limit = settings.inbound.max_message_bytes
         try:
-            form = await request.form(max_files=100, max_fields=1000, max_part_size=limit + 1)
+            # Parts up to SendGrid's own 30 MB cap are read, so process() can refuse a message
+            # above max_message_bytes politely and record it.
+            form = await request.form(
+                max_files=100, max_fields=1000, max_part_size=max(limit + 1, 40_000_000)
+            )
         except Exception as exc:  # malformed multipart: SendGrid would send the same again
             log.warning("sendgrid inbound: unreadable form data: %s", exc)
             return JSONResponse({"error": f"unreadable multipart/form-data: {exc}"}, 400)
