@@ -82,7 +82,10 @@ def list_replies(
     for column in ("id", "received", "kind", "state", "from", "post", "text"):
         table.add_column(column)
     for r in data:
-        words = r["text"] or r["reason"] or ", ".join(r["addresses"])
+        failed = ", ".join(r["addresses"])
+        if failed:
+            failed = ("temporary: " if r["temporary"] else "failed: ") + failed
+        words = failed or r["text"] or r["reason"]
         table.add_row(
             str(r["id"]),
             (r["received_at"] or "")[:16],
