@@ -181,6 +181,38 @@ def test_poll_files_new_messages_moves_them_and_resumes_by_uid(
         os.environ.pop("SYNDICATE_IMAP_PASSWORD", None)
 
 
+def test_without_a_processed_folder_messages_are_flagged_seen_and_resumed_by_uid(
+    dovecot: int, base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = copy_project(base, tmp_path / "project")
+    config = project / "settings.toml"
+    edit(config, 'host = ""\n# 993', 'host = "127.0.0.1"\n# 993')
+    edit(config, "port = 993", f"port = {dovecot}")
+    edit(config, 'security = "ssl"', 'security = "none"')
+    edit(config, 'folder = "INBOX"', 'folder = "Replies"')
+    edit(config, 'processed_folder = "Processed"', 'processed_folder = ""')
+    edit(
+        config,
+        'username = ""\n# Name of the environment variable holding the IMAP',
+        f'username = "{USER}"\n# Name of the environment variable holding the IMAP',
+    )
+    monkeypatch.setenv("SYNDICATE_IMAP_PASSWORD", PASSWORD)
+    with IMAPClient("127.0.0.1", port=dovecot, ssl=False) as client:
+        client.login(USER, PASSWORD)
+        client.create_folder("Replies")
+    deliver(dovecot, "gmail_de.eml", "auto_x_autoreply.eml", folder="Replies")
+    assert "2 message(s)" in cli(project, "inbound", "poll").stdout.decode()
+    with IMAPClient("127.0.0.1", port=dovecot, ssl=False) as client:
+        client.login(USER, PASSWORD)
+        client.select_folder("Replies", readonly=True)
+        flags = client.get_flags(client.search("ALL"))
+    assert len(flags) == 2 and all(b"\\Seen" in f for f in flags.values())
+    # A new message with a different Message-ID is the only one the next poll reads.
+    deliver(dovecot, "apple_fr.eml", folder="Replies")
+    assert "Inbound: 1 message(s): 1 comment." in cli(project, "inbound", "poll").stdout.decode()
+    assert "nothing new" in cli(project, "inbound", "poll").stdout.decode()
+
+
 def test_a_wrong_password_is_one_clear_error(dovecot: int, base: Path, tmp_path: Path) -> None:
     project = copy_project(base, tmp_path / "project")
     config = project / "settings.toml"
