@@ -128,3 +128,69 @@ class SendSummary:
     seconds: float = 0.0
     # Set when the transport could not be opened at all: nothing was attempted, all stay queued.
     error: str = ""
+
+
+class ReplyKind(enum.StrEnum):
+    """What an inbound message turned out to be; every message gets exactly one."""
+
+    COMMENT = "comment"  # a reader's reply to an edition
+    EDITOR_RESPONSE = "editor_response"  # an editor's answer about a column draft
+    UNSUBSCRIBE = "unsubscribe"
+    BOUNCE = "bounce"
+    AUTO_REPLY = "auto_reply"
+    SPAM = "spam"
+    UNMATCHED = "unmatched"  # a person's words we cannot tie to a send: kept for the author
+    APPROVAL = "approval"  # the author's answer to a held send's preview (approve token)
+    REFUSED = "refused"  # too large or unreadable: recorded, not processed
+
+
+class ReplyState(enum.StrEnum):
+    """Where a recorded message stands; one per message."""
+
+    FORWARDED = "forwarded"  # filed and forwarded to the author
+    FORWARD_PENDING = "forward_pending"  # filed; forwarding failed, retried on the next poll
+    FILED = "filed"  # filed, nothing to forward (forwarding off, unmatched, spam, approval)
+    HANDLED = "handled"  # an action was taken: unsubscribed, bounce scored, auto-reply noted
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One received message: the bytes exactly as received plus what parsing could read."""
+
+    raw: bytes
+    message: EmailMessage
+    source: str
+    message_id: str
+    sender: str
+    sender_name: str
+    subject: str
+    in_reply_to: str
+    references: tuple[str, ...]
+    envelope_recipients: tuple[str, ...] = ()
+    defects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who and what a message answers: from a verified token or one of our Message-IDs."""
+
+    purpose: str  # reply | unsubscribe | approve | "" when unmatched
+    send_id: int | None = None
+    recipient_id: int | None = None
+    via: str = ""  # "token:<header>", "message-id", or "" when unmatched
+    rejected_tokens: tuple[str, ...] = ()  # tokens seen whose signature did not verify
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The outcome of the pipeline's read-only steps: what `inbound classify` prints."""
+
+    kind: ReplyKind
+    identity: Identity
+    post_id: int | None
+    recipient_id: int | None
+    text: str
+    addresses: tuple[str, ...] = ()
+    temporary: bool = False
+    reason: str = ""

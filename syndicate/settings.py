@@ -161,6 +161,39 @@ class Paths(_Section):
     templates: str = "templates"
 
 
+class Imap(_Section):
+    host: str = ""
+    port: int = Field(default=993, gt=0, lt=65536)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str = ""
+    password_env: str = "SYNDICATE_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class WordPress(_Section):
+    url: str = ""
+    username: str = ""
+    password_env: str = "SYNDICATE_WORDPRESS_PASSWORD"
+
+
+class Inbound(_Section):
+    imap: Imap = Imap()
+    maildir: str = ""
+    maildir_processed_folder: str = "processed"
+    max_message_bytes: int = Field(default=10_000_000, gt=0)
+    forward_to_author: bool = True
+    confirm_unsubscribe: bool = True
+    hard_bounce_score: float = Field(default=1.0, ge=0)
+    soft_bounce_score: float = Field(default=0.5, ge=0)
+    bounce_threshold: float = Field(default=3.0, gt=0)
+    bounce_stale_after_days: int = Field(default=7, gt=0)
+    spam_check: Literal["off", "spamc", "spamassassin"] = "off"
+    spam_command: list[str] = []
+    wordpress: WordPress = WordPress()
+
+
 class Settings(_Section):
     site: Site
     author: Author
@@ -173,6 +206,7 @@ class Settings(_Section):
     subscribers: Subscribers = Subscribers()
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
+    inbound: Inbound = Inbound()
     # Set by load(): the folder relative paths in the file are resolved against.
     base_dir: Path = Path(".")
 

@@ -16,7 +16,9 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -141,6 +143,64 @@ replies = Table(
     Column("subject", Text, nullable=False, default=""),
     Column("text", Text, nullable=False, default=""),
     Column("raw", LargeBinary, nullable=False),
+    # Inbound replies (syndicate/inbound): where the message stands and why.
+    Column("state", String(32), nullable=False, default="filed"),
+    Column("source", String(32), nullable=False, default=""),
+    Column("sender_name", Text, nullable=False, default=""),
+    Column("in_reply_to", Text, nullable=False, default=""),
+    Column("references", Text, nullable=False, default=""),
+    # Failed addresses of a bounce; `temporary` is true when every failure was temporary.
+    Column("addresses", JSON, nullable=False, default=list),
+    Column("temporary", Boolean, nullable=False, default=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("size", Integer, nullable=False, default=0),
+    Column("forwarded_at", DateTime(timezone=True)),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# One row per inbound message ever recorded: a message seen twice (IMAP re-fetch, MTA retry,
+# SendGrid retry) is recognised by its Message-ID (or the digest of its bytes) and not re-filed.
+inbound_seen = Table(
+    "inbound_seen",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("reply_id", Integer, ForeignKey("replies.id"), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+# Mailman-style bounce scores per address (not per recipient row: one address can be a reader
+# and an editor).
+bounce_scores = Table(
+    "bounce_scores",
+    metadata,
+    Column("email_key", Text, primary_key=True),
+    Column("score", Float, nullable=False, default=0.0),
+    Column("last_scored_on", Date),
+    Column("last_bounce_at", DateTime(timezone=True), nullable=False),
+    Column("suppressed_at", DateTime(timezone=True)),
+)
+
+bounce_events = Table(
+    "bounce_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_key", Text, nullable=False),
+    Column("reply_id", Integer, ForeignKey("replies.id")),
+    Column("temporary", Boolean, nullable=False),
+    Column("counted", Boolean, nullable=False),
+    Column("score_after", Float, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# IMAP resume point per (server, user, folder): UIDs above last_uid are new while the
+# folder's UIDVALIDITY stays the same.
+imap_state = Table(
+    "imap_state",
+    metadata,
+    Column("mailbox", Text, primary_key=True),
+    Column("uidvalidity", Integer, nullable=False),
+    Column("last_uid", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -623,3 +683,156 @@ def count_replies(conn: Connection) -> dict[str, int]:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
+
+
+# --- inbound replies (syndicate/inbound) ------------------------------------------------------
+
+
+def reply_seen(conn: Connection, keys: list[str]) -> int | None:
+    """The reply already recorded under any of these keys (Message-ID, digest), if any."""
+    keys = [k for k in keys if k]
+    if not keys:
+        return None
+    return conn.execute(
+        select(inbound_seen.c.reply_id).where(inbound_seen.c.key.in_(keys)).limit(1)
+    ).scalar_one_or_none()
+
+
+def insert_reply(conn: Connection, values: dict[str, Any], seen_keys: list[str]) -> int:
+    """Record one inbound message and the keys that recognise it if it comes again."""
+    reply_id = int(
+        conn.execute(insert(replies).values(received_at=now(), **values)).inserted_primary_key[0]
+    )
+    for key in dict.fromkeys(k for k in seen_keys if k):
+        conn.execute(insert(inbound_seen).values(key=key, reply_id=reply_id, seen_at=now()))
+    return reply_id
+
+
+def update_reply(conn: Connection, reply_id: int, **values: Any) -> None:
+    conn.execute(update(replies).where(replies.c.id == reply_id).values(**values))
+
+
+def get_reply(conn: Connection, reply_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_replies(
+    conn: Connection,
+    post_id: int | None = None,
+    kinds: list[str] | None = None,
+    states: list[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Replies, newest first, with the post's title and link and the recipient's address."""
+    query = (
+        select(
+            replies.c[*[c.name for c in replies.columns if c.name != "raw"]],
+            posts.c.title.label("post_title"),
+            posts.c.link.label("post_link"),
+            posts.c.guid.label("post_guid"),
+            recipients.c.email.label("recipient_email"),
+            recipients.c.name.label("recipient_name"),
+        )
+        .outerjoin(posts, posts.c.id == replies.c.post_id)
+        .outerjoin(recipients, recipients.c.id == replies.c.recipient_id)
+        .order_by(replies.c.received_at.desc(), replies.c.id.desc())
+    )
+    if post_id is not None:
+        query = query.where(replies.c.post_id == post_id)
+    if kinds:
+        query = query.where(replies.c.kind.in_(kinds))
+    if states:
+        query = query.where(replies.c.state.in_(states))
+    if limit:
+        query = query.limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def recipient_ids_by_email(conn: Connection, email: str) -> list[tuple[int, str]]:
+    """(id, status) of every recipient row (reader, editor) with this address."""
+    rows = conn.execute(
+        select(recipients.c.id, recipients.c.status).where(
+            recipients.c.email_key == email.strip().lower()
+        )
+    )
+    return [(row.id, row.status) for row in rows]
+
+
+def score_bounce(
+    conn: Connection,
+    email: str,
+    *,
+    temporary: bool,
+    reply_id: int | None,
+    points: float,
+    stale_after_days: int,
+    at: datetime,
+) -> float:
+    """Add a bounce to an address's score (at most once per day) and return the new score.
+
+    As in Mailman: a score untouched for `stale_after_days` starts again from zero, so a
+    mailbox that was full once a month ago does not count against the reader today.
+    """
+    key = email.strip().lower()
+    row = conn.execute(select(bounce_scores).where(bounce_scores.c.email_key == key)).first()
+    today = at.date()
+    if row is None:
+        score, counted = points, True
+        conn.execute(
+            insert(bounce_scores).values(
+                email_key=key, score=score, last_scored_on=today, last_bounce_at=at
+            )
+        )
+    else:
+        last = row.last_scored_on
+        stale = last is None or (today - last).days >= stale_after_days
+        counted = last != today
+        score = (0.0 if stale else row.score) + (points if counted else 0.0)
+        values: dict[str, Any] = {"score": score, "last_bounce_at": at}
+        if counted:
+            values["last_scored_on"] = today
+        conn.execute(update(bounce_scores).where(bounce_scores.c.email_key == key).values(**values))
+    conn.execute(
+        insert(bounce_events).values(
+            email_key=key,
+            reply_id=reply_id,
+            temporary=temporary,
+            counted=counted,
+            score_after=score,
+            at=at,
+        )
+    )
+    return score
+
+
+def mark_bounce_suppressed(conn: Connection, email: str) -> None:
+    conn.execute(
+        update(bounce_scores)
+        .where(bounce_scores.c.email_key == email.strip().lower())
+        .values(suppressed_at=func.coalesce(bounce_scores.c.suppressed_at, now()))
+    )
+
+
+def get_bounce_score(conn: Connection, email: str) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(bounce_scores).where(bounce_scores.c.email_key == email.strip().lower())
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def get_imap_state(conn: Connection, mailbox: str) -> tuple[int, int] | None:
+    row = conn.execute(select(imap_state).where(imap_state.c.mailbox == mailbox)).first()
+    return (row.uidvalidity, row.last_uid) if row else None
+
+
+def save_imap_state(conn: Connection, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+    values = {"uidvalidity": uidvalidity, "last_uid": last_uid, "updated_at": now()}
+    if get_imap_state(conn, mailbox) is None:
+        conn.execute(insert(imap_state).values(mailbox=mailbox, **values))
+    else:
+        conn.execute(update(imap_state).where(imap_state.c.mailbox == mailbox).values(**values))

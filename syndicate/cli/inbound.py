@@ -1,0 +1,134 @@
+"""`syndicate inbound …`: receive one message (MTA pipe), poll IMAP/Maildir, classify a message."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from syndicate import store
+from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.inbound import imap, maildir, parse, pipeline, stdin
+
+inbound_app = typer.Typer(
+    help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
+)
+app.add_typer(inbound_app, name="inbound")
+
+
+@inbound_app.command()
+def receive(
+    ctx: typer.Context,
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--recipient",
+            "-r",
+            help="Envelope recipient (e.g. Postfix's ${original_recipient}); repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Read one message on stdin and file it (for an MTA pipe or alias).
+
+    Exit 0 when stored, 75 (EX_TEMPFAIL: the MTA retries later) on a transient problem, 65 when
+    the message is refused (too large; its headers are recorded).
+    """
+    raw = sys.stdin.buffer.read()
+    try:
+        settings = settings_of(ctx)
+        engine = open_store(settings)
+        key = store.hmac_key(engine, settings.hmac_key_from_env())
+        code, outcome = stdin.receive_bytes(
+            engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
+        )
+    except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
+        err.print(f"syndicate inbound receive: temporary failure, retry later: {exc}")
+        raise typer.Exit(stdin.EX_TEMPFAIL) from None
+    if outcome.kind.value == "refused":
+        # Postfix and Exim quote this line in the bounce they send back to the sender.
+        print(f"Your message was not delivered: {outcome.detail}. Please send a shorter one.")
+    else:
+        err.print(
+            f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}"
+            + (" (already recorded)" if outcome.duplicate else "")
+        )
+    raise typer.Exit(code)
+
+
+@inbound_app.command()
+def poll(ctx: typer.Context) -> None:
+    """Fetch new messages from the IMAP mailbox and the Maildir set in settings, file each one,
+    and retry forwards that failed before."""
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    outcomes = []
+    sources = 0
+    if settings.inbound.imap.host:
+        sources += 1
+        outcomes += imap.poll(engine, settings, key)
+    if settings.inbound.maildir:
+        sources += 1
+        outcomes += maildir.poll(engine, settings.path(settings.inbound.maildir), settings, key)
+    if not sources:
+        err.print(
+            "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
+            "(or pipe messages to `syndicate inbound receive`)"
+        )
+        raise typer.Exit(1)
+    forwarded, pending = pipeline.retry_forwards(engine, settings)
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        label = "duplicate" if outcome.duplicate else outcome.kind.value
+        counts[label] = counts.get(label, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
+    console.print(f"Inbound: {len(outcomes)} message(s): {summary}.")
+    if forwarded or pending:
+        console.print(f"Forwards retried: {forwarded} sent, {pending} still pending.")
+
+
+@inbound_app.command()
+def classify(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    message: Annotated[
+        Path | None, typer.Argument(help="An .eml file; stdin when omitted.", show_default=False)
+    ] = None,
+) -> None:
+    """Show what a message would be filed as, changing nothing (no record, no mail)."""
+    raw = message.read_bytes() if message else sys.stdin.buffer.read()
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    inbound = parse.parse(raw, source="classify")
+    with engine.connect() as conn:
+        result = pipeline.classify(conn, inbound, settings, key)
+    data = {
+        "kind": result.kind.value,
+        "post": result.post_id,
+        "recipient": result.recipient_id,
+        "send": result.identity.send_id if result.post_id else None,
+        "matched_by": result.identity.via or None,
+        "addresses": list(result.addresses),
+        "temporary": result.temporary,
+        "text": result.text,
+        "reason": result.reason,
+        "sender": inbound.sender,
+        "subject": inbound.subject,
+        "size": len(raw),
+    }
+    if len(raw) > settings.inbound.max_message_bytes:
+        data["kind"] = "refused"
+        data["reason"] = f"larger than inbound.max_message_bytes ({len(raw):,} bytes)"
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
+    for name in ("post", "recipient", "sender", "subject", "addresses"):
+        if data[name]:
+            console.print(f"  {name}: {data[name]}", highlight=False)
+    if data["text"]:
+        console.print("  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False)

@@ -1,0 +1,134 @@
+"""`syndicate replies …`: what came back by email, filed per post, and exports for WordPress."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from syndicate import store
+from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.errors import NotFoundError
+from syndicate.inbound import wordpress
+from syndicate.models import ReplyKind
+
+replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
+app.add_typer(replies_app, name="replies")
+
+Kind = StrEnum("Kind", {k.name: k.value for k in ReplyKind})
+
+
+class Format(StrEnum):
+    WXR = "wxr"
+
+
+def _post_id(settings, post: str | None) -> int | None:
+    if post is None:
+        return None
+    with open_store(settings).connect() as conn:
+        found = store.find_post(conn, post)
+    if found is None:
+        raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
+    return found.id
+
+
+@replies_app.command("list")
+def list_replies(
+    ctx: typer.Context,
+    post: Annotated[str | None, typer.Option(help="Post id, guid, link or 'latest'.")] = None,
+    kind: Annotated[list[Kind] | None, typer.Option(help="Only this kind; repeatable.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List replies, newest first."""
+    settings = settings_of(ctx)
+    post_id = _post_id(settings, post)
+    with open_store(settings).connect() as conn:
+        rows = store.list_replies(
+            conn, post_id=post_id, kinds=[k.value for k in kind or []], limit=limit
+        )
+    data = [
+        {
+            "id": r["id"],
+            "received_at": iso(r["received_at"]),
+            "kind": r["kind"],
+            "state": r["state"],
+            "source": r["source"],
+            "post": r["post_id"],
+            "post_title": r["post_title"],
+            "recipient": r["recipient_id"],
+            "sender": r["sender"],
+            "sender_name": r["sender_name"],
+            "subject": r["subject"],
+            "text": r["text"],
+            "addresses": r["addresses"] or [],
+            "temporary": bool(r["temporary"]),
+            "reason": r["reason"],
+            "detail": r["detail"],
+        }
+        for r in rows
+    ]
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not data:
+        console.print("No replies yet.")
+        return
+    table = Table(title="Replies")
+    for column in ("id", "received", "kind", "state", "from", "post", "text"):
+        table.add_column(column)
+    for r in data:
+        failed = ", ".join(r["addresses"])
+        if failed:
+            failed = ("temporary: " if r["temporary"] else "failed: ") + failed
+        words = failed or r["text"] or r["reason"]
+        table.add_row(
+            str(r["id"]),
+            (r["received_at"] or "")[:16],
+            r["kind"],
+            r["state"],
+            r["sender"],
+            r["post_title"] or "",
+            words if len(words) < 80 else words[:77] + "…",
+        )
+    console.print(table)
+
+
+@replies_app.command()
+def export(
+    ctx: typer.Context,
+    format: Annotated[Format, typer.Option("--format", help="wxr: WordPress import file.")] = (
+        Format.WXR
+    ),
+    post: Annotated[str | None, typer.Option(help="Only this post.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export readers' comments for WordPress (Tools → Import → WordPress), as pending."""
+    settings = settings_of(ctx)
+    post_id = _post_id(settings, post)
+    with open_store(settings).connect() as conn:
+        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    text = wordpress.wxr(settings.site.name, settings.site.url, rows)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"{len(rows)} comment(s) written to {out}")
+    else:
+        print(text, end="")
+
+
+@replies_app.command()
+def push(
+    ctx: typer.Context,
+    post: Annotated[str | None, typer.Option(help="Only this post.")] = None,
+) -> None:
+    """Post readers' comments to the WordPress site in [inbound.wordpress] as pending comments."""
+    settings = settings_of(ctx)
+    post_id = _post_id(settings, post)
+    with open_store(settings).connect() as conn:
+        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
+        console.print(f"reply {reply_id}: {result}", highlight=False)

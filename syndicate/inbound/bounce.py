@@ -1,0 +1,99 @@
+"""Step 3, bounce: delivery status notifications and the home-grown formats of common MTAs.
+
+flufl.bounce (Mailman's detectors) reads RFC 3464 DSNs and the non-standard formats; it returns
+bytes addresses. Scoring follows Mailman: a permanent failure counts hard_bounce_score, a
+temporary one soft_bounce_score, at most once a day; at bounce_threshold the address is
+suppressed through store.set_recipient_status(..., "bounced").
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flufl.bounce import all_failures
+from sqlalchemy.engine import Connection
+
+from syndicate import store
+from syndicate.inbound.parse import header
+from syndicate.models import InboundMessage
+from syndicate.settings import Inbound
+
+log = logging.getLogger(__name__)
+
+_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+
+
+@dataclass(frozen=True)
+class Bounce:
+    permanent: tuple[str, ...]
+    temporary: tuple[str, ...]
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.permanent + tuple(a for a in self.temporary if a not in self.permanent)
+
+    @property
+    def only_temporary(self) -> bool:
+        return not self.permanent and bool(self.temporary)
+
+
+def detect(inbound: InboundMessage) -> Bounce | None:
+    """The failed addresses when the message is a bounce, else None."""
+    try:
+        temporary, permanent = all_failures(inbound.message)
+    except Exception as exc:  # a detector tripping over broken MIME must not stop the pipeline
+        log.warning("bounce detection failed on %s: %s", inbound.message_id or "a message", exc)
+        temporary, permanent = frozenset(), frozenset()
+    perm = _decoded(permanent)
+    temp = tuple(a for a in _decoded(temporary) if a not in perm)
+    if perm or temp:
+        return Bounce(perm, temp)
+    if _looks_like_bounce(inbound):
+        return Bounce((), ())
+    return None
+
+
+def _decoded(found: frozenset[bytes]) -> tuple[str, ...]:
+    text = (a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in found)
+    return tuple(sorted({a.strip().strip("<>").lower() for a in text if "@" in a}))
+
+
+def _looks_like_bounce(inbound: InboundMessage) -> bool:
+    """A report or a mailer-daemon message whose addresses could not be read: still a bounce."""
+    content_type = inbound.message.get_content_type()
+    report_type = inbound.message.get_param("report-type", "") or ""
+    if content_type == "multipart/report" and str(report_type).lower() == "delivery-status":
+        return True
+    return inbound.sender.split("@", 1)[0] in _DAEMONS and not header(
+        inbound.message, "In-Reply-To"
+    )
+
+
+def record(
+    conn: Connection, bounce: Bounce, reply_id: int, config: Inbound, at: datetime
+) -> list[str]:
+    """Score each failed address; returns the addresses suppressed by this bounce."""
+    suppressed = []
+    for address in bounce.addresses:
+        temporary = address not in bounce.permanent
+        points = config.soft_bounce_score if temporary else config.hard_bounce_score
+        score = store.score_bounce(
+            conn,
+            address,
+            temporary=temporary,
+            reply_id=reply_id,
+            points=points,
+            stale_after_days=config.bounce_stale_after_days,
+            at=at,
+        )
+        log.info("bounce for %s (%s): score %.1f", address, "soft" if temporary else "hard", score)
+        if score < config.bounce_threshold:
+            continue
+        for recipient_id, status in store.recipient_ids_by_email(conn, address):
+            if status == "active":
+                store.set_recipient_status(conn, recipient_id, "bounced")
+                suppressed.append(address)
+        store.mark_bounce_suppressed(conn, address)
+    return list(dict.fromkeys(suppressed))

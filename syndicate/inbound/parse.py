@@ -1,0 +1,114 @@
+"""Step 1, parse: bytes as received → InboundMessage; broken MIME still yields what it can."""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+
+from syndicate.models import InboundMessage
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+def header(message: EmailMessage, name: str) -> str:
+    """A header as text, never raising: a malformed or 8-bit header gives its best reading."""
+    try:
+        value = message.get(name)
+    except Exception:  # the email package raises assorted errors on broken headers
+        value = None
+        for key, raw in message.raw_items():
+            if key.lower() == name.lower():
+                value = raw
+                break
+    if value is None:
+        return ""
+    return " ".join(clean(str(value)).split())
+
+
+def clean(text: str) -> str:
+    """Text safe to store: raw 8-bit bytes in a header (kept by the parser as surrogates) are
+    read as UTF-8 where they are UTF-8 and as Windows-1252 where they are not."""
+    if not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    data = text.encode("utf-8", "surrogateescape")
+    out, i = [], 0
+    while i < len(data):
+        try:
+            out.append(data[i:].decode("utf-8"))
+            break
+        except UnicodeDecodeError as exc:
+            out.append(data[i : i + exc.start].decode("utf-8"))
+            bad = data[i + exc.start : i + exc.start + 1]
+            out.append(bad.decode("cp1252", "replace"))
+            i += exc.start + 1
+    return "".join(out)
+
+
+def headers(message: EmailMessage, name: str) -> list[str]:
+    """Every occurrence of a header (Received-style headers may repeat), as text."""
+    found = []
+    for key, raw in message.raw_items():
+        if key.lower() == name.lower():
+            found.append(" ".join(str(raw).split()))
+    return found
+
+
+def addresses(message: EmailMessage, *names: str) -> list[str]:
+    """Plain addresses from address headers, lower-case, in order, without duplicates."""
+    values = [value for name in names for value in headers(message, name)]
+    found = [addr.strip().lower() for _, addr in getaddresses(values) if "@" in addr]
+    return list(dict.fromkeys(found))
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    return tuple(_MSGID.findall(value))
+
+
+def parse(raw: bytes, *, source: str, envelope_recipients: tuple[str, ...] = ()) -> InboundMessage:
+    """Parse without raising; the bytes are kept untouched for the record."""
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    name, sender = _sender(message)
+    msgid = message_ids(header(message, "Message-ID"))
+    in_reply_to = message_ids(header(message, "In-Reply-To"))
+    references = message_ids(header(message, "References"))
+    defects = [type(d).__name__ for d in message.defects]
+    for part in message.walk():
+        defects.extend(type(d).__name__ for d in part.defects)
+    return InboundMessage(
+        raw=raw,
+        message=message,
+        source=source,
+        message_id=msgid[0] if msgid else "",
+        sender=sender,
+        sender_name=name,
+        subject=header(message, "Subject"),
+        in_reply_to=in_reply_to[0] if in_reply_to else "",
+        references=references,
+        envelope_recipients=tuple(a.strip().strip("<>").lower() for a in envelope_recipients),
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+def _sender(message: EmailMessage) -> tuple[str, str]:
+    """(display name, address) of From, falling back to Sender and Return-Path."""
+    for name in ("From", "Sender", "Return-Path"):
+        value = header(message, name)
+        if not value:
+            continue
+        try:
+            parsed = message[name]
+            if parsed is not None and getattr(parsed, "addresses", None):
+                first: Address = parsed.addresses[0]
+                if first.addr_spec and "@" in first.addr_spec:
+                    return clean(first.display_name), clean(first.addr_spec).lower()
+        except Exception:
+            pass
+        display, addr = parseaddr(value)
+        if "@" in addr:
+            return clean(display), clean(addr).lower()
+    return "", ""

@@ -1,0 +1,337 @@
+"""The inbound pipeline, in order: parse → identify → bounce → autoreply → unsubscribe → text →
+file → forward. Every entrance (stdin, IMAP, Maildir, SendGrid) calls `process`; `classify` runs
+the read-only steps and changes nothing.
+
+Every message ends in exactly one recorded state. A database problem raises (the entrance then
+asks for the message again later: exit 75, IMAP left unflagged, HTTP 5xx); a failed forward
+leaves the reply `forward_pending`, retried by `retry_forwards`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from syndicate import store
+from syndicate.inbound import autoreply, bounce, forward, identify, parse, spam, text, unsubscribe
+from syndicate.inbound import file as filing
+from syndicate.models import (
+    Classification,
+    DeliveryState,
+    Identity,
+    InboundMessage,
+    Post,
+    ReplyKind,
+    ReplyState,
+)
+from syndicate.settings import Settings
+
+log = logging.getLogger(__name__)
+# flufl.bounce logs every detector it tries at INFO.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
+
+HUMAN_KINDS = (ReplyKind.COMMENT, ReplyKind.EDITOR_RESPONSE, ReplyKind.UNMATCHED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply_id: int
+    kind: ReplyKind
+    state: ReplyState
+    duplicate: bool = False
+    detail: str = ""
+
+
+def classify(
+    conn: Connection, inbound: InboundMessage, settings: Settings, key: bytes
+) -> Classification:
+    """Steps 2–7 without side effects: what this message is, about which post and person."""
+    identity = identify.identify(inbound, key, settings.mail_domain)
+    found = filing.target(conn, identity.send_id, identity.recipient_id)
+    post_id = found["send"]["post_id"] if found else None
+    recipient_id = found["recipient"].id if found else None
+
+    def result(kind: ReplyKind, words: str = "", reason: str = "", **extra) -> Classification:
+        return Classification(kind, identity, post_id, recipient_id, words, reason=reason, **extra)
+
+    failed = bounce.detect(inbound)
+    if failed is not None:
+        return result(
+            ReplyKind.BOUNCE,
+            reason="delivery status notification",
+            addresses=failed.addresses,
+            temporary=failed.only_temporary,
+        )
+    automatic = autoreply.reason(inbound)
+    if automatic:
+        return result(ReplyKind.AUTO_REPLY, reason=automatic)
+    words = text.own_words(inbound.message)
+    by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
+    if by_purpose is ReplyKind.APPROVAL:
+        return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
+    if found and (
+        by_purpose is ReplyKind.UNSUBSCRIBE or unsubscribe.is_request(words, inbound.subject)
+    ):
+        return result(ReplyKind.UNSUBSCRIBE, words, f"asked to unsubscribe ({identity.via})")
+    verdict = spam.check(inbound.raw, settings.inbound)
+    if verdict is not None and verdict.spam:
+        return result(ReplyKind.SPAM, words, verdict.detail)
+    if not found:
+        return Classification(
+            ReplyKind.UNMATCHED, identity, None, None, words, reason=_unmatched_reason(identity)
+        )
+    kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
+    return result(kind, words, f"matched by {identity.via}")
+
+
+def _classify_or_refuse(
+    conn: Connection, inbound: InboundMessage, settings: Settings, key: bytes
+) -> Classification:
+    """A message the pipeline cannot read is recorded whole as refused, never retried forever;
+    database errors still propagate (they are transient)."""
+    try:
+        return classify(conn, inbound, settings, key)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        log.exception("could not classify %s; recorded as refused", inbound.message_id)
+        return Classification(
+            ReplyKind.REFUSED,
+            Identity(""),
+            None,
+            None,
+            "",
+            reason=f"could not be processed ({type(exc).__name__}: {exc}); kept whole",
+        )
+
+
+def _unmatched_reason(identity: Identity) -> str:
+    if identity.send_id is not None:
+        return (
+            f"names send {identity.send_id} / recipient {identity.recipient_id}, "
+            "which are not in this database"
+        )
+    if identity.rejected_tokens:
+        return "reply token did not verify (altered or forged): " + ", ".join(
+            identity.rejected_tokens
+        )
+    return "no reply token and no In-Reply-To/References to one of our messages"
+
+
+def process(
+    engine: Engine,
+    raw: bytes,
+    settings: Settings,
+    key: bytes,
+    *,
+    source: str,
+    envelope_recipients: tuple[str, ...] = (),
+    at: datetime | None = None,
+) -> Outcome:
+    """Run one message through the whole pipeline and record it; safe to call twice."""
+    at = at or store.now()
+    limit = settings.inbound.max_message_bytes
+    if len(raw) > limit:
+        return _refuse(engine, raw, source, envelope_recipients, settings, key)
+    inbound = parse.parse(raw, source=source, envelope_recipients=envelope_recipients)
+    with engine.begin() as conn:
+        seen = store.reply_seen(conn, filing.seen_keys(inbound))
+        if seen is not None:
+            row = store.get_reply(conn, seen)
+            assert row is not None
+            log.info("message %s already recorded as reply %s", inbound.message_id, seen)
+            return Outcome(seen, ReplyKind(row["kind"]), ReplyState(row["state"]), duplicate=True)
+        result = _classify_or_refuse(conn, inbound, settings, key)
+        reply_id = filing.record(conn, inbound, result)
+        detail = _act(conn, result, reply_id, settings, at)
+    log.info(
+        "%s from %s → reply %s: %s (%s)",
+        source,
+        inbound.sender or "unknown sender",
+        reply_id,
+        result.kind.value,
+        result.reason,
+    )
+    state = _notify(engine, reply_id, result, settings, at)
+    return Outcome(reply_id, result.kind, state, detail=detail)
+
+
+Action = Callable[[Connection, Classification, int, Settings, datetime], str]
+
+
+def _act_on_bounce(
+    conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
+) -> str:
+    suppressed = bounce.record(conn, bounce.Bounce(*_split(result)), reply_id, settings.inbound, at)
+    return f"suppressed: {', '.join(suppressed)}" if suppressed else ""
+
+
+def _act_on_unsubscribe(
+    conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
+) -> str:
+    if result.recipient_id is None:
+        return ""
+    store.set_recipient_status(conn, result.recipient_id, "unsubscribed")
+    return "unsubscribed"
+
+
+# What each kind does, in the same transaction as its record. Issue 8 hooks the author's
+# approval of a held send here: ACTIONS[ReplyKind.APPROVAL] = its handler. Until then an
+# approval is only recorded.
+ACTIONS: dict[ReplyKind, Action] = {
+    ReplyKind.BOUNCE: _act_on_bounce,
+    ReplyKind.UNSUBSCRIBE: _act_on_unsubscribe,
+}
+
+
+def _act(
+    conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
+) -> str:
+    action = ACTIONS.get(result.kind)
+    if action is None:
+        return ""
+    detail = action(conn, result, reply_id, settings, at)
+    if detail:
+        store.update_reply(conn, reply_id, detail=detail)
+    return detail
+
+
+def _split(result: Classification) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if result.temporary:
+        return (), result.addresses
+    return result.addresses, ()
+
+
+def _notify(
+    engine: Engine, reply_id: int, result: Classification, settings: Settings, at: datetime
+) -> ReplyState:
+    """Forward a comment or an editor's answer; confirm an unsubscribe. Never raises."""
+    with engine.connect() as conn:
+        row = store.get_reply(conn, reply_id)
+    assert row is not None
+    if result.kind in (ReplyKind.COMMENT, ReplyKind.EDITOR_RESPONSE):
+        if not settings.inbound.forward_to_author:
+            return ReplyState.FILED
+        return forward_reply(engine, row, settings, at)
+    if result.kind is ReplyKind.UNSUBSCRIBE and settings.inbound.confirm_unsubscribe:
+        _confirm_unsubscribe(engine, row, settings, at)
+    return ReplyState(row["state"])
+
+
+def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -> ReplyState:
+    """Forward one filed reply to the author and record the result."""
+    with engine.connect() as conn:
+        post = store.get_post(conn, row["post_id"])
+        recipient = store.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+    assert post is not None
+    try:
+        message = forward.forward_message(settings, row, post, recipient, at)
+        result = forward.deliver(
+            settings, message, settings.author.email, settings.author.name, row["id"]
+        )
+        ok, detail = result.state is DeliveryState.SENT, result.detail
+    except Exception as exc:  # a template error or an unreachable server: keep it pending
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    state = ReplyState.FORWARDED if ok else ReplyState.FORWARD_PENDING
+    with engine.begin() as conn:
+        store.update_reply(
+            conn,
+            row["id"],
+            state=state.value,
+            forwarded_at=at if ok else None,
+            detail=("forwarded to " + settings.author.email) if ok else f"forward failed: {detail}",
+        )
+    if not ok:
+        log.warning("could not forward reply %s to the author: %s (will retry)", row["id"], detail)
+    return state
+
+
+def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
+    """Forward again every reply left forward_pending; returns (forwarded, still pending)."""
+    with engine.connect() as conn:
+        pending = store.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
+    done = 0
+    for row in pending:
+        with engine.connect() as conn:
+            full = store.get_reply(conn, row["id"])
+        if full and forward_reply(engine, full, settings, store.now()) is ReplyState.FORWARDED:
+            done += 1
+    return done, len(pending) - done
+
+
+def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: datetime) -> None:
+    with engine.connect() as conn:
+        recipient = store.get_recipient(conn, row["recipient_id"])
+    if recipient is None:
+        return
+    try:
+        message = forward.unsubscribe_confirmation(settings, recipient, row, at)
+        result = forward.deliver(settings, message, recipient.email, recipient.name, row["id"])
+        detail = f"unsubscribed; confirmation {result.state.value}"
+    except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
+        detail = f"unsubscribed; confirmation failed: {exc}"
+    with engine.begin() as conn:
+        store.update_reply(conn, row["id"], detail=detail)
+
+
+def _refuse(
+    engine: Engine,
+    raw: bytes,
+    source: str,
+    envelope_recipients: tuple[str, ...],
+    settings: Settings,
+    key: bytes,
+) -> Outcome:
+    """Record a message too large to process: its headers and size, not its body. A known
+    reader or editor is told why (stdin: the MTA's bounce carries our explanation instead)."""
+    limit = settings.inbound.max_message_bytes
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
+    inbound = parse.parse(head + b"\n\n", source=source, envelope_recipients=envelope_recipients)
+    reason = (
+        f"message of {len(raw):,} bytes is larger than inbound.max_message_bytes ({limit:,}); "
+        "only its headers were kept"
+    )
+    identity = identify.identify(inbound, key, settings.mail_domain)
+    with engine.begin() as conn:
+        keys = filing.seen_keys(inbound)
+        seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
+        if seen is not None:
+            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason)
+        found = filing.target(conn, identity.send_id, identity.recipient_id)
+        post_id = found["send"]["post_id"] if found else None
+        recipient_id = found["recipient"].id if found else None
+        result = Classification(
+            ReplyKind.REFUSED, identity, post_id, recipient_id, "", reason=reason
+        )
+        reply_id = filing.record(conn, inbound, result)
+        store.update_reply(conn, reply_id, size=len(raw))
+        post = store.get_post(conn, post_id) if post_id else None
+    log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
+    if found and source != "stdin" and inbound.sender:
+        _tell_sender_refused(engine, reply_id, inbound, post, len(raw), settings)
+    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason)
+
+
+def _tell_sender_refused(
+    engine: Engine,
+    reply_id: int,
+    inbound: InboundMessage,
+    post: Post | None,
+    size: int,
+    settings: Settings,
+) -> None:
+    try:
+        message = forward.refusal_notice(
+            settings, inbound, post.title if post else "", size, store.now()
+        )
+        result = forward.deliver(settings, message, inbound.sender, inbound.sender_name, reply_id)
+        detail = f"sender told: {result.state.value}"
+    except Exception as exc:  # the refusal is recorded; the notice is a courtesy
+        detail = f"could not tell the sender: {exc}"
+    with engine.begin() as conn:
+        store.update_reply(conn, reply_id, detail=detail)

@@ -1,0 +1,132 @@
+"""Helpers for the inbound tests: a project that has sent one post, fixtures, tools."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from syndicate import settings as settings_module
+from syndicate import store
+from syndicate.cli import app
+from syndicate.errors import SyndicateError
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inbound"
+# The fixtures' tokens are signed with this key (send 1 = newsletter to readers 1–4, send 2 =
+# column to editors 5–6, as `syndicate run --once` plans them on the shipped example project).
+KEY = "inbound-fixtures-key"
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "SYNDICATE_SECRET_KEY": KEY, "COLUMNS": "200"}
+
+
+def cli(project: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """The `syndicate` command run in this process (fast); errors become exit 1 as in main()."""
+    runner = CliRunner(env={"SYNDICATE_SECRET_KEY": KEY, "COLUMNS": "200"})
+    argv = ["--config", str(project / "settings.toml"), *args]
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        result = runner.invoke(app, argv, input=stdin)
+    finally:  # the command configures logging for itself; leave the test process as it was
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+    code, stderr = result.exit_code, result.stderr_bytes
+    if isinstance(result.exception, SyndicateError):
+        code, stderr = 1, stderr + f"error: {result.exception}".encode()
+    elif result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(argv, code, result.stdout_bytes, stderr)
+
+
+def cli_process(
+    project: Path, *args: str, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    """The real `syndicate` command in a subprocess, as an MTA runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
+        cwd=project,
+        input=stdin,
+        capture_output=True,
+        env=env(),
+        timeout=120,
+    )
+
+
+_TEMPLATE: list[Path] = []
+
+
+def sent_project(folder: Path) -> Path:
+    """The shipped project after one `syndicate run --once` (sends 1 and 2 made, outbox mode).
+
+    Made once per test session by the real command, then copied for each test."""
+    if not _TEMPLATE:
+        scratch = Path(tempfile.mkdtemp(prefix="syndicate-inbound-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        _TEMPLATE.append(_make_sent_project(scratch / "project"))
+    shutil.copytree(_TEMPLATE[0], folder)
+    return folder
+
+
+def _make_sent_project(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in ("templates", "subscribers", "examples"):
+        shutil.copytree(ROOT / name, folder / name)
+    shutil.copy(ROOT / "settings.toml", folder / "settings.toml")
+    result = cli_process(folder, "run", "--once")
+    assert result.returncode == 0, result.stderr.decode()
+    return folder
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def load(project: Path) -> tuple[settings_module.Settings, Engine, bytes]:
+    settings = settings_module.load(project / "settings.toml")
+    engine = store.connect(settings.database_url)
+    return settings, engine, KEY.encode()
+
+
+def edit(config: Path, old: str, new: str) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {config}"
+    config.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def use_smtp(project: Path, port: int) -> None:
+    edit(project / "settings.toml", 'kind = "outbox"', 'kind = "smtp"')
+    edit(
+        project / "settings.toml",
+        'host = "localhost"\nport = 587',
+        f'host = "127.0.0.1"\nport = {port}',
+    )
+    edit(project / "settings.toml", 'security = "starttls"', 'security = "none"')
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; under CI=true a missing tool fails the test, elsewhere it skips."""
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
+    if path:
+        return path
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not installed; .ci/run installs it with apt-get")
+    pytest.skip(f"{name} is not installed (apt-get install it to run this test)")
