@@ -100,18 +100,19 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     return msg
 
 
-def deliver_to_author(settings: Settings, message: EmailMessage) -> bool:
+def deliver_to_author(settings: Settings, message: EmailMessage, send_id: int) -> bool:
     """Send one message to the author through the configured transport; True when accepted.
 
     The only place approval touches a transport, so a change of the transport interface is
-    one edit here.
+    one edit here. The delivery id is -send_id: not a deliveries row, but distinct per preview
+    (the outbox names files by it).
     """
     transport = make_transport(settings)
     author = Recipient(0, RecipientKind.READER, settings.author.email, settings.author.name)
     try:
         transport.open()
         [result] = transport.send_batch(
-            [OutboundMessage(0, author, settings.mail.from_address, message)]
+            [OutboundMessage(-send_id, author, settings.mail.from_address, message)]
         )
     except TransportError as exc:
         log.error("preview to %s not sent: %s; will retry", settings.author.email, exc)
@@ -132,7 +133,7 @@ def request_previews(engine: Engine, settings: Settings) -> int:
     sent = 0
     for send in waiting:
         message = build_preview(engine, settings, send["id"], key)
-        if not deliver_to_author(settings, message):
+        if not deliver_to_author(settings, message, send["id"]):
             continue
         with engine.begin() as conn:
             store.update_send(conn, send["id"], approval_requested_at=store.now())

@@ -544,12 +544,12 @@ def awaiting_preview(conn: Connection) -> list[dict[str, Any]]:
 # --- digests ----------------------------------------------------------------------------------
 
 
-def queue_for_digest(conn: Connection, post_id: int) -> None:
+def queue_for_digest(conn: Connection, post_id: int, found: datetime) -> None:
     if conn.execute(
         select(digest_posts.c.post_id).where(digest_posts.c.post_id == post_id)
     ).first():
         return
-    conn.execute(insert(digest_posts).values(post_id=post_id, send_id=None, queued_at=now()))
+    conn.execute(insert(digest_posts).values(post_id=post_id, send_id=None, queued_at=found))
 
 
 def digest_queue(conn: Connection) -> list[dict[str, Any]]:

@@ -68,7 +68,7 @@ def plan_post(
     for channel in enabled_channels(settings):
         policy = channel_policy(settings, channel)
         if policy.kind == "digest":
-            store.queue_for_digest(conn, post_id)
+            store.queue_for_digest(conn, post_id, found)
             report.queued_for_digest += 1
             continue
         embargo = column_embargo(settings, found) if channel is Channel.COLUMN else None
