@@ -245,7 +245,7 @@ def parse_policy(text: str) -> Policy:
         return Policy("immediately", text=raw)
     if lowered == "manual":
         return Policy("manual", text=raw)
-    match = re.fullmatch(r"at (\S+)", lowered)
+    match = re.fullmatch(r"at (.+)", lowered)
     if match:
         clock = _parse_clock(match.group(1))
         if clock is None:

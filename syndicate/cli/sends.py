@@ -59,16 +59,14 @@ def send_json(send: dict[str, Any]) -> dict[str, Any]:
 
 def _echo(settings: Settings, send: dict[str, Any], verb: str) -> None:
     zone = settings.zone
-    console.print(
-        f"Send {send['id']} ({send['channel']}) {verb}: state {send['state']}, "
-        f"scheduled {describe(store.as_utc(send['scheduled_at']), zone)}",
-        highlight=False,
-    )
+    lines = [
+        f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
+        f"  at {describe(store.as_utc(send['scheduled_at']), zone)}",
+    ]
     if send["embargo_until"]:
-        console.print(
-            f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}",
-            highlight=False,
-        )
+        lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @sends_app.command("list")
@@ -138,7 +136,10 @@ def schedule(
     send, created = control.schedule(engine, found.id, channel, when, until)
     _echo(settings, send, "created" if created else "rescheduled")
     if send["state"] != "scheduled":
-        console.print(f"  it is {send['state']}: 'syndicate approve {send['id']}' releases it")
+        console.print(
+            f"  it is {send['state']}: 'syndicate approve {send['id']}' releases it",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -147,7 +148,10 @@ def hold(ctx: typer.Context, send: SendArg) -> None:
     settings = settings_of(ctx)
     row = control.hold(open_store(settings), send)
     _echo(settings, row, "held")
-    console.print(f"  'syndicate approve {send}' releases it; 'syndicate cancel {send}' drops it")
+    console.print(
+        f"  'syndicate approve {send}' releases it; 'syndicate cancel {send}' drops it",
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -168,7 +172,8 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
         counts = store.delivery_counts(conn, send)
     console.print(
         f"Send {send} ({row['channel']}) cancelled; {counts.get('sent', 0)} message(s) had "
-        f"been delivered, {counts.get('pending', 0)} will not be sent."
+        f"been delivered, {counts.get('pending', 0)} will not be sent.",
+        soft_wrap=True,
     )
 
 
