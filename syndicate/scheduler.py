@@ -360,6 +360,7 @@ class Daemon:
     transport_factory: Callable[[Settings], Transport] = make_transport
     stop: threading.Event = field(default_factory=threading.Event)
     lock: DaemonLock = field(init=False)
+    scheduler: BackgroundScheduler | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.lock = DaemonLock(
@@ -373,7 +374,10 @@ class Daemon:
     def job_poll_feed(self) -> None:
         if self.stop.is_set() or not self.lock.held:
             return
-        poll_feed(self.engine, self.settings, self.clock())
+        report = poll_feed(self.engine, self.settings, self.clock())
+        if report.poll and report.poll.sends_created and self.scheduler is not None:
+            # Don't make an "immediately" post wait for the next minute.
+            self.scheduler.modify_job("due_sends", next_run_time=datetime.now(self.settings.zone))
 
     def job_tick(self) -> RunReport | None:
         if self.stop.is_set() or not self.lock.held:
@@ -406,11 +410,15 @@ class Daemon:
             self.stop.set()
 
     def build_scheduler(self) -> BackgroundScheduler:
-        """The clock: explicit time zone, coalescing, generous misfire grace, one instance."""
+        """The clock: explicit time zone, coalescing, generous misfire grace, one instance.
+
+        The jobs that write to the database share one worker, so they never race each other
+        for SQLite's write lock; the heartbeat has its own so a long send cannot starve it.
+        """
         grace = int(self.settings.daemon.misfire_grace_minutes * 60)
         scheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(4)},
+            executors={"default": ThreadPoolExecutor(1), "heartbeat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "misfire_grace_time": grace, "max_instances": 1},
             timezone=self.settings.zone,
         )
@@ -423,6 +431,7 @@ class Daemon:
             seconds=daemon.heartbeat_seconds,
             id="heartbeat",
             name="lock heartbeat",
+            executor="heartbeat",
         )
         scheduler.add_job(
             job_poll_feed,
@@ -459,7 +468,7 @@ class Daemon:
     def serve(self, *, wait_for_lock: bool = False) -> None:
         """Run until `stop` is set (SIGTERM/SIGINT), then finish the batch in flight and exit."""
         self.lock.acquire(wait=wait_for_lock, sleep=self.stop.wait)
-        scheduler = self.build_scheduler()
+        scheduler = self.scheduler = self.build_scheduler()
         scheduler.start()
         log.info(
             "syndicate daemon running (time zone %s; feed every %g min, sends every minute)",

@@ -51,6 +51,8 @@ def schedule(
         log.info("the reader edition will wait for its embargo")
     with engine.begin() as conn:
         existing = store.find_send(conn, post_id, channel)
+        if channel is Channel.NEWSLETTER:
+            store.unqueue_digest(conn, post_id)
         if existing is None:
             send_id = store.create_send(conn, post_id, channel, at, embargo, policy="by hand")
             assert send_id is not None

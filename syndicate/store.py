@@ -552,6 +552,15 @@ def queue_for_digest(conn: Connection, post_id: int, found: datetime) -> None:
     conn.execute(insert(digest_posts).values(post_id=post_id, send_id=None, queued_at=found))
 
 
+def unqueue_digest(conn: Connection, post_id: int) -> None:
+    """The author scheduled this post by hand: it no longer waits for the digest."""
+    conn.execute(
+        digest_posts.delete().where(
+            digest_posts.c.post_id == post_id, digest_posts.c.send_id.is_(None)
+        )
+    )
+
+
 def digest_queue(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(digest_posts.c.post_id, digest_posts.c.queued_at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syndicate import scheduler, sends, store
-from syndicate.models import SendState
+from syndicate.models import Channel, SendState
 from tests.scheduling_support import Blog, configure, outbox, readers, sent_to, utc
 from tests.scheduling_support import sends as all_sends
 
@@ -81,6 +81,9 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     html = messages[0].get_body(("html",)).get_content()
     assert "https://blog.example.com/2/" in html and "/unsubscribe/" in html
 
+    with engine.connect() as conn:  # the digest itself never counts as the latest post
+        assert store.find_post(conn, "latest").title == "Thursday thoughts"
+
     # A week with nothing new: no digest at all.
     scheduler.run_once(engine, cfg, at=utc(2026, 12, 4, 20))
     assert scheduler.tick(engine, cfg, at=utc(2026, 12, 5, 12, 1)).summaries == []
@@ -90,8 +93,18 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     report = scheduler.tick(engine, cfg, at=utc(2026, 12, 12, 12, 1))
     assert [s.post_title for s in report.summaries] == ["December post"]
     with engine.connect() as conn:
-        digests = [s for s in all_sends(engine)]
+        digests = all_sends(engine)
         assert [len(store.digest_members(conn, s["id"])) for s in digests] == [2, 1]
+
+    # A post the author schedules by hand leaves the digest queue: it is not sent twice.
+    blog.publish("Urgent")
+    scheduler.run_once(engine, cfg, at=utc(2026, 12, 14, 20))
+    with engine.connect() as conn:
+        urgent = store.find_post(conn, "latest")
+    sends.schedule(engine, urgent.id, Channel.NEWSLETTER, utc(2026, 12, 14, 21))
+    report = scheduler.tick(engine, cfg, at=utc(2026, 12, 19, 12, 1))
+    assert [s.post_title for s in report.summaries] == ["Urgent"]
+    assert scheduler.tick(engine, cfg, at=utc(2026, 12, 26, 12, 1)).summaries == []
 
 
 def test_manual_policy_emails_a_preview_and_sends_nothing_until_approved(project: Path) -> None:

@@ -41,7 +41,8 @@ def digest_post(
         title=digest_title(posts, settings),
         link=settings.site.url,
         author=settings.author.name,
-        published=scheduled_at,
+        # No date: `find_post("latest")` orders by it and must keep finding the author's posts.
+        published=None,
         summary_html="",
         content_html=render_digest_body(posts, settings, env),
     )
