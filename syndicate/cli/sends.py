@@ -10,6 +10,8 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 from syndicate import sends as control
@@ -24,6 +26,21 @@ sends_app = typer.Typer(help="List the sends (one per post and channel).", no_ar
 app.add_typer(sends_app, name="sends")
 
 SendArg = Annotated[int, typer.Argument(help="The send's id (see 'syndicate sends list').")]
+
+
+def column_style(name: str) -> dict[str, Any]:
+    """Titles give up width first (one line, cut with '…'); ids, states and times never wrap."""
+    if name in ("post", "subject", "from"):
+        return {"overflow": "fold", "max_width": 36, "min_width": 16}
+    return {"no_wrap": True, "min_width": len(name)}
+
+
+def print_table(table: Table) -> None:
+    """Piped output (a log, a mail from cron) gets 120 columns instead of rich's 80."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(file=console.file, width=120).print(table)
 
 
 def _when(settings: Settings, text: str) -> Any:
@@ -86,26 +103,28 @@ def list_sends(
     if not rows:
         console.print("No sends yet.")
         return
-    table = Table(title=f"Sends (times in {settings.author.timezone})")
-    for column in ("id", "post", "channel", "state", "policy", "scheduled", "embargo"):
-        table.add_column(column)
-    for column in ("delivered", "deferred", "failed"):
-        table.add_column(column, justify="right")
+    table = Table(
+        title=f"Sends (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    embargoes = any(row["embargo_until"] for row in rows)
+    columns = ["id", "post", "channel", "state", "scheduled"] + (["embargo"] if embargoes else [])
+    for column in columns:
+        table.add_column(column, **column_style(column))
+    table.add_column("sent/deferred/failed", justify="right", no_wrap=True)
     zone = settings.zone
     for row in rows:
-        table.add_row(
+        cells = [
             str(row["id"]),
             row["title"],
             row["channel"],
             row["state"],
-            row["policy"] or "",
             short(store.as_utc(row["scheduled_at"]), zone),
-            short(store.as_utc(row["embargo_until"]), zone),
-            str(row["n_sent"]),
-            str(row["n_deferred"]),
-            str(row["n_failed"]),
-        )
-    console.print(table)
+        ]
+        if embargoes:
+            cells.append(short(store.as_utc(row["embargo_until"]), zone))
+        cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
+        table.add_row(*cells)
+    print_table(table)
 
 
 @app.command()

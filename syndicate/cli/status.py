@@ -7,11 +7,12 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.cli.sends import send_json
+from syndicate.cli.sends import column_style, print_table, send_json
 from syndicate.models import RecipientKind, SendState
 from syndicate.schedule import short
 from syndicate.watch import feed_source
@@ -88,9 +89,13 @@ def status(
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
         console.print(f"{kind.value.capitalize()}s: {shown}")
 
-    table = Table(title=f"Upcoming sends (times in {settings.author.timezone})")
+    table = Table(
+        title=f"Upcoming sends (times in {settings.author.timezone})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for column in ("id", "post", "channel", "state", "when", "embargo"):
-        table.add_column(column)
+        table.add_column(column, **column_style(column))
     for s in upcoming:
         table.add_row(
             str(s["id"]),
@@ -100,13 +105,13 @@ def status(
             short(store.as_utc(s["scheduled_at"]), zone),
             short(store.as_utc(s["embargo_until"]), zone),
         )
-    console.print(table if upcoming else "Upcoming sends: none")
+    print_table(table) if upcoming else console.print("Upcoming sends: none")
 
-    table = Table(title="Recent sends")
+    table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("id", "post", "channel", "state", "started"):
-        table.add_column(column)
-    for column in ("delivered", "pending", "deferred", "failed"):
-        table.add_column(column, justify="right")
+        table.add_column(column, **column_style(column))
+    for column in ("sent", "pending", "deferred", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
     for s in recent:
         table.add_row(
             str(s["id"]),
@@ -119,12 +124,12 @@ def status(
             str(s["n_deferred"]),
             str(s["n_failed"]),
         )
-    console.print(table if recent else "Recent sends: none")
+    print_table(table) if recent else console.print("Recent sends: none")
 
     if recent_replies:
-        table = Table(title="New replies")
+        table = Table(title="New replies", box=box.SIMPLE_HEAD, pad_edge=False)
         for column in ("received", "kind", "from", "subject", "post"):
-            table.add_column(column)
+            table.add_column(column, **column_style(column))
         for r in recent_replies:
             table.add_row(
                 short(store.as_utc(r["received_at"]), zone),
@@ -133,5 +138,5 @@ def status(
                 r["subject"],
                 r["title"] or "",
             )
-        console.print(table)
+        print_table(table)
     console.print("Replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none yet"))
