@@ -23,6 +23,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from syndicate import approval, dispatch, store, subscribers, watch
 from syndicate.errors import FeedError, SyndicateError
@@ -306,13 +307,20 @@ class DaemonLock:
     def try_acquire(self) -> dict | None:
         """None when we hold the lock now, else the live holder."""
         now = self.clock()
-        with self.engine.begin() as conn:
-            holder = store.try_lock(
-                conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
-            )
+        try:
+            with self.engine.begin() as conn:
+                holder = store.try_lock(
+                    conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
+                )
+        except IntegrityError:
+            # Another daemon inserted the lock row between our read and our insert.
+            with self.engine.connect() as conn:
+                holder = store.lock_holder(conn)
             if holder is None:
-                self.held = True
-            return holder
+                return self.try_acquire()
+        if holder is None:
+            self.held = True
+        return holder
 
     def acquire(self, *, wait: bool = False, sleep: Callable[[float], None] | None = None) -> None:
         """Take the lock, or raise LockHeld with who holds it (or, with wait, retry)."""

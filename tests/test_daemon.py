@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import sys
 import time
 from datetime import timedelta
@@ -245,3 +246,25 @@ def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project
     with engine.connect() as conn:
         assert store.lock_holder(conn) is None
     assert len(outbox(project)) == 6
+
+
+def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
+    cfg, engine = scheduled
+    daemons = [Daemon(store.connect(cfg.database_url), cfg) for _ in range(4)]
+    barrier = threading.Barrier(len(daemons))
+    outcomes: list[str] = []
+
+    def start(daemon: Daemon) -> None:
+        barrier.wait()
+        try:
+            daemon.lock.acquire()
+            outcomes.append("held")
+        except LockHeld:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=start, args=(d,)) for d in daemons]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
