@@ -7,8 +7,8 @@ import logging
 import os
 import signal
 import subprocess
-import threading
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -249,7 +249,7 @@ def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project
 
 
 def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
-    cfg, engine = scheduled
+    cfg, _ = scheduled
     daemons = [Daemon(store.connect(cfg.database_url), cfg) for _ in range(4)]
     barrier = threading.Barrier(len(daemons))
     outcomes: list[str] = []
