@@ -215,8 +215,15 @@ def tick(
     """What the every-minute job does: digests, approval previews, then due sends."""
     when = at or store.now()
     report = RunReport()
-    report.digests = make_due_digests(engine, settings, when)
-    report.previews = approval.request_previews(engine, settings)
+    # A broken digest template or an unreachable author must not keep due sends from going out.
+    try:
+        report.digests = make_due_digests(engine, settings, when)
+    except Exception:
+        log.exception("could not make the digest; posts stay queued and it is retried next tick")
+    try:
+        report.previews = approval.request_previews(engine, settings)
+    except Exception:
+        log.exception("could not email approval previews; retried next tick")
     report.summaries = run_due_sends(
         engine,
         settings,

@@ -103,3 +103,43 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
     assert len(handler.messages) == 2
     done = run_cli(project, "cancel", "1")
     assert done.returncode == 0 and "2 message(s) had been delivered" in done.stdout
+
+
+def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
+    project: Path, smtp_server
+) -> None:
+    controller, handler = smtp_server
+    config = project / "settings.toml"
+    configure(
+        project,
+        column__enabled=False,
+        transport__kind="smtp",
+        **{
+            "transport.smtp__host": "127.0.0.1",
+            "transport.smtp__security": "none",
+            "transport.smtp__batch_size": 1,
+        },
+    )
+    config.write_text(config.read_text().replace("port = 587", f"port = {controller.port}"))
+    cfg = configure(project)
+    engine = store.connect(cfg.database_url)
+    original = handler.handle_DATA
+
+    async def hold_on_first_message(server, session, envelope):
+        reply = await original(server, session, envelope)
+        if len(handler.messages) == 1:
+            sends.hold(engine, 1)
+        return reply
+
+    handler.handle_DATA = hold_on_first_message
+    scheduler.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
+    assert len(handler.messages) == 1
+    assert all_sends(engine)[0]["state"] == SendState.HELD.value
+    assert scheduler.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
+
+    sends.approve(engine, 1, by="command")
+    report = scheduler.tick(engine, cfg, at=utc(2026, 11, 27, 14))
+    assert [s.sent for s in report.summaries] == [3]
+    recipients = [r.rcpt_tos[0] for r in handler.messages]
+    assert len(recipients) == 4 and len(set(recipients)) == 4
+    assert all_sends(engine)[0]["state"] == SendState.DONE.value

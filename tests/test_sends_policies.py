@@ -128,3 +128,26 @@ def test_manual_policy_emails_a_preview_and_sends_nothing_until_approved(project
     report = scheduler.tick(engine, cfg, at=utc(2026, 11, 24, 19))
     assert [s.sent for s in report.summaries] == [readers(project)]
     assert len(sent_to(project, "Needs a look")) == readers(project) + 1
+
+
+def test_a_broken_digest_template_keeps_posts_queued_and_other_sends_going(
+    project: Path, caplog
+) -> None:
+    blog, cfg, engine = start(project, newsletter__policy="digest: 0 7 * * sat")
+    (project / "templates" / "email" / "digest.html.j2").write_text("{{ no_such_thing.title }}")
+    blog.publish("Column goes, digest waits")
+    found = scheduler.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
+    assert [s.channel.value for s in found.summaries] == ["column"]
+    blog.publish("Second column")
+    scheduler.poll_feed(engine, cfg, at=utc(2026, 11, 28, 12, 29))
+    report = scheduler.tick(engine, cfg, at=utc(2026, 11, 28, 12, 30))
+    assert [s.post_title for s in report.summaries] == ["Second column"]  # its column
+    assert "could not make the digest" in caplog.text
+    with engine.connect() as conn:
+        assert len(store.digest_queue(conn)) == 2
+    (project / "templates" / "email" / "digest.html.j2").unlink()
+    (project / "templates" / "email" / "digest.html.j2").write_bytes(
+        (Path(__file__).parent.parent / "templates" / "email" / "digest.html.j2").read_bytes()
+    )
+    report = scheduler.tick(engine, cfg, at=utc(2026, 11, 28, 12, 31))
+    assert [s.post_title for s in report.summaries] == ["2 new posts from Notes from the Margin"]
