@@ -483,6 +483,9 @@ class Daemon:
     def serve(self, *, wait_for_lock: bool = False) -> None:
         """Run until `stop` is set (SIGTERM/SIGINT), then finish the batch in flight and exit."""
         self.lock.acquire(wait=wait_for_lock, sleep=self.stop.wait)
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # APScheduler logs every job run at INFO; our jobs tell the story themselves.
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = self.scheduler = self.build_scheduler()
         scheduler.start()
         log.info(

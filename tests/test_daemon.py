@@ -204,7 +204,6 @@ def _wait_for(condition, seconds: float = 20) -> bool:
 
 
 def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project: Path) -> None:
-    configure(project, **{"daemon__heartbeat_seconds": 1})
     cfg = configure(project)
     daemon = _run(project, "run")
     try:
