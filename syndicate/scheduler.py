@@ -280,8 +280,9 @@ def inbox_poller(settings: Settings) -> tuple[Callable[[Engine, Settings], objec
     poll = getattr(inbound, "poll", None)
     if not callable(poll):
         return None, "syndicate.inbound has no poll(engine, settings) function"
-    if getattr(settings, "inbound", None) is None:
-        return None, "no [inbound] section in settings.toml"
+    section = getattr(settings, "inbound", None)
+    if section is None or getattr(section, "enabled", True) is False:
+        return None, "inbound mail is not configured ([inbound] in settings.toml)"
     return poll, ""
 
 
