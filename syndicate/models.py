@@ -27,6 +27,9 @@ class RecipientKind(enum.StrEnum):
 
 
 class SendState(enum.StrEnum):
+    # held: stopped by the author; awaiting_approval: a manual-policy send waiting for "approve".
+    HELD = "held"
+    AWAITING_APPROVAL = "awaiting_approval"
     SCHEDULED = "scheduled"
     SENDING = "sending"
     DONE = "done"

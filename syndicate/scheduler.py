@@ -1,28 +1,51 @@
-"""The jobs the clock runs: sync lists, poll the feed, run the sends that are due.
+"""The jobs the clock runs: sync lists, poll the feed, make digests, ask for approvals, run the
+sends that are due, poll the inbox, and the daemon that runs them on an APScheduler clock.
 
-`run_once` is one tick of the daemon; the APScheduler daemon (`syndicate run`) calls the same
-functions on a schedule.
+Sends live in our own table; APScheduler is only the clock (MemoryJobStore, nothing pickled),
+so a daemon that was down simply finds what became due on its first tick and runs it once. One
+daemon per database: a lock row with a heartbeat (store.daemon_lock) keeps a second one out, and
+a crashed daemon's lock goes stale after a few missed heartbeats.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
-from syndicate import dispatch, store, subscribers, watch
-from syndicate.errors import FeedError
-from syndicate.models import RecipientKind, SendSummary
+from syndicate import approval, dispatch, store, subscribers, watch
+from syndicate.errors import FeedError, SyndicateError
+from syndicate.models import Channel, RecipientKind, SendState, SendSummary
 from syndicate.render import make_environment
+from syndicate.render.digest import digest_post
+from syndicate.schedule import describe, next_cron
 from syndicate.settings import Settings
 from syndicate.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
 
 ProgressFactory = Callable[[int, str], dispatch.Progress | None]
+Clock = Callable[[], datetime]
+
+
+class StopRequested(Exception):
+    """Raised between batches when the daemon was asked to stop (SIGTERM)."""
+
+
+class LockHeld(SyndicateError):
+    """Another daemon holds the database."""
 
 
 @dataclass
@@ -31,6 +54,8 @@ class RunReport:
     feed_error: str = ""
     summaries: list[SendSummary] = field(default_factory=list)
     list_problems: list[str] = field(default_factory=list)
+    digests: list[int] = field(default_factory=list)
+    previews: int = 0
 
 
 def sync_lists(engine: Engine, settings: Settings) -> list[str]:
@@ -53,6 +78,71 @@ def sync_lists(engine: Engine, settings: Settings) -> list[str]:
     return problems
 
 
+# --- digests ------------------------------------------------------------------------------------
+
+
+def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[int]:
+    """Create the digest send when its cron time has come and posts are waiting.
+
+    Posts whose column is still under embargo wait for a later digest (when the newsletter
+    respects embargoes). Nothing is created when nothing new is waiting.
+    """
+    policy = watch.channel_policy(settings, Channel.NEWSLETTER)
+    with engine.begin() as conn:
+        queue = store.digest_queue(conn)
+        if not queue:
+            return []
+        first_queued = store.as_utc(queue[0]["queued_at"])
+        assert first_queued is not None
+        if policy.kind == "digest":
+            fire = next_cron(policy.cron, settings.zone, first_queued)
+            if fire > at:
+                return []
+        else:
+            log.warning(
+                "%d post(s) wait for a digest but the newsletter policy is now %r: "
+                "sending them as one digest now",
+                len(queue),
+                policy.text,
+            )
+            fire = at
+        posts = []
+        for row in queue:
+            column = store.find_send(conn, row["post_id"], Channel.COLUMN)
+            embargo = store.as_utc(column["embargo_until"]) if column else None
+            if (
+                settings.channels.newsletter.respect_embargo
+                and embargo
+                and embargo > at
+                and column["state"] != SendState.CANCELLED.value
+            ):
+                continue
+            post = store.get_post(conn, row["post_id"])
+            assert post is not None
+            posts.append(post)
+        if not posts:
+            return []
+        env = make_environment(settings.path(settings.paths.templates))
+        digest = digest_post(posts, settings, env, fire)
+        digest_id = store.insert_post(conn, digest, eligible=False)
+        send_id = store.create_send(
+            conn, digest_id, Channel.NEWSLETTER, fire, policy=policy.text or "digest"
+        )
+        assert send_id is not None
+        store.assign_digest(conn, [p.id for p in posts if p.id is not None], send_id)
+    log.info(
+        "digest send %s for %s: %d post(s): %s",
+        send_id,
+        describe(fire, settings.zone),
+        len(posts),
+        "; ".join(p.title for p in posts),
+    )
+    return [send_id]
+
+
+# --- sends ----------------------------------------------------------------------------------------
+
+
 def run_due_sends(
     engine: Engine,
     settings: Settings,
@@ -60,14 +150,27 @@ def run_due_sends(
     at: datetime | None = None,
     transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
+    stop: threading.Event | None = None,
 ) -> list[SendSummary]:
+    """Run every due send. Each is claimed atomically first, so a send the author held or
+    cancelled a moment ago does not start; with `stop` set, stops after the batch in flight."""
     key = store.hmac_key(engine, settings.hmac_key_from_env())
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     summaries = []
     with engine.connect() as conn:
-        due = store.due_sends(conn, at or store.now())
+        due = store.due_sends(
+            conn,
+            at or store.now(),
+            respect_embargo=settings.channels.newsletter.respect_embargo,
+        )
     for send in due:
+        if stop is not None and stop.is_set():
+            raise StopRequested()
+        with engine.begin() as conn:
+            if not store.claim_send(conn, send["id"]):
+                log.info("send %s was held or cancelled before it started", send["id"])
+                continue
         progress = progress_factory(send["id"], send["channel"]) if progress_factory else None
         summaries.append(
             dispatch.run_send(
@@ -78,10 +181,70 @@ def run_due_sends(
                 transport_factory(settings),
                 sender,
                 batch_size=settings.transport.smtp.batch_size,
-                progress=progress,
+                progress=_stoppable(progress, stop),
             )
         )
     return summaries
+
+
+def _stoppable(
+    progress: dispatch.Progress | None, stop: threading.Event | None
+) -> dispatch.Progress | None:
+    """dispatch reports progress after each recorded batch: the safe moment to stop."""
+    if stop is None:
+        return progress
+
+    def report(n: int) -> None:
+        if progress:
+            progress(n)
+        if stop.is_set():
+            raise StopRequested()
+
+    return report
+
+
+def tick(
+    engine: Engine,
+    settings: Settings,
+    *,
+    at: datetime | None = None,
+    transport_factory: Callable[[Settings], Transport] = make_transport,
+    progress_factory: ProgressFactory | None = None,
+    stop: threading.Event | None = None,
+) -> RunReport:
+    """What the every-minute job does: digests, approval previews, then due sends."""
+    when = at or store.now()
+    report = RunReport()
+    # A broken digest template or an unreachable author must not keep due sends from going out.
+    try:
+        report.digests = make_due_digests(engine, settings, when)
+    except Exception:
+        log.exception("could not make the digest; posts stay queued and it is retried next tick")
+    try:
+        report.previews = approval.request_previews(engine, settings)
+    except Exception:
+        log.exception("could not email approval previews; retried next tick")
+    report.summaries = run_due_sends(
+        engine,
+        settings,
+        at=when,
+        transport_factory=transport_factory,
+        progress_factory=progress_factory,
+        stop=stop,
+    )
+    return report
+
+
+def poll_feed(engine: Engine, settings: Settings, at: datetime | None = None) -> RunReport:
+    """Sync the lists and poll the feed; a broken feed is logged, never fatal."""
+    report = RunReport()
+    report.list_problems = sync_lists(engine, settings)
+    try:
+        report.poll = watch.poll(engine, settings, at)
+    except FeedError as exc:
+        report.feed_error = str(exc)
+        log.error("%s", exc)
+    return report
 
 
 def run_once(
@@ -92,19 +255,269 @@ def run_once(
     transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
 ) -> RunReport:
-    """One tick: a broken feed is reported but sends already due still go out."""
-    report = RunReport()
-    report.list_problems = sync_lists(engine, settings)
-    try:
-        report.poll = watch.poll(engine, settings, at)
-    except FeedError as exc:
-        report.feed_error = str(exc)
-        log.error("%s", exc)
-    report.summaries = run_due_sends(
+    """One pass: a broken feed is reported but sends already due still go out."""
+    report = poll_feed(engine, settings, at)
+    sent = tick(
         engine,
         settings,
         at=at,
         transport_factory=transport_factory,
         progress_factory=progress_factory,
     )
+    report.summaries, report.digests, report.previews = sent.summaries, sent.digests, sent.previews
     return report
+
+
+# --- inbox ----------------------------------------------------------------------------------------
+
+
+def inbox_poller(settings: Settings) -> tuple[Callable[[Engine, Settings], object] | None, str]:
+    """The inbound pipeline's poll function when it exists and is configured, else why not."""
+    try:
+        inbound = importlib.import_module("syndicate.inbound")
+    except ModuleNotFoundError:
+        return None, "syndicate.inbound is not part of this installation"
+    poll = getattr(inbound, "poll", None)
+    if not callable(poll):
+        return None, "syndicate.inbound has no poll(engine, settings) function"
+    section = getattr(settings, "inbound", None)
+    if section is None or getattr(section, "enabled", True) is False:
+        return None, "inbound mail is not configured ([inbound] in settings.toml)"
+    return poll, ""
+
+
+# --- the lock -------------------------------------------------------------------------------------
+
+
+def _describe_holder(holder: dict, now: datetime) -> str:
+    age = (now - holder["heartbeat_at"]).total_seconds()
+    return (
+        f"another syndicate daemon (pid {holder['pid']} on {holder['host']}, running since "
+        f"{holder['acquired_at']:%Y-%m-%d %H:%M} UTC, last heartbeat {age:.0f} s ago)"
+    )
+
+
+@dataclass
+class DaemonLock:
+    """The database lock: taken at start, renewed by heartbeat, released at a clean stop."""
+
+    engine: Engine
+    heartbeat_seconds: float = 30
+    stale_after_missed: int = 3
+    clock: Clock = store.now
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    held: bool = False
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self.heartbeat_seconds * self.stale_after_missed)
+
+    def try_acquire(self) -> dict | None:
+        """None when we hold the lock now, else the live holder."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                holder = store.try_lock(
+                    conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
+                )
+        except IntegrityError:
+            # Another daemon inserted the lock row between our read and our insert.
+            with self.engine.connect() as conn:
+                holder = store.lock_holder(conn)
+            if holder is None:
+                return self.try_acquire()
+        if holder is None:
+            self.held = True
+        return holder
+
+    def acquire(self, *, wait: bool = False, sleep: Callable[[float], None] | None = None) -> None:
+        """Take the lock, or raise LockHeld with who holds it (or, with wait, retry)."""
+        sleep = sleep or threading.Event().wait
+        announced = False
+        while True:
+            holder = self.try_acquire()
+            if holder is None:
+                return
+            message = _describe_holder(holder, self.clock())
+            if not wait:
+                raise LockHeld(
+                    f"{message} is using this database. Only one may run at a time: stop it "
+                    f"first, or start this one with --wait to take over when it stops. A "
+                    f"crashed daemon's lock is released after {self.stale_after_missed} "
+                    f"missed heartbeats ({self.stale_after.total_seconds():.0f} s)."
+                )
+            if not announced:
+                log.warning("%s is using this database; waiting for it to stop", message)
+                announced = True
+            if sleep(self.heartbeat_seconds) is True:
+                raise LockHeld("stopped while waiting for the other daemon")
+
+    def beat(self) -> bool:
+        with self.engine.begin() as conn:
+            self.held = store.heartbeat(conn, self.owner, self.clock())
+        return self.held
+
+    def release(self) -> None:
+        with self.engine.begin() as conn:
+            store.release_lock(conn, self.owner)
+        self.held = False
+
+
+# --- the daemon -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    """`syndicate run`: the jobs, the lock and a stop flag; the clock is injectable for tests."""
+
+    engine: Engine
+    settings: Settings
+    clock: Clock = store.now
+    transport_factory: Callable[[Settings], Transport] = make_transport
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: DaemonLock = field(init=False)
+    scheduler: BackgroundScheduler | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.lock = DaemonLock(
+            self.engine,
+            self.settings.daemon.heartbeat_seconds,
+            self.settings.daemon.stale_after_missed,
+            self.clock,
+        )
+        self.inbox, self.inbox_reason = inbox_poller(self.settings)
+
+    def job_poll_feed(self) -> None:
+        if self.stop.is_set() or not self.lock.held:
+            return
+        report = poll_feed(self.engine, self.settings, self.clock())
+        if report.poll and report.poll.sends_created and self.scheduler is not None:
+            # Don't make an "immediately" post wait for the next minute.
+            self.scheduler.modify_job("due_sends", next_run_time=datetime.now(self.settings.zone))
+
+    def job_tick(self) -> RunReport | None:
+        if self.stop.is_set() or not self.lock.held:
+            return None
+        try:
+            return tick(
+                self.engine,
+                self.settings,
+                at=self.clock(),
+                transport_factory=self.transport_factory,
+                stop=self.stop,
+            )
+        except StopRequested:
+            log.info("stopping: the batch in flight was recorded; the rest resumes next start")
+            return None
+
+    def job_poll_inbox(self) -> None:
+        if self.inbox is None or self.stop.is_set() or not self.lock.held:
+            return
+        self.inbox(self.engine, self.settings)
+
+    def job_heartbeat(self) -> None:
+        if self.stop.is_set():
+            return
+        if not self.lock.beat():
+            log.error(
+                "this daemon's database lock was taken over by another daemon (this one missed "
+                "its heartbeats); stopping so that only one sends"
+            )
+            self.stop.set()
+
+    def build_scheduler(self) -> BackgroundScheduler:
+        """The clock: explicit time zone, coalescing, generous misfire grace, one instance.
+
+        The jobs that write to the database share one worker, so they never race each other
+        for SQLite's write lock; the heartbeat has its own so a long send cannot starve it.
+        """
+        grace = int(self.settings.daemon.misfire_grace_minutes * 60)
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(1), "heartbeat": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "misfire_grace_time": grace, "max_instances": 1},
+            timezone=self.settings.zone,
+        )
+        now = datetime.now(self.settings.zone)
+        daemon = self.settings.daemon
+        scheduler.add_job(
+            job_heartbeat,
+            "interval",
+            args=[self],
+            seconds=daemon.heartbeat_seconds,
+            id="heartbeat",
+            name="lock heartbeat",
+            executor="heartbeat",
+        )
+        scheduler.add_job(
+            job_poll_feed,
+            "interval",
+            args=[self],
+            minutes=daemon.poll_minutes,
+            id="poll_feed",
+            name="poll the feed",
+            next_run_time=now,
+        )
+        scheduler.add_job(
+            job_tick,
+            "interval",
+            args=[self],
+            minutes=1,
+            id="due_sends",
+            name="start due sends",
+            next_run_time=now + timedelta(seconds=2),
+        )
+        if self.inbox is not None:
+            scheduler.add_job(
+                job_poll_inbox,
+                "interval",
+                args=[self],
+                minutes=daemon.inbox_minutes,
+                id="poll_inbox",
+                name="poll the inbox",
+                next_run_time=now,
+            )
+        else:
+            log.info("inbox polling is off: %s", self.inbox_reason)
+        return scheduler
+
+    def serve(self, *, wait_for_lock: bool = False) -> None:
+        """Run until `stop` is set (SIGTERM/SIGINT), then finish the batch in flight and exit."""
+        self.lock.acquire(wait=wait_for_lock, sleep=self.stop.wait)
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # APScheduler logs every job run at INFO; our jobs tell the story themselves.
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        scheduler = self.scheduler = self.build_scheduler()
+        scheduler.start()
+        log.info(
+            "syndicate daemon running (time zone %s; feed every %g min, sends every minute)",
+            self.settings.author.timezone,
+            self.settings.daemon.poll_minutes,
+        )
+        try:
+            self.stop.wait()
+        finally:
+            log.info("stopping: waiting for the job in progress to finish")
+            scheduler.shutdown(wait=True)
+            if self.lock.held:
+                self.lock.release()
+            log.info("syndicate daemon stopped")
+
+
+# Job functions are module-level (APScheduler's advice), taking the daemon as their argument.
+
+
+def job_poll_feed(daemon: Daemon) -> None:
+    daemon.job_poll_feed()
+
+
+def job_tick(daemon: Daemon) -> None:
+    daemon.job_tick()
+
+
+def job_poll_inbox(daemon: Daemon) -> None:
+    daemon.job_poll_inbox()
+
+
+def job_heartbeat(daemon: Daemon) -> None:
+    daemon.job_heartbeat()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from syndicate.errors import SettingsError
+from syndicate.errors import SettingsError, SyndicateError
 
 DEFAULT_CONFIG = Path("settings.toml")
 
@@ -114,6 +114,16 @@ class Newsletter(_Section):
     preheader_words: int = Field(default=30, ge=0)
     # Gmail clips HTML over ~102 KB; a longer edition is cut at a paragraph with a link.
     max_html_bytes: int = Field(default=95_000, ge=10_000)
+    # When readers get a new post: see syndicate.schedule.POLICY_HELP.
+    policy: str = "immediately"
+    # No reader edition leaves before the column's embargo (channels.column.embargo or
+    # `syndicate schedule --embargo`).
+    respect_embargo: bool = True
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return _require_policy(value, allow_digest=True)
 
 
 class Column(_Section):
@@ -132,11 +142,37 @@ class Column(_Section):
     notes_dir: str = "columns"
     # How a send's embargo time is printed: "EMBARGOED UNTIL: …" or "FOR RELEASE: …".
     embargo_wording: Literal["embargoed", "for release"] = "embargoed"
+    # When editors get a new column: see syndicate.schedule.POLICY_HELP (no digest).
+    policy: str = "immediately"
+    # Default embargo for each new column, read in the author's zone when the post is found,
+    # e.g. "next saturday 00:01" or "+2d"; empty for none.
+    embargo: str = ""
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return _require_policy(value, allow_digest=False)
+
+    @field_validator("embargo")
+    @classmethod
+    def _embargo(cls, value: str) -> str:
+        return _require_time_rule(value)
 
 
 class Channels(_Section):
     newsletter: Newsletter = Newsletter()
     column: Column = Column()
+
+
+class Daemon(_Section):
+    """`syndicate run`: how often it looks for work and how it guards the database."""
+
+    poll_minutes: float = Field(default=15, gt=0)
+    inbox_minutes: float = Field(default=5, gt=0)
+    heartbeat_seconds: float = Field(default=30, gt=0)
+    # The lock of a daemon that missed this many heartbeats is taken over (it crashed).
+    stale_after_missed: int = Field(default=3, ge=2)
+    misfire_grace_minutes: float = Field(default=60, gt=0)
 
 
 class Subscribers(_Section):
@@ -207,6 +243,7 @@ class Settings(_Section):
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()
+    daemon: Daemon = Daemon()
     # Set by load(): the folder relative paths in the file are resolved against.
     base_dir: Path = Path(".")
 
@@ -263,6 +300,35 @@ def _require_zone(value: str) -> str:
         raise ValueError(
             f"expected an IANA time zone like 'America/Toronto', got {value!r}"
         ) from exc
+    return value
+
+
+def _require_policy(value: str, *, allow_digest: bool) -> str:
+    from syndicate.schedule import parse_policy
+
+    try:
+        policy = parse_policy(value)
+    except SyndicateError as exc:
+        raise ValueError(str(exc)) from None
+    if policy.kind == "digest" and not allow_digest:
+        raise ValueError(
+            "a digest is for readers only; editors get each column on its own "
+            "(use 'immediately', 'at HH:MM', 'cron: …' or 'manual')"
+        )
+    return value
+
+
+def _require_time_rule(value: str) -> str:
+    if not value.strip():
+        return value
+    from datetime import UTC, datetime
+
+    from syndicate.schedule import parse_time
+
+    try:
+        parse_time(value, ZoneInfo("UTC"), datetime(2026, 1, 1, 12, tzinfo=UTC))
+    except SyndicateError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 

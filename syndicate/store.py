@@ -112,7 +112,35 @@ sends = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    # The channel policy that scheduled it ("immediately", "cron: …", "digest: …", "manual",
+    # or "by hand" for `syndicate schedule`).
+    Column("policy", Text, nullable=False, default=""),
+    # Manual approval: when the preview went to the author, when and how it was approved.
+    Column("approval_requested_at", DateTime(timezone=True)),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("approved_by", Text, nullable=False, default=""),
     UniqueConstraint("post_id", "channel"),
+)
+
+# Posts waiting for the next digest (send_id NULL) and the digest that carried them.
+digest_posts = Table(
+    "digest_posts",
+    metadata,
+    Column("post_id", Integer, ForeignKey("posts.id"), primary_key=True),
+    Column("send_id", Integer, ForeignKey("sends.id")),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row while a daemon runs: a second daemon refuses (or waits) unless the heartbeat is stale.
+daemon_lock = Table(
+    "daemon_lock",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 deliveries = Table(
@@ -477,6 +505,9 @@ def create_send(
     channel: Channel,
     scheduled_at: datetime,
     embargo_until: datetime | None = None,
+    *,
+    state: SendState = SendState.SCHEDULED,
+    policy: str = "",
 ) -> int | None:
     """Create the one send for (post, channel); None when it already exists."""
     exists = conn.execute(
@@ -488,26 +519,206 @@ def create_send(
         insert(sends).values(
             post_id=post_id,
             channel=channel.value,
-            state=SendState.SCHEDULED.value,
+            state=state.value,
             scheduled_at=scheduled_at,
             embargo_until=embargo_until,
             created_at=now(),
+            policy=policy,
+            approved_by="",
         )
     )
     return int(result.inserted_primary_key[0])
 
 
-def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
-    """Sends whose time has come, plus any left 'sending' by an interrupted run."""
+def due_sends(
+    conn: Connection, at: datetime, *, respect_embargo: bool = True
+) -> list[dict[str, Any]]:
+    """Sends whose time has come, plus any left 'sending' by an interrupted run.
+
+    A scheduled send also waits for its own embargo_until and, for a reader edition when
+    `respect_embargo` is set, for the embargo of the same post's column (unless that column
+    send was cancelled): the reader edition never leaves before the release time editors got.
+    """
+    column = sends.alias("column_send")
+    column_embargo = (
+        select(column.c.id)
+        .where(
+            column.c.post_id == sends.c.post_id,
+            column.c.channel == Channel.COLUMN.value,
+            column.c.state != SendState.CANCELLED.value,
+            column.c.embargo_until > at,
+        )
+        .exists()
+    )
+    ready = (
+        (sends.c.state == SendState.SCHEDULED.value)
+        & (sends.c.scheduled_at <= at)
+        & (
+            (sends.c.channel == Channel.COLUMN.value)
+            | sends.c.embargo_until.is_(None)
+            | (sends.c.embargo_until <= at)
+        )
+    )
+    if respect_embargo:
+        ready = ready & ((sends.c.channel != Channel.NEWSLETTER.value) | ~column_embargo)
     rows = conn.execute(
         select(sends)
-        .where(
-            ((sends.c.state == SendState.SCHEDULED.value) & (sends.c.scheduled_at <= at))
-            | (sends.c.state == SendState.SENDING.value)
-        )
+        .where(ready | (sends.c.state == SendState.SENDING.value))
         .order_by(sends.c.scheduled_at, sends.c.id)
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def claim_send(conn: Connection, send_id: int) -> bool:
+    """Atomically move a scheduled (or interrupted) send to 'sending'; False if the author held
+    or cancelled it in the meantime."""
+    result = conn.execute(
+        update(sends)
+        .where(
+            sends.c.id == send_id,
+            sends.c.state.in_([SendState.SCHEDULED.value, SendState.SENDING.value]),
+        )
+        .values(state=SendState.SENDING.value, started_at=func.coalesce(sends.c.started_at, now()))
+    )
+    return bool(result.rowcount)
+
+
+def update_send(conn: Connection, send_id: int, **values: Any) -> None:
+    conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
+
+
+def find_send(conn: Connection, post_id: int, channel: Channel) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(sends).where(sends.c.post_id == post_id, sends.c.channel == channel.value)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def awaiting_preview(conn: Connection) -> list[dict[str, Any]]:
+    """Manual sends whose preview has not reached the author yet."""
+    rows = conn.execute(
+        select(sends)
+        .where(
+            sends.c.state == SendState.AWAITING_APPROVAL.value,
+            sends.c.approval_requested_at.is_(None),
+        )
+        .order_by(sends.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+# --- digests ----------------------------------------------------------------------------------
+
+
+def queue_for_digest(conn: Connection, post_id: int, found: datetime) -> None:
+    if conn.execute(
+        select(digest_posts.c.post_id).where(digest_posts.c.post_id == post_id)
+    ).first():
+        return
+    conn.execute(insert(digest_posts).values(post_id=post_id, send_id=None, queued_at=found))
+
+
+def unqueue_digest(conn: Connection, post_id: int) -> None:
+    """The author scheduled this post by hand: it no longer waits for the digest."""
+    conn.execute(
+        digest_posts.delete().where(
+            digest_posts.c.post_id == post_id, digest_posts.c.send_id.is_(None)
+        )
+    )
+
+
+def digest_queue(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(digest_posts.c.post_id, digest_posts.c.queued_at)
+        .where(digest_posts.c.send_id.is_(None))
+        .order_by(digest_posts.c.queued_at, digest_posts.c.post_id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def assign_digest(conn: Connection, post_ids: list[int], send_id: int) -> None:
+    conn.execute(
+        update(digest_posts)
+        .where(digest_posts.c.post_id.in_(post_ids), digest_posts.c.send_id.is_(None))
+        .values(send_id=send_id)
+    )
+
+
+def digest_members(conn: Connection, send_id: int) -> list[int]:
+    return list(
+        conn.execute(
+            select(digest_posts.c.post_id)
+            .where(digest_posts.c.send_id == send_id)
+            .order_by(digest_posts.c.post_id)
+        ).scalars()
+    )
+
+
+def last_digest_at(conn: Connection) -> datetime | None:
+    value = conn.execute(
+        select(func.max(sends.c.scheduled_at)).select_from(
+            digest_posts.join(sends, sends.c.id == digest_posts.c.send_id)
+        )
+    ).scalar_one_or_none()
+    return as_utc(value)
+
+
+# --- daemon lock ------------------------------------------------------------------------------
+
+
+def lock_holder(conn: Connection, name: str = "daemon") -> dict[str, Any] | None:
+    row = conn.execute(select(daemon_lock).where(daemon_lock.c.name == name)).mappings().first()
+    if not row:
+        return None
+    holder = dict(row)
+    holder["heartbeat_at"] = as_utc(holder["heartbeat_at"])
+    holder["acquired_at"] = as_utc(holder["acquired_at"])
+    return holder
+
+
+def try_lock(
+    conn: Connection,
+    owner: str,
+    host: str,
+    pid: int,
+    at: datetime,
+    stale_before: datetime,
+    name: str = "daemon",
+) -> dict[str, Any] | None:
+    """Take the lock (free, ours, or stale); returns None on success, else the live holder."""
+    holder = lock_holder(conn, name)
+    values = {"owner": owner, "host": host, "pid": pid, "acquired_at": at, "heartbeat_at": at}
+    if holder is None:
+        conn.execute(insert(daemon_lock).values(name=name, **values))
+        return None
+    if holder["owner"] != owner and holder["heartbeat_at"] > stale_before:
+        return holder
+    result = conn.execute(
+        update(daemon_lock)
+        .where(daemon_lock.c.name == name, daemon_lock.c.owner == holder["owner"])
+        .values(**values)
+    )
+    return None if result.rowcount else lock_holder(conn, name)
+
+
+def heartbeat(conn: Connection, owner: str, at: datetime, name: str = "daemon") -> bool:
+    """Renew our lock; False when another daemon took it over (we were presumed dead)."""
+    result = conn.execute(
+        update(daemon_lock)
+        .where(daemon_lock.c.name == name, daemon_lock.c.owner == owner)
+        .values(heartbeat_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def release_lock(conn: Connection, owner: str, name: str = "daemon") -> None:
+    conn.execute(
+        daemon_lock.delete().where(daemon_lock.c.name == name, daemon_lock.c.owner == owner)
+    )
 
 
 def get_send(conn: Connection, send_id: int) -> dict[str, Any] | None:
@@ -674,6 +885,23 @@ def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
     )
     for row in conn.execute(query).mappings():
         yield dict(row)
+
+
+def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(
+            replies.c.id,
+            replies.c.received_at,
+            replies.c.kind,
+            replies.c.sender,
+            replies.c.subject,
+            posts.c.title,
+        )
+        .outerjoin(posts, posts.c.id == replies.c.post_id)
+        .order_by(replies.c.received_at.desc(), replies.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 def count_replies(conn: Connection) -> dict[str, int]:

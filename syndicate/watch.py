@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from syndicate import feed, store
-from syndicate.models import Channel, Post
+from syndicate.models import Channel, Post, SendState
+from syndicate.schedule import Policy, parse_policy, parse_time
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class PollReport:
     new_posts: list[Post] = field(default_factory=list)
     eligible: list[Post] = field(default_factory=list)
     sends_created: int = 0
+    queued_for_digest: int = 0
+    awaiting_approval: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -43,6 +46,45 @@ def enabled_channels(settings: Settings) -> list[Channel]:
 def feed_source(settings: Settings) -> str:
     source = settings.feed.source
     return source if feed.is_url(source) else str(settings.path(source))
+
+
+def channel_policy(settings: Settings, channel: Channel) -> Policy:
+    config = (
+        settings.channels.newsletter if channel is Channel.NEWSLETTER else settings.channels.column
+    )
+    return parse_policy(config.policy)
+
+
+def column_embargo(settings: Settings, found: datetime) -> datetime | None:
+    """The default embargo rule (channels.column.embargo) read when the post is found."""
+    rule = settings.channels.column.embargo
+    return parse_time(rule, settings.zone, found) if rule.strip() else None
+
+
+def plan_post(
+    conn: Connection, settings: Settings, post_id: int, found: datetime, report: PollReport
+) -> None:
+    """Apply each enabled channel's send policy to a newly found post."""
+    for channel in enabled_channels(settings):
+        policy = channel_policy(settings, channel)
+        if policy.kind == "digest":
+            store.queue_for_digest(conn, post_id, found)
+            report.queued_for_digest += 1
+            continue
+        embargo = column_embargo(settings, found) if channel is Channel.COLUMN else None
+        state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
+        send_id = store.create_send(
+            conn,
+            post_id,
+            channel,
+            policy.first_time(found, settings.zone),
+            embargo,
+            state=state,
+            policy=policy.text,
+        )
+        if send_id is not None:
+            report.sends_created += 1
+            report.awaiting_approval += state is SendState.AWAITING_APPROVAL
 
 
 def first_run_choice(posts: list[Post], policy: str) -> set[str]:
@@ -93,9 +135,7 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
             if not eligible:
                 continue
             report.eligible.append(post)
-            for channel in enabled_channels(settings):
-                if store.create_send(conn, post_id, channel, scheduled_at) is not None:
-                    report.sends_created += 1
+            plan_post(conn, settings, post_id, scheduled_at, report)
         store.save_feed_state(conn, source, fetched.etag, fetched.last_modified, initialized=True)
     if report.first_run:
         log.info(
@@ -107,9 +147,11 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
         )
     for post in report.eligible:
         log.info(
-            "new post %r (%s): %d send(s) scheduled",
+            "new post %r (%s): %s",
             post.title,
             post.guid,
-            len(enabled_channels(settings)),
+            "; ".join(
+                f"{c.value}: {channel_policy(settings, c).text}" for c in enabled_channels(settings)
+            ),
         )
     return report

@@ -1,7 +1,8 @@
-"""`syndicate run`: one tick of the pipeline (and, later, the daemon)."""
+"""`syndicate run`: the daemon, or one pass of the pipeline with --once."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Annotated, Any
@@ -24,32 +25,65 @@ from sqlalchemy.engine import Engine
 from syndicate import settings as settings_module
 from syndicate import store
 from syndicate.cli.common import app, console, err, open_store, settings_of
-from syndicate.errors import SyndicateError
 from syndicate.models import Channel
-from syndicate.scheduler import ProgressFactory, run_once
+from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
 
 
 @app.command()
 def run(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="Sync lists, poll the feed, run due sends, then exit.")
+        bool,
+        typer.Option("--once", help="Sync lists, poll the feed, run what is due, then exit."),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="If another daemon uses the database, wait for it instead of exiting."
+        ),
     ] = False,
 ) -> None:
-    """Watch the feed and deliver new posts (use --once from cron or to try it out)."""
-    if not once:
-        raise SyndicateError(
-            "the long-running daemon is not available yet; run 'syndicate run --once' "
-            "(for example from cron every 15 minutes)"
-        )
+    """Keep watching the feed and deliver each post when its policy says (--once: one pass).
+
+    The daemon polls the feed every daemon.poll_minutes, starts due sends every minute and
+    polls the inbox when inbound mail is configured. SIGTERM or Ctrl-C finishes the batch in
+    flight, records it and stops; the rest resumes at the next start.
+    """
     settings = settings_of(ctx)
     engine = open_store(settings)
-    with ExitStack() as stack:
-        progress = stack.enter_context(_progress())
-        report = run_once(engine, settings, progress_factory=_progress_factory(engine, progress))
+    if not once:
+        _run_daemon(engine, settings, wait)
+        return
+    lock = DaemonLock(engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed)
+    lock.acquire(wait=wait)
+    try:
+        with ExitStack() as stack:
+            progress = stack.enter_context(_progress())
+            report = run_once(
+                engine, settings, progress_factory=_progress_factory(engine, progress)
+            )
+    finally:
+        lock.release()
     _print_run(report, settings)
     if (report.feed_error and not report.summaries) or any(s.error for s in report.summaries):
         raise typer.Exit(1)
+
+
+def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
+    daemon = Daemon(engine, settings)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        err.print(
+            f"{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
+            "(again to force)",
+            highlight=False,
+        )
+        daemon.stop.set()
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    daemon.serve(wait_for_lock=wait)
 
 
 class RateColumn(ProgressColumn):
@@ -108,6 +142,12 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
             console.print(f"{len(poll.new_posts)} new post(s) in the feed.")
     if report.feed_error:
         err.print(f"[red]feed error:[/red] {report.feed_error}")
+    for digest in getattr(report, "digests", []):
+        console.print(f"Digest send {digest} created.")
+    if getattr(report, "previews", 0):
+        console.print(
+            f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
+        )
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:

@@ -1,17 +1,23 @@
-"""`syndicate status`: what was sent, what is waiting, who is subscribed, what came back."""
+"""`syndicate status`: what is coming, what went out (with counts), who is subscribed, what came
+back. Times are shown in the author's time zone."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.models import RecipientKind
+from syndicate.cli.sends import column_style, print_table, send_json
+from syndicate.models import RecipientKind, SendState
+from syndicate.schedule import short
 from syndicate.watch import feed_source
+
+UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
 
 
 @app.command()
@@ -19,71 +25,118 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Show recent posts, sends with their delivery counts, recipients and replies."""
+    """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
     settings = settings_of(ctx)
     engine = open_store(settings)
     with engine.connect() as conn:
         sends = store.list_sends(conn)
         recipients = store.count_recipients(conn)
         replies = store.count_replies(conn)
+        recent_replies = store.recent_replies(conn)
         state = store.get_feed_state(conn, feed_source(settings))
-    data = {
+        daemon = store.lock_holder(conn)
+    upcoming = sorted(
+        (s for s in sends if s["state"] in UPCOMING), key=lambda s: store.as_utc(s["scheduled_at"])
+    )
+    recent = [s for s in sends if s["state"] not in UPCOMING]
+    data: dict[str, Any] = {
         "feed": {
             "source": settings.feed.source,
             "checked_at": iso(state["checked_at"]) if state else None,
         },
-        "recipients": recipients,
-        "sends": [
+        "daemon": (
             {
-                "id": s["id"],
-                "post": s["title"],
-                "channel": s["channel"],
-                "state": s["state"],
-                "scheduled_at": iso(s["scheduled_at"]),
-                "delivered": s["n_sent"],
-                "pending": s["n_pending"] + s["n_sending"],
-                "deferred": s["n_deferred"],
-                "failed": s["n_failed"],
-                "skipped": s["n_skipped"],
+                "host": daemon["host"],
+                "pid": daemon["pid"],
+                "heartbeat_at": iso(daemon["heartbeat_at"]),
             }
-            for s in sends
-        ],
+            if daemon
+            else None
+        ),
+        "recipients": recipients,
+        "upcoming": [send_json(s) for s in upcoming],
+        "recent": [send_json(s) for s in recent],
+        # Kept for scripts written against the first version: every send, newest first.
+        "sends": [send_json(s) for s in sends],
         "replies": replies,
+        "recent_replies": [
+            {
+                "id": r["id"],
+                "received_at": iso(r["received_at"]),
+                "kind": r["kind"],
+                "sender": r["sender"],
+                "subject": r["subject"],
+                "post": r["title"],
+            }
+            for r in recent_replies
+        ],
     }
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    zone = settings.zone
     console.print(
         f"Feed: {settings.feed.source} (last checked {data['feed']['checked_at'] or 'never'})"
+    )
+    console.print(
+        f"Daemon: running on {daemon['host']} (pid {daemon['pid']}), last heartbeat "
+        f"{short(daemon['heartbeat_at'], zone)}"
+        if daemon
+        else "Daemon: not running ('syndicate run' starts it)"
     )
     for kind in RecipientKind:
         counts = recipients.get(kind.value, {})
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
         console.print(f"{kind.value.capitalize()}s: {shown}")
-    table = Table(title="Sends")
-    for column in (
-        "id",
-        "post",
-        "channel",
-        "state",
-        "scheduled",
-        "delivered",
-        "pending",
-        "deferred",
-        "failed",
-    ):
-        table.add_column(column)
-    for s in data["sends"]:
+
+    table = Table(
+        title=f"Upcoming sends (times in {settings.author.timezone})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("id", "post", "channel", "state", "when", "embargo"):
+        table.add_column(column, **column_style(column))
+    for s in upcoming:
         table.add_row(
             str(s["id"]),
-            s["post"],
+            s["title"],
             s["channel"],
             s["state"],
-            s["scheduled_at"] or "",
-            str(s["delivered"]),
-            str(s["pending"]),
-            str(s["deferred"]),
-            str(s["failed"]),
+            short(store.as_utc(s["scheduled_at"]), zone),
+            short(store.as_utc(s["embargo_until"]), zone),
         )
-    console.print(table)
+    print_table(table) if upcoming else console.print("Upcoming sends: none")
+
+    table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "post", "channel", "state", "started"):
+        table.add_column(column, **column_style(column))
+    for column in ("sent", "pending", "deferred", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for s in recent:
+        table.add_row(
+            str(s["id"]),
+            s["title"],
+            s["channel"],
+            s["state"],
+            short(store.as_utc(s["started_at"]), zone),
+            str(s["n_sent"]),
+            str(s["n_pending"] + s["n_sending"]),
+            str(s["n_deferred"]),
+            str(s["n_failed"]),
+        )
+    print_table(table) if recent else console.print("Recent sends: none")
+
+    if recent_replies:
+        table = Table(title="New replies", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("received", "kind", "from", "subject", "post"):
+            table.add_column(column, **column_style(column))
+        for r in recent_replies:
+            table.add_row(
+                short(store.as_utc(r["received_at"]), zone),
+                r["kind"],
+                r["sender"],
+                r["subject"],
+                r["title"] or "",
+            )
+        print_table(table)
     console.print("Replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none yet"))

@@ -1,0 +1,208 @@
+"""The author's send commands: sends list, schedule, hold, approve, cancel, reschedule.
+
+Times are read in author.timezone and echoed back with zone, offset and UTC, so there is never
+doubt about which instant was meant.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from syndicate import sends as control
+from syndicate import store
+from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.errors import SyndicateError
+from syndicate.models import Channel
+from syndicate.schedule import TIME_HELP, describe, parse_time, short
+from syndicate.settings import Settings
+
+sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
+app.add_typer(sends_app, name="sends")
+
+SendArg = Annotated[int, typer.Argument(help="The send's id (see 'syndicate sends list').")]
+
+
+def column_style(name: str) -> dict[str, Any]:
+    """Titles give up width first (one line, cut with '…'); ids, states and times never wrap."""
+    if name in ("post", "subject", "from"):
+        return {"overflow": "fold", "max_width": 36, "min_width": 16}
+    return {"no_wrap": True, "min_width": len(name)}
+
+
+def print_table(table: Table) -> None:
+    """Piped output (a log, a mail from cron) gets 120 columns instead of rich's 80."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(file=console.file, width=120).print(table)
+
+
+def _when(settings: Settings, text: str) -> Any:
+    return parse_time(text, settings.zone, store.now())
+
+
+def send_json(send: dict[str, Any]) -> dict[str, Any]:
+    data = {
+        "id": send["id"],
+        "post_id": send["post_id"],
+        "channel": send["channel"],
+        "state": send["state"],
+        "policy": send.get("policy") or "",
+        "scheduled_at": iso(send["scheduled_at"]),
+        "embargo_until": iso(send["embargo_until"]),
+        "started_at": iso(send["started_at"]),
+        "finished_at": iso(send["finished_at"]),
+        "approval_requested_at": iso(send.get("approval_requested_at")),
+        "approved_at": iso(send.get("approved_at")),
+        "approved_by": send.get("approved_by") or "",
+    }
+    if "title" in send:
+        data["post"] = send["title"]
+        data.update(
+            delivered=send["n_sent"],
+            pending=send["n_pending"] + send["n_sending"],
+            deferred=send["n_deferred"],
+            failed=send["n_failed"],
+            skipped=send["n_skipped"],
+        )
+    return data
+
+
+def _echo(settings: Settings, send: dict[str, Any], verb: str) -> None:
+    zone = settings.zone
+    lines = [
+        f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
+        f"  at {describe(store.as_utc(send['scheduled_at']), zone)}",
+    ]
+    if send["embargo_until"]:
+        lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+@sends_app.command("list")
+def list_sends(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+) -> None:
+    """Every send with its state, times (in your time zone) and delivery counts."""
+    settings = settings_of(ctx)
+    with open_store(settings).connect() as conn:
+        rows = store.list_sends(conn, limit)
+    data = [send_json(row) for row in rows]
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        console.print("No sends yet.")
+        return
+    table = Table(
+        title=f"Sends (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    embargoes = any(row["embargo_until"] for row in rows)
+    columns = ["id", "post", "channel", "state", "scheduled"] + (["embargo"] if embargoes else [])
+    for column in columns:
+        table.add_column(column, **column_style(column))
+    table.add_column("sent/deferred/failed", justify="right", no_wrap=True)
+    zone = settings.zone
+    for row in rows:
+        cells = [
+            str(row["id"]),
+            row["title"],
+            row["channel"],
+            row["state"],
+            short(store.as_utc(row["scheduled_at"]), zone),
+        ]
+        if embargoes:
+            cells.append(short(store.as_utc(row["embargo_until"]), zone))
+        cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
+        table.add_row(*cells)
+    print_table(table)
+
+
+@app.command()
+def schedule(
+    ctx: typer.Context,
+    post: Annotated[str, typer.Argument(help="Post id, guid, link or 'latest'.")],
+    channel: Annotated[
+        Channel, typer.Option("--channel", help="newsletter (readers) or column (editors).")
+    ],
+    at: Annotated[str, typer.Option("--at", help=f"When. {TIME_HELP}.")],
+    embargo: Annotated[
+        str | None,
+        typer.Option("--embargo", help="Release time printed in the column; readers wait too."),
+    ] = None,
+) -> None:
+    """Schedule a post for a channel at a time of your choosing (creates or moves its send)."""
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    with engine.connect() as conn:
+        found = store.find_post(conn, post)
+    if found is None or found.id is None:
+        raise SyndicateError(
+            f"no post {post!r}; give a post id, its guid or link, or 'latest' "
+            "('syndicate sends list' shows posts with sends)"
+        )
+    when = _when(settings, at)
+    until = _when(settings, embargo) if embargo else None
+    send, created = control.schedule(engine, found.id, channel, when, until)
+    _echo(settings, send, "created" if created else "rescheduled")
+    if send["state"] != "scheduled":
+        console.print(
+            f"  it is {send['state']}: 'syndicate approve {send['id']}' releases it",
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def hold(ctx: typer.Context, send: SendArg) -> None:
+    """Hold a send: it does not go out (one in progress stops after the current batch)."""
+    settings = settings_of(ctx)
+    row = control.hold(open_store(settings), send)
+    _echo(settings, row, "held")
+    console.print(
+        f"  'syndicate approve {send}' releases it; 'syndicate cancel {send}' drops it",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def approve(ctx: typer.Context, send: SendArg) -> None:
+    """Release a held or awaiting-approval send; it goes at its time, at once if that passed."""
+    settings = settings_of(ctx)
+    row, changed = control.approve(open_store(settings), send, by="command")
+    _echo(settings, row, "approved" if changed else "was already approved")
+
+
+@app.command()
+def cancel(ctx: typer.Context, send: SendArg) -> None:
+    """Cancel a send for good; messages already delivered stay delivered."""
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    row = control.cancel(engine, send)
+    with engine.connect() as conn:
+        counts = store.delivery_counts(conn, send)
+    console.print(
+        f"Send {send} ({row['channel']}) cancelled; {counts.get('sent', 0)} message(s) had "
+        f"been delivered, {counts.get('pending', 0)} will not be sent.",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def reschedule(
+    ctx: typer.Context,
+    send: SendArg,
+    at: Annotated[str, typer.Option("--at", help=f"The new time. {TIME_HELP}.")],
+) -> None:
+    """Move a send that has not started to another time."""
+    settings = settings_of(ctx)
+    row = control.reschedule(open_store(settings), send, _when(settings, at))
+    _echo(settings, row, "rescheduled")

@@ -1,0 +1,259 @@
+"""Times and send policies in the author's time zone.
+
+`parse_time` reads what an author types ("tomorrow 07:00", "+2h", "next saturday 00:01", ISO
+dates) and `describe` echoes it back so there is no doubt which instant was meant. `Policy` is a
+channel's send policy from settings.toml ("immediately", "at 07:00", "cron: 0 7 * * tue",
+"digest: 0 7 * * tue", "manual"). Every instant leaves here as an aware UTC datetime.
+
+Cron arithmetic is APScheduler's CronTrigger (DST-correct in the given zone); only the weekday
+numbers are translated first, because APScheduler 3.x counts 0 as Monday while cron counts 0 as
+Sunday.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+
+from syndicate.errors import SyndicateError
+
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_UNIT_WORDS = {
+    "week": "w",
+    "weeks": "w",
+    "day": "d",
+    "days": "d",
+    "hour": "h",
+    "hours": "h",
+    "minute": "m",
+    "minutes": "m",
+    "min": "m",
+    "mins": "m",
+}
+TIME_HELP = (
+    "use an ISO date and time ('2026-12-01 07:00'), 'today 18:00', 'tomorrow 07:00', "
+    "'saturday 00:01', 'next saturday 00:01', '07:00', '+2h', '+1d6h', 'in 30 minutes' or 'now'"
+)
+
+
+class TimeError(SyndicateError):
+    """A time or policy the author typed could not be understood."""
+
+
+# --- times ------------------------------------------------------------------------------------
+
+
+def parse_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """The instant `text` names, read in `zone` relative to `now`; an aware UTC datetime."""
+    raw = " ".join(text.strip().lower().split())
+    if not raw:
+        raise TimeError(f"no time given; {TIME_HELP}")
+    now_local = now.astimezone(zone)
+    if raw == "now":
+        return now.astimezone(UTC)
+    relative = _parse_relative(raw)
+    if relative is not None:
+        return (now + relative).astimezone(UTC)
+    iso = _parse_iso(text.strip(), zone)
+    if iso is not None:
+        return iso
+    words = raw.split(" ")
+    clock = _parse_clock(words[-1]) if words else None
+    if clock is None:
+        raise TimeError(f"cannot read {text!r} as a time; {TIME_HELP}")
+    day_words = words[:-1]
+    today = now_local.date()
+    if not day_words:
+        day = today
+        if _local(day, clock, zone, text) <= now:
+            day = today + timedelta(days=1)
+    elif day_words == ["today"]:
+        day = today
+    elif day_words == ["tomorrow"]:
+        day = today + timedelta(days=1)
+    elif day_words[-1] in WEEKDAYS and len(day_words) <= 2 and day_words[0] in ("next", "on"):
+        day = _next_weekday(today, WEEKDAYS.index(day_words[-1]), strictly_after=True)
+    elif len(day_words) == 1 and day_words[0] in WEEKDAYS:
+        day = _next_weekday(today, WEEKDAYS.index(day_words[0]), strictly_after=False)
+        if _local(day, clock, zone, text) <= now:
+            day += timedelta(days=7)
+    else:
+        raise TimeError(f"cannot read {text!r} as a time; {TIME_HELP}")
+    return _local(day, clock, zone, text)
+
+
+def _parse_relative(raw: str) -> timedelta | None:
+    if raw.startswith("+"):
+        body = raw[1:].replace(" ", "")
+        parts = re.findall(r"(\d+)([wdhms])", body)
+        if not parts or "".join(n + u for n, u in parts) != body:
+            return None
+        return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+    match = re.fullmatch(r"in (\d+) ([a-z]+)", raw)
+    if match and match.group(2) in _UNIT_WORDS:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[_UNIT_WORDS[match.group(2)]])
+    return None
+
+
+def _parse_iso(text: str, zone: ZoneInfo) -> datetime | None:
+    if not re.match(r"^\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
+    except ValueError as exc:
+        raise TimeError(f"cannot read {text!r} as an ISO date and time: {exc}") from None
+    if len(text.strip()) == 10:
+        raise TimeError(f"{text!r} has no time of day; add one, e.g. '{text.strip()} 07:00'")
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return _local(value.date(), value.time(), zone, text)
+
+
+def _parse_clock(word: str) -> time | None:
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?(am|pm)?", word)
+    if not match or (match.group(2) is None and match.group(3) is None):
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if match.group(3):
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if match.group(3) == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _next_weekday(start, weekday: int, *, strictly_after: bool):
+    ahead = (weekday - start.weekday()) % 7
+    if ahead == 0 and strictly_after:
+        ahead = 7
+    return start + timedelta(days=ahead)
+
+
+def _local(day, clock: time, zone: ZoneInfo, text: str) -> datetime:
+    """A wall-clock time in `zone` as UTC; refuses a time the clocks skip (spring forward).
+
+    A time that happens twice (fall back) means its first occurrence; `describe` shows which.
+    """
+    wall = datetime.combine(day, clock).replace(tzinfo=zone)
+    round_trip = wall.astimezone(UTC).astimezone(zone)
+    if round_trip.replace(tzinfo=None) != wall.replace(tzinfo=None):
+        raise TimeError(
+            f"{text!r}: {day.isoformat()} {clock:%H:%M} does not exist in {zone.key} "
+            "(the clocks skip that hour); choose another time"
+        )
+    return wall.astimezone(UTC)
+
+
+def describe(value: datetime, zone: ZoneInfo) -> str:
+    """An instant as the author reads it, with zone, offset and UTC: never ambiguous."""
+    local = value.astimezone(zone)
+    offset = local.strftime("%z")
+    offset = f"UTC{offset[:3]}:{offset[3:]}"
+    return (
+        f"{local:%A} {local.day} {local:%B %Y, %H:%M} {local.tzname()} ({offset}) "
+        f"= {value.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def short(value: datetime | None, zone: ZoneInfo) -> str:
+    """Compact form for tables: '2026-12-01 07:00 EST'."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+# --- cron ---------------------------------------------------------------------------------------
+
+
+def cron_trigger(expr: str, zone: ZoneInfo) -> CronTrigger:
+    """A standard 5-field crontab line (0 or 7 = Sunday) as an APScheduler trigger."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise TimeError(
+            f"cron expression {expr!r} needs 5 fields (minute hour day month weekday), "
+            f"e.g. '0 7 * * tue' for Tuesdays at 07:00"
+        )
+    fields[4] = _cron_weekdays(fields[4], expr)
+    try:
+        return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+    except ValueError as exc:
+        raise TimeError(f"cron expression {expr!r}: {exc}") from None
+
+
+def _cron_weekdays(field: str, expr: str) -> str:
+    def name(number: str) -> str:
+        if int(number) > 7:
+            raise TimeError(f"cron expression {expr!r}: weekday {number} is not 0-7")
+        return _CRON_DAYS[int(number)]
+
+    parts = []
+    for part in field.split(","):
+        days, slash, step = part.partition("/")
+        days = re.sub(r"\d+", lambda m: name(m.group(0)), days)
+        parts.append(days + slash + step)
+    return ",".join(parts)
+
+
+def next_cron(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
+    """The first time strictly after `after` that the cron expression names, in UTC."""
+    trigger = cron_trigger(expr, zone)
+    fire = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    if fire is None:
+        raise TimeError(f"cron expression {expr!r} never fires")
+    return fire.astimezone(UTC)
+
+
+# --- policies -----------------------------------------------------------------------------------
+
+POLICY_HELP = (
+    "write one of: 'immediately'; 'at HH:MM' (every day at that time); "
+    "'cron: MIN HOUR DAY MONTH WEEKDAY' (e.g. 'cron: 0 7 * * tue'); "
+    "'digest: MIN HOUR DAY MONTH WEEKDAY' (newsletter only: one edition with every new post); "
+    "'manual' (email the author a preview; nothing goes out until approved)"
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A channel's send policy. `kind` is immediately | cron | digest | manual."""
+
+    kind: str
+    cron: str = ""
+    text: str = ""
+
+    def first_time(self, found: datetime, zone: ZoneInfo) -> datetime:
+        """When a post found at `found` is scheduled (immediately/manual: at once)."""
+        if self.kind in ("cron", "digest"):
+            return next_cron(self.cron, zone, found - timedelta(seconds=1))
+        return found
+
+
+def parse_policy(text: str) -> Policy:
+    raw = " ".join(text.strip().split())
+    lowered = raw.lower()
+    if lowered in ("immediately", "immediate", "now"):
+        return Policy("immediately", text=raw)
+    if lowered == "manual":
+        return Policy("manual", text=raw)
+    match = re.fullmatch(r"at (.+)", lowered)
+    if match:
+        clock = _parse_clock(match.group(1))
+        if clock is None:
+            raise TimeError(f"policy {text!r}: {match.group(1)!r} is not a time like 07:00")
+        return Policy("cron", f"{clock.minute} {clock.hour} * * *", raw)
+    kind, colon, expr = raw.partition(":")
+    if colon and kind.strip().lower() in ("cron", "digest"):
+        expr = expr.strip()
+        cron_trigger(expr, ZoneInfo("UTC"))  # validates
+        return Policy(kind.strip().lower(), expr, raw)
+    raise TimeError(f"unknown send policy {text!r}; {POLICY_HELP}")
