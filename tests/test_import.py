@@ -164,8 +164,8 @@ def test_cli_import_dry_run_then_import_list_and_export(project: Path) -> None:
     assert "2 new subscriber(s) would be added" in dry.stdout
     assert "line 4:" in dry.stdout and "carla@@example.net" in dry.stdout
     assert "dry run: nothing was written" in dry.stdout
-    listed = json.loads(run_cli(project, "subscribers", "list", "--json").stdout)
-    assert listed == []
+    with store.connect(f"sqlite:///{project / 'syndicate.db'}").connect() as conn:
+        assert store.list_recipients(conn) == []
 
     done = run_cli(project, "subscribers", "import", fixture, "--json")
     assert done.returncode == 0, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import re
@@ -68,13 +69,25 @@ def events_body(*events: dict) -> bytes:
     return json.dumps(list(events)).encode()
 
 
+def _missing(message: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_module(name: str):
+    """The imported module; skip without CI, fail under CI=true (pip install -e '.[test]')."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        _missing(f"{name} is not installed (pip install -e '.[test]')")
+        raise
+
+
 def require_tool(name: str) -> str:
     """The tool's path; skip without CI, fail under CI=true (CI must install it)."""
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} is not installed (apt-get install {name})"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    _missing(f"{name} is not installed (apt-get install {name})")
     raise AssertionError("unreachable")
