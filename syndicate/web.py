@@ -45,6 +45,7 @@ CSRF_SALT = "syndicate.csrf"
 CSRF_MAX_AGE = 2 * 3600
 HONEYPOT = "website"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+MAX_WEBHOOK_BYTES = 20_000_000  # SendGrid batches events; a batch is far smaller than this
 
 
 class RateLimiter:
@@ -299,6 +300,9 @@ class WebApp:
                 self.settings.web.sendgrid_webhook_key_env,
             )
             return JSONResponse({"error": "webhook verification key not configured"}, 503)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
+            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES} bytes"}, 413)
         body = await request.body()
         signature = request.headers.get(webhooks.SIGNATURE_HEADER, "")
         timestamp = request.headers.get(webhooks.TIMESTAMP_HEADER, "")

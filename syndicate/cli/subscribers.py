@@ -151,10 +151,24 @@ def list_command(
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
+    lines = [
+        (
+            r["kind"],
+            r["email"],
+            r["name"],
+            r["status"],
+            r["source"],
+            r["unsubscribe_reason"] if r["status"] != "active" else r["confirmed_at"] or "",
+        )
+        for r in data
+    ]
+    if not console.is_terminal:  # piped: one tab-separated line per person, for grep and cut
+        for line in lines:
+            print("\t".join(line))
+        return
     table = Table(title=f"{len(data)} subscriber(s)")
-    for column in ("kind", "email", "name", "status", "source", "since / reason"):
-        table.add_column(column)
-    for r in data:
-        note = r["unsubscribe_reason"] if r["status"] != "active" else r["confirmed_at"] or ""
-        table.add_row(r["kind"], r["email"], r["name"], r["status"], r["source"], note)
+    for column in ("kind", "email", "name", "status", "source", "confirmed / reason"):
+        table.add_column(column, no_wrap=column == "email")
+    for line in lines:
+        table.add_row(*line)
     console.print(table)
