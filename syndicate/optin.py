@@ -25,6 +25,9 @@ from syndicate.transports import Transport
 log = logging.getLogger(__name__)
 
 CONFIRM_SALT = "syndicate.confirm"
+# Confirmation emails are not deliveries; this offset keeps their ids (and the outbox file names
+# the outbox transport derives from them) clear of real delivery ids.
+CONFIRMATION_ID_OFFSET = 900_000_000
 
 
 def serializer(key: bytes, salt: str = CONFIRM_SALT) -> URLSafeTimedSerializer:
@@ -86,7 +89,7 @@ def send_confirmation(
     link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id)}"
     message = build_message(settings, env, email, name, link)
     outbound = OutboundMessage(
-        delivery_id=pending_id,
+        delivery_id=CONFIRMATION_ID_OFFSET + pending_id,
         recipient=Recipient(id=0, kind=kind, email=email, name=name),
         envelope_from=settings.mail.from_address,
         message=message,

@@ -104,7 +104,9 @@ def apply_events(engine: Engine, events: list[dict[str, Any]]) -> EventReport:
                 continue
             targets = _targets(conn, event)
             detail = str(event.get("reason") or event.get("status") or event.get("type") or "")
-            reason = f"sendgrid {kind}" + (f": {detail}" if detail else "")
+            send = str(event.get("send_id") or "")
+            reason = f"sendgrid {kind}" + (f" (send {send})" if send.isdigit() else "")
+            reason += f": {detail}" if detail else ""
             changed = [rid for rid in targets if store.mark_recipient(conn, rid, status, reason)]
             outcome = f"{status}: {changed}" if targets else "no matching recipient"
             store.record_webhook_event(

@@ -190,3 +190,19 @@ def test_cli_import_of_an_unreadable_file_says_why(project: Path) -> None:
     assert "no email column" in result.stderr
     missing = run_cli(project, "subscribers", "import", "nope.csv")
     assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_export_reads_back_with_every_status(tmp_path: Path) -> None:
+    source = store.connect(f"sqlite:///{tmp_path / 'source.sqlite'}")
+    for name in ("mailchimp_subscribed.csv", "mailchimp_unsubscribed.csv", "mailchimp_cleaned.csv"):
+        subscribers.import_file(source, FIXTURES / name, RecipientKind.READER)
+    exported = tmp_path / "export.csv"
+    exported.write_text(subscribers.export_csv(source), encoding="utf-8")
+    target = store.connect(f"sqlite:///{tmp_path / 'target.sqlite'}")
+    report = subscribers.import_file(target, exported, RecipientKind.READER)
+    assert report.problems == []
+    with source.connect() as a, target.connect() as b:
+        before = {(r["email"], r["name"], r["status"]) for r in store.list_recipients(a)}
+        after = {(r["email"], r["name"], r["status"]) for r in store.list_recipients(b)}
+    assert before == after
+    assert {status for _, _, status in after} == {"active", "unsubscribed", "bounced"}

@@ -372,7 +372,7 @@ def test_webhook_applies_events_once_and_ignores_replays(
     assert replay.json() == {"applied": 0, "duplicates": 4, "ignored": 2, "unmatched": 0}
     with engine.connect() as conn:
         row = store.recipient_row(conn, ids["zoe.perez@example.org"])
-    assert row["unsubscribe_reason"] == "sendgrid bounce: 550 5.1.1 no such user"
+    assert row["unsubscribe_reason"] == "sendgrid bounce (send 3): 550 5.1.1 no such user"
 
 
 def test_webhook_rejects_a_body_that_is_not_an_event_array(
