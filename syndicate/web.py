@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from syndicate import optin, store, subscribers, webhooks
+from syndicate import importers, optin, store, subscribers, webhooks
 from syndicate.models import RecipientKind
 from syndicate.settings import Settings
 from syndicate.transports import Transport, make_transport
@@ -165,7 +165,7 @@ class WebApp:
             )
             response.headers["Retry-After"] = str(retry)
             return response
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=20)
         email = str(form.get("email", "")).strip()
         name = " ".join(str(form.get("name", "")).split())[:200]
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
@@ -180,7 +180,7 @@ class WebApp:
         if str(form.get(HONEYPOT, "")).strip():
             log.info("subscribe honeypot filled by %s; ignored", self.client_ip(request))
             return self.check_inbox()
-        address, why = subscribers.importers.check_address(email)
+        address, why = importers.check_address(email)
         if address is None:
             return self.subscribe_form(
                 request,

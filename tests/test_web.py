@@ -21,7 +21,7 @@ with warnings.catch_warnings():
 from syndicate import optin, store, subscribers, tokens
 from syndicate.models import RecipientKind
 from syndicate.web import create_app
-from tests.conftest import set_setting
+from tests.conftest import free_port, set_setting
 from tests.web_support import (
     SigningKey,
     confirmation_link,
@@ -388,3 +388,26 @@ def test_extra_routes_are_mounted(web_project: Path) -> None:
     client = client_for(web_project, extra_routes=extra)
     assert client.post("/inbound/test").text == "inbound"
     assert client.get("/healthz").json() == {"ok": True}
+
+
+def _use_smtp(project: Path, port: int) -> None:
+    config = project / "settings.toml"
+    set_setting(config, 'kind = "outbox"', 'kind = "smtp"')
+    set_setting(config, 'host = "localhost"\nport = 587', f'host = "127.0.0.1"\nport = {port}')
+    set_setting(config, 'security = "starttls"', 'security = "none"')
+
+
+def test_confirmation_goes_through_the_configured_smtp_transport(web_project: Path, smtp_server):
+    controller, handler = smtp_server
+    _use_smtp(web_project, controller.port)
+    answer = subscribe(client_for(web_project), "smtp.reader@example.com")
+    assert answer.status_code == 200
+    [received] = handler.messages
+    assert received.rcpt_tos == ["smtp.reader@example.com"]
+    assert b"/confirm/" in received.data
+
+
+def test_a_transport_that_cannot_send_is_reported_honestly(web_project: Path) -> None:
+    _use_smtp(web_project, free_port())  # nothing listens there
+    answer = subscribe(client_for(web_project), "unlucky@example.com")
+    assert answer.status_code == 503 and "try again" in answer.text
