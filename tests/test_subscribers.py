@@ -90,12 +90,18 @@ def test_lists_saved_by_excel_latin1_bom_or_semicolons_still_sync(tmp_path: Path
     latin.write_bytes("email;name\nzoe@example.org;Zoë Pérez\n".encode("latin-1"))
     bom = tmp_path / "bom.csv"
     bom.write_bytes(codecs.BOM_UTF8 + "email,name\nbom@example.org,Bõm\n".encode())
-    for path in (latin, bom):
+    excel_unicode = tmp_path / "unicode.txt"  # Excel's "Unicode Text": UTF-16 with tabs
+    excel_unicode.write_bytes("email\tname\nu16@example.org\tÜnï Cödé\n".encode("utf-16"))
+    for path in (latin, bom, excel_unicode):
         report = subscribers.sync(engine, path, RecipientKind.READER)
         assert report.added == 1 and report.problems == []
     with engine.connect() as conn:
         names = {r["email"]: r["name"] for r in store.list_recipients(conn)}
-    assert names == {"zoe@example.org": "Zoë Pérez", "bom@example.org": "Bõm"}
+    assert names == {
+        "zoe@example.org": "Zoë Pérez",
+        "bom@example.org": "Bõm",
+        "u16@example.org": "Ünï Cödé",
+    }
 
 
 def test_a_list_without_email_column_or_missing_is_a_problem_not_a_crash(tmp_path: Path) -> None:
