@@ -278,6 +278,7 @@ class UnsubscribeOutcome:
     changed: bool = False  # this request unsubscribed the person (False: already was)
     email: str = ""
     recipient_id: int = 0
+    status: str = ""
 
 
 def check_unsubscribe_token(engine: Engine, key: bytes, token: str) -> UnsubscribeOutcome:
@@ -289,7 +290,9 @@ def check_unsubscribe_token(engine: Engine, key: bytes, token: str) -> Unsubscri
         row = store.recipient_row(conn, claim.recipient_id)
     if row is None:
         return UnsubscribeOutcome(ok=False)
-    return UnsubscribeOutcome(ok=True, email=row["email"], recipient_id=row["id"])
+    return UnsubscribeOutcome(
+        ok=True, email=row["email"], recipient_id=row["id"], status=row["status"]
+    )
 
 
 def unsubscribe_with_token(

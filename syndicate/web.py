@@ -267,6 +267,13 @@ class WebApp:
         )
         if not outcome.ok:
             return self.forged_unsubscribe()
+        if outcome.status != "active":
+            return self.notice(
+                "You’re already unsubscribed",
+                f"{outcome.email} receives no emails from {self.settings.site.name}. "
+                "To read it again, subscribe again.",
+                link=True,
+            )
         return self.page("unsubscribe.html.j2", email=outcome.email)
 
     async def post_unsubscribe(self, request: Request) -> Response:

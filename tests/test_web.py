@@ -237,8 +237,10 @@ def test_one_click_post_unsubscribes_at_once(web_project: Path) -> None:
     with engine_of(web_project).connect() as conn:
         row = store.recipient_row(conn, rid)
     assert row["status"] == "unsubscribed" and "one-click (send 7)" in row["unsubscribe_reason"]
-    # Clicking twice is harmless.
+    # Clicking twice is harmless; the page then says so instead of offering the button again.
     assert client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).is_success
+    later = client.get(f"/unsubscribe/{token}")
+    assert "already unsubscribed" in later.text and "<button" not in later.text
 
 
 def test_forged_or_altered_unsubscribe_tokens_change_nothing(web_project: Path) -> None:
