@@ -42,6 +42,17 @@ UNSUBSCRIBED_WORDS = {"unsubscribed", "unsubscribe", "optedout", "optout", "inac
 BOUNCED_WORDS = {"bounced", "cleaned", "undeliverable", "bounce", "invalid"}
 COMPLAINED_WORDS = {"complained", "spam", "spamreport", "spammy"}
 UNCONFIRMED_WORDS = {"unactivated", "pending", "unconfirmed"}
+# Columns whose value is one of the words above, and every column that can carry a status.
+WORD_STATUS_COLUMNS = ("status", "type", "subscribertype", "subscriptionstatus")
+STATUS_COLUMNS = (
+    *WORD_STATUS_COLUMNS,
+    "cleantime",
+    "unsubtime",
+    "emaildisabled",
+    "subscribedtoemails",
+    "deletedat",
+    "subscribed",
+)
 
 
 def norm(header: str) -> str:
@@ -159,6 +170,8 @@ class _Columns:
         self.name = _column(self.index, NAME_COLUMNS)
         self.first = _column(self.index, FIRST_COLUMNS)
         self.last = _column(self.index, LAST_COLUMNS)
+        self.status_words = [c for c in WORD_STATUS_COLUMNS if c in self.index]
+        self.has_status = any(c in self.index for c in STATUS_COLUMNS)
 
     def get(self, row: list[str], name: str) -> str:
         position = self.index.get(name)
@@ -169,6 +182,8 @@ class _Columns:
 
 def _status(columns: _Columns, row: list[str]) -> tuple[str, str]:
     """(status, reason) from whatever status columns the export has."""
+    if not columns.has_status:
+        return "active", ""
     get = columns.get
     if get(row, "cleantime"):
         return "bounced", "cleaned in Mailchimp " + get(row, "cleantime")
@@ -186,7 +201,7 @@ def _status(columns: _Columns, row: list[str]) -> tuple[str, str]:
         return "unsubscribed", "deleted member"
     if "subscribed" in columns.index and get(row, "subscribed").lower() in FALSE_WORDS:
         return "unsubscribed", "not subscribed in the source"
-    for column in ("status", "type", "subscribertype", "subscriptionstatus"):
+    for column in columns.status_words:
         word = norm(get(row, column))
         if word in UNSUBSCRIBED_WORDS:
             return "unsubscribed", f"{column} {get(row, column)!r} in the source"
@@ -227,6 +242,48 @@ def check_address(address: str) -> tuple[str | None, str]:
     return result.normalized, ""
 
 
+# RFC 5322 dot-atom: exactly the ASCII local parts email-validator accepts as already normal.
+_ATEXT = r"[A-Za-z0-9_!#$%&'*+\-/=?^`{|}~]+"
+_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*\Z")
+# Role names email-validator lower-cases (RFC 2142); they take the full path.
+_ROLE_NAMES = {
+    *("info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster"),
+    *("hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp"),
+}
+
+
+class AddressChecker:
+    """email-validator, without repeating the domain work for every address at the same domain.
+
+    Domain validation (IDNA, UTS-46) is most of email-validator's cost, and a list has few
+    distinct domains. Every new domain and every address that is not plain ASCII goes through
+    `validate_email`; a plain dot-atom local part at a domain it already accepted is valid by the
+    same rules, so 100,000 rows take a fraction of the time and give the same answers.
+    """
+
+    def __init__(self) -> None:
+        self.domains: dict[str, str] = {}
+
+    def check(self, address: str) -> tuple[str | None, str]:
+        local, at, domain = address.rpartition("@")
+        known = self.domains.get(domain) if at else None
+        if (
+            known is not None
+            and address.isascii()
+            and len(address) <= 254
+            and _DOT_ATOM.match(local)
+            and local.lower() not in _ROLE_NAMES
+        ):
+            return f"{local}@{known}", ""
+        try:
+            result = validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            return None, str(exc)
+        if at:
+            self.domains[domain] = result.domain
+        return result.normalized, ""
+
+
 def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None) -> ParsedList:
     """Read one CSV file of subscribers; raises ImportFormatError when it has no usable header."""
     text, encoding = decode(path.read_bytes() if data is None else data)
@@ -243,6 +300,7 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         else []
     )
     seen: dict[str, int] = {}
+    checker = AddressChecker()
     for line, record in records:
         if not any(cell.strip() for cell in record):
             continue
@@ -250,7 +308,7 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         if not raw:
             parsed.problems.append(RowProblem(path, line, "no email address; row skipped"))
             continue
-        address, why = check_address(raw)
+        address, why = checker.check(raw)
         if address is None:
             parsed.problems.append(
                 RowProblem(path, line, f"{raw!r} is not a valid email address ({why}); row skipped")

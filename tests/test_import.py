@@ -206,3 +206,40 @@ def test_export_reads_back_with_every_status(tmp_path: Path) -> None:
         after = {(r["email"], r["name"], r["status"]) for r in store.list_recipients(b)}
     assert before == after
     assert {status for _, _, status in after} == {"active", "unsubscribed", "bounced"}
+
+
+TRICKY_ADDRESSES = [
+    "a@example.com",
+    "A.B@Example.COM",
+    "x..y@example.com",
+    ".x@example.com",
+    "x.@example.com",
+    "Postmaster@example.com",
+    "o'neil+tag@example.com",
+    "{}|~@example.com",
+    "a/b=c?d^e`f@example.com",
+    "a b@example.com",
+    '"quoted"@example.com',
+    "ü@example.com",
+    "a@exämple.com",
+    "a@EXÄMPLE.com",
+    "a" * 70 + "@example.com",
+    "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + ".com",
+    "x@@example.com",
+    "x@example..com",
+    "x@-example.com",
+    "sam <s@example.com>",
+    "x@[192.0.2.1]",
+    "x@localhost",
+    "x@example",
+]
+
+
+def test_the_fast_address_check_agrees_with_email_validator() -> None:
+    checker = importers.AddressChecker()
+    for warm in ("w@example.com", "w@exämple.com", "w@EXÄMPLE.com"):
+        checker.check(warm)
+    for address in TRICKY_ADDRESSES:
+        fast, fast_why = checker.check(address)
+        full, full_why = importers.check_address(address)
+        assert (fast, fast_why) == (full, full_why), address
