@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -44,9 +45,15 @@ class ConfirmOutcome:
     email: str = ""
 
 
-def request(engine: Engine, kind: RecipientKind, email: str, name: str) -> int:
-    """Record a pending opt-in; known and unknown addresses are treated exactly alike."""
+def request(
+    engine: Engine, kind: RecipientKind, email: str, name: str, lifetime_hours: float = 48.0
+) -> int:
+    """Record a pending opt-in; known and unknown addresses are treated exactly alike.
+
+    Requests whose link expired long ago are forgotten on the way, so the table stays small.
+    """
     with engine.begin() as conn:
+        store.forget_pending_before(conn, store.now() - timedelta(hours=2 * lifetime_hours))
         return store.add_pending_confirmation(conn, kind, email, name, secrets.token_hex(8))
 
 

@@ -118,6 +118,8 @@ pending_confirmations = Table(
     Column("nonce", String(32), nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True)),
+    # Ids are never reused after old requests are deleted: a link names exactly one request.
+    sqlite_autoincrement=True,
 )
 
 # Provider webhook events already applied (SendGrid retries and may send an event twice).
@@ -553,6 +555,17 @@ def add_pending_confirmation(
         )
     )
     return int(result.inserted_primary_key[0])
+
+
+def forget_pending_before(conn: Connection, before: datetime) -> int:
+    """Drop unconfirmed requests older than `before`: their links have expired anyway."""
+    result = conn.execute(
+        pending_confirmations.delete().where(
+            pending_confirmations.c.confirmed_at.is_(None),
+            pending_confirmations.c.requested_at < before,
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 def get_pending_confirmation(conn: Connection, pending_id: int) -> dict[str, Any] | None:

@@ -190,7 +190,12 @@ class WebApp:
                 name=name,
             )
         pending_id = await run_in_threadpool(
-            optin.request, self.engine, RecipientKind.READER, address, name
+            optin.request,
+            self.engine,
+            RecipientKind.READER,
+            address,
+            name,
+            self.settings.web.confirm_hours,
         )
         sent = await run_in_threadpool(
             optin.send_confirmation,

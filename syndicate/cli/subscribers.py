@@ -27,9 +27,9 @@ def _print_report(label: str, report: subscribers.MergeReport, as_json: bool) ->
         print(json.dumps({"file": label, **report.as_dict()}, ensure_ascii=False, indent=2))
         return
     verb = "would be" if report.dry_run else "were"
+    shape = f"{report.tool} export, " if report.tool != "csv" else ""
     console.print(
-        f"{label}: {report.tool} export, {report.encoding or 'utf-8'}, "
-        f"delimiter {report.delimiter!r}",
+        f"{label}: {shape}{report.encoding or 'utf-8'}, delimiter {report.delimiter!r}",
         highlight=False,
     )
     console.print(
