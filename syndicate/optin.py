@@ -6,6 +6,7 @@ The link names the pending request by id, signed with the token key and a timest
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ def serializer(key: bytes, salt: str = CONFIRM_SALT) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(key, salt=salt)
 
 
-def confirm_token(key: bytes, pending_id: int) -> str:
-    return serializer(key).dumps(pending_id)
+def confirm_token(key: bytes, pending_id: int, nonce: str) -> str:
+    """Names the request by id and its random nonce: a database started afresh under the same
+    key reuses ids, and an old link must not confirm someone else's request."""
+    return serializer(key).dumps([pending_id, nonce])
 
 
 @dataclass(frozen=True)
@@ -47,14 +50,15 @@ class ConfirmOutcome:
 
 def request(
     engine: Engine, kind: RecipientKind, email: str, name: str, lifetime_hours: float = 48.0
-) -> int:
+) -> tuple[int, str]:
     """Record a pending opt-in; known and unknown addresses are treated exactly alike.
 
     Requests whose link expired long ago are forgotten on the way, so the table stays small.
     """
     with engine.begin() as conn:
         store.forget_pending_before(conn, store.now() - timedelta(hours=2 * lifetime_hours))
-        return store.add_pending_confirmation(conn, kind, email, name, secrets.token_hex(8))
+        nonce = secrets.token_hex(8)
+        return store.add_pending_confirmation(conn, kind, email, name, nonce), nonce
 
 
 def build_message(
@@ -87,13 +91,14 @@ def send_confirmation(
     env: jinja2.Environment,
     transport: Transport,
     key: bytes,
-    pending_id: int,
+    pending: tuple[int, str],
     kind: RecipientKind,
     email: str,
     name: str,
 ) -> bool:
     """Send the confirmation email through the configured transport; True when it left."""
-    link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id)}"
+    pending_id, nonce = pending
+    link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id, nonce)}"
     message = build_message(settings, env, email, name, link)
     outbound = OutboundMessage(
         delivery_id=CONFIRMATION_ID_OFFSET + pending_id,
@@ -120,16 +125,17 @@ def send_confirmation(
 def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
     """Activate the subscription a genuine, unexpired link names; anything else changes nothing."""
     try:
-        pending_id = serializer(key).loads(token, max_age=max_age_seconds)
+        claim = serializer(key).loads(token, max_age=max_age_seconds)
     except SignatureExpired:
         return ConfirmOutcome("expired")
     except BadSignature:
         return ConfirmOutcome("invalid")
-    if not isinstance(pending_id, int):
+    if not (isinstance(claim, list) and len(claim) == 2 and isinstance(claim[0], int)):
         return ConfirmOutcome("invalid")
+    pending_id, nonce = claim
     with engine.begin() as conn:
         pending = store.get_pending_confirmation(conn, pending_id)
-        if pending is None:
+        if pending is None or not hmac.compare_digest(str(nonce), pending["nonce"]):
             return ConfirmOutcome("invalid")
         if pending["confirmed_at"] is not None:
             return ConfirmOutcome("already", pending["email"])

@@ -189,7 +189,7 @@ class WebApp:
                 email=email,
                 name=name,
             )
-        pending_id = await run_in_threadpool(
+        pending = await run_in_threadpool(
             optin.request,
             self.engine,
             RecipientKind.READER,
@@ -203,7 +203,7 @@ class WebApp:
             self.env,
             self.transport_factory(self.settings),
             self.key,
-            pending_id,
+            pending,
             RecipientKind.READER,
             address,
             name,

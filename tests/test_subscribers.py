@@ -136,14 +136,14 @@ def test_expired_unconfirmed_requests_are_forgotten(tmp_path: Path) -> None:
     from syndicate import optin
 
     engine = engine_in(tmp_path)
-    old = optin.request(engine, RecipientKind.READER, "old@example.com", "", lifetime_hours=1)
+    old, _ = optin.request(engine, RecipientKind.READER, "old@example.com", "", lifetime_hours=1)
     with engine.begin() as conn:
         conn.execute(
             update(store.pending_confirmations)
             .where(store.pending_confirmations.c.id == old)
             .values(requested_at=store.now() - timedelta(hours=3))
         )
-    fresh = optin.request(engine, RecipientKind.READER, "new@example.com", "", lifetime_hours=1)
+    fresh, _ = optin.request(engine, RecipientKind.READER, "new@example.com", "", lifetime_hours=1)
     with engine.connect() as conn:
         assert store.get_pending_confirmation(conn, old) is None
         assert store.get_pending_confirmation(conn, fresh)["email"] == "new@example.com"

@@ -186,7 +186,13 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
     subscribe(client, "later@example.com")
     link = confirmation_link(web_project, "later@example.com").removeprefix("http://testserver")
     altered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
-    for bad in (altered, "/confirm/not-a-token", "/confirm/" + optin.confirm_token(b"other", 1)):
+    nonce = "0" * 16  # the right id with the wrong nonce, signed with the right key
+    for bad in (
+        altered,
+        "/confirm/not-a-token",
+        "/confirm/" + optin.confirm_token(b"other key", 1, nonce),
+        "/confirm/" + optin.confirm_token(SECRET.encode(), 1, nonce),
+    ):
         answer = client.get(bad)
         assert answer.status_code == 400 and "not valid" in answer.text
     assert status_of(web_project, "later@example.com") is None
@@ -196,7 +202,9 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
             return int(time.time()) - 3 * 24 * 3600
 
     old = URLSafeTimedSerializer(SECRET.encode(), salt=optin.CONFIRM_SALT, signer=LongAgo)
-    expired = client.get(f"/confirm/{old.dumps(1)}")
+    with engine_of(web_project).connect() as conn:
+        real_nonce = store.get_pending_confirmation(conn, 1)["nonce"]
+    expired = client.get(f"/confirm/{old.dumps([1, real_nonce])}")
     assert expired.status_code == 410 and "expired" in expired.text
     assert status_of(web_project, "later@example.com") is None
 
