@@ -193,6 +193,18 @@ class Dkim(_Section):
         return bool(self.selector and self.domain)
 
 
+class Web(_Section):
+    """`syndicate serve`: the subscribe form, confirmation, unsubscribe and provider webhooks."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    confirm_hours: float = Field(default=48.0, gt=0)
+    rate_limit: int = Field(default=5, ge=1)
+    rate_window_seconds: float = Field(default=600.0, gt=0)
+    trust_forwarded_for: bool = False
+    sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
+
+
 class Paths(_Section):
     templates: str = "templates"
 
@@ -240,6 +252,7 @@ class Settings(_Section):
     secrets: Secrets = Secrets()
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
+    web: Web = Web()
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()

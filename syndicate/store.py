@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -97,7 +98,42 @@ recipients = Table(
     Column("fields", JSON, nullable=False, default=dict),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Where the address came from: "list" (the author's CSV), "import:mailchimp", "web" …
+    Column("source", String(32), nullable=False, default="list"),
+    # Set when the person confirmed a double opt-in from the web form.
+    Column("confirmed_at", DateTime(timezone=True)),
+    # Set with the status change to unsubscribed/bounced/complained, with what caused it.
+    Column("unsubscribed_at", DateTime(timezone=True)),
+    Column("unsubscribe_reason", Text, nullable=False, default=""),
     UniqueConstraint("kind", "email_key"),
+)
+
+# Double opt-in requests from the web form; the signed link names the row by id and nonce.
+pending_confirmations = Table(
+    "pending_confirmations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("email", Text, nullable=False),
+    Column("email_key", Text, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("nonce", String(32), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    # Ids are never reused after old requests are deleted: a link names exactly one request.
+    sqlite_autoincrement=True,
+)
+
+# Provider webhook events already applied (SendGrid retries and may send an event twice).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("event", String(32), nullable=False),
+    Column("email", Text, nullable=False, default=""),
+    Column("recipient_id", Integer),
+    Column("outcome", Text, nullable=False, default=""),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 sends = Table(
@@ -481,6 +517,200 @@ def set_recipient_status(conn: Connection, recipient_id: int, status: str) -> No
         update(recipients)
         .where(recipients.c.id == recipient_id)
         .values(status=status, updated_at=now())
+    )
+
+
+SUPPRESSED = ("unsubscribed", "bounced", "complained")
+
+
+def mark_recipient(
+    conn: Connection, recipient_id: int, status: str, reason: str, at: datetime | None = None
+) -> bool:
+    """Unsubscribe, bounce or mark as complained; True when this changed the recipient.
+
+    A recipient already suppressed keeps its first status and reason.
+    """
+    result = conn.execute(
+        update(recipients)
+        .where(recipients.c.id == recipient_id, recipients.c.status == "active")
+        .values(
+            status=status,
+            unsubscribed_at=at or now(),
+            unsubscribe_reason=reason[:500],
+            updated_at=now(),
+        )
+    )
+    return bool(result.rowcount)
+
+
+def recipient_row(conn: Connection, recipient_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(recipients).where(recipients.c.id == recipient_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def recipients_by_email(conn: Connection, email: str) -> list[dict[str, Any]]:
+    """Every recipient (reader and editor) with this address, case-insensitively."""
+    rows = conn.execute(
+        select(recipients).where(recipients.c.email_key == email.strip().lower())
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def recipient_keys(conn: Connection, kind: RecipientKind) -> dict[str, dict[str, Any]]:
+    """email_key → (id, email, name, status, fields) of one audience, for bulk merges."""
+    rows = conn.execute(
+        select(
+            recipients.c.id,
+            recipients.c.email_key,
+            recipients.c.email,
+            recipients.c.name,
+            recipients.c.status,
+            recipients.c.fields,
+        ).where(recipients.c.kind == kind.value)
+    ).mappings()
+    return {row["email_key"]: dict(row) for row in rows}
+
+
+def insert_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many new recipients in one statement; each dict has the recipients columns."""
+    if rows:
+        conn.execute(insert(recipients), rows)
+
+
+def update_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Many updates in one executemany; each dict has `rid` and the columns to set."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(k for k in row if k != "rid")), []).append(row)
+    # Bind names must differ from column names in an executemany UPDATE.
+    for columns, batch in groups.items():
+        conn.execute(
+            update(recipients)
+            .where(recipients.c.id == bindparam("rid"))
+            .values({column: bindparam(f"new_{column}") for column in columns}),
+            [{"rid": row["rid"], **{f"new_{c}": row[c] for c in columns}} for row in batch],
+        )
+
+
+def list_recipients(conn: Connection, kind: RecipientKind | None = None) -> list[dict[str, Any]]:
+    query = select(recipients).order_by(recipients.c.kind, recipients.c.email_key)
+    if kind is not None:
+        query = query.where(recipients.c.kind == kind.value)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name: str) -> str:
+    """A confirmed opt-in: add the address or bring it back; returns 'added' or 'reactivated'.
+
+    This is the only path that re-activates an unsubscribed or bounced address.
+    """
+    key = email.strip().lower()
+    row = conn.execute(
+        select(recipients).where(recipients.c.kind == kind.value, recipients.c.email_key == key)
+    ).first()
+    if row is None:
+        conn.execute(
+            insert(recipients).values(
+                kind=kind.value,
+                email=email.strip(),
+                email_key=key,
+                name=name,
+                status="active",
+                fields={},
+                created_at=now(),
+                updated_at=now(),
+                source="web",
+                confirmed_at=now(),
+            )
+        )
+        return "added"
+    conn.execute(
+        update(recipients)
+        .where(recipients.c.id == row.id)
+        .values(
+            status="active",
+            confirmed_at=now(),
+            unsubscribed_at=None,
+            unsubscribe_reason="",
+            name=name or row.name,
+            updated_at=now(),
+        )
+    )
+    return "reactivated" if row.status != "active" else "confirmed"
+
+
+def add_pending_confirmation(
+    conn: Connection, kind: RecipientKind, email: str, name: str, nonce: str
+) -> int:
+    result = conn.execute(
+        insert(pending_confirmations).values(
+            kind=kind.value,
+            email=email.strip(),
+            email_key=email.strip().lower(),
+            name=name,
+            nonce=nonce,
+            requested_at=now(),
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def forget_pending_before(conn: Connection, before: datetime) -> int:
+    """Drop unconfirmed requests older than `before`: their links have expired anyway."""
+    result = conn.execute(
+        pending_confirmations.delete().where(
+            pending_confirmations.c.confirmed_at.is_(None),
+            pending_confirmations.c.requested_at < before,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
+def get_pending_confirmation(conn: Connection, pending_id: int) -> dict[str, Any] | None:
+    row = (
+        conn.execute(select(pending_confirmations).where(pending_confirmations.c.id == pending_id))
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def mark_confirmed(conn: Connection, pending_id: int) -> None:
+    conn.execute(
+        update(pending_confirmations)
+        .where(pending_confirmations.c.id == pending_id)
+        .values(confirmed_at=now())
+    )
+
+
+def record_webhook_event(
+    conn: Connection, event_id: str, event: str, email: str, recipient_id: int | None, outcome: str
+) -> bool:
+    """Remember a provider event; False when it was already recorded (a replay)."""
+    seen = conn.execute(
+        select(webhook_events.c.event_id).where(webhook_events.c.event_id == event_id)
+    ).first()
+    if seen:
+        return False
+    conn.execute(
+        insert(webhook_events).values(
+            event_id=event_id,
+            event=event,
+            email=email,
+            recipient_id=recipient_id,
+            outcome=outcome[:500],
+            received_at=now(),
+        )
+    )
+    return True
+
+
+def webhook_event_seen(conn: Connection, event_id: str) -> bool:
+    return (
+        conn.execute(
+            select(webhook_events.c.event_id).where(webhook_events.c.event_id == event_id)
+        ).first()
+        is not None
     )
 
 

@@ -8,7 +8,17 @@ from __future__ import annotations
 import sys
 
 # Importing a command module registers its commands on `app`.
-from syndicate.cli import feed, inbound, preview, replies, run, sends, status  # noqa: F401
+from syndicate.cli import (  # noqa: F401
+    feed,
+    inbound,
+    preview,
+    replies,
+    run,
+    sends,
+    serve,
+    status,
+    subscribers,
+)
 from syndicate.cli.common import app, err
 from syndicate.errors import SyndicateError
 

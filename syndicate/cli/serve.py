@@ -1,0 +1,30 @@
+"""`syndicate serve`: the web app (subscribe, confirm, unsubscribe, webhooks) under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from syndicate.cli.common import app, settings_of
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Default: web.host.")] = "",
+    port: Annotated[int, typer.Option("--port", help="Default: web.port.")] = 0,
+) -> None:
+    """Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."""
+    import uvicorn
+
+    from syndicate.web import create_app
+
+    settings = settings_of(ctx)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.web.host,
+        port=port or settings.web.port,
+        proxy_headers=settings.web.trust_forwarded_for,
+        log_level="info",
+    )

@@ -1,0 +1,174 @@
+"""`syndicate subscribers …`: sync the author's lists, import other tools' exports, export, list."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from syndicate import store, subscribers
+from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.errors import SyndicateError
+from syndicate.models import RecipientKind
+
+subscribers_app = typer.Typer(
+    help="Readers and editors: sync the lists, import exports, export, list.",
+    no_args_is_help=True,
+)
+app.add_typer(subscribers_app, name="subscribers")
+
+
+def _print_report(label: str, report: subscribers.MergeReport, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"file": label, **report.as_dict()}, ensure_ascii=False, indent=2))
+        return
+    verb = "would be" if report.dry_run else "were"
+    shape = f"{report.tool} export, " if report.tool != "csv" else ""
+    console.print(
+        f"{label}: {shape}{report.encoding or 'utf-8'}, delimiter {report.delimiter!r}",
+        highlight=False,
+    )
+    console.print(
+        f"  {report.added} new subscriber(s) {verb} added"
+        f", {report.added_suppressed} added as already unsubscribed/bounced"
+        f", {report.updated} updated, {report.unchanged} unchanged"
+        f", {report.newly_suppressed} unsubscribed as in the source"
+        f", {report.kept_suppressed} kept unsubscribed/bounced (the file does not bring them back)",
+        highlight=False,
+    )
+    for problem in report.problems:
+        console.print(f"  [red]line {problem.line}:[/red] {problem.message}", highlight=False)
+    for note in report.skipped:
+        console.print(f"  [yellow]line {note.line}:[/yellow] {note.message}", highlight=False)
+    if report.dry_run:
+        console.print("  dry run: nothing was written")
+
+
+@subscribers_app.command("sync")
+def sync_command(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Merge subscribers/readers.csv and editors.csv into the database (also done every run)."""
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    for kind, relative in (
+        (RecipientKind.READER, settings.subscribers.readers),
+        (RecipientKind.EDITOR, settings.subscribers.editors),
+    ):
+        report = subscribers.sync(engine, settings.path(relative), kind, dry_run=dry_run)
+        _print_report(relative, report, as_json)
+
+
+@subscribers_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV export from Mailchimp, Substack, Ghost, Buttondown, WordPress/Jetpack, "
+            "or any CSV with an 'email' column."
+        ),
+    ],
+    kind: Annotated[
+        RecipientKind, typer.Option("--kind", help="Who these people are.")
+    ] = RecipientKind.READER,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Import subscribers; bad rows are listed by line number, good rows still land.
+
+    People the source marks unsubscribed or bounced are imported that way and never mailed;
+    people already unsubscribed here stay unsubscribed.
+    """
+    if not file.is_file():
+        raise SyndicateError(f"{file}: no such file")
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    try:
+        report = subscribers.import_file(engine, file, kind, dry_run=dry_run)
+    except subscribers.ImportFormatError as exc:
+        raise SyndicateError(f"{file}: {exc}") from None
+    _print_report(str(file), report, as_json)
+
+
+@subscribers_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    kind: Annotated[
+        RecipientKind | None, typer.Option("--kind", help="Only readers or only editors.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Every subscriber with status and history as CSV (stdout unless --out)."""
+    engine = open_store(settings_of(ctx))
+    text = subscribers.export_csv(engine, kind)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {text.count(chr(10)) - 1} subscriber(s) to {out}")
+
+
+@subscribers_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    kind: Annotated[
+        RecipientKind | None, typer.Option("--kind", help="Only readers or only editors.")
+    ] = None,
+    status: Annotated[
+        str, typer.Option("--status", help="Only this status (active, unsubscribed, bounced …).")
+    ] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List subscribers and their status."""
+    engine = open_store(settings_of(ctx))
+    with engine.connect() as conn:
+        rows = store.list_recipients(conn, kind)
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    data = [
+        {
+            "id": r["id"],
+            "kind": r["kind"],
+            "email": r["email"],
+            "name": r["name"],
+            "status": r["status"],
+            "source": r["source"],
+            "confirmed_at": iso(r["confirmed_at"]),
+            "unsubscribed_at": iso(r["unsubscribed_at"]),
+            "unsubscribe_reason": r["unsubscribe_reason"],
+        }
+        for r in rows
+    ]
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    lines = [
+        (
+            r["kind"],
+            r["email"],
+            r["name"],
+            r["status"],
+            r["source"],
+            r["unsubscribe_reason"] if r["status"] != "active" else r["confirmed_at"] or "",
+        )
+        for r in data
+    ]
+    if not console.is_terminal:  # piped: one tab-separated line per person, for grep and cut
+        for line in lines:
+            print("\t".join(line))
+        return
+    table = Table(title=f"{len(data)} subscriber(s)")
+    for column in ("kind", "email", "name", "status", "source", "confirmed / reason"):
+        table.add_column(column, no_wrap=column == "email")
+    for line in lines:
+        table.add_row(*line)
+    console.print(table)

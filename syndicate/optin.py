@@ -1,0 +1,147 @@
+"""Double opt-in: a pending request, a confirmation email with an expiring signed link, activation.
+
+The link names the pending request by id, signed with the token key and a timestamp
+(itsdangerous), so it cannot be forged and stops working after `web.confirm_hours`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+import jinja2
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.engine import Engine
+
+from syndicate import store
+from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.settings import Settings
+from syndicate.transports import Transport
+
+log = logging.getLogger(__name__)
+
+CONFIRM_SALT = "syndicate.confirm"
+# Confirmation emails are not deliveries; this offset keeps their ids (and the outbox file names
+# the outbox transport derives from them) clear of real delivery ids.
+CONFIRMATION_ID_OFFSET = 900_000_000
+
+
+def serializer(key: bytes, salt: str = CONFIRM_SALT) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt=salt)
+
+
+def confirm_token(key: bytes, pending_id: int, nonce: str) -> str:
+    """Names the request by id and its random nonce: a database started afresh under the same
+    key reuses ids, and an old link must not confirm someone else's request."""
+    return serializer(key).dumps([pending_id, nonce])
+
+
+@dataclass(frozen=True)
+class ConfirmOutcome:
+    state: str  # confirmed | already | expired | invalid
+    email: str = ""
+
+
+def request(
+    engine: Engine, kind: RecipientKind, email: str, name: str, lifetime_hours: float = 48.0
+) -> tuple[int, str]:
+    """Record a pending opt-in; known and unknown addresses are treated exactly alike.
+
+    Requests whose link expired long ago are forgotten on the way, so the table stays small.
+    """
+    with engine.begin() as conn:
+        store.forget_pending_before(conn, store.now() - timedelta(hours=2 * lifetime_hours))
+        nonce = secrets.token_hex(8)
+        return store.add_pending_confirmation(conn, kind, email, name, nonce), nonce
+
+
+def build_message(
+    settings: Settings, env: jinja2.Environment, email: str, name: str, link: str
+) -> EmailMessage:
+    values = {
+        "site": settings.site,
+        "author": settings.author,
+        "name": name,
+        "email": email,
+        "link": link,
+        "hours": settings.web.confirm_hours,
+    }
+    msg = EmailMessage()
+    msg["From"] = Address(settings.site.name, addr_spec=settings.mail.from_address)
+    msg["To"] = Address(" ".join(name.split()), addr_spec=email)
+    msg["Subject"] = f"Confirm your subscription to {settings.site.name}"
+    msg["Date"] = format_datetime(store.now())
+    msg["Message-ID"] = make_msgid("syndicate.confirm", domain=settings.mail_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(env.get_template("web/confirm_email.txt.j2").render(values))
+    msg.add_alternative(
+        env.get_template("web/confirm_email.html.j2").render(values), subtype="html"
+    )
+    return msg
+
+
+def send_confirmation(
+    settings: Settings,
+    env: jinja2.Environment,
+    transport: Transport,
+    key: bytes,
+    pending: tuple[int, str],
+    kind: RecipientKind,
+    email: str,
+    name: str,
+) -> bool:
+    """Send the confirmation email through the configured transport; True when it left."""
+    pending_id, nonce = pending
+    link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id, nonce)}"
+    message = build_message(settings, env, email, name, link)
+    outbound = OutboundMessage(
+        delivery_id=CONFIRMATION_ID_OFFSET + pending_id,
+        recipient=Recipient(id=0, kind=kind, email=email, name=name),
+        envelope_from=settings.mail.from_address,
+        message=message,
+    )
+    try:
+        transport.open()
+        try:
+            [result] = transport.send_batch([outbound])
+        finally:
+            transport.close()
+    except Exception as exc:  # any transport failure: the person is told to try again
+        log.error("confirmation email to %s not sent: %s", email, exc)
+        return False
+    if result.state is not DeliveryState.SENT:
+        log.error("confirmation email to %s not sent: %s", email, result.detail)
+        return False
+    log.info("confirmation email sent to %s (request %d)", email, pending_id)
+    return True
+
+
+def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
+    """Activate the subscription a genuine, unexpired link names; anything else changes nothing."""
+    try:
+        claim = serializer(key).loads(token, max_age=max_age_seconds)
+    except SignatureExpired:
+        return ConfirmOutcome("expired")
+    except BadSignature:
+        return ConfirmOutcome("invalid")
+    if not (isinstance(claim, list) and len(claim) == 2 and isinstance(claim[0], int)):
+        return ConfirmOutcome("invalid")
+    pending_id, nonce = claim
+    with engine.begin() as conn:
+        pending = store.get_pending_confirmation(conn, pending_id)
+        if pending is None or not hmac.compare_digest(str(nonce), pending["nonce"]):
+            return ConfirmOutcome("invalid")
+        if pending["confirmed_at"] is not None:
+            return ConfirmOutcome("already", pending["email"])
+        outcome = store.confirm_subscription(
+            conn, RecipientKind(pending["kind"]), pending["email"], pending["name"]
+        )
+        store.mark_confirmed(conn, pending_id)
+    log.info("%s confirmed the subscription (%s)", pending["email"], outcome)
+    return ConfirmOutcome("confirmed", pending["email"])

@@ -1,0 +1,357 @@
+"""The small web app behind `syndicate serve`: subscribe, confirm, one-click unsubscribe, webhooks.
+
+Routes (relative to `mail.base_url`):
+
+- `GET /` and `GET /subscribe`: the form (CSRF token, honeypot); `POST /subscribe` records a
+  pending opt-in and emails a signed, expiring confirmation link. The answer is the same whether
+  or not the address is known; a per-IP limit stops floods.
+- `GET /confirm/TOKEN`: activates the subscription.
+- `GET /unsubscribe/TOKEN`: one button; `POST /unsubscribe/TOKEN` with
+  `List-Unsubscribe=One-Click` (RFC 8058) unsubscribes at once. A GET never unsubscribes.
+- `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook.
+
+Other modules add routes through `create_app(settings, extra_routes=[...])` (e.g. inbound mail).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jinja2
+from itsdangerous import BadSignature
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from syndicate import importers, optin, store, subscribers, webhooks
+from syndicate.models import RecipientKind
+from syndicate.settings import Settings
+from syndicate.transports import Transport, make_transport
+
+log = logging.getLogger(__name__)
+
+CSRF_COOKIE = "syndicate_csrf"
+CSRF_SALT = "syndicate.csrf"
+CSRF_MAX_AGE = 2 * 3600
+HONEYPOT = "website"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+MAX_WEBHOOK_BYTES = 20_000_000  # SendGrid batches events; a batch is far smaller than this
+
+
+class RateLimiter:
+    """At most `limit` events per `window` seconds per key (client IP), kept in memory.
+
+    One `syndicate serve` process is the whole web app, so memory is the right place; a restart
+    forgets, which only ever lets a few more requests through.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """(allowed, seconds until the next request would be allowed)."""
+        now = self.clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                return False, int(hits[0] + self.window - now) + 1
+            hits.append(now)
+            if len(self._hits) > 10_000:  # forget idle clients so memory stays bounded
+                for stale in [k for k, v in self._hits.items() if not v]:
+                    del self._hits[stale]
+            return True, 0
+
+
+def templates(settings: Settings) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(settings.path(settings.paths.templates)),
+        autoescape=lambda name: bool(name and name.endswith((".html.j2", ".html"))),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+class WebApp:
+    """The request handlers and what they share (engine, key, templates, limiter)."""
+
+    def __init__(
+        self, settings: Settings, transport_factory: Callable[[Settings], Transport]
+    ) -> None:
+        self.settings = settings
+        self.engine = store.connect(settings.database_url)
+        self.key = store.hmac_key(self.engine, settings.hmac_key_from_env())
+        self.env = templates(settings)
+        self.transport_factory = transport_factory
+        self.limiter = RateLimiter(settings.web.rate_limit, settings.web.rate_window_seconds)
+        self.csrf = optin.serializer(self.key, CSRF_SALT)
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def page(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        context = {"site": self.settings.site, "author": self.settings.author, **values}
+        return HTMLResponse(self.env.get_template(f"web/{template}").render(context), status_code)
+
+    def notice(self, title: str, message: str, status_code: int = 200, **extra: Any) -> Response:
+        return self.page(
+            "notice.html.j2", status_code, title=title, message=message, link=extra.get("link")
+        )
+
+    def client_ip(self, request: Request) -> str:
+        if self.settings.web.trust_forwarded_for:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        return request.client.host if request.client else "unknown"
+
+    def subscribe_form(
+        self, request: Request, status_code: int = 200, error: str = "", **values: Any
+    ) -> Response:
+        nonce = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(16)
+        response = self.page(
+            "subscribe.html.j2",
+            status_code,
+            csrf=self.csrf.dumps(nonce),
+            honeypot=HONEYPOT,
+            error=error,
+            email=values.get("email", ""),
+            name=values.get("name", ""),
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            nonce,
+            max_age=CSRF_MAX_AGE,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    def csrf_ok(self, request: Request, token: str) -> bool:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        try:
+            nonce = self.csrf.loads(token, max_age=CSRF_MAX_AGE)
+        except BadSignature:
+            return False
+        return bool(cookie) and isinstance(nonce, str) and hmac.compare_digest(nonce, cookie)
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def get_subscribe(self, request: Request) -> Response:
+        return self.subscribe_form(request)
+
+    async def post_subscribe(self, request: Request) -> Response:
+        allowed, retry = self.limiter.allow(self.client_ip(request))
+        if not allowed:
+            log.warning("subscribe rate limit hit by %s", self.client_ip(request))
+            response = self.notice(
+                "Too many requests",
+                "Too many sign-up attempts from your network. Please try again in a few minutes.",
+                429,
+            )
+            response.headers["Retry-After"] = str(retry)
+            return response
+        form = await request.form(max_files=0, max_fields=20)
+        email = str(form.get("email", "")).strip()
+        name = " ".join(str(form.get("name", "")).split())[:200]
+        if not self.csrf_ok(request, str(form.get("csrf", ""))):
+            log.warning("subscribe refused: missing or wrong CSRF token from %s", request.client)
+            return self.subscribe_form(
+                request,
+                403,
+                "This form had expired or did not come from this site. Please submit it again.",
+                email=email,
+                name=name,
+            )
+        if str(form.get(HONEYPOT, "")).strip():
+            log.info("subscribe honeypot filled by %s; ignored", self.client_ip(request))
+            return self.check_inbox()
+        address, why = importers.check_address(email)
+        if address is None:
+            return self.subscribe_form(
+                request,
+                400,
+                f"That does not look like an email address: {why}",
+                email=email,
+                name=name,
+            )
+        pending = await run_in_threadpool(
+            optin.request,
+            self.engine,
+            RecipientKind.READER,
+            address,
+            name,
+            self.settings.web.confirm_hours,
+        )
+        sent = await run_in_threadpool(
+            optin.send_confirmation,
+            self.settings,
+            self.env,
+            self.transport_factory(self.settings),
+            self.key,
+            pending,
+            RecipientKind.READER,
+            address,
+            name,
+        )
+        if not sent:
+            return self.notice(
+                "Please try again later",
+                "We could not send the confirmation email just now. Nothing was changed; "
+                "please try again in a little while.",
+                503,
+            )
+        return self.check_inbox()
+
+    def check_inbox(self) -> Response:
+        hours = self.settings.web.confirm_hours
+        return self.notice(
+            "Check your inbox",
+            "If that address can receive our newsletter, a message with a confirmation link is "
+            f"on its way. Click the link within {hours:g} hours to start receiving "
+            f"{self.settings.site.name}.",
+        )
+
+    async def confirm(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        max_age = self.settings.web.confirm_hours * 3600
+        outcome = await run_in_threadpool(optin.confirm, self.engine, self.key, token, max_age)
+        if outcome.state == "confirmed":
+            return self.notice(
+                "You’re subscribed",
+                f"Thank you. {outcome.email} will receive {self.settings.site.name} from the "
+                "next edition on.",
+            )
+        if outcome.state == "already":
+            return self.notice(
+                "Already confirmed", "This subscription was already confirmed; nothing to do."
+            )
+        if outcome.state == "expired":
+            return self.notice(
+                "This link has expired",
+                "Confirmation links work for a limited time. Please subscribe again to get a "
+                "new one.",
+                410,
+                link=True,
+            )
+        return self.notice(
+            "This link is not valid",
+            "This confirmation link is not one we sent, or it was changed on the way. "
+            "Nothing was changed. Please subscribe again.",
+            400,
+            link=True,
+        )
+
+    def forged_unsubscribe(self) -> Response:
+        return self.notice(
+            "This unsubscribe link is not valid",
+            "This link is not one we sent, or it was changed on the way, so nothing was "
+            "changed. Use the unsubscribe link at the bottom of any newsletter, or reply to it "
+            "with the word 'unsubscribe'.",
+            400,
+        )
+
+    async def get_unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        outcome = await run_in_threadpool(
+            subscribers.check_unsubscribe_token, self.engine, self.key, token
+        )
+        if not outcome.ok:
+            return self.forged_unsubscribe()
+        if outcome.status != "active":
+            return self.notice(
+                "You’re already unsubscribed",
+                f"{outcome.email} receives no emails from {self.settings.site.name}. "
+                "To read it again, subscribe again.",
+                link=True,
+            )
+        return self.page("unsubscribe.html.j2", email=outcome.email)
+
+    async def post_unsubscribe(self, request: Request) -> Response:
+        token = request.path_params["token"]
+        body = (await request.body()).decode("utf-8", errors="replace")
+        if ONE_CLICK not in body.replace("+", " ").split("&"):
+            return self.notice(
+                "Nothing was changed",
+                f"An unsubscribe request must carry '{ONE_CLICK}'. Please use the button on "
+                "the unsubscribe page.",
+                400,
+            )
+        outcome = await run_in_threadpool(
+            subscribers.unsubscribe_with_token, self.engine, self.key, token, "one-click"
+        )
+        if not outcome.ok:
+            return self.forged_unsubscribe()
+        return self.notice(
+            "You’re unsubscribed",
+            f"{outcome.email} will receive no more emails from {self.settings.site.name}. "
+            "Changed your mind? You can subscribe again at any time.",
+            link=True,
+        )
+
+    async def sendgrid_events(self, request: Request) -> Response:
+        public_key = os.environ.get(self.settings.web.sendgrid_webhook_key_env, "")
+        if not public_key:
+            log.error(
+                "SendGrid event webhook called but $%s is not set; answering 503 so SendGrid "
+                "retries later",
+                self.settings.web.sendgrid_webhook_key_env,
+            )
+            return JSONResponse({"error": "webhook verification key not configured"}, 503)
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
+            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES} bytes"}, 413)
+        body = await request.body()
+        signature = request.headers.get(webhooks.SIGNATURE_HEADER, "")
+        timestamp = request.headers.get(webhooks.TIMESTAMP_HEADER, "")
+        if not webhooks.verify(public_key, body, signature, timestamp):
+            log.warning("SendGrid event webhook: missing or bad signature from %s", request.client)
+            return JSONResponse({"error": "missing or bad signature"}, 401)
+        try:
+            events = webhooks.parse_events(body)
+        except ValueError as exc:
+            return JSONResponse({"error": f"body is not an event array: {exc}"}, 400)
+        report = await run_in_threadpool(webhooks.apply_events, self.engine, events)
+        return JSONResponse(report.as_dict())
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.get_subscribe, methods=["GET"]),
+            Route("/subscribe", self.get_subscribe, methods=["GET"]),
+            Route("/subscribe", self.post_subscribe, methods=["POST"]),
+            Route("/confirm/{token}", self.confirm, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.get_unsubscribe, methods=["GET"]),
+            Route("/unsubscribe/{token}", self.post_unsubscribe, methods=["POST"]),
+            Route("/webhooks/sendgrid/events", self.sendgrid_events, methods=["POST"]),
+            Route("/healthz", self.health, methods=["GET"]),
+        ]
+
+
+def create_app(
+    settings: Settings,
+    extra_routes: Sequence[BaseRoute] = (),
+    *,
+    transport_factory: Callable[[Settings], Transport] = make_transport,
+) -> Starlette:
+    """The ASGI app. `extra_routes` are mounted after ours: inbound mail's routes go here."""
+    web = WebApp(settings, transport_factory)
+    app = Starlette(routes=[*web.routes(), *extra_routes])
+    app.state.web = web
+    return app

@@ -1,0 +1,108 @@
+"""A real headless Chromium (Debian's, driven by Playwright) through the whole reader journey:
+subscribe form → confirmation link from the outbox → the newsletter → unsubscribe with one button.
+The app runs under uvicorn on 127.0.0.1 in a thread, exactly as `syndicate serve` runs it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from syndicate import scheduler, store
+from syndicate.web import create_app
+from tests.conftest import free_port, set_setting
+from tests.web_support import confirmation_link, load_settings, require_module, require_tool
+
+# Flags research.md lists for Debian's Chromium in a container.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ADDRESS = "browser.reader@example.com"
+
+
+@pytest.fixture
+def served(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "browser-test-key")
+    set_setting(
+        project / "settings.toml",
+        'base_url = "https://notes.example.com/newsletter"',
+        f'base_url = "{base}"',
+    )
+    app = create_app(load_settings(project))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def edition_unsubscribe_url(project: Path) -> str:
+    for path in sorted((project / "outbox").glob("*.eml")):
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if ADDRESS in str(msg["To"]) and msg["List-Unsubscribe"]:
+            assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            return re.search(r"<(http[^>]+)>", str(msg["List-Unsubscribe"])).group(1)
+    raise AssertionError(f"no newsletter edition for {ADDRESS} in the outbox")
+
+
+def reader_status(project: Path) -> str:
+    engine = store.connect(load_settings(project).database_url)
+    with engine.connect() as conn:
+        [row] = store.recipients_by_email(conn, ADDRESS)
+    return row["status"]
+
+
+def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, served: str) -> None:
+    chromium = require_tool("chromium")
+    sync_api = require_module("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{served}/subscribe")
+            page.get_by_label("Email address").fill(ADDRESS)
+            page.get_by_label("Your name").fill("Bea Browser")
+            page.get_by_role("button", name="Subscribe").click()
+            page.wait_for_load_state()
+            assert page.get_by_role("heading", level=1).inner_text() == "Check your inbox"
+
+            page.goto(confirmation_link(project, ADDRESS))
+            assert page.get_by_role("heading", level=1).inner_text() == "You’re subscribed"
+            assert reader_status(project) == "active"
+
+            # The next edition reaches the new reader with a personal one-click link.
+            scheduler.run_once(
+                store.connect(load_settings(project).database_url), load_settings(project)
+            )
+            page.goto(edition_unsubscribe_url(project))
+            assert reader_status(project) == "active", "a GET must never unsubscribe"
+            buttons = page.get_by_role("button")
+            assert buttons.count() == 1
+            buttons.click()
+            page.wait_for_load_state()
+            assert page.get_by_role("heading", level=1).inner_text() == "You’re unsubscribed"
+            assert reader_status(project) == "unsubscribed"
+        finally:
+            browser.close()
