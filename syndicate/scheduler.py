@@ -280,9 +280,8 @@ def inbox_poller(settings: Settings) -> tuple[Callable[[Engine, Settings], objec
     poll = getattr(inbound, "poll", None)
     if not callable(poll):
         return None, "syndicate.inbound has no poll(engine, settings) function"
-    section = getattr(settings, "inbound", None)
-    if section is None or getattr(section, "enabled", True) is False:
-        return None, "inbound mail is not configured ([inbound] in settings.toml)"
+    if not inbound.configured(settings):
+        return None, "no mailbox configured ([inbound.imap] host or [inbound] maildir)"
     return poll, ""
 
 

@@ -7,6 +7,7 @@ web app and the daemon can share it) and PostgreSQL.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     select,
     update,
@@ -47,7 +49,11 @@ from syndicate.models import (
     SendState,
 )
 
-SCHEMA_VERSION = 1
+# 1: the walking skeleton. 2: columns added for subscribers, replies, scheduling and delivery
+# (additive: a version-1 database gets them with ALTER TABLE ADD COLUMN).
+SCHEMA_VERSION = 2
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -309,7 +315,45 @@ def _migrate(conn: Connection) -> None:
             f"the database has schema version {version}, newer than this syndicate "
             f"({SCHEMA_VERSION}); upgrade syndicate"
         )
-    # Future migrations step from int(version) up to SCHEMA_VERSION here.
+    if int(version) < 2:
+        added = _add_missing_columns(conn)
+        log.info("database upgraded to schema %s: added %s", SCHEMA_VERSION, ", ".join(added))
+    set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+
+
+def _add_missing_columns(conn: Connection) -> list[str]:
+    """Add every column the schema has and the database lacks (tables are made by create_all)."""
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    added = []
+    for table in metadata.sorted_tables:
+        existing = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in existing:
+                continue
+            ddl = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} "
+            ddl += column.type.compile(dialect=conn.dialect)
+            default = _literal_default(column)
+            if default is not None:
+                ddl += f" DEFAULT {default}"
+            conn.exec_driver_sql(ddl)
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _literal_default(column: Column) -> str | None:
+    """A column's scalar Python default as SQL, so existing rows get it too."""
+    default = column.default
+    if default is None or not getattr(default, "is_scalar", False):
+        return None
+    value = default.arg
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def get_meta(conn: Connection, key: str) -> str | None:

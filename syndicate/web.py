@@ -10,7 +10,7 @@ Routes (relative to `mail.base_url`):
   `List-Unsubscribe=One-Click` (RFC 8058) unsubscribes at once. A GET never unsubscribes.
 - `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook.
 
-Other modules add routes through `create_app(settings, extra_routes=[...])` (e.g. inbound mail).
+Inbound mail (SendGrid Inbound Parse) is mounted from syndicate.inbound.sendgrid.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from syndicate import importers, optin, store, subscribers, webhooks
+from syndicate.inbound import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.settings import Settings
 from syndicate.transports import Transport, make_transport
@@ -350,8 +351,9 @@ def create_app(
     *,
     transport_factory: Callable[[Settings], Transport] = make_transport,
 ) -> Starlette:
-    """The ASGI app. `extra_routes` are mounted after ours: inbound mail's routes go here."""
+    """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
     web = WebApp(settings, transport_factory)
-    app = Starlette(routes=[*web.routes(), *extra_routes])
+    inbound_routes = sendgrid_inbound.routes(lambda: settings)
+    app = Starlette(routes=[*web.routes(), *inbound_routes, *extra_routes])
     app.state.web = web
     return app

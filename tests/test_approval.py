@@ -123,3 +123,25 @@ def test_forged_or_wrong_tokens_and_other_words_do_not_approve(awaiting) -> None
     )
     assert not handle_approval_reply(engine, cfg, spoofed).accepted
     assert state(engine, send_id) == SendState.AWAITING_APPROVAL.value
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("jane@example.com", SendState.SCHEDULED),
+        ("intruder@example.org", SendState.AWAITING_APPROVAL),
+    ],
+)
+def test_approval_arriving_as_inbound_mail_goes_through_the_reply_pipeline(
+    awaiting, sender: str, expected: SendState
+) -> None:
+    """The real path: the author's answer comes in like any reply (pipe, IMAP, webhook)."""
+    from syndicate.inbound import pipeline
+
+    cfg, engine, _, preview, send_id = awaiting
+    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    raw = reply(preview, sender, "approve").as_bytes()
+    outcome = pipeline.process(engine, raw, cfg, key, source="test")
+    assert outcome.kind.value == "approval"
+    assert state(engine, send_id) == expected.value
+    assert outcome.detail.startswith("approved" if sender.startswith("jane") else "not approved")

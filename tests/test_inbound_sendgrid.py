@@ -19,14 +19,18 @@ from starlette.applications import Starlette
 
 from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
+from syndicate.web import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, cli, edit, fixture, sent_project
 
 
 @contextmanager
-def serve(loader: Callable[[], settings_module.Settings]) -> Iterator[httpx.Client]:
-    """The routes in a Starlette app, served for real by uvicorn on a free local port."""
-    app = Starlette(routes=sendgrid.routes(loader))
+def serve(
+    loader: Callable[[], settings_module.Settings], *, whole_app: bool = True
+) -> Iterator[httpx.Client]:
+    """The app `syndicate serve` runs (web.py mounts these routes), served by uvicorn; or the
+    routes alone, for a database that is broken from the start (the whole app needs one)."""
+    app = create_app(loader()) if whole_app else Starlette(routes=sendgrid.routes(loader))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -116,16 +120,21 @@ def test_a_bounce_and_a_post_without_a_message(client) -> None:
 def test_a_database_problem_answers_503_so_sendgrid_retries(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SYNDICATE_DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
     project = Path(__file__).resolve().parent.parent
-    with serve(lambda: settings_module.load(project / "settings.toml")) as http:
+    loader = lambda: settings_module.load(project / "settings.toml")  # noqa: E731
+    with serve(loader, whole_app=False) as http:
         response = http.post(sendgrid.PATH, data={"email": fixture("gmail_en.eml").decode()})
     assert response.status_code == 503
 
 
-def test_a_message_over_the_limit_is_recorded_and_its_known_sender_told(client) -> None:
-    http, project = client
+def test_a_message_over_the_limit_is_recorded_and_its_known_sender_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    project = sent_project(tmp_path / "project")
     edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 20000")
     big = fixture("gmail_fr.eml").replace(b"Tr\xc3\xa8s juste.", b"word " * 10_000, 1)
-    response = http.post(sendgrid.PATH, data={"email": big.decode()})
+    with serve(lambda: settings_module.load(project / "settings.toml")) as http:
+        response = http.post(sendgrid.PATH, data={"email": big.decode()})
     assert response.status_code == 200, response.text
     assert response.json()["kind"] == "refused"
     [reply] = replies(project)

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from syndicate import store
+from syndicate import inbound, store
 from syndicate.cli.common import app, console, err, open_store, settings_of
-from syndicate.inbound import imap, maildir, parse, pipeline, stdin
+from syndicate.inbound import parse, pipeline, stdin
 
 inbound_app = typer.Typer(
     help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
@@ -64,22 +64,14 @@ def poll(ctx: typer.Context) -> None:
     and retry forwards that failed before."""
     settings = settings_of(ctx)
     engine = open_store(settings)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    outcomes = []
-    sources = 0
-    if settings.inbound.imap.host:
-        sources += 1
-        outcomes += imap.poll(engine, settings, key)
-    if settings.inbound.maildir:
-        sources += 1
-        outcomes += maildir.poll(engine, settings.path(settings.inbound.maildir), settings, key)
-    if not sources:
+    if not inbound.configured(settings):
         err.print(
             "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
             "(or pipe messages to `syndicate inbound receive`)"
         )
         raise typer.Exit(1)
-    forwarded, pending = pipeline.retry_forwards(engine, settings)
+    report = inbound.poll(engine, settings)
+    outcomes, forwarded, pending = report.outcomes, report.forwarded, report.pending
     counts: dict[str, int] = {}
     for outcome in outcomes:
         label = "duplicate" if outcome.duplicate else outcome.kind.value

@@ -3,3 +3,45 @@
 parse → identify → bounce → autoreply → unsubscribe → text → file → forward, one module per step
 (see pipeline.py). Entrances: stdin (an MTA pipe), imap, maildir and sendgrid (Inbound Parse).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from syndicate import store
+from syndicate.settings import Settings
+
+
+@dataclass
+class PollReport:
+    """What one look at the mailboxes found, for the command line and the daemon's log."""
+
+    sources: int = 0
+    outcomes: list = field(default_factory=list)
+    forwarded: int = 0
+    pending: int = 0
+
+
+def configured(settings: Settings) -> bool:
+    """True when there is a mailbox to poll (IMAP or Maildir); pipes and webhooks need none."""
+    return bool(settings.inbound.imap.host or settings.inbound.maildir)
+
+
+def poll(engine: Engine, settings: Settings) -> PollReport:
+    """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
+    from syndicate.inbound import imap, maildir, pipeline
+
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    report = PollReport()
+    if settings.inbound.imap.host:
+        report.sources += 1
+        report.outcomes += imap.poll(engine, settings, key)
+    if settings.inbound.maildir:
+        report.sources += 1
+        report.outcomes += maildir.poll(
+            engine, settings.path(settings.inbound.maildir), settings, key
+        )
+    report.forwarded, report.pending = pipeline.retry_forwards(engine, settings)
+    return report

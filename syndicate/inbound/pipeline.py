@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from syndicate import store
+from syndicate import approval, store
 from syndicate.inbound import autoreply, bounce, forward, identify, parse, spam, text, unsubscribe
 from syndicate.inbound import file as filing
 from syndicate.models import (
@@ -157,8 +157,22 @@ def process(
         result.kind.value,
         result.reason,
     )
+    if result.kind is ReplyKind.APPROVAL:
+        detail = _approve(engine, reply_id, inbound, settings)
     state = _notify(engine, reply_id, result, settings, at)
     return Outcome(reply_id, result.kind, state, detail=detail)
+
+
+def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: Settings) -> str:
+    """The author's "approve" to a preview: approval.py decides (author only, says approve).
+
+    Runs after the reply is committed, since approving opens its own transaction.
+    """
+    outcome = approval.handle_approval_reply(engine, settings, inbound.message)
+    detail = ("approved: " if outcome.accepted else "not approved: ") + outcome.reason
+    with engine.begin() as conn:
+        store.update_reply(conn, reply_id, detail=detail)
+    return detail
 
 
 Action = Callable[[Connection, Classification, int, Settings, datetime], str]
@@ -180,9 +194,8 @@ def _act_on_unsubscribe(
     return "unsubscribed"
 
 
-# What each kind does, in the same transaction as its record. Issue 8 hooks the author's
-# approval of a held send here: ACTIONS[ReplyKind.APPROVAL] = its handler. Until then an
-# approval is only recorded.
+# What each kind does, in the same transaction as its record. (An approval is acted on after
+# the record is committed: see _approve.)
 ACTIONS: dict[ReplyKind, Action] = {
     ReplyKind.BOUNCE: _act_on_bounce,
     ReplyKind.UNSUBSCRIBE: _act_on_unsubscribe,

@@ -1,0 +1,45 @@
+"""A database made by an older syndicate is upgraded in place, keeping its rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from syndicate import scheduler, settings, store
+
+
+def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Path) -> None:
+    cfg = settings.load(project / "settings.toml")
+    engine = store.connect(cfg.database_url)
+    scheduler.run_once(engine, cfg)
+    engine.dispose()
+    path = project / "syndicate.db"
+    with sqlite3.connect(path) as db:
+        # What a version-1 database lacked (columns later issues added).
+        for table, column in (
+            ("recipients", "source"),
+            ("sends", "policy"),
+            ("replies", "references"),
+        ):
+            db.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        before = db.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
+
+    engine = store.connect(cfg.database_url)
+    columns = {
+        t: {c["name"] for c in inspect(engine).get_columns(t)}
+        for t in ("recipients", "sends", "replies")
+    }
+    assert "source" in columns["recipients"] and "policy" in columns["sends"]
+    assert "references" in columns["replies"]
+    with engine.connect() as conn:
+        assert store.get_meta(conn, "schema_version") == str(store.SCHEMA_VERSION)
+        sources = {r.source for r in conn.execute(store.recipients.select())}
+    assert sources == {"list"}  # the column's default fills existing rows
+    with sqlite3.connect(path) as db:
+        after = db.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
+    assert after == before == 6
+    # Running again changes nothing and sends nothing.
+    assert scheduler.run_once(engine, cfg).summaries == []
