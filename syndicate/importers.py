@@ -42,6 +42,9 @@ UNSUBSCRIBED_WORDS = {"unsubscribed", "unsubscribe", "optedout", "optout", "inac
 BOUNCED_WORDS = {"bounced", "cleaned", "undeliverable", "bounce", "invalid"}
 COMPLAINED_WORDS = {"complained", "spam", "spamreport", "spammy"}
 UNCONFIRMED_WORDS = {"unactivated", "pending", "unconfirmed"}
+ACTIVE_WORDS = {"", "active", "subscribed", "subscriber", "confirmed", "activated", "enabled"}
+# In these columns any other word is an unknown status: the row is reported, not guessed active.
+STRICT_STATUS_COLUMNS = ("status", "subscriptionstatus")
 # Columns whose value is one of the words above, and every column that can carry a status.
 WORD_STATUS_COLUMNS = ("status", "type", "subscribertype", "subscriptionstatus")
 STATUS_COLUMNS = (
@@ -211,6 +214,12 @@ def _status(columns: _Columns, row: list[str]) -> tuple[str, str]:
             return "complained", f"{column} {get(row, column)!r} in the source"
         if word in UNCONFIRMED_WORDS:
             return "unconfirmed", f"{column} {get(row, column)!r}: never confirmed the sign-up"
+        if column in STRICT_STATUS_COLUMNS and word not in ACTIVE_WORDS:
+            return "unknown", (
+                f"{column} {get(row, column)!r} is not a status syndicate knows (active, "
+                "unsubscribed, bounced, complained, pending); row skipped so nobody is mailed "
+                "by mistake: fix the value and import again"
+            )
     return "active", ""
 
 
@@ -233,13 +242,20 @@ def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         previous = reader.line_num
 
 
+def validate(address: str):
+    """email-validator without DNS. Internationalised local parts (SMTPUTF8) are refused: many
+    servers cannot take them, and the whole list should not wait on one address. International
+    domains are kept in their ASCII (IDNA) form, which every server takes."""
+    return validate_email(address, check_deliverability=False, allow_smtputf8=False)
+
+
 def check_address(address: str) -> tuple[str | None, str]:
     """(normalised address, '') or (None, why it is not an address)."""
     try:
-        result = validate_email(address, check_deliverability=False)
+        result = validate(address)
     except EmailNotValidError as exc:
         return None, str(exc)
-    return result.normalized, ""
+    return result.ascii_email or result.normalized, ""
 
 
 # RFC 5322 dot-atom: exactly the ASCII local parts email-validator accepts as already normal.
@@ -276,12 +292,12 @@ class AddressChecker:
         ):
             return f"{local}@{known}", ""
         try:
-            result = validate_email(address, check_deliverability=False)
+            result = validate(address)
         except EmailNotValidError as exc:
             return None, str(exc)
         if at:
-            self.domains[domain] = result.domain
-        return result.normalized, ""
+            self.domains[domain] = result.ascii_domain
+        return result.ascii_email or result.normalized, ""
 
 
 def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None) -> ParsedList:
@@ -324,6 +340,9 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         status, reason = _status(columns, record)
         if status == "unconfirmed":
             parsed.skipped.append(RowProblem(path, line, f"{address}: {reason}; not imported"))
+            continue
+        if status == "unknown":
+            parsed.problems.append(RowProblem(path, line, f"{address}: {reason}"))
             continue
         fields = {
             name: record[position].strip() for name, position in extras if position < len(record)

@@ -172,8 +172,8 @@ def run_due_sends(
                 log.info("send %s was held or cancelled before it started", send["id"])
                 continue
         progress = progress_factory(send["id"], send["channel"]) if progress_factory else None
-        summaries.append(
-            dispatch.run_send(
+        try:
+            summary = dispatch.run_send(
                 engine,
                 send["id"],
                 settings,
@@ -183,7 +183,19 @@ def run_due_sends(
                 batch_size=settings.transport.smtp.batch_size,
                 progress=_stoppable(progress, stop),
             )
-        )
+        except StopRequested:
+            raise
+        except Exception as exc:
+            # One broken send (a template error, say) must not block the others; it stays
+            # 'sending' with its deliveries queued and is tried again at the next tick.
+            log.exception("send %s failed and stays queued: %s", send["id"], exc)
+            summary = SendSummary(
+                send["id"],
+                Channel(send["channel"]),
+                f"post {send['post_id']}",
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        summaries.append(summary)
     return summaries
 
 

@@ -7,6 +7,7 @@ live in the file: they are read from the environment variables the file names.
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -114,6 +115,12 @@ class Newsletter(_Section):
     preheader_words: int = Field(default=30, ge=0)
     # Gmail clips HTML over ~102 KB; a longer edition is cut at a paragraph with a link.
     max_html_bytes: int = Field(default=95_000, ge=10_000)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return _require_fields(value, {"title", "site"})
+
     # When readers get a new post: see syndicate.schedule.POLICY_HELP.
     policy: str = "immediately"
     # No reader edition leaves before the column's embargo (channels.column.embargo or
@@ -132,6 +139,17 @@ class Column(_Section):
     end_mark: str = "-30-"
     release: str = "upon receipt"
     copyright: str = "© {year} {author}. Distributed by {site}."
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return _require_fields(value, {"title", "site"})
+
+    @field_validator("copyright")
+    @classmethod
+    def _copyright(cls, value: str) -> str:
+        return _require_fields(value, {"year", "author", "site"})
+
     # Editor defaults for a column left empty in subscribers/editors.csv.
     quotes: Literal["curly", "straight"] = "curly"
     links: bool = False
@@ -291,6 +309,21 @@ class Settings(_Section):
     def hmac_key_from_env(self) -> bytes | None:
         value = os.environ.get(self.secrets.hmac_key_env, "")
         return value.encode() if value else None
+
+
+def _require_fields(template: str, allowed: set[str]) -> str:
+    """A `{name}` template may only name what syndicate fills in; checked at load, not at send."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(
+            f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}"
+        ) from None
+    unknown = sorted(n for n in names if n not in allowed)
+    if unknown:
+        choices = ", ".join("{" + n + "}" for n in sorted(allowed))
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}}: use {choices}")
+    return template
 
 
 def _require_address(value: str) -> str:

@@ -108,6 +108,14 @@ def test_broken_setting_is_one_clear_line_and_nothing_is_written(project: Path) 
     assert not (project / "syndicate.db").exists()
 
 
+def test_a_misspelt_placeholder_is_caught_when_settings_load(project: Path) -> None:
+    set_setting(project / "settings.toml", 'subject = "{title}"', 'subject = "{titel}"')
+    result = run_cli(project, "run", "--once")
+    assert result.returncode == 1
+    assert "channels.newsletter.subject: unknown placeholder {titel}" in result.stderr
+    assert not (project / "outbox").exists()
+
+
 def test_unknown_key_is_named(project: Path) -> None:
     set_setting(project / "settings.toml", "[feed]\n", "[feed]\nsorce = 'x'\n")
     result = run_cli(project, "status")

@@ -56,11 +56,18 @@ def test_substack_export() -> None:
 def test_ghost_export_with_bom_and_unicode() -> None:
     parsed = parse("ghost_members.csv")
     assert (parsed.tool, parsed.encoding) == ("ghost", "utf-8-sig")
-    assert summary(parsed) == {"émile@exämple.com": "active", "quiet@example.com": "unsubscribed"}
+    # An international domain is kept in the ASCII form every mail server accepts.
+    assert summary(parsed) == {
+        "emile@xn--exmple-cua.com": "active",
+        "quiet@example.com": "unsubscribed",
+    }
     assert parsed.rows[0].name == "Émile Zola"
-    assert [p.line for p in parsed.problems] == [4, 5]
+    assert [p.line for p in parsed.problems] == [4, 5, 6]
     assert "no email address" in parsed.problems[0].message
     assert "display name" in parsed.problems[1].message
+    # An accented local part needs SMTPUTF8, which many servers refuse: reported, not imported.
+    assert "josé@example.com" in parsed.problems[2].message
+    assert "Internationalized characters" in parsed.problems[2].message
 
 
 def test_buttondown_export_skips_never_confirmed_signups() -> None:
@@ -243,3 +250,16 @@ def test_the_fast_address_check_agrees_with_email_validator() -> None:
         fast, fast_why = checker.check(address)
         full, full_why = importers.check_address(address)
         assert (fast, fast_why) == (full, full_why), address
+
+
+def test_an_unknown_status_word_is_reported_never_guessed_active(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(
+        "email,status\nok@example.com,subscribed\ntypo@example.com,unsubscrbed\n"
+        "gone@example.com,Unsubscribed\n",
+        encoding="utf-8",
+    )
+    parsed = importers.parse(path)
+    assert summary(parsed) == {"ok@example.com": "active", "gone@example.com": "unsubscribed"}
+    [problem] = parsed.problems
+    assert problem.line == 3 and "'unsubscrbed' is not a status" in problem.message

@@ -33,9 +33,13 @@ def project(base: Path, tmp_path: Path) -> Path:
 
 
 def classify(base: Path, name: str):
+    return classify_bytes(base, fixture(name))
+
+
+def classify_bytes(base: Path, raw: bytes):
     settings, engine, key = load(base)
     with engine.connect() as conn:
-        return pipeline.classify(conn, parse.parse(fixture(name), source="test"), settings, key)
+        return pipeline.classify(conn, parse.parse(raw, source="test"), settings, key)
 
 
 CLIENT_REPLIES = {
@@ -89,6 +93,18 @@ def test_without_a_token_our_message_id_in_in_reply_to_identifies_the_reader(bas
         3,
         "message-id",
     )
+
+
+def test_our_message_id_from_someone_elses_address_speaks_for_nobody(base: Path) -> None:
+    """Message-IDs are guessable: a stranger quoting one cannot comment or unsubscribe as the
+    reader it names."""
+    raw = fixture("reply_by_references.eml")
+    sender = message_from_bytes(raw, policy=policy.default)["From"].addresses[0].addr_spec
+    forged = raw.replace(sender.encode(), b"mallory@evil.example", 1)
+    forged = forged.replace(b"\n\n", b"\n\nunsubscribe\n\n", 1)
+    result = classify_bytes(base, forged)
+    assert result.kind is ReplyKind.UNMATCHED and result.recipient_id is None
+    assert "mallory@evil.example" in result.reason
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,20 @@ def classify(
     if automatic:
         return result(ReplyKind.AUTO_REPLY, reason=automatic)
     words = text.own_words(inbound.message)
+    if found and identity.via == "message-id" and not _sent_by(inbound, found["recipient"].email):
+        # Our Message-IDs are not secret: without a signed token, only the recipient's own
+        # address may speak (comment, unsubscribe) for them.
+        return Classification(
+            ReplyKind.UNMATCHED,
+            identity,
+            post_id,
+            None,
+            words,
+            reason=(
+                f"In-Reply-To names recipient {recipient_id}, but the message came from "
+                f"{inbound.sender or 'an unknown sender'}, not their address"
+            ),
+        )
     by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
     if by_purpose is ReplyKind.APPROVAL:
         return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
@@ -87,6 +101,10 @@ def classify(
         )
     kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
     return result(kind, words, f"matched by {identity.via}")
+
+
+def _sent_by(inbound: InboundMessage, address: str) -> bool:
+    return bool(inbound.sender) and inbound.sender.strip().lower() == address.strip().lower()
 
 
 def _classify_or_refuse(
