@@ -433,3 +433,24 @@ def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     assert not list((project / "outbox").glob("d-*.eml"))
     with engine.connect() as conn:
         assert store.get_send(conn, 1)["state"] == "done"
+
+
+def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: a reader's words that crash quote-stripping. The message is kept whole
+    as refused for the author to read, and the MTA is told it was delivered (exit 0), since a
+    bounce would tell the reader it was lost."""
+    from syndicate.inbound import stdin, text
+
+    def crash(message):
+        raise UnicodeError("simulated decoder failure")
+
+    monkeypatch.setattr(text, "own_words", crash)
+    settings, engine, key = load(project)
+    status, outcome = stdin.receive_bytes(engine, fixture("gmail_en.eml"), settings, key)
+    assert (status, outcome.kind, outcome.too_large) == (0, ReplyKind.REFUSED, False)
+    with engine.connect() as conn:
+        row = store.get_reply(conn, outcome.reply_id)
+    assert row["raw"] == fixture("gmail_en.eml")
+    assert "simulated decoder failure" in row["reason"]

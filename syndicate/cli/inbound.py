@@ -47,7 +47,7 @@ def receive(
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         err.print(f"syndicate inbound receive: temporary failure, retry later: {exc}")
         raise typer.Exit(stdin.EX_TEMPFAIL) from None
-    if outcome.kind.value == "refused":
+    if outcome.too_large:
         # Postfix and Exim quote this line in the bounce they send back to the sender.
         print(f"Your message was not delivered: {outcome.detail}. Please send a shorter one.")
     else:

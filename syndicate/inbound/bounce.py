@@ -3,7 +3,7 @@
 flufl.bounce (Mailman's detectors) reads RFC 3464 DSNs and the non-standard formats; it returns
 bytes addresses. Scoring follows Mailman: a permanent failure counts hard_bounce_score, a
 temporary one soft_bounce_score, at most once a day; at bounce_threshold the address is
-suppressed through store.set_recipient_status(..., "bounced").
+suppressed through store.mark_recipient(..., "bounced", reason).
 """
 
 from __future__ import annotations
@@ -92,8 +92,12 @@ def record(
         if score < config.bounce_threshold:
             continue
         for recipient_id, status in store.recipient_ids_by_email(conn, address):
-            if status == "active":
-                store.set_recipient_status(conn, recipient_id, "bounced")
+            reason = (
+                f"bounce score {score:.1f} reached {config.bounce_threshold:g} (reply {reply_id})"
+            )
+            if status == "active" and store.mark_recipient(
+                conn, recipient_id, "bounced", reason, at
+            ):
                 suppressed.append(address)
         store.mark_bounce_suppressed(conn, address)
     return list(dict.fromkeys(suppressed))

@@ -45,6 +45,8 @@ class Outcome:
     state: ReplyState
     duplicate: bool = False
     detail: str = ""
+    # Refused for its size (only headers kept): the one outcome an MTA should bounce.
+    too_large: bool = False
 
 
 def classify(
@@ -208,7 +210,9 @@ def _act_on_unsubscribe(
 ) -> str:
     if result.recipient_id is None:
         return ""
-    store.set_recipient_status(conn, result.recipient_id, "unsubscribed")
+    reason = f"asked by email (reply {reply_id})"
+    if not store.mark_recipient(conn, result.recipient_id, "unsubscribed", reason, at):
+        return "already not subscribed"
     return "unsubscribed"
 
 
@@ -332,7 +336,7 @@ def _refuse(
         keys = filing.seen_keys(inbound)
         seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
-            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason)
+            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, True)
         found = filing.target(conn, identity.send_id, identity.recipient_id)
         post_id = found["send"]["post_id"] if found else None
         recipient_id = found["recipient"].id if found else None
@@ -345,7 +349,7 @@ def _refuse(
     log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
     if found and source != "stdin" and inbound.sender:
         _tell_sender_refused(engine, reply_id, inbound, post, len(raw), settings)
-    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason)
+    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason, too_large=True)
 
 
 def _tell_sender_refused(

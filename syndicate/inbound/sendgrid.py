@@ -9,6 +9,7 @@ transient problem answers 503 so SendGrid retries (it does for up to three days)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import HeaderParser
 
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -30,6 +33,12 @@ log = logging.getLogger(__name__)
 PATH = "/webhooks/sendgrid/inbound"
 # Headers the rebuilt message must not copy from SendGrid's `headers` field: the body is new.
 _BODY_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
+
+
+@functools.cache
+def _engine(url: str) -> Engine:
+    """One engine (and connection pool) per database, not one per request."""
+    return store.connect(url)
 
 
 def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
@@ -52,10 +61,18 @@ def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         try:
-            engine = store.connect(settings.database_url)
+            engine = _engine(settings.database_url)
             key = store.hmac_key(engine, settings.hmac_key_from_env())
-            outcome = process(
-                engine, raw, settings, key, source="sendgrid", envelope_recipients=envelope_to
+            # The pipeline blocks (database, spam check, forwarding over SMTP): run it in a
+            # worker thread so the web app keeps answering unsubscribes meanwhile.
+            outcome = await run_in_threadpool(
+                process,
+                engine,
+                raw,
+                settings,
+                key,
+                source="sendgrid",
+                envelope_recipients=envelope_to,
             )
         except Exception as exc:  # database down or locked: ask SendGrid to retry later
             log.error("sendgrid inbound: could not store the message, SendGrid will retry: %s", exc)

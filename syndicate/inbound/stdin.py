@@ -12,7 +12,6 @@ import logging
 from sqlalchemy.engine import Engine
 
 from syndicate.inbound.pipeline import Outcome, process
-from syndicate.models import ReplyKind
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,4 +32,6 @@ def receive_bytes(
     outcome = process(
         engine, raw, settings, key, source="stdin", envelope_recipients=envelope_recipients
     )
-    return (EX_DATAERR if outcome.kind is ReplyKind.REFUSED else EX_OK), outcome
+    # Only a message refused for its size is bounced; one we could not read is kept whole for
+    # the author (exit 0), since a bounce would tell its sender it was lost.
+    return (EX_DATAERR if outcome.too_large else EX_OK), outcome
