@@ -3,8 +3,6 @@ compose, and a guard for the Debian tools the checks use."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import zlib
 from dataclasses import replace
@@ -13,28 +11,16 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
-
 from syndicate import feed
 from syndicate import settings as settings_module
 from syndicate.compose import Sender, compose
 from syndicate.dispatch import make_sender
 from syndicate.models import Channel, Edition, Post, Recipient, RecipientKind
 from syndicate.render import make_environment, render_edition
+from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEND_DATE = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; without it the test fails under CI (.ci/run installs it) or skips."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} is not installed (Debian package installed by .ci/run)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def shipped_settings(**newsletter: object) -> settings_module.Settings:

@@ -11,7 +11,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
@@ -19,6 +18,7 @@ from syndicate import settings as settings_module
 from syndicate import store
 from syndicate.cli import app
 from syndicate.errors import SyndicateError
+from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inbound"
@@ -118,15 +118,3 @@ def use_smtp(project: Path, port: int) -> None:
         f'host = "127.0.0.1"\nport = {port}',
     )
     edit(project / "settings.toml", 'security = "starttls"', 'security = "none"')
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; under CI=true a missing tool fails the test, elsewhere it skips."""
-    path = shutil.which(name) or (
-        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
-    )
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{name} is not installed; .ci/run installs it with apt-get")
-    pytest.skip(f"{name} is not installed (apt-get install it to run this test)")

@@ -7,7 +7,6 @@ temporary folder (printed with -s, kept by pytest under its basetemp) for a pers
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from tests.edition_support import (
     newsletter,
     require_tool,
 )
+from tests.tools import missing
 
 WIDTHS = (320, 600)
 # Both widths in light mode, the phone in dark mode too (most dark-mode reading is on phones).
@@ -40,10 +40,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        message = "the playwright package is missing (pip install -e '.[test]')"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("the playwright package is missing (pip install -e '.[test]')")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
-import os
 import re
-import shutil
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from syndicate import settings as settings_module
 from syndicate.settings import Settings
+from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_.\-]+")
 
@@ -67,27 +64,3 @@ class SigningKey:
 
 def events_body(*events: dict) -> bytes:
     return json.dumps(list(events)).encode()
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_module(name: str):
-    """The imported module; skip without CI, fail under CI=true (pip install -e '.[test]')."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        _missing(f"{name} is not installed (pip install -e '.[test]')")
-        raise
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; skip without CI, fail under CI=true (CI must install it)."""
-    path = shutil.which(name)
-    if path:
-        return path
-    _missing(f"{name} is not installed (apt-get install {name})")
-    raise AssertionError("unreachable")
