@@ -1,7 +1,9 @@
 """Run a send: plan one delivery per recipient, then claim, compose, transmit and record in batches.
 
 State is committed before and after every transport call, so a crash at any moment leaves each
-delivery pending, sending (in flight: may be sent once more on resume) or finished.
+delivery pending, sending (in flight: may be sent once more on resume), deferred (with the time of
+its next attempt) or finished. Recipients are read from the database one batch at a time, so
+memory stays flat whatever the size of the list.
 """
 
 from __future__ import annotations
@@ -9,29 +11,64 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
-from syndicate.compose import Sender, compose, message_id
+from syndicate.compose import (
+    MessageTemplate,
+    Sender,
+    compose_bytes,
+    message_id,
+    recipient_values,
+)
 from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
     DeliveryResult,
     DeliveryState,
+    Edition,
     OutboundMessage,
+    Recipient,
     SendState,
     SendSummary,
 )
 from syndicate.render import EditionCache
-from syndicate.settings import Settings
+from syndicate.settings import Retry, Settings
 from syndicate.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+
+class SystemClock:
+    """Real time; tests pass a clock whose `sleep` only moves its `now` forward."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off for temporary failures: first, 2×first, 4×first … up to `longest`."""
+
+    first: float = 60.0
+    longest: float = 3600.0
+    max_attempts: int = 10
+
+    @classmethod
+    def from_settings(cls, retry: Retry) -> Backoff:
+        return cls(retry.first_delay_seconds, retry.max_delay_seconds, retry.max_attempts)
+
+    def delay(self, attempts: int) -> float:
+        return min(self.first * 2 ** max(attempts - 1, 0), self.longest)
 
 
 def make_sender(settings: Settings, key: bytes) -> Sender:
@@ -47,6 +84,52 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
     )
 
 
+class Composer:
+    """Edition + recipient → OutboundMessage; the edition's MIME is built once per profile.
+
+    This is where a signing step (DKIM) goes: between `compose_bytes` and the OutboundMessage.
+    """
+
+    def __init__(
+        self,
+        editions: EditionCache,
+        sender: Sender,
+        send_id: int,
+        date: datetime,
+        *,
+        with_bytes: bool = True,
+    ) -> None:
+        self.editions, self.sender, self.send_id, self.date = editions, sender, send_id, date
+        self.with_bytes = with_bytes
+        self._templates: dict[int, MessageTemplate] = {}
+
+    def template(self, edition: Edition) -> MessageTemplate:
+        key = id(edition)
+        if key not in self._templates:
+            self._templates[key] = MessageTemplate.build(edition, self.sender, self.date)
+        return self._templates[key]
+
+    def outbound(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
+        edition = self.editions.for_recipient(recipient)
+        mid = message_id(self.send_id, recipient.id, self.sender.domain)
+        if not self.with_bytes:
+            return OutboundMessage(
+                delivery_id,
+                recipient,
+                self.sender.from_address,
+                b"",
+                self.send_id,
+                mid,
+                edition,
+                recipient_values(recipient, self.send_id, self.sender),
+            )
+        data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender)
+        # DKIM (issue 3) plugs in here: data = dkim.sign(data, settings.dkim)
+        return OutboundMessage(
+            delivery_id, recipient, self.sender.from_address, data, self.send_id, mid, edition
+        )
+
+
 def run_send(
     engine: Engine,
     send_id: int,
@@ -58,8 +141,17 @@ def run_send(
     batch_size: int = 100,
     now: datetime | None = None,
     progress: Progress | None = None,
+    clock: SystemClock | None = None,
+    backoff: Backoff | None = None,
+    wait_for_retries: float = 0.0,
 ) -> SendSummary:
-    """Deliver one send to everyone still pending; safe to call again after any interruption."""
+    """Deliver one send to everyone still pending; safe to call again after any interruption.
+
+    Deferred deliveries are retried when their back-off time comes: within this call if that is
+    at most `wait_for_retries` seconds away, otherwise by a later call.
+    """
+    clock = clock or SystemClock()
+    backoff = backoff or Backoff.from_settings(settings.transport.retry)
     started = time.monotonic()
     with engine.begin() as conn:
         send = store.get_send(conn, send_id)
@@ -70,20 +162,26 @@ def run_send(
         channel = Channel(send["channel"])
         if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
-        resumed, retried = store.requeue(conn, send_id)
+        resumed, deferred_before = store.requeue(conn, send_id)
         planned = store.plan_deliveries(conn, send_id, channel.audience)
         store.set_send_state(conn, send_id, SendState.SENDING)
     if resumed:
         log.warning(
             "send %s: resuming; %d message(s) were in flight when it stopped", send_id, resumed
         )
-    if retried:
-        log.info("send %s: retrying %d deferred message(s)", send_id, retried)
+    if deferred_before:
+        log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
     editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    composer = Composer(
+        editions,
+        sender,
+        send_id,
+        now or clock.now(),
+        with_bytes=getattr(transport, "needs_bytes", True),
+    )
     counts = {state: 0 for state in DeliveryState}
-    date = now or store.now()
     try:
         transport.open()
     except TransportError as exc:
@@ -95,31 +193,29 @@ def run_send(
                 if store.send_state(conn, send_id) != SendState.SENDING.value:
                     log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
                     break
-                batch = store.claim_batch(conn, send_id, batch_size)
+                batch = store.claim_batch(conn, send_id, batch_size, clock.now())
+                retry_at = None if batch else store.next_retry_at(conn, send_id)
             if not batch:
-                break
-            outbound = [
-                OutboundMessage(
-                    delivery_id,
-                    recipient,
-                    settings.mail.from_address,
-                    compose(editions.for_recipient(recipient), recipient, send_id, sender, date),
-                )
-                for delivery_id, recipient in batch
-            ]
+                if retry_at is None:
+                    break
+                wait = (retry_at - clock.now()).total_seconds()
+                if wait > wait_for_retries:
+                    log.info(
+                        "send %s: next retry at %s; leaving it for a later run",
+                        send_id,
+                        retry_at.isoformat(timespec="seconds"),
+                    )
+                    break
+                log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
+                clock.sleep(max(wait, 0.0))
+                continue
+            outbound = [composer.outbound(d, r) for d, r in batch]
             results = transport.send_batch(outbound)
-            _record(engine, send_id, sender, batch, results)
+            _record(engine, outbound, results, backoff, clock.now())
             for result in results:
                 counts[result.state] += 1
             if progress:
-                progress(len(results))
-            if counts[DeliveryState.DEFERRED] and all(
-                r.state is DeliveryState.DEFERRED for r in results
-            ):
-                log.warning(
-                    "send %s: every message of a batch was deferred; stopping for now", send_id
-                )
-                break
+                progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
     finally:
         transport.close()
     with engine.begin() as conn:
@@ -129,15 +225,14 @@ def run_send(
         )
         if finished and store.send_state(conn, send_id) == SendState.SENDING.value:
             store.set_send_state(conn, send_id, SendState.DONE)
-        skipped = remaining.get(DeliveryState.SKIPPED.value, 0)
     summary = SendSummary(
         send_id=send_id,
         channel=channel,
         post_title=post.title,
         sent=counts[DeliveryState.SENT],
-        deferred=counts[DeliveryState.DEFERRED],
+        deferred=remaining.get(DeliveryState.DEFERRED.value, 0),
         failed=counts[DeliveryState.FAILED],
-        skipped=skipped,
+        skipped=remaining.get(DeliveryState.SKIPPED.value, 0),
         seconds=time.monotonic() - started,
     )
     log.info(
@@ -154,29 +249,32 @@ def run_send(
 
 def _record(
     engine: Engine,
-    send_id: int,
-    sender: Sender,
-    batch: list,
+    outbound: list[OutboundMessage],
     results: list[DeliveryResult],
+    backoff: Backoff,
+    at: datetime,
 ) -> None:
-    recipients = {delivery_id: recipient for delivery_id, recipient in batch}
+    """Store a batch's outcomes in one transaction; 5xx bounces the address, 4xx backs off."""
+    by_id = {message.delivery_id: message for message in outbound}
+    rows = []
     with engine.begin() as conn:
+        deferred = [r.delivery_id for r in results if r.state is DeliveryState.DEFERRED]
+        attempts = store.attempts_of(conn, deferred) if deferred else {}
         for result in results:
-            recipient = recipients[result.delivery_id]
-            if result.state is DeliveryState.DEFERRED:
-                # Back to the queue: a later run tries again.
-                store.record_result(
-                    conn, result.delivery_id, DeliveryState.DEFERRED, result.detail, None
-                )
-                log.warning("deferred %s: %s", recipient.email, result.detail)
-                continue
-            if result.state is DeliveryState.FAILED:
-                store.set_recipient_status(conn, recipient.id, "bounced")
-                log.warning("failed %s: %s", recipient.email, result.detail)
-            store.record_result(
-                conn,
-                result.delivery_id,
-                result.state,
-                result.detail,
-                message_id(send_id, recipient.id, sender.domain),
-            )
+            message = by_id[result.delivery_id]
+            email = message.recipient.email
+            state, detail, retry_at = result.state, result.detail, None
+            if state is DeliveryState.DEFERRED:
+                tried = attempts.get(result.delivery_id, 1)
+                if tried >= backoff.max_attempts:
+                    state = DeliveryState.FAILED
+                    detail = f"gave up after {tried} attempts: {detail}"
+                    log.warning("failed %s: %s", email, detail)
+                else:
+                    retry_at = at + timedelta(seconds=backoff.delay(tried))
+                    log.info("deferred %s (attempt %d): %s", email, tried, detail)
+            elif state is DeliveryState.FAILED:
+                store.set_recipient_status(conn, message.recipient.id, "bounced")
+                log.warning("failed %s: %s; address marked bounced", email, detail)
+            rows.append((result.delivery_id, state, detail, message.message_id or None, retry_at))
+        store.record_results(conn, rows)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 
 
 class Channel(enum.StrEnum):
@@ -103,10 +102,21 @@ class Edition:
 
 @dataclass(frozen=True)
 class OutboundMessage:
+    """One recipient's message, ready for a transport.
+
+    `data` is the complete message (CRLF, SMTP-ready; a DKIM signature would be added to these
+    bytes). API transports that build the message themselves (SendGrid) use `edition`, `values`
+    (per-recipient placeholder values) and `message_id` instead, and get empty `data`.
+    """
+
     delivery_id: int
     recipient: Recipient
     envelope_from: str
-    message: EmailMessage
+    data: bytes
+    send_id: int = 0
+    message_id: str = ""
+    edition: Edition | None = None
+    values: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
