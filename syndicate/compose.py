@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.charset import Charset
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +25,7 @@ from syndicate.render import placeholders as ph
 
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in ph.ALL))
 _SMTP_POLICY = policy.SMTP
+_UTF8 = Charset("utf-8")
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,45 @@ def _header_lines(msg: EmailMessage) -> bytes:
 
 
 def _fold_address(field: str, name: str, addr: str) -> bytes:
-    """`Field: Name <addr>`: quoted when needed, RFC 2047 encoded-words (each ≤ 75 characters,
-    folded) for non-ASCII names."""
+    """`Field: Name <addr>`: quoted when needed, RFC 2047 for non-ASCII names."""
     name = one_line(name)
     if name.isascii():
         return f"{field}: {formataddr((name, addr))}\r\n".encode("ascii")
-    words = Header(name, "utf-8", header_name=field).encode(linesep="\r\n")
-    return f"{field}: {words} <{addr}>\r\n".encode("ascii")
+    return f"{field}: {_encoded_words(name)} <{addr}>\r\n".encode("ascii")
+
+
+def _encoded_words(name: str, limit: int = 70) -> str:
+    """RFC 2047 encoded-words of at most `limit` characters, split only where the name has a
+    space (carried inside the next word), so even parsers that keep folding whitespace between
+    encoded-words (Python's `email` does) never split a word of the name."""
+    words: list[str] = []
+    chunk = ""
+    for piece in name.split(" "):
+        candidate = f"{chunk} {piece}" if chunk else piece
+        if chunk and len(_UTF8.header_encode(candidate)) > limit:
+            words.append(_UTF8.header_encode(chunk))
+            chunk = " " + piece
+        else:
+            chunk = candidate
+    if chunk:
+        encoded = _UTF8.header_encode(chunk)
+        if len(encoded) > limit:  # one very long word: let `email` split it
+            encoded = Header(chunk, "utf-8").encode(linesep="\r\n")
+        words.append(encoded)
+    return "\r\n ".join(words)
 
 
 def _qp(text: str) -> bytes:
     """Quoted-printable of UTF-8 text with CRLF line ends (binascii is C: cheap per recipient)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
     return encoded.replace(b"\n", _CRLF)
+
+
+def _ending_in_newline(text: str) -> str:
+    """As `EmailMessage.set_content` does: a text part ends with a line break."""
+    return text if text.endswith("\n") else text + "\n"
 
 
 @dataclass(frozen=True)
@@ -176,8 +204,8 @@ class MessageTemplate:
             edition=edition,
             fixed_headers=_header_lines(fixed),
             date_header=_header_lines(dated),
-            text=edition.text,
-            html=edition.html,
+            text=_ending_in_newline(edition.text),
+            html=_ending_in_newline(edition.html),
             boundary=f"=_a{token}",
             attachments=attachments,
             mixed_boundary=f"=_m{token}",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 # Importing a command module registers its commands on `app`.
-from syndicate.cli import feed, preview, run, status  # noqa: F401
+from syndicate.cli import feed, preview, run, send, status  # noqa: F401
 from syndicate.cli.common import app, err
 from syndicate.errors import SyndicateError
 
