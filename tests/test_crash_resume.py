@@ -24,6 +24,8 @@ from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, 
 BATCH = 40
 READERS = 1500
 KILLS = 3
+SYNDICATE = (sys.executable, "-m", "syndicate")
+SEND = ("send", "latest", "--channel", "newsletter")
 
 
 @pytest.fixture
@@ -39,8 +41,7 @@ def counting_server():
 
 def _start_send(project: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), "-q"]
-        + ["send", "latest", "--channel", "newsletter"],
+        [*SYNDICATE, "--config", str(project / "settings.toml"), "-q", *SEND],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
