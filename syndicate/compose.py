@@ -24,6 +24,7 @@ from syndicate.models import Channel, Edition, Recipient
 from syndicate.render import placeholders as ph
 
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in ph.ALL))
+_SPLIT = re.compile("(" + "|".join(re.escape(p) for p in ph.ALL) + ")")
 _SMTP_POLICY = policy.SMTP
 _UTF8 = Charset("utf-8")
 
@@ -161,6 +162,39 @@ def _ending_in_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+_SOFT_BREAK = b"=\r\n"
+
+
+@dataclass(frozen=True)
+class EncodedPart:
+    """A text part quoted-printable encoded once, cut at its placeholders.
+
+    Quoted-printable allows a soft line break (`=` CRLF) anywhere, so each static span is
+    encoded on its own and a recipient's value, encoded alone, is spliced in between soft
+    breaks: the decoded text is exactly the filled-in template, every line stays short, and per
+    recipient only the few short values are encoded.
+    """
+
+    spans: tuple[bytes, ...]  # len(keys) + 1 encoded static spans
+    keys: tuple[str, ...]  # the placeholder between span i and span i + 1
+    escape: bool
+
+    @classmethod
+    def build(cls, template: str, *, escape: bool) -> EncodedPart:
+        pieces = _SPLIT.split(template)
+        return cls(tuple(_qp(p) for p in pieces[::2]), tuple(pieces[1::2]), escape)
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        encoded = {
+            key: _qp(html.escape(values[key], quote=True) if self.escape else values[key])
+            for key in set(self.keys)
+        }
+        out = [self.spans[0]]
+        for key, span in zip(self.keys, self.spans[1:], strict=True):
+            out += (_SOFT_BREAK, encoded[key], _SOFT_BREAK, span)
+        return b"".join(out)
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """One edition, MIME-encoded once: constant headers and attachments as bytes, text and HTML
@@ -169,8 +203,8 @@ class MessageTemplate:
     edition: Edition
     fixed_headers: bytes
     date_header: bytes
-    text: str
-    html: str
+    text: EncodedPart
+    html: EncodedPart
     boundary: str
     attachments: bytes  # already base64-encoded MIME parts, each preceded by the outer boundary
     mixed_boundary: str
@@ -204,8 +238,8 @@ class MessageTemplate:
             edition=edition,
             fixed_headers=_header_lines(fixed),
             date_header=_header_lines(dated),
-            text=_ending_in_newline(edition.text),
-            html=_ending_in_newline(edition.html),
+            text=EncodedPart.build(_ending_in_newline(edition.text), escape=False),
+            html=EncodedPart.build(_ending_in_newline(edition.html), escape=True),
             boundary=f"=_a{token}",
             attachments=attachments,
             mixed_boundary=f"=_m{token}",
@@ -217,8 +251,8 @@ def compose_bytes(
 ) -> bytes:
     """The same message as `compose`, as SMTP-ready bytes, without building an EmailMessage."""
     values = recipient_values(recipient, send_id, sender)
-    text = _qp(fill(template.text, values, escape=False))
-    html = _qp(fill(template.html, values, escape=True))
+    text = template.text.fill(values)
+    html = template.html.fill(values)
     mid = message_id(send_id, recipient.id, sender.domain)
     unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>,\r\n <{values[ph.UNSUBSCRIBE_MAILTO]}>"
     alt = template.boundary.encode()
