@@ -70,6 +70,29 @@ def recipient_values(recipient: Recipient, send_id: int, sender: Sender) -> dict
     }
 
 
+def shared_reply_address(sender: Sender, send_id: int) -> str:
+    """A reply address naming the send but no recipient (recipient 0), for transports that
+    cannot set Reply-To per recipient: the reply's From then identifies the reader."""
+    return tokens.reply_address(sender.reply_address, tokens.make(sender.key, "reply", send_id, 0))
+
+
+def api_headers(
+    edition: Edition, values: dict[str, str], sender: Sender, mid: str
+) -> dict[str, str]:
+    """The headers `compose` sets, other than From/To/Subject/Reply-To/Date and MIME ones, for
+    transports that build the message themselves (SendGrid's API)."""
+    headers = {
+        "Message-ID": mid,
+        "List-Id": f"{one_line(sender.list_name)} <{sender.list_id}>",
+        "List-Unsubscribe": f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Auto-Response-Suppress": "OOF, AutoReply",
+    }
+    if edition.channel is Channel.NEWSLETTER:
+        headers["Precedence"] = "bulk"
+    return headers
+
+
 def fill(template: str, values: dict[str, str], *, escape: bool) -> str:
     if escape:
         return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(0)], quote=True), template)

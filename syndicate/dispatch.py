@@ -21,9 +21,11 @@ from syndicate import store
 from syndicate.compose import (
     MessageTemplate,
     Sender,
+    api_headers,
     compose_bytes,
     message_id,
     recipient_values,
+    shared_reply_address,
 )
 from syndicate.errors import TransportError
 from syndicate.models import (
@@ -102,6 +104,7 @@ class Composer:
         self.editions, self.sender, self.send_id, self.date = editions, sender, send_id, date
         self.with_bytes = with_bytes
         self._templates: dict[int, MessageTemplate] = {}
+        self._shared_reply_to = shared_reply_address(sender, send_id)
 
     def template(self, edition: Edition) -> MessageTemplate:
         key = id(edition)
@@ -113,6 +116,7 @@ class Composer:
         edition = self.editions.for_recipient(recipient)
         mid = message_id(self.send_id, recipient.id, self.sender.domain)
         if not self.with_bytes:
+            values = recipient_values(recipient, self.send_id, self.sender)
             return OutboundMessage(
                 delivery_id,
                 recipient,
@@ -121,7 +125,10 @@ class Composer:
                 self.send_id,
                 mid,
                 edition,
-                recipient_values(recipient, self.send_id, self.sender),
+                values,
+                headers=api_headers(edition, values, self.sender, mid),
+                from_name=self.sender.name,
+                shared_reply_to=self._shared_reply_to,
             )
         data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender)
         # DKIM (issue 3) plugs in here: data = dkim.sign(data, settings.dkim)
@@ -273,6 +280,8 @@ def _record(
                 else:
                     retry_at = at + timedelta(seconds=backoff.delay(tried))
                     log.info("deferred %s (attempt %d): %s", email, tried, detail)
+            elif state is DeliveryState.FAILED and not result.bounce:
+                log.error("failed %s: %s", email, detail)
             elif state is DeliveryState.FAILED:
                 store.set_recipient_status(conn, message.recipient.id, "bounced")
                 log.warning("failed %s: %s; address marked bounced", email, detail)

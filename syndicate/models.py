@@ -117,6 +117,12 @@ class OutboundMessage:
     message_id: str = ""
     edition: Edition | None = None
     values: dict[str, str] = field(default_factory=dict)
+    # For API transports: the headers compose would set besides From/To/Subject/Reply-To and
+    # MIME ones, the sender's display name, and a send-level Reply-To for APIs that cannot carry
+    # one per recipient.
+    headers: dict[str, str] = field(default_factory=dict)
+    from_name: str = ""
+    shared_reply_to: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,9 @@ class DeliveryResult:
     delivery_id: int
     state: DeliveryState
     detail: str = ""
+    # A FAILED result marks the address bounced unless the failure was not the address's fault
+    # (e.g. an API request the provider rejected as a whole).
+    bounce: bool = True
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class Sendgrid(_Section):
     host: str = "https://api.sendgrid.com"
     batch_size: int = Field(default=1000, gt=0, le=1000)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    reply_to: Literal["shared", "per_recipient"] = "shared"
 
     @field_validator("host")
     @classmethod
