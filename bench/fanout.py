@@ -130,12 +130,24 @@ def seed(cfg: settings.Settings, recipients: int) -> tuple[int, Post]:
                     for i in range(start, min(start + step, recipients))
                 ],
             )
-    engine.dispose()
     assert send_id is not None
-    with store.connect(cfg.database_url).connect() as conn:
+    with engine.connect() as conn:
         stored = store.get_post(conn, post_id)
+    engine.dispose()  # the last connection closes: SQLite checkpoints its WAL
     assert stored is not None
     return send_id, stored
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image, whereas
+    ru_maxrss survives exec on Linux and would report the parent's peak after fork + exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(args: argparse.Namespace) -> None:
@@ -155,7 +167,7 @@ def child(args: argparse.Namespace) -> None:
         batch_size=cfg.transport.smtp.batch_size,
     )
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(
         json.dumps(
             {
@@ -233,7 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--naive-sample", type=int, default=500)
     parser.add_argument(
         "--rss",

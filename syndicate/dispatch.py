@@ -223,6 +223,7 @@ def run_send(
                 counts[result.state] += 1
             if progress:
                 progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
+            del outbound, results  # one batch of message bytes in memory at a time, not two
     finally:
         transport.close()
     with engine.begin() as conn:
