@@ -38,7 +38,7 @@ from syndicate.compose import compose  # noqa: E402
 from syndicate.models import Channel, Post, Recipient, RecipientKind  # noqa: E402
 from syndicate.render import EditionCache, make_environment, render_edition  # noqa: E402
 from syndicate.transports.null import NullTransport  # noqa: E402
-from syndicate.transports.smtp import SmtpTransport  # noqa: E402
+from syndicate.transports.smtp import SmtpTransport, send_prepared  # noqa: E402
 
 PARAGRAPH = (
     "<p>The first thing I ever had published was a letter to the editor. I was fourteen, and "
@@ -203,15 +203,21 @@ def sample_messages(cfg: settings.Settings, post: Post, count: int) -> list[byte
     ]
 
 
-def raw_ceiling(port: int, messages: list[bytes], total: int, connections: int) -> float:
-    """Pre-built bytes over `connections` persistent smtplib connections: msgs/s."""
+def raw_ceiling(
+    port: int, messages: list[bytes], total: int, connections: int, *, smtplib_only: bool
+) -> float:
+    """Pre-built bytes over `connections` persistent smtplib connections: msgs/s. With
+    `smtplib_only`, each message goes through `SMTP.sendmail`; otherwise through the transport's
+    own DATA routine (`send_prepared`), the strictest ceiling for syndicate."""
 
     def push(share: int) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
         for i in range(share):
-            smtp.sendmail(
-                "jane@notes.example.com", [f"reader{i}@example.org"], messages[i % len(messages)]
-            )
+            data = messages[i % len(messages)]
+            if smtplib_only:
+                smtp.sendmail("jane@notes.example.com", [f"reader{i}@example.org"], data)
+            else:
+                send_prepared(smtp, "jane@notes.example.com", f"reader{i}@example.org", data)
         smtp.quit()
 
     shares = [
@@ -282,15 +288,26 @@ def main() -> None:
         size = sum(map(len, messages)) / len(messages)
         print(f"message size: {size / 1024:.1f} KB on the wire (HTML + text, quoted-printable)")
 
-        ceiling = raw_ceiling(port, messages, args.recipients, args.connections)
-        print(f"raw ceiling:  {ceiling:8,.0f} msg/s  ({args.recipients:,} pre-built messages)")
+        plain = raw_ceiling(port, messages, args.recipients, args.connections, smtplib_only=True)
+        print(
+            f"raw ceiling:  {plain:8,.0f} msg/s  ({args.recipients:,} pre-built messages, "
+            "smtplib sendmail)"
+        )
+        ceiling = raw_ceiling(port, messages, args.recipients, args.connections, smtplib_only=False)
+        print(
+            f"raw ceiling:  {ceiling:8,.0f} msg/s  ({args.recipients:,} pre-built messages, "
+            "syndicate's DATA routine)"
+        )
+        ceiling = max(ceiling, plain)
         result = run_syndicate(main_dir, send_id)
         rate = result["sent"] / result["seconds"]
         print(
             f"syndicate:    {rate:8,.0f} msg/s  ({result['sent']:,} sent in "
             f"{result['seconds']:.1f} s, peak RSS {result['peak_mb']:.0f} MB)"
         )
-        print(f"ratio:        {rate / ceiling:8.2f}       (target >= 0.8)")
+        print(
+            f"ratio:        {rate / ceiling:8.2f}       (target >= 0.8; against the higher ceiling)"
+        )
         if args.naive_sample:
             slow = naive(cfg, post, port, args.naive_sample)
             print(

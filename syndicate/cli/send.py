@@ -98,6 +98,8 @@ def send(
         _dry_run(engine, settings, post, channel)
         return
     summary = _send(engine, settings, post, channel)
+    if summary is None:
+        return
     _print_summary(summary, settings)
     if summary.error:
         raise typer.Exit(1)
@@ -116,7 +118,8 @@ def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
         ).scalar_one()
 
 
-def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> SendSummary:
+def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> SendSummary | None:
+    """Run the send with a progress bar; None when it was already done."""
     send_id = _find_or_create_send(engine, post, channel)
     with engine.connect() as conn:
         state = store.send_state(conn, send_id)
@@ -126,7 +129,7 @@ def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> S
         console.print(
             f"Send {send_id} ('{post.title}', {channel}) is already done; nobody gets it twice."
         )
-        return SendSummary(send_id, channel, post.title)
+        return None
     if state == SendState.CANCELLED.value:
         raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
     key = store.hmac_key(engine, settings.hmac_key_from_env())
