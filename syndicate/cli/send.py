@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from jinja2 import Environment
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,7 +28,14 @@ from sqlalchemy.engine import Engine
 from syndicate import dispatch, scheduler, store
 from syndicate.cli.common import app, console, err, open_store, settings_of
 from syndicate.errors import NotFoundError, SyndicateError
-from syndicate.models import Channel, DeliveryState, Post, Recipient, SendState, SendSummary
+from syndicate.models import (
+    Channel,
+    DeliveryState,
+    Post,
+    Recipient,
+    SendState,
+    SendSummary,
+)
 from syndicate.render import EditionCache, make_environment
 from syndicate.settings import Settings
 from syndicate.transports import make_transport
@@ -183,7 +191,7 @@ def _sample(settings: Settings, channel: Channel, address: str | None = None) ->
 
 
 def _composer(
-    settings: Settings, key: bytes, env, post: Post, channel: Channel, send_id: int
+    settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
 ) -> dispatch.Composer:
     editions = EditionCache(post, channel, settings, env)
     return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
