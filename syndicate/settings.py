@@ -96,6 +96,7 @@ class Smtp(_Section):
     password_env: str = "SYNDICATE_SMTP_PASSWORD"
     timeout_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=100, gt=0)
+    ca_file: str = ""
     connections: int = Field(default=2, gt=0, le=64)
     max_per_connection: int = Field(default=1000, ge=0)
     rate_per_second: float = Field(default=0.0, ge=0)

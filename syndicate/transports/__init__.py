@@ -19,5 +19,8 @@ def make_transport(settings: Settings) -> Transport:
 
         return SendgridTransport(settings.transport.sendgrid, settings.sendgrid_api_key())
     if kind == "smtp":
-        return SmtpTransport(settings.transport.smtp, settings.smtp_password())
+        smtp = settings.transport.smtp
+        if smtp.ca_file:
+            smtp = smtp.model_copy(update={"ca_file": str(settings.path(smtp.ca_file))})
+        return SmtpTransport(smtp, settings.smtp_password())
     return OutboxTransport(settings.path(settings.transport.outbox.path))

@@ -111,6 +111,9 @@ class SmtpTransport:
         self.connections_opened = 0
         self._count_lock = threading.Lock()
 
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.config.ca_file or None)
+
     def connect(self) -> smtplib.SMTP:
         cfg = self.config
         try:
@@ -119,13 +122,13 @@ class SmtpTransport:
                     cfg.host,
                     cfg.port,
                     timeout=cfg.timeout_seconds,
-                    context=ssl.create_default_context(),
+                    context=self.tls_context(),
                 )
             else:
                 conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
             conn.ehlo()
             if cfg.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
+                conn.starttls(context=self.tls_context())
                 conn.ehlo()
             if cfg.username:
                 conn.login(cfg.username, self.password)
