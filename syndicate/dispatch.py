@@ -223,6 +223,13 @@ def run_send(
                 counts[result.state] += 1
             if progress:
                 progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
+            if all(r.outage for r in results):
+                log.warning(
+                    "send %s: %s; stopping, the rest stays queued for a later run",
+                    send_id,
+                    results[0].detail,
+                )
+                break
             del outbound, results  # one batch of message bytes in memory at a time, not two
     finally:
         transport.close()

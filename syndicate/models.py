@@ -133,6 +133,9 @@ class DeliveryResult:
     # A FAILED result marks the address bounced unless the failure was not the address's fault
     # (e.g. an API request the provider rejected as a whole).
     bounce: bool = True
+    # The transport itself is unavailable (cannot connect, API rate-limited or down): when a
+    # whole batch says so, the send stops and the rest waits for a later run.
+    outage: bool = False
 
 
 @dataclass(frozen=True)

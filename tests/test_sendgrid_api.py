@@ -188,36 +188,39 @@ def test_html_values_are_escaped_per_personalization(project: Path, api: FakeSen
     assert html.rstrip("\n") == smtp_html.replace("\r\n", "\n").rstrip("\n")
 
 
-def test_429_and_5xx_are_retried_after_back_off_and_4xx_fails_the_request(
+def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     project: Path, api: FakeSendgrid
 ) -> None:
     use_sendgrid(project, api.server_address[1])
     set_setting(project / "settings.toml", "batch_size = 1000", "batch_size = 10")
     cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 30)
-    api.answers += [
-        (429, {"errors": [{"message": "too many requests", "field": None}]}),
-        (202, {}),
-        (503, {"errors": [{"message": "unavailable"}]}),
-    ]
     clock = FakeClock()
+
+    # Rate-limited on the second request: the send stops there instead of hammering the API.
+    api.answers += [(202, {}), (429, {"errors": [{"message": "too many requests"}]})]
     first = _run(cfg, engine, send_id, clock)
-    assert (first.sent, first.deferred) == (10, 20)
+    assert (first.sent, first.deferred) == (10, 10)
     with engine.connect() as conn:
+        counts = store.delivery_counts(conn, send_id)
         deferred = [r for r in store.iter_deliveries(conn, send_id) if r["state"] == "deferred"]
-    assert {r["detail"] for r in deferred} == {
-        "SendGrid API 429: request: too many requests",
-        "SendGrid API 503: request: unavailable",
-    }
+    assert counts == {"sent": 10, "deferred": 10, "pending": 10}
+    assert {r["detail"] for r in deferred} == {"SendGrid API 429: request: too many requests"}
     assert all(store.as_utc(r["next_attempt_at"]) > clock.now() for r in deferred)
 
+    api.answers.append((503, {"errors": [{"message": "unavailable", "field": None}]}))
+    second = _run(cfg, engine, send_id, clock)  # the API is down: nothing more goes
+    assert (second.sent, second.deferred) == (0, 20)
+
+    # Later: the first retry is refused as a bad request (fails, bounces nobody), the next goes.
     api.answers.append((400, {"errors": [{"message": "Invalid type.", "field": "content"}]}))
-    second = _run(cfg, engine, send_id, clock, wait_for_retries=60)
+    third = _run(cfg, engine, send_id, clock, wait_for_retries=60)
     assert clock.slept == [pytest.approx(30)]
-    assert (second.sent, second.failed, second.deferred) == (10, 10, 0)
+    assert (third.sent, third.failed, third.deferred) == (10, 10, 0)
     with engine.connect() as conn:
         rows = list(store.iter_deliveries(conn, send_id))
         statuses = set(conn.execute(select(store.recipients.c.status)).scalars())
+        assert store.get_send(conn, send_id)["state"] == "done"
     failed = [r for r in rows if r["state"] == DeliveryState.FAILED]
     assert {r["detail"] for r in failed} == {"SendGrid API 400: content: Invalid type."}
     assert statuses == {"active"}  # a refused request bounces nobody

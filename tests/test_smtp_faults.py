@@ -203,3 +203,34 @@ def test_unreachable_server_is_reported_and_nothing_is_lost(project: Path) -> No
     assert "cannot connect to SMTP server 127.0.0.1:9" in summary.error
     with engine.connect() as conn:
         assert set(store.delivery_counts(conn, send_id)) == {"pending"}
+
+
+def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Path) -> None:
+    handler = FaultyHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    use_smtp(project, controller.port, batch_size=5, connections=2)
+    cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 40)
+
+    class ServerDiesAfterOpen(SmtpTransport):
+        def open(self) -> None:
+            super().open()
+            controller.stop()  # the server goes away after the first connection
+
+    summary = dispatch.run_send(
+        engine,
+        send_id,
+        cfg,
+        make_environment(cfg.path(cfg.paths.templates)),
+        ServerDiesAfterOpen(cfg.transport.smtp),
+        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+        batch_size=5,
+        clock=FakeClock(),
+        wait_for_retries=3600,
+    )
+    assert summary.sent == 0 and summary.deferred == 5
+    with engine.connect() as conn:
+        assert store.delivery_counts(conn, send_id) == {"deferred": 5, "pending": 35}
+        details = {r["detail"] for r in store.iter_deliveries(conn, send_id) if r["detail"]}
+    assert all(d.startswith("connection: cannot connect to SMTP server") for d in details)

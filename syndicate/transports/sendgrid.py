@@ -88,7 +88,7 @@ class SendgridTransport:
         except http_errors.HTTPError as exc:
             return _refused(group, exc.status_code, _error_text(exc.body), self.config)
         except OSError as exc:  # connection refused, reset, timeout (URLError is an OSError)
-            return _all(group, DeliveryState.DEFERRED, f"connection: {exc}")
+            return _all(group, DeliveryState.DEFERRED, f"connection: {exc}", outage=True)
         message_id = dict(response.headers or {}).get("X-Message-Id", "")
         return _all(group, DeliveryState.SENT, f"{response.status_code} accepted {message_id}")
 
@@ -152,8 +152,10 @@ def _attachments(edition: Edition) -> list[dict[str, str]]:
     ]
 
 
-def _all(group: list[OutboundMessage], state: DeliveryState, detail: str) -> list[DeliveryResult]:
-    return [DeliveryResult(m.delivery_id, state, detail) for m in group]
+def _all(
+    group: list[OutboundMessage], state: DeliveryState, detail: str, *, outage: bool = False
+) -> list[DeliveryResult]:
+    return [DeliveryResult(m.delivery_id, state, detail, outage=outage) for m in group]
 
 
 def _refused(
@@ -162,10 +164,12 @@ def _refused(
     detail = f"SendGrid API {status}: {text}"
     if status == 429 or status >= 500:
         log.warning("%s; %d message(s) deferred", detail, len(group))
-        return _all(group, DeliveryState.DEFERRED, detail)
+        return _all(group, DeliveryState.DEFERRED, detail, outage=True)
     if status in (401, 403):
         log.error("%s; check the key in $%s", detail, config.api_key_env)
-        return _all(group, DeliveryState.DEFERRED, f"{detail} (check ${config.api_key_env})")
+        return _all(
+            group, DeliveryState.DEFERRED, f"{detail} (check ${config.api_key_env})", outage=True
+        )
     # 400, 413 …: the request as a whole was refused; not the addresses' fault.
     log.error("%s; %d message(s) failed", detail, len(group))
     return [

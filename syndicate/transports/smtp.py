@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
@@ -184,16 +185,16 @@ class SmtpTransport:
     def _send_share(
         self, connection: _Connection, messages: list[OutboundMessage]
     ) -> list[DeliveryResult]:
-        results = []
-        down = ""
+        results: list[DeliveryResult] = []
+        down: DeliveryResult | None = None
         for message in messages:
-            if down:
-                results.append(DeliveryResult(message.delivery_id, DeliveryState.DEFERRED, down))
+            if down is not None:
+                results.append(replace(down, delivery_id=message.delivery_id))
                 continue
             result = self._send_one(connection, message)
-            if result.detail.startswith("connection:") and connection.smtp is None:
-                # Reconnecting failed: do not wait for a timeout once per remaining message.
-                down = result.detail
+            if result.outage:
+                # Connecting failed: do not wait for a timeout once per remaining message.
+                down = result
             results.append(result)
         return results
 
@@ -215,7 +216,9 @@ class SmtpTransport:
                 return _refusal(delivery_id, exc.smtp_code, exc.smtp_error)
             except TransportError as exc:
                 connection.drop()
-                return DeliveryResult(delivery_id, DeliveryState.DEFERRED, f"connection: {exc}")
+                return DeliveryResult(
+                    delivery_id, DeliveryState.DEFERRED, f"connection: {exc}", outage=True
+                )
             except _CONNECTION_ERRORS as exc:
                 connection.drop()
                 if attempt == 1:
