@@ -155,21 +155,24 @@ def _encoded_words(name: str, limit: int = 70) -> str:
     """RFC 2047 encoded-words of at most `limit` characters, split only where the name has a
     space (carried inside the next word), so even parsers that keep folding whitespace between
     encoded-words (Python's `email` does) never split a word of the name."""
-    words: list[str] = []
+    chunks: list[str] = []
     chunk = ""
     for piece in name.split(" "):
         candidate = f"{chunk} {piece}" if chunk else piece
         if chunk and len(_UTF8.header_encode(candidate)) > limit:
-            words.append(_UTF8.header_encode(chunk))
+            chunks.append(chunk)
             chunk = " " + piece
         else:
             chunk = candidate
-    if chunk:
-        encoded = _UTF8.header_encode(chunk)
-        if len(encoded) > limit:  # one very long word: let `email` split it
-            encoded = Header(chunk, "utf-8").encode(linesep="\r\n")
-        words.append(encoded)
-    return "\r\n ".join(words)
+    chunks.append(chunk)
+    return "\r\n ".join(_encoded_word(c, limit) for c in chunks)
+
+
+def _encoded_word(text: str, limit: int) -> str:
+    encoded = _UTF8.header_encode(text)
+    if len(encoded) > limit:  # one very long word: let `email` split it inside the word
+        encoded = Header(text, "utf-8").encode(linesep="\r\n", maxlinelen=limit)
+    return encoded
 
 
 def _qp(text: str) -> bytes:

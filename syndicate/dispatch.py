@@ -112,6 +112,21 @@ class Composer:
             self._templates[key] = MessageTemplate.build(edition, self.sender, self.date)
         return self._templates[key]
 
+    def outbound_batch(
+        self, batch: list[tuple[int, Recipient]]
+    ) -> tuple[list[OutboundMessage], list[tuple[OutboundMessage, DeliveryResult]]]:
+        """Messages for a claimed batch, and the deliveries that cannot be composed (e.g. an
+        address that is not ASCII) already failed, so one bad row never stops a send."""
+        messages, unsendable = [], []
+        for delivery_id, recipient in batch:
+            try:
+                messages.append(self.outbound(delivery_id, recipient))
+            except (UnicodeError, ValueError) as exc:
+                unsendable.append(
+                    _unsendable(delivery_id, recipient, self.sender.from_address, exc)
+                )
+        return messages, unsendable
+
     def outbound(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
         edition = self.editions.for_recipient(recipient)
         mid = message_id(self.send_id, recipient.id, self.sender.domain)
@@ -135,6 +150,16 @@ class Composer:
         return OutboundMessage(
             delivery_id, recipient, self.sender.from_address, data, self.send_id, mid, edition
         )
+
+
+def _unsendable(
+    delivery_id: int, recipient: Recipient, envelope_from: str, exc: Exception
+) -> tuple[OutboundMessage, DeliveryResult]:
+    detail = f"cannot compose a message for {recipient.email!r}: {exc}"
+    return (
+        OutboundMessage(delivery_id, recipient, envelope_from, b""),
+        DeliveryResult(delivery_id, DeliveryState.FAILED, detail, bounce=False),
+    )
 
 
 def run_send(
@@ -216,8 +241,10 @@ def run_send(
                 log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
                 clock.sleep(max(wait, 0.0))
                 continue
-            outbound = [composer.outbound(d, r) for d, r in batch]
-            results = transport.send_batch(outbound)
+            outbound, unsendable = composer.outbound_batch(batch)
+            results = transport.send_batch(outbound) if outbound else []
+            outbound += [m for m, _ in unsendable]
+            results += [r for _, r in unsendable]
             _record(engine, outbound, results, backoff, clock.now())
             for result in results:
                 counts[result.state] += 1

@@ -10,6 +10,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from syndicate import dispatch, settings, store, watch
 from syndicate.compose import MessageTemplate, Sender, compose, compose_bytes
@@ -145,3 +146,47 @@ def test_the_dispatch_composer_builds_each_edition_once(project: Path) -> None:
     ids = [PARSER.parsebytes(m.data)["Message-ID"] for m in messages]
     assert ids == [m.message_id for m in messages]
     assert all(re.fullmatch(r"<syndicate\.s5\.r\d+@notes\.example\.com>", i) for i in ids)
+
+
+def test_every_encoded_word_is_at_most_75_characters() -> None:
+    from syndicate.compose import _fold_address
+
+    name = "Ä" * 50 + " Jo " + "Ö" * 30
+    header = _fold_address("To", name, "a@example.org").decode()
+    words = re.findall(r"=\?utf-8\?[bq]\?[^?]*\?=", header)
+    assert words and all(len(w) <= 75 for w in words)
+    assert all(len(line) <= 78 for line in header.split("\r\n"))
+    raw = header.removeprefix("To: ").rsplit(" <", 1)[0].replace("\r\n", "")
+    assert str(make_header(decode_header(raw))) == name
+
+
+def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) -> None:
+    from tests.delivery_support import FakeClock, add_readers, newsletter_send, use_smtp
+
+    controller, handler = smtp_server
+    use_smtp(project, controller.port, batch_size=10, connections=1)
+    cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 3)
+    with engine.begin() as conn:
+        store.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
+    from syndicate.transports import make_transport
+
+    summary = dispatch.run_send(
+        engine,
+        send_id,
+        cfg,
+        make_environment(cfg.path(cfg.paths.templates)),
+        make_transport(cfg),
+        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+        clock=FakeClock(),
+    )
+    assert (summary.sent, summary.failed) == (3, 1)
+    with engine.connect() as conn:
+        row = next(r for r in store.iter_deliveries(conn, send_id) if r["state"] == "failed")
+        status = conn.execute(
+            select(store.recipients.c.status).where(store.recipients.c.id == row["recipient_id"])
+        ).scalar_one()
+    assert row["email"] == "zoë@exämple.org"
+    assert row["detail"].startswith("cannot compose a message for 'zoë@exämple.org'")
+    assert status == "active"  # not the address's fault: not marked bounced
+    assert len(handler.messages) == 3
