@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -219,46 +220,11 @@ def run_send(
     except TransportError as exc:
         log.error("send %s: %s; every delivery stays queued for the next run", send_id, exc)
         return SendSummary(send_id, channel, post.title, error=str(exc))
+    courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress)
     try:
-        while True:
-            with engine.begin() as conn:
-                if store.send_state(conn, send_id) != SendState.SENDING.value:
-                    log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
-                    break
-                batch = store.claim_batch(conn, send_id, batch_size, clock.now())
-                retry_at = None if batch else store.next_retry_at(conn, send_id)
-            if not batch:
-                if retry_at is None:
-                    break
-                wait = (retry_at - clock.now()).total_seconds()
-                if wait > wait_for_retries:
-                    log.info(
-                        "send %s: next retry at %s; leaving it for a later run",
-                        send_id,
-                        retry_at.isoformat(timespec="seconds"),
-                    )
-                    break
-                log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
-                clock.sleep(max(wait, 0.0))
-                continue
-            outbound, unsendable = composer.outbound_batch(batch)
-            results = transport.send_batch(outbound) if outbound else []
-            outbound += [m for m, _ in unsendable]
-            results += [r for _, r in unsendable]
-            _record(engine, outbound, results, backoff, clock.now())
-            for result in results:
-                counts[result.state] += 1
-            if progress:
-                progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
-            if all(r.outage for r in results):
-                log.warning(
-                    "send %s: %s; stopping, the rest stays queued for a later run",
-                    send_id,
-                    results[0].detail,
-                )
-                break
-            del outbound, results  # one batch of message bytes in memory at a time, not two
+        _deliver(engine, send_id, batch_size, composer, courier, clock, wait_for_retries)
     finally:
+        courier.shutdown()
         transport.close()
     with engine.begin() as conn:
         remaining = store.delivery_counts(conn, send_id)
@@ -287,6 +253,122 @@ def run_send(
         summary.seconds,
     )
     return summary
+
+
+@dataclass
+class _Batch:
+    outbound: list[OutboundMessage]
+    unsendable: list[tuple[OutboundMessage, DeliveryResult]]
+    results: Future[list[DeliveryResult]] | None = None
+
+
+class _Courier:
+    """Sends one batch in a background thread while the next is claimed and composed, then
+    records its results. At most two batches are ever claimed and unrecorded."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        send_id: int,
+        transport: Transport,
+        backoff: Backoff,
+        clock: SystemClock,
+        counts: dict[DeliveryState, int],
+        progress: Progress | None,
+    ) -> None:
+        self.engine, self.send_id, self.transport = engine, send_id, transport
+        self.backoff, self.clock, self.counts, self.progress = backoff, clock, counts, progress
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
+        self.in_flight: _Batch | None = None
+
+    def dispatch(self, batch: _Batch) -> None:
+        if batch.outbound:
+            batch.results = self.pool.submit(self.transport.send_batch, batch.outbound)
+        self.in_flight = batch
+
+    def finish(self) -> str:
+        """Wait for the batch in flight and record it; returns why the send must pause (the
+        transport is unavailable) or ''."""
+        batch, self.in_flight = self.in_flight, None
+        if batch is None:
+            return ""
+        results = batch.results.result() if batch.results is not None else []
+        outbound = batch.outbound + [m for m, _ in batch.unsendable]
+        results = results + [r for _, r in batch.unsendable]
+        _record(self.engine, outbound, results, self.backoff, self.clock.now())
+        for result in results:
+            self.counts[result.state] += 1
+        if self.progress:
+            self.progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
+        if results and all(r.outage for r in results):
+            return results[0].detail
+        return ""
+
+    def shutdown(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _deliver(
+    engine: Engine,
+    send_id: int,
+    batch_size: int,
+    composer: Composer,
+    courier: _Courier,
+    clock: SystemClock,
+    wait_for_retries: float,
+) -> None:
+    """Claim, compose and hand over batches until nothing is left, the send is held or
+    cancelled, the transport is unavailable, or the next retry is too far away."""
+    while True:
+        with engine.begin() as conn:
+            running = store.send_state(conn, send_id) == SendState.SENDING.value
+            claimed = store.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
+            retry_at = store.next_retry_at(conn, send_id) if running and not claimed else None
+        upcoming = _Batch(*composer.outbound_batch(claimed)) if claimed else None
+        if courier.in_flight is not None:
+            reason = courier.finish()
+            if not reason and not _still_sending(engine, send_id):
+                reason = "it was held or cancelled"
+            if reason:
+                if upcoming is not None:
+                    _release(engine, upcoming)
+                log.warning("send %s: %s; stopping, the rest stays queued", send_id, reason)
+                return
+            if upcoming is None:
+                continue  # look again: the batch just recorded may have changed what is due
+        if not running:
+            log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
+            return
+        if upcoming is None:
+            if retry_at is None:
+                return
+            wait = (retry_at - clock.now()).total_seconds()
+            if wait > wait_for_retries:
+                log.info(
+                    "send %s: next retry at %s; leaving it for a later run",
+                    send_id,
+                    retry_at.isoformat(timespec="seconds"),
+                )
+                return
+            log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
+            clock.sleep(max(wait, 0.0))
+            continue
+        courier.dispatch(upcoming)
+
+
+def _still_sending(engine: Engine, send_id: int) -> bool:
+    with engine.connect() as conn:
+        return store.send_state(conn, send_id) == SendState.SENDING.value
+
+
+def _release(engine: Engine, batch: _Batch) -> None:
+    """Give back a claimed batch that was never handed to the transport."""
+    ids = [m.delivery_id for m in batch.outbound] + [m.delivery_id for m, _ in batch.unsendable]
+    with engine.begin() as conn:
+        store.release_claimed(conn, ids)
 
 
 def _record(

@@ -593,6 +593,23 @@ def claim_batch(
     return claimed
 
 
+def release_claimed(conn: Connection, delivery_ids: list[int]) -> None:
+    """Undo a claim that was never sent: back to pending, the attempt not counted."""
+    if delivery_ids:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(delivery_ids),
+                deliveries.c.state == DeliveryState.SENDING.value,
+            )
+            .values(
+                state=DeliveryState.PENDING.value,
+                attempts=deliveries.c.attempts - 1,
+                updated_at=now(),
+            )
+        )
+
+
 def next_retry_at(conn: Connection, send_id: int) -> datetime | None:
     """The earliest time a deferred delivery of the send may be tried again."""
     value = conn.execute(
