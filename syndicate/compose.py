@@ -210,15 +210,31 @@ class EncodedPart:
         pieces = _SPLIT.split(template)
         return cls(tuple(_qp(p) for p in pieces[::2]), tuple(pieces[1::2]), escape)
 
-    def fill(self, values: dict[str, str]) -> bytes:
+    def fill(self, values: dict[str, str]) -> list[bytes]:
+        """The part's bytes for one recipient, as pieces to join once with the rest."""
         encoded = {
-            key: _qp(html.escape(values[key], quote=True) if self.escape else values[key])
-            for key in set(self.keys)
+            key: _qp_value(html.escape(values[key], quote=True) if self.escape else values[key])
+            for key in self.unique_keys
         }
         out = [self.spans[0]]
         for key, span in zip(self.keys, self.spans[1:], strict=True):
             out += (_SOFT_BREAK, encoded[key], _SOFT_BREAK, span)
-        return b"".join(out)
+        return out
+
+    @property
+    def unique_keys(self) -> frozenset[str]:
+        return frozenset(self.keys)
+
+
+_QP_SAFE = re.compile(r"[!-<>-~]+(?: [!-<>-~]+)*")  # printable ASCII but '=', no edge spaces
+
+
+def _qp_value(value: str) -> bytes:
+    """A short value's quoted-printable form; most values (addresses, URLs, ASCII names) are
+    already valid quoted-printable and are used as they are."""
+    if len(value) < 70 and _QP_SAFE.fullmatch(value):
+        return value.encode("ascii")
+    return _qp(value)
 
 
 @dataclass(frozen=True)
@@ -294,10 +310,10 @@ def compose_bytes(
         b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n\r\n',
         b"--" + alt + b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-        text,
+        *text,
         b"\r\n--" + alt + b'\r\nContent-Type: text/html; charset="utf-8"\r\n'
         b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-        html,
+        *html,
         b"\r\n--" + alt + b"--\r\n",
     ]
     if not template.attachments:

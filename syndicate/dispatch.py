@@ -1,9 +1,11 @@
 """Run a send: plan one delivery per recipient, then claim, compose, transmit and record in batches.
 
 State is committed before and after every transport call, so a crash at any moment leaves each
-delivery pending, sending (in flight: may be sent once more on resume), deferred (with the time of
-its next attempt) or finished. Recipients are read from the database one batch at a time, so
-memory stays flat whatever the size of the list.
+delivery pending, sending (claimed: may be sent once more on resume), deferred (with the time of
+its next attempt) or finished. While the transport sends one batch, the next is claimed and
+composed, so at most two batches are claimed and only the one at the transport can be doubled.
+Recipients are read from the database one batch at a time: memory stays flat whatever the size
+of the list.
 """
 
 from __future__ import annotations
