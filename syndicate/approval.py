@@ -23,7 +23,6 @@ from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
     DeliveryState,
-    OutboundMessage,
     Recipient,
     RecipientKind,
     SendState,
@@ -31,7 +30,7 @@ from syndicate.models import (
 from syndicate.render import make_environment, render_edition
 from syndicate.schedule import describe
 from syndicate.settings import Settings
-from syndicate.transports import make_transport
+from syndicate.transports import make_transport, notice
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +103,22 @@ def deliver_to_author(settings: Settings, message: EmailMessage, send_id: int) -
     """Send one message to the author through the configured transport; True when accepted.
 
     The only place approval touches a transport, so a change of the transport interface is
-    one edit here. The delivery id is -send_id: not a deliveries row, but distinct per preview
-    (the outbox names files by it).
+    one edit here. It is labelled with the send's id (the outbox names files by it).
     """
     transport = make_transport(settings)
     author = Recipient(0, RecipientKind.READER, settings.author.email, settings.author.name)
     try:
         transport.open()
         [result] = transport.send_batch(
-            [OutboundMessage(-send_id, author, settings.mail.from_address, message)]
+            [
+                notice(
+                    message,
+                    author,
+                    envelope_from=settings.mail.from_address,
+                    label="preview",
+                    number=send_id,
+                )
+            ]
         )
     except TransportError as exc:
         log.error("preview to %s not sent: %s; will retry", settings.author.email, exc)

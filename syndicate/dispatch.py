@@ -1,7 +1,11 @@
 """Run a send: plan one delivery per recipient, then claim, compose, transmit and record in batches.
 
 State is committed before and after every transport call, so a crash at any moment leaves each
-delivery pending, sending (in flight: may be sent once more on resume) or finished.
+delivery pending, sending (claimed: may be sent once more on resume), deferred (with the time of
+its next attempt) or finished. While the transport sends one batch, the next is claimed and
+composed, so at most two batches are claimed and only the one at the transport can be doubled.
+Recipients are read from the database one batch at a time: memory stays flat whatever the size
+of the list.
 """
 
 from __future__ import annotations
@@ -9,29 +13,67 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
-from syndicate.compose import Sender, compose, message_id
+from syndicate.compose import (
+    MessageTemplate,
+    Sender,
+    api_headers,
+    compose_bytes,
+    message_id,
+    recipient_values,
+    shared_reply_address,
+)
 from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
     DeliveryResult,
     DeliveryState,
+    Edition,
     OutboundMessage,
+    Recipient,
     SendState,
     SendSummary,
 )
 from syndicate.render import EditionCache
-from syndicate.settings import Settings
+from syndicate.settings import Retry, Settings
 from syndicate.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+
+
+class SystemClock:
+    """Real time; tests pass a clock whose `sleep` only moves its `now` forward."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off for temporary failures: first, 2×first, 4×first … up to `longest`."""
+
+    first: float = 60.0
+    longest: float = 3600.0
+    max_attempts: int = 10
+
+    @classmethod
+    def from_settings(cls, retry: Retry) -> Backoff:
+        return cls(retry.first_delay_seconds, retry.max_delay_seconds, retry.max_attempts)
+
+    def delay(self, attempts: int) -> float:
+        return min(self.first * 2 ** max(attempts - 1, 0), self.longest)
 
 
 def make_sender(settings: Settings, key: bytes) -> Sender:
@@ -47,6 +89,82 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
     )
 
 
+class Composer:
+    """Edition + recipient → OutboundMessage; the edition's MIME is built once per profile.
+
+    DKIM signing happens later, in the transport (transports.SigningTransport), so that
+    deliveries and one-off notices are signed alike.
+    """
+
+    def __init__(
+        self,
+        editions: EditionCache,
+        sender: Sender,
+        send_id: int,
+        date: datetime,
+        *,
+        with_bytes: bool = True,
+    ) -> None:
+        self.editions, self.sender, self.send_id, self.date = editions, sender, send_id, date
+        self.with_bytes = with_bytes
+        self._templates: dict[int, MessageTemplate] = {}
+        self._shared_reply_to = shared_reply_address(sender, send_id)
+
+    def template(self, edition: Edition) -> MessageTemplate:
+        key = id(edition)
+        if key not in self._templates:
+            self._templates[key] = MessageTemplate.build(edition, self.sender, self.date)
+        return self._templates[key]
+
+    def outbound_batch(
+        self, batch: list[tuple[int, Recipient]]
+    ) -> tuple[list[OutboundMessage], list[tuple[OutboundMessage, DeliveryResult]]]:
+        """Messages for a claimed batch, and the deliveries that cannot be composed (e.g. an
+        address that is not ASCII) already failed, so one bad row never stops a send."""
+        messages, unsendable = [], []
+        for delivery_id, recipient in batch:
+            try:
+                messages.append(self.outbound(delivery_id, recipient))
+            except (UnicodeError, ValueError) as exc:
+                unsendable.append(
+                    _unsendable(delivery_id, recipient, self.sender.from_address, exc)
+                )
+        return messages, unsendable
+
+    def outbound(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
+        edition = self.editions.for_recipient(recipient)
+        mid = message_id(self.send_id, recipient.id, self.sender.domain)
+        if not self.with_bytes:
+            values = recipient_values(recipient, self.send_id, self.sender)
+            return OutboundMessage(
+                delivery_id,
+                recipient,
+                self.sender.from_address,
+                b"",
+                self.send_id,
+                mid,
+                edition,
+                values,
+                headers=api_headers(edition, values, self.sender, mid),
+                from_name=self.sender.name,
+                shared_reply_to=self._shared_reply_to,
+            )
+        data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender)
+        return OutboundMessage(
+            delivery_id, recipient, self.sender.from_address, data, self.send_id, mid, edition
+        )
+
+
+def _unsendable(
+    delivery_id: int, recipient: Recipient, envelope_from: str, exc: Exception
+) -> tuple[OutboundMessage, DeliveryResult]:
+    detail = f"cannot compose a message for {recipient.email!r}: {exc}"
+    return (
+        OutboundMessage(delivery_id, recipient, envelope_from, b""),
+        DeliveryResult(delivery_id, DeliveryState.FAILED, detail, bounce=False),
+    )
+
+
 def run_send(
     engine: Engine,
     send_id: int,
@@ -58,8 +176,21 @@ def run_send(
     batch_size: int = 100,
     now: datetime | None = None,
     progress: Progress | None = None,
+    clock: SystemClock | None = None,
+    backoff: Backoff | None = None,
+    wait_for_retries: float = 0.0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SendSummary:
-    """Deliver one send to everyone still pending; safe to call again after any interruption."""
+    """Deliver one send to everyone still pending; safe to call again after any interruption.
+
+    `should_stop` (a daemon's SIGTERM) is asked after each recorded batch: the batch in flight
+    is finished and recorded, the one prepared next is handed back, the rest stays queued.
+
+    Deferred deliveries are retried when their back-off time comes: within this call if that is
+    at most `wait_for_retries` seconds away, otherwise by a later call.
+    """
+    clock = clock or SystemClock()
+    backoff = backoff or Backoff.from_settings(settings.transport.retry)
     started = time.monotonic()
     with engine.begin() as conn:
         send = store.get_send(conn, send_id)
@@ -70,57 +201,38 @@ def run_send(
         channel = Channel(send["channel"])
         if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
-        resumed, retried = store.requeue(conn, send_id)
+        resumed, deferred_before = store.requeue(conn, send_id)
         planned = store.plan_deliveries(conn, send_id, channel.audience)
         store.set_send_state(conn, send_id, SendState.SENDING)
     if resumed:
         log.warning(
             "send %s: resuming; %d message(s) were in flight when it stopped", send_id, resumed
         )
-    if retried:
-        log.info("send %s: retrying %d deferred message(s)", send_id, retried)
+    if deferred_before:
+        log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
     editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    composer = Composer(
+        editions,
+        sender,
+        send_id,
+        now or clock.now(),
+        with_bytes=getattr(transport, "needs_bytes", True),
+    )
     counts = {state: 0 for state in DeliveryState}
-    date = now or store.now()
     try:
         transport.open()
     except TransportError as exc:
         log.error("send %s: %s; every delivery stays queued for the next run", send_id, exc)
         return SendSummary(send_id, channel, post.title, error=str(exc))
+    courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress)
     try:
-        while True:
-            with engine.begin() as conn:
-                if store.send_state(conn, send_id) != SendState.SENDING.value:
-                    log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
-                    break
-                batch = store.claim_batch(conn, send_id, batch_size)
-            if not batch:
-                break
-            outbound = [
-                OutboundMessage(
-                    delivery_id,
-                    recipient,
-                    settings.mail.from_address,
-                    compose(editions.for_recipient(recipient), recipient, send_id, sender, date),
-                )
-                for delivery_id, recipient in batch
-            ]
-            results = transport.send_batch(outbound)
-            _record(engine, send_id, sender, batch, results)
-            for result in results:
-                counts[result.state] += 1
-            if progress:
-                progress(len(results))
-            if counts[DeliveryState.DEFERRED] and all(
-                r.state is DeliveryState.DEFERRED for r in results
-            ):
-                log.warning(
-                    "send %s: every message of a batch was deferred; stopping for now", send_id
-                )
-                break
+        _deliver(
+            engine, send_id, batch_size, composer, courier, clock, wait_for_retries, should_stop
+        )
     finally:
+        courier.shutdown()
         transport.close()
     with engine.begin() as conn:
         remaining = store.delivery_counts(conn, send_id)
@@ -129,15 +241,14 @@ def run_send(
         )
         if finished and store.send_state(conn, send_id) == SendState.SENDING.value:
             store.set_send_state(conn, send_id, SendState.DONE)
-        skipped = remaining.get(DeliveryState.SKIPPED.value, 0)
     summary = SendSummary(
         send_id=send_id,
         channel=channel,
         post_title=post.title,
         sent=counts[DeliveryState.SENT],
-        deferred=counts[DeliveryState.DEFERRED],
+        deferred=remaining.get(DeliveryState.DEFERRED.value, 0),
         failed=counts[DeliveryState.FAILED],
-        skipped=skipped,
+        skipped=remaining.get(DeliveryState.SKIPPED.value, 0),
         seconds=time.monotonic() - started,
     )
     log.info(
@@ -152,31 +263,159 @@ def run_send(
     return summary
 
 
-def _record(
+@dataclass
+class _Batch:
+    outbound: list[OutboundMessage]
+    unsendable: list[tuple[OutboundMessage, DeliveryResult]]
+    results: Future[list[DeliveryResult]] | None = None
+
+
+class _Courier:
+    """Sends one batch in a background thread while the next is claimed and composed, then
+    records its results. At most two batches are ever claimed and unrecorded."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        send_id: int,
+        transport: Transport,
+        backoff: Backoff,
+        clock: SystemClock,
+        counts: dict[DeliveryState, int],
+        progress: Progress | None,
+    ) -> None:
+        self.engine, self.send_id, self.transport = engine, send_id, transport
+        self.backoff, self.clock, self.counts, self.progress = backoff, clock, counts, progress
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
+        self.in_flight: _Batch | None = None
+
+    def dispatch(self, batch: _Batch) -> None:
+        if batch.outbound:
+            batch.results = self.pool.submit(self.transport.send_batch, batch.outbound)
+        self.in_flight = batch
+
+    def finish(self) -> str:
+        """Wait for the batch in flight and record it; returns why the send must pause (the
+        transport is unavailable) or ''."""
+        batch, self.in_flight = self.in_flight, None
+        if batch is None:
+            return ""
+        results = batch.results.result() if batch.results is not None else []
+        outbound = batch.outbound + [m for m, _ in batch.unsendable]
+        results = results + [r for _, r in batch.unsendable]
+        _record(self.engine, outbound, results, self.backoff, self.clock.now())
+        for result in results:
+            self.counts[result.state] += 1
+        if self.progress:
+            self.progress(sum(1 for r in results if r.state is not DeliveryState.DEFERRED))
+        if results and all(r.outage for r in results):
+            return results[0].detail
+        return ""
+
+    def shutdown(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _deliver(
     engine: Engine,
     send_id: int,
-    sender: Sender,
-    batch: list,
-    results: list[DeliveryResult],
+    batch_size: int,
+    composer: Composer,
+    courier: _Courier,
+    clock: SystemClock,
+    wait_for_retries: float,
+    should_stop: Callable[[], bool] | None = None,
 ) -> None:
-    recipients = {delivery_id: recipient for delivery_id, recipient in batch}
-    with engine.begin() as conn:
-        for result in results:
-            recipient = recipients[result.delivery_id]
-            if result.state is DeliveryState.DEFERRED:
-                # Back to the queue: a later run tries again.
-                store.record_result(
-                    conn, result.delivery_id, DeliveryState.DEFERRED, result.detail, None
+    """Claim, compose and hand over batches until nothing is left, the send is held or
+    cancelled, the transport is unavailable, a stop is requested, or the next retry is too far
+    away."""
+    while True:
+        if should_stop is not None and should_stop() and courier.in_flight is None:
+            log.warning("send %s: stop requested; the rest stays queued", send_id)
+            return
+        with engine.begin() as conn:
+            running = store.send_state(conn, send_id) == SendState.SENDING.value
+            claimed = store.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
+            retry_at = store.next_retry_at(conn, send_id) if running and not claimed else None
+        upcoming = _Batch(*composer.outbound_batch(claimed)) if claimed else None
+        if courier.in_flight is not None:
+            reason = courier.finish()
+            if not reason and should_stop is not None and should_stop():
+                reason = "a stop was requested"
+            if not reason and not _still_sending(engine, send_id):
+                reason = "it was held or cancelled"
+            if reason:
+                if upcoming is not None:
+                    _release(engine, upcoming)
+                log.warning("send %s: %s; stopping, the rest stays queued", send_id, reason)
+                return
+            if upcoming is None:
+                continue  # look again: the batch just recorded may have changed what is due
+        if not running:
+            log.warning("send %s was stopped (held or cancelled); stopping here", send_id)
+            return
+        if upcoming is None:
+            if retry_at is None:
+                return
+            wait = (retry_at - clock.now()).total_seconds()
+            if wait > wait_for_retries:
+                log.info(
+                    "send %s: next retry at %s; leaving it for a later run",
+                    send_id,
+                    retry_at.isoformat(timespec="seconds"),
                 )
-                log.warning("deferred %s: %s", recipient.email, result.detail)
-                continue
-            if result.state is DeliveryState.FAILED:
-                store.set_recipient_status(conn, recipient.id, "bounced")
-                log.warning("failed %s: %s", recipient.email, result.detail)
-            store.record_result(
-                conn,
-                result.delivery_id,
-                result.state,
-                result.detail,
-                message_id(send_id, recipient.id, sender.domain),
-            )
+                return
+            log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
+            clock.sleep(max(wait, 0.0))
+            continue
+        courier.dispatch(upcoming)
+
+
+def _still_sending(engine: Engine, send_id: int) -> bool:
+    with engine.connect() as conn:
+        return store.send_state(conn, send_id) == SendState.SENDING.value
+
+
+def _release(engine: Engine, batch: _Batch) -> None:
+    """Give back a claimed batch that was never handed to the transport."""
+    ids = [m.delivery_id for m in batch.outbound] + [m.delivery_id for m, _ in batch.unsendable]
+    with engine.begin() as conn:
+        store.release_claimed(conn, ids)
+
+
+def _record(
+    engine: Engine,
+    outbound: list[OutboundMessage],
+    results: list[DeliveryResult],
+    backoff: Backoff,
+    at: datetime,
+) -> None:
+    """Store a batch's outcomes in one transaction; 5xx bounces the address, 4xx backs off."""
+    by_id = {message.delivery_id: message for message in outbound}
+    rows = []
+    with engine.begin() as conn:
+        deferred = [r.delivery_id for r in results if r.state is DeliveryState.DEFERRED]
+        attempts = store.attempts_of(conn, deferred) if deferred else {}
+        for result in results:
+            message = by_id[result.delivery_id]
+            email = message.recipient.email
+            state, detail, retry_at = result.state, result.detail, None
+            if state is DeliveryState.DEFERRED:
+                tried = attempts.get(result.delivery_id, 1)
+                if tried >= backoff.max_attempts:
+                    state = DeliveryState.FAILED
+                    detail = f"gave up after {tried} attempts: {detail}"
+                    log.warning("failed %s: %s", email, detail)
+                else:
+                    retry_at = at + timedelta(seconds=backoff.delay(tried))
+                    log.info("deferred %s (attempt %d): %s", email, tried, detail)
+            elif state is DeliveryState.FAILED and not result.bounce:
+                log.error("failed %s: %s", email, detail)
+            elif state is DeliveryState.FAILED:
+                store.set_recipient_status(conn, message.recipient.id, "bounced")
+                log.warning("failed %s: %s; address marked bounced", email, detail)
+            rows.append((result.delivery_id, state, detail, message.message_id or None, retry_at))
+        store.record_results(conn, rows)

@@ -106,10 +106,30 @@ class Edition:
 
 @dataclass(frozen=True)
 class OutboundMessage:
+    """One recipient's message, ready for a transport.
+
+    `data` is the complete message (CRLF, SMTP-ready; a DKIM signature would be added to these
+    bytes). API transports that build the message themselves (SendGrid) use `edition`, `values`
+    (per-recipient placeholder values) and `message_id` instead, and get empty `data`.
+    """
+
     delivery_id: int
     recipient: Recipient
     envelope_from: str
-    message: EmailMessage
+    data: bytes
+    send_id: int = 0
+    message_id: str = ""
+    edition: Edition | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    # For API transports: the headers compose would set besides From/To/Subject/Reply-To and
+    # MIME ones, the sender's display name, and a send-level Reply-To for APIs that cannot carry
+    # one per recipient.
+    headers: dict[str, str] = field(default_factory=dict)
+    from_name: str = ""
+    shared_reply_to: str = ""
+    # Names one-off messages (forward, preview, confirmation) apart from deliveries, whose ids
+    # they do not have: the outbox names files after it.
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +137,12 @@ class DeliveryResult:
     delivery_id: int
     state: DeliveryState
     detail: str = ""
+    # A FAILED result marks the address bounced unless the failure was not the address's fault
+    # (e.g. an API request the provider rejected as a whole).
+    bounce: bool = True
+    # The transport itself is unavailable (cannot connect, API rate-limited or down): when a
+    # whole batch says so, the send stops and the rest waits for a later run.
+    outage: bool = False
 
 
 @dataclass(frozen=True)

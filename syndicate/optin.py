@@ -20,16 +20,15 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 
 from syndicate import store
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.models import DeliveryState, Recipient, RecipientKind
 from syndicate.settings import Settings
-from syndicate.transports import Transport
+from syndicate.transports import Transport, notice
 
 log = logging.getLogger(__name__)
 
 CONFIRM_SALT = "syndicate.confirm"
 # Confirmation emails are not deliveries; this offset keeps their ids (and the outbox file names
 # the outbox transport derives from them) clear of real delivery ids.
-CONFIRMATION_ID_OFFSET = 900_000_000
 
 
 def serializer(key: bytes, salt: str = CONFIRM_SALT) -> URLSafeTimedSerializer:
@@ -100,11 +99,12 @@ def send_confirmation(
     pending_id, nonce = pending
     link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id, nonce)}"
     message = build_message(settings, env, email, name, link)
-    outbound = OutboundMessage(
-        delivery_id=CONFIRMATION_ID_OFFSET + pending_id,
-        recipient=Recipient(id=0, kind=kind, email=email, name=name),
+    outbound = notice(
+        message,
+        Recipient(id=0, kind=kind, email=email, name=name),
         envelope_from=settings.mail.from_address,
-        message=message,
+        label="confirm",
+        number=pending_id,
     )
     try:
         transport.open()

@@ -180,8 +180,9 @@ def run_due_sends(
                 env,
                 transport_factory(settings),
                 sender,
-                batch_size=settings.transport.smtp.batch_size,
-                progress=_stoppable(progress, stop),
+                batch_size=settings.transport.batch_size,
+                progress=progress,
+                should_stop=stop.is_set if stop is not None else None,
             )
         except StopRequested:
             raise
@@ -196,23 +197,9 @@ def run_due_sends(
                 error=f"{type(exc).__name__}: {exc}",
             )
         summaries.append(summary)
-    return summaries
-
-
-def _stoppable(
-    progress: dispatch.Progress | None, stop: threading.Event | None
-) -> dispatch.Progress | None:
-    """dispatch reports progress after each recorded batch: the safe moment to stop."""
-    if stop is None:
-        return progress
-
-    def report(n: int) -> None:
-        if progress:
-            progress(n)
-        if stop.is_set():
+        if stop is not None and stop.is_set():
             raise StopRequested()
-
-    return report
+    return summaries
 
 
 def tick(

@@ -97,12 +97,44 @@ class Smtp(_Section):
     password_env: str = "SYNDICATE_SMTP_PASSWORD"
     timeout_seconds: float = Field(default=30.0, gt=0)
     batch_size: int = Field(default=100, gt=0)
+    ca_file: str = ""
+    connections: int = Field(default=2, gt=0, le=64)
+    max_per_connection: int = Field(default=1000, ge=0)
+    rate_per_second: float = Field(default=0.0, ge=0)
+    rate_per_hour: int = Field(default=0, ge=0)
+
+
+class Sendgrid(_Section):
+    api_key_env: str = "SENDGRID_API_KEY"
+    host: str = "https://api.sendgrid.com"
+    batch_size: int = Field(default=1000, gt=0, le=1000)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    reply_to: Literal["shared", "per_recipient"] = "shared"
+
+    @field_validator("host")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        return _require_http_url(value).rstrip("/")
+
+
+class Retry(_Section):
+    first_delay_seconds: float = Field(default=60.0, gt=0)
+    max_delay_seconds: float = Field(default=3600.0, gt=0)
+    max_attempts: int = Field(default=10, gt=0)
+    wait_seconds: float = Field(default=900.0, ge=0)
 
 
 class Transport(_Section):
-    kind: Literal["outbox", "smtp"] = "outbox"
+    kind: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     outbox: Outbox = Outbox()
     smtp: Smtp = Smtp()
+    sendgrid: Sendgrid = Sendgrid()
+    retry: Retry = Retry()
+
+    @property
+    def batch_size(self) -> int:
+        """Messages claimed and recorded together (a crash repeats at most one batch)."""
+        return self.sendgrid.batch_size if self.kind == "sendgrid" else self.smtp.batch_size
 
 
 class Secrets(_Section):
@@ -305,6 +337,9 @@ class Settings(_Section):
 
     def smtp_password(self) -> str:
         return os.environ.get(self.transport.smtp.password_env, "")
+
+    def sendgrid_api_key(self) -> str:
+        return os.environ.get(self.transport.sendgrid.api_key_env, "")
 
     def hmac_key_from_env(self) -> bytes | None:
         value = os.environ.get(self.secrets.hmac_key_env, "")

@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -196,7 +197,10 @@ deliveries = Table(
     Column("message_id", Text),
     Column("detail", Text, nullable=False, default=""),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # When a deferred delivery may be tried again (exponential back-off); NULL otherwise.
+    Column("next_attempt_at", DateTime(timezone=True)),
     UniqueConstraint("send_id", "recipient_id"),
+    Index("ix_deliveries_send_state", "send_id", "state", "id"),
 )
 
 replies = Table(
@@ -1078,33 +1082,55 @@ def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
 
 
 def requeue(conn: Connection, send_id: int) -> tuple[int, int]:
-    """Put interrupted and deferred deliveries back in the queue; returns (in_flight, deferred).
+    """Put deliveries interrupted in flight back in the queue; returns (in_flight, deferred).
 
-    Deliveries left 'sending' by a crash may have reached the server: at most these are sent twice.
+    Deliveries left 'sending' by a crash may have reached the server: at most these are sent
+    twice. Deferred deliveries keep their back-off time (`next_attempt_at`) and are only counted.
     """
-    counts = []
-    for state in (DeliveryState.SENDING, DeliveryState.DEFERRED):
-        result = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.send_id == send_id, deliveries.c.state == state.value)
-            .values(state=DeliveryState.PENDING.value, updated_at=now())
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.SENDING.value)
+        .values(state=DeliveryState.PENDING.value, updated_at=now())
+    )
+    deferred = conn.execute(
+        select(func.count()).where(
+            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.DEFERRED.value
         )
-        counts.append(int(result.rowcount or 0))
-    return counts[0], counts[1]
+    ).scalar_one()
+    return int(result.rowcount or 0), int(deferred)
 
 
-def claim_batch(conn: Connection, send_id: int, limit: int) -> list[tuple[int, Recipient]]:
-    """Mark up to `limit` pending deliveries as sending and return them with their recipients.
+def claim_batch(
+    conn: Connection, send_id: int, limit: int, at: datetime | None = None
+) -> list[tuple[int, Recipient]]:
+    """Mark up to `limit` pending (or deferred and due at `at`) deliveries as sending and return
+    them with their recipients, oldest first.
 
     Recipients who unsubscribed or bounced since the send was planned are marked skipped.
     """
+    # Two queries, each walking the (send_id, state, id) index in order: one query with an OR
+    # would sort every pending row for each batch (quadratic over a send).
+    query = select(deliveries.c.id.label("delivery_id"), recipients).join(
+        recipients, recipients.c.id == deliveries.c.recipient_id
+    )
     rows = conn.execute(
-        select(deliveries.c.id.label("delivery_id"), recipients)
-        .join(recipients, recipients.c.id == deliveries.c.recipient_id)
-        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.PENDING.value)
+        query.where(
+            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.PENDING.value
+        )
         .order_by(deliveries.c.id)
         .limit(limit)
     ).all()
+    if len(rows) < limit:
+        rows += conn.execute(
+            query.where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.state == DeliveryState.DEFERRED.value,
+                deliveries.c.next_attempt_at.is_(None)
+                | (deliveries.c.next_attempt_at <= (at or now())),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit - len(rows))
+        ).all()
     claimed: list[tuple[int, Recipient]] = []
     skipped: list[int] = []
     for row in rows:
@@ -1131,13 +1157,79 @@ def claim_batch(conn: Connection, send_id: int, limit: int) -> list[tuple[int, R
     return claimed
 
 
+def release_claimed(conn: Connection, delivery_ids: list[int]) -> None:
+    """Undo a claim that was never sent: back to pending, the attempt not counted."""
+    if delivery_ids:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(delivery_ids),
+                deliveries.c.state == DeliveryState.SENDING.value,
+            )
+            .values(
+                state=DeliveryState.PENDING.value,
+                attempts=deliveries.c.attempts - 1,
+                updated_at=now(),
+            )
+        )
+
+
+def next_retry_at(conn: Connection, send_id: int) -> datetime | None:
+    """The earliest time a deferred delivery of the send may be tried again."""
+    value = conn.execute(
+        select(func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.DEFERRED.value
+        )
+    ).scalar_one_or_none()
+    return as_utc(value)
+
+
+def attempts_of(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
+    rows = conn.execute(
+        select(deliveries.c.id, deliveries.c.attempts).where(deliveries.c.id.in_(delivery_ids))
+    )
+    return {delivery_id: attempts for delivery_id, attempts in rows}
+
+
 def record_result(
-    conn: Connection, delivery_id: int, state: DeliveryState, detail: str, message_id: str | None
+    conn: Connection,
+    delivery_id: int,
+    state: DeliveryState,
+    detail: str,
+    message_id: str | None,
+    next_attempt_at: datetime | None = None,
 ) -> None:
+    record_results(conn, [(delivery_id, state, detail, message_id, next_attempt_at)])
+
+
+def record_results(
+    conn: Connection,
+    results: list[tuple[int, DeliveryState, str, str | None, datetime | None]],
+) -> None:
+    """Store many outcomes in one statement: (delivery id, state, detail, Message-ID, retry at)."""
+    if not results:
+        return
+    stamp = now()
     conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(state=state.value, detail=detail[:1000], message_id=message_id, updated_at=now())
+        .where(deliveries.c.id == bindparam("d_id"))
+        .values(
+            state=bindparam("d_state"),
+            detail=bindparam("d_detail"),
+            message_id=bindparam("d_mid"),
+            next_attempt_at=bindparam("d_next"),
+            updated_at=stamp,
+        ),
+        [
+            {
+                "d_id": delivery_id,
+                "d_state": state.value,
+                "d_detail": detail[:1000],
+                "d_mid": mid,
+                "d_next": next_at,
+            }
+            for delivery_id, state, detail, mid, next_at in results
+        ],
     )
 
 

@@ -19,6 +19,7 @@ def use_smtp(project: Path, port: int) -> settings.Settings:
     set_setting(config, 'host = "localhost"\nport = 587', f'host = "127.0.0.1"\nport = {port}')
     set_setting(config, 'security = "starttls"', 'security = "none"')
     set_setting(config, "batch_size = 100", "batch_size = 2")
+    set_setting(config, "connections = 2", "connections = 1")
     return settings.load(config)
 
 
@@ -65,8 +66,16 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     assert states["zoe.perez@example.org"][0] == "deferred"
     assert bounced == ["d.nakamura@example.net"]
 
-    # The temporary refusal clears; the next run delivers the deferred message and nobody else.
+    with engine.connect() as conn:
+        retry_at = store.next_retry_at(conn, 1)
+    assert retry_at is not None and retry_at > store.now()
+    # Before its back-off time a run leaves the deferred message alone.
+    assert [s.sent for s in scheduler.run_once(engine, cfg).summaries] == [0]
+    # The temporary refusal clears and the back-off time passes; the next run delivers the
+    # deferred message and nobody else.
     del handler.refuse["zoe.perez@example.org"]
+    with engine.begin() as conn:
+        conn.execute(update(store.deliveries).values(next_attempt_at=store.now()))
     before = len(handler.messages)
     retry = scheduler.run_once(engine, cfg).summaries
     assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]

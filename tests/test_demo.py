@@ -101,7 +101,7 @@ def test_broken_setting_is_one_clear_line_and_nothing_is_written(project: Path) 
     result = run_cli(project, "run", "--once")
     assert result.returncode == 1
     assert "settings.toml" in result.stderr
-    assert "transport.kind" in result.stderr and "'outbox' or 'smtp'" in result.stderr
+    assert "transport.kind" in result.stderr and "'outbox', 'smtp' or 'sendgrid'" in result.stderr
     assert "feed.timeout_seconds" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project / "outbox").exists()

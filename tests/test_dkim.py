@@ -146,17 +146,22 @@ def test_dkim_off_unless_configured_and_clear_errors_when_half_configured(
         load_key(Dkim(selector="s", domain="example.com", private_key_path="bad.pem"), tmp_path)
 
 
-def test_preview_eml_is_signed_and_dns_record_command(project: Path, pem: bytes) -> None:
+def test_sent_messages_and_preview_eml_are_signed_and_dns_record_command(project: Path, pem: bytes) -> None:
     (project / "dkim.pem").write_bytes(pem)
     config = project / "settings.toml"
     set_setting(config, 'selector = ""', 'selector = "s2026"')
     set_setting(config, 'domain = ""', 'domain = "notes.example.com"')
     set_setting(config, 'private_key_path = ""', 'private_key_path = "dkim.pem"')
     assert run_cli(project, "run", "--once").returncode == 0
+    key = DkimKey("s2026", "notes.example.com", pem)
+    # Every message that really went out (readers' editions, editors' drafts) is signed.
+    sent = sorted((project / "outbox").glob("*.eml"))
+    assert len(sent) == 6
+    for path in sent:
+        assert dkimpy.verify(path.read_bytes(), dnsfunc=dns_for(key)), path.name
     out = project / "signed.eml"
     result = run_cli(project, "preview", "latest", "--format", "eml", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    key = DkimKey("s2026", "notes.example.com", pem)
     assert dkimpy.verify(out.read_bytes(), dnsfunc=dns_for(key))
     record = subprocess.run(
         [sys.executable, "-m", "syndicate.dkim", str(config)], capture_output=True, text=True

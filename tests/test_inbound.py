@@ -211,7 +211,7 @@ def test_receive_files_a_comment_forwards_it_and_never_files_it_twice(project: P
         5,
         1,
     )
-    [forwarded] = (project / "outbox").glob("d-*jane@example.com.eml")
+    [forwarded] = (project / "outbox").glob("reply*jane@example.com.eml")
     message = message_from_bytes(forwarded.read_bytes(), policy=policy.default)
     assert message["To"].addresses[0].addr_spec == "jane@example.com"
     assert message["Reply-To"].addresses[0].addr_spec == "margaret.holloway@example.com"
@@ -259,7 +259,7 @@ def test_every_fixture_ends_in_exactly_one_recorded_state(project: Path) -> None
         5: "active",
         6: "active",
     }
-    confirmations = sorted(p.name for p in (project / "outbox").glob("d-*.eml"))
+    confirmations = sorted(p.name for p in (project / "outbox").glob("reply*.eml"))
     assert any("margaret.holloway" in n for n in confirmations)
     listed = cli(project, "replies", "list", "--kind", "unmatched", "--json")
     assert {r["sender"] for r in json.loads(listed.stdout)} == {
@@ -430,7 +430,7 @@ def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     settings, engine, key = load(project)
     outcome = pipeline.process(engine, fixture("approval.eml"), settings, key, source="test")
     assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
-    assert not list((project / "outbox").glob("d-*.eml"))
+    assert not list((project / "outbox").glob("reply*.eml"))
     with engine.connect() as conn:
         assert store.get_send(conn, 1)["state"] == "done"
 

@@ -140,7 +140,7 @@ def test_a_message_over_the_limit_is_recorded_and_its_known_sender_told(
     [reply] = replies(project)
     assert (reply["recipient"], reply["post"]) == (2, 5)
     assert reply["detail"] == "sender told: sent"
-    [notice] = (project / "outbox").glob("d-*zoe.perez@example.org.eml")
+    [notice] = (project / "outbox").glob("reply*zoe.perez@example.org.eml")
     text = message_from_bytes(notice.read_bytes(), policy=policy.default).get_content()
     assert "could not be passed on to Jane Marlowe: it was 51 KB" in text
     assert "replies can be at most 20 KB" in text

@@ -14,6 +14,7 @@ from syndicate.cli import (  # noqa: F401
     preview,
     replies,
     run,
+    send,
     sends,
     serve,
     status,

@@ -18,7 +18,6 @@ from syndicate.compose import one_line
 from syndicate.models import (
     DeliveryResult,
     InboundMessage,
-    OutboundMessage,
     Post,
     Recipient,
     RecipientKind,
@@ -26,7 +25,7 @@ from syndicate.models import (
 )
 from syndicate.render.environment import make_environment
 from syndicate.settings import Settings
-from syndicate.transports import make_transport
+from syndicate.transports import make_transport, notice
 
 
 def forward_message(
@@ -133,16 +132,17 @@ def deliver(
     settings: Settings, message: EmailMessage, to_address: str, to_name: str, reply_id: int
 ) -> DeliveryResult:
     """Send one notice through the configured transport. The only place inbound sends mail:
-    adapt here if OutboundMessage changes.
+    every transport takes it through transports.notice.
 
-    delivery_id is minus the reply's id: no delivery row exists for a notice, and the outbox
-    transport names its files after it (d-000012-… never overwrites an edition's file)."""
+    It is labelled with the reply's id: no delivery row exists for a notice, and the outbox
+    names its file reply0000012-… so it never overwrites another message's file."""
     recipient = Recipient(id=0, kind=RecipientKind.READER, email=to_address, name=to_name)
-    outbound = OutboundMessage(
-        delivery_id=-reply_id,
-        recipient=recipient,
+    outbound = notice(
+        message,
+        recipient,
         envelope_from=settings.mail.from_address,
-        message=message,
+        label="reply",
+        number=reply_id,
     )
     transport = make_transport(settings)
     transport.open()

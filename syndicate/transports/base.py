@@ -9,6 +9,9 @@ from syndicate.models import DeliveryResult, OutboundMessage
 
 class Transport(Protocol):
     name: str
+    # True when the transport sends `OutboundMessage.data` (SMTP, outbox); False when it
+    # rebuilds the message from its parts (an API such as SendGrid's).
+    needs_bytes: bool
 
     def open(self) -> None:
         """Connect or prepare; raise TransportError when that is impossible."""

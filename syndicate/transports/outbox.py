@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from email import policy
 from pathlib import Path
 
 from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
@@ -13,6 +12,7 @@ from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
 
 class OutboxTransport:
     name = "outbox"
+    needs_bytes = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -28,8 +28,9 @@ class OutboxTransport:
 
     def _write(self, outbound: OutboundMessage) -> DeliveryResult:
         mailbox = re.sub(r"[^A-Za-z0-9@._-]+", "_", outbound.recipient.email)
-        target = self.folder / f"d{outbound.delivery_id:07d}-{mailbox}.eml"
-        data = outbound.message.as_bytes(policy=policy.SMTP)
+        prefix = outbound.label or "d"
+        target = self.folder / f"{prefix}{outbound.delivery_id:07d}-{mailbox}.eml"
+        data = outbound.data
         # Write to a temporary name and rename, so a crash never leaves half a message.
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
         try:

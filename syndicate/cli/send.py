@@ -1,0 +1,248 @@
+"""`syndicate send`: send one post to one channel now, with a progress bar; or a dry run or a
+single test copy."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from jinja2 import Environment
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from syndicate import dispatch, scheduler, store
+from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.errors import NotFoundError, SyndicateError
+from syndicate.models import (
+    Channel,
+    DeliveryState,
+    Post,
+    Recipient,
+    SendState,
+    SendSummary,
+)
+from syndicate.render import EditionCache, make_environment
+from syndicate.settings import Settings
+from syndicate.transports import make_transport
+
+
+class _Rate(ProgressColumn):
+    """Messages per second, so a long send shows how fast it is going."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
+
+
+@contextmanager
+def _progress_bar(description: str, total: int, done: int) -> Iterator[dispatch.Progress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task(description, total=max(total, done), completed=done)
+        yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+def send(
+    ctx: typer.Context,
+    post_ref: Annotated[
+        str, typer.Argument(metavar="POST", help="Post id, guid, URL or 'latest'.")
+    ],
+    channel: Annotated[
+        Channel, typer.Option(help="newsletter (readers) or column (editors).")
+    ] = Channel.NEWSLETTER,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Render and count who would get it; send nothing."),
+    ] = False,
+    test: Annotated[
+        str | None,
+        typer.Option(
+            "--test",
+            metavar="ADDRESS",
+            help="Send one copy, subject marked [TEST], to ADDRESS only; record nothing.",
+        ),
+    ] = None,
+) -> None:
+    """Send a post to a channel's list now (resumes an interrupted send; never sends twice)."""
+    settings = settings_of(ctx)
+    engine = open_store(settings)
+    scheduler.sync_lists(engine, settings)
+    with engine.connect() as conn:
+        post = store.find_post(conn, post_ref)
+    if post is None:
+        raise NotFoundError(
+            f"no post {post_ref!r} in the database; run 'syndicate run --once' to read the feed, "
+            "or use 'latest'"
+        )
+    if test is not None:
+        _send_test(engine, settings, post, channel, test)
+        return
+    if dry_run:
+        _dry_run(engine, settings, post, channel)
+        return
+    summary = _send(engine, settings, post, channel)
+    if summary is None:
+        return
+    _print_summary(summary, settings)
+    if summary.error:
+        raise typer.Exit(1)
+
+
+def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
+    assert post.id is not None
+    with engine.begin() as conn:
+        created = store.create_send(conn, post.id, channel, store.now())
+        if created is not None:
+            return created
+        return conn.execute(
+            select(store.sends.c.id).where(
+                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
+            )
+        ).scalar_one()
+
+
+def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> SendSummary | None:
+    """Run the send with a progress bar; None when it was already done."""
+    send_id = _find_or_create_send(engine, post, channel)
+    with engine.connect() as conn:
+        state = store.send_state(conn, send_id)
+        counts = store.delivery_counts(conn, send_id)
+        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+    if state == SendState.DONE.value:
+        console.print(
+            f"Send {send_id} ('{post.title}', {channel}) is already done; nobody gets it twice."
+        )
+        return None
+    if state == SendState.CANCELLED.value:
+        raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    env = make_environment(settings.path(settings.paths.templates))
+    finished = sum(
+        n
+        for s, n in counts.items()
+        if s not in (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.DEFERRED)
+    )
+    with _progress_bar(f"send {send_id} {channel}", audience, finished) as progress:
+        return dispatch.run_send(
+            engine,
+            send_id,
+            settings,
+            env,
+            make_transport(settings),
+            dispatch.make_sender(settings, key),
+            batch_size=settings.transport.batch_size,
+            progress=progress,
+            wait_for_retries=settings.transport.retry.wait_seconds,
+        )
+
+
+def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -> None:
+    with engine.connect() as conn:
+        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+        done = 0
+        assert post.id is not None
+        send_id = conn.execute(
+            select(store.sends.c.id).where(
+                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
+            )
+        ).scalar_one_or_none()
+        if send_id is not None:
+            counts = store.delivery_counts(conn, send_id)
+            done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    env = make_environment(settings.path(settings.paths.templates))
+    sample = _sample(settings, channel)
+    message = _composer(settings, key, env, post, channel, 0).outbound(0, sample)
+    console.print(
+        f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
+        f"{channel.audience.value}(s) via {settings.transport.kind}"
+        + (f" ({done:,} already done)" if done else "")
+        + f"; one message is {len(message.data):,} bytes. Nothing was sent or recorded."
+    )
+
+
+def _sample(settings: Settings, channel: Channel, address: str | None = None) -> Recipient:
+    return Recipient(id=0, kind=channel.audience, email=address or settings.author.email, name="")
+
+
+def _composer(
+    settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
+) -> dispatch.Composer:
+    editions = EditionCache(post, channel, settings, env)
+    return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
+
+
+class _TestEditions(EditionCache):
+    """The edition with its subject marked [TEST]."""
+
+    def for_recipient(self, recipient=None):
+        edition = super().for_recipient(recipient)
+        return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
+
+
+def _send_test(
+    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
+) -> None:
+    if "@" not in address or any(c.isspace() for c in address):
+        raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    env = make_environment(settings.path(settings.paths.templates))
+    editions = _TestEditions(post, channel, settings, env)
+    transport = make_transport(settings)
+    composer = dispatch.Composer(
+        editions,
+        dispatch.make_sender(settings, key),
+        0,
+        store.now(),
+        with_bytes=getattr(transport, "needs_bytes", True),
+    )
+    transport.open()
+    try:
+        [result] = transport.send_batch([composer.outbound(0, _sample(settings, channel, address))])
+    finally:
+        transport.close()
+    if result.state is not DeliveryState.SENT:
+        raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
+    console.print(
+        f"Test copy of '{post.title}' ({channel}) sent to {address} via "
+        f"{settings.transport.kind} ({result.detail}); no delivery recorded."
+    )
+
+
+def _print_summary(s: SendSummary, settings: Settings) -> None:
+    if s.error:
+        err.print(f"[red]send {s.send_id} ({s.channel}) not started:[/red] {s.error}")
+        return
+    console.print(
+        f"Send {s.send_id} ({s.channel}) '{s.post_title}': {s.sent} sent, "
+        f"{s.deferred} deferred, {s.failed} failed, {s.skipped} skipped in {s.seconds:.1f} s"
+    )
+    if s.deferred:
+        console.print("Deferred messages are retried by the next 'syndicate run'.")
+    if settings.transport.kind == "outbox" and s.sent:
+        console.print(f"Messages written to {settings.path(settings.transport.outbox.path)}")
