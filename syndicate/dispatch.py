@@ -415,7 +415,8 @@ def _record(
             elif state is DeliveryState.FAILED and not result.bounce:
                 log.error("failed %s: %s", email, detail)
             elif state is DeliveryState.FAILED:
-                store.set_recipient_status(conn, message.recipient.id, "bounced")
+                reason = f"refused by the mail server: {detail}"
+                store.mark_recipient(conn, message.recipient.id, "bounced", reason, at)
                 log.warning("failed %s: %s; address marked bounced", email, detail)
             rows.append((result.delivery_id, state, detail, message.message_id or None, retry_at))
         store.record_results(conn, rows)

@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -295,6 +296,18 @@ def _describe_holder(holder: dict, now: datetime) -> str:
     )
 
 
+def _gone_from_this_machine(holder: dict) -> bool:
+    if holder["host"] != socket.gethostname() or holder["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
 @dataclass
 class DaemonLock:
     """The database lock: taken at start, renewed by heartbeat, released at a clean stop."""
@@ -324,6 +337,18 @@ class DaemonLock:
                 holder = store.lock_holder(conn)
             if holder is None:
                 return self.try_acquire()
+        if holder is not None and _gone_from_this_machine(holder):
+            # Killed (kill -9, a crash) on this very machine: no need to wait for it to go
+            # stale. Taking over is safe: its in-flight messages are requeued on resume.
+            log.warning(
+                "the lock's holder (pid %s on this machine) no longer exists; taking over",
+                holder["pid"],
+            )
+            with self.engine.begin() as conn:
+                just_after = holder["heartbeat_at"] + timedelta(microseconds=1)
+                holder = store.try_lock(
+                    conn, self.owner, socket.gethostname(), os.getpid(), now, just_after
+                )
         if holder is None:
             self.held = True
         return holder
@@ -359,6 +384,27 @@ class DaemonLock:
         with self.engine.begin() as conn:
             store.release_lock(conn, self.owner)
         self.held = False
+
+    @contextmanager
+    def held_while(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the lock for a one-off run (`run --once`, `send`), renewing it in the
+        background so a long send is never taken for a crashed one and run a second time."""
+        self.acquire(wait=wait)
+        stopped = threading.Event()
+
+        def keep_beating() -> None:
+            while not stopped.wait(self.heartbeat_seconds):
+                if not self.beat():
+                    log.error("the database lock was taken over; this run should stop")
+
+        beater = threading.Thread(target=keep_beating, name="syndicate-heartbeat", daemon=True)
+        beater.start()
+        try:
+            yield
+        finally:
+            stopped.set()
+            beater.join()
+            self.release()
 
 
 # --- the daemon -----------------------------------------------------------------------------------

@@ -560,14 +560,6 @@ def find_recipient(conn: Connection, kind: RecipientKind, email: str) -> Recipie
     return _recipient_from_row(row) if row else None
 
 
-def set_recipient_status(conn: Connection, recipient_id: int, status: str) -> None:
-    conn.execute(
-        update(recipients)
-        .where(recipients.c.id == recipient_id)
-        .values(status=status, updated_at=now())
-    )
-
-
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 
 
@@ -1145,15 +1137,26 @@ def claim_batch(
             .values(state=DeliveryState.SKIPPED.value, detail="no longer active", updated_at=now())
         )
     if claimed:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_([delivery_id for delivery_id, _ in claimed]))
-            .values(
-                state=DeliveryState.SENDING.value,
-                attempts=deliveries.c.attempts + 1,
-                updated_at=now(),
-            )
+        # Only rows still waiting are taken: should another process have claimed some in the
+        # meantime, they are not returned here, so no message is sent twice.
+        taken = set(
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_([delivery_id for delivery_id, _ in claimed]),
+                    deliveries.c.state.in_(
+                        [DeliveryState.PENDING.value, DeliveryState.DEFERRED.value]
+                    ),
+                )
+                .values(
+                    state=DeliveryState.SENDING.value,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now(),
+                )
+                .returning(deliveries.c.id)
+            ).scalars()
         )
+        claimed = [(delivery_id, r) for delivery_id, r in claimed if delivery_id in taken]
     return claimed
 
 

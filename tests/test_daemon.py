@@ -267,3 +267,22 @@ def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["held", "refused", "refused", "refused"]
+
+
+def test_a_one_off_run_keeps_its_lock_alive_for_as_long_as_it_runs(scheduled) -> None:
+    """`run --once` and `send` renew the lock while they work, so a send longer than the stale
+    time is never taken for a crashed one by the next run (which would send it again)."""
+    _, engine = scheduled
+    lock = scheduler.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
+    with lock.held_while():
+        with engine.connect() as conn:
+            first = store.lock_holder(conn)["heartbeat_at"]
+        time.sleep(0.3)  # six heartbeats: the stale limit is two missed ones
+        with engine.connect() as conn:
+            later = store.lock_holder(conn)["heartbeat_at"]
+        assert later > first
+        rival = scheduler.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
+        with pytest.raises(LockHeld):
+            rival.acquire()
+    with engine.connect() as conn:
+        assert store.lock_holder(conn) is None

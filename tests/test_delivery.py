@@ -145,7 +145,7 @@ def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) 
                 store.recipients.c.email_key == "zoe.perez@example.org"
             )
         ).scalar_one()
-        store.set_recipient_status(conn, rid, "unsubscribed")
+        store.mark_recipient(conn, rid, "unsubscribed", "test: asked to leave")
     scheduler.run_once(engine, cfg)
     names = [p.name for p in (project / "outbox").glob("*.eml")]
     assert len(names) == 5 and not any("zoe.perez" in n for n in names)
@@ -154,3 +154,27 @@ def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) 
             select(store.recipients.c.status).where(store.recipients.c.id == rid)
         ).scalar_one()
     assert status == "unsubscribed"
+
+
+def test_a_refused_sender_pauses_the_send_and_bounces_nobody(project: Path, smtp_server) -> None:
+    """A relay that will not take our From address (an unverified sender identity, say) is a
+    configuration problem: every reader stays queued and subscribed."""
+    controller, handler = smtp_server
+
+    async def refuse_sender(server, session, envelope, address, options):
+        return "550 5.7.1 The from address does not match a verified Sender Identity"
+
+    handler.handle_MAIL = refuse_sender
+    cfg = use_smtp(project, controller.port)
+    engine = store.connect(cfg.database_url)
+    newsletter = scheduler.run_once(engine, cfg).summaries[0]
+    assert (newsletter.sent, newsletter.failed) == (0, 0)
+    assert handler.messages == []
+    with engine.connect() as conn:
+        statuses = set(conn.execute(select(store.recipients.c.status)).scalars())
+        states = {r["state"] for r in store.iter_deliveries(conn, newsletter.send_id)}
+        detail = next(store.iter_deliveries(conn, newsletter.send_id))["detail"]
+    assert statuses == {"active"}
+    assert states <= {"deferred", "pending"}
+    assert "refused the sender jane@notes.example.com" in detail
+    assert "verified Sender Identity" in detail

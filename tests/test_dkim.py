@@ -146,7 +146,9 @@ def test_dkim_off_unless_configured_and_clear_errors_when_half_configured(
         load_key(Dkim(selector="s", domain="example.com", private_key_path="bad.pem"), tmp_path)
 
 
-def test_sent_messages_and_preview_eml_are_signed_and_dns_record_command(project: Path, pem: bytes) -> None:
+def test_sent_messages_and_preview_eml_are_signed_and_dns_record_command(
+    project: Path, pem: bytes
+) -> None:
     (project / "dkim.pem").write_bytes(pem)
     config = project / "settings.toml"
     set_setting(config, 'selector = ""', 'selector = "s2026"')

@@ -55,15 +55,9 @@ def run(
         _run_daemon(engine, settings, wait)
         return
     lock = DaemonLock(engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed)
-    lock.acquire(wait=wait)
-    try:
-        with ExitStack() as stack:
-            progress = stack.enter_context(_progress())
-            report = run_once(
-                engine, settings, progress_factory=_progress_factory(engine, progress)
-            )
-    finally:
-        lock.release()
+    with lock.held_while(wait=wait), ExitStack() as stack:
+        progress = stack.enter_context(_progress())
+        report = run_once(engine, settings, progress_factory=_progress_factory(engine, progress))
     _print_run(report, settings)
     if (report.feed_error and not report.summaries) or any(s.error for s in report.summaries):
         raise typer.Exit(1)

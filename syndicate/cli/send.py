@@ -105,7 +105,10 @@ def send(
     if dry_run:
         _dry_run(engine, settings, post, channel)
         return
-    summary = _send(engine, settings, post, channel)
+    daemon = settings.daemon
+    lock = scheduler.DaemonLock(engine, daemon.heartbeat_seconds, daemon.stale_after_missed)
+    with lock.held_while():
+        summary = _send(engine, settings, post, channel)
     if summary is None:
         return
     _print_summary(summary, settings)

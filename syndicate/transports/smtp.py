@@ -210,6 +210,27 @@ class SmtpTransport:
                 if code == 421:
                     connection.drop()
                 return _refusal(delivery_id, code, text)
+            except smtplib.SMTPSenderRefused as exc:
+                # MAIL FROM refused: our sender address or the relay's rules are wrong, not
+                # the reader's address. Every message would fail alike: pause the send.
+                connection.drop()
+                return DeliveryResult(
+                    delivery_id,
+                    DeliveryState.DEFERRED,
+                    f"the server refused the sender {outbound.envelope_from} "
+                    f"({_reply_text(exc.smtp_code, exc.smtp_error)}); check mail.from_address "
+                    "and the sender identities your SMTP provider has verified",
+                    outage=True,
+                )
+            except smtplib.SMTPDataError as exc:
+                if 500 <= exc.smtp_code < 600:
+                    # The message was refused after the recipient was accepted (content,
+                    # size, policy): a failure of this message, not a bad address.
+                    text = _reply_text(exc.smtp_code, exc.smtp_error)
+                    return DeliveryResult(delivery_id, DeliveryState.FAILED, text, bounce=False)
+                if exc.smtp_code == 421:
+                    connection.drop()
+                return _refusal(delivery_id, exc.smtp_code, exc.smtp_error)
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code == 421 or exc.smtp_code < 0:
                     connection.drop()
@@ -284,7 +305,11 @@ def _abort(smtp: smtplib.SMTP, code: int) -> None:
             smtp.rset()
 
 
+def _reply_text(code: int, text: bytes | str) -> str:
+    return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+
+
 def _refusal(delivery_id: int, code: int, text: bytes | str) -> DeliveryResult:
-    detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    detail = _reply_text(code, text)
     state = DeliveryState.FAILED if 500 <= code < 600 else DeliveryState.DEFERRED
     return DeliveryResult(delivery_id, state, detail)
