@@ -52,6 +52,12 @@ def schedule(
     with engine.begin() as conn:
         existing = store.find_send(conn, post_id, channel)
         if channel is Channel.NEWSLETTER:
+            digest = store.digest_send_of(conn, post_id)
+            if digest is not None:
+                raise SyndicateError(
+                    f"this post is part of digest send {digest}: readers get it there, and a "
+                    "post goes out once per channel (cancel the digest first to send it alone)"
+                )
             store.unqueue_digest(conn, post_id)
         if existing is None:
             send_id = store.create_send(conn, post_id, channel, at, embargo, policy="by hand")

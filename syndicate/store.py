@@ -892,6 +892,15 @@ def queue_for_digest(conn: Connection, post_id: int, found: datetime) -> None:
     conn.execute(insert(digest_posts).values(post_id=post_id, send_id=None, queued_at=found))
 
 
+def digest_send_of(conn: Connection, post_id: int) -> int | None:
+    """The digest send that carries (or carried) this post to readers, if any."""
+    return conn.execute(
+        select(digest_posts.c.send_id).where(
+            digest_posts.c.post_id == post_id, digest_posts.c.send_id.is_not(None)
+        )
+    ).scalar_one_or_none()
+
+
 def unqueue_digest(conn: Connection, post_id: int) -> None:
     """The author scheduled this post by hand: it no longer waits for the digest."""
     conn.execute(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from syndicate import scheduler, sends, store
+from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
 from tests.scheduling_support import Blog, configure, outbox, readers, sent_to, utc
 from tests.scheduling_support import sends as all_sends
@@ -105,6 +108,13 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     report = scheduler.tick(engine, cfg, at=utc(2026, 12, 19, 12, 1))
     assert [s.post_title for s in report.summaries] == ["Urgent"]
     assert scheduler.tick(engine, cfg, at=utc(2026, 12, 26, 12, 1)).summaries == []
+
+    # A post readers already got in a digest cannot be scheduled on its own again.
+    with engine.connect() as conn:
+        monday = store.find_post(conn, "https://blog.example.com/2/")
+    assert monday is not None and monday.title == "Monday thoughts"
+    with pytest.raises(SyndicateError, match="part of digest send"):
+        sends.schedule(engine, monday.id, Channel.NEWSLETTER, utc(2026, 12, 27, 12))
 
 
 def test_manual_policy_emails_a_preview_and_sends_nothing_until_approved(project: Path) -> None:
