@@ -1169,6 +1169,16 @@ def claim_batch(
     return claimed
 
 
+def delivered_recipient(conn: Connection, send_id: int, email: str) -> Recipient | None:
+    """The recipient of this send with this address (any case), if the send went to them."""
+    row = conn.execute(
+        select(recipients)
+        .join(deliveries, deliveries.c.recipient_id == recipients.c.id)
+        .where(deliveries.c.send_id == send_id, recipients.c.email_key == email.strip().lower())
+    ).first()
+    return _recipient_from_row(row) if row else None
+
+
 def release_claimed(conn: Connection, delivery_ids: list[int]) -> None:
     """Undo a claim that was never sent: back to pending, the attempt not counted."""
     if delivery_ids:

@@ -454,3 +454,29 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
         row = store.get_reply(conn, outcome.reply_id)
     assert row["raw"] == fixture("gmail_en.eml")
     assert "simulated decoder failure" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind", "recipient"),
+    [
+        ("Zoe.Perez@example.org", ReplyKind.COMMENT, 2),
+        ("mallory@evil.example", ReplyKind.UNMATCHED, None),
+    ],
+)
+def test_a_send_wide_reply_address_is_matched_by_who_wrote(
+    base: Path, sender: str, kind: ReplyKind, recipient: int | None
+) -> None:
+    """Over SendGrid's API one Reply-To serves a whole send (its token names recipient 0): the
+    reader is whoever of that send's recipients wrote; anyone else is unmatched."""
+    from email.message import EmailMessage
+
+    from syndicate import tokens
+
+    settings, _, key = load(base)
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = tokens.reply_address(settings.mail.reply_address, tokens.make(key, "reply", 1, 0))
+    msg["Subject"] = "Re: the column"
+    msg.set_content("Lovely piece, thank you.")
+    result = classify_bytes(base, msg.as_bytes())
+    assert (result.kind, result.recipient_id) == (kind, recipient)

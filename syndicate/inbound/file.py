@@ -30,12 +30,21 @@ def seen_keys(inbound: InboundMessage) -> list[str]:
     return keys
 
 
-def target(conn: Connection, send_id: int | None, recipient_id: int | None) -> dict[str, Any]:
-    """The stored send and recipient a claim names; {} when either no longer exists."""
+def target(
+    conn: Connection, send_id: int | None, recipient_id: int | None, sender: str = ""
+) -> dict[str, Any]:
+    """The stored send and recipient a claim names; {} when either no longer exists.
+
+    Recipient 0 is a send-wide reply address (SendGrid's API takes one Reply-To per request):
+    the recipient is then the one of that send's deliveries whose address wrote.
+    """
     if send_id is None or recipient_id is None:
         return {}
     send = store.get_send(conn, send_id)
-    recipient = store.get_recipient(conn, recipient_id)
+    if recipient_id == 0:
+        recipient = store.delivered_recipient(conn, send_id, sender) if sender else None
+    else:
+        recipient = store.get_recipient(conn, recipient_id)
     if send is None or recipient is None:
         return {}
     return {"send": send, "recipient": recipient}

@@ -54,7 +54,7 @@ def classify(
 ) -> Classification:
     """Steps 2–7 without side effects: what this message is, about which post and person."""
     identity = identify.identify(inbound, key, settings.mail_domain)
-    found = filing.target(conn, identity.send_id, identity.recipient_id)
+    found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
     post_id = found["send"]["post_id"] if found else None
     recipient_id = found["recipient"].id if found else None
 
@@ -337,7 +337,7 @@ def _refuse(
         seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, True)
-        found = filing.target(conn, identity.send_id, identity.recipient_id)
+        found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
         post_id = found["send"]["post_id"] if found else None
         recipient_id = found["recipient"].id if found else None
         result = Classification(
