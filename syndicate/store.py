@@ -499,6 +499,31 @@ def list_posts(conn: Connection, limit: int = 20) -> list[Post]:
 # --- recipients -------------------------------------------------------------------------------
 
 
+def find_recipient_row(conn: Connection, kind: RecipientKind, email: str) -> Any:
+    key = email.strip().lower()
+    return conn.execute(
+        select(recipients).where(recipients.c.kind == kind.value, recipients.c.email_key == key)
+    ).first()
+
+
+def _insert_active(
+    conn: Connection, kind: RecipientKind, email: str, name: str, **values: Any
+) -> None:
+    conn.execute(
+        insert(recipients).values(
+            kind=kind.value,
+            email=email.strip(),
+            email_key=email.strip().lower(),
+            name=name,
+            status="active",
+            fields=values.pop("fields", {}),
+            created_at=now(),
+            updated_at=now(),
+            **values,
+        )
+    )
+
+
 def upsert_recipient(
     conn: Connection, kind: RecipientKind, email: str, name: str, fields: dict[str, str]
 ) -> str:
@@ -507,23 +532,9 @@ def upsert_recipient(
     Status is never changed here: an address that unsubscribed or bounced stays that way even
     though it is still in the CSV.
     """
-    key = email.strip().lower()
-    row = conn.execute(
-        select(recipients).where(recipients.c.kind == kind.value, recipients.c.email_key == key)
-    ).first()
+    row = find_recipient_row(conn, kind, email)
     if row is None:
-        conn.execute(
-            insert(recipients).values(
-                kind=kind.value,
-                email=email.strip(),
-                email_key=key,
-                name=name,
-                status="active",
-                fields=fields,
-                created_at=now(),
-                updated_at=now(),
-            )
-        )
+        _insert_active(conn, kind, email, name, fields=fields)
         return "added"
     if row.name == name and (row.fields or {}) == fields and row.email == email.strip():
         return "same"
@@ -552,11 +563,7 @@ def get_recipient(conn: Connection, recipient_id: int) -> Recipient | None:
 
 def find_recipient(conn: Connection, kind: RecipientKind, email: str) -> Recipient | None:
     """A recipient by address, whatever its case (used by previews)."""
-    row = conn.execute(
-        select(recipients).where(
-            recipients.c.kind == kind.value, recipients.c.email_key == email.strip().lower()
-        )
-    ).first()
+    row = find_recipient_row(conn, kind, email)
     return _recipient_from_row(row) if row else None
 
 
@@ -644,25 +651,9 @@ def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name
 
     This is the only path that re-activates an unsubscribed or bounced address.
     """
-    key = email.strip().lower()
-    row = conn.execute(
-        select(recipients).where(recipients.c.kind == kind.value, recipients.c.email_key == key)
-    ).first()
+    row = find_recipient_row(conn, kind, email)
     if row is None:
-        conn.execute(
-            insert(recipients).values(
-                kind=kind.value,
-                email=email.strip(),
-                email_key=key,
-                name=name,
-                status="active",
-                fields={},
-                created_at=now(),
-                updated_at=now(),
-                source="web",
-                confirmed_at=now(),
-            )
-        )
+        _insert_active(conn, kind, email, name, source="web", confirmed_at=now())
         return "added"
     conn.execute(
         update(recipients)
