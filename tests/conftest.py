@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,12 +88,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server():
-    handler = RecordingHandler()
+@contextmanager
+def running_smtp(handler: object) -> Iterator[tuple[Controller, object]]:
+    """A real aiosmtpd server on 127.0.0.1 with this handler, for the length of the block."""
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         yield controller, handler
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    with running_smtp(RecordingHandler()) as server:
+        yield server

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from syndicate import store
-from tests.conftest import free_port
+from tests.conftest import running_smtp
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 
 BATCH = 40
@@ -30,13 +29,8 @@ SEND = ("send", "latest", "--channel", "newsletter")
 
 @pytest.fixture
 def counting_server():
-    handler = FaultyHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
+    with running_smtp(FaultyHandler()) as server:
+        yield server
 
 
 def _start_send(project: Path) -> subprocess.Popen[bytes]:

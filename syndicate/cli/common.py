@@ -10,6 +10,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from syndicate import settings as settings_module
@@ -69,3 +81,26 @@ def open_store(settings: settings_module.Settings) -> Engine:
 def iso(value: Any) -> str | None:
     value = store.as_utc(value)
     return value.isoformat() if value else None
+
+
+class RateColumn(ProgressColumn):
+    """Messages per second, so a long send shows how fast it is going."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
+
+
+def send_progress() -> Progress:
+    """The progress bar of every send: count, percent, rate, elapsed time and ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+    )

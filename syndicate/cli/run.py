@@ -8,23 +8,12 @@ from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from rich.progress import Progress
 from sqlalchemy.engine import Engine
 
 from syndicate import settings as settings_module
 from syndicate import store
-from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
 from syndicate.models import Channel
 from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
 
@@ -56,7 +45,7 @@ def run(
         return
     lock = DaemonLock(engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed)
     with lock.held_while(wait=wait), ExitStack() as stack:
-        progress = stack.enter_context(_progress())
+        progress = stack.enter_context(send_progress())
         report = run_once(engine, settings, progress_factory=_progress_factory(engine, progress))
     _print_run(report, settings)
     if (report.feed_error and not report.summaries) or any(s.error for s in report.summaries):
@@ -78,28 +67,6 @@ def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     daemon.serve(wait_for_lock=wait)
-
-
-class RateColumn(ProgressColumn):
-    """Messages per second, so a long send shows how fast it is going."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 def _progress_factory(engine: Engine, progress: Progress) -> ProgressFactory:

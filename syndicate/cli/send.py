@@ -10,23 +10,11 @@ from typing import Annotated
 
 import typer
 from jinja2 import Environment
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from syndicate import dispatch, scheduler, store
-from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import (
     Channel,
@@ -41,27 +29,9 @@ from syndicate.settings import Settings
 from syndicate.transports import make_transport
 
 
-class _Rate(ProgressColumn):
-    """Messages per second, so a long send shows how fast it is going."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
-
-
 @contextmanager
 def _progress_bar(description: str, total: int, done: int) -> Iterator[dispatch.Progress]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        _Rate(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-    ) as bar:
+    with send_progress() as bar:
         task = bar.add_task(description, total=max(total, done), completed=done)
         yield lambda n: bar.advance(task, n)
 
