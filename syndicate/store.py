@@ -52,7 +52,7 @@ from syndicate.models import (
 
 # 1: the walking skeleton. 2: columns added for subscribers, replies, scheduling and delivery
 # (additive: a version-1 database gets them with ALTER TABLE ADD COLUMN).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def _migrate(conn: Connection) -> None:
             f"the database has schema version {version}, newer than this syndicate "
             f"({SCHEMA_VERSION}); upgrade syndicate"
         )
-    if int(version) < 2:
+    if int(version) < SCHEMA_VERSION:
         added = _add_missing_columns(conn)
         log.info("database upgraded to schema %s: added %s", SCHEMA_VERSION, ", ".join(added))
     set_meta(conn, "schema_version", str(SCHEMA_VERSION))
