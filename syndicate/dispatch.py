@@ -1,10 +1,11 @@
 """Run a send: plan one delivery per recipient, then claim, compose, transmit and record in batches.
 
 State is committed before and after every transport call, so a crash at any moment leaves each
-delivery pending, sending (claimed: may be sent once more on resume), deferred (with the time of
-its next attempt) or finished. While the transport sends one batch, the next is claimed and
-composed, so at most two batches are claimed and only the one at the transport can be doubled.
-Recipients are read from the database one batch at a time: memory stays flat whatever the size
+delivery pending, sending (claimed), deferred (with the time of its next attempt) or finished.
+Each message the server accepts is also written to the journal (syndicate.journal) the moment
+it answers; the next run marks those sent before it requeues the other claimed rows, so after a
+kill -9 only a message whose answer had not arrived yet (at most one per connection) can go
+twice. While the transport sends one batch, the next is claimed and composed. Recipients are read from the database one batch at a time: memory stays flat whatever the size
 of the list.
 """
 
@@ -21,6 +22,7 @@ from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
+from syndicate.journal import Journal
 from syndicate.compose import (
     MessageTemplate,
     Sender,
@@ -43,7 +45,7 @@ from syndicate.models import (
 )
 from syndicate.render import EditionCache
 from syndicate.settings import Retry, Settings
-from syndicate.transports.base import Transport
+from syndicate.transports.base import Transport, send_reporting
 
 log = logging.getLogger(__name__)
 
@@ -180,18 +182,22 @@ def run_send(
     backoff: Backoff | None = None,
     wait_for_retries: float = 0.0,
     should_stop: Callable[[], bool] | None = None,
+    journal: Journal | None = None,
 ) -> SendSummary:
     """Deliver one send to everyone still pending; safe to call again after any interruption.
 
-    `should_stop` (a daemon's SIGTERM) is asked after each recorded batch: the batch in flight
+    `should_stop` (SIGINT or SIGTERM) is asked after each recorded batch: the batch in flight
     is finished and recorded, the one prepared next is handed back, the rest stays queued.
+    `journal` defaults to the one next to the database (journal.path_for).
 
     Deferred deliveries are retried when their back-off time comes: within this call if that is
     at most `wait_for_retries` seconds away, otherwise by a later call.
     """
     clock = clock or SystemClock()
     backoff = backoff or Backoff.from_settings(settings.transport.retry)
+    journal = journal if journal is not None else Journal.for_engine(engine)
     started = time.monotonic()
+    recovered = recover(engine, journal)
     with engine.begin() as conn:
         send = store.get_send(conn, send_id)
         if send is None:
@@ -204,6 +210,13 @@ def run_send(
         resumed, deferred_before = store.requeue(conn, send_id)
         planned = store.plan_deliveries(conn, send_id, channel.audience)
         store.set_send_state(conn, send_id, SendState.SENDING)
+    if recovered:
+        log.warning(
+            "%d message(s) accepted by the server before the last run stopped are now recorded "
+            "as sent (from %s)",
+            recovered,
+            journal.path,
+        )
     if resumed:
         log.warning(
             "send %s: resuming; %d message(s) were in flight when it stopped", send_id, resumed
@@ -226,14 +239,18 @@ def run_send(
     except TransportError as exc:
         log.error("send %s: %s; every delivery stays queued for the next run", send_id, exc)
         return SendSummary(send_id, channel, post.title, error=str(exc))
-    courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress)
+    journal.open()
+    courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress, journal)
     try:
         _deliver(
             engine, send_id, batch_size, composer, courier, clock, wait_for_retries, should_stop
         )
     finally:
-        courier.shutdown()
-        transport.close()
+        try:
+            courier.shutdown()
+        finally:
+            transport.close()
+            journal.close()
     with engine.begin() as conn:
         remaining = store.delivery_counts(conn, send_id)
         finished = not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
@@ -263,6 +280,20 @@ def run_send(
     return summary
 
 
+def recover(engine: Engine, journal: Journal) -> int:
+    """Mark sent every claimed row the journal says the server accepted (a run killed before it
+    could record them), then empty the journal; returns how many rows changed."""
+    entries = journal.entries()
+    if not entries:
+        return 0
+    with engine.begin() as conn:
+        changed = store.mark_accepted(
+            conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
+        )
+    journal.clear()
+    return changed
+
+
 @dataclass
 class _Batch:
     outbound: list[OutboundMessage]
@@ -283,16 +314,28 @@ class _Courier:
         clock: SystemClock,
         counts: dict[DeliveryState, int],
         progress: Progress | None,
+        journal: Journal,
     ) -> None:
         self.engine, self.send_id, self.transport = engine, send_id, transport
         self.backoff, self.clock, self.counts, self.progress = backoff, clock, counts, progress
+        self.journal = journal
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
         self.in_flight: _Batch | None = None
 
     def dispatch(self, batch: _Batch) -> None:
         if batch.outbound:
-            batch.results = self.pool.submit(self.transport.send_batch, batch.outbound)
+            batch.results = self.pool.submit(self._transmit, batch.outbound)
         self.in_flight = batch
+
+    def _transmit(self, outbound: list[OutboundMessage]) -> list[DeliveryResult]:
+        message_ids = {m.delivery_id: m.message_id for m in outbound}
+        note = self.journal.note
+
+        def on_result(result: DeliveryResult) -> None:
+            if result.state is DeliveryState.SENT:
+                note(result.delivery_id, message_ids.get(result.delivery_id, ""), result.detail)
+
+        return send_reporting(self.transport, outbound, on_result)
 
     def finish(self) -> str:
         """Wait for the batch in flight and record it; returns why the send must pause (the
@@ -304,6 +347,7 @@ class _Courier:
         outbound = batch.outbound + [m for m, _ in batch.unsendable]
         results = results + [r for _, r in batch.unsendable]
         _record(self.engine, outbound, results, self.backoff, self.clock.now())
+        self.journal.clear()  # every line in it is now committed to the database
         for result in results:
             self.counts[result.state] += 1
         if self.progress:
@@ -369,9 +413,20 @@ def _deliver(
                 )
                 return
             log.info("send %s: waiting %.0f s for deferred messages", send_id, wait)
-            clock.sleep(max(wait, 0.0))
+            _wait(clock, max(wait, 0.0), should_stop)
             continue
         courier.dispatch(upcoming)
+
+
+def _wait(clock: SystemClock, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+    """Sleep, in steps short enough that a stop request is heard within half a second."""
+    if should_stop is None:
+        clock.sleep(seconds)
+        return
+    while seconds > 0 and not should_stop():
+        step = min(seconds, 0.5)
+        clock.sleep(step)
+        seconds -= step
 
 
 def _still_sending(engine: Engine, send_id: int) -> bool:

@@ -1092,6 +1092,35 @@ def requeue(conn: Connection, send_id: int) -> tuple[int, int]:
     return int(result.rowcount or 0), int(deferred)
 
 
+def mark_accepted(conn: Connection, accepted: list[tuple[int, str, str]]) -> int:
+    """Rows still 'sending' whose message the server accepted (journal.Journal: delivery id,
+    Message-ID, server's answer) become sent; returns how many. Rows already recorded keep
+    their state."""
+    if not accepted:
+        return 0
+    stamp = now()
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("a_id"),
+            deliveries.c.state == DeliveryState.SENDING.value,
+        )
+        .values(
+            state=DeliveryState.SENT.value,
+            detail=bindparam("a_detail"),
+            message_id=bindparam("a_mid"),
+            next_attempt_at=None,
+            updated_at=stamp,
+        ),
+        [
+            {"a_id": delivery_id, "a_detail": detail[:1000], "a_mid": mid or None}
+            for delivery_id, mid, detail in accepted
+        ],
+    )
+    # A count for the log only: some drivers give -1 for an executemany.
+    return max(int(result.rowcount or 0), 0)
+
+
 def claim_batch(
     conn: Connection, send_id: int, limit: int, at: datetime | None = None
 ) -> list[tuple[int, Recipient]]:

@@ -18,7 +18,7 @@ from syndicate.models import (
     Recipient,
 )
 from syndicate.settings import Settings
-from syndicate.transports.base import Transport
+from syndicate.transports.base import OnResult, Transport, send_reporting
 from syndicate.transports.null import NullTransport
 from syndicate.transports.outbox import OutboxTransport
 from syndicate.transports.smtp import SmtpTransport
@@ -31,6 +31,7 @@ __all__ = [
     "Transport",
     "make_transport",
     "notice",
+    "send_reporting",
 ]
 
 # Headers of a one-off message that API transports carry as custom headers (threading,
@@ -71,6 +72,7 @@ class SigningTransport:
     """
 
     needs_bytes = True
+    reports_each_answer = True
 
     def __init__(self, inner: Transport, sign: Callable[[bytes], bytes]) -> None:
         self.inner, self.sign = inner, sign
@@ -79,10 +81,13 @@ class SigningTransport:
     def open(self) -> None:
         self.inner.open()
 
-    def send_batch(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
-        return self.inner.send_batch(
-            [replace(m, data=self.sign(m.data)) if m.data else m for m in messages]
-        )
+    def send_batch(
+        self, messages: list[OutboundMessage], on_result: OnResult | None = None
+    ) -> list[DeliveryResult]:
+        signed = [replace(m, data=self.sign(m.data)) if m.data else m for m in messages]
+        if on_result is None:
+            return self.inner.send_batch(signed)
+        return send_reporting(self.inner, signed, on_result)
 
     def close(self) -> None:
         self.inner.close()

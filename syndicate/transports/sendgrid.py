@@ -26,6 +26,7 @@ from syndicate.errors import TransportError
 from syndicate.models import DeliveryResult, DeliveryState, Edition, OutboundMessage
 from syndicate.render import placeholders as ph
 from syndicate.settings import Sendgrid
+from syndicate.transports.base import OnResult
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def html_key(placeholder: str) -> str:
 class SendgridTransport:
     name = "sendgrid"
     needs_bytes = False
+    reports_each_answer = True
 
     def __init__(self, config: Sendgrid, api_key: str) -> None:
         self.config = config
@@ -59,13 +61,19 @@ class SendgridTransport:
     def close(self) -> None:
         self.client = None
 
-    def send_batch(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
+    def send_batch(
+        self, messages: list[OutboundMessage], on_result: OnResult | None = None
+    ) -> list[DeliveryResult]:
+        """One request per group; each request's answer is reported (`on_result`) as soon as it
+        arrives, before the next request goes."""
         if self.client is None:
             self.open()
         results: dict[int, DeliveryResult] = {}
         for group in self._requests(messages):
             for result in self._post(group):
                 results[result.delivery_id] = result
+                if on_result is not None:
+                    on_result(result)
         return [results[m.delivery_id] for m in messages]
 
     def _requests(self, messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
 from syndicate.settings import Smtp
+from syndicate.transports.base import OnResult
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class _Connection:
 class SmtpTransport:
     name = "smtp"
     needs_bytes = True
+    reports_each_answer = True
 
     def __init__(
         self, config: Smtp, password: str = "", limiter: RateLimiter | None = None
@@ -167,15 +169,17 @@ class SmtpTransport:
             self.config.connections,
         )
 
-    def send_batch(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
+    def send_batch(
+        self, messages: list[OutboundMessage], on_result: OnResult | None = None
+    ) -> list[DeliveryResult]:
         if not self.connections:
             self.open()
         n = len(self.connections)
         if self.pool is None or len(messages) < 2:
-            return self._send_share(self.connections[0], messages)
+            return self._send_share(self.connections[0], messages, on_result)
         shares = [messages[i::n] for i in range(n)]
         futures = [
-            self.pool.submit(self._send_share, connection, share)
+            self.pool.submit(self._send_share, connection, share, on_result)
             for connection, share in zip(self.connections, shares, strict=True)
             if share
         ]
@@ -183,7 +187,10 @@ class SmtpTransport:
         return [by_id[m.delivery_id] for m in messages]
 
     def _send_share(
-        self, connection: _Connection, messages: list[OutboundMessage]
+        self,
+        connection: _Connection,
+        messages: list[OutboundMessage],
+        on_result: OnResult | None = None,
     ) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         down: DeliveryResult | None = None
@@ -192,6 +199,8 @@ class SmtpTransport:
                 results.append(replace(down, delivery_id=message.delivery_id))
                 continue
             result = self._send_one(connection, message)
+            if on_result is not None:
+                on_result(result)
             if result.outage:
                 # Connecting failed: do not wait for a timeout once per remaining message.
                 down = result
