@@ -5,8 +5,8 @@ delivery pending, sending (claimed), deferred (with the time of its next attempt
 Each message the server accepts is also written to the journal (syndicate.journal) the moment
 it answers; the next run marks those sent before it requeues the other claimed rows, so after a
 kill -9 only a message whose answer had not arrived yet (at most one per connection) can go
-twice. While the transport sends one batch, the next is claimed and composed. Recipients are read from the database one batch at a time: memory stays flat whatever the size
-of the list.
+twice. While the transport sends one batch, the next is claimed and composed. Recipients are
+read from the database one batch at a time: memory stays flat whatever the size of the list.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
-from syndicate.journal import Journal
 from syndicate.compose import (
     MessageTemplate,
     Sender,
@@ -33,6 +32,7 @@ from syndicate.compose import (
     shared_reply_address,
 )
 from syndicate.errors import TransportError
+from syndicate.journal import Journal
 from syndicate.models import (
     Channel,
     DeliveryResult,

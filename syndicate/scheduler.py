@@ -42,7 +42,12 @@ Clock = Callable[[], datetime]
 
 
 class StopRequested(Exception):
-    """Raised between batches when the daemon was asked to stop (SIGTERM)."""
+    """Raised between batches when the daemon was asked to stop (SIGTERM); carries the
+    summaries of the sends that ran before."""
+
+    def __init__(self, summaries: list[SendSummary] | None = None) -> None:
+        super().__init__("stop requested")
+        self.summaries = summaries or []
 
 
 class LockHeld(SyndicateError):
@@ -167,7 +172,7 @@ def run_due_sends(
         )
     for send in due:
         if stop is not None and stop.is_set():
-            raise StopRequested()
+            raise StopRequested(summaries)
         with engine.begin() as conn:
             if not store.claim_send(conn, send["id"]):
                 log.info("send %s was held or cancelled before it started", send["id"])
@@ -199,7 +204,7 @@ def run_due_sends(
             )
         summaries.append(summary)
         if stop is not None and stop.is_set():
-            raise StopRequested()
+            raise StopRequested(summaries)
     return summaries
 
 
@@ -254,16 +259,23 @@ def run_once(
     at: datetime | None = None,
     transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
+    stop: threading.Event | None = None,
 ) -> RunReport:
-    """One pass: a broken feed is reported but sends already due still go out."""
+    """One pass: a broken feed is reported but sends already due still go out. With `stop`
+    set (SIGINT/SIGTERM), the batch in flight is recorded and the pass ends there."""
     report = poll_feed(engine, settings, at)
-    sent = tick(
-        engine,
-        settings,
-        at=at,
-        transport_factory=transport_factory,
-        progress_factory=progress_factory,
-    )
+    try:
+        sent = tick(
+            engine,
+            settings,
+            at=at,
+            transport_factory=transport_factory,
+            progress_factory=progress_factory,
+            stop=stop,
+        )
+    except StopRequested as stopped:
+        report.summaries = stopped.summaries
+        return report
     report.summaries, report.digests, report.previews = sent.summaries, sent.digests, sent.previews
     return report
 

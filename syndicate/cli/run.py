@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from syndicate import settings as settings_module
 from syndicate import store
-from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
-from syndicate.models import Channel
+from syndicate.cli.common import (
+    app,
+    console,
+    err,
+    interruptible,
+    open_store,
+    print_interrupted,
+    send_progress,
+    settings_of,
+    still_to_send,
+)
+from syndicate.models import Channel, SendState
 from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
 
 
@@ -36,7 +46,8 @@ def run(
 
     The daemon polls the feed every daemon.poll_minutes, starts due sends every minute and
     polls the inbox when inbound mail is configured. SIGTERM or Ctrl-C finishes the batch in
-    flight, records it and stops; the rest resumes at the next start.
+    flight, records it and stops (--once: exit status 143 or 130); the rest resumes at the
+    next start.
     """
     settings = settings_of(ctx)
     engine = open_store(settings)
@@ -44,9 +55,18 @@ def run(
         _run_daemon(engine, settings, wait)
         return
     lock = DaemonLock(engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed)
-    with lock.held_while(wait=wait), ExitStack() as stack:
+    with lock.held_while(wait=wait), interruptible() as interruption, ExitStack() as stack:
         progress = stack.enter_context(send_progress())
-        report = run_once(engine, settings, progress_factory=_progress_factory(engine, progress))
+        report = run_once(
+            engine,
+            settings,
+            progress_factory=_progress_factory(engine, progress),
+            stop=interruption.stop,
+        )
+    if interruption.signum:
+        sent = sum(s.sent for s in report.summaries)
+        print_interrupted(interruption, sent, still_to_send(engine, _unfinished_sends(engine)))
+        raise typer.Exit(interruption.exit_code)
     _print_run(report, settings)
     if (report.feed_error and not report.summaries) or any(s.error for s in report.summaries):
         raise typer.Exit(1)
@@ -54,19 +74,14 @@ def run(
 
 def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
     daemon = Daemon(engine, settings)
+    with interruptible(daemon.stop):
+        daemon.serve(wait_for_lock=wait)
 
-    def request_stop(signum: int, _frame: object) -> None:
-        err.print(
-            f"{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
-            "(again to force)",
-            highlight=False,
-        )
-        daemon.stop.set()
-        signal.signal(signum, signal.SIG_DFL)
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    daemon.serve(wait_for_lock=wait)
+def _unfinished_sends(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        query = select(store.sends.c.id).where(store.sends.c.state == SendState.SENDING.value)
+        return list(conn.execute(query).scalars())
 
 
 def _progress_factory(engine: Engine, progress: Progress) -> ProgressFactory:

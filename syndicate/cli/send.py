@@ -4,6 +4,8 @@ single test copy."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -14,11 +16,23 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from syndicate import dispatch, scheduler, store
-from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
+from syndicate.cli.common import (
+    Interruption,
+    app,
+    console,
+    err,
+    interruptible,
+    open_store,
+    print_interrupted,
+    send_progress,
+    settings_of,
+    still_to_send,
+)
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import (
     Channel,
     DeliveryState,
+    OutboundMessage,
     Post,
     Recipient,
     SendState,
@@ -58,7 +72,10 @@ def send(
         ),
     ] = None,
 ) -> None:
-    """Send a post to a channel's list now (resumes an interrupted send; never sends twice)."""
+    """Send a post to a channel's list now (resumes an interrupted send; never sends twice).
+
+    Ctrl-C or SIGTERM finishes the batch in flight, records it and exits with status 130 or 143;
+    the same command resumes."""
     settings = settings_of(ctx)
     engine = open_store(settings)
     scheduler.sync_lists(engine, settings)
@@ -77,10 +94,14 @@ def send(
         return
     daemon = settings.daemon
     lock = scheduler.DaemonLock(engine, daemon.heartbeat_seconds, daemon.stale_after_missed)
-    with lock.held_while():
-        summary = _send(engine, settings, post, channel)
+    with lock.held_while(), interruptible() as interruption:
+        summary = _send(engine, settings, post, channel, interruption)
     if summary is None:
         return
+    if interruption.signum:
+        left = still_to_send(engine, [summary.send_id])
+        print_interrupted(interruption, summary.sent, left)
+        raise typer.Exit(interruption.exit_code)
     _print_summary(summary, settings)
     if summary.error:
         raise typer.Exit(1)
@@ -99,7 +120,9 @@ def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
         ).scalar_one()
 
 
-def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> SendSummary | None:
+def _send(
+    engine: Engine, settings: Settings, post: Post, channel: Channel, interruption: Interruption
+) -> SendSummary | None:
     """Run the send with a progress bar; None when it was already done."""
     send_id = _find_or_create_send(engine, post, channel)
     with engine.connect() as conn:
@@ -131,6 +154,7 @@ def _send(engine: Engine, settings: Settings, post: Post, channel: Channel) -> S
             batch_size=settings.transport.batch_size,
             progress=progress,
             wait_for_retries=settings.transport.retry.wait_seconds,
+            should_stop=interruption.stop.is_set,
         )
 
 
@@ -196,7 +220,8 @@ def _send_test(
     )
     transport.open()
     try:
-        [result] = transport.send_batch([composer.outbound(0, _sample(settings, channel, address))])
+        message = composer.outbound(0, _sample(settings, channel, address))
+        [result] = transport.send_batch([_own_identity(message, settings.mail_domain)])
     finally:
         transport.close()
     if result.state is not DeliveryState.SENT:
@@ -204,6 +229,27 @@ def _send_test(
     console.print(
         f"Test copy of '{post.title}' ({channel}) sent to {address} via "
         f"{settings.transport.kind} ({result.detail}); no delivery recorded."
+    )
+
+
+_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re.MULTILINE)
+
+
+def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
+    """A test copy is a new message each time: its own Message-ID (a mail client would thread
+    or drop copies that share one) and its own outbox file name."""
+    token = secrets.token_hex(8)
+    mid = f"<syndicate.test.{token}@{domain}>"
+    data = message.data
+    if data:
+        head, blank, body = data.partition(b"\r\n\r\n")
+        head, found = _MESSAGE_ID_HEADER.subn(f"Message-ID: {mid}\r\n".encode(), head + b"\r\n", 1)
+        if not found:
+            head = f"Message-ID: {mid}\r\n".encode() + head
+        data = head[:-2] + blank + body
+    headers = {**message.headers, "Message-ID": mid} if message.headers else message.headers
+    return dataclasses.replace(
+        message, data=data, message_id=mid, headers=headers, label=f"test-{token}-"
     )
 
 
