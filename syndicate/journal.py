@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,9 @@ class Accepted:
     detail: str
 
 
-def path_for(engine: Engine) -> Path | None:
+def path_for(url: URL) -> Path | None:
     """Next to a SQLite file; for a server database (PostgreSQL), in this machine's state folder
     under a name derived from the URL. None for an in-memory database, which dies with us."""
-    url = engine.url
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
             return None
@@ -61,7 +60,7 @@ class Journal:
 
     @classmethod
     def for_engine(cls, engine: Engine) -> Journal:
-        return cls(path_for(engine))
+        return cls(path_for(engine.url))
 
     def open(self) -> None:
         if self.path is None or self._fd is not None:

@@ -17,13 +17,21 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
-from syndicate import journal, store
-from tests.conftest import running_smtp
+from syndicate import dispatch, journal, settings, store, watch
+from syndicate.models import DeliveryState, RecipientKind
+from syndicate.render import make_environment
+from syndicate.transports import make_transport
+from tests.conftest import run_cli, running_smtp, set_setting
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 
 SYNDICATE = (sys.executable, "-m", "syndicate")
@@ -178,3 +186,121 @@ def test_twenty_kill_9s_lose_nobody_and_double_at_most_one_message_per_connectio
         assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
         assert store.get_send(conn, send_id)["state"] == "done"
     assert _journal_lines(engine) == []
+
+
+def test_the_next_run_applies_the_journal_before_it_requeues(project: Path) -> None:
+    """What a kill -9 leaves: claimed rows, some of them accepted by the server (journaled),
+    and a last line cut short. The next start records the journaled ones as sent."""
+    _cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 6)
+    with engine.begin() as conn:
+        store.plan_deliveries(conn, send_id, RecipientKind.READER)
+        claimed = [d for d, _ in store.claim_batch(conn, send_id, 5)]
+        deferred = claimed[4]
+        store.record_results(conn, [(deferred, DeliveryState.DEFERRED, "451 later", None, None)])
+    accepted = journal.Journal.for_engine(engine)
+    assert accepted.path == Path(engine.url.database + ".accepted-journal")
+    accepted.open()
+    accepted.note(claimed[0], "<a@x>", "250 accepted")
+    accepted.note(claimed[1], "<b@x>", "250\tok\nqueued")
+    accepted.note(deferred, "<d@x>", "250 accepted")  # recorded since: keeps its state
+    accepted.close()
+    with accepted.path.open("a") as handle:
+        handle.write(f"{claimed[2]}\t<c@x>")  # cut short by the kill: not accepted for sure
+
+    assert dispatch.recover(engine, accepted) == 2
+    rows = {
+        row["id"]: row
+        for row in engine.connect().execute(store.deliveries.select()).mappings().all()
+    }
+    assert rows[claimed[0]]["state"] == "sent" and rows[claimed[0]]["message_id"] == "<a@x>"
+    assert rows[claimed[1]]["detail"] == "250 ok queued"
+    assert [rows[d]["state"] for d in claimed[2:]] == ["sending", "sending", "deferred"]
+    assert accepted.path.read_bytes() == b""  # committed, so emptied
+    with engine.begin() as conn:
+        assert store.requeue(conn, send_id) == (2, 1)
+
+
+def test_journal_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    assert journal.path_for(make_url("sqlite://")) is None  # in memory: dies with us
+    assert journal.path_for(make_url("sqlite:////srv/n.db")) == Path("/srv/n.db.accepted-journal")
+    server = journal.path_for(make_url("postgresql+psycopg://u:secret@db.example/news"))
+    assert server is not None and server.parent == tmp_path / "syndicate"
+    assert "secret" not in server.name
+    other = journal.path_for(make_url("postgresql+psycopg://u:secret@db.example/other"))
+    assert other != server
+
+
+class _JournalWatchingApi(ThreadingHTTPServer):
+    """A SendGrid API stand-in that notes, at each request, how many lines the journal has."""
+
+    def __init__(self, journal_path: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _WatchingHandler)
+        self.journal_path = journal_path
+        self.seen: list[int] = []
+
+
+class _WatchingHandler(BaseHTTPRequestHandler):
+    server: _JournalWatchingApi
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        path = self.server.journal_path
+        self.server.seen.append(len(path.read_bytes().splitlines()) if path.exists() else 0)
+        self.send_response(202)
+        self.send_header("X-Message-Id", f"sg-{len(self.server.seen)}")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_sendgrid_journals_each_request_as_its_answer_arrives(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _JournalWatchingApi(project / "syndicate.db.accepted-journal")
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key")
+    config = project / "settings.toml"
+    set_setting(config, 'kind = "outbox"', 'kind = "sendgrid"')
+    set_setting(config, 'reply_to = "shared"', 'reply_to = "per_recipient"')  # 1 per request
+    set_setting(
+        config,
+        'host = "https://api.sendgrid.com"',
+        f'host = "http://127.0.0.1:{api.server_address[1]}"',
+    )
+    cfg, engine, send_id = newsletter_send(project)
+    assert journal.Journal.for_engine(engine).path == api.journal_path
+    add_readers(engine, 5)
+    try:
+        summary = dispatch.run_send(
+            engine,
+            send_id,
+            cfg,
+            make_environment(cfg.path(cfg.paths.templates)),
+            make_transport(cfg),
+            dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+            batch_size=100,
+        )
+    finally:
+        api.shutdown()
+        api.server_close()
+    # All 5 in one batch: the answer to each request was journaled before the next went out.
+    assert summary.sent == 5 and api.seen == list(range(5))
+    assert _journal_lines(engine) == []
+
+
+def test_each_test_copy_is_a_new_message(project: Path) -> None:
+    cfg = settings.load(project / "settings.toml")
+    watch.poll(store.connect(cfg.database_url), cfg)
+    for _ in range(2):
+        done = run_cli(project, "send", "latest", "--test", "me@example.org")
+        assert done.returncode == 0, done.stderr
+    copies = sorted((project / "outbox").glob("*.eml"))
+    assert len(copies) == 2  # the second did not overwrite the first
+    parsed = [BytesParser(policy=policy.default).parsebytes(c.read_bytes()) for c in copies]
+    ids = [m["Message-ID"] for m in parsed]
+    assert ids[0] != ids[1] and all(i.startswith("<syndicate.test.") for i in ids)
+    assert [len(m.get_all("Message-ID")) for m in parsed] == [1, 1]
+    assert all(m["Subject"].startswith("[TEST] ") for m in parsed)
