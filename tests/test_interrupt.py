@@ -146,6 +146,32 @@ def test_a_signal_finishes_the_batch_in_flight_and_the_resume_sends_no_copy(
         assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
 
 
+def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_copies_single(
+    project: Path, counting_server
+) -> None:
+    controller, handler = counting_server
+    use_smtp(project, controller.port, batch_size=40, connections=CONNECTIONS)
+    _cfg, engine, send_id = newsletter_send(project)
+    readers = _readers(project, add_readers(engine, 1500))
+
+    process = _start(project, *SEND)
+    _wait_for(handler, 200, process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.2)  # the first one handled: the second finds the default action
+    process.send_signal(signal.SIGINT)
+    out, errors = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT, (out, errors)
+    assert "finishing the batch in flight" in errors and "Interrupted" not in out
+
+    resumed = _start(project, *SEND)
+    out, errors = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, errors
+    assert set(handler.delivered) == readers
+    assert sum(n - 1 for n in handler.delivered.values()) <= CONNECTIONS
+    with engine.connect() as conn:
+        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
+
+
 READERS_FOR_KILLS = 10_000
 KILLS = 20
 BATCH = 50
@@ -181,6 +207,7 @@ def test_twenty_kill_9s_lose_nobody_and_double_at_most_one_message_per_connectio
     assert set(delivered) == readers  # 0 lost
     duplicates = sum(n - 1 for n in delivered.values())
     # Only a message between DATA and the server's answer can go twice: one per connection.
+    print(f"{KILLS} kills: {duplicates} duplicate(s), 0 lost")
     assert duplicates <= CONNECTIONS * KILLS, duplicates
     with engine.connect() as conn:
         assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
