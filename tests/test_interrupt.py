@@ -12,6 +12,7 @@ in the test process that counts each recipient it accepted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -146,18 +147,33 @@ def test_a_signal_finishes_the_batch_in_flight_and_the_resume_sends_no_copy(
         assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
 
 
-def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_copies_single(
-    project: Path, counting_server
-) -> None:
-    controller, handler = counting_server
-    use_smtp(project, controller.port, batch_size=40, connections=CONNECTIONS)
-    _cfg, engine, send_id = newsletter_send(project)
-    readers = _readers(project, add_readers(engine, 1500))
+class _SlowHandler(FaultyHandler):
+    """Takes 20 ms per message, so a batch of 40 over 2 connections is in flight for 0.4 s."""
 
+    async def handle_DATA(self, server, session, envelope) -> str:
+        await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_copies_single(
+    project: Path,
+) -> None:
+    with running_smtp(_SlowHandler()) as (controller, handler):
+        use_smtp(project, controller.port, batch_size=40, connections=CONNECTIONS)
+        _cfg, engine, send_id = newsletter_send(project)
+        readers = _readers(project, add_readers(engine, 300))
+        _twice_interrupted_then_resumed(project, handler)
+    assert set(handler.delivered) == readers
+    assert sum(n - 1 for n in handler.delivered.values()) <= CONNECTIONS
+    with engine.connect() as conn:
+        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
+
+
+def _twice_interrupted_then_resumed(project: Path, handler: FaultyHandler) -> None:
     process = _start(project, *SEND)
-    _wait_for(handler, 200, process)
+    _wait_for(handler, 100, process)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.2)  # the first one handled: the second finds the default action
+    time.sleep(0.1)  # the first one handled: the second finds the default action
     process.send_signal(signal.SIGINT)
     out, errors = process.communicate(timeout=60)
     assert process.returncode == -signal.SIGINT, (out, errors)
@@ -166,10 +182,6 @@ def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_copies_single(
     resumed = _start(project, *SEND)
     out, errors = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, errors
-    assert set(handler.delivered) == readers
-    assert sum(n - 1 for n in handler.delivered.values()) <= CONNECTIONS
-    with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
 
 
 READERS_FOR_KILLS = 10_000
