@@ -229,7 +229,7 @@ class _Walker:
             self.blockquote(element)
         elif tag in ("ul", "ol"):
             self.listing(element, level=0)
-        elif tag == "figure":
+        elif tag == "figure" or _has_class(element, "div", "figure"):
             self.figure(element)
         elif tag == "img":
             self.photo(element, "")
@@ -251,7 +251,9 @@ class _Walker:
             self.container(element)
 
     def blockquote(self, element: lxml.html.HtmlElement) -> None:
-        credits = [c for c in element.iter("cite", "footer") if c.getparent() is element]
+        credits = [
+            c for c in element if c.tag in ("cite", "footer") or _has_class(c, "span", "cite")
+        ]
         for cite in credits:
             cite.drop_tree()
         inner = _Walker(links=self.links)
@@ -279,7 +281,10 @@ class _Walker:
                 self.listing(child, level + 1)
 
     def figure(self, element: lxml.html.HtmlElement) -> None:
-        caption_el = next(iter(element.iter("figcaption")), None)
+        caption_el = next(
+            (c for c in element.iter() if c.tag == "figcaption" or _has_class(c, "p", "caption")),
+            None,
+        )
         caption = _clean(self.inline(caption_el)) if caption_el is not None else ""
         images = list(element.iter("img"))
         if not images:
@@ -334,6 +339,11 @@ class _Walker:
         if _clean(text) in (href, target):
             return target
         return f"{text} ({target})"
+
+
+def _has_class(element: lxml.html.HtmlElement, tag: str, name: str) -> bool:
+    """The HTML4 stand-ins sanitize.py makes for figure, figcaption and cite."""
+    return element.tag == tag and name in (element.get("class") or "").split()
 
 
 def _clean(text: str) -> str:
