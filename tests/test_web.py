@@ -30,7 +30,7 @@ from tests.web_support import (
     outbox_messages,
 )
 
-SECRET = "test-secret-key-for-web"
+SECRET = "test-secret-key-for-the-web-app-0123"
 
 
 @pytest.fixture
