@@ -238,3 +238,41 @@ def test_the_inbound_parse_post_of_the_provider_is_bounded_too(served: Served) -
     )
     assert outcome.status == 413, outcome
     assert 30 * MB < outcome.sent < 40 * MB, outcome
+
+
+def test_at_most_four_event_bodies_are_read_at_once(served: Served) -> None:
+    """Unsigned bodies are read before the signature can be checked: a fifth concurrent one is
+    turned away at once (503, which SendGrid retries) instead of adding up in memory."""
+    head = (
+        "POST /webhooks/sendgrid/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+        f"X-Twilio-Email-Event-Webhook-Timestamp: {int(time.time())}\r\n"
+        "X-Twilio-Email-Event-Webhook-Signature: Zm9yZ2Vk\r\n\r\n1\r\n[\r\n"
+    ).encode()
+    slow = [socket.create_connection(("127.0.0.1", served.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in slow:
+            sock.sendall(head)
+        time.sleep(1.0)  # the four handlers are now waiting for the rest of their bodies
+        fifth = httpx.post(
+            f"http://127.0.0.1:{served.port}/webhooks/sendgrid/events",
+            content=b"[]",
+            headers={
+                "X-Twilio-Email-Event-Webhook-Timestamp": str(int(time.time())),
+                "X-Twilio-Email-Event-Webhook-Signature": "Zm9yZ2Vk",
+            },
+        )
+        assert fifth.status_code == 503
+    finally:
+        for sock in slow:
+            sock.close()
+    time.sleep(0.5)
+    later = httpx.post(
+        f"http://127.0.0.1:{served.port}/webhooks/sendgrid/events",
+        content=b"[]",
+        headers={
+            "X-Twilio-Email-Event-Webhook-Timestamp": str(int(time.time())),
+            "X-Twilio-Email-Event-Webhook-Signature": "Zm9yZ2Vk",
+        },
+    )
+    assert later.status_code == 401  # read, then refused for its forged signature

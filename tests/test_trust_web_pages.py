@@ -129,6 +129,8 @@ def test_one_click_sent_as_multipart_form_data_unsubscribes(web: Path) -> None:
     )  # a multipart body that does not parse
     assert broken.status_code == 400
     assert status_of(web, "margaret.holloway@example.com") == "active"
+    assert client.head(f"/unsubscribe/{token}").status_code == 200
+    assert status_of(web, "margaret.holloway@example.com") == "active"
     body, headers = multipart({"List-Unsubscribe": "One-Click"})
     answer = client.post(f"/unsubscribe/{token}", content=body, headers=headers)
     assert answer.status_code == 200 and "You’re unsubscribed" in answer.text
@@ -182,6 +184,7 @@ def test_every_response_carries_the_security_headers(web: Path) -> None:
             [nonce] = re.findall(r'<style nonce="([^"]+)">', response.text)
             assert f"style-src 'nonce-{nonce}'" in csp, name
             assert "form-action 'self'" in csp, name
+            assert headers["cache-control"] == "no-store", name
     assert responses["too large"].status_code == 413
 
 
@@ -249,3 +252,15 @@ def test_the_secure_cookie_follows_base_url_not_a_forwarded_header(web: Path) ->
     set_setting(web / "settings.toml", f'base_url = "{BASE}"', 'base_url = "http://localhost"')
     plain = TestClient(create_app(load_settings(web)), base_url="https://localhost")
     assert "secure" not in plain.get("/subscribe").headers["set-cookie"].lower()
+
+
+def test_inbound_parse_form_has_a_file_cap(web: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
+    files = {f"attachment{n}": (f"a{n}.txt", b"x") for n in range(101)}
+    client = client_for(web)
+    answer = client.post(INBOUND, data=inbound_form(), files=files, auth=("sendgrid", PARSE_SECRET))
+    assert answer.status_code == 400
+    assert replies_count(web) == 0
+    files.pop("attachment100")
+    answer = client.post(INBOUND, data=inbound_form(), files=files, auth=("sendgrid", PARSE_SECRET))
+    assert answer.status_code == 200 and replies_count(web) == 1
