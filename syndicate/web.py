@@ -35,7 +35,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -381,6 +381,12 @@ class WebApp:
         ]
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up in the middle of its body: one log line, nothing changed."""
+    log.warning("client disconnected mid-body: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def create_app(
     settings: Settings,
     extra_routes: Sequence[BaseRoute] = (),
@@ -402,6 +408,7 @@ def create_app(
     app = Starlette(
         routes=[*web.routes(), *inbound_routes, *extra_routes],
         middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit_for=body_limit)],
+        exception_handlers={ClientDisconnect: client_gone},
     )
     # Starlette's own trailing-slash redirect builds its Location from the Host header.
     app.router.redirect_slashes = False
