@@ -402,12 +402,10 @@ def _require_policy(value: str, *, allow_digest: bool) -> str:
 def _require_time_rule(value: str) -> str:
     if not value.strip():
         return value
-    from datetime import UTC, datetime
-
-    from syndicate.schedule import parse_time
+    from syndicate.schedule import check_embargo_rule
 
     try:
-        parse_time(value, ZoneInfo("UTC"), datetime(2026, 1, 1, 12, tzinfo=UTC))
+        check_embargo_rule(value)
     except SyndicateError as exc:
         raise ValueError(str(exc)) from None
     return value

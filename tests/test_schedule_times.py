@@ -25,10 +25,16 @@ NOW = utc(2026, 11, 27, 12)
         ("+2h", utc(2026, 11, 27, 14)),
         ("+1d6h", utc(2026, 11, 28, 18)),
         ("in 30 minutes", utc(2026, 11, 27, 12, 30)),
-        ("next saturday 00:01", utc(2026, 11, 28, 5, 1)),
-        ("next friday 09:00", utc(2026, 12, 4, 14)),  # "next" is never today
+        # "saturday": the coming one; "next saturday": always a week after that.
+        ("saturday 00:01", utc(2026, 11, 28, 5, 1)),
+        ("next saturday 00:01", utc(2026, 12, 5, 5, 1)),
+        ("on saturday 00:01", utc(2026, 11, 28, 5, 1)),
         ("friday 09:00", utc(2026, 11, 27, 14)),  # today, still ahead
+        ("next friday 09:00", utc(2026, 12, 4, 14)),
         ("friday 06:00", utc(2026, 12, 4, 11)),  # today's has passed: next week
+        ("next friday 06:00", utc(2026, 12, 11, 11)),
+        ("tuesday 07:00", utc(2026, 12, 1, 12)),
+        ("next tuesday 07:00", utc(2026, 12, 8, 12)),
         ("06:00", utc(2026, 11, 28, 11)),  # passed today: tomorrow
         ("7pm", utc(2026, 11, 28, 0)),
         ("2026-12-01 07:00", utc(2026, 12, 1, 12)),
@@ -81,10 +87,28 @@ def test_dst_spring_forward_in_toronto() -> None:
 
 
 def test_dst_fall_back_in_toronto() -> None:
-    # 1 November 2026: 01:30 happens twice; it means the first (EDT), and the echo says so.
-    first = parse_time("2026-11-01 01:30", TORONTO, utc(2026, 10, 31))
-    assert first == utc(2026, 11, 1, 5, 30)
+    # 1 November 2026: 01:30 happens twice. Nothing is guessed: the author is told both
+    # readings and how to write each one.
+    before = utc(2026, 10, 31, 12)  # Saturday 31 October, 08:00 EDT
+    for text in ("2026-11-01 01:30", "sunday 01:30", "tomorrow 01:30"):
+        with pytest.raises(TimeError) as refused:
+            parse_time(text, TORONTO, before)
+        assert str(refused.value) == (
+            f"{text!r}: 2026-11-01 01:30 happens twice in America/Toronto (the clocks go "
+            "back): 2026-11-01 01:30 EDT = 05:30 UTC or 2026-11-01 01:30 EST = 06:30 UTC; "
+            "write which one you mean with its UTC offset, '2026-11-01 01:30-04:00' or "
+            "'2026-11-01 01:30-05:00'"
+        )
+    first = parse_time("2026-11-01 01:30-04:00", TORONTO, before)
+    second = parse_time("2026-11-01 01:30-05:00", TORONTO, before)
+    assert (first, second) == (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 30))
     assert "EDT (UTC-04:00)" in describe(first, TORONTO)
+    assert "EST (UTC-05:00)" in describe(second, TORONTO)
+    # The hours either side are single and read as usual; a passed 01:30 today is no obstacle
+    # to tomorrow's.
+    assert parse_time("2026-11-01 00:30", TORONTO, before) == utc(2026, 11, 1, 4, 30)
+    assert parse_time("2026-11-01 02:30", TORONTO, before) == utc(2026, 11, 1, 7, 30)
+    assert parse_time("01:30", TORONTO, utc(2026, 11, 1, 17)) == utc(2026, 11, 2, 6, 30)
     assert next_cron("0 7 * * tue", TORONTO, utc(2026, 10, 26)) == utc(2026, 10, 27, 11)
     assert next_cron("0 7 * * tue", TORONTO, utc(2026, 10, 28)) == utc(2026, 11, 3, 12)
     daily = parse_policy("at 07:00")
