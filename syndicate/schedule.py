@@ -92,9 +92,16 @@ def parse_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     return _local(day, clock, zone, text)
 
 
-def parse_future(text: str, zone: ZoneInfo, now: datetime, what: str = "time") -> datetime:
-    """`parse_time`, refusing an instant before `now` ('now' itself is fine)."""
-    value = parse_time(text, zone, now)
+def parse_future(
+    text: str,
+    zone: ZoneInfo,
+    now: datetime,
+    what: str = "send time",
+    read_from: datetime | None = None,
+) -> datetime:
+    """`parse_time` read from `read_from` (default `now`), refusing an instant before `now`
+    ('now' itself is fine)."""
+    value = parse_time(text, zone, read_from or now)
     if value < now:
         raise TimeError(
             f"the {what} {text!r} is in the past ({describe(value, zone)}); give a time from "

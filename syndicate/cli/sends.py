@@ -44,8 +44,16 @@ def print_table(table: Table) -> None:
         Console(file=console.file, width=120).print(table)
 
 
-def _when(settings: Settings, text: str, what: str = "send time") -> Any:
-    return parse_future(text, settings.zone, store.now(), what)
+def _when(settings: Settings, text: str) -> Any:
+    return parse_future(text, settings.zone, store.now())
+
+
+def _until(settings: Settings, text: str | None, at: Any) -> Any:
+    """An --embargo is read from the send time: 'saturday 00:01' is the first Saturday 00:01
+    after the send, '+2d' two days after it (as channels.column.embargo is)."""
+    if text is None:
+        return None
+    return parse_future(text, settings.zone, store.now(), "embargo", read_from=at)
 
 
 def waiting(conn: Any, settings: Settings, rows: list[dict[str, Any]]) -> dict[int, Any]:
@@ -68,11 +76,20 @@ def waiting(conn: Any, settings: Settings, rows: list[dict[str, Any]]) -> dict[i
     return found
 
 
-def state_text(row: dict[str, Any], waits: dict[int, Any], settings: Settings) -> str:
-    release = waits.get(row["id"])
-    if release is None:
-        return row["state"]
-    return f"waiting for embargo until {short(release.until, settings.zone)}"
+def state_text(row: dict[str, Any], waits: dict[int, Any]) -> str:
+    return "waiting for embargo" if row["id"] in waits else row["state"]
+
+
+def print_waits(rows: list[dict[str, Any]], waits: dict[int, Any], settings: Settings) -> None:
+    """Under a table: until when each waiting send waits, and for whose embargo."""
+    for row in rows:
+        release = waits.get(row["id"])
+        if release is not None:
+            console.print(
+                f"Send {row['id']} ({row['channel']}) is waiting for embargo until "
+                f"{short(release.until, settings.zone)}: {release.whose}.",
+                highlight=False,
+            )
 
 
 def send_json(send: dict[str, Any], release: Any = None) -> dict[str, Any]:
@@ -158,7 +175,7 @@ def list_sends(
             str(row["id"]),
             row["title"],
             row["channel"],
-            state_text(row, waits, settings),
+            state_text(row, waits),
             short(store.as_utc(row["scheduled_at"]), zone),
         ]
         if embargoes:
@@ -166,6 +183,7 @@ def list_sends(
         cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
         table.add_row(*cells)
     print_table(table)
+    print_waits(rows, waits, settings)
 
 
 @app.command()
@@ -178,7 +196,11 @@ def schedule(
     at: Annotated[str, typer.Option("--at", help=f"When. {TIME_HELP}.")],
     embargo: Annotated[
         str | None,
-        typer.Option("--embargo", help="Release time printed in the column; readers wait too."),
+        typer.Option(
+            "--embargo",
+            help="Release time printed in the column, read from --at ('saturday 00:01': the "
+            "first after the send); readers wait too.",
+        ),
     ] = None,
 ) -> None:
     """Schedule a post for a channel at a time of your choosing (creates or moves its send)."""
@@ -192,7 +214,7 @@ def schedule(
             "('syndicate sends list' shows posts with sends)"
         )
     when = _when(settings, at)
-    until = _when(settings, embargo, "embargo") if embargo else None
+    until = _until(settings, embargo, when)
     send, created = control.schedule(engine, found.id, channel, when, until, zone=settings.zone)
     _echo(settings, send, "created" if created else "rescheduled", engine)
     if send["state"] != "scheduled":
@@ -253,13 +275,15 @@ def reschedule(
     at: Annotated[str, typer.Option("--at", help=f"The new time. {TIME_HELP}.")],
     embargo: Annotated[
         str | None,
-        typer.Option("--embargo", help="A new embargo (release time); readers wait too."),
+        typer.Option(
+            "--embargo", help="A new embargo (release time), read from --at; readers wait too."
+        ),
     ] = None,
 ) -> None:
     """Move a send that has not started to another time (and, with --embargo, its embargo)."""
     settings = settings_of(ctx)
     engine = open_store(settings)
     when = _when(settings, at)
-    until = _when(settings, embargo, "embargo") if embargo else None
+    until = _until(settings, embargo, when)
     row = control.reschedule(engine, send, when, until, zone=settings.zone)
     _echo(settings, row, "rescheduled", engine)

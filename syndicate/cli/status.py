@@ -12,7 +12,14 @@ from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.cli.sends import column_style, print_table, send_json, state_text, waiting
+from syndicate.cli.sends import (
+    column_style,
+    print_table,
+    print_waits,
+    send_json,
+    state_text,
+    waiting,
+)
 from syndicate.models import RecipientKind, SendState
 from syndicate.schedule import short
 from syndicate.watch import feed_source
@@ -101,11 +108,12 @@ def status(
             str(s["id"]),
             s["title"],
             s["channel"],
-            state_text(s, waits, settings),
+            state_text(s, waits),
             short(store.as_utc(s["scheduled_at"]), zone),
             short(store.as_utc(s["embargo_until"]), zone),
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
+    print_waits(upcoming, waits, settings)
 
     table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("id", "post", "channel", "state", "started"):
