@@ -107,7 +107,10 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
         first_queued = store.as_utc(queue[0]["queued_at"])
         assert first_queued is not None
         if policy.kind == "digest":
-            fire = next_cron(policy.cron, settings.zone, first_queued)
+            # A post an embargo kept out of the last digest waits for the next one (one digest
+            # per cron time: the digest's own post is named after it).
+            last = store.last_digest_at(conn)
+            fire = next_cron(policy.cron, settings.zone, max(first_queued, last or first_queued))
             if fire > at:
                 return []
         else:

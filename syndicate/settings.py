@@ -194,8 +194,8 @@ class Column(_Section):
     embargo_wording: Literal["embargoed", "for release"] = "embargoed"
     # When editors get a new column: see syndicate.schedule.POLICY_HELP (no digest).
     policy: str = "immediately"
-    # Default embargo for each new column, read in the author's zone when the post is found,
-    # e.g. "next saturday 00:01" or "+2d"; empty for none.
+    # Default embargo for each new column, read in the author's zone from the column's send
+    # time, e.g. "saturday 00:01" or "+2d"; empty for none.
     embargo: str = ""
 
     @field_validator("policy")

@@ -196,6 +196,8 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     assert outbox(project) == []
     # A test copy and a dry run are not a release.
     assert "Nothing was sent" in ok(project, "send", "latest", "--dry-run")
+    assert "sent to me@example.org" in ok(project, "send", "latest", "--test", "me@example.org")
+    assert [m["To"].addresses[0].addr_spec for m in outbox(project)] == ["me@example.org"]
     # Editors may get the column at any time before its release.
     assert "2 sent" in ok(project, "send", "latest", "--channel", "column")
 
@@ -382,3 +384,60 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     problems = [r.getMessage() for r in caplog.records]
     assert len(problems) == 2
     assert all("happens twice in America/Toronto" in p and "is held" in p for p in problems)
+
+
+def test_a_reader_edition_waits_for_its_own_embargo_too(project: Path, clock: Clock) -> None:
+    weekly_column(project, clock, column__embargo="", newsletter__policy="manual")
+    ok(project, "run", "--once")
+    echoed = ok(
+        project, "schedule", "latest", "--channel", "newsletter", "--at", "now", "--embargo", "+2d"
+    )
+    # "+2d" is read from the send time (now): Thursday 26 November, 10:00 EST.
+    assert "embargo until Thursday 26 November 2026, 10:00 EST" in echoed
+    newsletter = echoed.split()[1]
+    ok(project, "approve", newsletter)
+    waits = ok(project, "run", "--once")
+    assert f"Send {newsletter} (newsletter) 'Embargoed column' is due but waits for its own " in (
+        waits
+    )
+    assert "embargo until Thursday 26 November 2026, 10:00 EST" in waits
+    clock.now = utc(2026, 11, 26, 15)
+    assert f"{readers(project)} sent" in ok(project, "run", "--once")
+
+
+def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
+    project: Path, clock: Clock
+) -> None:
+    blog, cfg = weekly_column(
+        project,
+        clock,
+        newsletter__policy="digest: 0 7 * * sat",
+        column__policy="immediately",
+        column__embargo="+5d",
+    )
+    ok(project, "run", "--once")  # column now (Tuesday), released Sunday 29 November 10:00
+    blog.publish("Free post")
+    configure(project, column__embargo="")
+    clock.now = utc(2026, 11, 25, 15)
+    ok(project, "run", "--once")
+    engine = store.connect(cfg.database_url)
+
+    def digests() -> list[list[str]]:
+        with engine.connect() as conn:
+            return [
+                [store.get_post(conn, p).title for p in store.digest_members(conn, s["id"])]
+                for s in all_sends(engine)
+                if s["policy"].startswith("digest")
+            ]
+
+    clock.now = utc(2026, 11, 28, 12)  # Saturday 07:00: the digest is due
+    ok(project, "run", "--once")
+    assert digests() == [["Free post"]]
+    for day in (29, 30):
+        clock.now = utc(2026, 11, day, 16)
+        ok(project, "run", "--once")
+    # Released on Sunday, it waits for the next digest rather than going out alone at once.
+    assert digests() == [["Free post"]]
+    clock.now = utc(2026, 12, 5, 12)  # Saturday 5 December, 07:00
+    ok(project, "run", "--once")
+    assert digests() == [["Free post"], ["Embargoed column"]]

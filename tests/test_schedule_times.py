@@ -161,3 +161,21 @@ def test_bad_policies_and_embargo_rules_in_settings_name_the_key(project: Path) 
         settings.load(config)
     set_key(config, "channels.column", "embargo", "next saturday 00:01")
     assert settings.load(config).channels.column.embargo == "next saturday 00:01"
+
+
+def test_weekday_words_on_a_tuesday_as_the_readme_says() -> None:
+    tuesday = utc(2026, 11, 24, 15)  # Tuesday 24 November 2026, 10:00 EST
+    assert parse_time("saturday 00:01", TORONTO, tuesday) == utc(2026, 11, 28, 5, 1)
+    assert parse_time("next saturday 00:01", TORONTO, tuesday) == utc(2026, 12, 5, 5, 1)
+    # On Saturday itself, before 00:01 is out of reach, so "saturday" is a week on.
+    saturday = utc(2026, 11, 28, 15)
+    assert parse_time("saturday 00:01", TORONTO, saturday) == utc(2026, 12, 5, 5, 1)
+    assert parse_time("next saturday 00:01", TORONTO, saturday) == utc(2026, 12, 12, 5, 1)
+    assert parse_time("saturday 23:00", TORONTO, saturday) == utc(2026, 11, 29, 4)
+    # The README's schedule example, typed on any day: the embargo read from the send time is
+    # the Saturday after Monday's column.
+    for day in range(23, 30):
+        now = utc(2026, 11, day, 15)
+        monday = parse_time("monday 06:00", TORONTO, now)
+        release = parse_time("saturday 00:01", TORONTO, monday)
+        assert monday < release and (release - monday).days == 4
