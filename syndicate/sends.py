@@ -198,17 +198,23 @@ def reschedule(
         return _load(conn, send_id)
 
 
-def waiting_for(
-    conn: Connection, send: dict[str, Any], at: datetime, *, respect_column: bool
-) -> embargo_rule.Release | None:
-    """The embargo a scheduled send will wait for after its own time, or None."""
-    if send["state"] != SendState.SCHEDULED.value:
-        return None
-    release = embargo_rule.releases(conn, [send], respect_column=respect_column).get(send["id"])
-    scheduled = store.as_utc(send["scheduled_at"])
-    if release is None or not release.holds(at) or (scheduled and release.until <= scheduled):
-        return None
-    return release
+def waiting(
+    conn: Connection, sends: list[dict[str, Any]], at: datetime, *, respect_column: bool
+) -> dict[int, embargo_rule.Release]:
+    """The embargo each scheduled send will wait for beyond its own time, by send id."""
+    held = embargo_rule.releases(conn, sends, respect_column=respect_column)
+    found = {}
+    for send in sends:
+        release = held.get(send["id"])
+        scheduled = store.as_utc(send["scheduled_at"])
+        if (
+            send["state"] == SendState.SCHEDULED.value
+            and release is not None
+            and release.holds(at)
+            and (scheduled is None or release.until > scheduled)
+        ):
+            found[send["id"]] = release
+    return found
 
 
 def guard_embargo(
@@ -227,8 +233,10 @@ def guard_embargo(
     """
     with engine.begin() as conn:
         readers = store.find_send(conn, post_id, Channel.NEWSLETTER)
-        if readers is not None and readers["state"] in FINISHED:
-            return None
+        if readers is not None and (
+            readers["state"] in FINISHED or readers["embargo_broken_at"] is not None
+        ):
+            return None  # nothing left to send, or the author already broke it on purpose
         if readers is None:
             release = embargo_rule.post_releases(conn, [post_id], respect_column=respect_column)
             found = release.get(post_id)

@@ -208,6 +208,11 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
+    # Broken once on purpose, an interrupted send resumes without asking again.
+    engine = store.connect(cfg.database_url)
+    with engine.begin() as conn:
+        store.update_send(conn, send["newsletter"], state="sending")
+    assert "0 sent" in ok(project, "send", "latest")
 
 
 def test_send_needs_no_override_once_released_or_when_embargoes_are_not_respected(

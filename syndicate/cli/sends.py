@@ -14,7 +14,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from syndicate import embargo as embargo_rule
 from syndicate import sends as control
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
@@ -58,22 +57,9 @@ def _until(settings: Settings, text: str | None, at: Any) -> Any:
 
 def waiting(conn: Any, settings: Settings, rows: list[dict[str, Any]]) -> dict[int, Any]:
     """The embargo each scheduled send will wait for beyond its own time, by send id."""
-    at = store.now()
-    held = embargo_rule.releases(
-        conn, rows, respect_column=settings.channels.newsletter.respect_embargo
+    return control.waiting(
+        conn, rows, store.now(), respect_column=settings.channels.newsletter.respect_embargo
     )
-    found = {}
-    for row in rows:
-        release = held.get(row["id"])
-        scheduled = store.as_utc(row["scheduled_at"])
-        if (
-            row["state"] == "scheduled"
-            and release is not None
-            and release.holds(at)
-            and (scheduled is None or release.until > scheduled)
-        ):
-            found[row["id"]] = release
-    return found
 
 
 def state_text(row: dict[str, Any], waits: dict[int, Any]) -> str:
@@ -131,12 +117,7 @@ def _echo(settings: Settings, send: dict[str, Any], verb: str, engine: Any = Non
         lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
     if engine is not None:
         with engine.connect() as conn:
-            release = control.waiting_for(
-                conn,
-                send,
-                store.now(),
-                respect_column=settings.channels.newsletter.respect_embargo,
-            )
+            release = waiting(conn, settings, [send]).get(send["id"])
         if release is not None:
             lines.append(f"  readers wait for {release.explain(zone)}")
     for line in lines:
