@@ -51,7 +51,7 @@ def accepted_findings() -> list[Accepted]:
 
 
 def install_lint() -> None:
-    """`npm ci` from the lock file when a fresh checkout lacks node_modules (.ci/run does it too)."""
+    """`npm ci` from the lock file where a checkout lacks node_modules (.ci/run does it too)."""
     if (LINT / "node_modules" / "@jsx-email" / "doiuse-email").is_dir():
         return
     npm = require_tool("npm")
@@ -85,9 +85,7 @@ def run_lint(files: list[Path]) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def unexplained(
-    findings: dict[str, list[tuple[str, str]]], accepted: list[Accepted]
-) -> list[str]:
+def unexplained(findings: dict[str, list[tuple[str, str]]], accepted: list[Accepted]) -> list[str]:
     problems = []
     for name, pairs in findings.items():
         for feature, client in pairs:
