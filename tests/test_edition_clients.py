@@ -10,7 +10,7 @@ import pytest
 from lxml import html as lxml_html
 
 from syndicate import optin
-from syndicate.render import make_environment
+from syndicate.render import email, make_environment
 from syndicate.render.digest import digest_post
 from tests.edition_support import (
     ROOT,
@@ -23,6 +23,7 @@ from tests.edition_support import (
 
 HTML5_ONLY = {"article", "aside", "figure", "figcaption", "footer", "header", "main", "nav"}
 HTML5_ONLY |= {"section", "time", "cite", "mark", "summary", "details"}
+EDITION = "email/edition.html.j2"
 TYPOGRAPHY = ("font-family", "font-size", "line-height", "color")
 
 
@@ -117,3 +118,32 @@ def test_dark_mode_where_supported_and_light_inline_colours_everywhere() -> None
     assert '<meta name="color-scheme" content="light dark">' in html
     cell = doc.find_class("container-cell")[0]
     assert styles(cell)["background"] == "#fff" and styles(cell)["color"] == "#222"
+
+
+def test_the_classes_that_replace_html5_tags_are_styled() -> None:
+    """sanitize.py turns figure, figcaption, cite and time into div/p/span with these classes;
+    the edition's stylesheet gives them the look the HTML5 tags had."""
+    settings = shipped_settings()
+    env = make_environment(ROOT / "templates")
+    post = make_post("<p>x</p>")
+    context = email.post_context(post, settings)
+    context.update(
+        title="T",
+        language="en",
+        direction="ltr",
+        preheader="p",
+        preheader_spacer="",
+        clipped=False,
+        body_html=(
+            '<div class="figure"><img src="https://x.example/a.png" alt="A">'
+            '<p class="caption">The lane</p></div>'
+            '<blockquote><p>Words.</p><span class="cite">Someone</span></blockquote>'
+        ),
+    )
+    doc = lxml_html.document_fromstring(email.inline_css(env.get_template(EDITION).render(context)))
+    figure = doc.find_class("figure")[0]
+    assert styles(figure)["margin"] == "24px 0"
+    caption = styles(doc.find_class("caption")[0])
+    assert caption["font-family"].startswith("Helvetica") and caption["font-size"] == "13px"
+    cite = styles(doc.find_class("cite")[0])
+    assert cite["display"] == "block" and cite["font-style"] == "normal"
