@@ -194,8 +194,8 @@ class Column(_Section):
     embargo_wording: Literal["embargoed", "for release"] = "embargoed"
     # When editors get a new column: see syndicate.schedule.POLICY_HELP (no digest).
     policy: str = "immediately"
-    # Default embargo for each new column, read in the author's zone when the post is found,
-    # e.g. "next saturday 00:01" or "+2d"; empty for none.
+    # Default embargo for each new column, read in the author's zone from the column's send
+    # time, e.g. "saturday 00:01" or "+2d"; empty for none.
     embargo: str = ""
 
     @field_validator("policy")
@@ -402,12 +402,10 @@ def _require_policy(value: str, *, allow_digest: bool) -> str:
 def _require_time_rule(value: str) -> str:
     if not value.strip():
         return value
-    from datetime import UTC, datetime
-
-    from syndicate.schedule import parse_time
+    from syndicate.schedule import check_embargo_rule
 
     try:
-        parse_time(value, ZoneInfo("UTC"), datetime(2026, 1, 1, 12, tzinfo=UTC))
+        check_embargo_rule(value)
     except SyndicateError as exc:
         raise ValueError(str(exc)) from None
     return value
