@@ -251,8 +251,31 @@ class Web(_Section):
     confirm_hours: float = Field(default=48.0, gt=0)
     rate_limit: int = Field(default=5, ge=1)
     rate_window_seconds: float = Field(default=600.0, gt=0)
-    trust_forwarded_for: bool = False
+    # Clients the rate limiter remembers; the least recently seen is forgotten first.
+    rate_limit_clients: int = Field(default=10_000, ge=100)
+    # Reverse proxies in front of `serve` that each append the address they saw to
+    # X-Forwarded-For; the client is the entry this many hops from the right. 0: the peer.
+    trusted_proxies: int = Field(default=0, ge=0, le=16)
+    # Largest request body of any page or form; the SendGrid event webhook has its own.
+    max_body_bytes: int = Field(default=65_536, ge=4096)
+    max_event_bytes: int = Field(default=5_000_000, ge=65_536)
+    # Open connections `serve` accepts at once; a request past it gets 503 (uvicorn).
+    max_connections: int = Field(default=100, ge=8)
     sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
+    inbound_parse_secret_env: str = "SYNDICATE_INBOUND_PARSE_SECRET"
+    # Replaced by trusted_proxies (it trusted the left-most X-Forwarded-For entry, which the
+    # client writes); `false` is still accepted, `true` is refused with a pointer.
+    trust_forwarded_for: bool | None = None
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _replaced(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "replaced by web.trusted_proxies = N, the number of reverse proxies in front of "
+                "`syndicate serve` (usually 1); remove trust_forwarded_for"
+            )
+        return value
 
 
 class Paths(_Section):

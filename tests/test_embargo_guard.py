@@ -446,3 +446,23 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     clock.now = utc(2026, 12, 5, 12)  # Saturday 5 December, 07:00
     ok(project, "run", "--once")
     assert digests() == [["Free post"], ["Embargoed column"]]
+
+
+def test_a_column_is_not_approved_after_its_embargo_has_passed(project: Path, clock: Clock) -> None:
+    weekly_column(project, clock, column__policy="manual", column__embargo="+1d")
+    ok(project, "run", "--once")
+    column = str(ids(store_settings(project))["column"])
+    clock.now = utc(2026, 11, 26, 15)  # Thursday: the embargo (Wednesday 10:00) is gone
+    assert refused(project, "approve", column) == (
+        f"send {column} (column): its embargo (Wednesday 25 November 2026, 10:00 EST "
+        "(UTC-05:00) = 2026-11-25 15:00 UTC) has passed, so the draft would print a release "
+        f"time already gone; give it a new one with 'syndicate reschedule {column} --at now "
+        "--embargo …', then approve it"
+    )
+    ok(project, "reschedule", column, "--at", "now", "--embargo", "+1d")
+    assert "approved" in ok(project, "approve", column)
+    assert "2 sent" in ok(project, "run", "--once")
+
+
+def store_settings(project: Path) -> settings.Settings:
+    return settings.load(project / "settings.toml")
