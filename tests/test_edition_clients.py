@@ -147,3 +147,13 @@ def test_the_classes_that_replace_html5_tags_are_styled() -> None:
     assert caption["font-family"].startswith("Helvetica") and caption["font-size"] == "13px"
     cite = styles(doc.find_class("cite")[0])
     assert cite["display"] == "block" and cite["font-style"] == "normal"
+
+
+def test_a_feed_figure_caption_looks_like_a_caption_whatever_the_sanitiser_makes_of_it() -> None:
+    post = make_post(
+        '<figure><img src="/a.jpg" alt="A lane"><figcaption>The lane in June</figcaption></figure>'
+    )
+    doc = lxml_html.document_fromstring(newsletter(post).html)
+    caption = next(e for e in doc.iter() if (e.text or "").strip() == "The lane in June")
+    assert styles(caption)["font-size"] == "13px"
+    assert styles(caption)["font-family"].startswith("Helvetica")
