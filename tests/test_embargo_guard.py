@@ -142,6 +142,13 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     waiting = {s["channel"]: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
     assert waiting == {"newsletter": "2026-12-05T05:01:00+00:00", "column": None}
 
+    # Scheduling the reader edition "now" says at once that readers wait, and for what.
+    now = ok(project, "schedule", "latest", "--channel", "newsletter", "--at", "now")
+    assert (
+        f"readers wait for the column's embargo (send {send['column']}) until {RELEASE_TEXT}"
+        in (now)
+    )
+
     clock.now = MONDAY_SEND
     monday = ok(project, "run", "--once")
     assert f"Send {send['column']} (column) 'Embargoed column': 2 sent" in monday
