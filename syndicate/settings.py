@@ -263,6 +263,8 @@ class Web(_Section):
     # Largest request body of any page or form; the SendGrid event webhook has its own.
     max_body_bytes: int = Field(default=65_536, ge=4096)
     max_event_bytes: int = Field(default=5_000_000, ge=65_536)
+    # Open connections `serve` accepts at once; a request past it gets 503 (uvicorn).
+    max_connections: int = Field(default=100, ge=8)
     sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
     inbound_parse_secret_env: str = "SYNDICATE_INBOUND_PARSE_SECRET"
     # Replaced by trusted_proxies (it trusted the left-most X-Forwarded-For entry, which the

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, set_setting
 from tests.web_support import SigningKey
 
 MB = 1024 * 1024
@@ -72,7 +72,9 @@ def start_serve(project: Path, env: dict[str, str]) -> Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One server for the module: only strangers post to it, so its peak memory is theirs."""
-    yield from serving(copy_project(tmp_path_factory.mktemp("bodies")))
+    project = copy_project(tmp_path_factory.mktemp("bodies"))
+    set_setting(project / "settings.toml", "max_connections = 100", "max_connections = 20")
+    yield from serving(project)
 
 
 @pytest.fixture
@@ -299,3 +301,30 @@ def test_at_most_four_event_bodies_are_read_at_once(served: Served) -> None:
     log = served.log.read_text()
     assert "Traceback" not in log
     assert log.count("client disconnected mid-body") == 4
+
+
+def test_slow_clients_past_max_connections_are_turned_away(served: Served) -> None:
+    """25 clients that send headers and a trickle of body: past web.max_connections (20 here)
+    the server answers 503 at once instead of holding them all."""
+    head = (
+        b"POST /unsubscribe/u1-1-aaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Transfer-Encoding: chunked\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n\r\n1\r\nx\r\n"
+    )
+    slow = []
+    try:
+        for _ in range(25):
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+            sock.sendall(head)
+            slow.append(sock)
+            time.sleep(0.02)
+        time.sleep(1.0)
+        answered = [sock for sock in slow if select.select([sock], [], [], 0)[0]]
+        statuses = [_status(sock) for sock in answered]
+        assert statuses and set(statuses) == {503}, statuses
+        assert 5 <= len(statuses) <= 10, statuses
+    finally:
+        for sock in slow:
+            sock.close()
+    time.sleep(0.5)
+    assert httpx.get(f"http://127.0.0.1:{served.port}/healthz").status_code == 200

@@ -29,5 +29,6 @@ def serve(
         # own handling would rewrite the client address before the app sees the real peer.
         proxy_headers=False,
         server_header=False,
+        limit_concurrency=settings.web.max_connections,
         log_level="info",
     )
