@@ -4,6 +4,7 @@ killed process leaves the outbox usable."""
 
 from __future__ import annotations
 
+import logging
 import mailbox
 import os
 import signal
@@ -110,8 +111,14 @@ def test_a_secret_key_shorter_than_32_bytes_is_refused_with_one_line(
 ) -> None:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", key)
     monkeypatch.setattr(sys, "argv", ["syndicate", "-c", str(project / "settings.toml"), "status"])
-    with pytest.raises(SystemExit) as stopped:
-        main()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main()
+    finally:  # the command configures logging for itself; leave the test process as it was
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
     assert stopped.value.code == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
