@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -162,6 +164,8 @@ sends = Table(
     Column("approval_requested_at", DateTime(timezone=True)),
     Column("approved_at", DateTime(timezone=True)),
     Column("approved_by", Text, nullable=False, default=""),
+    # `syndicate send --break-embargo` sent this reader edition before its embargo, then.
+    Column("embargo_broken_at", DateTime(timezone=True)),
     UniqueConstraint("post_id", "channel"),
 )
 
@@ -302,11 +306,38 @@ def connect(url: str) -> Engine:
     """Open the database and create or migrate the schema."""
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
+        _keep_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     with engine.begin() as conn:
         metadata.create_all(conn)
         _migrate(conn)
     return engine
+
+
+def _keep_private(database: str | None) -> None:
+    """The SQLite file holds the token key and every reply: readable by its owner only.
+
+    It is created 0600 whatever the umask, and SQLite gives its -wal and -shm files the mode of
+    the database file. A file an older version left readable is narrowed.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite reports the folder or permission problem in its own words
+    for companion in ("", "-wal", "-shm", "-journal"):
+        file = Path(f"{path}{companion}")
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s is readable by other users and cannot be narrowed: %s", file, exc)
 
 
 def _migrate(conn: Connection) -> None:
@@ -791,43 +822,31 @@ def create_send(
     return int(result.inserted_primary_key[0])
 
 
-def due_sends(
-    conn: Connection, at: datetime, *, respect_embargo: bool = True
-) -> list[dict[str, Any]]:
-    """Sends whose time has come, plus any left 'sending' by an interrupted run.
+def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
+    """Scheduled sends whose time has come, plus any left 'sending' by an interrupted run.
 
-    A scheduled send also waits for its own embargo_until and, for a reader edition when
-    `respect_embargo` is set, for the embargo of the same post's column (unless that column
-    send was cancelled): the reader edition never leaves before the release time editors got.
+    The embargo is not applied here: the scheduler asks syndicate.embargo, the one place that
+    says what holds a reader edition back.
     """
-    column = sends.alias("column_send")
-    column_embargo = (
-        select(column.c.id)
-        .where(
-            column.c.post_id == sends.c.post_id,
-            column.c.channel == Channel.COLUMN.value,
-            column.c.state != SendState.CANCELLED.value,
-            column.c.embargo_until > at,
-        )
-        .exists()
-    )
-    ready = (
-        (sends.c.state == SendState.SCHEDULED.value)
-        & (sends.c.scheduled_at <= at)
-        & (
-            (sends.c.channel == Channel.COLUMN.value)
-            | sends.c.embargo_until.is_(None)
-            | (sends.c.embargo_until <= at)
-        )
-    )
-    if respect_embargo:
-        ready = ready & ((sends.c.channel != Channel.NEWSLETTER.value) | ~column_embargo)
+    ready = (sends.c.state == SendState.SCHEDULED.value) & (sends.c.scheduled_at <= at)
     rows = conn.execute(
         select(sends)
         .where(ready | (sends.c.state == SendState.SENDING.value))
         .order_by(sends.c.scheduled_at, sends.c.id)
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def column_sends(conn: Connection, post_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The column send (id, state, embargo_until) of each of these posts that has one."""
+    if not post_ids:
+        return {}
+    rows = conn.execute(
+        select(sends.c.id, sends.c.post_id, sends.c.state, sends.c.embargo_until).where(
+            sends.c.channel == Channel.COLUMN.value, sends.c.post_id.in_(sorted(post_ids))
+        )
+    ).mappings()
+    return {int(row["post_id"]): dict(row) for row in rows}
 
 
 def claim_send(conn: Connection, send_id: int) -> bool:

@@ -23,6 +23,14 @@ from syndicate.web import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, cli, edit, fixture, sent_project
 
+PARSE_SECRET = "inbound-parse-test-secret"
+
+
+@pytest.fixture(autouse=True)
+def parse_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password SendGrid's Inbound Parse URL carries (basic auth); every post here sends it."""
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
+
 
 @contextmanager
 def serve(
@@ -40,7 +48,9 @@ def serve(
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, auth=("sendgrid", PARSE_SECRET)
+        ) as http:
             yield http
     finally:
         server.should_exit = True
@@ -63,7 +73,7 @@ def test_raw_mode_the_whole_message_in_the_email_field(client) -> None:
     http, project = client
     envelope = json.dumps(
         {
-            "to": ["replies+r1-4-5sc7372kn77aaidl@notes.example.com"],
+            "to": ["replies+r1-4-hm54mk4gariuqedp@notes.example.com"],
             "from": "reader.anon@example.com",
         }
     )
@@ -96,7 +106,7 @@ def test_parsed_mode_the_message_rebuilt_from_headers_text_and_html(client) -> N
         "from": "Zoë Pérez <zoe.perez@example.org>",
         "to": "replies@notes.example.com",
         "subject": "Re: The job is not the work",
-        "envelope": json.dumps({"to": ["replies+r1-2-xl36ajd46gagqbac@notes.example.com"]}),
+        "envelope": json.dumps({"to": ["replies+r1-2-ll7etivk2cicffm4@notes.example.com"]}),
         "charsets": json.dumps({"text": "UTF-8", "html": "UTF-8", "subject": "UTF-8"}),
         "attachments": "0",
     }

@@ -25,7 +25,7 @@ from syndicate.cli.common import (
     still_to_send,
 )
 from syndicate.models import Channel, SendState
-from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
+from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, describe_wait, run_once
 
 
 @app.command()
@@ -124,6 +124,8 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
         console.print(
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
+    for wait in getattr(report, "waiting", []):
+        console.print(describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:
