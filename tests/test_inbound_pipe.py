@@ -10,6 +10,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import settings as settings_module
 from syndicate import store
+from syndicate.cli import inbound as inbound_cli
 from syndicate.inbound import stdin
 from syndicate.models import ReplyState
 from syndicate.scheduler import Daemon
@@ -171,8 +174,8 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
     settings, engine, _ = load(project)
     daemon = Daemon(engine, settings)
     assert daemon.inbox is None  # no mailbox: the pipe is the only entrance
-    jobs = {job.id for job in daemon.build_scheduler().get_jobs()}
-    assert "retry_forwards" in jobs
+    jobs = {job.id: job for job in daemon.build_scheduler().get_jobs()}
+    assert jobs["retry_forwards"].trigger.interval.total_seconds() == 60 * 5  # inbox_minutes
     daemon.lock.acquire()
     try:
         daemon.job_retry_forwards()
@@ -181,3 +184,41 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
     assert [m.rcpt_tos for m in handler.messages] == [["jane@example.com"]]
     with engine.connect() as conn:
         assert store.get_reply(conn, reply["id"])["state"] == ReplyState.FORWARDED.value
+
+
+def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "key").write_text("key-from-the-file\n")
+    (project / "url").write_text("sqlite:////srv/from-the-file.db\n")
+    for name in ("key", "url"):
+        (project / name).chmod(0o600)
+    config = project / "settings.toml"
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "key-from-the-environment")
+    monkeypatch.setenv("SYNDICATE_DATABASE_URL", "sqlite:////srv/from-the-environment.db")
+    settings = settings_module.load(config)
+    assert settings.hmac_key_from_env() == b"key-from-the-environment"
+    assert settings.database_url == "sqlite:////srv/from-the-environment.db"
+    edit(config, 'key_file = ""', 'key_file = "key"')
+    edit(config, 'url_file = ""', 'url_file = "url"')
+    settings = settings_module.load(config)
+    assert settings.hmac_key_from_env() == b"key-from-the-file"
+    assert settings.database_url == "sqlite:////srv/from-the-file.db"
+
+
+def test_while_receiving_logs_go_to_syslog_and_stderr_keeps_the_sentence(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "log"))
+    listener.settimeout(10)
+    monkeypatch.setattr(inbound_cli, "SYSLOG_SOCKET", str(tmp_path / "log"))
+    edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 2000")
+    raw = fixture("gmail_fr.eml") + b"\n" + b"x" * 3000 + b"\n"
+    try:
+        result = cli(project, "inbound", "receive", stdin=raw)
+        record = listener.recv(65536)
+    finally:
+        listener.close()
+    assert result.returncode == stdin.EX_DATAERR
+    assert result.stderr.decode() == stdin.TOO_LARGE + "\n"
+    # <20>: facility mail (2 × 8) + severity warning (4), as syslog reads it.
+    assert record.startswith(b"<20>syndicate: ") and b"refused a message" in record
