@@ -92,13 +92,22 @@ def test_only_the_readers_own_words_remain(name: str) -> None:
         assert quoted not in own, f"{quoted!r} left in {own!r}"
 
 
-@pytest.mark.parametrize("name", sorted(REPLIES))
+def html_part(name: str) -> EmailMessage | None:
+    return next((p for p in message(name).walk() if p.get_content_type() == "text/html"), None)
+
+
+WITH_HTML = sorted(name for name in REPLIES if html_part(name) is not None)
+
+
+def test_most_fixtures_have_an_html_part() -> None:
+    assert len(WITH_HTML) >= 10
+
+
+@pytest.mark.parametrize("name", WITH_HTML)
 def test_the_html_part_alone_gives_the_same_words(name: str) -> None:
     """Clients that send only HTML quote with a <div> or <blockquote> and no '>' marks."""
-    full = message(name)
-    html = next((p for p in full.walk() if p.get_content_type() == "text/html"), None)
-    if html is None:
-        pytest.skip("this client sends text only")
+    html = html_part(name)
+    assert html is not None
     alone = EmailMessage()
     alone.set_content(html.get_content(), subtype="html")
     own = text.own_words(alone)
@@ -122,3 +131,13 @@ def test_the_html_part_alone_gives_the_same_words(name: str) -> None:
 )
 def test_never_nothing_when_the_reader_wrote_something(written: str) -> None:
     assert text.strip_quotes(written).strip()
+
+
+def test_a_bottom_post_under_a_wrapped_attribution_keeps_only_the_answer() -> None:
+    written = (
+        "On Thu, Nov 26, 2026 at 1:00 PM Jane Marlowe <\n"
+        "replies+r1-2-xl36ajd46gagqbac@notes.example.com> wrote:\n\n"
+        "> Every job has a work hidden inside it.\n\n"
+        "My answer sits below your words.\n"
+    )
+    assert text.strip_quotes(written) == "My answer sits below your words."

@@ -126,13 +126,12 @@ def strip_quotes(text: str) -> str:
 
 def _own_part(text: str) -> str:
     """The reader's part: above the first attribution, or below it when they wrote there."""
-    start = _quote_start(text)
+    start, end = _quote_start(text)
     above = text[:start]
-    if above.strip():
+    if above.strip() or start == len(text):
         return _reply_parser_cut(above)
-    # Bottom-posted: the attribution comes first; keep what follows it, minus header blocks.
-    below = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
-    return _reply_parser_cut(below) if start < len(text) else _reply_parser_cut(text)
+    # Bottom-posted: the attribution comes first; the reader wrote below the quoted lines.
+    return _reply_parser_cut(text[end:])
 
 
 def _reply_parser_cut(text: str) -> str:
@@ -145,12 +144,13 @@ def _reply_parser_cut(text: str) -> str:
     return text
 
 
-def _quote_start(text: str) -> int:
-    """Offset where the quoted message starts (len(text) when nothing is quoted)."""
-    starts = [len(text)]
+def _quote_start(text: str) -> tuple[int, int]:
+    """Where the quoted message starts (len(text) when nothing is quoted), and where the lines
+    introducing it end."""
+    starts = [(len(text), len(text))]
     block = _HEADER_BLOCK.search(text)
     if block:
-        starts.append(block.start())
+        starts.append((block.start(), block.end()))
     lines = text.split("\n")
     offsets = [0]
     for line in lines:
@@ -159,7 +159,7 @@ def _quote_start(text: str) -> int:
         if not line.strip():
             continue
         if _SEPARATOR_LINE.match(line):
-            starts.append(offsets[i])
+            starts.append((offsets[i], offsets[i + 1]))
             break
         for span in (1, 2, 3):  # clients wrap a long attribution line
             part = lines[i : i + span]
@@ -173,9 +173,9 @@ def _quote_start(text: str) -> int:
             ):
                 break  # a finished sentence, then an attribution on its own: the reader's line
             if _ATTRIBUTION_LINE.match(joined) and _looks_like_attribution(joined, lines, i + span):
-                starts.append(offsets[i])
+                starts.append((offsets[i], min(offsets[i + span], len(text))))
                 break
-        if len(starts) > 1 and starts[-1] == offsets[i]:
+        if len(starts) > 1 and starts[-1][0] == offsets[i]:
             break
     return min(starts)
 
