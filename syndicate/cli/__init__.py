@@ -14,6 +14,7 @@ from syndicate.cli import (  # noqa: F401
     feed,
     inbound,
     init,
+    posts,
     preview,
     replies,
     run,
