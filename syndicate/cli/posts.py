@@ -12,6 +12,7 @@ from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel
 from syndicate.schedule import short
 
@@ -43,11 +44,11 @@ def list_posts(
     table = Table(
         title=f"Posts (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.add_column("id", justify="right", no_wrap=True)
-    table.add_column("published", no_wrap=True)
-    table.add_column("title")
+    table.add_column("id", justify="right", **column_style("id"))
+    table.add_column("published", **column_style("published"))
+    table.add_column("title", **column_style("post"))
     for channel in Channel:
-        table.add_column(channel.value, no_wrap=True)
+        table.add_column(channel.value, **column_style(channel.value))
     for p in rows:
         table.add_row(
             str(p["id"]),
@@ -55,7 +56,7 @@ def list_posts(
             p["title"],
             *(_channel_cell(p, channel, zone) for channel in Channel),
         )
-    console.print(table)
+    print_table(table)
 
 
 def _channel_cell(post: dict[str, Any], channel: Channel, zone: ZoneInfo) -> str:

@@ -10,10 +10,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.inbound import wordpress
 from syndicate.models import ReplyKind
@@ -96,9 +98,14 @@ def list_replies(
     if not data:
         console.print("No replies yet.")
         return
-    table = Table(title=f"Replies (times in {settings.author.timezone}; * unread)")
-    for column in ("id", "received", "kind", "state", "from", "post", "text"):
-        table.add_column(column)
+    table = Table(
+        title=f"Replies (times in {settings.author.timezone}; * unread)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("id", "received", "kind", "state", "from", "post"):
+        table.add_column(column, **column_style(column))
+    table.add_column("text", overflow="fold")
     for r in data:
         failed = ", ".join(r["addresses"])
         if failed:
@@ -113,7 +120,7 @@ def list_replies(
             r["post_title"] or "",
             words if len(words) < 80 else words[:77] + "…",
         )
-    console.print(table)
+    print_table(table)
 
 
 @replies_app.command()
