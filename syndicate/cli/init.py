@@ -100,11 +100,14 @@ def init(
         example = folder / EXAMPLE_FEED
         example.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(packaged(EXAMPLE_FEED), example)
-    console.print(f"Created {folder}: settings.toml, templates/, subscribers/", highlight=False)
+    console.print(
+        f"Created {folder}: settings.toml, templates/, subscribers/", highlight=False, markup=False
+    )
     console.print(
         f"Next: edit {config} ([site], [mail], [transport]), add readers to "
         f"{lists / 'readers.csv'}, then: cd {folder} && syndicate run --once",
         highlight=False,
+        markup=False,
     )
 
 
