@@ -1280,7 +1280,7 @@ def _unread_personal() -> Any:
     return (
         replies.c.read_at.is_(None)
         & replies.c.kind.in_(PERSONAL_REPLY_KINDS)
-        & ((replies.c.kind != "unmatched") | (func.trim(replies.c.text) != ""))
+        & ((replies.c.kind != "unmatched") | (func.trim(replies.c.text, " \t\r\n") != ""))
     )
 
 
