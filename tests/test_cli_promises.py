@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +99,7 @@ def test_settings_with_a_byte_order_mark_is_read(cli: Cli) -> None:
     config = cli.project / "settings.toml"
     config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
     assert settings.load(config).author.name == "Jane Marlowe"
-    code, out, err = cli("posts", "list")
+    code, _out, err = cli("posts", "list")
     assert code == 0, err
 
 
@@ -234,7 +237,7 @@ def test_one_word_counter() -> None:
 def test_feed_check_counts_words_as_the_column_does(cli: Cli) -> None:
     loaded = settings.load(cli.project / "settings.toml")
     parsed = feed.parse((ROOT / "examples" / "feed.xml").read_bytes(), "examples/feed.xml")
-    code, out, _ = cli("feed", "check", "--json")
+    _code, out, _ = cli("feed", "check", "--json")
     checked = {p["guid"]: p["words"] for p in json.loads(out)["posts"]}
     for post in parsed.posts:
         column = build_draft(post, loaded).word_count
@@ -254,7 +257,7 @@ def test_feed_check_uses_the_feed_settings(cli: Cli) -> None:
 
 
 def test_subscribers_sync_json_is_one_document(cli: Cli) -> None:
-    code, out, _ = cli("subscribers", "sync", "--json")
+    _code, out, _ = cli("subscribers", "sync", "--json")
     document = json.loads(out)
     assert [d["kind"] for d in document["lists"]] == ["reader", "editor"]
     assert document["lists"][0]["added"] >= 1
@@ -268,7 +271,7 @@ def test_an_import_keeps_names_and_spelling_already_on_the_list(cli: Cli) -> Non
         "MARGARET.HOLLOWAY@EXAMPLE.COM,Maggie,H\n"
         "new.person@example.com,New,Person\n"
     )
-    code, out, _ = cli("subscribers", "import", str(export), "--json")
+    _code, out, _ = cli("subscribers", "import", str(export), "--json")
     report = json.loads(out)
     assert report["added"] == 1
     [difference, spelling] = report["differences"]
@@ -307,3 +310,27 @@ def test_unreadable_editor_preferences_are_reported_at_import(cli: Cli) -> None:
     with engine.connect() as conn:
         [editor] = store.list_recipients(conn, RecipientKind.EDITOR)
     assert editor["email"] == "ed@paper.example"  # the row still lands
+
+
+def test_the_daemon_logs_at_info_for_its_journal(project: Path) -> None:
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), "run"],
+        cwd=project,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        seen = []
+        while time.monotonic() < deadline:
+            line = daemon.stderr.readline() if daemon.stderr else ""
+            if not line:
+                break
+            seen.append(line)
+            if " INFO " in line:
+                break
+        assert any(" INFO " in line for line in seen), "".join(seen)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
