@@ -40,7 +40,7 @@ app = typer.Typer(
 
 # soft_wrap: paths and messages stay on one line, whatever the terminal width.
 console = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
