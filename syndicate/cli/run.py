@@ -23,7 +23,7 @@ from syndicate.cli.common import (
     settings_of,
 )
 from syndicate.models import Channel
-from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
+from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, describe_wait, run_once
 
 
 @app.command()
@@ -118,6 +118,8 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
         console.print(
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
+    for wait in getattr(report, "waiting", []):
+        console.print(describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:
