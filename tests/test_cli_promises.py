@@ -331,6 +331,9 @@ def test_the_daemon_logs_at_info_for_its_journal(project: Path) -> None:
             if " INFO " in line:
                 break
         assert any(" INFO " in line for line in seen), "".join(seen)
-    finally:
         daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=60)
+        daemon.communicate(timeout=60)  # drains stderr while the daemon finishes and stops
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
