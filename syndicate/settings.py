@@ -137,6 +137,10 @@ class Transport(_Section):
         return self.sendgrid.batch_size if self.kind == "sendgrid" else self.smtp.batch_size
 
 
+# Tokens are HMAC-SHA256; a key shorter than its 32-byte output adds guessable weakness.
+MIN_SECRET_KEY_BYTES = 32
+
+
 class Secrets(_Section):
     hmac_key_env: str = "SYNDICATE_SECRET_KEY"
 
@@ -365,8 +369,21 @@ class Settings(_Section):
         return os.environ.get(self.transport.sendgrid.api_key_env, "")
 
     def hmac_key_from_env(self) -> bytes | None:
+        """The token key from the environment, or None when unset (the database keeps one).
+
+        A key short enough to guess would let anyone forge unsubscribe links and reply tokens.
+        """
         value = os.environ.get(self.secrets.hmac_key_env, "")
-        return value.encode() if value else None
+        if not value:
+            return None
+        key = value.encode()
+        if len(key) < MIN_SECRET_KEY_BYTES:
+            raise SettingsError(
+                f"{self.secrets.hmac_key_env}: the secret key is {len(key)} bytes, it must be at "
+                f"least {MIN_SECRET_KEY_BYTES} (make one with: python3 -c "
+                "'import secrets; print(secrets.token_hex(32))')"
+            )
+        return key
 
 
 def _require_fields(template: str, allowed: set[str]) -> str:
@@ -480,9 +497,11 @@ def load(path: Path = DEFAULT_CONFIG) -> Settings:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     raw.pop("base_dir", None)
     try:
-        return Settings(**raw, base_dir=path.resolve().parent)
+        settings = Settings(**raw, base_dir=path.resolve().parent)
     except ValidationError as exc:
         raise SettingsError(_describe(path, exc)) from None
+    settings.hmac_key_from_env()  # a weak key is refused at start, not at the first send
+    return settings
 
 
 def _describe(path: Path, exc: ValidationError) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -306,11 +308,38 @@ def connect(url: str) -> Engine:
     """Open the database and create or migrate the schema."""
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
+        _keep_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     with engine.begin() as conn:
         metadata.create_all(conn)
         _migrate(conn)
     return engine
+
+
+def _keep_private(database: str | None) -> None:
+    """The SQLite file holds the token key and every reply: readable by its owner only.
+
+    It is created 0600 whatever the umask, and SQLite gives its -wal and -shm files the mode of
+    the database file. A file an older version left readable is narrowed.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite reports the folder or permission problem in its own words
+    for companion in ("", "-wal", "-shm", "-journal"):
+        file = Path(f"{path}{companion}")
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s is readable by other users and cannot be narrowed: %s", file, exc)
 
 
 def _migrate(conn: Connection) -> None:
