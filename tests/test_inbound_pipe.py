@@ -187,20 +187,20 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
 
 
 def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (project / "key").write_text("key-from-the-file\n")
+    (project / "key").write_text("key-from-the-file-0123456789abcdef\n")
     (project / "url").write_text("sqlite:////srv/from-the-file.db\n")
     for name in ("key", "url"):
         (project / name).chmod(0o600)
     config = project / "settings.toml"
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "key-from-the-environment")
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "key-from-the-environment-0123456789abcdef")
     monkeypatch.setenv("SYNDICATE_DATABASE_URL", "sqlite:////srv/from-the-environment.db")
     settings = settings_module.load(config)
-    assert settings.hmac_key_from_env() == b"key-from-the-environment"
+    assert settings.hmac_key_from_env() == b"key-from-the-environment-0123456789abcdef"
     assert settings.database_url == "sqlite:////srv/from-the-environment.db"
     edit(config, 'key_file = ""', 'key_file = "key"')
     edit(config, 'url_file = ""', 'url_file = "url"')
     settings = settings_module.load(config)
-    assert settings.hmac_key_from_env() == b"key-from-the-file"
+    assert settings.hmac_key_from_env() == b"key-from-the-file-0123456789abcdef"
     assert settings.database_url == "sqlite:////srv/from-the-file.db"
 
 
