@@ -91,6 +91,15 @@ def count_words(text: str) -> int:
     return sum(1 for token in plain.split() if _is_word(token))
 
 
+def body_word_count(body_html: str) -> int:
+    """The column's word count: the body's text blocks (not captions), as its draft says."""
+    return sum(
+        count_words(b.text)
+        for b in html_to_blocks(body_html, links=False)
+        if b.kind in COUNTED_KINDS
+    )
+
+
 def _is_word(token: str) -> bool:
     return token == "&" or any(ch.isalnum() for ch in token)
 
