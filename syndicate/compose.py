@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from syndicate import tokens
+from syndicate.headers import one_line
 from syndicate.models import Attachment, Channel, Edition, Recipient
 from syndicate.render import placeholders as ph
 
@@ -97,11 +98,6 @@ def fill(template: str, values: dict[str, str], *, escape: bool) -> str:
     if escape:
         return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(0)], quote=True), template)
     return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
-
-
-def one_line(text: str) -> str:
-    """Header-safe: CR, LF and other control characters from a feed never reach a header."""
-    return " ".join(text.split())
 
 
 def list_id(channel: Channel, sender: Sender) -> str:

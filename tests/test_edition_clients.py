@@ -138,6 +138,8 @@ def test_the_classes_that_replace_html5_tags_are_styled() -> None:
             '<div class="figure"><img src="https://x.example/a.png" alt="A">'
             '<p class="caption">The lane</p></div>'
             '<blockquote><p>Words.</p><span class="cite">Someone</span></blockquote>'
+            '<div class="details"><p class="summary">More</p><p>A <span class="mark">hit</span>'
+            "</p></div>"
         ),
     )
     doc = lxml_html.document_fromstring(email.inline_css(env.get_template(EDITION).render(context)))
@@ -147,3 +149,15 @@ def test_the_classes_that_replace_html5_tags_are_styled() -> None:
     assert caption["font-family"].startswith("Helvetica") and caption["font-size"] == "13px"
     cite = styles(doc.find_class("cite")[0])
     assert cite["display"] == "block" and cite["font-style"] == "normal"
+    assert styles(doc.find_class("summary")[0])["font-weight"] == "bold"
+    assert styles(doc.find_class("mark")[0])["background"] == "#fbeeb8"
+
+
+def test_a_feed_figure_caption_looks_like_a_caption_whatever_the_sanitiser_makes_of_it() -> None:
+    post = make_post(
+        '<figure><img src="/a.jpg" alt="A lane"><figcaption>The lane in June</figcaption></figure>'
+    )
+    doc = lxml_html.document_fromstring(newsletter(post).html)
+    caption = next(e for e in doc.iter() if (e.text or "").strip() == "The lane in June")
+    assert styles(caption)["font-size"] == "13px"
+    assert styles(caption)["font-family"].startswith("Helvetica")
