@@ -269,8 +269,12 @@ class Web(_Section):
     # Largest request body of any page or form; the SendGrid event webhook has its own.
     max_body_bytes: int = Field(default=65_536, ge=4096)
     max_event_bytes: int = Field(default=5_000_000, ge=65_536)
-    # Open connections `serve` accepts at once; a request past it gets 503 (uvicorn).
-    max_connections: int = Field(default=100, ge=8)
+    # Requests `serve` handles at once (idle connections do not count); one past it gets 503.
+    max_requests: int = Field(default=100, ge=8)
+    # Seconds a client has to send a whole request head (else its connection is closed) and,
+    # after it, its whole body (else 408).
+    head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
     inbound_parse_secret_env: str = "SYNDICATE_INBOUND_PARSE_SECRET"
     # Replaced by trusted_proxies (it trusted the left-most X-Forwarded-For entry, which the
