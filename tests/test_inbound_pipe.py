@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,23 @@ def test_while_receiving_logs_go_to_syslog_and_stderr_keeps_the_sentence(
     assert result.stderr.decode() == stdin.TOO_LARGE + "\n"
     # <20>: facility mail (2 × 8) + severity warning (4), as syslog reads it.
     assert record.startswith(b"<20>syndicate: ") and b"refused a message" in record
+
+
+def test_an_entrance_not_heard_from_for_30_days_is_left_out_of_the_comparison() -> None:
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+
+    def use(name: str, fingerprint: str, days_ago: float) -> dict:
+        at = now - timedelta(days=days_ago)
+        return {"entrance": name, "fingerprint": fingerprint, "first": at, "last": at}
+
+    rotated = [use("syndicate run as syndicate", "new", 0), use("syndicate serve", "new", 1)]
+    assert store.key_mismatch([*rotated, use("old pipe", "old", 31)]) == []
+    recent = [*rotated, use("inbound receive as nobody", "old", 29)]
+    assert {u["entrance"] for u in store.key_mismatch(recent)} == {
+        "syndicate run as syndicate",
+        "syndicate serve",
+        "inbound receive as nobody",
+    }
+    assert store.key_fingerprint(b"a" * 32) == store.key_fingerprint(b"a" * 32)
+    assert store.key_fingerprint(b"a" * 32) != store.key_fingerprint(b"b" * 32)
+    assert "a" * 12 not in store.key_fingerprint(b"a" * 32)
