@@ -6,10 +6,14 @@ web app and the daemon can share it) and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import pwd
+import re
 import secrets
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate.models import (
     Channel,
@@ -234,6 +239,8 @@ replies = Table(
     Column("size", Integer, nullable=False, default=0),
     Column("forwarded_at", DateTime(timezone=True)),
     Column("detail", Text, nullable=False, default=""),
+    # When the author marked it read (`syndicate replies read`); status counts unread ones.
+    Column("read_at", DateTime(timezone=True)),
 )
 
 # One row per inbound message ever recorded: a message seen twice (IMAP re-fetch, MTA retry,
@@ -350,8 +357,10 @@ def _migrate(conn: Connection) -> None:
             f"the database has schema version {version}, newer than this syndicate "
             f"({SCHEMA_VERSION}); upgrade syndicate"
         )
-    if int(version) < SCHEMA_VERSION:
-        added = _add_missing_columns(conn)
+    # Also at the same version: a column added within a version (a database made by an
+    # earlier build of this version) is added rather than failing every query that names it.
+    added = _add_missing_columns(conn)
+    if added:
         log.info("database upgraded to schema %s: added %s", SCHEMA_VERSION, ", ".join(added))
     set_meta(conn, "schema_version", str(SCHEMA_VERSION))
 
@@ -409,13 +418,110 @@ def hmac_key(engine: Engine, from_env: bytes | None) -> bytes:
     runs; setting the environment variable takes precedence.
     """
     if from_env:
-        return from_env
-    with engine.begin() as conn:
-        stored = get_meta(conn, "generated_hmac_key")
-        if stored is None:
-            stored = secrets.token_hex(32)
-            set_meta(conn, "generated_hmac_key", stored)
-    return stored.encode()
+        key = from_env
+    else:
+        with engine.begin() as conn:
+            stored = get_meta(conn, "generated_hmac_key")
+            if stored is None:
+                stored = secrets.token_hex(32)
+                set_meta(conn, "generated_hmac_key", stored)
+        key = stored.encode()
+    _note_key_use(engine, key)
+    return key
+
+
+# --- which key each entrance uses ---------------------------------------------------------------
+# Every entrance (daemon, web app, MTA pipe, a command in a shell) records a fingerprint of the
+# token key it used, so `syndicate status` can tell when two of them sign with different keys
+# (an MTA pipe without the daemon's environment files every token-only reply as unmatched).
+
+_KEY_USE_PREFIX = "key_used_by:"
+_KEY_USE_REFRESH_SECONDS = 3600
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public name for a key: equal keys, equal names; the key cannot be read back."""
+    return hashlib.sha256(b"syndicate token key fingerprint\0" + key).hexdigest()[:12]
+
+
+def entrance_name() -> str:
+    """This process as a sysadmin would name it: "syndicate inbound receive as nobody"."""
+    words: list[str] = []
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("-c", "--config"):
+            next(args, None)
+        elif arg.startswith("-"):
+            if words:
+                break
+        elif re.fullmatch(r"[a-z][a-z-]*", arg) and len(words) < 2:
+            words.append(arg)
+        else:
+            break
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    return " ".join(["syndicate", *words]) + f" as {user}"
+
+
+def _note_key_use(engine: Engine, key: bytes) -> None:
+    name = (_KEY_USE_PREFIX + entrance_name())[:64]
+    fingerprint, at = key_fingerprint(key), now()
+    try:
+        with engine.begin() as conn:
+            raw = get_meta(conn, name)
+            known = json.loads(raw) if raw else {}
+            last = datetime.fromisoformat(known["last"]) if "last" in known else None
+            if (
+                known.get("fingerprint") == fingerprint
+                and last is not None
+                and (at - last).total_seconds() < _KEY_USE_REFRESH_SECONDS
+            ):
+                return
+            first = known["first"] if known.get("fingerprint") == fingerprint else at.isoformat()
+            value = {"fingerprint": fingerprint, "first": first, "last": at.isoformat()}
+            set_meta(conn, name, json.dumps(value))
+    except (SQLAlchemyError, ValueError, KeyError) as exc:  # a note, never a reason to fail
+        log.warning("could not record which token key this entrance uses: %s", exc)
+
+
+def key_uses(conn: Connection, own_key: bytes | str | None = None) -> list[dict[str, Any]]:
+    """Each entrance's last recorded key: name, fingerprint, first and last use (newest first);
+    with `own_key`, this process too, as used now."""
+    rows = conn.execute(
+        select(meta.c.key, meta.c.value).where(meta.c.key.startswith(_KEY_USE_PREFIX))
+    ).all()
+    uses = []
+    for name, raw in rows:
+        try:
+            value = json.loads(raw)
+            uses.append(
+                {
+                    "entrance": name.removeprefix(_KEY_USE_PREFIX),
+                    "fingerprint": value["fingerprint"],
+                    "first": datetime.fromisoformat(value["first"]),
+                    "last": datetime.fromisoformat(value["last"]),
+                }
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+    if own_key:
+        key = own_key.encode() if isinstance(own_key, str) else own_key
+        at = now()
+        own = {"entrance": entrance_name(), "fingerprint": key_fingerprint(key)}
+        uses = [u for u in uses if u["entrance"] != own["entrance"]]
+        uses.append({**own, "first": at, "last": at})
+    return sorted(uses, key=lambda use: use["last"], reverse=True)
+
+
+def key_mismatch(uses: list[dict[str, Any]], within_days: float = 30) -> list[dict[str, Any]]:
+    """The entrances used within `within_days` of the newest use, when they disagree; else []."""
+    if not uses:
+        return []
+    newest = uses[0]["last"]
+    recent = [u for u in uses if (newest - u["last"]).total_seconds() <= within_days * 86400]
+    return recent if len({u["fingerprint"] for u in recent}) > 1 else []
 
 
 # --- feed state -------------------------------------------------------------------------------
@@ -1314,7 +1420,22 @@ def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
         yield dict(row)
 
 
+# What a person wrote, as opposed to what the machine handled (bounces, auto-replies,
+# unsubscribes, approvals, spam, refused); only these are "new replies" for the author.
+PERSONAL_REPLY_KINDS = ("comment", "editor_response", "unmatched")
+
+
+def _unread_personal() -> Any:
+    """Unread words from a person; an unmatched message with no words is not a new reply."""
+    return (
+        replies.c.read_at.is_(None)
+        & replies.c.kind.in_(PERSONAL_REPLY_KINDS)
+        & ((replies.c.kind != "unmatched") | (func.trim(replies.c.text, " \t\r\n") != ""))
+    )
+
+
 def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest unread replies from people."""
     rows = conn.execute(
         select(
             replies.c.id,
@@ -1325,6 +1446,7 @@ def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
             posts.c.title,
         )
         .outerjoin(posts, posts.c.id == replies.c.post_id)
+        .where(_unread_personal())
         .order_by(replies.c.received_at.desc(), replies.c.id.desc())
         .limit(limit)
     ).mappings()
@@ -1332,8 +1454,80 @@ def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def count_replies(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(replies.c.kind, func.count()).group_by(replies.c.kind))
+    """Unread replies from people, by kind."""
+    rows = conn.execute(
+        select(replies.c.kind, func.count()).where(_unread_personal()).group_by(replies.c.kind)
+    )
     return {kind: count for kind, count in rows}
+
+
+def mark_replies_read(conn: Connection, reply_ids: list[int] | None) -> int:
+    """Mark these replies (None: every reply) read; returns how many were unread."""
+    query = update(replies).where(replies.c.read_at.is_(None)).values(read_at=now())
+    if reply_ids is not None:
+        query = query.where(replies.c.id.in_(reply_ids))
+    return conn.execute(query).rowcount
+
+
+def existing_reply_ids(conn: Connection, reply_ids: list[int]) -> set[int]:
+    return set(conn.execute(select(replies.c.id).where(replies.c.id.in_(reply_ids))).scalars())
+
+
+# --- posts (syndicate posts list) -------------------------------------------------------------
+
+
+def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Posts, newest first, each with its sends per channel (state and delivery counts)."""
+    query = select(
+        posts.c.id,
+        posts.c.guid,
+        posts.c.title,
+        posts.c.link,
+        posts.c.published,
+        posts.c.first_seen,
+        posts.c.eligible,
+    ).order_by(func.coalesce(posts.c.published, posts.c.first_seen).desc(), posts.c.id.desc())
+    if limit:
+        query = query.limit(limit)
+    found = [
+        dict(row) | {"sends": {}, "digest_send": None} for row in conn.execute(query).mappings()
+    ]
+    by_id = {p["id"]: p for p in found}
+    if not by_id:
+        return found
+    counts = (
+        select(
+            deliveries.c.send_id,
+            func.count().label("total"),
+            func.sum((deliveries.c.state == DeliveryState.SENT.value).cast(Integer)).label("sent"),
+        )
+        .group_by(deliveries.c.send_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            sends.c.id,
+            sends.c.post_id,
+            sends.c.channel,
+            sends.c.state,
+            sends.c.scheduled_at,
+            func.coalesce(counts.c.total, 0).label("total"),
+            func.coalesce(counts.c.sent, 0).label("sent"),
+        )
+        .outerjoin(counts, counts.c.send_id == sends.c.id)
+        .where(sends.c.post_id.in_(list(by_id)))
+        .order_by(sends.c.id)
+    ).mappings()
+    for row in rows:
+        by_id[row["post_id"]]["sends"][row["channel"]] = dict(row)
+    digested = conn.execute(
+        select(digest_posts.c.post_id, digest_posts.c.send_id).where(
+            digest_posts.c.post_id.in_(list(by_id))
+        )
+    )
+    for post_id, send_id in digested:
+        by_id[post_id]["digest_send"] = send_id
+    return found
 
 
 def dumps(value: Any) -> str:
@@ -1378,6 +1572,7 @@ def list_replies(
     kinds: list[str] | None = None,
     states: list[str] | None = None,
     limit: int | None = None,
+    unread_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Replies, newest first, with the post's title and link and the recipient's address."""
     query = (
@@ -1399,6 +1594,8 @@ def list_replies(
         query = query.where(replies.c.kind.in_(kinds))
     if states:
         query = query.where(replies.c.state.in_(states))
+    if unread_only:
+        query = query.where(replies.c.read_at.is_(None))
     if limit:
         query = query.limit(limit)
     return [dict(row) for row in conn.execute(query).mappings()]

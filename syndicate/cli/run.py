@@ -18,6 +18,7 @@ from syndicate.cli.common import (
     console,
     err,
     interruptible,
+    journal_logging,
     open_store,
     print_interrupted,
     send_progress,
@@ -73,6 +74,7 @@ def run(
 
 
 def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
+    journal_logging()
     daemon = Daemon(engine, settings)
     with interruptible(daemon.stop):
         daemon.serve(wait_for_lock=wait)

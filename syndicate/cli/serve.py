@@ -7,18 +7,25 @@ from typing import Annotated
 import typer
 
 from syndicate.cli.common import app, settings_of
+from syndicate.settings import Web
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Default: web.host.")] = "",
-    port: Annotated[int, typer.Option("--port", help="Default: web.port.")] = 0,
+    host: Annotated[
+        str, typer.Option("--host", help=f"Default: web.host in settings.toml ({Web().host}).")
+    ] = "",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help=f"Default: web.port in settings.toml ({Web().port})."),
+    ] = None,
 ) -> None:
     """Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."""
     import uvicorn
 
     from syndicate.web import create_app
+    from syndicate.webguard import h11_with_head_timeout
 
     settings = settings_of(ctx)
     uvicorn.run(
@@ -29,6 +36,10 @@ def serve(
         # own handling would rewrite the client address before the app sees the real peer.
         proxy_headers=False,
         server_header=False,
-        limit_concurrency=settings.web.max_connections,
+        # No limit_concurrency: uvicorn counts idle connections there, so sockets that never
+        # send a byte would shut everyone out. The app limits requests (web.max_requests), a
+        # head must arrive within web.head_timeout_seconds, a body within body_timeout_seconds.
+        http=h11_with_head_timeout(settings.web.head_timeout_seconds),
+        timeout_keep_alive=5,
         log_level="info",
     )

@@ -91,6 +91,15 @@ def count_words(text: str) -> int:
     return sum(1 for token in plain.split() if _is_word(token))
 
 
+def body_word_count(body_html: str) -> int:
+    """The column's word count: the body's text blocks (not captions), as its draft says."""
+    return sum(
+        count_words(b.text)
+        for b in html_to_blocks(body_html, links=False)
+        if b.kind in COUNTED_KINDS
+    )
+
+
 def _is_word(token: str) -> bool:
     return token == "&" or any(ch.isalnum() for ch in token)
 
@@ -252,6 +261,9 @@ class _Walker:
         elif tag == "hr":
             self.blocks.append(Block("break", ""))
         elif tag == "table":
+            caption = element.find("caption")
+            if caption is not None:
+                self.paragraph_of(caption)
             for row in element.iter("tr"):
                 cells = [_clean(self.inline(cell)) for cell in row if cell.tag in ("td", "th")]
                 self.paragraph_from([" | ".join(c for c in cells if c)])

@@ -7,10 +7,15 @@ from typing import Any
 
 import html2text
 
-_WORD = re.compile(r"[\w][\w'’.,\-]*", re.UNICODE)
+# One word counter for the whole program (feed check, column drafts): the column's.
+from syndicate.render.column_text import count_words
+
+__all__ = ["count_words", "html_to_plain"]
+
 # Block-level elements html2text treats as inline; without a break an image's alt text and its
 # caption run together ("…the top courseHarold’s wall").
 _BLOCKS_HTML2TEXT_MISSES = {"figure", "figcaption", "header", "footer", "section", "article", "dt"}
+_BLOCKS_HTML2TEXT_MISSES |= {"caption", "details", "summary"}
 
 
 def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> str:
@@ -49,8 +54,3 @@ def _paragraph_breaks(converter: Any, tag: str, attrs: dict[str, str | None], st
             converter.o(f"[Picture: {alt}]")
         return True
     return False  # let html2text handle the tag as usual
-
-
-def count_words(text: str) -> int:
-    """Words as a newspaper counts them: hyphenated words and numbers like 1,200 count once."""
-    return len(_WORD.findall(text))
