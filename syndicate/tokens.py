@@ -99,7 +99,7 @@ def new_installation_id() -> str:
 def message_id(key: bytes, installation: str, send_id: int, recipient_id: int, domain: str) -> str:
     """`<syndicate.sS.rR.INSTALLATION.MAC@domain>`: the same for every attempt of one delivery,
     different in every installation, and only we can make one that verifies."""
-    body = f"s{send_id}.r{recipient_id}.{installation}"
+    body = f"s{send_id}.r{recipient_id}.{installation or '0'}"
     return f"<syndicate.{body}.{_mac(key, 'm' + body)}@{domain}>"
 
 
