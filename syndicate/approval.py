@@ -198,13 +198,9 @@ DnsFunc = Callable[..., bytes | None]
 
 
 def _aligned(domain: str, author_domain: str) -> bool:
-    """DMARC's relaxed alignment, simplified: one domain is the other or a parent of it."""
-    domain, author_domain = domain.lower().rstrip("."), author_domain.lower().rstrip(".")
-    return bool(domain) and (
-        domain == author_domain
-        or author_domain.endswith("." + domain)
-        or domain.endswith("." + author_domain)
-    )
+    """Strict alignment: the very domain of the author's address (a subdomain may be run by
+    someone else, so it does not count)."""
+    return domain.lower().rstrip(".") == author_domain.lower().rstrip(".")
 
 
 def _dkim_signed_by(raw: bytes, author_domain: str, dnsfunc: DnsFunc | None) -> str:

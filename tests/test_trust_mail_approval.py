@@ -112,11 +112,12 @@ def test_a_valid_dkim_signature_of_the_authors_domain_approves(awaiting) -> None
     pem, record = dkim_key()
 
     def dns(name: bytes, timeout: int = 5) -> bytes | None:
-        return record if name == b"sel._domainkey.example.com." else None
+        return record if name.endswith(b"example.com.") else None
 
-    other = signed(answer(preview), "evil.example", pem)  # signed, by someone else's domain
-    result = handle_approval_reply(engine, cfg, parse(other), raw=other, dnsfunc=dns)
-    assert not result.accepted and "not authenticated" in result.reason
+    for domain in ("evil.example", "mail.example.com"):  # someone else's, a subdomain
+        other = signed(answer(preview), domain, pem)
+        result = handle_approval_reply(engine, cfg, parse(other), raw=other, dnsfunc=dns)
+        assert not result.accepted and "not authenticated" in result.reason
     tampered = signed(answer(preview), "example.com", pem).replace(b"approve\n", b"approve \n")
     result = handle_approval_reply(engine, cfg, parse(tampered), raw=tampered, dnsfunc=dns)
     assert not result.accepted and "not authenticated" in result.reason

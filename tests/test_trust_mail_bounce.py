@@ -135,6 +135,9 @@ def test_forged_or_foreign_verp_tokens_verify_nothing(project: Path) -> None:
         verp(project, 1, 2, key=b"not our key"),  # forged
         verp(project, 1, 99),  # signed, but no such delivery
         verp(project, 1, 2).replace("+b1-2-", "+b1-3-"),  # altered
+        tokens.reply_address(  # a reader's reply token is not a bounce token
+            settings.mail.reply_address, tokens.make(key, "reply", 1, 2)
+        ),
     ):
         with engine.connect() as conn:
             result = pipeline.classify(
@@ -186,3 +189,21 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     assert result.returncode == 0, result.stderr.decode()
     with engine.connect() as conn:
         assert store.get_bounce_score(conn, ZOE)["score"] == 1.0
+
+
+def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:
+    from syndicate import dispatch
+    from syndicate.models import Channel, Recipient, RecipientKind
+    from syndicate.render import EditionCache, make_environment
+
+    settings, engine, key = load(project)
+    with engine.connect() as conn:
+        post = store.get_post(conn, 5)
+    env = make_environment(settings.path(settings.paths.templates))
+    editions = EditionCache(post, Channel.NEWSLETTER, settings, env)
+    zoe = Recipient(2, RecipientKind.READER, ZOE, "Zoë")
+    sender = dispatch.make_sender(settings, key)
+    api = dispatch.Composer(editions, sender, 1, store.now(), with_bytes=False).outbound(7, zoe)
+    smtp = dispatch.Composer(editions, sender, 1, store.now()).outbound(7, zoe)
+    assert api.envelope_from == settings.mail.from_address
+    assert smtp.envelope_from == verp(project, 1, 2)
