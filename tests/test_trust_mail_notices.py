@@ -64,6 +64,22 @@ def test_a_large_message_from_a_forged_victim_mails_nobody(project: Path) -> Non
     assert notices(project) == {}
 
 
+def test_the_mta_is_asked_to_bounce_a_large_message_only_for_a_reader_writing_as_themselves(
+    project: Path,
+) -> None:
+    """Through the pipe the MTA sends the explanation (exit 65) to the envelope sender: never
+    for a stranger, whose sender may be forged."""
+    stranger = cli(
+        project, "inbound", "receive", stdin=large(f"<{VICTIM}>", "Hi", "<b3@x>", project)
+    )
+    assert stranger.returncode == 0 and b"shorter" not in stranger.stdout
+    reader = cli(
+        project, "inbound", "receive", stdin=large(f"<{MARGARET}>", "Hi", "<b4@x>", project)
+    )
+    assert reader.returncode == 65 and b"shorter" in reader.stdout
+    assert notices(project) == {}  # the pipe leaves telling to the MTA
+
+
 def test_a_large_reply_from_the_reader_is_answered_at_their_address_on_record(
     project: Path,
 ) -> None:

@@ -46,7 +46,9 @@ class Outcome:
     state: ReplyState
     duplicate: bool = False
     detail: str = ""
-    # Refused for its size (only headers kept): the one outcome an MTA should bounce.
+    # Refused for its size (only headers kept) and written by one of our recipients from their
+    # own address: the one outcome an MTA should bounce. (Bouncing a stranger's message would
+    # send our explanation to whatever sender they forged: backscatter.)
     too_large: bool = False
 
 
@@ -402,7 +404,9 @@ def _refuse(
         keys = filing.seen_keys(inbound)
         seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
-            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, True)
+            row = store.get_reply(conn, seen)
+            known = bool(row and row["recipient_id"])
+            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
         if found and not _sent_by(inbound, found["recipient"].email):
             found = {}  # a stranger holding someone's token is told nothing, nor is the victim
@@ -419,7 +423,9 @@ def _refuse(
         _tell_sender_refused(
             engine, reply_id, inbound, found["recipient"], post, len(raw), settings
         )
-    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason, too_large=True)
+    return Outcome(
+        reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason, too_large=bool(found)
+    )
 
 
 def _tell_sender_refused(
