@@ -43,7 +43,7 @@ def confirm_token(key: bytes, pending_id: int, nonce: str) -> str:
 
 @dataclass(frozen=True)
 class ConfirmOutcome:
-    state: str  # confirmed | already | expired | invalid
+    state: str  # pending (check only) | confirmed | already | expired | invalid
     email: str = ""
 
 
@@ -122,20 +122,45 @@ def send_confirmation(
     return True
 
 
-def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
-    """Activate the subscription a genuine, unexpired link names; anything else changes nothing."""
+def _claim(key: bytes, token: str, max_age_seconds: float) -> tuple[int, str] | str:
+    """The (pending id, nonce) a genuine, unexpired link names, or why not."""
     try:
         claim = serializer(key).loads(token, max_age=max_age_seconds)
     except SignatureExpired:
-        return ConfirmOutcome("expired")
+        return "expired"
     except BadSignature:
-        return ConfirmOutcome("invalid")
+        return "invalid"
     if not (isinstance(claim, list) and len(claim) == 2 and isinstance(claim[0], int)):
+        return "invalid"
+    return claim[0], str(claim[1])
+
+
+def _same(nonce: str, stored: str) -> bool:
+    return hmac.compare_digest(nonce.encode(), stored.encode())
+
+
+def check(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
+    """What confirming would do (pending | already | expired | invalid); changes nothing."""
+    claim = _claim(key, token, max_age_seconds)
+    if isinstance(claim, str):
+        return ConfirmOutcome(claim)
+    with engine.connect() as conn:
+        pending = store.get_pending_confirmation(conn, claim[0])
+    if pending is None or not _same(claim[1], pending["nonce"]):
         return ConfirmOutcome("invalid")
+    state = "already" if pending["confirmed_at"] is not None else "pending"
+    return ConfirmOutcome(state, pending["email"])
+
+
+def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
+    """Activate the subscription a genuine, unexpired link names; anything else changes nothing."""
+    claim = _claim(key, token, max_age_seconds)
+    if isinstance(claim, str):
+        return ConfirmOutcome(claim)
     pending_id, nonce = claim
     with engine.begin() as conn:
         pending = store.get_pending_confirmation(conn, pending_id)
-        if pending is None or not hmac.compare_digest(str(nonce), pending["nonce"]):
+        if pending is None or not _same(nonce, pending["nonce"]):
             return ConfirmOutcome("invalid")
         if pending["confirmed_at"] is not None:
             return ConfirmOutcome("already", pending["email"])

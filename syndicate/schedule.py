@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -50,7 +50,13 @@ class TimeError(SyndicateError):
 
 
 def parse_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
-    """The instant `text` names, read in `zone` relative to `now`; an aware UTC datetime."""
+    """The instant `text` names, read in `zone` relative to `now`; an aware UTC datetime.
+
+    Weekdays: `saturday 00:01` is the first Saturday 00:01 still ahead (today when it is still
+    to come); `next saturday 00:01` is always seven days after that, the Saturday after the
+    coming one. A wall-clock time the clocks skip (spring forward) or repeat (fall back) is
+    refused with the choices spelled out, never guessed.
+    """
     raw = " ".join(text.strip().lower().split())
     if not raw:
         raise TimeError(f"no time given; {TIME_HELP}")
@@ -68,24 +74,53 @@ def parse_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     if clock is None:
         raise TimeError(f"cannot read {text!r} as a time; {TIME_HELP}")
     day_words = words[:-1]
+    if day_words[:1] == ["on"]:
+        day_words = day_words[1:]
     today = now_local.date()
     if not day_words:
-        day = today
-        if _local(day, clock, zone, text) <= now:
-            day = today + timedelta(days=1)
+        day = today if _wall(today, clock, zone) > now else today + timedelta(days=1)
     elif day_words == ["today"]:
         day = today
     elif day_words == ["tomorrow"]:
         day = today + timedelta(days=1)
-    elif day_words[-1] in WEEKDAYS and len(day_words) <= 2 and day_words[0] in ("next", "on"):
-        day = _next_weekday(today, WEEKDAYS.index(day_words[-1]), strictly_after=True)
-    elif len(day_words) == 1 and day_words[0] in WEEKDAYS:
-        day = _next_weekday(today, WEEKDAYS.index(day_words[0]), strictly_after=False)
-        if _local(day, clock, zone, text) <= now:
+    elif len(day_words) <= 2 and day_words[-1] in WEEKDAYS and day_words[:-1] in ([], ["next"]):
+        day = _coming_weekday(today, WEEKDAYS.index(day_words[-1]), clock, zone, now)
+        if day_words[0] == "next":
             day += timedelta(days=7)
     else:
         raise TimeError(f"cannot read {text!r} as a time; {TIME_HELP}")
     return _local(day, clock, zone, text)
+
+
+def parse_future(
+    text: str,
+    zone: ZoneInfo,
+    now: datetime,
+    what: str = "send time",
+    read_from: datetime | None = None,
+) -> datetime:
+    """`parse_time` read from `read_from` (default `now`), refusing an instant before `now`
+    ('now' itself is fine)."""
+    value = parse_time(text, zone, read_from or now)
+    if value < now:
+        raise TimeError(
+            f"the {what} {text!r} is in the past ({describe(value, zone)}); give a time from "
+            "now on, e.g. 'tomorrow 07:00' or '+2h'"
+            + (", or 'now' to send at once" if what == "send time" else "")
+        )
+    return value
+
+
+def check_embargo_rule(text: str) -> None:
+    """A default embargo is read afresh for every column, from the time it goes to editors:
+    refuse forms that name one fixed instant (or the send time itself)."""
+    raw = " ".join(text.strip().lower().split())
+    if raw == "now" or raw.startswith("today") or re.match(r"^\d{4}-\d{2}-\d{2}", raw):
+        raise TimeError(
+            f"{text!r} names one fixed time, not a rule for every column; write e.g. "
+            "'saturday 00:01', 'next saturday 00:01', 'tomorrow 06:00' or '+2d'"
+        )
+    parse_time(text, ZoneInfo("UTC"), datetime(2026, 1, 1, 12, tzinfo=UTC))
 
 
 def _parse_relative(raw: str) -> timedelta | None:
@@ -129,26 +164,45 @@ def _parse_clock(word: str) -> time | None:
     return time(hour, minute)
 
 
-def _next_weekday(start, weekday: int, *, strictly_after: bool):
-    ahead = (weekday - start.weekday()) % 7
-    if ahead == 0 and strictly_after:
-        ahead = 7
-    return start + timedelta(days=ahead)
+def _coming_weekday(start: date, weekday: int, clock: time, zone: ZoneInfo, now: datetime) -> date:
+    """The first date on that weekday whose `clock` is still ahead of `now`."""
+    day = start + timedelta(days=(weekday - start.weekday()) % 7)
+    if _wall(day, clock, zone) <= now:
+        day += timedelta(days=7)
+    return day
 
 
-def _local(day, clock: time, zone: ZoneInfo, text: str) -> datetime:
-    """A wall-clock time in `zone` as UTC; refuses a time the clocks skip (spring forward).
+def _wall(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """A wall-clock time in `zone` as UTC, taking the first reading of a repeated hour (only
+    for deciding whether a day's time has passed; `_local` refuses such times)."""
+    return datetime.combine(day, clock).replace(tzinfo=zone).astimezone(UTC)
 
-    A time that happens twice (fall back) means its first occurrence; `describe` shows which.
-    """
-    wall = datetime.combine(day, clock).replace(tzinfo=zone)
-    round_trip = wall.astimezone(UTC).astimezone(zone)
-    if round_trip.replace(tzinfo=None) != wall.replace(tzinfo=None):
+
+def _offset(value: datetime) -> str:
+    offset = value.strftime("%z")
+    return f"{offset[:3]}:{offset[3:]}"
+
+
+def _local(day: date, clock: time, zone: ZoneInfo, text: str) -> datetime:
+    """A wall-clock time in `zone` as UTC; refuses a time the clocks skip or repeat."""
+    first = datetime.combine(day, clock).replace(tzinfo=zone, fold=0)
+    second = first.replace(fold=1)
+    stamp = f"{day.isoformat()} {clock:%H:%M}"
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != first.replace(tzinfo=None):
         raise TimeError(
-            f"{text!r}: {day.isoformat()} {clock:%H:%M} does not exist in {zone.key} "
-            "(the clocks skip that hour); choose another time"
+            f"{text!r}: {stamp} does not exist in {zone.key} (the clocks skip that hour); "
+            "choose another time"
         )
-    return wall.astimezone(UTC)
+    if first.utcoffset() != second.utcoffset():
+        readings = " or ".join(
+            f"{stamp} {v.tzname()} = {v.astimezone(UTC):%H:%M} UTC" for v in (first, second)
+        )
+        choices = " or ".join(f"'{stamp}{_offset(v)}'" for v in (first, second))
+        raise TimeError(
+            f"{text!r}: {stamp} happens twice in {zone.key} (the clocks go back): {readings}; "
+            f"write which one you mean with its UTC offset, {choices}"
+        )
+    return first.astimezone(UTC)
 
 
 def describe(value: datetime, zone: ZoneInfo) -> str:

@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from syndicate import approval, dispatch, store, subscribers, watch
+from syndicate import approval, dispatch, embargo, store, subscribers, watch
 from syndicate.errors import FeedError, SyndicateError
 from syndicate.models import Channel, RecipientKind, SendState, SendSummary
 from syndicate.render import make_environment
@@ -49,6 +49,16 @@ class LockHeld(SyndicateError):
     """Another daemon holds the database."""
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A send whose time has come but which an embargo still holds back."""
+
+    send_id: int
+    channel: str
+    title: str
+    release: embargo.Release
+
+
 @dataclass
 class RunReport:
     poll: watch.PollReport | None = None
@@ -57,6 +67,7 @@ class RunReport:
     list_problems: list[str] = field(default_factory=list)
     digests: list[int] = field(default_factory=list)
     previews: int = 0
+    waiting: list[Waiting] = field(default_factory=list)
 
 
 def sync_lists(engine: Engine, settings: Settings) -> list[str]:
@@ -96,7 +107,10 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
         first_queued = store.as_utc(queue[0]["queued_at"])
         assert first_queued is not None
         if policy.kind == "digest":
-            fire = next_cron(policy.cron, settings.zone, first_queued)
+            # A post an embargo kept out of the last digest waits for the next one (one digest
+            # per cron time: the digest's own post is named after it).
+            last = store.last_digest_at(conn)
+            fire = next_cron(policy.cron, settings.zone, max(first_queued, last or first_queued))
             if fire > at:
                 return []
         else:
@@ -108,15 +122,14 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
             )
             fire = at
         posts = []
+        held = embargo.post_releases(
+            conn,
+            [row["post_id"] for row in queue],
+            respect_column=settings.channels.newsletter.respect_embargo,
+        )
         for row in queue:
-            column = store.find_send(conn, row["post_id"], Channel.COLUMN)
-            embargo = store.as_utc(column["embargo_until"]) if column else None
-            if (
-                settings.channels.newsletter.respect_embargo
-                and embargo
-                and embargo > at
-                and column["state"] != SendState.CANCELLED.value
-            ):
+            release = held.get(row["post_id"])
+            if release is not None and release.holds(at):
                 continue
             post = store.get_post(conn, row["post_id"])
             assert post is not None
@@ -159,12 +172,7 @@ def run_due_sends(
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     summaries = []
-    with engine.connect() as conn:
-        due = store.due_sends(
-            conn,
-            at or store.now(),
-            respect_embargo=settings.channels.newsletter.respect_embargo,
-        )
+    due, _ = split_due(engine, settings, at or store.now())
     for send in due:
         if stop is not None and stop.is_set():
             raise StopRequested()
@@ -203,6 +211,35 @@ def run_due_sends(
     return summaries
 
 
+def split_due(engine: Engine, settings: Settings, at: datetime) -> tuple[list[dict], list[Waiting]]:
+    """The sends whose time has come: those that may go now, and those an embargo holds back.
+
+    A send left 'sending' by an interrupted run always resumes.
+    """
+    with engine.connect() as conn:
+        candidates = store.due_sends(conn, at)
+        held = embargo.releases(
+            conn, candidates, respect_column=settings.channels.newsletter.respect_embargo
+        )
+        go, waiting = [], []
+        for send in candidates:
+            release = held.get(send["id"])
+            if send["state"] == SendState.SENDING.value or release is None or not release.holds(at):
+                go.append(send)
+                continue
+            post = store.get_post(conn, send["post_id"])
+            title = post.title if post is not None else f"post {send['post_id']}"
+            waiting.append(Waiting(send["id"], send["channel"], title, release))
+    return go, waiting
+
+
+def describe_wait(wait: Waiting, settings: Settings) -> str:
+    return (
+        f"Send {wait.send_id} ({wait.channel}) {wait.title!r} is due but waits for "
+        f"{wait.release.explain(settings.zone)}"
+    )
+
+
 def tick(
     engine: Engine,
     settings: Settings,
@@ -224,6 +261,7 @@ def tick(
         report.previews = approval.request_previews(engine, settings)
     except Exception:
         log.exception("could not email approval previews; retried next tick")
+    _, report.waiting = split_due(engine, settings, when)
     report.summaries = run_due_sends(
         engine,
         settings,
@@ -265,6 +303,7 @@ def run_once(
         progress_factory=progress_factory,
     )
     report.summaries, report.digests, report.previews = sent.summaries, sent.digests, sent.previews
+    report.waiting = sent.waiting
     return report
 
 
@@ -421,6 +460,7 @@ class Daemon:
     stop: threading.Event = field(default_factory=threading.Event)
     lock: DaemonLock = field(init=False)
     scheduler: BackgroundScheduler | None = field(default=None, init=False)
+    announced: set[tuple[int, datetime]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.lock = DaemonLock(
@@ -443,7 +483,7 @@ class Daemon:
         if self.stop.is_set() or not self.lock.held:
             return None
         try:
-            return tick(
+            report = tick(
                 self.engine,
                 self.settings,
                 at=self.clock(),
@@ -453,6 +493,16 @@ class Daemon:
         except StopRequested:
             log.info("stopping: the batch in flight was recorded; the rest resumes next start")
             return None
+        self.announce_waits(report.waiting)
+        return report
+
+    def announce_waits(self, waiting: list[Waiting]) -> None:
+        """Say once (not every minute) why a due send waits."""
+        for wait in waiting:
+            key = (wait.send_id, wait.release.until)
+            if key not in self.announced:
+                self.announced.add(key)
+                log.info("%s", describe_wait(wait, self.settings))
 
     def job_poll_inbox(self) -> None:
         if self.inbox is None or self.stop.is_set() or not self.lock.held:

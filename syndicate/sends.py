@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
 
+from syndicate import embargo as embargo_rule
 from syndicate import store
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
+from syndicate.schedule import describe
 
 log = logging.getLogger(__name__)
 
 FINISHED = (SendState.DONE.value, SendState.CANCELLED.value)
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def _load(conn: Connection, send_id: int) -> dict[str, Any]:
@@ -36,21 +40,55 @@ def _refuse_finished(send: dict[str, Any], action: str) -> None:
         raise SyndicateError(f"send {send['id']} was cancelled; cannot {action} it")
 
 
+def _check_order(
+    channel: Channel, at: datetime, embargo: datetime | None, zone: ZoneInfo, send_ref: str
+) -> None:
+    """An embargo is a release time: the send it belongs to must not come after it."""
+    if embargo is None or embargo >= at:
+        return
+    who = "editors would get the column" if channel is Channel.COLUMN else "readers would get it"
+    raise SyndicateError(
+        f"{send_ref}: the embargo ({describe(embargo, zone)}) is earlier than the send "
+        f"({describe(at, zone)}), so {who} after its release time; give an --embargo at or "
+        "after --at, or an earlier --at"
+    )
+
+
+def _refuse_embargo_after_readers(
+    conn: Connection, post_id: int, embargo: datetime, zone: ZoneInfo
+) -> None:
+    """An embargo set after readers started getting the post would already be broken."""
+    readers = store.find_send(conn, post_id, Channel.NEWSLETTER)
+    started = store.as_utc(readers["started_at"]) if readers else None
+    if readers and started and started < embargo:
+        raise SyndicateError(
+            f"readers started getting this post on {describe(started, zone)} (send "
+            f"{readers['id']}, {readers['state']}); an embargo after that would be broken "
+            "already: schedule the column without --embargo"
+        )
+
+
 def schedule(
     engine: Engine,
     post_id: int,
     channel: Channel,
     at: datetime,
     embargo: datetime | None = None,
+    *,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> tuple[dict[str, Any], bool]:
     """Schedule (post, channel) at `at`, creating the send if needed; returns (send, created).
 
     A send that has started or finished cannot be rescheduled: a post goes out once per channel.
+    An embargo earlier than the send is refused (kept: the send's existing embargo).
     """
-    if embargo is not None and channel is Channel.NEWSLETTER and embargo > at:
-        log.info("the reader edition will wait for its embargo")
     with engine.begin() as conn:
         existing = store.find_send(conn, post_id, channel)
+        ref = f"send {existing['id']} ({channel.value})" if existing else f"{channel.value} send"
+        kept = store.as_utc(existing["embargo_until"]) if existing and embargo is None else None
+        _check_order(channel, at, embargo or kept, zone, ref)
+        if embargo is not None and channel is Channel.COLUMN:
+            _refuse_embargo_after_readers(conn, post_id, embargo, zone)
         if channel is Channel.NEWSLETTER:
             digest = store.digest_send_of(conn, post_id)
             if digest is not None:
@@ -79,13 +117,18 @@ def schedule(
         return _load(conn, existing["id"]), False
 
 
-def hold(engine: Engine, send_id: int) -> dict[str, Any]:
-    """Stop a send from going out (a send in progress stops after the current batch)."""
+def hold(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
+    """Stop a send from going out (a send in progress stops after the current batch).
+
+    Returns (send, changed); holding a held send changes nothing.
+    """
     with engine.begin() as conn:
         send = _load(conn, send_id)
         _refuse_finished(send, "hold")
+        if send["state"] == SendState.HELD.value:
+            return send, False
         store.set_send_state(conn, send_id, SendState.HELD)
-        return _load(conn, send_id)
+        return _load(conn, send_id), True
 
 
 def approve(
@@ -111,18 +154,30 @@ def approve(
         return _load(conn, send_id), True
 
 
-def cancel(engine: Engine, send_id: int) -> dict[str, Any]:
-    """Cancel for good; messages already delivered stay delivered."""
+def cancel(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
+    """Cancel for good; messages already delivered stay delivered.
+
+    Returns (send, changed); cancelling a cancelled send changes nothing.
+    """
     with engine.begin() as conn:
         send = _load(conn, send_id)
         if send["state"] == SendState.DONE.value:
             raise SyndicateError(f"send {send_id} was already delivered; nothing to cancel")
-        if send["state"] != SendState.CANCELLED.value:
-            store.set_send_state(conn, send_id, SendState.CANCELLED)
-        return _load(conn, send_id)
+        if send["state"] == SendState.CANCELLED.value:
+            return send, False
+        store.set_send_state(conn, send_id, SendState.CANCELLED)
+        return _load(conn, send_id), True
 
 
-def reschedule(engine: Engine, send_id: int, at: datetime) -> dict[str, Any]:
+def reschedule(
+    engine: Engine,
+    send_id: int,
+    at: datetime,
+    embargo: datetime | None = None,
+    *,
+    zone: ZoneInfo = UTC_ZONE,
+) -> dict[str, Any]:
+    """Move a send that has not started (and, with `embargo`, its embargo)."""
     with engine.begin() as conn:
         send = _load(conn, send_id)
         _refuse_finished(send, "reschedule")
@@ -131,5 +186,83 @@ def reschedule(engine: Engine, send_id: int, at: datetime) -> dict[str, Any]:
                 f"send {send_id} is going out now; 'syndicate hold {send_id}' first, then "
                 "reschedule it"
             )
-        store.update_send(conn, send_id, scheduled_at=at)
+        channel = Channel(send["channel"])
+        until = embargo or store.as_utc(send["embargo_until"])
+        _check_order(channel, at, until, zone, f"send {send_id} ({channel.value})")
+        values: dict[str, Any] = {"scheduled_at": at}
+        if embargo is not None:
+            if channel is Channel.COLUMN:
+                _refuse_embargo_after_readers(conn, send["post_id"], embargo, zone)
+            values["embargo_until"] = embargo
+        store.update_send(conn, send_id, **values)
         return _load(conn, send_id)
+
+
+def waiting(
+    conn: Connection, sends: list[dict[str, Any]], at: datetime, *, respect_column: bool
+) -> dict[int, embargo_rule.Release]:
+    """The embargo each scheduled send will wait for beyond its own time, by send id."""
+    held = embargo_rule.releases(conn, sends, respect_column=respect_column)
+    found = {}
+    for send in sends:
+        release = held.get(send["id"])
+        scheduled = store.as_utc(send["scheduled_at"])
+        if (
+            send["state"] == SendState.SCHEDULED.value
+            and release is not None
+            and release.holds(at)
+            and (scheduled is None or release.until > scheduled)
+        ):
+            found[send["id"]] = release
+    return found
+
+
+def guard_embargo(
+    engine: Engine,
+    post_id: int,
+    at: datetime,
+    *,
+    respect_column: bool,
+    break_embargo: bool,
+    zone: ZoneInfo = UTC_ZONE,
+) -> embargo_rule.Release | None:
+    """`syndicate send` of a reader edition: refuse while an embargo holds it back, unless the
+    author breaks it on purpose; that is logged and recorded on the send (embargo_broken_at).
+
+    Returns the embargo that was broken, or None when none held the edition back.
+    """
+    with engine.begin() as conn:
+        readers = store.find_send(conn, post_id, Channel.NEWSLETTER)
+        if readers is not None and (
+            readers["state"] in FINISHED or readers["embargo_broken_at"] is not None
+        ):
+            return None  # nothing left to send, or the author already broke it on purpose
+        if readers is None:
+            release = embargo_rule.post_releases(conn, [post_id], respect_column=respect_column)
+            found = release.get(post_id)
+        else:
+            found = embargo_rule.releases(conn, [readers], respect_column=respect_column).get(
+                readers["id"]
+            )
+        if found is None or not found.holds(at):
+            return None
+        post = store.get_post(conn, post_id)
+        title = post.title if post is not None else f"post {post_id}"
+        if not break_embargo:
+            raise SyndicateError(
+                f"readers must not get {title!r} yet: {found.explain(zone)}; 'syndicate run' "
+                "sends it then, or add --break-embargo to send it now"
+            )
+        send_id = (
+            readers["id"]
+            if readers
+            else store.create_send(conn, post_id, Channel.NEWSLETTER, at, policy="by hand")
+        )
+        store.update_send(conn, send_id, embargo_broken_at=at)
+    log.warning(
+        "breaking %s: send %s (newsletter) %r goes to readers now (--break-embargo)",
+        found.explain(zone),
+        send_id,
+        title,
+    )
+    return found

@@ -205,8 +205,8 @@ class Column(_Section):
     embargo_wording: Literal["embargoed", "for release"] = "embargoed"
     # When editors get a new column: see syndicate.schedule.POLICY_HELP (no digest).
     policy: str = "immediately"
-    # Default embargo for each new column, read in the author's zone when the post is found,
-    # e.g. "next saturday 00:01" or "+2d"; empty for none.
+    # Default embargo for each new column, read in the author's zone from the column's send
+    # time, e.g. "saturday 00:01" or "+2d"; empty for none.
     embargo: str = ""
 
     @field_validator("policy")
@@ -262,8 +262,31 @@ class Web(_Section):
     confirm_hours: float = Field(default=48.0, gt=0)
     rate_limit: int = Field(default=5, ge=1)
     rate_window_seconds: float = Field(default=600.0, gt=0)
-    trust_forwarded_for: bool = False
+    # Clients the rate limiter remembers; the least recently seen is forgotten first.
+    rate_limit_clients: int = Field(default=10_000, ge=100)
+    # Reverse proxies in front of `serve` that each append the address they saw to
+    # X-Forwarded-For; the client is the entry this many hops from the right. 0: the peer.
+    trusted_proxies: int = Field(default=0, ge=0, le=16)
+    # Largest request body of any page or form; the SendGrid event webhook has its own.
+    max_body_bytes: int = Field(default=65_536, ge=4096)
+    max_event_bytes: int = Field(default=5_000_000, ge=65_536)
+    # Open connections `serve` accepts at once; a request past it gets 503 (uvicorn).
+    max_connections: int = Field(default=100, ge=8)
     sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
+    inbound_parse_secret_env: str = "SYNDICATE_INBOUND_PARSE_SECRET"
+    # Replaced by trusted_proxies (it trusted the left-most X-Forwarded-For entry, which the
+    # client writes); `false` is still accepted, `true` is refused with a pointer.
+    trust_forwarded_for: bool | None = None
+
+    @field_validator("trust_forwarded_for")
+    @classmethod
+    def _replaced(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "replaced by web.trusted_proxies = N, the number of reverse proxies in front of "
+                "`syndicate serve` (usually 1); remove trust_forwarded_for"
+            )
+        return value
 
 
 class Paths(_Section):
@@ -416,12 +439,10 @@ def _require_policy(value: str, *, allow_digest: bool) -> str:
 def _require_time_rule(value: str) -> str:
     if not value.strip():
         return value
-    from datetime import UTC, datetime
-
-    from syndicate.schedule import parse_time
+    from syndicate.schedule import check_embargo_rule
 
     try:
-        parse_time(value, ZoneInfo("UTC"), datetime(2026, 1, 1, 12, tzinfo=UTC))
+        check_embargo_rule(value)
     except SyndicateError as exc:
         raise ValueError(str(exc)) from None
     return value

@@ -163,6 +163,8 @@ sends = Table(
     Column("approval_requested_at", DateTime(timezone=True)),
     Column("approved_at", DateTime(timezone=True)),
     Column("approved_by", Text, nullable=False, default=""),
+    # `syndicate send --break-embargo` sent this reader edition before its embargo, then.
+    Column("embargo_broken_at", DateTime(timezone=True)),
     UniqueConstraint("post_id", "channel"),
 )
 
@@ -811,43 +813,31 @@ def create_send(
     return int(result.inserted_primary_key[0])
 
 
-def due_sends(
-    conn: Connection, at: datetime, *, respect_embargo: bool = True
-) -> list[dict[str, Any]]:
-    """Sends whose time has come, plus any left 'sending' by an interrupted run.
+def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
+    """Scheduled sends whose time has come, plus any left 'sending' by an interrupted run.
 
-    A scheduled send also waits for its own embargo_until and, for a reader edition when
-    `respect_embargo` is set, for the embargo of the same post's column (unless that column
-    send was cancelled): the reader edition never leaves before the release time editors got.
+    The embargo is not applied here: the scheduler asks syndicate.embargo, the one place that
+    says what holds a reader edition back.
     """
-    column = sends.alias("column_send")
-    column_embargo = (
-        select(column.c.id)
-        .where(
-            column.c.post_id == sends.c.post_id,
-            column.c.channel == Channel.COLUMN.value,
-            column.c.state != SendState.CANCELLED.value,
-            column.c.embargo_until > at,
-        )
-        .exists()
-    )
-    ready = (
-        (sends.c.state == SendState.SCHEDULED.value)
-        & (sends.c.scheduled_at <= at)
-        & (
-            (sends.c.channel == Channel.COLUMN.value)
-            | sends.c.embargo_until.is_(None)
-            | (sends.c.embargo_until <= at)
-        )
-    )
-    if respect_embargo:
-        ready = ready & ((sends.c.channel != Channel.NEWSLETTER.value) | ~column_embargo)
+    ready = (sends.c.state == SendState.SCHEDULED.value) & (sends.c.scheduled_at <= at)
     rows = conn.execute(
         select(sends)
         .where(ready | (sends.c.state == SendState.SENDING.value))
         .order_by(sends.c.scheduled_at, sends.c.id)
     ).mappings()
     return [dict(row) for row in rows]
+
+
+def column_sends(conn: Connection, post_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The column send (id, state, embargo_until) of each of these posts that has one."""
+    if not post_ids:
+        return {}
+    rows = conn.execute(
+        select(sends.c.id, sends.c.post_id, sends.c.state, sends.c.embargo_until).where(
+            sends.c.channel == Channel.COLUMN.value, sends.c.post_id.in_(sorted(post_ids))
+        )
+    ).mappings()
+    return {int(row["post_id"]): dict(row) for row in rows}
 
 
 def claim_send(conn: Connection, send_id: int) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from syndicate import feed, store
 from syndicate.models import Channel, Post, SendState
-from syndicate.schedule import Policy, parse_policy, parse_time
+from syndicate.schedule import Policy, TimeError, parse_policy, parse_time
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,36 +55,60 @@ def channel_policy(settings: Settings, channel: Channel) -> Policy:
     return parse_policy(config.policy)
 
 
-def column_embargo(settings: Settings, found: datetime) -> datetime | None:
-    """The default embargo rule (channels.column.embargo) read when the post is found."""
+def column_embargo(settings: Settings, column_at: datetime) -> datetime | None:
+    """The default embargo (channels.column.embargo), read from the time editors get the column:
+    "saturday 00:01" is the first Saturday 00:01 after the column goes out, never before it."""
     rule = settings.channels.column.embargo
-    return parse_time(rule, settings.zone, found) if rule.strip() else None
+    return parse_time(rule, settings.zone, column_at) if rule.strip() else None
 
 
 def plan_post(
     conn: Connection, settings: Settings, post_id: int, found: datetime, report: PollReport
 ) -> None:
-    """Apply each enabled channel's send policy to a newly found post."""
-    for channel in enabled_channels(settings):
+    """Apply each enabled channel's send policy to a newly found post.
+
+    When the embargo rule names a time the clocks skip or repeat that week, nothing is guessed:
+    the column send, and the reader edition waiting for it, are held for the author.
+    """
+    channels = enabled_channels(settings)
+    embargo, unreadable = None, ""
+    if Channel.COLUMN in channels:
+        column_at = channel_policy(settings, Channel.COLUMN).first_time(found, settings.zone)
+        try:
+            embargo = column_embargo(settings, column_at)
+        except TimeError as exc:
+            unreadable = f"channels.column.embargo: {exc}"
+    for channel in channels:
         policy = channel_policy(settings, channel)
         if policy.kind == "digest":
             store.queue_for_digest(conn, post_id, found)
             report.queued_for_digest += 1
             continue
-        embargo = column_embargo(settings, found) if channel is Channel.COLUMN else None
         state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
+        held = unreadable and (
+            channel is Channel.COLUMN or settings.channels.newsletter.respect_embargo
+        )
         send_id = store.create_send(
             conn,
             post_id,
             channel,
             policy.first_time(found, settings.zone),
-            embargo,
-            state=state,
+            embargo if channel is Channel.COLUMN else None,
+            state=SendState.HELD if held else state,
             policy=policy.text,
         )
-        if send_id is not None:
-            report.sends_created += 1
-            report.awaiting_approval += state is SendState.AWAITING_APPROVAL
+        if send_id is None:
+            continue
+        report.sends_created += 1
+        report.awaiting_approval += state is SendState.AWAITING_APPROVAL and not held
+        if held:
+            problem = (
+                f"{unreadable}; send {send_id} ({channel.value}) is held: give the column its "
+                "embargo with 'syndicate reschedule SEND --at … --embargo …', then "
+                f"'syndicate approve {send_id}'"
+            )
+            report.problems.append(problem)
+            log.error("%s", problem)
 
 
 def first_run_choice(posts: list[Post], policy: str) -> set[str]:

@@ -5,32 +5,38 @@ Routes (relative to `mail.base_url`):
 - `GET /` and `GET /subscribe`: the form (CSRF token, honeypot); `POST /subscribe` records a
   pending opt-in and emails a signed, expiring confirmation link. The answer is the same whether
   or not the address is known; a per-IP limit stops floods.
-- `GET /confirm/TOKEN`: activates the subscription.
+- `GET /confirm/TOKEN`: one button; `POST /confirm/TOKEN` activates the subscription (link
+  scanners open links, they do not press buttons).
 - `GET /unsubscribe/TOKEN`: one button; `POST /unsubscribe/TOKEN` with
-  `List-Unsubscribe=One-Click` (RFC 8058) unsubscribes at once. A GET never unsubscribes.
-- `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook.
+  `List-Unsubscribe=One-Click` (RFC 8058, urlencoded or multipart) unsubscribes at once. A GET
+  never unsubscribes.
+- `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook (fresh timestamps only).
 
-Inbound mail (SendGrid Inbound Parse) is mounted from syndicate.inbound.sendgrid.
+Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
+Every body is bounded while it streams and every response carries the security headers
+(syndicate.webguard).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jinja2
 from itsdangerous import BadSignature
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from syndicate import importers, optin, store, subscribers, webhooks
@@ -38,6 +44,15 @@ from syndicate.inbound import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.settings import Settings
 from syndicate.transports import Transport, make_transport
+from syndicate.webguard import (
+    BodyLimit,
+    BodyTooLarge,
+    RateLimiter,
+    SecurityHeaders,
+    client_address,
+    limiter_key,
+    page_csp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,35 +61,10 @@ CSRF_SALT = "syndicate.csrf"
 CSRF_MAX_AGE = 2 * 3600
 HONEYPOT = "website"
 ONE_CLICK = "List-Unsubscribe=One-Click"
-MAX_WEBHOOK_BYTES = 20_000_000  # SendGrid batches events; a batch is far smaller than this
-
-
-class RateLimiter:
-    """At most `limit` events per `window` seconds per key (client IP), kept in memory.
-
-    One `syndicate serve` process is the whole web app, so memory is the right place; a restart
-    forgets, which only ever lets a few more requests through.
-    """
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> tuple[bool, int]:
-        """(allowed, seconds until the next request would be allowed)."""
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return False, int(hits[0] + self.window - now) + 1
-            hits.append(now)
-            if len(self._hits) > 10_000:  # forget idle clients so memory stays bounded
-                for stale in [k for k, v in self._hits.items() if not v]:
-                    del self._hits[stale]
-            return True, 0
+EVENTS_PATH = "/webhooks/sendgrid/events"
+# Event bodies are read before their signature can be checked: at most this many at once, so
+# concurrent unsigned posts cannot add up (SendGrid retries a 503).
+EVENT_READERS = 4
 
 
 def templates(settings: Settings) -> jinja2.Environment:
@@ -98,14 +88,27 @@ class WebApp:
         self.key = store.hmac_key(self.engine, settings.hmac_key_from_env())
         self.env = templates(settings)
         self.transport_factory = transport_factory
-        self.limiter = RateLimiter(settings.web.rate_limit, settings.web.rate_window_seconds)
+        self.limiter = RateLimiter(
+            settings.web.rate_limit,
+            settings.web.rate_window_seconds,
+            settings.web.rate_limit_clients,
+        )
         self.csrf = optin.serializer(self.key, CSRF_SALT)
+        self.event_readers = asyncio.Semaphore(EVENT_READERS)
 
     # --- helpers --------------------------------------------------------------------------
 
     def page(self, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        context = {"site": self.settings.site, "author": self.settings.author, **values}
-        return HTMLResponse(self.env.get_template(f"web/{template}").render(context), status_code)
+        nonce = secrets.token_urlsafe(16)
+        context = {
+            "site": self.settings.site,
+            "author": self.settings.author,
+            "csp_nonce": nonce,
+            **values,
+        }
+        html = self.env.get_template(f"web/{template}").render(context)
+        headers = {"Content-Security-Policy": page_csp(nonce), "Cache-Control": "no-store"}
+        return HTMLResponse(html, status_code, headers=headers)
 
     def notice(self, title: str, message: str, status_code: int = 200, **extra: Any) -> Response:
         return self.page(
@@ -113,11 +116,9 @@ class WebApp:
         )
 
     def client_ip(self, request: Request) -> str:
-        if self.settings.web.trust_forwarded_for:
-            forwarded = request.headers.get("x-forwarded-for", "")
-            if forwarded:
-                return forwarded.split(",")[0].strip()
-        return request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else "unknown"
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        return client_address(peer, forwarded, self.settings.web.trusted_proxies)
 
     def subscribe_form(
         self, request: Request, status_code: int = 200, error: str = "", **values: Any
@@ -138,7 +139,7 @@ class WebApp:
             max_age=CSRF_MAX_AGE,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self.settings.mail.base_url.startswith("https://"),
         )
         return response
 
@@ -156,7 +157,7 @@ class WebApp:
         return self.subscribe_form(request)
 
     async def post_subscribe(self, request: Request) -> Response:
-        allowed, retry = self.limiter.allow(self.client_ip(request))
+        allowed, retry = self.limiter.allow(limiter_key(self.client_ip(request)))
         if not allowed:
             log.warning("subscribe rate limit hit by %s", self.client_ip(request))
             response = self.notice(
@@ -227,10 +228,22 @@ class WebApp:
             f"{self.settings.site.name}.",
         )
 
-    async def confirm(self, request: Request) -> Response:
+    async def get_confirm(self, request: Request) -> Response:
+        """Shows the button only: opening the link (a mail scanner does) changes nothing."""
+        token = request.path_params["token"]
+        max_age = self.settings.web.confirm_hours * 3600
+        outcome = await run_in_threadpool(optin.check, self.engine, self.key, token, max_age)
+        if outcome.state == "pending":
+            return self.page("confirm.html.j2", email=outcome.email)
+        return self.confirm_outcome(outcome)
+
+    async def post_confirm(self, request: Request) -> Response:
         token = request.path_params["token"]
         max_age = self.settings.web.confirm_hours * 3600
         outcome = await run_in_threadpool(optin.confirm, self.engine, self.key, token, max_age)
+        return self.confirm_outcome(outcome)
+
+    def confirm_outcome(self, outcome: optin.ConfirmOutcome) -> Response:
         if outcome.state == "confirmed":
             return self.notice(
                 "You’re subscribed",
@@ -284,8 +297,7 @@ class WebApp:
 
     async def post_unsubscribe(self, request: Request) -> Response:
         token = request.path_params["token"]
-        body = (await request.body()).decode("utf-8", errors="replace")
-        if ONE_CLICK not in body.replace("+", " ").split("&"):
+        if not await self.one_click_requested(request):
             return self.notice(
                 "Nothing was changed",
                 f"An unsubscribe request must carry '{ONE_CLICK}'. Please use the button on "
@@ -304,6 +316,21 @@ class WebApp:
             link=True,
         )
 
+    async def one_click_requested(self, request: Request) -> bool:
+        """RFC 8058's `List-Unsubscribe=One-Click`, sent urlencoded or as multipart/form-data."""
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            try:
+                form = await request.form(max_files=0, max_fields=10, max_part_size=1024)
+            except BodyTooLarge:
+                raise
+            except HTTPException:  # malformed multipart: no request to unsubscribe
+                return False
+            return form.get("List-Unsubscribe") == "One-Click"
+        # Any other type is read as urlencoded: some providers send no Content-Type at all.
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return ("List-Unsubscribe", "One-Click") in parse_qsl(body, keep_blank_values=True)
+
     async def sendgrid_events(self, request: Request) -> Response:
         public_key = os.environ.get(self.settings.web.sendgrid_webhook_key_env, "")
         if not public_key:
@@ -313,21 +340,28 @@ class WebApp:
                 self.settings.web.sendgrid_webhook_key_env,
             )
             return JSONResponse({"error": "webhook verification key not configured"}, 503)
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_WEBHOOK_BYTES:
-            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES} bytes"}, 413)
-        body = await request.body()
         signature = request.headers.get(webhooks.SIGNATURE_HEADER, "")
         timestamp = request.headers.get(webhooks.TIMESTAMP_HEADER, "")
+        if not webhooks.fresh(timestamp, time.time()):
+            log.warning("SendGrid event webhook: stale timestamp from %s", request.client)
+            return JSONResponse({"error": "missing, stale or bad signature"}, 401)
+        if self.event_readers.locked():
+            return JSONResponse({"error": "busy, retry later"}, 503)
+        async with self.event_readers:
+            body = await request.body()
         if not webhooks.verify(public_key, body, signature, timestamp):
             log.warning("SendGrid event webhook: missing or bad signature from %s", request.client)
-            return JSONResponse({"error": "missing or bad signature"}, 401)
+            return JSONResponse({"error": "missing, stale or bad signature"}, 401)
         try:
             events = webhooks.parse_events(body)
         except ValueError as exc:
             return JSONResponse({"error": f"body is not an event array: {exc}"}, 400)
         report = await run_in_threadpool(webhooks.apply_events, self.engine, events)
         return JSONResponse(report.as_dict())
+
+    async def to_subscribe(self, request: Request) -> Response:
+        """The one redirect: to the configured public address, never one built from Host."""
+        return RedirectResponse(f"{self.settings.mail.base_url}/subscribe", 308)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -337,12 +371,20 @@ class WebApp:
             Route("/", self.get_subscribe, methods=["GET"]),
             Route("/subscribe", self.get_subscribe, methods=["GET"]),
             Route("/subscribe", self.post_subscribe, methods=["POST"]),
-            Route("/confirm/{token}", self.confirm, methods=["GET"]),
+            Route("/subscribe/", self.to_subscribe, methods=["GET"]),
+            Route("/confirm/{token}", self.get_confirm, methods=["GET"]),
+            Route("/confirm/{token}", self.post_confirm, methods=["POST"]),
             Route("/unsubscribe/{token}", self.get_unsubscribe, methods=["GET"]),
             Route("/unsubscribe/{token}", self.post_unsubscribe, methods=["POST"]),
-            Route("/webhooks/sendgrid/events", self.sendgrid_events, methods=["POST"]),
+            Route(EVENTS_PATH, self.sendgrid_events, methods=["POST"]),
             Route("/healthz", self.health, methods=["GET"]),
         ]
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up in the middle of its body: one log line, nothing changed."""
+    log.warning("client disconnected mid-body: %s %s", request.method, request.url.path)
+    return Response(status_code=400)
 
 
 def create_app(
@@ -354,6 +396,21 @@ def create_app(
     """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
     web = WebApp(settings, transport_factory)
     inbound_routes = sendgrid_inbound.routes(lambda: settings)
-    app = Starlette(routes=[*web.routes(), *inbound_routes, *extra_routes])
+    inbound_limit = sendgrid_inbound.max_post_bytes(settings)
+
+    def body_limit(path: str) -> int:
+        if path == EVENTS_PATH:
+            return settings.web.max_event_bytes
+        if path == sendgrid_inbound.PATH:
+            return inbound_limit
+        return settings.web.max_body_bytes
+
+    app = Starlette(
+        routes=[*web.routes(), *inbound_routes, *extra_routes],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit_for=body_limit)],
+        exception_handlers={ClientDisconnect: client_gone},
+    )
+    # Starlette's own trailing-slash redirect builds its Location from the Host header.
+    app.router.redirect_slashes = False
     app.state.web = web
     return app

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
 TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
+# A signed post is accepted only this close to our clock: a recorded one cannot be replayed later.
+MAX_CLOCK_SKEW_SECONDS = 600
 
 # SendGrid event → recipient status. "deferred", "delivered", "open", "click" … change nothing.
 SUPPRESSING = {
@@ -55,6 +57,13 @@ def verify(public_key: str, body: bytes, signature: str, timestamp: str) -> bool
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         log.warning("webhook signature check failed: %s", exc)
         return False
+
+
+def fresh(timestamp: str, now: float, max_skew: float = MAX_CLOCK_SKEW_SECONDS) -> bool:
+    """True when the (signed) Unix timestamp is within `max_skew` seconds of `now`."""
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    return abs(now - int(timestamp)) <= max_skew
 
 
 def parse_events(body: bytes) -> list[dict[str, Any]]:

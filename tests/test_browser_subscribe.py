@@ -72,6 +72,13 @@ def reader_status(project: Path) -> str:
     return row["status"]
 
 
+def reader_status_or_none(project: Path) -> str | None:
+    engine = store.connect(load_settings(project).database_url)
+    with engine.connect() as conn:
+        rows = store.recipients_by_email(conn, ADDRESS)
+    return rows[0]["status"] if rows else None
+
+
 def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, served: str) -> None:
     chromium = require_tool("chromium")
     sync_api = require_module("playwright.sync_api")
@@ -82,6 +89,10 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
         try:
             page = browser.new_page()
             page.goto(f"{served}/subscribe")
+            # The page is styled under its Content-Security-Policy (nonce'd stylesheet): the
+            # honeypot field is moved off-screen, not shown.
+            trap = page.locator(".trap")
+            assert trap.evaluate("e => getComputedStyle(e).position") == "absolute"
             page.get_by_label("Email address").fill(ADDRESS)
             page.get_by_label("Your name").fill("Bea Browser")
             page.get_by_role("button", name="Subscribe").click()
@@ -89,6 +100,10 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
             assert page.get_by_role("heading", level=1).inner_text() == "Check your inbox"
 
             page.goto(confirmation_link(project, ADDRESS))
+            assert page.get_by_role("heading", level=1).inner_text() == "Confirm your subscription"
+            assert reader_status_or_none(project) is None, "opening the link must not confirm"
+            page.get_by_role("button", name="Confirm my subscription").click()
+            page.wait_for_load_state()
             assert page.get_by_role("heading", level=1).inner_text() == "You’re subscribed"
             assert reader_status(project) == "active"
 

@@ -23,6 +23,14 @@ from syndicate.web import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, cli, edit, fixture, sent_project
 
+PARSE_SECRET = "inbound-parse-test-secret"
+
+
+@pytest.fixture(autouse=True)
+def parse_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The password SendGrid's Inbound Parse URL carries (basic auth); every post here sends it."""
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
+
 
 @contextmanager
 def serve(
@@ -40,7 +48,9 @@ def serve(
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, auth=("sendgrid", PARSE_SECRET)
+        ) as http:
             yield http
     finally:
         server.should_exit = True

@@ -25,10 +25,16 @@ NOW = utc(2026, 11, 27, 12)
         ("+2h", utc(2026, 11, 27, 14)),
         ("+1d6h", utc(2026, 11, 28, 18)),
         ("in 30 minutes", utc(2026, 11, 27, 12, 30)),
-        ("next saturday 00:01", utc(2026, 11, 28, 5, 1)),
-        ("next friday 09:00", utc(2026, 12, 4, 14)),  # "next" is never today
+        # "saturday": the coming one; "next saturday": always a week after that.
+        ("saturday 00:01", utc(2026, 11, 28, 5, 1)),
+        ("next saturday 00:01", utc(2026, 12, 5, 5, 1)),
+        ("on saturday 00:01", utc(2026, 11, 28, 5, 1)),
         ("friday 09:00", utc(2026, 11, 27, 14)),  # today, still ahead
+        ("next friday 09:00", utc(2026, 12, 4, 14)),
         ("friday 06:00", utc(2026, 12, 4, 11)),  # today's has passed: next week
+        ("next friday 06:00", utc(2026, 12, 11, 11)),
+        ("tuesday 07:00", utc(2026, 12, 1, 12)),
+        ("next tuesday 07:00", utc(2026, 12, 8, 12)),
         ("06:00", utc(2026, 11, 28, 11)),  # passed today: tomorrow
         ("7pm", utc(2026, 11, 28, 0)),
         ("2026-12-01 07:00", utc(2026, 12, 1, 12)),
@@ -81,10 +87,28 @@ def test_dst_spring_forward_in_toronto() -> None:
 
 
 def test_dst_fall_back_in_toronto() -> None:
-    # 1 November 2026: 01:30 happens twice; it means the first (EDT), and the echo says so.
-    first = parse_time("2026-11-01 01:30", TORONTO, utc(2026, 10, 31))
-    assert first == utc(2026, 11, 1, 5, 30)
+    # 1 November 2026: 01:30 happens twice. Nothing is guessed: the author is told both
+    # readings and how to write each one.
+    before = utc(2026, 10, 31, 12)  # Saturday 31 October, 08:00 EDT
+    for text in ("2026-11-01 01:30", "sunday 01:30", "tomorrow 01:30"):
+        with pytest.raises(TimeError) as refused:
+            parse_time(text, TORONTO, before)
+        assert str(refused.value) == (
+            f"{text!r}: 2026-11-01 01:30 happens twice in America/Toronto (the clocks go "
+            "back): 2026-11-01 01:30 EDT = 05:30 UTC or 2026-11-01 01:30 EST = 06:30 UTC; "
+            "write which one you mean with its UTC offset, '2026-11-01 01:30-04:00' or "
+            "'2026-11-01 01:30-05:00'"
+        )
+    first = parse_time("2026-11-01 01:30-04:00", TORONTO, before)
+    second = parse_time("2026-11-01 01:30-05:00", TORONTO, before)
+    assert (first, second) == (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 30))
     assert "EDT (UTC-04:00)" in describe(first, TORONTO)
+    assert "EST (UTC-05:00)" in describe(second, TORONTO)
+    # The hours either side are single and read as usual; a passed 01:30 today is no obstacle
+    # to tomorrow's.
+    assert parse_time("2026-11-01 00:30", TORONTO, before) == utc(2026, 11, 1, 4, 30)
+    assert parse_time("2026-11-01 02:30", TORONTO, before) == utc(2026, 11, 1, 7, 30)
+    assert parse_time("01:30", TORONTO, utc(2026, 11, 1, 17)) == utc(2026, 11, 2, 6, 30)
     assert next_cron("0 7 * * tue", TORONTO, utc(2026, 10, 26)) == utc(2026, 10, 27, 11)
     assert next_cron("0 7 * * tue", TORONTO, utc(2026, 10, 28)) == utc(2026, 11, 3, 12)
     daily = parse_policy("at 07:00")
@@ -137,3 +161,21 @@ def test_bad_policies_and_embargo_rules_in_settings_name_the_key(project: Path) 
         settings.load(config)
     set_key(config, "channels.column", "embargo", "next saturday 00:01")
     assert settings.load(config).channels.column.embargo == "next saturday 00:01"
+
+
+def test_weekday_words_on_a_tuesday_as_the_readme_says() -> None:
+    tuesday = utc(2026, 11, 24, 15)  # Tuesday 24 November 2026, 10:00 EST
+    assert parse_time("saturday 00:01", TORONTO, tuesday) == utc(2026, 11, 28, 5, 1)
+    assert parse_time("next saturday 00:01", TORONTO, tuesday) == utc(2026, 12, 5, 5, 1)
+    # On Saturday itself, before 00:01 is out of reach, so "saturday" is a week on.
+    saturday = utc(2026, 11, 28, 15)
+    assert parse_time("saturday 00:01", TORONTO, saturday) == utc(2026, 12, 5, 5, 1)
+    assert parse_time("next saturday 00:01", TORONTO, saturday) == utc(2026, 12, 12, 5, 1)
+    assert parse_time("saturday 23:00", TORONTO, saturday) == utc(2026, 11, 29, 4)
+    # The README's schedule example, typed on any day: the embargo read from the send time is
+    # the Saturday after Monday's column.
+    for day in range(23, 30):
+        now = utc(2026, 11, day, 15)
+        monday = parse_time("monday 06:00", TORONTO, now)
+        release = parse_time("saturday 00:01", TORONTO, monday)
+        assert monday < release and (release - monday).days == 4

@@ -17,7 +17,7 @@ from syndicate import settings as settings_module
 from syndicate.inbound import pipeline, sendgrid
 from tests.conftest import set_setting
 from tests.inbound_support import KEY, cli, copy_project, load, sent_project
-from tests.test_inbound_sendgrid import serve
+from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 from tests.trust_mail_support import dsn, status_of
 
 ZOE = "zoe.perez@example.org"  # reader 2
@@ -150,6 +150,7 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
     envelope = json.dumps({"to": [verp(project, 1, 2)], "from": ""})
     with serve(lambda: settings_module.load(project / "settings.toml")) as http:
         response = http.post(
@@ -170,6 +171,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     really had is where its bounce comes back, and that bounce is verified."""
     controller, handler = smtp_server
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
     config = project / "settings.toml"
     set_setting(config, 'bounce_address = ""', 'bounce_address = "bounces@notes.example.com"')
     set_setting(config, 'kind = "outbox"', 'kind = "smtp"')

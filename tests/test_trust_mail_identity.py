@@ -24,7 +24,7 @@ from tests.inbound_support import (
     load,
     sent_project,
 )
-from tests.test_inbound_sendgrid import serve
+from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 from tests.trust_mail_support import forged_reply, status_of
 
 MARGARET = "margaret.holloway@example.com"  # reader 1
@@ -63,6 +63,7 @@ def test_a_guessed_message_id_unsubscribes_nobody_through_inbound_parse(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
     raw = forged_reply(f"<{MARGARET}>", "<syndicate.s1.r1@notes.example.com>")
     with serve(lambda: settings_module.load(project / "settings.toml")) as http:
         response = http.post(sendgrid.PATH, files={"email": ("m.eml", raw)})

@@ -13,7 +13,7 @@ import pytest
 from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
 from tests.inbound_support import KEY, cli, copy_project, edit, sent_project
-from tests.test_inbound_sendgrid import serve
+from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 
 
 def nested(levels: int = 1500, message_id: str = "<deep-1@evil.example>") -> bytes:
@@ -63,6 +63,7 @@ def test_inbound_parse_answers_200_and_maildir_moves_it_on(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
     with serve(lambda: settings_module.load(project / "settings.toml")) as http:
         response = http.post(sendgrid.PATH, files={"email": ("m.eml", nested())})
     assert response.status_code == 200, response.text

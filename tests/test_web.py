@@ -28,6 +28,7 @@ from tests.web_support import (
     events_body,
     load_settings,
     outbox_messages,
+    without_nonce,
 )
 
 SECRET = "test-secret-key-for-web"
@@ -102,7 +103,12 @@ def test_double_opt_in_through_the_outbox(web_project: Path) -> None:
     link = confirmation_link(web_project, "New.Reader@example.com")
     assert link in html and link.startswith("http://testserver/confirm/")
 
-    confirmed = client.get(link.removeprefix("http://testserver"))
+    path = link.removeprefix("http://testserver")
+    button = client.get(path)
+    assert button.status_code == 200 and button.text.count("<button") == 1
+    assert "new.reader@example.com" in button.text.lower()
+    assert status_of(web_project, "new.reader@example.com") is None, "a GET must not confirm"
+    confirmed = client.post(path)
     assert confirmed.status_code == 200 and "You’re subscribed" in confirmed.text
     with engine_of(web_project).connect() as conn:
         [row] = [
@@ -111,8 +117,9 @@ def test_double_opt_in_through_the_outbox(web_project: Path) -> None:
     assert (row["status"], row["source"], row["name"]) == ("active", "web", "Nora Reader")
     assert row["confirmed_at"] is not None
 
-    again = client.get(link.removeprefix("http://testserver"))
+    again = client.post(path)
     assert again.status_code == 200 and "Already confirmed" in again.text
+    assert "Already confirmed" in client.get(path).text
 
 
 def test_known_and_unknown_addresses_get_the_same_answer(web_project: Path) -> None:
@@ -123,7 +130,7 @@ def test_known_and_unknown_addresses_get_the_same_answer(web_project: Path) -> N
     known = subscribe(client, "margaret.holloway@example.com")
     unknown = subscribe(client, "someone.new@example.com")
     assert known.status_code == unknown.status_code == 200
-    assert known.text == unknown.text
+    assert without_nonce(known.text) == without_nonce(unknown.text)
 
 
 def test_missing_or_wrong_csrf_token_is_refused(web_project: Path) -> None:
@@ -157,9 +164,7 @@ def test_a_broken_address_is_explained_and_the_form_kept(web_project: Path) -> N
 
 def test_a_flood_from_one_address_is_rate_limited(web_project: Path) -> None:
     set_setting(web_project / "settings.toml", "rate_limit = 5", "rate_limit = 3")
-    set_setting(
-        web_project / "settings.toml", "trust_forwarded_for = false", "trust_forwarded_for = true"
-    )
+    set_setting(web_project / "settings.toml", "trusted_proxies = 0", "trusted_proxies = 1")
     client = client_for(web_project)
     token = csrf_of(client.get("/subscribe").text)
     codes = []
@@ -193,8 +198,9 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
         "/confirm/" + optin.confirm_token(b"other key", 1, nonce),
         "/confirm/" + optin.confirm_token(SECRET.encode(), 1, nonce),
     ):
-        answer = client.get(bad)
-        assert answer.status_code == 400 and "not valid" in answer.text
+        for method in (client.get, client.post):
+            answer = method(bad)
+            assert answer.status_code == 400 and "not valid" in answer.text
     assert status_of(web_project, "later@example.com") is None
 
     class LongAgo(TimestampSigner):
@@ -204,8 +210,9 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
     old = URLSafeTimedSerializer(SECRET.encode(), salt=optin.CONFIRM_SALT, signer=LongAgo)
     with engine_of(web_project).connect() as conn:
         real_nonce = store.get_pending_confirmation(conn, 1)["nonce"]
-    expired = client.get(f"/confirm/{old.dumps([1, real_nonce])}")
-    assert expired.status_code == 410 and "expired" in expired.text
+    for method in (client.get, client.post):
+        expired = method(f"/confirm/{old.dumps([1, real_nonce])}")
+        assert expired.status_code == 410 and "expired" in expired.text
     assert status_of(web_project, "later@example.com") is None
 
 
@@ -285,7 +292,7 @@ def test_only_a_new_confirmed_opt_in_brings_an_unsubscribed_reader_back(web_proj
     subscribe(client, "Margaret.Holloway@example.com")
     assert status_of(web_project, "margaret.holloway@example.com") == "unsubscribed"
     link = confirmation_link(web_project, "Margaret.Holloway@example.com")
-    client.get(link.removeprefix("http://testserver"))
+    client.post(link.removeprefix("http://testserver"))
     assert status_of(web_project, "margaret.holloway@example.com") == "active"
 
 

@@ -15,7 +15,7 @@ from syndicate import settings as settings_module
 from syndicate import store
 from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
 from syndicate.models import Channel
-from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, run_once
+from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, describe_wait, run_once
 
 
 @app.command()
@@ -109,6 +109,8 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
         console.print(
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
+    for wait in getattr(report, "waiting", []):
+        console.print(describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:

@@ -13,7 +13,7 @@ from jinja2 import Environment
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from syndicate import dispatch, scheduler, store
+from syndicate import dispatch, scheduler, sends, store
 from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import (
@@ -57,6 +57,10 @@ def send(
             help="Send one copy, subject marked [TEST], to ADDRESS only; record nothing.",
         ),
     ] = None,
+    break_embargo: Annotated[
+        bool,
+        typer.Option("--break-embargo", help="Send readers the post before its embargo (logged)."),
+    ] = False,
 ) -> None:
     """Send a post to a channel's list now (resumes an interrupted send; never sends twice)."""
     settings = settings_of(ctx)
@@ -75,6 +79,15 @@ def send(
     if dry_run:
         _dry_run(engine, settings, post, channel)
         return
+    if channel is Channel.NEWSLETTER and post.id is not None:
+        sends.guard_embargo(
+            engine,
+            post.id,
+            store.now(),
+            respect_column=settings.channels.newsletter.respect_embargo,
+            break_embargo=break_embargo,
+            zone=settings.zone,
+        )
     daemon = settings.daemon
     lock = scheduler.DaemonLock(engine, daemon.heartbeat_seconds, daemon.stale_after_missed)
     with lock.held_while():

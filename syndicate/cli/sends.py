@@ -19,7 +19,7 @@ from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel
-from syndicate.schedule import TIME_HELP, describe, parse_time, short
+from syndicate.schedule import TIME_HELP, describe, parse_future, short
 from syndicate.settings import Settings
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
@@ -44,10 +44,41 @@ def print_table(table: Table) -> None:
 
 
 def _when(settings: Settings, text: str) -> Any:
-    return parse_time(text, settings.zone, store.now())
+    return parse_future(text, settings.zone, store.now())
 
 
-def send_json(send: dict[str, Any]) -> dict[str, Any]:
+def _until(settings: Settings, text: str | None, at: Any) -> Any:
+    """An --embargo is read from the send time: 'saturday 00:01' is the first Saturday 00:01
+    after the send, '+2d' two days after it (as channels.column.embargo is)."""
+    if text is None:
+        return None
+    return parse_future(text, settings.zone, store.now(), "embargo", read_from=at)
+
+
+def waiting(conn: Any, settings: Settings, rows: list[dict[str, Any]]) -> dict[int, Any]:
+    """The embargo each scheduled send will wait for beyond its own time, by send id."""
+    return control.waiting(
+        conn, rows, store.now(), respect_column=settings.channels.newsletter.respect_embargo
+    )
+
+
+def state_text(row: dict[str, Any], waits: dict[int, Any]) -> str:
+    return "waiting for embargo" if row["id"] in waits else row["state"]
+
+
+def print_waits(rows: list[dict[str, Any]], waits: dict[int, Any], settings: Settings) -> None:
+    """Under a table: until when each waiting send waits, and for whose embargo."""
+    for row in rows:
+        release = waits.get(row["id"])
+        if release is not None:
+            console.print(
+                f"Send {row['id']} ({row['channel']}) is waiting for embargo until "
+                f"{short(release.until, settings.zone)}: {release.whose}.",
+                highlight=False,
+            )
+
+
+def send_json(send: dict[str, Any], release: Any = None) -> dict[str, Any]:
     data = {
         "id": send["id"],
         "post_id": send["post_id"],
@@ -61,6 +92,8 @@ def send_json(send: dict[str, Any]) -> dict[str, Any]:
         "approval_requested_at": iso(send.get("approval_requested_at")),
         "approved_at": iso(send.get("approved_at")),
         "approved_by": send.get("approved_by") or "",
+        "waiting_for_embargo_until": iso(release.until) if release else None,
+        "embargo_broken_at": iso(send.get("embargo_broken_at")),
     }
     if "title" in send:
         data["post"] = send["title"]
@@ -74,7 +107,7 @@ def send_json(send: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _echo(settings: Settings, send: dict[str, Any], verb: str) -> None:
+def _echo(settings: Settings, send: dict[str, Any], verb: str, engine: Any = None) -> None:
     zone = settings.zone
     lines = [
         f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
@@ -82,6 +115,11 @@ def _echo(settings: Settings, send: dict[str, Any], verb: str) -> None:
     ]
     if send["embargo_until"]:
         lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
+    if engine is not None:
+        with engine.connect() as conn:
+            release = waiting(conn, settings, [send]).get(send["id"])
+        if release is not None:
+            lines.append(f"  readers wait for {release.explain(zone)}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
 
@@ -96,7 +134,8 @@ def list_sends(
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
         rows = store.list_sends(conn, limit)
-    data = [send_json(row) for row in rows]
+        waits = waiting(conn, settings, rows)
+    data = [send_json(row, waits.get(row["id"])) for row in rows]
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -117,7 +156,7 @@ def list_sends(
             str(row["id"]),
             row["title"],
             row["channel"],
-            row["state"],
+            state_text(row, waits),
             short(store.as_utc(row["scheduled_at"]), zone),
         ]
         if embargoes:
@@ -125,6 +164,7 @@ def list_sends(
         cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
         table.add_row(*cells)
     print_table(table)
+    print_waits(rows, waits, settings)
 
 
 @app.command()
@@ -137,7 +177,11 @@ def schedule(
     at: Annotated[str, typer.Option("--at", help=f"When. {TIME_HELP}.")],
     embargo: Annotated[
         str | None,
-        typer.Option("--embargo", help="Release time printed in the column; readers wait too."),
+        typer.Option(
+            "--embargo",
+            help="Release time printed in the column, read from --at ('saturday 00:01': the "
+            "first after the send); readers wait too.",
+        ),
     ] = None,
 ) -> None:
     """Schedule a post for a channel at a time of your choosing (creates or moves its send)."""
@@ -151,9 +195,9 @@ def schedule(
             "('syndicate sends list' shows posts with sends)"
         )
     when = _when(settings, at)
-    until = _when(settings, embargo) if embargo else None
-    send, created = control.schedule(engine, found.id, channel, when, until)
-    _echo(settings, send, "created" if created else "rescheduled")
+    until = _until(settings, embargo, when)
+    send, created = control.schedule(engine, found.id, channel, when, until, zone=settings.zone)
+    _echo(settings, send, "created" if created else "rescheduled", engine)
     if send["state"] != "scheduled":
         console.print(
             f"  it is {send['state']}: 'syndicate approve {send['id']}' releases it",
@@ -165,8 +209,8 @@ def schedule(
 def hold(ctx: typer.Context, send: SendArg) -> None:
     """Hold a send: it does not go out (one in progress stops after the current batch)."""
     settings = settings_of(ctx)
-    row = control.hold(open_store(settings), send)
-    _echo(settings, row, "held")
+    row, changed = control.hold(open_store(settings), send)
+    _echo(settings, row, "held" if changed else "was already held; nothing changed")
     console.print(
         f"  'syndicate approve {send}' releases it; 'syndicate cancel {send}' drops it",
         soft_wrap=True,
@@ -177,8 +221,9 @@ def hold(ctx: typer.Context, send: SendArg) -> None:
 def approve(ctx: typer.Context, send: SendArg) -> None:
     """Release a held or awaiting-approval send; it goes at its time, at once if that passed."""
     settings = settings_of(ctx)
-    row, changed = control.approve(open_store(settings), send, by="command")
-    _echo(settings, row, "approved" if changed else "was already approved")
+    engine = open_store(settings)
+    row, changed = control.approve(engine, send, by="command")
+    _echo(settings, row, "approved" if changed else "was already approved", engine)
 
 
 @app.command()
@@ -186,9 +231,17 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
     """Cancel a send for good; messages already delivered stay delivered."""
     settings = settings_of(ctx)
     engine = open_store(settings)
-    row = control.cancel(engine, send)
+    row, changed = control.cancel(engine, send)
     with engine.connect() as conn:
         counts = store.delivery_counts(conn, send)
+    if not changed:
+        console.print(
+            f"Send {send} ({row['channel']}) was already cancelled on "
+            f"{short(store.as_utc(row['finished_at']), settings.zone)}; nothing changed "
+            f"({counts.get('sent', 0)} message(s) had been delivered).",
+            soft_wrap=True,
+        )
+        return
     console.print(
         f"Send {send} ({row['channel']}) cancelled; {counts.get('sent', 0)} message(s) had "
         f"been delivered, {counts.get('pending', 0)} will not be sent.",
@@ -201,8 +254,17 @@ def reschedule(
     ctx: typer.Context,
     send: SendArg,
     at: Annotated[str, typer.Option("--at", help=f"The new time. {TIME_HELP}.")],
+    embargo: Annotated[
+        str | None,
+        typer.Option(
+            "--embargo", help="A new embargo (release time), read from --at; readers wait too."
+        ),
+    ] = None,
 ) -> None:
-    """Move a send that has not started to another time."""
+    """Move a send that has not started to another time (and, with --embargo, its embargo)."""
     settings = settings_of(ctx)
-    row = control.reschedule(open_store(settings), send, _when(settings, at))
-    _echo(settings, row, "rescheduled")
+    engine = open_store(settings)
+    when = _when(settings, at)
+    until = _until(settings, embargo, when)
+    row = control.reschedule(engine, send, when, until, zone=settings.zone)
+    _echo(settings, row, "rescheduled", engine)

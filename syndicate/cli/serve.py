@@ -25,6 +25,10 @@ def serve(
         create_app(settings),
         host=host or settings.web.host,
         port=port or settings.web.port,
-        proxy_headers=settings.web.trust_forwarded_for,
+        # The app reads X-Forwarded-For itself, by hop count (web.trusted_proxies); uvicorn's
+        # own handling would rewrite the client address before the app sees the real peer.
+        proxy_headers=False,
+        server_header=False,
+        limit_concurrency=settings.web.max_connections,
         log_level="info",
     )

@@ -12,7 +12,14 @@ from rich.table import Table
 
 from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.cli.sends import column_style, print_table, send_json
+from syndicate.cli.sends import (
+    column_style,
+    print_table,
+    print_waits,
+    send_json,
+    state_text,
+    waiting,
+)
 from syndicate.models import RecipientKind, SendState
 from syndicate.schedule import short
 from syndicate.watch import feed_source
@@ -35,6 +42,7 @@ def status(
         recent_replies = store.recent_replies(conn)
         state = store.get_feed_state(conn, feed_source(settings))
         daemon = store.lock_holder(conn)
+        waits = waiting(conn, settings, sends)
     upcoming = sorted(
         (s for s in sends if s["state"] in UPCOMING), key=lambda s: store.as_utc(s["scheduled_at"])
     )
@@ -54,10 +62,10 @@ def status(
             else None
         ),
         "recipients": recipients,
-        "upcoming": [send_json(s) for s in upcoming],
+        "upcoming": [send_json(s, waits.get(s["id"])) for s in upcoming],
         "recent": [send_json(s) for s in recent],
         # Kept for scripts written against the first version: every send, newest first.
-        "sends": [send_json(s) for s in sends],
+        "sends": [send_json(s, waits.get(s["id"])) for s in sends],
         "replies": replies,
         "recent_replies": [
             {
@@ -75,9 +83,8 @@ def status(
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     zone = settings.zone
-    console.print(
-        f"Feed: {settings.feed.source} (last checked {data['feed']['checked_at'] or 'never'})"
-    )
+    checked = short(store.as_utc(state["checked_at"]), zone) if state else ""
+    console.print(f"Feed: {settings.feed.source} (last checked {checked or 'never'})")
     console.print(
         f"Daemon: running on {daemon['host']} (pid {daemon['pid']}), last heartbeat "
         f"{short(daemon['heartbeat_at'], zone)}"
@@ -101,11 +108,12 @@ def status(
             str(s["id"]),
             s["title"],
             s["channel"],
-            s["state"],
+            state_text(s, waits),
             short(store.as_utc(s["scheduled_at"]), zone),
             short(store.as_utc(s["embargo_until"]), zone),
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
+    print_waits(upcoming, waits, settings)
 
     table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("id", "post", "channel", "state", "started"):

@@ -4,14 +4,22 @@ With "POST the raw, full MIME message" on, the message is in the form field `ema
 SendGrid sends parsed fields (`headers`, `text`, `html`, `envelope`, …) and the message is
 rebuilt from them. 200 means stored (or refused and recorded: a retry would not help); a
 transient problem answers 503 so SendGrid retries (it does for up to three days).
+
+Only SendGrid may post: the URL it calls carries HTTP basic auth whose password is the secret in
+`$<web.inbound_parse_secret_env>` (any user name). Without it: 401 before a byte of the body is
+read; with no secret configured: 503 (SendGrid keeps the mail and retries).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
+import hmac
 import json
 import logging
+import os
 from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
@@ -27,12 +35,41 @@ from starlette.routing import Route
 from syndicate import store
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
+from syndicate.webguard import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
 PATH = "/webhooks/sendgrid/inbound"
 # Headers the rebuilt message must not copy from SendGrid's `headers` field: the body is new.
 _BODY_HEADERS = {"content-type", "content-transfer-encoding", "mime-version"}
+# SendGrid itself refuses inbound mail over 30 MB; parts up to that are read so the pipeline can
+# refuse a message above max_message_bytes politely and record it.
+SENDGRID_MAX_MESSAGE = 30 * 1024 * 1024
+FORM_OVERHEAD = 1024 * 1024  # the other fields: headers, envelope, charsets, SPF …
+MAX_FIELDS = 100
+MAX_FILES = 100  # parsed mode: attachmentN (spooled to disk past 1 MB each)
+
+
+def max_part_bytes(settings: Settings) -> int:
+    return max(settings.inbound.max_message_bytes + 1, SENDGRID_MAX_MESSAGE)
+
+
+def max_post_bytes(settings: Settings) -> int:
+    """The whole post, all fields and files together (web.py bounds the body with it)."""
+    return max_part_bytes(settings) + FORM_OVERHEAD
+
+
+def authorised(request: Request, secret: str) -> bool:
+    """HTTP basic auth carrying `secret` as the password; the user name is not checked."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    _, colon, password = decoded.partition(b":")
+    return bool(colon) and hmac.compare_digest(password, secret.encode())
 
 
 @functools.cache
@@ -46,13 +83,27 @@ def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
 
     async def inbound(request: Request) -> JSONResponse:
         settings = settings_loader()
-        limit = settings.inbound.max_message_bytes
-        try:
-            # Parts up to SendGrid's own 30 MB cap are read, so process() can refuse a message
-            # above max_message_bytes politely and record it.
-            form = await request.form(
-                max_files=100, max_fields=1000, max_part_size=max(limit + 1, 40_000_000)
+        secret = os.environ.get(settings.web.inbound_parse_secret_env, "")
+        if not secret:
+            log.error(
+                "SendGrid Inbound Parse called but $%s is not set; answering 503 so SendGrid "
+                "keeps the mail and retries",
+                settings.web.inbound_parse_secret_env,
             )
+            return JSONResponse({"error": "inbound parse not configured"}, 503)
+        if not authorised(request, secret):
+            log.warning("sendgrid inbound: refused a post without the right password")
+            return JSONResponse(
+                {"error": "authentication required"},
+                401,
+                headers={"WWW-Authenticate": 'Basic realm="inbound"', "Connection": "close"},
+            )
+        try:
+            form = await request.form(
+                max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=max_part_bytes(settings)
+            )
+        except BodyTooLarge:
+            raise
         except Exception as exc:  # malformed multipart: SendGrid would send the same again
             log.warning("sendgrid inbound: unreadable form data: %s", exc)
             return JSONResponse({"error": f"unreadable multipart/form-data: {exc}"}, 400)
