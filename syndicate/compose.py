@@ -20,7 +20,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from syndicate import tokens
-from syndicate.models import Channel, Edition, Recipient
+from syndicate.headers import one_line
+from syndicate.models import Attachment, Channel, Edition, Recipient
 from syndicate.render import placeholders as ph
 
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in ph.ALL))
@@ -97,13 +98,13 @@ def api_headers(
 ) -> dict[str, str]:
     """The headers `compose` sets, other than From/To/Subject/Reply-To/Date and MIME ones, for
     transports that build the message themselves (SendGrid's API)."""
-    headers = {
-        "Message-ID": mid,
-        "List-Id": f"{one_line(sender.list_name)} <{sender.list_id}>",
-        "List-Unsubscribe": f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "X-Auto-Response-Suppress": "OOF, AutoReply",
-    }
+    headers = {"Message-ID": mid, "List-Id": list_id(edition.channel, sender)}
+    if offers_unsubscribe(edition.channel):
+        headers["List-Unsubscribe"] = (
+            f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
+        )
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    headers["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     if edition.channel is Channel.NEWSLETTER:
         headers["Precedence"] = "bulk"
     return headers
@@ -115,9 +116,43 @@ def fill(template: str, values: dict[str, str], *, escape: bool) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
 
 
-def one_line(text: str) -> str:
-    """Header-safe: CR, LF and other control characters from a feed never reach a header."""
-    return " ".join(text.split())
+def list_id(channel: Channel, sender: Sender) -> str:
+    """The List-Id header: the newsletter's list, or the column's own list for editors (so a
+    filter or a client's list view never mixes a syndicated column with the newsletter)."""
+    if channel is Channel.COLUMN:
+        column_id = "column." + sender.list_id.removeprefix("newsletter.")
+        return f"{one_line(sender.list_name)} column <{column_id}>"
+    return f"{one_line(sender.list_name)} <{sender.list_id}>"
+
+
+def offers_unsubscribe(channel: Channel) -> bool:
+    """Only readers get List-Unsubscribe: a client's "Unsubscribe" banner on a column draft would
+    look like a syndicate mailing an editor; editors leave by reply or by the author's hand."""
+    return channel is Channel.NEWSLETTER
+
+
+def _attach(msg: EmailMessage, attachment: Attachment) -> None:
+    """A text attachment (the draft's .txt and .html) stays UTF-8 text, quoted-printable, with
+    its charset; anything else is base64 bytes."""
+    maintype, _, rest = attachment.content_type.partition("/")
+    subtype = rest.split(";", 1)[0].strip()
+    if maintype == "text":
+        try:
+            text = attachment.data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            msg.add_attachment(
+                text,
+                subtype=subtype,
+                charset="utf-8",
+                cte="quoted-printable",
+                filename=attachment.filename,
+            )
+            return
+    msg.add_attachment(
+        attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+    )
 
 
 def compose(
@@ -131,20 +166,19 @@ def compose(
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id(sender, send_id, recipient.id)
     msg["Reply-To"] = Address(one_line(sender.name), addr_spec=values[ph.REPLY_ADDRESS])
-    msg["List-Id"] = f"{one_line(sender.list_name)} <{sender.list_id}>"
-    msg["List-Unsubscribe"] = f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["List-Id"] = list_id(edition.channel, sender)
+    if offers_unsubscribe(edition.channel):
+        msg["List-Unsubscribe"] = (
+            f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
+        )
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     if edition.channel is Channel.NEWSLETTER:
         msg["Precedence"] = "bulk"
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     msg.set_content(fill(edition.text, values, escape=False))
     msg.add_alternative(fill(edition.html, values, escape=True), subtype="html")
     for attachment in edition.attachments:
-        maintype, _, rest = attachment.content_type.partition("/")
-        subtype = rest.split(";", 1)[0].strip()
-        msg.add_attachment(
-            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-        )
+        _attach(msg, attachment)
     return msg
 
 
@@ -272,8 +306,9 @@ class MessageTemplate:
         fixed = EmailMessage()
         fixed["From"] = Address(one_line(sender.name), addr_spec=sender.from_address)
         fixed["Subject"] = one_line(edition.subject)
-        fixed["List-Id"] = f"{one_line(sender.list_name)} <{sender.list_id}>"
-        fixed["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        fixed["List-Id"] = list_id(edition.channel, sender)
+        if offers_unsubscribe(edition.channel):
+            fixed["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if edition.channel is Channel.NEWSLETTER:
             fixed["Precedence"] = "bulk"
         fixed["X-Auto-Response-Suppress"] = "OOF, AutoReply"
@@ -283,12 +318,9 @@ class MessageTemplate:
         token = secrets.token_hex(12)
         attachments = b""
         for attachment in edition.attachments:
-            part = EmailMessage()
-            maintype, _, rest = attachment.content_type.partition("/")
-            subtype = rest.split(";", 1)[0].strip()
-            part.set_content(
-                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
-            )
+            holder = EmailMessage()
+            _attach(holder, attachment)
+            (part,) = holder.iter_attachments()
             del part["MIME-Version"]
             attachments += b"--=_m" + token.encode() + _CRLF + part.as_bytes(policy=_SMTP_POLICY)
             attachments += _CRLF
@@ -316,7 +348,6 @@ def compose_bytes(
     text = template.text.fill(values)
     html = template.html.fill(values)
     mid = mid or message_id(sender, send_id, recipient.id)
-    unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>,\r\n <{values[ph.UNSUBSCRIBE_MAILTO]}>"
     alt = template.boundary.encode()
     parts = [
         _fold_address("To", recipient.name, recipient.email),
@@ -324,8 +355,10 @@ def compose_bytes(
         template.date_header,
         f"Message-ID: {mid}\r\n".encode(),
         _fold_address("Reply-To", sender.name, values[ph.REPLY_ADDRESS]),
-        f"List-Unsubscribe: {unsubscribe}\r\n".encode(),
     ]
+    if offers_unsubscribe(template.edition.channel):
+        unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>,\r\n <{values[ph.UNSUBSCRIBE_MAILTO]}>"
+        parts.append(f"List-Unsubscribe: {unsubscribe}\r\n".encode())
     alternative = [
         b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n\r\n',
         b"--" + alt + b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'

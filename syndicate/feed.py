@@ -34,7 +34,7 @@ class FetchResult:
 
 
 def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    return source.lower().startswith(("http://", "https://"))
 
 
 def fetch(
@@ -146,12 +146,16 @@ def _to_post(entry: Any, feed: Any) -> tuple[Post | None, str]:
         if "html" in item.get("type", "html") and len(item.get("value", "")) > len(content):
             content = item["value"]
     summary = entry.get("summary", "") or ""
-    problem = "" if title else "has no title"
+    problems = [] if title else ["has no title"]
+    link = (link or guid).strip()
+    if not is_url(link):
+        problems.append(f"link {link[:80]!r} is not an http(s) URL; the post goes out without one")
+        link = ""
     return (
         Post(
             guid=guid,
             title=title or "(untitled)",
-            link=link or guid,
+            link=link,
             author=entry.get("author") or feed.get("author") or "",
             published=_published(entry),
             summary_html=summary,
@@ -160,7 +164,7 @@ def _to_post(entry: Any, feed: Any) -> tuple[Post | None, str]:
                 tag.get("term", "") for tag in entry.get("tags", []) if tag.get("term")
             ),
         ),
-        problem,
+        "; ".join(problems),
     )
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from syndicate.render.editor_profile import ProfileDefaults, parse_profile
+
 EDITOR_FIELDS = ("publication", "timezone", "word_limit", "formats", "quotes", "links")
 DELIMITERS = ",;\t|"
 
@@ -300,6 +302,12 @@ class AddressChecker:
         return result.ascii_email or result.normalized, ""
 
 
+def editor_problems(address: str, fields: dict[str, str]) -> list[str]:
+    """Editor preferences that cannot be read (the row still lands; sends use the default)."""
+    _, problems = parse_profile(fields, ProfileDefaults(), where=f"editor {address}")
+    return [re.sub(r"; using .*$", "; the default is used when sending", p) for p in problems]
+
+
 def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None) -> ParsedList:
     """Read one CSV file of subscribers; raises ImportFormatError when it has no usable header."""
     text, encoding = decode(path.read_bytes() if data is None else data)
@@ -347,6 +355,10 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         fields = {
             name: record[position].strip() for name, position in extras if position < len(record)
         }
+        if editor_fields:
+            parsed.problems.extend(
+                RowProblem(path, line, message) for message in editor_problems(address, fields)
+            )
         parsed.rows.append(
             ImportedRow(line, address, _name(columns, record), status, reason, fields)
         )

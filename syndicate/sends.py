@@ -154,6 +154,21 @@ def approve(
         return _load(conn, send_id), True
 
 
+def refuse_past_embargo(engine: Engine, send_id: int, at: datetime, zone: ZoneInfo) -> None:
+    """A column released by hand after its embargo would print a release time already gone."""
+    with engine.connect() as conn:
+        send = _load(conn, send_id)
+    until = store.as_utc(send["embargo_until"])
+    waiting = send["state"] in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+    if send["channel"] != Channel.COLUMN.value or not waiting or until is None or until > at:
+        return
+    raise SyndicateError(
+        f"send {send_id} (column): its embargo ({describe(until, zone)}) has passed, so the "
+        f"draft would print a release time already gone; give it a new one with 'syndicate "
+        f"reschedule {send_id} --at now --embargo …', then approve it"
+    )
+
+
 def cancel(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
     """Cancel for good; messages already delivered stay delivered.
 

@@ -148,6 +148,10 @@ class Transport(_Section):
         return self.sendgrid.batch_size if self.kind == "sendgrid" else self.smtp.batch_size
 
 
+# Tokens are HMAC-SHA256; a key shorter than its 32-byte output adds guessable weakness.
+MIN_SECRET_KEY_BYTES = 32
+
+
 class Secrets(_Section):
     hmac_key_env: str = "SYNDICATE_SECRET_KEY"
 
@@ -379,8 +383,21 @@ class Settings(_Section):
         return os.environ.get(self.transport.sendgrid.api_key_env, "")
 
     def hmac_key_from_env(self) -> bytes | None:
+        """The token key from the environment, or None when unset (the database keeps one).
+
+        A key short enough to guess would let anyone forge unsubscribe links and reply tokens.
+        """
         value = os.environ.get(self.secrets.hmac_key_env, "")
-        return value.encode() if value else None
+        if not value:
+            return None
+        key = value.encode()
+        if len(key) < MIN_SECRET_KEY_BYTES:
+            raise SettingsError(
+                f"{self.secrets.hmac_key_env}: the secret key is {len(key)} bytes, it must be at "
+                f"least {MIN_SECRET_KEY_BYTES} (make one with: python3 -c "
+                "'import secrets; print(secrets.token_hex(32))')"
+            )
+        return key
 
 
 def _require_fields(template: str, allowed: set[str]) -> str:
@@ -448,22 +465,57 @@ def _require_time_rule(value: str) -> str:
     return value
 
 
+def packaged(name: str) -> Path:
+    """A file or folder shipped with syndicate: templates, settings.toml, the example feed.
+
+    An installed wheel carries them in `syndicate/_skeleton/` (copied there by setup.py); a
+    checkout (editable install) reads them where they live in the source tree.
+    """
+    shipped = Path(__file__).resolve().parent / "_skeleton" / name
+    return shipped if shipped.exists() else Path(__file__).resolve().parent.parent / name
+
+
+def read_text(path: Path, what: str = "settings file") -> str:
+    """A UTF-8 text file (a byte-order mark is accepted); any other encoding is one clear line."""
+    if path.is_dir():
+        raise SettingsError(f"{path}: is a folder; give the path of the {what} itself")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{path}: {what} not found (pass --config PATH, run from the project folder, or "
+            "make one with 'syndicate init FOLDER')"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
+        raise SettingsError(
+            f"{path}: the {what} is saved as UTF-16; save it as UTF-8 (TOML files are UTF-8)"
+        )
+    try:
+        return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SettingsError(
+            f"{path}: line {line}: the {what} is not UTF-8 (Latin-1 or Windows-1252?); "
+            "save it as UTF-8 (TOML files are UTF-8)"
+        ) from None
+
+
 def load(path: Path = DEFAULT_CONFIG) -> Settings:
     """Read, parse and validate a settings file; every problem names the file and the key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(
-            f"{path}: settings file not found (pass --config PATH or run from the project folder)"
-        ) from None
+        raw = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     raw.pop("base_dir", None)
     try:
-        return Settings(**raw, base_dir=path.resolve().parent)
+        settings = Settings(**raw, base_dir=path.resolve().parent)
     except ValidationError as exc:
         raise SettingsError(_describe(path, exc)) from None
+    settings.hmac_key_from_env()  # a weak key is refused at start, not at the first send
+    return settings
 
 
 def _describe(path: Path, exc: ValidationError) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -236,6 +238,8 @@ replies = Table(
     # A bounce: True when it came back to one of our deliveries (VERP address or our signed
     # Message-ID) and was scored; False when nothing ties it to a delivery (never scored).
     Column("verified", Boolean),
+    # When the author marked it read (`syndicate replies read`); status counts unread ones.
+    Column("read_at", DateTime(timezone=True)),
 )
 
 # One row per inbound message ever recorded: a message seen twice (IMAP re-fetch, MTA retry,
@@ -308,11 +312,38 @@ def connect(url: str) -> Engine:
     """Open the database and create or migrate the schema."""
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
+        _keep_private(engine.url.database)
         event.listen(engine, "connect", _sqlite_pragmas)
     with engine.begin() as conn:
         metadata.create_all(conn)
         _migrate(conn)
     return engine
+
+
+def _keep_private(database: str | None) -> None:
+    """The SQLite file holds the token key and every reply: readable by its owner only.
+
+    It is created 0600 whatever the umask, and SQLite gives its -wal and -shm files the mode of
+    the database file. A file an older version left readable is narrowed.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite reports the folder or permission problem in its own words
+    for companion in ("", "-wal", "-shm", "-journal"):
+        file = Path(f"{path}{companion}")
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s is readable by other users and cannot be narrowed: %s", file, exc)
 
 
 def _migrate(conn: Connection) -> None:
@@ -325,8 +356,10 @@ def _migrate(conn: Connection) -> None:
             f"the database has schema version {version}, newer than this syndicate "
             f"({SCHEMA_VERSION}); upgrade syndicate"
         )
-    if int(version) < SCHEMA_VERSION:
-        added = _add_missing_columns(conn)
+    # Also at the same version: a column added within a version (a database made by an
+    # earlier build of this version) is added rather than failing every query that names it.
+    added = _add_missing_columns(conn)
+    if added:
         log.info("database upgraded to schema %s: added %s", SCHEMA_VERSION, ", ".join(added))
     set_meta(conn, "schema_version", str(SCHEMA_VERSION))
 
@@ -1276,7 +1309,22 @@ def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
         yield dict(row)
 
 
+# What a person wrote, as opposed to what the machine handled (bounces, auto-replies,
+# unsubscribes, approvals, spam, refused); only these are "new replies" for the author.
+PERSONAL_REPLY_KINDS = ("comment", "editor_response", "unmatched")
+
+
+def _unread_personal() -> Any:
+    """Unread words from a person; an unmatched message with no words is not a new reply."""
+    return (
+        replies.c.read_at.is_(None)
+        & replies.c.kind.in_(PERSONAL_REPLY_KINDS)
+        & ((replies.c.kind != "unmatched") | (func.trim(replies.c.text, " \t\r\n") != ""))
+    )
+
+
 def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
+    """The newest unread replies from people."""
     rows = conn.execute(
         select(
             replies.c.id,
@@ -1287,6 +1335,7 @@ def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
             posts.c.title,
         )
         .outerjoin(posts, posts.c.id == replies.c.post_id)
+        .where(_unread_personal())
         .order_by(replies.c.received_at.desc(), replies.c.id.desc())
         .limit(limit)
     ).mappings()
@@ -1294,8 +1343,80 @@ def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def count_replies(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(replies.c.kind, func.count()).group_by(replies.c.kind))
+    """Unread replies from people, by kind."""
+    rows = conn.execute(
+        select(replies.c.kind, func.count()).where(_unread_personal()).group_by(replies.c.kind)
+    )
     return {kind: count for kind, count in rows}
+
+
+def mark_replies_read(conn: Connection, reply_ids: list[int] | None) -> int:
+    """Mark these replies (None: every reply) read; returns how many were unread."""
+    query = update(replies).where(replies.c.read_at.is_(None)).values(read_at=now())
+    if reply_ids is not None:
+        query = query.where(replies.c.id.in_(reply_ids))
+    return conn.execute(query).rowcount
+
+
+def existing_reply_ids(conn: Connection, reply_ids: list[int]) -> set[int]:
+    return set(conn.execute(select(replies.c.id).where(replies.c.id.in_(reply_ids))).scalars())
+
+
+# --- posts (syndicate posts list) -------------------------------------------------------------
+
+
+def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Posts, newest first, each with its sends per channel (state and delivery counts)."""
+    query = select(
+        posts.c.id,
+        posts.c.guid,
+        posts.c.title,
+        posts.c.link,
+        posts.c.published,
+        posts.c.first_seen,
+        posts.c.eligible,
+    ).order_by(func.coalesce(posts.c.published, posts.c.first_seen).desc(), posts.c.id.desc())
+    if limit:
+        query = query.limit(limit)
+    found = [
+        dict(row) | {"sends": {}, "digest_send": None} for row in conn.execute(query).mappings()
+    ]
+    by_id = {p["id"]: p for p in found}
+    if not by_id:
+        return found
+    counts = (
+        select(
+            deliveries.c.send_id,
+            func.count().label("total"),
+            func.sum((deliveries.c.state == DeliveryState.SENT.value).cast(Integer)).label("sent"),
+        )
+        .group_by(deliveries.c.send_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            sends.c.id,
+            sends.c.post_id,
+            sends.c.channel,
+            sends.c.state,
+            sends.c.scheduled_at,
+            func.coalesce(counts.c.total, 0).label("total"),
+            func.coalesce(counts.c.sent, 0).label("sent"),
+        )
+        .outerjoin(counts, counts.c.send_id == sends.c.id)
+        .where(sends.c.post_id.in_(list(by_id)))
+        .order_by(sends.c.id)
+    ).mappings()
+    for row in rows:
+        by_id[row["post_id"]]["sends"][row["channel"]] = dict(row)
+    digested = conn.execute(
+        select(digest_posts.c.post_id, digest_posts.c.send_id).where(
+            digest_posts.c.post_id.in_(list(by_id))
+        )
+    )
+    for post_id, send_id in digested:
+        by_id[post_id]["digest_send"] = send_id
+    return found
 
 
 def dumps(value: Any) -> str:
@@ -1340,6 +1461,7 @@ def list_replies(
     kinds: list[str] | None = None,
     states: list[str] | None = None,
     limit: int | None = None,
+    unread_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Replies, newest first, with the post's title and link and the recipient's address."""
     query = (
@@ -1361,6 +1483,8 @@ def list_replies(
         query = query.where(replies.c.kind.in_(kinds))
     if states:
         query = query.where(replies.c.state.in_(states))
+    if unread_only:
+        query = query.where(replies.c.read_at.is_(None))
     if limit:
         query = query.limit(limit)
     return [dict(row) for row in conn.execute(query).mappings()]

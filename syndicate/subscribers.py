@@ -49,6 +49,8 @@ class MergeReport:
     kept_suppressed: int = 0  # unsubscribed/bounced here: the file does not bring them back
     problems: list[RowProblem] = field(default_factory=list)
     skipped: list[RowProblem] = field(default_factory=list)
+    # An import keeps the name and spelling already on the list; here is what the file said.
+    differences: list[RowProblem] = field(default_factory=list)
     tool: str = "csv"
     encoding: str = ""
     delimiter: str = ","
@@ -79,6 +81,7 @@ class MergeReport:
             "kept_suppressed": self.kept_suppressed,
             "problems": [{"line": p.line, "message": p.message} for p in self.problems],
             "skipped": [{"line": p.line, "message": p.message} for p in self.skipped],
+            "differences": [{"line": p.line, "message": p.message} for p in self.differences],
         }
 
 
@@ -98,8 +101,12 @@ def merge(
     *,
     dry_run: bool = False,
     report: MergeReport | None = None,
+    imported_from: Path | None = None,
 ) -> MergeReport:
     """Merge parsed rows into one audience in a single transaction (nothing written on dry run).
+
+    The author's own list (`imported_from` None) may change a name or the spelling of an
+    address; another tool's export never does: the difference is reported instead.
 
     Existing people are loaded once and new ones inserted with one executemany, so 100,000 rows
     take seconds, not minutes.
@@ -123,6 +130,8 @@ def merge(
                     report.added_suppressed += 1
                 continue
             change = _changes(current, row)
+            if imported_from is not None:
+                _keep_identity(change, current, row, imported_from, report)
             if current["status"] != "active":
                 report.kept_suppressed += 1
             elif row.status != "active":
@@ -172,6 +181,35 @@ def _changes(current: dict[str, Any], row: ImportedRow) -> dict[str, Any]:
     return change
 
 
+def _keep_identity(
+    change: dict[str, Any],
+    current: dict[str, Any],
+    row: ImportedRow,
+    path: Path,
+    report: MergeReport,
+) -> None:
+    """Take name and address spelling out of an import's changes, reporting each difference."""
+    if "name" in change:
+        del change["name"]
+        report.differences.append(
+            RowProblem(
+                path,
+                row.line,
+                f"{current['email']}: named {current['name']!r} here, {row.name!r} in the file; "
+                "kept the name here",
+            )
+        )
+    if "email" in change:
+        del change["email"]
+        report.differences.append(
+            RowProblem(
+                path,
+                row.line,
+                f"{current['email']}: written {row.email!r} in the file; kept the spelling here",
+            )
+        )
+
+
 def import_file(
     engine: Engine, path: Path, kind: RecipientKind, *, dry_run: bool = False
 ) -> MergeReport:
@@ -184,7 +222,15 @@ def import_file(
         encoding=parsed.encoding,
         delimiter=parsed.delimiter,
     )
-    merge(engine, kind, parsed.rows, f"import:{parsed.tool}", dry_run=dry_run, report=report)
+    merge(
+        engine,
+        kind,
+        parsed.rows,
+        f"import:{parsed.tool}",
+        dry_run=dry_run,
+        report=report,
+        imported_from=path,
+    )
     log.info(
         "%s (%s export, %s, delimiter %r): %d added, %d added as unsubscribed/bounced, "
         "%d updated, %d unchanged, %d newly unsubscribed, %d kept unsubscribed, "

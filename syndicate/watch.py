@@ -85,7 +85,7 @@ def plan_post(
             report.queued_for_digest += 1
             continue
         state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
-        held = unreadable and (
+        held = bool(unreadable) and (
             channel is Channel.COLUMN or settings.channels.newsletter.respect_embargo
         )
         send_id = store.create_send(

@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 from syndicate import importers, optin, store, subscribers, webhooks
 from syndicate.inbound import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
+from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
 from syndicate.transports import Transport, make_transport
 from syndicate.webguard import (
@@ -69,7 +70,7 @@ EVENT_READERS = 4
 
 def templates(settings: Settings) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(settings.path(settings.paths.templates)),
+        loader=template_loader(settings.path(settings.paths.templates)),
         autoescape=lambda name: bool(name and name.endswith((".html.j2", ".html"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

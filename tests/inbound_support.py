@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inbound"
 # The fixtures' tokens are signed with this key (send 1 = newsletter to readers 1–4, send 2 =
 # column to editors 5–6, as `syndicate run --once` plans them on the shipped example project).
-KEY = "inbound-fixtures-key"
+KEY = "inbound-fixtures-key-signs-tokens-0123"
 
 
 def fixture(name: str) -> bytes:

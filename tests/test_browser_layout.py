@@ -7,6 +7,7 @@ temporary folder (printed with -s, kept by pytest under its basetemp) for a pers
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -133,4 +134,85 @@ def test_wide_feed_content_does_not_break_the_phone_layout(pages, tmp_path: Path
     shots = tmp_path / "screenshots"
     shots.mkdir()
     problems = check_layout(pages, page, shots, "wide")
+    assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"
+
+
+def as_gmail_shows_it(html: str) -> str:
+    """Gmail, Yahoo and AOL webmail turn <body> into a <div> that keeps none of its styles."""
+    html = re.sub(r"<body\b[^>]*>", "<div>", html, count=1)
+    return html.replace("</body>", "</div>", 1)
+
+
+def without_style_blocks(html: str) -> str:
+    """As the clients that strip <style> (and its @media) show it: inline styles only."""
+    return re.sub(r"<style\b.*?</style>", "", html, flags=re.S)
+
+
+def article_typography(page) -> dict[str, list[list[str]]]:
+    """Computed font family, size and colour of the title, byline and every article paragraph."""
+    return page.evaluate(
+        """() => {
+            const look = e => {
+                const s = getComputedStyle(e);
+                return [s.fontFamily, s.fontSize, s.color];
+            };
+            return {
+                title: [look(document.querySelector('h1'))],
+                byline: [look(document.querySelector('.byline'))],
+                article: [...document.querySelectorAll('.content p')].map(look),
+                reply: [look(document.querySelector('.reply-text'))],
+            };
+        }"""
+    )
+
+
+def test_the_edition_keeps_its_typography_where_body_or_style_is_dropped(
+    browser, pages, tmp_path: Path
+) -> None:
+    """Screenshots of the edition as Gmail shows it and without <style>, at 320 and 600 px.
+
+    As Gmail shows it (its <style> and @media kept) the edition must look as intended at the
+    same width; without <style> every width looks like the desktop edition (no @media at all),
+    read at 800 px, wider than the phone rules' 620 px.
+    """
+    html = message_for(newsletter(example_posts()[0])).get_body(("html",)).get_content()
+    original = tmp_path / "original.html"
+    original.write_text(html, encoding="utf-8")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    intended = {}
+    for width in WIDTHS:
+        pages[width, "light"].goto(original.as_uri(), wait_until="load")
+        intended[width] = article_typography(pages[width, "light"])
+    desktop = browser.new_page(viewport={"width": 800, "height": 800})
+    desktop.route("**/*", _serve_locally)
+    desktop.goto(original.as_uri(), wait_until="load")
+    intended["desktop"] = article_typography(desktop)
+    desktop.close()
+    assert intended["desktop"]["article"], "the example edition has article paragraphs"
+    georgia = 'Georgia, "Times New Roman", serif'
+    assert intended["desktop"]["article"][0][:2] == [georgia, "18px"]
+    assert intended[320]["article"][0][:2] == [georgia, "17px"]  # the phone size from @media
+    problems = []
+    for width in WIDTHS:
+        page = pages[width, "light"]
+        for view, transform, expected in (
+            ("gmail", as_gmail_shows_it, intended[width]),
+            ("no-style", without_style_blocks, intended["desktop"]),
+        ):
+            variant = tmp_path / f"{view}-{width}.html"
+            variant.write_text(transform(html), encoding="utf-8")
+            page.goto(variant.as_uri(), wait_until="load")
+            page.screenshot(path=str(shots / f"{view}-{width}.png"), full_page=True)
+            seen = article_typography(page)
+            for part, looks in seen.items():
+                assert len(looks) == len(expected[part])
+                for number, (got, meant) in enumerate(zip(looks, expected[part], strict=True)):
+                    where = f"{view} at {width}px, {part} {number}"
+                    aspects = zip(("font", "size", "colour"), got, meant, strict=True)
+                    for what, value, want in aspects:
+                        if value != want:
+                            problems.append(f"{where}: {what} {value!r}, not {want!r}")
+    print(f"\nscreenshots: {shots}")
+    assert len(list(shots.glob("*.png"))) == 2 * len(WIDTHS)
     assert not problems, "\n".join(problems) + f"\n(screenshots in {shots})"

@@ -35,7 +35,7 @@ ADDRESS = "browser.reader@example.com"
 def served(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "browser-test-key")
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "browser-test-key-of-at-least-32-bytes")
     set_setting(
         project / "settings.toml",
         'base_url = "https://notes.example.com/newsletter"',

@@ -142,6 +142,13 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     waiting = {s["channel"]: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
     assert waiting == {"newsletter": "2026-12-05T05:01:00+00:00", "column": None}
 
+    # Scheduling the reader edition "now" says at once that readers wait, and for what.
+    now = ok(project, "schedule", "latest", "--channel", "newsletter", "--at", "now")
+    assert (
+        f"readers wait for the column's embargo (send {send['column']}) until {RELEASE_TEXT}"
+        in (now)
+    )
+
     clock.now = MONDAY_SEND
     monday = ok(project, "run", "--once")
     assert f"Send {send['column']} (column) 'Embargoed column': 2 sent" in monday
@@ -446,3 +453,23 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     clock.now = utc(2026, 12, 5, 12)  # Saturday 5 December, 07:00
     ok(project, "run", "--once")
     assert digests() == [["Free post"], ["Embargoed column"]]
+
+
+def test_a_column_is_not_approved_after_its_embargo_has_passed(project: Path, clock: Clock) -> None:
+    weekly_column(project, clock, column__policy="manual", column__embargo="+1d")
+    ok(project, "run", "--once")
+    column = str(ids(store_settings(project))["column"])
+    clock.now = utc(2026, 11, 26, 15)  # Thursday: the embargo (Wednesday 10:00) is gone
+    assert refused(project, "approve", column) == (
+        f"send {column} (column): its embargo (Wednesday 25 November 2026, 10:00 EST "
+        "(UTC-05:00) = 2026-11-25 15:00 UTC) has passed, so the draft would print a release "
+        f"time already gone; give it a new one with 'syndicate reschedule {column} --at now "
+        "--embargo …', then approve it"
+    )
+    ok(project, "reschedule", column, "--at", "now", "--embargo", "+1d")
+    assert "approved" in ok(project, "approve", column)
+    assert "2 sent" in ok(project, "run", "--once")
+
+
+def store_settings(project: Path) -> settings.Settings:
+    return settings.load(project / "settings.toml")

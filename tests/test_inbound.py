@@ -428,7 +428,7 @@ def test_the_envelope_recipient_given_by_the_mta_identifies_the_reader(project: 
     # recipient that Postfix/Exim pass with --recipient carries the token.
     raw = fixture("stranger.eml").replace(b"<stranger-1@", b"<envelope-1@")
     raw = raw.replace(b"Priya Raman <priya@example.com>", b"<d.nakamura@example.net>")
-    token_address = "replies+r1-3-kbgulh6qilopazp5@notes.example.com"
+    token_address = "replies+r1-3-iariehjgrsr4qd64@notes.example.com"
     result = cli(project, "inbound", "receive", "--recipient", token_address, stdin=raw)
     assert result.returncode == 0, result.stderr.decode()
     [reply] = replies(project)

@@ -73,7 +73,7 @@ def test_raw_mode_the_whole_message_in_the_email_field(client) -> None:
     http, project = client
     envelope = json.dumps(
         {
-            "to": ["replies+r1-4-5sc7372kn77aaidl@notes.example.com"],
+            "to": ["replies+r1-4-hm54mk4gariuqedp@notes.example.com"],
             "from": "reader.anon@example.com",
         }
     )
@@ -106,7 +106,7 @@ def test_parsed_mode_the_message_rebuilt_from_headers_text_and_html(client) -> N
         "from": "Zoë Pérez <zoe.perez@example.org>",
         "to": "replies@notes.example.com",
         "subject": "Re: The job is not the work",
-        "envelope": json.dumps({"to": ["replies+r1-2-xl36ajd46gagqbac@notes.example.com"]}),
+        "envelope": json.dumps({"to": ["replies+r1-2-ll7etivk2cicffm4@notes.example.com"]}),
         "charsets": json.dumps({"text": "UTF-8", "html": "UTF-8", "subject": "UTF-8"}),
         "attachments": "0",
     }

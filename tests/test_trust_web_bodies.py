@@ -92,7 +92,7 @@ def copy_project(folder: Path) -> Path:
 def serving(project: Path) -> Iterator[Served]:
     signing = SigningKey()
     env = {
-        "SYNDICATE_SECRET_KEY": "bodies-test-key",
+        "SYNDICATE_SECRET_KEY": "bodies-test-key-at-least-32-bytes-long",
         "SYNDICATE_SENDGRID_WEBHOOK_KEY": signing.public_b64,
         "SYNDICATE_INBOUND_PARSE_SECRET": PARSE_SECRET,
     }

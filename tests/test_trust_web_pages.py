@@ -23,7 +23,7 @@ from tests.conftest import set_setting
 from tests.inbound_support import fixture
 from tests.web_support import SigningKey, confirmation_link, events_body, load_settings
 
-SECRET = "trust-web-pages-key"
+SECRET = "trust-web-pages-key-at-least-32-bytes-long"
 PARSE_SECRET = "s3cret-parse-password"
 BASE = "https://notes.example.com/newsletter"
 INBOUND = "/webhooks/sendgrid/inbound"

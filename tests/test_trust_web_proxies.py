@@ -23,7 +23,7 @@ from tests.web_support import load_settings
 
 @pytest.fixture
 def web(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "trust-web-proxies-key")
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "trust-web-proxies-key-at-least-32-bytes-long")
     set_setting(project / "settings.toml", "rate_limit = 5", "rate_limit = 3")
     return project
 

@@ -31,7 +31,7 @@ from tests.web_support import (
     without_nonce,
 )
 
-SECRET = "test-secret-key-for-web"
+SECRET = "test-secret-key-for-the-web-app-0123"
 
 
 @pytest.fixture

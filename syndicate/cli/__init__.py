@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 # Importing a command module registers its commands on `app`.
 from syndicate.cli import (  # noqa: F401
     feed,
     inbound,
+    init,
+    posts,
     preview,
     replies,
     run,
@@ -30,5 +34,6 @@ def main() -> None:
     try:
         app()
     except SyndicateError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message naming [inbound.wordpress] must print the name, not eat it as markup
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

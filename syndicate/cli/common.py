@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,19 +32,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain Click help: Rich's would eat "[inbound.wordpress]" as markup and print "<bool>"
+    # after every flag.
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100},
 )
 
 # soft_wrap: paths and messages stay on one line, whatever the terminal width.
 console = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
 class State:
     config: Path = settings_module.DEFAULT_CONFIG
+    quiet: bool = False
 
     def settings(self) -> settings_module.Settings:
         return settings_module.load(self.config)
+
+
+# One story per command: the progress bar and the summary are the story; the INFO logs repeat
+# them, so they show only with -v (and in the daemon's journal, see journal_logging).
+_state = State()
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @app.callback()
@@ -53,20 +64,38 @@ def _options(
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Path to settings.toml.", show_default=True)
     ] = settings_module.DEFAULT_CONFIG,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="Show the log (-vv: every step).",
+        ),
+    ] = 0,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Only log warnings and errors.")
+        bool, typer.Option("--quiet", "-q", help="No progress bar; only summaries and warnings.")
     ] = False,
 ) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err, show_path=False, markup=False)],
-        force=True,
-    )
-    ctx.obj = State(config=config)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    _configure_logging(level)
+    global _state
+    _state = State(config=config, quiet=quiet)
+    ctx.obj = _state
+
+
+def _configure_logging(level: int) -> None:
+    # A plain handler: one record, one line, never wrapped at 80 columns mid-number.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def journal_logging() -> None:
+    """The daemon has no progress bar: its log is its story, INFO by default (not with -q)."""
+    if not _state.quiet:
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
 
 
 def settings_of(ctx: typer.Context) -> settings_module.Settings:
@@ -103,4 +132,5 @@ def send_progress() -> Progress:
         TextColumn("ETA"),
         TimeRemainingColumn(),
         console=err,
+        disable=_state.quiet,
     )

@@ -6,11 +6,15 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from syndicate import feed
-from syndicate.cli.common import app, console, settings_of
-from syndicate.render.text import count_words, html_to_plain
+from syndicate.cli.common import State, app, console, settings_of
+from syndicate.cli.sends import column_style, print_table
+from syndicate.render.column_text import body_word_count
+from syndicate.render.sanitize import sanitize
+from syndicate.settings import DEFAULT_CONFIG, Feed
 from syndicate.watch import feed_source
 
 feed_app = typer.Typer(help="Inspect the feed.", no_args_is_help=True)
@@ -23,11 +27,19 @@ def feed_check(
     source: Annotated[str, typer.Argument(help="Feed URL or file; default: feed.source.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
-    """Fetch and parse a feed without changing anything; list its posts and problems."""
-    if not source:
-        settings = settings_of(ctx)
-        source = feed_source(settings)
-    fetched = feed.fetch(source)
+    """Fetch and parse a feed without changing anything; list its posts and problems.
+
+    Uses [feed] of settings.toml (timeout, size cap, User-Agent) when there is one; the word
+    count is the column draft's (body only, not captions).
+    """
+    config = _feed_settings(ctx, source)
+    source = source or config.source
+    fetched = feed.fetch(
+        source,
+        timeout=config.timeout_seconds,
+        max_bytes=config.max_bytes,
+        user_agent=config.user_agent,
+    )
     assert fetched.content is not None
     parsed = feed.parse(fetched.content, source)
     posts = [
@@ -36,7 +48,9 @@ def feed_check(
             "title": p.title,
             "link": p.link,
             "published": p.published.isoformat() if p.published else None,
-            "words": count_words(html_to_plain(p.content_html or p.summary_html, links=False)),
+            "words": body_word_count(
+                sanitize(p.content_html if p.has_full_text else p.summary_html, p.link)
+            ),
             "full_text": p.has_full_text,
         }
         for p in parsed.posts
@@ -50,11 +64,25 @@ def feed_check(
             )
         )
         return
-    table = Table(title=f"{parsed.title or source}: {len(posts)} post(s)")
-    for column in ("published", "title", "words", "guid"):
-        table.add_column(column)
+    table = Table(
+        title=f"{parsed.title or source}: {len(posts)} post(s)", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("published", **column_style("published"))
+    table.add_column("title", **column_style("post"))
+    table.add_column("words", justify="right", **column_style("words"))
+    table.add_column("guid", overflow="fold")
     for p in posts:
         table.add_row(p["published"] or "-", p["title"], str(p["words"]), p["guid"])
-    console.print(table)
+    print_table(table)
     for problem in parsed.problems:
         console.print(f"[yellow]problem:[/yellow] {problem}")
+
+
+def _feed_settings(ctx: typer.Context, source: str) -> Feed:
+    """[feed] with its source resolved; a feed named on the command line needs no settings."""
+    state = ctx.find_root().obj
+    config = state.config if isinstance(state, State) else DEFAULT_CONFIG
+    if source and not config.exists():
+        return Feed(source=source)
+    settings = settings_of(ctx)
+    return settings.feed.model_copy(update={"source": feed_source(settings)})

@@ -108,6 +108,7 @@ def preview(
     The recipient is you (settings: author), so names and links are filled in as a reader sees
     them; tokens in the links are real but belong to no send.
     """
+    _refuse_unknown_suffix(out)
     settings = settings_of(ctx)
     if channel is Channel.COLUMN and not fmt and out is not None:
         fmt = COLUMN_SUFFIXES.get(out.suffix.lower())
@@ -157,6 +158,18 @@ def preview(
         opened = webbrowser.open(out.resolve().as_uri())
         if not opened:
             console.print(f"No browser found to open it; open {out} yourself.")
+
+
+def _refuse_unknown_suffix(out: Path | None) -> None:
+    """A file named x.pdf must hold a PDF: refuse rather than write HTML or text into it."""
+    if out is None or not out.suffix:
+        return
+    known = sorted(set(SUFFIXES) | set(COLUMN_SUFFIXES))
+    if out.suffix.lower() not in known:
+        raise SettingsError(
+            f"--out {out}: syndicate cannot write a {out.suffix} file; name it "
+            f"{', '.join(known)} (.docx, .xml and .nitf with --channel column)"
+        )
 
 
 def _report_size(edition: Edition, settings: Settings) -> None:

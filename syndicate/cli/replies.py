@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
+from rich import box
 from rich.table import Table
 
 from syndicate import store
-from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.errors import NotFoundError
+from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.sends import column_style, print_table
+from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.inbound import wordpress
 from syndicate.models import ReplyKind
+from syndicate.schedule import short
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
@@ -36,12 +41,19 @@ def _post_id(settings, post: str | None) -> int | None:
     return found.id
 
 
+def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
+    """ISO 8601 in the author's zone, to the second: 2026-12-01T07:00:12-05:00."""
+    moment = store.as_utc(value)
+    return moment.astimezone(zone).isoformat(timespec="seconds") if moment else None
+
+
 @replies_app.command("list")
 def list_replies(
     ctx: typer.Context,
     post: Annotated[str | None, typer.Option(help="Post id, guid, link or 'latest'.")] = None,
     kind: Annotated[list[Kind] | None, typer.Option(help="Only this kind; repeatable.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    unread: Annotated[bool, typer.Option("--unread", help="Only replies not marked read.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List replies, newest first."""
@@ -49,14 +61,21 @@ def list_replies(
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
         rows = store.list_replies(
-            conn, post_id=post_id, kinds=[k.value for k in kind or []], limit=limit
+            conn,
+            post_id=post_id,
+            kinds=[k.value for k in kind or []],
+            limit=limit,
+            unread_only=unread,
         )
+    zone = settings.zone
     data = [
         {
             "id": r["id"],
-            "received_at": iso(r["received_at"]),
+            "received": r["received_at"],
+            "received_at": local_time(r["received_at"], zone),
             "kind": r["kind"],
             "state": r["state"],
+            "read": r["read_at"] is not None,
             "source": r["source"],
             "post": r["post_id"],
             "post_title": r["post_title"],
@@ -73,29 +92,35 @@ def list_replies(
         for r in rows
     ]
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        shown = [{k: v for k, v in r.items() if k != "received"} for r in data]
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
         return
     if not data:
         console.print("No replies yet.")
         return
-    table = Table(title="Replies")
-    for column in ("id", "received", "kind", "state", "from", "post", "text"):
-        table.add_column(column)
+    table = Table(
+        title=f"Replies (times in {settings.author.timezone}; * unread)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in ("id", "received", "kind", "state", "from", "post"):
+        table.add_column(column, **column_style(column))
+    table.add_column("text", overflow="fold")
     for r in data:
         failed = ", ".join(r["addresses"])
         if failed:
             failed = ("temporary: " if r["temporary"] else "failed: ") + failed
         words = failed or r["text"] or r["reason"]
         table.add_row(
-            str(r["id"]),
-            (r["received_at"] or "")[:16],
+            str(r["id"]) + ("" if r["read"] else "*"),
+            short(store.as_utc(r["received"]), zone),
             r["kind"],
             r["state"],
             r["sender"],
             r["post_title"] or "",
             words if len(words) < 80 else words[:77] + "…",
         )
-    console.print(table)
+    print_table(table)
 
 
 @replies_app.command()
@@ -132,3 +157,26 @@ def push(
         rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
         console.print(f"reply {reply_id}: {result}", highlight=False)
+
+
+@replies_app.command("read")
+def mark_read(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None, typer.Argument(metavar="ID...", help="Reply ids (see 'replies list').")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Mark every reply read.")] = False,
+) -> None:
+    """Mark replies read: 'syndicate status' counts only unread ones."""
+    if bool(ids) == every:
+        raise SyndicateError("give reply ids or --all (not both)")
+    settings = settings_of(ctx)
+    with open_store(settings).begin() as conn:
+        if ids:
+            missing = sorted(set(ids) - store.existing_reply_ids(conn, ids))
+            if missing:
+                raise NotFoundError(
+                    "no reply " + ", ".join(map(str, missing)) + " (see 'syndicate replies list')"
+                )
+        marked = store.mark_replies_read(conn, None if every else list(ids or []))
+    console.print(f"{marked} repl{'y' if marked == 1 else 'ies'} marked read.")

@@ -13,7 +13,15 @@ from sqlalchemy.engine import Engine
 
 from syndicate import settings as settings_module
 from syndicate import store
-from syndicate.cli.common import app, console, err, open_store, send_progress, settings_of
+from syndicate.cli.common import (
+    app,
+    console,
+    err,
+    journal_logging,
+    open_store,
+    send_progress,
+    settings_of,
+)
 from syndicate.models import Channel
 from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, describe_wait, run_once
 
@@ -53,6 +61,7 @@ def run(
 
 
 def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
+    journal_logging()
     daemon = Daemon(engine, settings)
 
     def request_stop(signum: int, _frame: object) -> None:

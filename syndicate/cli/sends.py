@@ -222,6 +222,7 @@ def approve(ctx: typer.Context, send: SendArg) -> None:
     """Release a held or awaiting-approval send; it goes at its time, at once if that passed."""
     settings = settings_of(ctx)
     engine = open_store(settings)
+    control.refuse_past_embargo(engine, send, store.now(), settings.zone)
     row, changed = control.approve(engine, send, by="command")
     _echo(settings, row, "approved" if changed else "was already approved", engine)
 

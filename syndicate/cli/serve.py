@@ -7,13 +7,19 @@ from typing import Annotated
 import typer
 
 from syndicate.cli.common import app, settings_of
+from syndicate.settings import Web
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Default: web.host.")] = "",
-    port: Annotated[int, typer.Option("--port", help="Default: web.port.")] = 0,
+    host: Annotated[
+        str, typer.Option("--host", help=f"Default: web.host in settings.toml ({Web().host}).")
+    ] = "",
+    port: Annotated[
+        int | None,
+        typer.Option("--port", help=f"Default: web.port in settings.toml ({Web().port})."),
+    ] = None,
 ) -> None:
     """Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."""
     import uvicorn

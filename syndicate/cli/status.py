@@ -147,4 +147,7 @@ def status(
                 r["title"] or "",
             )
         print_table(table)
-    console.print("Replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none yet"))
+    # Unread words from people only ('syndicate replies read' marks them read).
+    console.print(
+        "Unread replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none")
+    )

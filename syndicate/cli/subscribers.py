@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from syndicate import store, subscribers
@@ -41,9 +42,13 @@ def _print_report(label: str, report: subscribers.MergeReport, as_json: bool) ->
         highlight=False,
     )
     for problem in report.problems:
-        console.print(f"  [red]line {problem.line}:[/red] {problem.message}", highlight=False)
-    for note in report.skipped:
-        console.print(f"  [yellow]line {note.line}:[/yellow] {note.message}", highlight=False)
+        console.print(
+            f"  [red]line {problem.line}:[/red] {escape(problem.message)}", highlight=False
+        )
+    for note in [*report.skipped, *report.differences]:
+        console.print(
+            f"  [yellow]line {note.line}:[/yellow] {escape(note.message)}", highlight=False
+        )
     if report.dry_run:
         console.print("  dry run: nothing was written")
 
@@ -57,12 +62,18 @@ def sync_command(
     """Merge subscribers/readers.csv and editors.csv into the database (also done every run)."""
     settings = settings_of(ctx)
     engine = open_store(settings)
+    documents = []
     for kind, relative in (
         (RecipientKind.READER, settings.subscribers.readers),
         (RecipientKind.EDITOR, settings.subscribers.editors),
     ):
         report = subscribers.sync(engine, settings.path(relative), kind, dry_run=dry_run)
-        _print_report(relative, report, as_json)
+        if as_json:
+            documents.append({"file": relative, "kind": kind.value, **report.as_dict()})
+        else:
+            _print_report(relative, report, as_json=False)
+    if as_json:  # one document for both lists, so `| jq` reads it
+        print(json.dumps({"lists": documents}, ensure_ascii=False, indent=2))
 
 
 @subscribers_app.command("import")

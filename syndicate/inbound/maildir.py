@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -16,14 +18,25 @@ from syndicate.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class _PrivateMaildir(mailbox.Maildir):
+    """A Maildir whose new messages are readable by their owner only.
+
+    `mailbox` creates message files 0666 less the umask and takes no mode; the hook is its one
+    file-creating method, and the mode is narrowed while the file is still empty.
+    """
+
+    def _create_tmp(self) -> Any:
+        handle = super()._create_tmp()  # type: ignore[misc]
+        os.fchmod(handle.fileno(), 0o600)
+        return handle
+
+
 def poll(engine: Engine, path: Path, settings: Settings, key: bytes) -> list[Outcome]:
     box = mailbox.Maildir(path, factory=None, create=False)
     processed_name = settings.inbound.maildir_processed_folder
-    processed = (
-        box.get_folder(processed_name)
-        if processed_name in box.list_folders()
-        else box.add_folder(processed_name)
-    )
+    if processed_name not in box.list_folders():
+        box.add_folder(processed_name)  # its folders are made 0700
+    processed = _PrivateMaildir(Path(path) / f".{processed_name}", factory=None, create=False)
     outcomes = []
     for message_key in sorted(box.keys()):
         with box.get_file(message_key) as handle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -88,6 +89,15 @@ def count_words(text: str) -> int:
     plain = _INVISIBLE.sub("", plain)
     plain = _SEPARATORS.sub(" ", plain)
     return sum(1 for token in plain.split() if _is_word(token))
+
+
+def body_word_count(body_html: str) -> int:
+    """The column's word count: the body's text blocks (not captions), as its draft says."""
+    return sum(
+        count_words(b.text)
+        for b in html_to_blocks(body_html, links=False)
+        if b.kind in COUNTED_KINDS
+    )
 
 
 def _is_word(token: str) -> bool:
@@ -195,20 +205,31 @@ class _Walker:
     def __init__(self, *, links: bool) -> None:
         self.links = links
         self.blocks: list[Block] = []
+        self.pending_caption = ""
 
-    def container(self, element: lxml.html.HtmlElement) -> None:
-        """Children of a block container; loose inline content becomes paragraphs."""
+    def container(
+        self,
+        element: lxml.html.HtmlElement,
+        parts: dict[str, Callable[[lxml.html.HtmlElement], None]] | None = None,
+    ) -> None:
+        """Children of a block container; loose inline content becomes paragraphs.
+
+        `parts` handles the container's own children (a list's items), by tag; whatever else
+        the author put there (text before the first item, a stray paragraph) is kept too.
+        """
         loose: list[str] = [element.text or ""]
         for child in element:
             if not isinstance(child.tag, str):
                 loose.append(child.tail or "")
                 continue
-            if child.tag in _BLOCK_TAGS or child.tag == "img":
+            handler = (parts or {}).get(child.tag)
+            if handler is not None or child.tag in _BLOCK_TAGS or child.tag == "img":
                 self.paragraph_from(loose)
                 loose = []
-                self.block(child)
+                (handler or self.block)(child)
                 loose.append(child.tail or "")
             else:
+                self.photos(child)  # a linked picture (<a><img></a>) is still a picture
                 loose.append(self.inline(child))
                 loose.append(child.tail or "")
         self.paragraph_from(loose)
@@ -229,7 +250,7 @@ class _Walker:
             self.blockquote(element)
         elif tag in ("ul", "ol"):
             self.listing(element, level=0)
-        elif tag == "figure":
+        elif tag == "figure" or _has_class(element, "div", "figure"):
             self.figure(element)
         elif tag == "img":
             self.photo(element, "")
@@ -244,14 +265,15 @@ class _Walker:
                 cells = [_clean(self.inline(cell)) for cell in row if cell.tag in ("td", "th")]
                 self.paragraph_from([" | ".join(c for c in cells if c)])
         elif tag == "dl":
-            for item in element:
-                if item.tag in ("dt", "dd"):
-                    self.paragraph_from([self.inline(item)])
+            term = self.paragraph_of
+            self.container(element, {"dt": term, "dd": term})
         else:
             self.container(element)
 
     def blockquote(self, element: lxml.html.HtmlElement) -> None:
-        credits = [c for c in element.iter("cite", "footer") if c.getparent() is element]
+        credits = [
+            c for c in element if c.tag in ("cite", "footer") or _has_class(c, "span", "cite")
+        ]
         for cite in credits:
             cite.drop_tree()
         inner = _Walker(links=self.links)
@@ -264,13 +286,16 @@ class _Walker:
             if text:
                 self.blocks.append(Block("attribution", f"— {text}"))
 
+    def paragraph_of(self, element: lxml.html.HtmlElement) -> None:
+        self.paragraph_from([self.inline(element)])
+
     def listing(self, element: lxml.html.HtmlElement, level: int) -> None:
         number = int(element.get("start", "1") or 1) if element.tag == "ol" else 0
-        for item in element:
-            if item.tag != "li":
-                continue
-            nested = [child for child in item if child.tag in ("ul", "ol")]
-            text = _clean(self.inline(item, skip=set(nested)))
+
+        def item(li: lxml.html.HtmlElement) -> None:
+            nonlocal number
+            nested = [child for child in li if child.tag in ("ul", "ol")]
+            text = _clean(self.inline(li, skip=set(nested)))
             marker = f"{number}." if element.tag == "ol" else "•"
             if text:
                 self.blocks.append(Block("item", text, marker, level))
@@ -278,25 +303,31 @@ class _Walker:
             for child in nested:
                 self.listing(child, level + 1)
 
+        self.container(element, {"li": item})
+
     def figure(self, element: lxml.html.HtmlElement) -> None:
-        caption_el = next(iter(element.iter("figcaption")), None)
+        caption_el = next(
+            (c for c in element.iter() if c.tag == "figcaption" or _has_class(c, "p", "caption")),
+            None,
+        )
         caption = _clean(self.inline(caption_el)) if caption_el is not None else ""
-        images = list(element.iter("img"))
-        if not images:
-            for child in element:
-                if child is not caption_el and child.tag in _BLOCK_TAGS:
-                    self.block(child)
+        if caption_el is not None:
+            caption_el.drop_tree()  # keeps its tail
+        if next(element.iter("img"), None) is None:
+            self.container(element)
             if caption:
                 self.blocks.append(Block("attribution", f"— {caption}"))
             return
-        for index, image in enumerate(images):
-            self.photo(image, caption if index == 0 else "")
+        self.pending_caption = caption  # the figure's first picture takes it
+        self.container(element)
+        self.pending_caption = ""
 
     def photos(self, element: lxml.html.HtmlElement) -> None:
         for image in element.iter("img"):
             self.photo(image, "")
 
     def photo(self, image: lxml.html.HtmlElement, caption: str) -> None:
+        caption, self.pending_caption = caption or self.pending_caption, ""
         alt = _clean(image.get("alt", ""))
         text, credit = split_credit(caption or alt or image.get("title", ""))
         self.blocks.append(
@@ -310,7 +341,7 @@ class _Walker:
         parts = [element.text or ""]
         for child in element:
             if skip and child in skip:
-                parts.append(child.tail or "")
+                parts.append(" " + (child.tail or ""))
                 continue
             if not isinstance(child.tag, str) or child.tag == "img":
                 pass
@@ -334,6 +365,11 @@ class _Walker:
         if _clean(text) in (href, target):
             return target
         return f"{text} ({target})"
+
+
+def _has_class(element: lxml.html.HtmlElement, tag: str, name: str) -> bool:
+    """The HTML4 stand-ins sanitize.py makes for figure, figcaption and cite."""
+    return element.tag == tag and name in (element.get("class") or "").split()
 
 
 def _clean(text: str) -> str:

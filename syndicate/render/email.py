@@ -15,6 +15,7 @@ from jinja2 import Environment
 from lxml import html as lxml_html
 from premailer import Premailer
 
+from syndicate.headers import one_line
 from syndicate.models import Channel, Edition, Post
 from syndicate.render.placeholders import RecipientPlaceholders
 from syndicate.render.sanitize import sanitize
@@ -85,12 +86,6 @@ def render_newsletter(post: Post, settings: Settings, env: Environment) -> Editi
     return Edition(
         post_id=post.id, channel=Channel.NEWSLETTER, subject=subject, html=html, text=text
     )
-
-
-def one_line(text: str) -> str:
-    """A feed title fit for a header and a heading: no CR/LF, tabs or control characters."""
-    visible = "".join(c if unicodedata.category(c) != "Cc" else " " for c in text)
-    return " ".join(visible.split())
 
 
 def text_direction(language: str) -> str:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from syndicate.settings import packaged
+
 
 def make_environment(templates: Path) -> Environment:
     """Autoescape HTML templates; fail on a misspelt variable instead of printing nothing."""
     env = Environment(
-        loader=FileSystemLoader(str(templates)),
+        loader=template_loader(templates),
         autoescape=select_autoescape(["html", "htm", "html.j2"], default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -20,6 +22,11 @@ def make_environment(templates: Path) -> Environment:
     )
     env.filters["longdate"] = _long_date
     return env
+
+
+def template_loader(templates: Path) -> FileSystemLoader:
+    """The author's templates first; any file they do not have comes from syndicate's own."""
+    return FileSystemLoader([str(templates), str(packaged("templates"))])
 
 
 def _long_date(value: datetime | None) -> str:

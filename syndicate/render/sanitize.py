@@ -28,20 +28,16 @@ ALLOWED_TAGS = {
     "blockquote",
     "br",
     "caption",
-    "cite",
     "code",
     "col",
     "colgroup",
     "dd",
     "del",
-    "details",
     "dfn",
     "div",
     "dl",
     "dt",
     "em",
-    "figcaption",
-    "figure",
     "h1",
     "h2",
     "h3",
@@ -54,7 +50,6 @@ ALLOWED_TAGS = {
     "ins",
     "kbd",
     "li",
-    "mark",
     "ol",
     "p",
     "pre",
@@ -64,7 +59,6 @@ ALLOWED_TAGS = {
     "span",
     "strong",
     "sub",
-    "summary",
     "sup",
     "table",
     "tbody",
@@ -72,7 +66,6 @@ ALLOWED_TAGS = {
     "tfoot",
     "th",
     "thead",
-    "time",
     "tr",
     "u",
     "ul",
@@ -82,16 +75,28 @@ ALLOWED_ATTRIBUTES = {
     "img": {"src", "alt", "title", "width", "height"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan", "scope"},
-    "time": {"datetime"},
     "blockquote": {"cite", "class"},
     "ol": {"start"},
     # Only the classes this module sets itself (see _CLASSES), so templates can style them.
     "p": {"class"},
     "div": {"class"},
-    "figure": {"class"},
+    "span": {"class"},
 }
 URL_ATTRIBUTES = {("a", "href"), ("img", "src"), ("blockquote", "cite")}
-_CLASSES = {"sy-embed", "sy-tweet", "sy-table"}
+URL_SCHEMES = {"http", "https", "mailto"}
+# HTML5-only elements mail clients do not know, as the HTML4 element and class they become.
+HTML4_EQUIVALENTS = {
+    "figure": ("div", "figure"),
+    "figcaption": ("p", "caption"),
+    "cite": ("span", "cite"),
+    "time": ("span", "time"),
+    "details": ("div", "details"),
+    "summary": ("p", "summary"),
+    "mark": ("span", "mark"),
+}
+_CLASSES = {"sy-embed", "sy-tweet", "sy-table"} | {c for _, c in HTML4_EQUIVALENTS.values()}
+# Void in HTML5 but not to libxml2, which parses what follows them as their content.
+_VOID_UNKNOWN_TO_LIBXML2 = ("embed", "source", "track", "wbr", "keygen")
 
 _LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-orig-file")
 _LAZY_SRCSET_ATTRIBUTES = ("srcset", "data-srcset", "data-lazy-srcset")
@@ -112,7 +117,8 @@ def sanitize(html: str, base_url: str, *, fallback_alt: str = "Picture") -> str:
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
         if (tag, attribute) in URL_ATTRIBUTES:
-            return urljoin(base_url, value.strip())
+            absolute = urljoin(base_url, value.strip())
+            return absolute if urlparse(absolute).scheme.lower() in URL_SCHEMES else None
         if attribute == "class":
             kept = [c for c in value.split() if c in _CLASSES]
             return " ".join(kept) or None
@@ -122,7 +128,7 @@ def sanitize(html: str, base_url: str, *, fallback_alt: str = "Picture") -> str:
         reshaped,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes=URL_SCHEMES,
         attribute_filter=filter_attribute,
         link_rel="noopener",
         strip_comments=True,
@@ -139,6 +145,7 @@ def reshape(html: str, base_url: str, fallback_alt: str = "Picture") -> str:
     except (etree.ParserError, ValueError) as exc:
         log.warning("feed HTML could not be reshaped (%s); it is only sanitised", exc)
         return html
+    _unnest_void_elements(root)
     etree.strip_elements(root, "script", "style", "template", with_tail=False)
     _drop_duplicate_noscript(root)
     for img in root.iter("img"):
@@ -160,10 +167,38 @@ def reshape(html: str, base_url: str, fallback_alt: str = "Picture") -> str:
     _demote_headings(root)
     for table in list(root.iter("table")):
         _wrap_table(table)
+    _use_html4_elements(root)
     return "".join(
         [root.text or ""]
         + [lxml_html.tostring(child, encoding="unicode", method="html") for child in root]
     )
+
+
+def _unnest_void_elements(root: etree._Element) -> None:
+    """`<embed src=x><p>b</p>` parses as an embed holding the paragraph: move it back out."""
+    for element in list(root.iter(*_VOID_UNKNOWN_TO_LIBXML2)):
+        parent = element.getparent()
+        if parent is None or (not element.text and len(element) == 0):
+            continue
+        children = list(element)
+        tail = element.tail or ""
+        element.tail, element.text = element.text, None
+        if children:
+            children[-1].tail = (children[-1].tail or "") + tail
+        else:
+            element.tail = (element.tail or "") + tail
+        position = parent.index(element)
+        for offset, child in enumerate(children, start=1):
+            parent.insert(position + offset, child)
+
+
+def _use_html4_elements(root: etree._Element) -> None:
+    """No HTML5-only element reaches a mail client; their text stays, classes say what they were."""
+    for element in list(root.iter(*HTML4_EQUIVALENTS)):
+        tag, name = HTML4_EQUIVALENTS[element.tag]
+        element.tag = tag
+        element.attrib.clear()
+        element.set("class", name)
 
 
 def _resolve_lazy_image(img: etree._Element, base_url: str) -> None:

@@ -7,10 +7,14 @@ from typing import Any
 
 import html2text
 
-_WORD = re.compile(r"[\w][\w'’.,\-]*", re.UNICODE)
+# One word counter for the whole program (feed check, column drafts): the column's.
+from syndicate.render.column_text import count_words
+
+__all__ = ["count_words", "html_to_plain"]
+
 # Block-level elements html2text treats as inline; without a break an image's alt text and its
 # caption run together ("…the top courseHarold’s wall").
-_BLOCKS_HTML2TEXT_MISSES = {"figure", "figcaption", "header", "footer", "section", "article"}
+_BLOCKS_HTML2TEXT_MISSES = {"figure", "figcaption", "header", "footer", "section", "article", "dt"}
 
 
 def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> str:
@@ -32,6 +36,14 @@ def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> st
 
 
 def _paragraph_breaks(converter: Any, tag: str, attrs: dict[str, str | None], start: bool) -> bool:
+    if tag == "img" and start:
+        # html2text strips the first text inside <b>/<em> on both sides and only puts the space
+        # back before more text, not before an image's alt text: "<em>a <img alt=B> c</em>"
+        # read "_aB c_", and "<b><img alt=A> c</b>" read "Ac".
+        if converter.preceding_stressed:
+            converter.o(" ")
+            converter.preceding_stressed = False
+        converter.stressed = False
     if tag in _BLOCKS_HTML2TEXT_MISSES:
         converter.p()
     elif tag == "img" and start and not converter.ignore_images and not converter.astack:
@@ -41,8 +53,3 @@ def _paragraph_breaks(converter: Any, tag: str, attrs: dict[str, str | None], st
             converter.o(f"[Picture: {alt}]")
         return True
     return False  # let html2text handle the tag as usual
-
-
-def count_words(text: str) -> int:
-    """Words as a newspaper counts them: hyphenated words and numbers like 1,200 count once."""
-    return len(_WORD.findall(text))

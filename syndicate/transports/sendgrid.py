@@ -23,6 +23,7 @@ from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
 from syndicate.errors import TransportError
+from syndicate.headers import one_line
 from syndicate.models import DeliveryResult, DeliveryState, Edition, OutboundMessage
 from syndicate.render import placeholders as ph
 from syndicate.settings import Sendgrid
@@ -102,9 +103,9 @@ def request_body(group: list[OutboundMessage], *, per_recipient_reply: bool) -> 
         html = html.replace(placeholder, html_key(placeholder))
     reply_to = first.values[ph.REPLY_ADDRESS] if per_recipient_reply else first.shared_reply_to
     body: dict[str, Any] = {
-        "from": {"email": first.envelope_from, "name": first.from_name},
-        "reply_to": {"email": reply_to, "name": first.from_name},
-        "subject": " ".join(edition.subject.split()),
+        "from": {"email": first.envelope_from, "name": one_line(first.from_name)},
+        "reply_to": {"email": reply_to, "name": one_line(first.from_name)},
+        "subject": one_line(edition.subject),
         # A notice may have no HTML part; SendGrid refuses empty content.
         "content": [
             {"type": kind, "value": value}
@@ -123,7 +124,7 @@ def _personalization(message: OutboundMessage) -> dict[str, Any]:
     import html as html_module
 
     to: dict[str, str] = {"email": message.recipient.email}
-    name = " ".join(message.recipient.name.split())
+    name = one_line(message.recipient.name)
     if name:
         to["name"] = name
     substitutions = {}

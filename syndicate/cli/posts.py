@@ -1,0 +1,98 @@
+"""`syndicate posts list`: every post syndicate knows, its id, and where each channel stands."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich import box
+from rich.table import Table
+
+from syndicate import store
+from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.sends import column_style, print_table
+from syndicate.models import Channel
+from syndicate.schedule import short
+
+posts_app = typer.Typer(help="The posts read from the feed, with their ids.", no_args_is_help=True)
+app.add_typer(posts_app, name="posts")
+
+NO_SEND = "-"
+BACK_CATALOGUE = "not sent (back catalogue)"
+
+
+@posts_app.command("list")
+def list_posts(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first; 0: all.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List posts, newest first: id (for preview, send, schedule), title, published, each
+    channel's send state."""
+    settings = settings_of(ctx)
+    with open_store(settings).connect() as conn:
+        rows = store.list_posts_with_sends(conn, limit=limit or None)
+    if as_json:
+        print(json.dumps([_post_json(p) for p in rows], ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        console.print("No posts yet: 'syndicate run --once' reads the feed.")
+        return
+    zone = settings.zone
+    table = Table(
+        title=f"Posts (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("id", justify="right", **column_style("id"))
+    table.add_column("published", **column_style("published"))
+    table.add_column("title", **column_style("post"))
+    for channel in Channel:
+        table.add_column(channel.value, **column_style(channel.value))
+    for p in rows:
+        table.add_row(
+            str(p["id"]),
+            short(store.as_utc(p["published"]), zone) or "-",
+            p["title"],
+            *(_channel_cell(p, channel, zone) for channel in Channel),
+        )
+    print_table(table)
+
+
+def _channel_cell(post: dict[str, Any], channel: Channel, zone: ZoneInfo) -> str:
+    send = post["sends"].get(channel.value)
+    if send is None:
+        if channel is Channel.NEWSLETTER and post["digest_send"]:
+            return f"in digest (send {post['digest_send']})"
+        return NO_SEND if post["eligible"] else BACK_CATALOGUE
+    state = send["state"]
+    if state in ("scheduled", "held", "awaiting_approval"):
+        when = short(store.as_utc(send["scheduled_at"]), zone)
+        return f"send {send['id']} {state} {when}"
+    return f"send {send['id']} {state}: {send['sent']}/{send['total']} sent"
+
+
+def _post_json(post: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": post["id"],
+        "title": post["title"],
+        "published": iso(post["published"]),
+        "link": post["link"],
+        "guid": post["guid"],
+        "back_catalogue": not post["eligible"],
+        "digest_send": post["digest_send"],
+        "channels": {
+            channel.value: (
+                {
+                    "send": s["id"],
+                    "state": s["state"],
+                    "scheduled_at": iso(s["scheduled_at"]),
+                    "sent": s["sent"],
+                    "deliveries": s["total"],
+                }
+                if (s := post["sends"].get(channel.value))
+                else None
+            )
+            for channel in Channel
+        },
+    }
