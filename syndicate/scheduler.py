@@ -509,6 +509,16 @@ class Daemon:
             return
         self.inbox(self.engine, self.settings)
 
+    def job_retry_forwards(self) -> None:
+        """Forwards left pending by any entrance (an MTA pipe too) are retried here."""
+        if self.stop.is_set() or not self.lock.held:
+            return
+        from syndicate.inbound.pipeline import retry_forwards
+
+        forwarded, pending = retry_forwards(self.engine, self.settings)
+        if forwarded or pending:
+            log.info("forwards retried: %d sent, %d still pending", forwarded, pending)
+
     def job_heartbeat(self) -> None:
         if self.stop.is_set():
             return
@@ -573,6 +583,15 @@ class Daemon:
             )
         else:
             log.info("inbox polling is off: %s", self.inbox_reason)
+        scheduler.add_job(
+            job_retry_forwards,
+            "interval",
+            args=[self],
+            minutes=daemon.inbox_minutes,
+            id="retry_forwards",
+            name="retry pending forwards",
+            next_run_time=now + timedelta(seconds=5),
+        )
         return scheduler
 
     def serve(self, *, wait_for_lock: bool = False) -> None:
@@ -611,6 +630,10 @@ def job_tick(daemon: Daemon) -> None:
 
 def job_poll_inbox(daemon: Daemon) -> None:
     daemon.job_poll_inbox()
+
+
+def job_retry_forwards(daemon: Daemon) -> None:
+    daemon.job_retry_forwards()
 
 
 def job_heartbeat(daemon: Daemon) -> None:

@@ -70,6 +70,9 @@ class Feed(_Section):
 
 class Database(_Section):
     url: str = "sqlite:///syndicate.db"
+    # A file holding the URL (a password in it stays out of settings.toml): when set, every
+    # entrance reads it, whatever its environment.
+    url_file: str = ""
 
 
 class Mail(_Section):
@@ -154,6 +157,9 @@ MIN_SECRET_KEY_BYTES = 32
 
 class Secrets(_Section):
     hmac_key_env: str = "SYNDICATE_SECRET_KEY"
+    # A file holding the token key: when set, every entrance (daemon, web app, MTA pipe) reads
+    # it, whatever its environment, and the environment variable is ignored.
+    key_file: str = ""
 
 
 class Newsletter(_Section):
@@ -274,8 +280,12 @@ class Web(_Section):
     # Largest request body of any page or form; the SendGrid event webhook has its own.
     max_body_bytes: int = Field(default=65_536, ge=4096)
     max_event_bytes: int = Field(default=5_000_000, ge=65_536)
-    # Open connections `serve` accepts at once; a request past it gets 503 (uvicorn).
-    max_connections: int = Field(default=100, ge=8)
+    # Requests `serve` handles at once (idle connections do not count); one past it gets 503.
+    max_requests: int = Field(default=100, ge=8)
+    # Seconds a client has to send a whole request head (else its connection is closed) and,
+    # after it, its whole body (else 408).
+    head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     sendgrid_webhook_key_env: str = "SYNDICATE_SENDGRID_WEBHOOK_KEY"
     inbound_parse_secret_env: str = "SYNDICATE_INBOUND_PARSE_SECRET"
     # Replaced by trusted_proxies (it trusted the left-most X-Forwarded-For entry, which the
@@ -358,7 +368,10 @@ class Settings(_Section):
 
     @property
     def database_url(self) -> str:
-        url = os.environ.get("SYNDICATE_DATABASE_URL") or self.database.url
+        if self.database.url_file:
+            url = _read_secret_file(self.path(self.database.url_file), "database.url_file")
+        else:
+            url = os.environ.get("SYNDICATE_DATABASE_URL") or self.database.url
         prefix = "sqlite:///"
         if (
             url.startswith(prefix)
@@ -383,21 +396,58 @@ class Settings(_Section):
         return os.environ.get(self.transport.sendgrid.api_key_env, "")
 
     def hmac_key_from_env(self) -> bytes | None:
-        """The token key from the environment, or None when unset (the database keeps one).
+        """The token key set for this installation: the key file's, else the environment's
+        (None: the key generated once and kept in the database).
 
         A key short enough to guess would let anyone forge unsubscribe links and reply tokens.
         """
-        value = os.environ.get(self.secrets.hmac_key_env, "")
-        if not value:
-            return None
-        key = value.encode()
+        if self.secrets.key_file:
+            key = _read_secret_file(self.path(self.secrets.key_file), "secrets.key_file").encode()
+            where = str(self.path(self.secrets.key_file))
+        else:
+            value = os.environ.get(self.secrets.hmac_key_env, "")
+            if not value:
+                return None
+            key, where = value.encode(), self.secrets.hmac_key_env
         if len(key) < MIN_SECRET_KEY_BYTES:
             raise SettingsError(
-                f"{self.secrets.hmac_key_env}: the secret key is {len(key)} bytes, it must be at "
+                f"{where}: the secret key is {len(key)} bytes, it must be at "
                 f"least {MIN_SECRET_KEY_BYTES} (make one with: python3 -c "
                 "'import secrets; print(secrets.token_hex(32))')"
             )
         return key
+
+
+def _read_secret_file(path: Path, setting: str) -> str:
+    """A one-line secret from a file others cannot read; every problem names the file."""
+    try:
+        mode = path.stat().st_mode
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: {setting} names a file that does not exist") from None
+    except PermissionError:
+        raise SettingsError(
+            f"{path}: {setting} is not readable by this user ({_user()}); make it readable "
+            "by the user every entrance runs as (chown it to that user, chmod 600)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: {setting} cannot be read: {exc}") from None
+    if mode & 0o004:
+        raise SettingsError(
+            f"{path}: {setting} is readable by every user on this machine; chmod o-rwx it"
+        )
+    if not value or "\n" in value:
+        raise SettingsError(f"{path}: {setting} must hold exactly one non-empty line")
+    return value
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 def _require_fields(template: str, allowed: set[str]) -> str:

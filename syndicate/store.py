@@ -6,10 +6,14 @@ web app and the daemon can share it) and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import pwd
+import re
 import secrets
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +46,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from syndicate import tokens
 from syndicate.models import (
@@ -417,13 +422,110 @@ def hmac_key(engine: Engine, from_env: bytes | None) -> bytes:
     runs; setting the environment variable takes precedence.
     """
     if from_env:
-        return from_env
-    with engine.begin() as conn:
-        stored = get_meta(conn, "generated_hmac_key")
-        if stored is None:
-            stored = secrets.token_hex(32)
-            set_meta(conn, "generated_hmac_key", stored)
-    return stored.encode()
+        key = from_env
+    else:
+        with engine.begin() as conn:
+            stored = get_meta(conn, "generated_hmac_key")
+            if stored is None:
+                stored = secrets.token_hex(32)
+                set_meta(conn, "generated_hmac_key", stored)
+        key = stored.encode()
+    _note_key_use(engine, key)
+    return key
+
+
+# --- which key each entrance uses ---------------------------------------------------------------
+# Every entrance (daemon, web app, MTA pipe, a command in a shell) records a fingerprint of the
+# token key it used, so `syndicate status` can tell when two of them sign with different keys
+# (an MTA pipe without the daemon's environment files every token-only reply as unmatched).
+
+_KEY_USE_PREFIX = "key_used_by:"
+_KEY_USE_REFRESH_SECONDS = 3600
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public name for a key: equal keys, equal names; the key cannot be read back."""
+    return hashlib.sha256(b"syndicate token key fingerprint\0" + key).hexdigest()[:12]
+
+
+def entrance_name() -> str:
+    """This process as a sysadmin would name it: "syndicate inbound receive as nobody"."""
+    words: list[str] = []
+    args = iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("-c", "--config"):
+            next(args, None)
+        elif arg.startswith("-"):
+            if words:
+                break
+        elif re.fullmatch(r"[a-z][a-z-]*", arg) and len(words) < 2:
+            words.append(arg)
+        else:
+            break
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    return " ".join(["syndicate", *words]) + f" as {user}"
+
+
+def _note_key_use(engine: Engine, key: bytes) -> None:
+    name = (_KEY_USE_PREFIX + entrance_name())[:64]
+    fingerprint, at = key_fingerprint(key), now()
+    try:
+        with engine.begin() as conn:
+            raw = get_meta(conn, name)
+            known = json.loads(raw) if raw else {}
+            last = datetime.fromisoformat(known["last"]) if "last" in known else None
+            if (
+                known.get("fingerprint") == fingerprint
+                and last is not None
+                and (at - last).total_seconds() < _KEY_USE_REFRESH_SECONDS
+            ):
+                return
+            first = known["first"] if known.get("fingerprint") == fingerprint else at.isoformat()
+            value = {"fingerprint": fingerprint, "first": first, "last": at.isoformat()}
+            set_meta(conn, name, json.dumps(value))
+    except (SQLAlchemyError, ValueError, KeyError) as exc:  # a note, never a reason to fail
+        log.warning("could not record which token key this entrance uses: %s", exc)
+
+
+def key_uses(conn: Connection, own_key: bytes | str | None = None) -> list[dict[str, Any]]:
+    """Each entrance's last recorded key: name, fingerprint, first and last use (newest first);
+    with `own_key`, this process too, as used now."""
+    rows = conn.execute(
+        select(meta.c.key, meta.c.value).where(meta.c.key.startswith(_KEY_USE_PREFIX))
+    ).all()
+    uses = []
+    for name, raw in rows:
+        try:
+            value = json.loads(raw)
+            uses.append(
+                {
+                    "entrance": name.removeprefix(_KEY_USE_PREFIX),
+                    "fingerprint": value["fingerprint"],
+                    "first": datetime.fromisoformat(value["first"]),
+                    "last": datetime.fromisoformat(value["last"]),
+                }
+            )
+        except (ValueError, KeyError, TypeError):
+            continue
+    if own_key:
+        key = own_key.encode() if isinstance(own_key, str) else own_key
+        at = now()
+        own = {"entrance": entrance_name(), "fingerprint": key_fingerprint(key)}
+        uses = [u for u in uses if u["entrance"] != own["entrance"]]
+        uses.append({**own, "first": at, "last": at})
+    return sorted(uses, key=lambda use: use["last"], reverse=True)
+
+
+def key_mismatch(uses: list[dict[str, Any]], within_days: float = 30) -> list[dict[str, Any]]:
+    """The entrances used within `within_days` of the newest use, when they disagree; else []."""
+    if not uses:
+        return []
+    newest = uses[0]["last"]
+    recent = [u for u in uses if (newest - u["last"]).total_seconds() <= within_days * 86400]
+    return recent if len({u["fingerprint"] for u in recent}) > 1 else []
 
 
 def installation_id(engine: Engine) -> str:

@@ -80,14 +80,15 @@ def plan_post(
             unreadable = f"channels.column.embargo: {exc}"
     for channel in channels:
         policy = channel_policy(settings, channel)
-        if policy.kind == "digest":
-            store.queue_for_digest(conn, post_id, found)
-            report.queued_for_digest += 1
-            continue
-        state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
         held = bool(unreadable) and (
             channel is Channel.COLUMN or settings.channels.newsletter.respect_embargo
         )
+        if policy.kind == "digest" and not held:
+            store.queue_for_digest(conn, post_id, found)
+            report.queued_for_digest += 1
+            continue
+        # (A digest post whose column embargo is unknown gets a held send of its own instead.)
+        state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
         send_id = store.create_send(
             conn,
             post_id,

@@ -20,6 +20,8 @@ Every body is bounded while it streams and every response carries the security h
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
 import logging
 import os
@@ -30,14 +32,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jinja2
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from itsdangerous import BadSignature
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from syndicate import importers, optin, store, subscribers, webhooks
 from syndicate.inbound import sendgrid as sendgrid_inbound
@@ -49,6 +52,7 @@ from syndicate.webguard import (
     BodyLimit,
     BodyTooLarge,
     RateLimiter,
+    RequestLimit,
     SecurityHeaders,
     client_address,
     limiter_key,
@@ -346,6 +350,9 @@ class WebApp:
         if not webhooks.fresh(timestamp, time.time()):
             log.warning("SendGrid event webhook: stale timestamp from %s", request.client)
             return JSONResponse({"error": "missing, stale or bad signature"}, 401)
+        if not signature_well_formed(signature):
+            log.warning("SendGrid event webhook: malformed signature from %s", request.client)
+            return JSONResponse({"error": "missing, stale or bad signature"}, 401)
         if self.event_readers.locked():
             return JSONResponse({"error": "busy, retry later"}, 503)
         async with self.event_readers:
@@ -382,6 +389,28 @@ class WebApp:
         ]
 
 
+def signature_well_formed(signature: str) -> bool:
+    """Whether the header can be an ECDSA signature at all (base64 DER), decided before the body
+    is read, so a stranger's junk never holds one of the EVENT_READERS slots."""
+    try:
+        decode_dss_signature(base64.b64decode(signature))
+    except (ValueError, TypeError, binascii.Error):
+        return False
+    return True
+
+
+class GuardedStarlette(Starlette):
+    """Starlette with our guards outside its ServerErrorMiddleware, so a 500 also carries the
+    security headers, counts toward the request limit and closes an unread body."""
+
+    def __init__(self, *args: Any, guard: Callable[[ASGIApp], ASGIApp], **kwargs: Any) -> None:
+        self.guard = guard
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self.guard(super().build_middleware_stack())
+
+
 async def client_gone(request: Request, exc: Exception) -> Response:
     """A client that hung up in the middle of its body: one log line, nothing changed."""
     log.warning("client disconnected mid-body: %s %s", request.method, request.url.path)
@@ -406,10 +435,14 @@ def create_app(
             return inbound_limit
         return settings.web.max_body_bytes
 
-    app = Starlette(
+    def guard(app: ASGIApp) -> ASGIApp:
+        bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
+        return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
+
+    app = GuardedStarlette(
         routes=[*web.routes(), *inbound_routes, *extra_routes],
-        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit, limit_for=body_limit)],
         exception_handlers={ClientDisconnect: client_gone},
+        guard=guard,
     )
     # Starlette's own trailing-slash redirect builds its Location from the Host header.
     app.router.redirect_slashes = False

@@ -3,6 +3,7 @@ headers on every response, the client's address behind proxies, and a bounded ra
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # A page without its own policy (plain-text errors, JSON) may load and run nothing at all.
 STRICT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -30,6 +32,9 @@ def page_csp(style_nonce: str) -> str:
     )
 
 
+CLOSE_HEADER = (b"connection", b"close")
+
+
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -37,39 +42,72 @@ class BodyTooLarge(HTTPException):
         )
 
 
+class BodyTooSlow(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"Request body not received within {seconds:g} seconds.",
+            headers={"Connection": "close"},
+        )
+
+
 class BodyLimit:
-    """Refuses (413) a request whose body grows past its path's limit, counted while it streams.
+    """Refuses a request whose body grows past its path's limit (413) or is not all received
+    within `timeout` seconds of its head (408), counted while it streams.
 
     A declared Content-Length over the limit is refused before anything is read; a chunked body
     (no length) is cut off as soon as the bytes received pass the limit, wherever the handler
-    reads it (`request.body()`, `.form()`, `.stream()`). The 413 closes the connection, so the
-    rest is never read.
+    reads it (`request.body()`, `.form()`, `.stream()`). A response that starts before the body
+    is all read (a 413, a 404, a page that never reads it) says `Connection: close`, so the
+    server stops reading instead of draining the rest.
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
-        self.app, self.limit_for = app, limit_for
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], timeout: float) -> None:
+        self.app, self.limit_for, self.timeout = app, limit_for, timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _refuse(send, limit)
             return
+        body_done = b"transfer-encoding" not in headers and declared in (None, b"0")
         received = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
 
         async def bounded_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:
+                return await receive()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0))
+            except TimeoutError:
+                raise BodyTooSlow(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
-        await self.app(scope, bounded_receive, send)
+        async def send_closing_if_unread(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_done:
+                headers = list(message.get("headers", []))
+                if not any(
+                    name.lower() == b"connection" and b"close" in value.lower()
+                    for name, value in headers
+                ):
+                    message = {**message, "headers": [*headers, CLOSE_HEADER]}
+            await send(message)
+
+        await self.app(scope, bounded_receive, send_closing_if_unread)
 
 
 async def _refuse(send: Send, limit: int) -> None:
@@ -81,6 +119,36 @@ async def _refuse(send: Send, limit: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimit:
+    """At most `limit` requests handled at once; one past it gets 503 at once (closing its
+    connection). Idle connections do not count: uvicorn's own `limit_concurrency` counts every
+    open connection, so 100 sockets that never send a byte shut every client out."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit, self.active = app, limit, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            body = b"Server busy, please retry shortly."
+            headers = [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", b"5"),
+                CLOSE_HEADER,
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
 
 
 class SecurityHeaders:
@@ -128,6 +196,8 @@ def limiter_key(address: str) -> str:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
     if ip.version == 6:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
@@ -181,3 +251,39 @@ class RateLimiter:
             if oldest and oldest[-1] > now - self.window:
                 return
             self._hits.popitem(last=False)
+
+
+def h11_with_head_timeout(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol plus what it lacks (measured: a socket that never sends a byte
+    stays open for ever): a client must send a whole request head within `seconds` of
+    connecting or of its previous response, else its connection is closed. uvicorn's
+    `timeout_keep_alive` is cancelled by any byte, so it cannot stop a head sent a byte at a time.
+    """
+
+    class H11WithHeadTimeout(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._await_head()
+
+        def on_response_complete(self) -> None:
+            self._await_head()  # before a pipelined request starts a new cycle
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            answered = self.cycle
+            self._head_timer = self.loop.call_later(seconds, self._head_overdue, answered)
+
+        def _head_overdue(self, answered: object) -> None:
+            if self.cycle is answered and not self.transport.is_closing():
+                self.transport.close()
+
+    return H11WithHeadTimeout

@@ -174,7 +174,7 @@ def test_scheduler_uses_the_authors_zone_coalesces_and_forgives_misfires(schedul
     finally:
         apscheduler.shutdown(wait=False)
     assert str(apscheduler.timezone) == "America/Toronto"
-    assert set(jobs) == {"heartbeat", "poll_feed", "due_sends"}
+    assert set(jobs) == {"heartbeat", "poll_feed", "due_sends", "retry_forwards"}
     for job in jobs.values():
         assert job.coalesce is True and job.misfire_grace_time == 3600
         assert job.max_instances == 1 and job.func.__module__ == "syndicate.scheduler"

@@ -397,6 +397,19 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     assert len(problems) == 2
     assert all("happens twice in America/Toronto" in p and "is held" in p for p in problems)
 
+    # A digest would not know the embargo either: the post gets a held send, not a digest slot.
+    configure(project, newsletter__policy="digest: 0 7 * * sun")
+    blog.publish("Digest post")
+    report = scheduler.run_once(
+        engine, settings.load(project / "settings.toml"), at=utc(2026, 10, 31, 12, 5)
+    )
+    with engine.connect() as conn:
+        assert store.digest_queue(conn) == []
+    latest = [s for s in all_sends(engine) if s["title"] == "Digest post"]
+    assert {s["channel"]: s["state"] for s in latest} == {"newsletter": "held", "column": "held"}
+    clock.now = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
+    assert ok(project, "run", "--once").count("Nothing to send.") == 1
+
 
 def test_a_reader_edition_waits_for_its_own_embargo_too(project: Path, clock: Clock) -> None:
     weekly_column(project, clock, column__embargo="", newsletter__policy="manual")

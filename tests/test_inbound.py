@@ -354,7 +354,7 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     assert len(raw) > 30_000_000
     result = cli_process(project, "inbound", "receive", stdin=raw)
     assert result.returncode == 65, result.stderr.decode()
-    assert b"Please send a shorter one" in result.stdout
+    assert b"Please send a shorter one" in result.stderr
     [reply] = replies(project)
     assert (reply["kind"], reply["state"], reply["sender"]) == (
         "refused",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from email import message_from_bytes, policy
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -27,6 +28,7 @@ from tests.edition_support import (
     sender,
     shipped_settings,
 )
+from tests.inbound_support import cli
 
 CONTROLS = "\x00\x1b\x07\x7f\x85\x9b\x1c\u2028\r\n\t"
 HOSTILE_NAME = f"Eve{CONTROLS}Bcc: victim@example.net\x00[31m"
@@ -160,3 +162,17 @@ def test_the_column_still_finds_captions_and_quote_attributions_after_the_mappin
     assert ("photo", "Harold’s wall.", "Jane Marlowe") in kinds
     assert ("quote", "Work is love made visible.", "") in kinds
     assert ("attribution", "— Kahlil Gibran", "") in kinds
+
+
+def test_a_csv_name_with_control_characters_reaches_the_outbox_as_one_clean_line(
+    project: Path,
+) -> None:
+    with (project / "subscribers" / "readers.csv").open("a", encoding="utf-8") as readers:
+        readers.write('eve@example.com,"Eve\x1b[31m\x00\x85Bcc: victim@example.net"\n')
+    result = cli(project, "run", "--once")
+    assert result.returncode == 0, result.stderr.decode()
+    [written] = (project / "outbox").glob("d*-eve@example.com.eml")
+    head = written.read_bytes().split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", head)
+    assert b'\r\nTo: "Eve [31m Bcc: victim@example.net" <eve@example.com>\r\n' in b"\r\n" + head
+    assert message_from_bytes(head + b"\r\n\r\n", policy=policy.default)["Bcc"] is None

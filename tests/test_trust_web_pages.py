@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
@@ -186,6 +189,24 @@ def test_every_response_carries_the_security_headers(web: Path) -> None:
             assert "form-action 'self'" in csp, name
             assert headers["cache-control"] == "no-store", name
     assert responses["too large"].status_code == 413
+
+
+def test_a_server_error_carries_the_security_headers_too(web: Path) -> None:
+    """A handler that fails: the 500 comes from Starlette's ServerErrorMiddleware, which sits
+    outside any middleware given to Starlette, so before it carried none of the headers."""
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("a bug in a handler")
+
+    app = create_app(load_settings(web), [Route("/broken", broken)])
+    client = TestClient(app, base_url="https://notes.example.com", raise_server_exceptions=False)
+    answer = client.get("/broken")
+    assert answer.status_code == 500
+    assert "a bug in a handler" not in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
 
 
 def test_a_trailing_slash_never_redirects_to_the_host_header(web: Path) -> None:

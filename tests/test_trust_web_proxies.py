@@ -28,38 +28,59 @@ def web(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
-def flood(project: Path, forwarded_for: list[str]) -> list[int]:
-    """One sign-up per X-Forwarded-For value, all from the same connection (the proxy)."""
-    client = TestClient(create_app(load_settings(project)), base_url="https://notes.example.com")
-    page = client.get("/subscribe").text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    return [
-        client.post(
-            "/subscribe",
-            data={"csrf": csrf, "email": f"flood{n}@example.com"},
-            headers={"X-Forwarded-For": value},
-        ).status_code
-        for n, value in enumerate(forwarded_for)
-    ]
+class Proxied:
+    """One app (one limiter) reached through the same connection (the proxy) for every post."""
+
+    def __init__(self, project: Path) -> None:
+        app = create_app(load_settings(project))
+        self.client = TestClient(app, base_url="https://notes.example.com")
+        page = self.client.get("/subscribe").text
+        self.csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        self.posted = 0
+
+    def flood(self, forwarded_for: list[str]) -> list[int]:
+        """One sign-up per X-Forwarded-For value."""
+        statuses = []
+        for value in forwarded_for:
+            self.posted += 1
+            statuses.append(
+                self.client.post(
+                    "/subscribe",
+                    data={"csrf": self.csrf, "email": f"flood{self.posted}@example.com"},
+                    headers={"X-Forwarded-For": value},
+                ).status_code
+            )
+        return statuses
 
 
 def test_a_client_cannot_escape_the_limit_by_writing_x_forwarded_for(web: Path) -> None:
     set_setting(web / "settings.toml", "trusted_proxies = 0", "trusted_proxies = 1")
+    proxy = Proxied(web)
     # Our one proxy appends the real client (203.0.113.9); the client invents the rest.
     spoofed = [f"10.0.{n}.{n}, 203.0.113.9" for n in range(6)]
-    assert flood(web, spoofed) == [200, 200, 200, 429, 429, 429]
-    assert flood(web, ["198.51.100.7"]) == [200]
+    assert proxy.flood(spoofed) == [200, 200, 200, 429, 429, 429]
+    # Another real client behind the same proxy, on the same app, is not limited by the flood
+    # (a limiter keyed on the proxy's own address would refuse it).
+    assert proxy.flood(["10.0.0.0, 198.51.100.7"]) == [200]
+    assert proxy.flood(["203.0.113.9"]) == [429]
 
 
 def test_two_proxies_are_two_hops_from_the_right(web: Path) -> None:
     set_setting(web / "settings.toml", "trusted_proxies = 0", "trusted_proxies = 2")
+    proxy = Proxied(web)
     # client-written, the real client (seen by the outer proxy), the outer proxy (seen by ours)
     spoofed = [f"10.9.{n}.1, 203.0.113.9, 192.0.2.10" for n in range(5)]
-    assert flood(web, spoofed) == [200, 200, 200, 429, 429]
+    assert proxy.flood(spoofed) == [200, 200, 200, 429, 429]
+    # Another real client behind the same outer proxy is its own bucket; so is the outer proxy
+    # when it is not the second hop (one hop counted would key on 192.0.2.10 for everyone).
+    assert proxy.flood(["10.9.0.1, 198.51.100.7, 192.0.2.10"]) == [200]
 
 
 def test_without_trusted_proxies_the_header_is_ignored(web: Path) -> None:
-    assert flood(web, [f"10.1.{n}.1" for n in range(5)]) == [200, 200, 200, 429, 429]
+    proxy = Proxied(web)
+    assert proxy.flood([f"10.1.{n}.1" for n in range(5)]) == [200, 200, 200, 429, 429]
+    # The header is the client's own invention: a new value does not make a new client.
+    assert proxy.flood(["198.51.100.7"]) == [429]
 
 
 def test_client_address_by_hop_count() -> None:
@@ -116,5 +137,12 @@ def test_each_request_costs_the_same_however_many_clients_are_known() -> None:
 def test_ipv6_clients_are_limited_by_their_64() -> None:
     assert limiter_key("2001:db8:1:2::1") == limiter_key("2001:db8:1:2:ffff::9")
     assert limiter_key("2001:db8:1:2::1") != limiter_key("2001:db8:1:3::1")
+
+
+def test_ipv4_mapped_addresses_are_limited_as_the_ipv4_address() -> None:
+    """A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; before, all of them fell in
+    one bucket ('::/64'), so one client's flood limited every IPv4 visitor."""
+    assert limiter_key("::ffff:203.0.113.9") == "203.0.113.9"
+    assert limiter_key("::ffff:203.0.113.9") != limiter_key("::ffff:198.51.100.7")
     assert limiter_key("203.0.113.9") == "203.0.113.9"
     assert limiter_key("not an address") == "not an address"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +13,7 @@ import typer
 
 from syndicate import inbound, store
 from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.errors import SyndicateError
 from syndicate.inbound import parse, pipeline, stdin
 
 inbound_app = typer.Typer(
@@ -34,9 +37,17 @@ def receive(
     """Read one message on stdin and file it (for an MTA pipe or alias).
 
     Exit 0 when stored, 75 (EX_TEMPFAIL: the MTA retries later) on a transient problem, 65 when
-    the message is refused (too large; its headers are recorded).
+    the message is refused: too large (its headers are recorded), empty or not an email.
     """
+    # The MTA shows what we print to the sender (65) or in its log (75): our log lines go to
+    # syslog when there is one, else to stderr only when the sender will not read them.
+    logs = _PipeLogs()
     raw = sys.stdin.buffer.read()
+    problem = stdin.not_a_message(raw)
+    if problem:
+        logs.close(stdin.EX_DATAERR)
+        _say(stdin.NOT_AN_EMAIL)
+        raise typer.Exit(stdin.EX_DATAERR)
     try:
         settings = settings_of(ctx)
         engine = open_store(settings)
@@ -45,17 +56,59 @@ def receive(
             engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
         )
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
-        err.print(f"syndicate inbound receive: temporary failure, retry later: {exc}")
+        logs.close(stdin.EX_TEMPFAIL)
+        _say(f"syndicate inbound receive: temporary failure, retry later: {exc}")
         raise typer.Exit(stdin.EX_TEMPFAIL) from None
+    logs.close(code)
     if outcome.too_large:
-        # Postfix and Exim quote this line in the bounce they send back to the sender.
-        print(f"Your message was not delivered: {outcome.detail}. Please send a shorter one.")
+        _say(stdin.TOO_LARGE)
     else:
-        err.print(
+        _say(
             f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}"
             + (" (already recorded)" if outcome.duplicate else "")
         )
     raise typer.Exit(code)
+
+
+def _say(line: str) -> None:
+    """One plain line on stderr: no colour, no wrapping, no timestamp (the MTA quotes it)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class _PipeLogs:
+    """While a message is received, log records are kept back from stderr: they go to syslog
+    (facility mail, where the MTA logs too) when /dev/log exists, else to stderr at the end
+    unless the exit status is 65, whose output the sender reads."""
+
+    def __init__(self) -> None:
+        root = logging.getLogger()
+        self.saved = list(root.handlers)
+        self.held = logging.handlers.BufferingHandler(capacity=10_000)
+        self.held.setFormatter(logging.Formatter("syndicate: %(levelname)s: %(message)s"))
+        self.syslog: logging.Handler | None = None
+        if Path(SYSLOG_SOCKET).exists():
+            try:
+                self.syslog = logging.handlers.SysLogHandler(
+                    SYSLOG_SOCKET, logging.handlers.SysLogHandler.LOG_MAIL
+                )
+                self.syslog.setFormatter(logging.Formatter("syndicate: %(message)s"))
+            except OSError:
+                self.syslog = None
+        root.handlers[:] = [self.syslog or self.held]
+
+    def close(self, code: int) -> None:
+        root = logging.getLogger()
+        root.handlers[:] = self.saved
+        if self.syslog is not None:
+            self.syslog.close()
+        elif code != stdin.EX_DATAERR:
+            for record in self.held.buffer:
+                _say(self.held.format(record))
+        self.held.buffer.clear()
+
+
+SYSLOG_SOCKET = "/dev/log"
 
 
 @inbound_app.command()
@@ -91,7 +144,10 @@ def classify(
     ] = None,
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
-    raw = message.read_bytes() if message else sys.stdin.buffer.read()
+    try:
+        raw = message.read_bytes() if message else sys.stdin.buffer.read()
+    except OSError as exc:
+        raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     settings = settings_of(ctx)
     engine = open_store(settings)
     key = store.hmac_key(engine, settings.hmac_key_from_env())

@@ -25,6 +25,7 @@ def serve(
     import uvicorn
 
     from syndicate.web import create_app
+    from syndicate.webguard import h11_with_head_timeout
 
     settings = settings_of(ctx)
     uvicorn.run(
@@ -35,6 +36,10 @@ def serve(
         # own handling would rewrite the client address before the app sees the real peer.
         proxy_headers=False,
         server_header=False,
-        limit_concurrency=settings.web.max_connections,
+        # No limit_concurrency: uvicorn counts idle connections there, so sockets that never
+        # send a byte would shut everyone out. The app limits requests (web.max_requests), a
+        # head must arrive within web.head_timeout_seconds, a body within body_timeout_seconds.
+        http=h11_with_head_timeout(settings.web.head_timeout_seconds),
+        timeout_keep_alive=5,
         log_level="info",
     )

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from syndicate import store
-from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.common import app, console, err, iso, open_store, settings_of
 from syndicate.cli.sends import (
     column_style,
     print_table,
@@ -43,6 +43,9 @@ def status(
         state = store.get_feed_state(conn, feed_source(settings))
         daemon = store.lock_holder(conn)
         waits = waiting(conn, settings, sends)
+        # This shell's key counts too: a command run from here would sign with it.
+        own_key = settings.hmac_key_from_env() or store.get_meta(conn, "generated_hmac_key")
+        key_mismatch = store.key_mismatch(store.key_uses(conn, own_key))
     upcoming = sorted(
         (s for s in sends if s["state"] in UPCOMING), key=lambda s: store.as_utc(s["scheduled_at"])
     )
@@ -61,6 +64,10 @@ def status(
             if daemon
             else None
         ),
+        "key_mismatch": [
+            {"entrance": u["entrance"], "fingerprint": u["fingerprint"], "last": iso(u["last"])}
+            for u in key_mismatch
+        ],
         "recipients": recipients,
         "upcoming": [send_json(s, waits.get(s["id"])) for s in upcoming],
         "recent": [send_json(s) for s in recent],
@@ -91,6 +98,19 @@ def status(
         if daemon
         else "Daemon: not running ('syndicate run' starts it)"
     )
+    if key_mismatch:
+        err.print(
+            "[bold red]Warning:[/] these entrances sign and check reply tokens with different "
+            "keys, so replies through one of them are filed as unmatched. Set [secrets] "
+            "key_file in settings.toml, readable by every user syndicate runs as:",
+            highlight=False,
+        )
+        for use in key_mismatch:
+            err.print(
+                f"  {use['entrance']}: key {use['fingerprint']}, last used "
+                f"{short(use['last'], zone)}",
+                highlight=False,
+            )
     for kind in RecipientKind:
         counts = recipients.get(kind.value, {})
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"

@@ -1,13 +1,15 @@
 """Entrance for an MTA pipe or alias: one message on stdin, the exit status tells the MTA.
 
 sysexits: 0 stored (or recognised as already stored), 75 EX_TEMPFAIL on a transient problem so
-the MTA keeps the message and retries, 65 EX_DATAERR when a message is refused (too large): the
-MTA then returns our one-line explanation to the sender, and the headers are recorded.
+the MTA keeps the message and retries, 65 EX_DATAERR when a message is refused: too large (its
+headers are recorded), or not an email at all (empty, binary: nothing is recorded). The MTA then
+returns what the command printed to the sender, so that is one plain sentence written for them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlalchemy.engine import Engine
 
@@ -19,6 +21,31 @@ log = logging.getLogger(__name__)
 EX_OK = 0
 EX_DATAERR = 65
 EX_TEMPFAIL = 75
+
+# A header field name (RFC 5322: printable ASCII except ':'), then ':'.
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+# The mbox envelope line an MTA may put first (Postfix's pipe with flags=F).
+_ENVELOPE_LINE = re.compile(rb"From [^\r\n]*\r?\n")
+
+# What the sender reads in the MTA's bounce (exit 65): one plain sentence, no setting names.
+NOT_AN_EMAIL = "Your message was not delivered: it arrived empty or was not an email message."
+TOO_LARGE = (
+    "Your message was not delivered: it is larger than this address accepts. "
+    "Please send a shorter one, without large attachments."
+)
+
+
+def not_a_message(raw: bytes) -> str:
+    """Why these bytes are not an email message ("" when they are): empty, or binary data."""
+    if not raw.strip():
+        return "empty input"
+    envelope = _ENVELOPE_LINE.match(raw)
+    message = raw[envelope.end() :] if envelope else raw
+    if not _HEADER_LINE.match(message):
+        return "does not start with a header line"
+    if b"\0" in re.split(rb"\r?\n\r?\n", message, maxsplit=1)[0]:
+        return "binary data (NUL bytes) in the header"
+    return ""
 
 
 def receive_bytes(

@@ -261,6 +261,9 @@ class _Walker:
         elif tag == "hr":
             self.blocks.append(Block("break", ""))
         elif tag == "table":
+            caption = element.find("caption")
+            if caption is not None:
+                self.paragraph_of(caption)
             for row in element.iter("tr"):
                 cells = [_clean(self.inline(cell)) for cell in row if cell.tag in ("td", "th")]
                 self.paragraph_from([" | ".join(c for c in cells if c)])

@@ -15,6 +15,7 @@ __all__ = ["count_words", "html_to_plain"]
 # Block-level elements html2text treats as inline; without a break an image's alt text and its
 # caption run together ("…the top courseHarold’s wall").
 _BLOCKS_HTML2TEXT_MISSES = {"figure", "figcaption", "header", "footer", "section", "article", "dt"}
+_BLOCKS_HTML2TEXT_MISSES |= {"caption", "details", "summary"}
 
 
 def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> str:
