@@ -1,19 +1,26 @@
 """Manual sends: a preview goes to the author, and a reply saying "approve" releases the send.
 
-The preview's Reply-To carries an `approve` token for the send (tokens.make(key, "approve",
-send_id, 0)), so a reply names the send it approves and cannot be forged. Only a reply from the
-author's own address (author.email) approves; anyone else's is refused and changes nothing.
+The preview's Reply-To carries an `approve` token for the send, signed with the time it was
+issued (it expires after inbound.approval_max_age_days), so a reply names the send it approves
+and cannot be forged. A From line proves nothing, so the reply must also be authenticated as
+the author's: a valid DKIM signature of the author's domain, checked here, or an
+Authentication-Results header written by the author's own MX (inbound.trusted_authserv_id)
+reporting dkim=pass or dmarc=pass for it. Anything less is refused and changes nothing; the
+author is emailed a confirmation of every approval.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses, parseaddr
+from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 
+import dkim as dkimpy
 import html2text
 from sqlalchemy.engine import Engine
 
@@ -49,10 +56,12 @@ class ApprovalResult:
 # --- the preview --------------------------------------------------------------------------------
 
 
-def approve_address(settings: Settings, key: bytes, send_id: int) -> str:
-    return tokens.reply_address(
-        settings.mail.reply_address, tokens.make(key, "approve", send_id, 0)
-    )
+def approve_address(
+    settings: Settings, key: bytes, send_id: int, issued: datetime | None = None
+) -> str:
+    issued_at = int((issued or store.now()).timestamp())
+    token = tokens.make(key, "approve", send_id, 0, issued_at=issued_at)
+    return tokens.reply_address(settings.mail.reply_address, token)
 
 
 def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> EmailMessage:
@@ -90,7 +99,7 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
     msg["Subject"] = f"Approve? {edition.subject} ({channel.value}, send {send_id})"
     msg["Date"] = format_datetime(store.now())
-    msg["Message-ID"] = f"<syndicate.approve.s{send_id}@{settings.mail_domain}>"
+    msg["Message-ID"] = make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain)
     msg["Reply-To"] = approve_address(settings, key, send_id)
     msg["X-Syndicate-Approval"] = str(send_id)
     msg["Auto-Submitted"] = "auto-generated"
@@ -99,7 +108,9 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     return msg
 
 
-def deliver_to_author(settings: Settings, message: EmailMessage, send_id: int) -> bool:
+def deliver_to_author(
+    settings: Settings, message: EmailMessage, send_id: int, label: str = "preview"
+) -> bool:
     """Send one message to the author through the configured transport; True when accepted.
 
     The only place approval touches a transport, so a change of the transport interface is
@@ -115,18 +126,18 @@ def deliver_to_author(settings: Settings, message: EmailMessage, send_id: int) -
                     message,
                     author,
                     envelope_from=settings.mail.from_address,
-                    label="preview",
+                    label=label,
                     number=send_id,
                 )
             ]
         )
     except TransportError as exc:
-        log.error("preview to %s not sent: %s; will retry", settings.author.email, exc)
+        log.error("%s to %s not sent: %s", label, settings.author.email, exc)
         return False
     finally:
         transport.close()
     if result.state is not DeliveryState.SENT:
-        log.error("preview to %s not sent: %s; will retry", settings.author.email, result.detail)
+        log.error("%s to %s not sent: %s", label, settings.author.email, result.detail)
         return False
     return True
 
@@ -183,24 +194,116 @@ def _fails_authentication(message: EmailMessage) -> bool:
     return bool(re.search(r"\bdmarc=fail\b", results, re.IGNORECASE))
 
 
-def handle_approval_reply(
-    engine: Engine, settings: Settings, message: EmailMessage
-) -> ApprovalResult:
-    """Approve the send a reply names, if the reply is the author's and says "approve".
+DnsFunc = Callable[..., bytes | None]
 
-    Called by the inbound-mail pipeline for mail addressed to an `approve` token.
-    """
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    claim = None
+
+def _aligned(domain: str, author_domain: str) -> bool:
+    """Strict alignment: the very domain of the author's address (a subdomain may be run by
+    someone else, so it does not count)."""
+    return domain.lower().rstrip(".") == author_domain.lower().rstrip(".")
+
+
+def _dkim_signed_by(raw: bytes, author_domain: str, dnsfunc: DnsFunc | None) -> str:
+    """ "dkim d=DOMAIN" when a DKIM signature of the author's domain verifies, else ""."""
+    checker = dkimpy.DKIM(raw)
+    signatures = [v for k, v in checker.headers if k.lower() == b"dkim-signature"]
+    for index, value in enumerate(signatures):
+        match = re.search(rb"(?:^|;)\s*d\s*=\s*([^;\s]+)", value)
+        if not match or not _aligned(match.group(1).decode("ascii", "replace"), author_domain):
+            continue
+        try:
+            valid = (
+                checker.verify(idx=index, dnsfunc=dnsfunc) if dnsfunc else checker.verify(idx=index)
+            )
+        except Exception as exc:  # a DNS failure or a broken signature proves nothing
+            log.info("DKIM signature %d did not verify: %s", index, exc)
+            valid = False
+        if valid:
+            return f"dkim d={match.group(1).decode('ascii', 'replace')}"
+    return ""
+
+
+def _trusted_results(message: EmailMessage, authserv_id: str, author_domain: str) -> str:
+    """What the author's own MX reported, if it reported a pass for the author's domain.
+
+    Only the topmost Authentication-Results header with our authserv-id counts (RFC 8601: the
+    MX adds its own above what the sender wrote and removes forgeries of its id)."""
+    if not authserv_id:
+        return ""
+    for value in message.get_all("Authentication-Results", []):
+        text = " ".join(str(value).split())
+        server = text.split(";", 1)[0].strip().split()[0] if text.strip() else ""
+        if server.lower() != authserv_id.strip().lower():
+            continue
+        for method, prop in (("dkim", "header.d"), ("dkim", "header.i"), ("dmarc", "header.from")):
+            for found in re.finditer(
+                rf"\b{method}=pass\b[^;]*?\b{re.escape(prop)}=([^\s;]+)", text, re.IGNORECASE
+            ):
+                domain = found.group(1).rsplit("@", 1)[-1]
+                if _aligned(domain, author_domain):
+                    return f"{method}=pass by {server}"
+        return ""
+    return ""
+
+
+def authenticated(
+    message: EmailMessage, raw: bytes, settings: Settings, dnsfunc: DnsFunc | None = None
+) -> str:
+    """How the reply proves it is the author's ("" when it does not)."""
+    author_domain = settings.author.email.rsplit("@", 1)[-1]
+    return _trusted_results(
+        message, settings.inbound.trusted_authserv_id, author_domain
+    ) or _dkim_signed_by(raw, author_domain, dnsfunc)
+
+
+def _claim(key: bytes, message: EmailMessage) -> tokens.TokenClaim | None:
     for address in _recipient_addresses(message):
         token = tokens.token_from_address(address)
         if token:
             claim = tokens.verify(key, token, "approve")
             if claim:
-                break
+                return claim
+    return None
+
+
+def _expired(claim: tokens.TokenClaim, settings: Settings, at: datetime) -> str:
+    if claim.issued_at is None:
+        return "the approval token carries no issue time (made before tokens expired)"
+    age = at - datetime.fromtimestamp(claim.issued_at, tz=at.tzinfo)
+    limit = timedelta(days=settings.inbound.approval_max_age_days)
+    if age > limit:
+        return (
+            f"the approval token expired ({age.days} days old; "
+            f"inbound.approval_max_age_days = {settings.inbound.approval_max_age_days:g})"
+        )
+    return ""
+
+
+def handle_approval_reply(
+    engine: Engine,
+    settings: Settings,
+    message: EmailMessage,
+    *,
+    raw: bytes | None = None,
+    dnsfunc: DnsFunc | None = None,
+    at: datetime | None = None,
+) -> ApprovalResult:
+    """Approve the send a reply names, if the reply is provably the author's, carries a live
+    approval token and says "approve"; then email the author what was approved.
+
+    Called by the inbound-mail pipeline for mail addressed to an `approve` token. `raw` is the
+    message as received (for DKIM); `dnsfunc` replaces DNS look-ups (tests).
+    """
+    at = at or store.now()
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    claim = _claim(key, message)
     if claim is None:
         return ApprovalResult(False, None, "no valid approval token in the recipient address")
     send_id = claim.send_id
+    expired = _expired(claim, settings, at)
+    if expired:
+        log.warning("approval of send %s refused: %s", send_id, expired)
+        return ApprovalResult(False, send_id, expired)
     sender = parseaddr(str(message.get("From", "")))[1].strip().lower()
     if sender != settings.author.email.strip().lower():
         log.warning(
@@ -213,6 +316,17 @@ def handle_approval_reply(
     if _fails_authentication(message):
         log.warning("approval of send %s refused: the reply failed DMARC", send_id)
         return ApprovalResult(False, send_id, "the reply failed sender authentication (DMARC)")
+    proof = authenticated(
+        message, raw if raw is not None else message.as_bytes(), settings, dnsfunc
+    )
+    if not proof:
+        log.warning("approval of send %s refused: nothing proves the author wrote it", send_id)
+        return ApprovalResult(
+            False,
+            send_id,
+            "the reply is not authenticated as the author's (no valid DKIM signature of "
+            "the author's domain, no pass from inbound.trusted_authserv_id)",
+        )
     words = _first_words(message)
     if not words.startswith(APPROVE_WORDS):
         return ApprovalResult(
@@ -225,6 +339,53 @@ def handle_approval_reply(
     if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
         return ApprovalResult(False, send_id, f"send {send_id} is already {send['state']}")
     _, changed = sends.approve(engine, send_id, by="reply")
-    reason = "approved by reply" if changed else "already approved"
+    reason = f"approved by reply ({proof})" if changed else "already approved"
     log.info("send %s: %s from %s", send_id, reason, sender)
+    if changed:
+        confirmation = approval_confirmation(engine, settings, send_id, proof, message, at)
+        if not deliver_to_author(settings, confirmation, send_id, label="approved"):
+            reason += "; the confirmation email could not be sent"
     return ApprovalResult(True, send_id, reason)
+
+
+def approval_confirmation(
+    engine: Engine,
+    settings: Settings,
+    send_id: int,
+    proof: str,
+    reply: EmailMessage,
+    at: datetime,
+) -> EmailMessage:
+    """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
+    with engine.connect() as conn:
+        send = store.get_send(conn, send_id)
+        assert send is not None
+        post = store.get_post(conn, send["post_id"])
+        audience = store.count_recipients(conn)
+    assert post is not None
+    channel = Channel(send["channel"])
+    count = audience.get(channel.audience.value, {}).get("active", 0)
+    who = "readers" if channel.audience is RecipientKind.READER else "editors"
+    embargo = store.as_utc(send["embargo_until"])
+    lines = [
+        f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
+        "",
+        f"It goes to {count} {who}"
+        + (f", not before {describe(embargo, settings.zone)}" if embargo else "")
+        + ".",
+        f"Approved by your reply of {format_datetime(at)} ({proof}).",
+        "",
+        f"If you did not approve it, stop it now:  syndicate cancel {send_id}",
+    ]
+    msg = EmailMessage()
+    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
+    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
+    msg["Subject"] = f"Approved: {post.title} ({channel.value}, send {send_id})"
+    msg["Date"] = format_datetime(at)
+    msg["Message-ID"] = make_msgid(f"syndicate.approved.s{send_id}", settings.mail_domain)
+    if reply.get("Message-ID"):
+        msg["In-Reply-To"] = str(reply["Message-ID"])
+    msg["X-Syndicate-Approval"] = str(send_id)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(lines) + "\n")
+    return msg

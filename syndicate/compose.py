@@ -17,7 +17,7 @@ from email.charset import Charset
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, make_msgid
 
 from syndicate import tokens
 from syndicate.headers import one_line
@@ -41,16 +41,32 @@ class Sender:
     list_name: str
     list_id: str
     key: bytes
+    # This database's installation id (store.installation_id): part of every Message-ID.
+    installation: str = ""
+    # Envelope sender base (bounces+TOKEN@domain); "" = reply_address.
+    bounce_address: str = ""
 
     @property
     def domain(self) -> str:
         return self.reply_address.rsplit("@", 1)[1]
 
 
-def message_id(send_id: int, recipient_id: int, domain: str) -> str:
-    """Stable per (send, recipient): a retried message keeps its Message-ID, and replies'
-    In-Reply-To leads back to the send and the recipient."""
-    return f"<syndicate.s{send_id}.r{recipient_id}@{domain}>"
+def message_id(sender: Sender, send_id: int, recipient_id: int) -> str:
+    """Signed, unique per installation and stable per delivery: a retried message keeps its
+    Message-ID, a new database never repeats one, and a reply's In-Reply-To leads back to the
+    delivery only if we made it. A message that is no delivery (a test send, a preview: send
+    or recipient 0) gets a random one."""
+    if not send_id or not recipient_id:
+        return make_msgid("syndicate.once", sender.domain)
+    return tokens.message_id(sender.key, sender.installation, send_id, recipient_id, sender.domain)
+
+
+def envelope_sender(sender: Sender, send_id: int, recipient_id: int) -> str:
+    """The Return-Path of one delivery (VERP): its bounces come back naming it, signed."""
+    if not send_id or not recipient_id:
+        return sender.from_address
+    token = tokens.make(sender.key, "bounce", send_id, recipient_id)
+    return tokens.reply_address(sender.bounce_address or sender.reply_address, token)
 
 
 def recipient_values(recipient: Recipient, send_id: int, sender: Sender) -> dict[str, str]:
@@ -148,7 +164,7 @@ def compose(
     msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
     msg["Subject"] = one_line(edition.subject)
     msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id(send_id, recipient.id, sender.domain)
+    msg["Message-ID"] = message_id(sender, send_id, recipient.id)
     msg["Reply-To"] = Address(one_line(sender.name), addr_spec=values[ph.REPLY_ADDRESS])
     msg["List-Id"] = list_id(edition.channel, sender)
     if offers_unsubscribe(edition.channel):
@@ -321,13 +337,17 @@ class MessageTemplate:
 
 
 def compose_bytes(
-    template: MessageTemplate, recipient: Recipient, send_id: int, sender: Sender
+    template: MessageTemplate,
+    recipient: Recipient,
+    send_id: int,
+    sender: Sender,
+    mid: str | None = None,
 ) -> bytes:
     """The same message as `compose`, as SMTP-ready bytes, without building an EmailMessage."""
     values = recipient_values(recipient, send_id, sender)
     text = template.text.fill(values)
     html = template.html.fill(values)
-    mid = message_id(send_id, recipient.id, sender.domain)
+    mid = mid or message_id(sender, send_id, recipient.id)
     alt = template.boundary.encode()
     parts = [
         _fold_address("To", recipient.name, recipient.email),

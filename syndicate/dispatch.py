@@ -11,6 +11,7 @@ read from the database one batch at a time: memory stays flat whatever the size 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from syndicate.compose import (
     Sender,
     api_headers,
     compose_bytes,
+    envelope_sender,
     message_id,
     recipient_values,
     shared_reply_address,
@@ -88,6 +90,7 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
         list_name=settings.site.name,
         list_id=list_id,
         key=key,
+        bounce_address=settings.mail.bounce_address,
     )
 
 
@@ -135,8 +138,8 @@ class Composer:
 
     def outbound(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
         edition = self.editions.for_recipient(recipient)
-        mid = message_id(self.send_id, recipient.id, self.sender.domain)
-        if not self.with_bytes:
+        mid = message_id(self.sender, self.send_id, recipient.id)
+        if not self.with_bytes:  # the API sends from the From address; its events report bounces
             values = recipient_values(recipient, self.send_id, self.sender)
             return OutboundMessage(
                 delivery_id,
@@ -151,10 +154,9 @@ class Composer:
                 from_name=self.sender.name,
                 shared_reply_to=self._shared_reply_to,
             )
-        data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender)
-        return OutboundMessage(
-            delivery_id, recipient, self.sender.from_address, data, self.send_id, mid, edition
-        )
+        data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender, mid)
+        bounces_to = envelope_sender(self.sender, self.send_id, recipient.id)
+        return OutboundMessage(delivery_id, recipient, bounces_to, data, self.send_id, mid, edition)
 
 
 def _unsendable(
@@ -226,6 +228,8 @@ def run_send(
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
     editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    if not sender.installation:  # Message-IDs unique to this database
+        sender = dataclasses.replace(sender, installation=store.installation_id(engine))
     composer = Composer(
         editions,
         sender,

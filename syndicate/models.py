@@ -171,6 +171,7 @@ class ReplyKind(enum.StrEnum):
     UNMATCHED = "unmatched"  # a person's words we cannot tie to a send: kept for the author
     APPROVAL = "approval"  # the author's answer to a held send's preview (approve token)
     REFUSED = "refused"  # too large or unreadable: recorded, not processed
+    MALFORMED = "malformed"  # MIME too deep or undecodable: recorded once, never retried
 
 
 class ReplyState(enum.StrEnum):
@@ -198,6 +199,7 @@ class InboundMessage:
     references: tuple[str, ...]
     envelope_recipients: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
+    malformed: str = ""  # why the structure could not be read (then only headers are parsed)
 
 
 @dataclass(frozen=True)
@@ -223,3 +225,5 @@ class Classification:
     addresses: tuple[str, ...] = ()
     temporary: bool = False
     reason: str = ""
+    # A bounce: tied to one of our deliveries (VERP or signed Message-ID) or not.
+    verified: bool | None = None

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from syndicate.errors import SettingsError, SyndicateError
 
@@ -73,10 +80,14 @@ class Mail(_Section):
     reply_address: str
     base_url: str
     list_id: str = ""
+    # Envelope sender of every delivery, as bounces+TOKEN@domain (VERP); "" = reply_address.
+    bounce_address: str = ""
 
-    @field_validator("from_address", "reply_address")
+    @field_validator("from_address", "reply_address", "bounce_address")
     @classmethod
-    def _email(cls, value: str) -> str:
+    def _email(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "bounce_address" and not value:
+            return value
         address = _require_address(value)
         if "+" in address.split("@", 1)[0]:
             raise ValueError("must not contain '+': syndicate adds '+TOKEN' itself")
@@ -327,6 +338,9 @@ class Inbound(_Section):
     spam_check: Literal["off", "spamc", "spamassassin"] = "off"
     spam_command: list[str] = []
     wordpress: WordPress = WordPress()
+    # RFC 8601: the authserv-id of your own MX's Authentication-Results; "" = trust none.
+    trusted_authserv_id: str = ""
+    approval_max_age_days: float = Field(default=7.0, gt=0)
 
 
 class Settings(_Section):

@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from syndicate import tokens
 from syndicate.models import (
     Channel,
     DeliveryState,
@@ -239,6 +240,9 @@ replies = Table(
     Column("size", Integer, nullable=False, default=0),
     Column("forwarded_at", DateTime(timezone=True)),
     Column("detail", Text, nullable=False, default=""),
+    # A bounce: True when it came back to one of our deliveries (VERP address or our signed
+    # Message-ID) and was scored; False when nothing ties it to a delivery (never scored).
+    Column("verified", Boolean),
     # When the author marked it read (`syndicate replies read`); status counts unread ones.
     Column("read_at", DateTime(timezone=True)),
 )
@@ -522,6 +526,22 @@ def key_mismatch(uses: list[dict[str, Any]], within_days: float = 30) -> list[di
     newest = uses[0]["last"]
     recent = [u for u in uses if (newest - u["last"]).total_seconds() <= within_days * 86400]
     return recent if len({u["fingerprint"] for u in recent}) > 1 else []
+
+
+def installation_id(engine: Engine) -> str:
+    """This database's random installation id (made once): part of every Message-ID, so two
+    databases never reuse one (Gmail silently drops a message whose Message-ID it has seen)."""
+    with engine.begin() as conn:
+        stored = get_meta(conn, "installation_id")
+        if stored is None:
+            stored = tokens.new_installation_id()
+            set_meta(conn, "installation_id", stored)
+    return stored
+
+
+def known_installation_id(conn: Connection) -> str:
+    """The installation id if one was made, else "" (read-only: nothing of ours was sent)."""
+    return get_meta(conn, "installation_id") or ""
 
 
 # --- feed state -------------------------------------------------------------------------------
@@ -1599,6 +1619,15 @@ def list_replies(
     if limit:
         query = query.limit(limit)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def delivery_address(conn: Connection, send_id: int, recipient_id: int) -> str | None:
+    """The address one delivery went to, if that delivery exists."""
+    return conn.execute(
+        select(recipients.c.email)
+        .select_from(deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id))
+        .where(deliveries.c.send_id == send_id, deliveries.c.recipient_id == recipient_id)
+    ).scalar_one_or_none()
 
 
 def recipient_ids_by_email(conn: Connection, email: str) -> list[tuple[int, str]]:

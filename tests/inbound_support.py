@@ -118,3 +118,21 @@ def use_smtp(project: Path, port: int) -> None:
         f'host = "127.0.0.1"\nport = {port}',
     )
     edit(project / "settings.toml", 'security = "starttls"', 'security = "none"')
+
+
+def signed_ids(project: Path, raw: bytes) -> bytes:
+    """The fixture with its `<syndicate.sN.rM@…>` references replaced by the Message-IDs this
+    project really sent (signed, with its installation id)."""
+    import re
+
+    from syndicate import tokens
+
+    _, engine, key = load(project)
+    installation = store.installation_id(engine)
+
+    def real(match: re.Match[bytes]) -> bytes:
+        send_id, recipient_id, domain = match.groups()
+        mid = tokens.message_id(key, installation, int(send_id), int(recipient_id), domain.decode())
+        return mid.encode()
+
+    return re.sub(rb"<syndicate\.s(\d+)\.r(\d+)@([^>]+)>", real, raw)

@@ -3,6 +3,7 @@ releases the send — from the author's address only, with a valid approve token
 
 from __future__ import annotations
 
+import time
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -31,6 +32,7 @@ def awaiting(project: Path, smtp_server):
         newsletter__policy="manual",
         column__enabled=False,
         transport__kind="smtp",
+        inbound__trusted_authserv_id="mx.notes.example.com",
         **{"transport.smtp__host": "127.0.0.1", "transport.smtp__security": "none"},
     )
     text = (project / "settings.toml").read_text()
@@ -51,6 +53,11 @@ def awaiting(project: Path, smtp_server):
 def reply(preview: EmailMessage, sender: str, body: str, to: str | None = None) -> EmailMessage:
     """The author's mail client answering the preview (quoted text below the answer)."""
     msg = EmailMessage()
+    # What the author's own MX (the trusted authserv-id) adds after checking DKIM and DMARC.
+    domain = sender.rsplit("@", 1)[1].lower()
+    msg["Authentication-Results"] = (
+        f"mx.notes.example.com; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+    )
     msg["From"] = f"Someone <{sender}>"
     msg["To"] = to or str(preview["Reply-To"])
     msg["Subject"] = "Re: " + str(preview["Subject"])
@@ -88,7 +95,7 @@ def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     assert send["state"] == SendState.SCHEDULED.value and send["approved_by"] == "reply"
     report = scheduler.tick(engine, cfg, at=utc(2026, 11, 24, 16))
     assert [s.sent for s in report.summaries] == [4]
-    assert len(handler.messages) == 1 + 4
+    assert len(handler.messages) == 1 + 1 + 4  # preview, confirmation, the edition
     again = handle_approval_reply(engine, cfg, reply(preview, "jane@example.com", "approve"))
     assert not again.accepted and "done" in again.reason
 
@@ -105,7 +112,7 @@ def test_forged_or_wrong_tokens_and_other_words_do_not_approve(awaiting) -> None
     cfg, engine, _, preview, send_id = awaiting
     key = store.hmac_key(engine, cfg.hmac_key_from_env())
     reply_token = tokens.make(key, "reply", send_id, 0)
-    forged = tokens.make(b"not the key", "approve", send_id, 0)
+    forged = tokens.make(b"not the key", "approve", send_id, 0, issued_at=int(time.time()))
     for to in (
         tokens.reply_address(cfg.mail.reply_address, reply_token),
         tokens.reply_address(cfg.mail.reply_address, forged),

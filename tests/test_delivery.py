@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from syndicate import scheduler, settings, store
+from syndicate import scheduler, settings, store, tokens
 from syndicate.models import DeliveryState
 from tests.conftest import set_setting
 
@@ -28,6 +28,7 @@ def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_ser
     cfg = use_smtp(project, controller.port)
     engine = store.connect(cfg.database_url)
     report = scheduler.run_once(engine, cfg)
+    key = store.hmac_key(engine, cfg.hmac_key_from_env())
     assert [s.sent for s in report.summaries] == [4, 2]
     assert len(handler.messages) == 6
     # One connection per send (the transport is reused across batches of 2).
@@ -36,7 +37,13 @@ def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_ser
     for received in handler.messages:
         msg = parser.parsebytes(received.data)
         assert received.rcpt_tos == [msg["To"].addresses[0].addr_spec]
-        assert received.mail_from == "jane@notes.example.com"
+        # VERP: each delivery's bounces come back to its own signed address.
+        token = tokens.token_from_address(received.mail_from)
+        claim = tokens.verify(key, token or "", "bounce")
+        assert received.mail_from.startswith("replies+b") and claim is not None
+        with engine.connect() as conn:
+            address = store.delivery_address(conn, claim.send_id, claim.recipient_id)
+        assert address == received.rcpt_tos[0]
         assert msg.get_body(("html",)) is not None
     again = scheduler.run_once(engine, cfg)
     assert again.summaries == [] and len(handler.messages) == 6
@@ -176,5 +183,5 @@ def test_a_refused_sender_pauses_the_send_and_bounces_nobody(project: Path, smtp
         detail = next(store.iter_deliveries(conn, newsletter.send_id))["detail"]
     assert statuses == {"active"}
     assert states <= {"deferred", "pending"}
-    assert "refused the sender jane@notes.example.com" in detail
+    assert "refused the sender replies+b1-" in detail  # the delivery's VERP envelope sender
     assert "verified Sender Identity" in detail

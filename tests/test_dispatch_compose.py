@@ -145,7 +145,8 @@ def test_the_dispatch_composer_builds_each_edition_once(project: Path) -> None:
     assert len(composer._templates) == 1
     ids = [PARSER.parsebytes(m.data)["Message-ID"] for m in messages]
     assert ids == [m.message_id for m in messages]
-    assert all(re.fullmatch(r"<syndicate\.s5\.r\d+@notes\.example\.com>", i) for i in ids)
+    signed = r"<syndicate\.s5\.r\d+\.[0-9a-f]+\.[a-z2-7]{16}@notes\.example\.com>"
+    assert all(re.fullmatch(signed, i) for i in ids)
 
 
 def test_every_encoded_word_is_at_most_75_characters() -> None:

@@ -17,7 +17,15 @@ from sqlalchemy import func, select
 from syndicate import store
 from syndicate.inbound import parse, pipeline
 from syndicate.models import ReplyKind
-from tests.inbound_support import cli, cli_process, copy_project, fixture, load, sent_project
+from tests.inbound_support import (
+    cli,
+    cli_process,
+    copy_project,
+    fixture,
+    load,
+    sent_project,
+    signed_ids,
+)
 
 QUOTED = ("hidden inside it", "wrote", "schrieb", "a écrit", "Jane Marlowe <", "> ")
 
@@ -87,7 +95,7 @@ def test_an_editors_reply_is_an_answer_about_the_column(base: Path) -> None:
 
 
 def test_without_a_token_our_message_id_in_in_reply_to_identifies_the_reader(base: Path) -> None:
-    result = classify(base, "reply_by_references.eml")
+    result = classify_bytes(base, signed_ids(base, fixture("reply_by_references.eml")))
     assert (result.kind, result.recipient_id, result.identity.via) == (
         ReplyKind.COMMENT,
         3,
@@ -98,7 +106,7 @@ def test_without_a_token_our_message_id_in_in_reply_to_identifies_the_reader(bas
 def test_our_message_id_from_someone_elses_address_speaks_for_nobody(base: Path) -> None:
     """Message-IDs are guessable: a stranger quoting one cannot comment or unsubscribe as the
     reader it names."""
-    raw = fixture("reply_by_references.eml")
+    raw = signed_ids(base, fixture("reply_by_references.eml"))
     sender = message_from_bytes(raw, policy=policy.default)["From"].addresses[0].addr_spec
     forged = raw.replace(sender.encode(), b"mallory@evil.example", 1)
     forged = forged.replace(b"\n\n", b"\n\nunsubscribe\n\n", 1)
@@ -230,7 +238,8 @@ def test_every_fixture_ends_in_exactly_one_recorded_state(project: Path) -> None
     names = sorted(p.name for p in (Path(__file__).parent / "fixtures" / "inbound").glob("*.eml"))
     settings, engine, key = load(project)
     for name in names:  # in-process: the command's own path is tested above
-        outcome = pipeline.process(engine, fixture(name), settings, key, source="test")
+        raw = signed_ids(project, fixture(name))  # as if replying to what this project sent
+        outcome = pipeline.process(engine, raw, settings, key, source="test")
         assert not outcome.duplicate, name
     rows = replies(project)
     assert len(rows) == len(names)
@@ -300,7 +309,7 @@ def test_classify_prints_json_and_changes_nothing(project: Path) -> None:
 def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: Path) -> None:
     settings, engine, key = load(project)
     day = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    dsn = fixture("dsn_postfix.eml")
+    dsn = signed_ids(project, fixture("dsn_postfix.eml"))  # returns our signed Message-ID
 
     def bounce(raw: bytes, at: datetime) -> None:
         # Each bounce is a new message: give it its own Message-ID.
@@ -329,7 +338,7 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
         events = conn.execute(select(store.bounce_events.c.counted)).scalars().all()
     assert events == [True, False, True, True]
     # A temporary failure counts half, and a score left alone for a week starts again.
-    delay = fixture("dsn_gmail_delay.eml")
+    delay = signed_ids(project, fixture("dsn_gmail_delay.eml"))
     pipeline.process(engine, delay, settings, key, source="test", at=day)
     with engine.connect() as conn:
         assert store.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
@@ -418,6 +427,7 @@ def test_the_envelope_recipient_given_by_the_mta_identifies_the_reader(project: 
     # Sent to the bare reply address (a Bcc, or a client that rewrote To): only the envelope
     # recipient that Postfix/Exim pass with --recipient carries the token.
     raw = fixture("stranger.eml").replace(b"<stranger-1@", b"<envelope-1@")
+    raw = raw.replace(b"Priya Raman <priya@example.com>", b"<d.nakamura@example.net>")
     token_address = "replies+r1-3-iariehjgrsr4qd64@notes.example.com"
     result = cli(project, "inbound", "receive", "--recipient", token_address, stdin=raw)
     assert result.returncode == 0, result.stderr.decode()

@@ -162,6 +162,7 @@ def classify(
         "matched_by": result.identity.via or None,
         "addresses": list(result.addresses),
         "temporary": result.temporary,
+        "verified": result.verified,
         "text": result.text,
         "reason": result.reason,
         "sender": inbound.sender,

@@ -1,5 +1,11 @@
 """Step 3, bounce: delivery status notifications and the home-grown formats of common MTAs.
 
+Anyone can write a bounce, so one counts only when it is tied to a delivery of ours: it came
+back to that delivery's envelope sender (bounces+TOKEN@domain, VERP: the signed token names
+the send and the recipient), or the headers it returns carry our signed Message-ID. Then it
+counts for that delivery's address only. Any other bounce is recorded as unverified and never
+scored.
+
 flufl.bounce (Mailman's detectors) reads RFC 3464 DSNs and the non-standard formats; it returns
 bytes addresses. Scoring follows Mailman: a permanent failure counts hard_bounce_score, a
 temporary one soft_bounce_score, at most once a day; at bounce_threshold the address is
@@ -11,12 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_string
 
 from flufl.bounce import all_failures
 from sqlalchemy.engine import Connection
 
-from syndicate import store
-from syndicate.inbound.parse import header
+from syndicate import store, tokens
+from syndicate.inbound.identify import candidate_addresses
+from syndicate.inbound.parse import header, message_ids
 from syndicate.models import InboundMessage
 from syndicate.settings import Inbound
 
@@ -37,6 +45,70 @@ class Bounce:
     @property
     def only_temporary(self) -> bool:
         return not self.permanent and bool(self.temporary)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The delivery of ours a bounce is about, and how we know."""
+
+    send_id: int
+    recipient_id: int
+    address: str
+    via: str  # "verp:<where>" or "message-id"
+
+
+def delivery(
+    conn: Connection, inbound: InboundMessage, key: bytes, installation: str
+) -> Delivery | None:
+    """The delivery a bounce proves it is about, or None when nothing ties it to one."""
+    for where, address in candidate_addresses(inbound):
+        token = tokens.token_from_address(address)
+        claim = tokens.verify(key, token, "bounce") if token else None
+        if claim is not None:
+            found = _delivery(conn, claim.send_id, claim.recipient_id, f"verp:{where}")
+            if found is not None:
+                return found
+    for msgid in returned_message_ids(inbound):
+        claim = tokens.verify_message_id(key, installation, msgid)
+        if claim is not None:
+            found = _delivery(conn, claim.send_id, claim.recipient_id, "message-id")
+            if found is not None:
+                return found
+    return None
+
+
+def _delivery(conn: Connection, send_id: int, recipient_id: int, via: str) -> Delivery | None:
+    address = store.delivery_address(conn, send_id, recipient_id)
+    return Delivery(send_id, recipient_id, address.lower(), via) if address else None
+
+
+def returned_message_ids(inbound: InboundMessage) -> list[str]:
+    """Message-IDs of the message a report returns (message/rfc822, text/rfc822-headers)."""
+    found: list[str] = []
+    for part in inbound.message.walk():
+        content_type = part.get_content_type()
+        try:
+            if content_type in ("message/rfc822", "message/global"):
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                if hasattr(inner, "get"):
+                    found.extend(message_ids(str(inner.get("Message-ID", ""))))
+            elif content_type in ("text/rfc822-headers", "message/global-headers"):
+                returned = message_from_string(str(part.get_payload(decode=True) or b"", "utf-8"))
+                found.extend(message_ids(str(returned.get("Message-ID", ""))))
+        except Exception as exc:  # a broken returned part proves nothing, and stops nothing
+            log.info("could not read a returned part of %s: %s", inbound.message_id, exc)
+    return list(dict.fromkeys(found))
+
+
+def for_delivery(failed: Bounce, address: str) -> Bounce:
+    """The bounce as it counts for one delivery's address: permanent unless it only reports a
+    temporary failure (of that address, or of any address when it does not name that one)."""
+    if address in failed.permanent:
+        return Bounce((address,), ())
+    if address in failed.temporary or failed.only_temporary:
+        return Bounce((), (address,))
+    return Bounce((address,), ())
 
 
 def detect(inbound: InboundMessage) -> Bounce | None:

@@ -55,7 +55,7 @@ def initial_state(kind: ReplyKind) -> ReplyState:
         return ReplyState.FILED  # becomes forwarded or forward_pending after forwarding
     if kind in (ReplyKind.BOUNCE, ReplyKind.AUTO_REPLY, ReplyKind.UNSUBSCRIBE):
         return ReplyState.HANDLED
-    if kind is ReplyKind.REFUSED:
+    if kind in (ReplyKind.REFUSED, ReplyKind.MALFORMED):
         return ReplyState.REFUSED
     return ReplyState.FILED
 
@@ -80,6 +80,7 @@ def record(conn: Connection, inbound: InboundMessage, result: Classification) ->
         "temporary": result.temporary,
         "reason": result.reason,
         "size": len(inbound.raw),
+        "verified": result.verified,
     }
     values = {k: clean(v) if isinstance(v, str) else v for k, v in values.items()}
     return store.insert_reply(conn, values, seen_keys(inbound))

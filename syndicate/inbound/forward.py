@@ -9,6 +9,7 @@ Both leave through the configured transport (see `deliver`).
 from __future__ import annotations
 
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -53,7 +54,7 @@ def forward_message(
     )
     msg["To"] = Address(one_line(settings.author.name), addr_spec=settings.author.email)
     msg["Reply-To"] = Address(name, addr_spec=reply["sender"])
-    msg["Subject"] = one_line(f"{name} {verb} '{post.title}'")
+    set_subject(msg, f"{name} {verb} '{post.title}'")
     msg["Date"] = format_datetime(at)
     msg["Message-ID"] = reply["message_id"] or make_msgid("syndicate.reply", settings.mail_domain)
     if reply["in_reply_to"]:
@@ -65,6 +66,17 @@ def forward_message(
     msg["X-Syndicate-Reply"] = f"{reply['id']}; kind={kind.value}; post={post.id}"
     msg.set_content(body)
     return msg
+
+
+def set_subject(msg: EmailMessage, subject: str) -> None:
+    """Subject as RFC 2047 words that carry each space inside a word. The email package's own
+    folding can leave an empty encoded-word next to a space (`work =?utf-8?q??=`), and mail
+    clients then show "the work— and" for "the work — and"."""
+    subject = one_line(subject)
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:
+        msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
 
 
 def unsubscribe_confirmation(
@@ -84,7 +96,7 @@ def unsubscribe_confirmation(
     msg = EmailMessage()
     msg["From"] = Address(one_line(settings.author.name), addr_spec=settings.mail.from_address)
     msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
-    msg["Subject"] = one_line(f"You are unsubscribed from {settings.site.name}")
+    set_subject(msg, f"You are unsubscribed from {settings.site.name}")
     msg["Date"] = format_datetime(at)
     msg["Message-ID"] = make_msgid("syndicate.unsubscribed", settings.mail_domain)
     if request.get("message_id"):
@@ -102,12 +114,18 @@ def human_size(size: int) -> str:
 
 
 def refusal_notice(
-    settings: Settings, inbound: InboundMessage, post_title: str, size: int, at: datetime
+    settings: Settings,
+    inbound: InboundMessage,
+    recipient: Recipient,
+    post_title: str,
+    size: int,
+    at: datetime,
 ) -> EmailMessage:
-    """Tell a known reader or editor that their reply was too large to pass on."""
+    """Tell a known reader or editor, at their address on record, that their reply was too
+    large to pass on."""
     env = make_environment(settings.path(settings.paths.templates))
     body = env.get_template("notices/refused.txt.j2").render(
-        name=(inbound.sender_name.split() or [""])[0],
+        name=(recipient.name.split() or inbound.sender_name.split() or [""])[0],
         post_title=post_title,
         size=human_size(size),
         limit=human_size(settings.inbound.max_message_bytes),
@@ -116,8 +134,8 @@ def refusal_notice(
     )
     msg = EmailMessage()
     msg["From"] = Address(one_line(settings.author.name), addr_spec=settings.mail.from_address)
-    msg["To"] = Address(one_line(inbound.sender_name), addr_spec=inbound.sender)
-    msg["Subject"] = one_line(f"Not delivered: {inbound.subject or 'your reply'}")
+    msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
+    set_subject(msg, f"Not delivered: {inbound.subject or 'your reply'}")
     msg["Date"] = format_datetime(at)
     msg["Message-ID"] = make_msgid("syndicate.refused", settings.mail_domain)
     if inbound.message_id:

@@ -46,7 +46,7 @@ def poll(engine: Engine, path: Path, settings: Settings, key: bytes) -> list[Out
         except Exception as exc:
             log.error("maildir %s: message %s left for the next poll: %s", path, message_key, exc)
             continue
-        processed.add(mailbox.MaildirMessage(raw))
+        processed.add(raw)  # the bytes as they are: parsing them again could fail (deep MIME)
         box.remove(message_key)
         outcomes.append(outcome)
     return outcomes

@@ -68,17 +68,36 @@ def message_ids(value: str) -> tuple[str, ...]:
     return tuple(_MSGID.findall(value))
 
 
+# Deeper MIME than any mail client writes (a forward of a forward of … stays far below): the
+# email package and the bounce detectors recurse once per level, so deeper input is refused.
+MAX_DEPTH = 50
+
+
 def parse(raw: bytes, *, source: str, envelope_recipients: tuple[str, ...] = ()) -> InboundMessage:
-    """Parse without raising; the bytes are kept untouched for the record."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    """Parse without raising; the bytes are kept untouched for the record. A structure that
+    cannot be read (nested too deep, or the parser fails) gives the headers alone, with
+    `malformed` saying why."""
+    malformed = ""
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        depth = nesting_depth(message)
+        if depth > MAX_DEPTH:
+            malformed = f"MIME nested more than {MAX_DEPTH} levels deep"
+    except RecursionError:
+        malformed = f"MIME nested more than {MAX_DEPTH} levels deep"
+    except Exception as exc:  # the email package's own bugs on hostile input
+        malformed = f"unreadable MIME structure ({type(exc).__name__}: {exc})"
+    if malformed:
+        message = _headers_only(raw)
     assert isinstance(message, EmailMessage)
     name, sender = _sender(message)
     msgid = message_ids(header(message, "Message-ID"))
     in_reply_to = message_ids(header(message, "In-Reply-To"))
     references = message_ids(header(message, "References"))
     defects = [type(d).__name__ for d in message.defects]
-    for part in message.walk():
-        defects.extend(type(d).__name__ for d in part.defects)
+    if not malformed:
+        for part in message.walk():
+            defects.extend(type(d).__name__ for d in part.defects)
     return InboundMessage(
         raw=raw,
         message=message,
@@ -91,7 +110,34 @@ def parse(raw: bytes, *, source: str, envelope_recipients: tuple[str, ...] = ())
         references=references,
         envelope_recipients=tuple(a.strip().strip("<>").lower() for a in envelope_recipients),
         defects=tuple(dict.fromkeys(defects)),
+        malformed=malformed,
     )
+
+
+def nesting_depth(message: EmailMessage) -> int:
+    """How deep the MIME tree goes, counted without recursion."""
+    deepest, stack = 0, [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload)
+    return deepest
+
+
+def _headers_only(raw: bytes) -> EmailMessage:
+    """The header block alone, as a message with an empty body."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(head + b"\n\n", headersonly=True)
+        for name in ("Content-Type", "Content-Transfer-Encoding"):
+            del message[name]
+        return message  # type: ignore[return-value]
+    except Exception:
+        return EmailMessage()
 
 
 def _sender(message: EmailMessage) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from syndicate.models import (
     Identity,
     InboundMessage,
     Post,
+    Recipient,
     ReplyKind,
     ReplyState,
 )
@@ -45,7 +46,9 @@ class Outcome:
     state: ReplyState
     duplicate: bool = False
     detail: str = ""
-    # Refused for its size (only headers kept): the one outcome an MTA should bounce.
+    # Refused for its size (only headers kept) and written by one of our recipients from their
+    # own address: the one outcome an MTA should bounce. (Bouncing a stranger's message would
+    # send our explanation to whatever sender they forged: backscatter.)
     too_large: bool = False
 
 
@@ -53,7 +56,17 @@ def classify(
     conn: Connection, inbound: InboundMessage, settings: Settings, key: bytes
 ) -> Classification:
     """Steps 2–7 without side effects: what this message is, about which post and person."""
-    identity = identify.identify(inbound, key, settings.mail_domain)
+    if inbound.malformed:
+        return Classification(
+            ReplyKind.MALFORMED,
+            identify.UNMATCHED,
+            None,
+            None,
+            "",
+            reason=f"{inbound.malformed}; kept whole, not processed",
+        )
+    installation = store.known_installation_id(conn)
+    identity = identify.identify(inbound, key, installation)
     found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
     post_id = found["send"]["post_id"] if found else None
     recipient_id = found["recipient"].id if found else None
@@ -63,36 +76,50 @@ def classify(
 
     failed = bounce.detect(inbound)
     if failed is not None:
-        return result(
-            ReplyKind.BOUNCE,
-            reason="delivery status notification",
-            addresses=failed.addresses,
-            temporary=failed.only_temporary,
-        )
+        return _classify_bounce(conn, inbound, failed, key, installation)
     automatic = autoreply.reason(inbound)
     if automatic:
         return result(ReplyKind.AUTO_REPLY, reason=automatic)
     words = text.own_words(inbound.message)
-    if found and identity.via == "message-id" and not _sent_by(inbound, found["recipient"].email):
-        # Our Message-IDs are not secret: without a signed token, only the recipient's own
-        # address may speak (comment, unsubscribe) for them.
+    by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
+    if by_purpose is ReplyKind.APPROVAL:
+        return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
+    if found and by_purpose is ReplyKind.UNSUBSCRIBE:
+        # The token of the List-Unsubscribe mailto: the same secret as the one-click link,
+        # which works from anywhere; the confirmation goes to the address on record.
+        return result(ReplyKind.UNSUBSCRIBE, words, f"asked to unsubscribe ({identity.via})")
+    if found and not _sent_by(inbound, found["recipient"].email):
+        # A token or Message-ID names a recipient, but From is not their address: the message
+        # may be about the post, but it cannot speak (comment, unsubscribe) for them.
+        written_by = inbound.sender or "an unknown sender"
+        if identity.via == "message-id":
+            return Classification(
+                ReplyKind.UNMATCHED,
+                identity,
+                post_id,
+                None,
+                words,
+                reason=(
+                    f"In-Reply-To names recipient {recipient_id}, but the message came from "
+                    f"{written_by}, not their address"
+                ),
+            )
+        verdict = spam.check(inbound.raw, settings.inbound)
+        if verdict is not None and verdict.spam:
+            return result(ReplyKind.SPAM, words, verdict.detail)
+        kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
         return Classification(
-            ReplyKind.UNMATCHED,
+            kind,
             identity,
             post_id,
             None,
             words,
             reason=(
-                f"In-Reply-To names recipient {recipient_id}, but the message came from "
-                f"{inbound.sender or 'an unknown sender'}, not their address"
+                f"{identity.via} of recipient {recipient_id}, but written by {written_by}, "
+                "not their address: filed for the post, not as theirs"
             ),
         )
-    by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
-    if by_purpose is ReplyKind.APPROVAL:
-        return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
-    if found and (
-        by_purpose is ReplyKind.UNSUBSCRIBE or unsubscribe.is_request(words, inbound.subject)
-    ):
+    if found and unsubscribe.is_request(words, inbound.subject):
         return result(ReplyKind.UNSUBSCRIBE, words, f"asked to unsubscribe ({identity.via})")
     verdict = spam.check(inbound.raw, settings.inbound)
     if verdict is not None and verdict.spam:
@@ -103,6 +130,45 @@ def classify(
         )
     kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
     return result(kind, words, f"matched by {identity.via}")
+
+
+def _classify_bounce(
+    conn: Connection,
+    inbound: InboundMessage,
+    failed: bounce.Bounce,
+    key: bytes,
+    installation: str,
+) -> Classification:
+    """A bounce counts only for the delivery it proves it is about; any other is unverified."""
+    ours = bounce.delivery(conn, inbound, key, installation)
+    if ours is None:
+        return Classification(
+            ReplyKind.BOUNCE,
+            identify.UNMATCHED,
+            None,
+            None,
+            "",
+            addresses=failed.addresses,
+            temporary=failed.only_temporary,
+            reason=(
+                "unverified bounce: not addressed to one of our bounce addresses and returns "
+                "none of our Message-IDs; recorded, not scored"
+            ),
+            verified=False,
+        )
+    counted = bounce.for_delivery(failed, ours.address)
+    send = store.get_send(conn, ours.send_id)
+    return Classification(
+        ReplyKind.BOUNCE,
+        Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
+        send["post_id"] if send else None,
+        ours.recipient_id,
+        "",
+        addresses=counted.addresses,
+        temporary=counted.only_temporary,
+        reason=f"delivery status notification for send {ours.send_id} ({ours.via})",
+        verified=True,
+    )
 
 
 def _sent_by(inbound: InboundMessage, address: str) -> bool:
@@ -188,7 +254,7 @@ def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: S
 
     Runs after the reply is committed, since approving opens its own transaction.
     """
-    outcome = approval.handle_approval_reply(engine, settings, inbound.message)
+    outcome = approval.handle_approval_reply(engine, settings, inbound.message, raw=inbound.raw)
     detail = ("approved: " if outcome.accepted else "not approved: ") + outcome.reason
     with engine.begin() as conn:
         store.update_reply(conn, reply_id, detail=detail)
@@ -201,6 +267,8 @@ Action = Callable[[Connection, Classification, int, Settings, datetime], str]
 def _act_on_bounce(
     conn: Connection, result: Classification, reply_id: int, settings: Settings, at: datetime
 ) -> str:
+    if not result.verified:
+        return ""
     suppressed = bounce.record(conn, bounce.Bounce(*_split(result)), reply_id, settings.inbound, at)
     return f"suppressed: {', '.join(suppressed)}" if suppressed else ""
 
@@ -331,13 +399,17 @@ def _refuse(
         f"message of {len(raw):,} bytes is larger than inbound.max_message_bytes ({limit:,}); "
         "only its headers were kept"
     )
-    identity = identify.identify(inbound, key, settings.mail_domain)
     with engine.begin() as conn:
+        identity = identify.identify(inbound, key, store.known_installation_id(conn))
         keys = filing.seen_keys(inbound)
         seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
-            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, True)
+            row = store.get_reply(conn, seen)
+            known = bool(row and row["recipient_id"])
+            return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
+        if found and not _sent_by(inbound, found["recipient"].email):
+            found = {}  # a stranger holding someone's token is told nothing, nor is the victim
         post_id = found["send"]["post_id"] if found else None
         recipient_id = found["recipient"].id if found else None
         result = Classification(
@@ -347,24 +419,31 @@ def _refuse(
         store.update_reply(conn, reply_id, size=len(raw))
         post = store.get_post(conn, post_id) if post_id else None
     log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
-    if found and source != "stdin" and inbound.sender:
-        _tell_sender_refused(engine, reply_id, inbound, post, len(raw), settings)
-    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason, too_large=True)
+    if found and source != "stdin":
+        _tell_sender_refused(
+            engine, reply_id, inbound, found["recipient"], post, len(raw), settings
+        )
+    return Outcome(
+        reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason, too_large=bool(found)
+    )
 
 
 def _tell_sender_refused(
     engine: Engine,
     reply_id: int,
     inbound: InboundMessage,
+    recipient: Recipient,
     post: Post | None,
     size: int,
     settings: Settings,
 ) -> None:
+    """Only ever to the address on record for the token's recipient (never a From we have
+    not matched to one), so no one can make us mail a third party."""
     try:
         message = forward.refusal_notice(
-            settings, inbound, post.title if post else "", size, store.now()
+            settings, inbound, recipient, post.title if post else "", size, store.now()
         )
-        result = forward.deliver(settings, message, inbound.sender, inbound.sender_name, reply_id)
+        result = forward.deliver(settings, message, recipient.email, recipient.name, reply_id)
         detail = f"sender told: {result.state.value}"
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
