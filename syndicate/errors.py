@@ -17,5 +17,13 @@ class NotFoundError(SyndicateError):
     """A post, send or recipient named on the command line does not exist."""
 
 
+def no_such_post(post_ref: str) -> NotFoundError:
+    """What `preview` and `send` say when POST names nothing in the database."""
+    hint = "" if post_ref == "latest" else ", 'syndicate posts list' for the ids, or use 'latest'"
+    return NotFoundError(
+        f"no post {post_ref!r} in the database; run 'syndicate run --once' to read the feed{hint}"
+    )
+
+
 class TransportError(SyndicateError):
     """The transport could not be opened at all (bad host, bad login)."""

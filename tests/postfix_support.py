@@ -3,6 +3,7 @@ temporary folder, smtpd on 127.0.0.1 and a free port, local delivery, logs in a 
 
 from __future__ import annotations
 
+import pwd
 import shutil
 import smtplib
 import subprocess
@@ -75,9 +76,16 @@ class Postfix:
 
 
 def start_postfix(
-    folder: Path, main_cf: dict[str, str], aliases: str, master_extra: str = ""
+    folder: Path,
+    main_cf: dict[str, str],
+    aliases: str,
+    master_extra: str = "",
+    owned_aliases: tuple[str, str] | None = None,
 ) -> Postfix:
-    """Write main.cf (on top of a private, loopback-only base), master.cf and aliases, start."""
+    """Write main.cf (on top of a private, loopback-only base), master.cf and aliases, start.
+
+    `owned_aliases` (user, text): a second alias file owned by that user, as the README's alias
+    route has it: local(8) runs its commands and file deliveries as that file's owner."""
     config, queue, data = folder / "config", folder / "queue", folder / "data"
     for path in (config, queue, data):
         path.mkdir(parents=True)
@@ -93,7 +101,8 @@ def start_postfix(
         "inet_protocols": "ipv4",
         "mynetworks": "127.0.0.0/8",
         "myhostname": "mx.notes.example.com",
-        "alias_maps": f"hash:{config}/aliases",
+        "alias_maps": f"hash:{config}/aliases"
+        + (f", hash:{config}/owned-aliases" if owned_aliases else ""),
         "alias_database": f"hash:{config}/aliases",
         "smtputf8_enable": "no",
         "biff": "no",
@@ -107,6 +116,13 @@ def start_postfix(
     )
     (config / "aliases").write_text(aliases)
     subprocess.run(["postalias", f"hash:{config}/aliases"], check=True, timeout=30)
+    if owned_aliases:
+        owner, text = owned_aliases
+        owned = config / "owned-aliases"
+        owned.write_text(text)
+        subprocess.run(["postalias", f"hash:{owned}"], check=True, timeout=30)
+        for path in (owned, owned.with_name("owned-aliases.db")):
+            shutil.chown(path, owner, pwd.getpwnam(owner).pw_gid)
     started = subprocess.run(
         ["postfix", "-c", str(config), "start"], capture_output=True, text=True, timeout=60
     )

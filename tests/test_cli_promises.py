@@ -109,6 +109,41 @@ def test_config_pointing_at_a_folder_is_one_clear_line(cli: Cli) -> None:
     assert code == 1 and "is a folder" in one_error_line(err)
 
 
+def test_a_bounce_address_with_a_plus_is_one_clear_line(cli: Cli) -> None:
+    config = cli.project / "settings.toml"
+    config.write_text(
+        config.read_text().replace('bounce_address = ""', 'bounce_address = "b+x@example.com"')
+    )
+    code, _, err = cli("status")
+    assert code == 1 and "must not contain '+'" in one_error_line(err)
+
+
+def test_init_copy_templates_copies_every_shipped_template(cli: Cli) -> None:
+    code, _, err = cli("init", "copied", "--copy-templates", config=False)
+    assert code == 0, err
+    shipped = {
+        path.relative_to(ROOT / "templates")
+        for path in (ROOT / "templates").rglob("*")
+        if path.is_file()
+    }
+    copied = {
+        path.relative_to(cli.project / "copied" / "templates")
+        for path in (cli.project / "copied" / "templates").rglob("*")
+        if path.is_file()
+    }
+    assert shipped and shipped <= copied, shipped - copied
+    code, _, err = cli("--config", "copied/settings.toml", "preview", "latest", config=False)
+    line = one_error_line(err)
+    assert code == 1 and "run --once" in line and "use 'latest'" not in line
+    code, out, err = cli("--config", "copied/settings.toml", "run", "--once", config=False)
+    assert code == 0 and "First run: 5 post(s)" in out, err
+    (cli.project / "copied" / "templates" / "email" / "edition.txt.j2").write_text(
+        "COPIED TEMPLATE {{ title }}\n"
+    )
+    code, out, err = cli("--config", "copied/settings.toml", "preview", "latest", config=False)
+    assert code == 0 and "COPIED TEMPLATE" in out, err
+
+
 def test_preview_refuses_a_pdf_and_writes_nothing(cli: Cli) -> None:
     assert cli("run", "--once")[0] == 0
     code, _, err = cli("preview", "latest", "--out", "x.pdf")

@@ -23,6 +23,9 @@ from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter
 from tests.postfix_support import Postfix, start_postfix
 from tests.tools import missing, require_tool
 
+# default_privs for the root-owned alias file: any user but the pipe user (Debian has 'daemon').
+OTHER_USER = "daemon"
+
 DOMAIN = "notes.example.com"
 
 
@@ -69,12 +72,15 @@ def top() -> Iterator[Path]:
 
 @pytest.fixture
 def setup(top: Path) -> tuple[Path, Postfix]:
-    """The alias route: /etc/aliases pipes to the command, run as default_privs (nobody)."""
+    """The alias route: an alias file owned by the pipe user pipes to the command, which local(8)
+    runs as that owner; default_privs (the user for root-owned alias files) is someone else,
+    who could read neither the secrets nor the database."""
     project, command = prepared_project(top)
     postfix = start_postfix(
         top / "postfix",
-        {"mydestination": DOMAIN, "recipient_delimiter": "+", "default_privs": PIPE_USER},
-        f'replies: "|{command}"\nsender: {top}/mail/sender.mbox\n',
+        {"mydestination": DOMAIN, "recipient_delimiter": "+", "default_privs": OTHER_USER},
+        "postmaster: root\n",
+        owned_aliases=(PIPE_USER, f'replies: "|{command}"\nsender: {top}/mail/sender.mbox\n'),
     )
     return project, postfix
 

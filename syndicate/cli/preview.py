@@ -20,7 +20,7 @@ from syndicate.cli.common import app, console, open_store, settings_of
 from syndicate.compose import compose
 from syndicate.dispatch import make_sender
 from syndicate.dkim import signer_for
-from syndicate.errors import NotFoundError, SettingsError, SyndicateError
+from syndicate.errors import NotFoundError, SettingsError, SyndicateError, no_such_post
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment, render_edition
 from syndicate.render.column import preview_file
@@ -118,10 +118,7 @@ def preview(
     with engine.connect() as conn:
         post = store.find_post(conn, post_ref)
     if post is None:
-        raise NotFoundError(
-            f"no post {post_ref!r} in the database; run 'syndicate run --once' to read the feed, "
-            "or use 'latest'"
-        )
+        raise no_such_post(post_ref)
     env = make_environment(settings.path(settings.paths.templates))
     sample = Recipient(
         id=0,

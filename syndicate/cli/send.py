@@ -28,7 +28,7 @@ from syndicate.cli.common import (
     settings_of,
     still_to_send,
 )
-from syndicate.errors import NotFoundError, SyndicateError
+from syndicate.errors import SyndicateError, no_such_post
 from syndicate.models import (
     Channel,
     DeliveryState,
@@ -86,10 +86,7 @@ def send(
     with engine.connect() as conn:
         post = store.find_post(conn, post_ref)
     if post is None:
-        raise NotFoundError(
-            f"no post {post_ref!r} in the database; run 'syndicate run --once' to read the feed, "
-            "or use 'latest'"
-        )
+        raise no_such_post(post_ref)
     if test is not None:
         _send_test(engine, settings, post, channel, test)
         return
