@@ -95,6 +95,18 @@ def test_a_post_link_that_is_not_http_is_dropped_with_a_warning(
     assert "script:" not in edition.html.lower() and "data:" not in edition.html
 
 
+def test_an_edition_without_a_post_link_has_no_empty_link() -> None:
+    """A dropped link leaves no `href=""`: a full post says nothing, a summary links the site."""
+    full = newsletter(make_post("<p>Words</p>", link=""))
+    assert 'href=""' not in full.html
+    assert "Read this on the web" not in full.html and "Read this on the web" not in full.text
+    summary_only = make_post("", link="", summary_html="<p>Just the summary.</p>")
+    edition = newsletter(summary_only)
+    assert 'href=""' not in edition.html
+    site = shipped_settings().site.url
+    assert f'href="{site}"' in edition.html and f"Continue reading: {site}" in edition.text
+
+
 def test_an_http_post_link_is_kept() -> None:
     [post] = feed.parse(feed_with_link("https://blog.example.com/p/1"), "feed.xml").posts
     assert post.link == "https://blog.example.com/p/1"

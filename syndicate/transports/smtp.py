@@ -227,8 +227,9 @@ class SmtpTransport:
                     delivery_id,
                     DeliveryState.DEFERRED,
                     f"the server refused the sender {outbound.envelope_from} "
-                    f"({_reply_text(exc.smtp_code, exc.smtp_error)}); check mail.from_address "
-                    "and the sender identities your SMTP provider has verified",
+                    f"({_reply_text(exc.smtp_code, exc.smtp_error)}); check mail.bounce_address "
+                    "(the envelope sender; mail.reply_address when empty) and the sender "
+                    "identities your SMTP provider has verified",
                     outage=True,
                 )
             except smtplib.SMTPDataError as exc:
