@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import dispatch, store
+from syndicate import dispatch, store, tokens
 from syndicate.compose import shared_reply_address
 from syndicate.inbound import parse, pipeline
 from tests.inbound_support import cli, cli_process, copy_project, edit, env, load, sent_project
@@ -202,3 +202,25 @@ def test_a_280_kb_subject_is_recorded_in_bounded_memory(project: Path) -> None:
     assert reply["kind"] == "malformed" and "header block larger" in reply["reason"]
     row = stored(project, reply["id"])
     assert row["raw"] == raw and len(row["subject"]) < 1000
+
+
+def test_a_reply_to_the_shared_address_quoting_the_readers_own_message_id_is_theirs(
+    project: Path,
+) -> None:
+    """The reader's mail program quotes the Message-ID only their copy carried (signed): with
+    From their address too, the reply is theirs, as over SMTP; from anyone else it is not."""
+    settings, engine, key = load(project)
+    installation = store.installation_id(engine)
+    own = tokens.message_id(key, installation, 1, 2, "notes.example.com")
+    to = shared_address(project)
+    genuine = forged_reply(f"<{ZOE}>", own, "unsubscribe", "<sg-own@x>", to=to)
+    forged = forged_reply("<mallory@evil.example>", own, "unsubscribe", "<sg-own2@x>", to=to)
+    with engine.connect() as conn:
+        mine = pipeline.classify(conn, parse.parse(genuine, source="t"), settings, key)
+        theirs = pipeline.classify(conn, parse.parse(forged, source="t"), settings, key)
+    assert (mine.kind.value, mine.recipient_id, mine.identity.via) == (
+        "unsubscribe",
+        2,
+        "message-id",
+    )
+    assert (theirs.kind.value, theirs.recipient_id) == ("unmatched", None)

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it tries at INFO.
 logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
-# The recipient a send-wide (shared) reply token names: nobody in particular.
-SHARED_RECIPIENT = 0
 HUMAN_KINDS = (ReplyKind.COMMENT, ReplyKind.EDITOR_RESPONSE, ReplyKind.UNMATCHED)
 
 
@@ -86,7 +84,7 @@ def classify(
     by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
     if by_purpose is ReplyKind.APPROVAL:
         return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
-    if found and identity.recipient_id == SHARED_RECIPIENT:
+    if found and identity.recipient_id == identify.SHARED_RECIPIENT:
         return _classify_shared(inbound, identity, found, words, settings)
     if found and by_purpose is ReplyKind.UNSUBSCRIBE:
         # The token of the List-Unsubscribe mailto: the same secret as the one-click link,
@@ -460,7 +458,7 @@ def _refuse(
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
         if found and (
-            identity.recipient_id == SHARED_RECIPIENT
+            identity.recipient_id == identify.SHARED_RECIPIENT
             or not _sent_by(inbound, found["recipient"].email)
         ):
             # A stranger holding someone's token is told nothing, nor is the victim; a shared
