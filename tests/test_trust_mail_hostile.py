@@ -183,6 +183,16 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
 """
 
 
+def peak_mb_of_receive(project: Path, raw: bytes) -> int:
+    """Peak RSS of a real `syndicate inbound receive` process, in MB."""
+    command = [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml")]
+    wrapper = [sys.executable, "-c", PEAK_OF_CHILD, *command, "inbound", "receive"]
+    result = subprocess.run(
+        wrapper, input=raw, capture_output=True, env=env(), cwd=project, timeout=120
+    )
+    return int(result.stdout.split()[-1])
+
+
 def test_a_280_kb_subject_is_recorded_in_bounded_memory(project: Path) -> None:
     """Finding 4 as written: 20,000 encoded words (280 KB) in one Subject peaked at 2.86 GB RSS
     (and 840 KB got the process killed before anything was recorded)."""
@@ -191,17 +201,38 @@ def test_a_280_kb_subject_is_recorded_in_bounded_memory(project: Path) -> None:
         + b"=?utf-8?q?a?= " * 20000
         + b"\nMessage-ID: <big-header@x>\n\nhi\n"
     )
-    command = [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml")]
-    wrapper = [sys.executable, "-c", PEAK_OF_CHILD, *command, "inbound", "receive"]
-    result = subprocess.run(
-        wrapper, input=raw, capture_output=True, env=env(), cwd=project, timeout=120
-    )
-    peak_mb = int(result.stdout.split()[-1])
+    peak_mb = peak_mb_of_receive(project, raw)
     assert peak_mb < 300, f"peak RSS {peak_mb} MB"
     [reply] = replies(project)
     assert reply["kind"] == "malformed" and "header block larger" in reply["reason"]
     row = stored(project, reply["id"])
     assert row["raw"] == raw and len(row["subject"]) < 1000
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("Content-Type: text/plain; name", 20000),
+        ("Content-Disposition: attachment; filename", 60000),
+    ],
+    ids=["part-content-type-280kb", "part-disposition-840kb"],
+)
+def test_a_huge_header_inside_a_mime_part_is_recorded_in_bounded_memory(
+    project: Path, header: str, words: int
+) -> None:
+    """The same attack one level down: the parser reads each part's Content-Type itself (70 KB
+    of encoded words there peaked at 270 MB, measured), and the text step reads the others."""
+    part = header.encode() + b'="' + b"=?utf-8?q?a?= " * words + b'"\n\nhello\n'
+    raw = (
+        b"From: x@evil.example\nTo: replies@notes.example.com\nSubject: t\n"
+        b"Message-ID: <part@x>\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=B\n\n--B\n" + part + b"--B--\n"
+    )
+    peak_mb = peak_mb_of_receive(project, raw)
+    assert peak_mb < 300, f"peak RSS {peak_mb} MB"
+    [reply] = replies(project)
+    assert reply["kind"] == "malformed" and "MIME part" in reply["reason"]
+    assert stored(project, reply["id"])["raw"] == raw
 
 
 def test_a_reply_to_the_shared_address_quoting_the_readers_own_message_id_is_theirs(

@@ -92,6 +92,7 @@ MAX_HEADER_BLOCK_BYTES = 256 * 1024
 TRUNCATED_HEADER_BYTES = 998
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"\r?\n(?![ \t])")
+_CONTENT_TYPE_FIELD = re.compile(rb"^content-type:[^\n]*(?:\n[ \t][^\n]*)*", re.I | re.M)
 
 
 def parse(raw: bytes, *, source: str, envelope_recipients: tuple[str, ...] = ()) -> InboundMessage:
@@ -136,6 +137,8 @@ def _parse(raw: bytes, source: str, envelope_recipients: tuple[str, ...]) -> Inb
             depth = nesting_depth(message)
             if depth > MAX_DEPTH:
                 malformed = f"MIME nested more than {MAX_DEPTH} levels deep"
+            else:
+                malformed = oversized_part_header(message)
         except RecursionError:
             malformed = f"MIME nested more than {MAX_DEPTH} levels deep"
         except Exception as exc:  # the email package's own bugs on hostile input
@@ -186,6 +189,27 @@ def oversized_headers(raw: bytes) -> str:
     largest = max((len(field) for field in _FIELD_START.split(head)), default=0)
     if largest > MAX_HEADER_BYTES:
         return f"a header of {largest:,} bytes (more than {MAX_HEADER_BYTES:,}); headers truncated"
+    # The parser itself reads every MIME part's Content-Type (to find boundaries), so those are
+    # measured before it runs; other part headers are measured after (oversized_part_header).
+    for field in _CONTENT_TYPE_FIELD.finditer(raw):
+        if len(field.group()) > MAX_HEADER_BYTES:
+            return (
+                f"a MIME part's Content-Type of {len(field.group()):,} bytes "
+                f"(more than {MAX_HEADER_BYTES:,}); headers truncated"
+            )
+    return ""
+
+
+def oversized_part_header(message: EmailMessage) -> str:
+    """Why a MIME part's header is too large to read safely ("" when none is). The parser keeps
+    header values as raw text until one is read, so measuring them here costs nothing."""
+    for part in message.walk():
+        for _name, value in part.raw_items():
+            if len(value) > MAX_HEADER_BYTES:
+                return (
+                    f"a MIME part header of {len(value):,} characters "
+                    f"(more than {MAX_HEADER_BYTES:,}); headers kept, body not read"
+                )
     return ""
 
 
