@@ -353,8 +353,8 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     raw = fixture("gmail_fr.eml").replace(b"Tr\xc3\xa8s juste.", body, 1)
     assert len(raw) > 30_000_000
     result = cli_process(project, "inbound", "receive", stdin=raw)
-    assert result.returncode == 65, result.stderr.decode()
-    assert b"Please send a shorter one" in result.stderr
+    # Recorded, so exit 0: an MTA bounce would go to the envelope sender, whoever forged it.
+    assert result.returncode == 0, result.stderr.decode()
     [reply] = replies(project)
     assert (reply["kind"], reply["state"], reply["sender"]) == (
         "refused",
@@ -469,15 +469,16 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
 @pytest.mark.parametrize(
     ("sender", "kind", "recipient"),
     [
-        ("Zoe.Perez@example.org", ReplyKind.COMMENT, 2),
+        ("Zoe.Perez@example.org", ReplyKind.COMMENT, None),
         ("mallory@evil.example", ReplyKind.UNMATCHED, None),
     ],
 )
 def test_a_send_wide_reply_address_is_matched_by_who_wrote(
     base: Path, sender: str, kind: ReplyKind, recipient: int | None
 ) -> None:
-    """Over SendGrid's API one Reply-To serves a whole send (its token names recipient 0): the
-    reader is whoever of that send's recipients wrote; anyone else is unmatched."""
+    """Over SendGrid's API one Reply-To serves a whole send (its token names recipient 0): a
+    message From one of that send's readers is filed for the post but not as theirs (From proves
+    nothing); anyone else is unmatched."""
     from email.message import EmailMessage
 
     from syndicate import tokens

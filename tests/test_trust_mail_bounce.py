@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from syndicate import scheduler, store, tokens
 from syndicate import settings as settings_module
-from syndicate.inbound import pipeline, sendgrid
+from syndicate.inbound import parse, pipeline, sendgrid
 from tests.conftest import set_setting
 from tests.inbound_support import KEY, cli, copy_project, load, sent_project
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
@@ -40,21 +41,18 @@ def verp(project: Path, send_id: int, recipient_id: int, key: bytes | None = Non
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def three_days(project: Path, make: callable, **process) -> None:
+def three_days(project: Path, make: callable, prefix: str = "", **process) -> None:
     settings, engine, key = load(project)
     for day in range(3):
-        raw = make(f"<dsn-{day}@mx.example.org>")
+        raw = make(message_id=f"<{prefix}dsn-{day}@mx.example.org>")
         at = DAY + timedelta(days=day)
         pipeline.process(engine, raw, settings, key, source="test", at=at, **process)
 
 
 def test_a_hand_made_bounce_on_three_days_suppresses_nobody(project: Path) -> None:
     """The attack as written: a multipart/report naming a reader, and one naming an editor."""
-    three_days(project, lambda mid: dsn(ZOE, message_id=mid))
-    three_days(
-        project,
-        lambda mid: dsn("opinion@dailyherald.example.com", message_id=mid.replace("<", "<e")),
-    )
+    three_days(project, partial(dsn, ZOE))
+    three_days(project, partial(dsn, "opinion@dailyherald.example.com"), prefix="e")
     assert status_of(project, ZOE) == {"active"}
     assert status_of(project, "opinion@dailyherald.example.com") == {"active"}
     rows = json.loads(cli(project, "replies", "list", "--kind", "bounce", "--json").stdout)
@@ -64,6 +62,35 @@ def test_a_hand_made_bounce_on_three_days_suppresses_nobody(project: Path) -> No
     with engine.connect() as conn:
         assert store.get_bounce_score(conn, ZOE) is None
         assert {store.get_reply(conn, r["id"])["verified"] for r in rows} == {False}
+
+
+def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody(
+    project: Path,
+) -> None:
+    """Returned Message-IDs of our signed form that we did not make: a wrong MAC, one made with
+    another key, and one signed with our key for another installation (a copied database). The
+    genuine id, sent the same way, does verify: the check on the others is reached."""
+    settings, engine, key = load(project)
+    installation = store.installation_id(engine)
+    other = "f" * 12 if installation != "f" * 12 else "e" * 12
+    real = tokens.message_id(key, installation, 1, 2, "notes.example.com")
+    mac = real.split("@")[0].split(".")[-1]
+    forged = [
+        real.replace(mac, ("b" if mac[0] == "a" else "a") + mac[1:]),
+        tokens.message_id(b"another key", installation, 1, 2, "notes.example.com"),
+        tokens.message_id(key, other, 1, 2, "notes.example.com"),
+    ]
+    with engine.connect() as conn:
+        genuine = parse.parse(dsn(ZOE, returned_id=real), source="t")
+        assert pipeline.classify(conn, genuine, settings, key).verified is True
+    for number, returned in enumerate(forged):
+        three_days(project, partial(dsn, ZOE, returned_id=returned), prefix=f"{number}-")
+    assert status_of(project, ZOE) == {"active"}
+    rows = json.loads(cli(project, "replies", "list", "--kind", "bounce", "--json").stdout)
+    assert len(rows) == 9
+    assert all("unverified bounce" in r["reason"] for r in rows)
+    with engine.connect() as conn:
+        assert store.get_bounce_score(conn, ZOE) is None
 
 
 def test_classify_json_says_whether_a_bounce_is_verified(project: Path) -> None:

@@ -72,6 +72,58 @@ def test_a_guessed_message_id_unsubscribes_nobody_through_inbound_parse(
     assert status_of(project, MARGARET) == {"active"}
 
 
+def guessed_new_form_ids(project: Path) -> list[str]:
+    """Message-IDs of the signed form a stranger can make: the right shape and installation (any
+    edition shows both), a MAC that is not ours, or one made with another key."""
+    _, engine, key = load(project)
+    installation = store.installation_id(engine)
+    real = tokens.message_id(key, installation, 1, 1, "notes.example.com")
+    mac = real.split("@")[0].split(".")[-1]
+    flipped = ("b" if mac[0] == "a" else "a") + mac[1:]
+    return [
+        real.replace(mac, flipped),  # one character of the MAC changed
+        real.replace(mac, "a" * 16),  # a MAC of the right alphabet and length
+        tokens.message_id(b"a guessed key", installation, 1, 1, "notes.example.com"),
+    ]
+
+
+def test_guessed_message_ids_of_the_signed_form_match_nobody(project: Path) -> None:
+    """The attack on the new form: From the reader, In-Reply-To an id of the right shape with a
+    wrong MAC. The genuine id, sent the same way, does match (so the check is reached)."""
+    settings, engine, key = load(project)
+    genuine = sent_ids(project)[MARGARET]
+    with engine.connect() as conn:
+        real = parse.parse(forged_reply(f"<{MARGARET}>", genuine, "Hi"), source="t")
+        assert pipeline.classify(conn, real, settings, key).recipient_id == 1
+    for number, guessed in enumerate(guessed_new_form_ids(project)):
+        assert guessed != genuine
+        raw = forged_reply(f"<{MARGARET}>", guessed, message_id=f"<guess-{number}@evil>")
+        with engine.connect() as conn:
+            result = pipeline.classify(conn, parse.parse(raw, source="t"), settings, key)
+        assert (result.kind, result.recipient_id, result.identity.send_id) == (
+            ReplyKind.UNMATCHED,
+            None,
+            None,
+        ), guessed
+        result = cli(project, "inbound", "receive", stdin=raw)
+        assert result.returncode == 0, result.stderr.decode()
+    assert status_of(project, MARGARET) == {"active"}
+
+
+def test_a_guessed_signed_form_message_id_unsubscribes_nobody_through_inbound_parse(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    monkeypatch.setenv("SYNDICATE_INBOUND_PARSE_SECRET", PARSE_SECRET)
+    with serve(lambda: settings_module.load(project / "settings.toml")) as http:
+        for number, guessed in enumerate(guessed_new_form_ids(project)):
+            raw = forged_reply(f"<{MARGARET}>", guessed, message_id=f"<g-{number}@evil>")
+            response = http.post(sendgrid.PATH, files={"email": ("m.eml", raw)})
+            assert response.status_code == 200, response.text
+            assert response.json()["kind"] == "unmatched"
+    assert status_of(project, MARGARET) == {"active"}
+
+
 def test_our_real_message_ids_are_signed_and_identify_the_reader_who_wrote(project: Path) -> None:
     ids = sent_ids(project)
     assert re.fullmatch(

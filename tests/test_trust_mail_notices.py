@@ -64,11 +64,12 @@ def test_a_large_message_from_a_forged_victim_mails_nobody(project: Path) -> Non
     assert notices(project) == {}
 
 
-def test_the_mta_is_asked_to_bounce_a_large_message_only_for_a_reader_writing_as_themselves(
+def test_the_mta_is_never_asked_to_bounce_a_large_message_even_from_a_reader(
     project: Path,
 ) -> None:
-    """Through the pipe the MTA sends the explanation (exit 65) to the envelope sender: never
-    for a stranger, whose sender may be forged."""
+    """The attack as written: a large message From a reader (From alone) through the pipe used
+    to exit 65, so the MTA bounced it to the envelope sender, which the attacker chooses. Now
+    exit 0, and only the reader is told, at the address on record."""
     stranger = cli(
         project, "inbound", "receive", stdin=large(f"<{VICTIM}>", "Hi", "<b3@x>", project)
     )
@@ -76,8 +77,8 @@ def test_the_mta_is_asked_to_bounce_a_large_message_only_for_a_reader_writing_as
     reader = cli(
         project, "inbound", "receive", stdin=large(f"<{MARGARET}>", "Hi", "<b4@x>", project)
     )
-    assert reader.returncode == 65 and b"shorter" in reader.stdout + reader.stderr
-    assert notices(project) == {}  # the pipe leaves telling to the MTA
+    assert reader.returncode == 0 and b"shorter" not in reader.stdout + reader.stderr
+    assert notices(project) == {MARGARET: "Not delivered: Hi"}
 
 
 def test_a_large_reply_from_the_reader_is_answered_at_their_address_on_record(

@@ -36,8 +36,8 @@ def receive(
 ) -> None:
     """Read one message on stdin and file it (for an MTA pipe or alias).
 
-    Exit 0 when stored, 75 (EX_TEMPFAIL: the MTA retries later) on a transient problem, 65 when
-    the message is refused: too large (its headers are recorded), empty or not an email.
+    Exit 0 when stored (a refused one too: too large or malformed, recorded), 75 (EX_TEMPFAIL:
+    the MTA retries later) on a transient problem, 65 when the input is empty or not an email.
     """
     # The MTA shows what we print to the sender (65) or in its log (75): our log lines go to
     # syslog when there is one, else to stderr only when the sender will not read them.
@@ -60,13 +60,10 @@ def receive(
         _say(f"syndicate inbound receive: temporary failure, retry later: {exc}")
         raise typer.Exit(stdin.EX_TEMPFAIL) from None
     logs.close(code)
-    if outcome.too_large:
-        _say(stdin.TOO_LARGE)
-    else:
-        _say(
-            f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}"
-            + (" (already recorded)" if outcome.duplicate else "")
-        )
+    _say(
+        f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}"
+        + (" (already recorded)" if outcome.duplicate else "")
+    )
     raise typer.Exit(code)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
@@ -47,8 +47,8 @@ class Outcome:
     duplicate: bool = False
     detail: str = ""
     # Refused for its size (only headers kept) and written by one of our recipients from their
-    # own address: the one outcome an MTA should bounce. (Bouncing a stranger's message would
-    # send our explanation to whatever sender they forged: backscatter.)
+    # own address: they are told at their address on record. (The MTA is never asked to bounce
+    # it: its bounce goes to the envelope sender, which anyone can forge: backscatter.)
     too_large: bool = False
 
 
@@ -84,6 +84,8 @@ def classify(
     by_purpose = filing.PURPOSE_KINDS.get(identity.purpose)
     if by_purpose is ReplyKind.APPROVAL:
         return result(ReplyKind.APPROVAL, words, f"approval token via {identity.via}")
+    if found and identity.recipient_id == identify.SHARED_RECIPIENT:
+        return _classify_shared(inbound, identity, found, words, settings)
     if found and by_purpose is ReplyKind.UNSUBSCRIBE:
         # The token of the List-Unsubscribe mailto: the same secret as the one-click link,
         # which works from anywhere; the confirmation goes to the address on record.
@@ -130,6 +132,32 @@ def classify(
         )
     kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
     return result(kind, words, f"matched by {identity.via}")
+
+
+def _classify_shared(
+    inbound: InboundMessage,
+    identity: Identity,
+    found: dict,
+    words: str,
+    settings: Settings,
+) -> Classification:
+    """A send-wide reply address (SendGrid's one Reply-To per request) names the send, not the
+    person: every reader of the send holds the same token, so From alone says who wrote, and a
+    From line proves nothing. The message is filed for the post, never as the reader's, and
+    never acts for them (an "unsubscribe" is not obeyed: their own unsubscribe link is)."""
+    post_id = found["send"]["post_id"]
+    verdict = spam.check(inbound.raw, settings.inbound)
+    if verdict is not None and verdict.spam:
+        return Classification(ReplyKind.SPAM, identity, post_id, None, words, reason=verdict.detail)
+    asked = unsubscribe.is_request(words, inbound.subject)
+    reason = (
+        f"claimed by From {inbound.sender} (recipient {found['recipient'].id}, unverified): "
+        f"the shared reply address of send {identity.send_id} names no one; "
+        "filed for the post, not as theirs"
+        + ("; asks to unsubscribe, not acted on" if asked else "")
+    )
+    kind = filing.CHANNEL_KINDS.get(found["send"]["channel"], ReplyKind.COMMENT)
+    return Classification(kind, identity, post_id, None, words, reason=reason)
 
 
 def _classify_bounce(
@@ -225,16 +253,23 @@ def process(
     if len(raw) > limit:
         return _refuse(engine, raw, source, envelope_recipients, settings, key)
     inbound = parse.parse(raw, source=source, envelope_recipients=envelope_recipients)
-    with engine.begin() as conn:
-        seen = store.reply_seen(conn, filing.seen_keys(inbound))
-        if seen is not None:
-            row = store.get_reply(conn, seen)
-            assert row is not None
-            log.info("message %s already recorded as reply %s", inbound.message_id, seen)
-            return Outcome(seen, ReplyKind(row["kind"]), ReplyState(row["state"]), duplicate=True)
-        result = _classify_or_refuse(conn, inbound, settings, key)
-        reply_id = filing.record(conn, inbound, result)
-        detail = _act(conn, result, reply_id, settings, at)
+    try:
+        with engine.begin() as conn:
+            seen = store.reply_seen(conn, filing.seen_keys(inbound))
+            if seen is not None:
+                row = store.get_reply(conn, seen)
+                assert row is not None
+                log.info("message %s already recorded as reply %s", inbound.message_id, seen)
+                state = ReplyState(row["state"])
+                return Outcome(seen, ReplyKind(row["kind"]), state, duplicate=True)
+            result = _classify_or_refuse(conn, inbound, settings, key)
+            reply_id = filing.record(conn, inbound, result)
+            detail = _act(conn, result, reply_id, settings, at)
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:  # not the database's fault: retrying would fail the same way
+        log.exception("could not record %s; recorded as refused", inbound.message_id)
+        return _record_unprocessable(engine, inbound, exc)
     log.info(
         "%s from %s → reply %s: %s (%s)",
         source,
@@ -247,6 +282,19 @@ def process(
         detail = _approve(engine, reply_id, inbound, settings)
     state = _notify(engine, reply_id, result, settings, at)
     return Outcome(reply_id, result.kind, state, detail=detail)
+
+
+def _record_unprocessable(engine: Engine, inbound: InboundMessage, error: Exception) -> Outcome:
+    """Record whole, as refused, a message whose filing failed for a reason of its own."""
+    reason = f"could not be recorded ({type(error).__name__}); kept whole, not processed"
+    bare = parse.parse(b"", source=inbound.source)
+    kept = replace(
+        bare, raw=inbound.raw, message_id=parse.clean(inbound.message_id)[:998], malformed=reason
+    )
+    result = Classification(ReplyKind.REFUSED, identify.UNMATCHED, None, None, "", reason=reason)
+    with engine.begin() as conn:
+        reply_id = filing.record(conn, kept, result)
+    return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason)
 
 
 def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: Settings) -> str:
@@ -391,7 +439,8 @@ def _refuse(
     key: bytes,
 ) -> Outcome:
     """Record a message too large to process: its headers and size, not its body. A known
-    reader or editor is told why (stdin: the MTA's bounce carries our explanation instead)."""
+    reader or editor writing from their own address is told why, at their address on record
+    (never by the MTA's bounce, which would go to the envelope sender: anyone's choice)."""
     limit = settings.inbound.max_message_bytes
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
     inbound = parse.parse(head + b"\n\n", source=source, envelope_recipients=envelope_recipients)
@@ -408,8 +457,13 @@ def _refuse(
             known = bool(row and row["recipient_id"])
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
-        if found and not _sent_by(inbound, found["recipient"].email):
-            found = {}  # a stranger holding someone's token is told nothing, nor is the victim
+        if found and (
+            identity.recipient_id == identify.SHARED_RECIPIENT
+            or not _sent_by(inbound, found["recipient"].email)
+        ):
+            # A stranger holding someone's token is told nothing, nor is the victim; a shared
+            # token names no one, so whoever From names is not told either.
+            found = {}
         post_id = found["send"]["post_id"] if found else None
         recipient_id = found["recipient"].id if found else None
         result = Classification(
@@ -419,7 +473,7 @@ def _refuse(
         store.update_reply(conn, reply_id, size=len(raw))
         post = store.get_post(conn, post_id) if post_id else None
     log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
-    if found and source != "stdin":
+    if found:
         _tell_sender_refused(
             engine, reply_id, inbound, found["recipient"], post, len(raw), settings
         )

@@ -1,9 +1,10 @@
 """Entrance for an MTA pipe or alias: one message on stdin, the exit status tells the MTA.
 
-sysexits: 0 stored (or recognised as already stored), 75 EX_TEMPFAIL on a transient problem so
-the MTA keeps the message and retries, 65 EX_DATAERR when a message is refused: too large (its
-headers are recorded), or not an email at all (empty, binary: nothing is recorded). The MTA then
-returns what the command printed to the sender, so that is one plain sentence written for them.
+sysexits: 0 stored (or recognised as already stored, or refused and recorded: too large,
+malformed), 75 EX_TEMPFAIL on a transient problem so the MTA keeps the message and retries,
+65 EX_DATAERR only when the input is not an email at all (empty, binary: nothing is recorded).
+The MTA then returns what the command printed to the sender, so that is one plain sentence
+written for them.
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ _ENVELOPE_LINE = re.compile(rb"From [^\r\n]*\r?\n")
 
 # What the sender reads in the MTA's bounce (exit 65): one plain sentence, no setting names.
 NOT_AN_EMAIL = "Your message was not delivered: it arrived empty or was not an email message."
-TOO_LARGE = (
-    "Your message was not delivered: it is larger than this address accepts. "
-    "Please send a shorter one, without large attachments."
-)
 
 
 def not_a_message(raw: bytes) -> str:
@@ -59,6 +56,7 @@ def receive_bytes(
     outcome = process(
         engine, raw, settings, key, source="stdin", envelope_recipients=envelope_recipients
     )
-    # Only a message refused for its size is bounced; one we could not read is kept whole for
-    # the author (exit 0), since a bounce would tell its sender it was lost.
-    return (EX_DATAERR if outcome.too_large else EX_OK), outcome
+    # Whatever was recorded is never bounced: the MTA's bounce goes to the envelope sender,
+    # which anyone can forge (a too-large message's writer, if one of ours, is told by mail at
+    # the address on record). Exit 65 is only for input that is not an email at all.
+    return EX_OK, outcome
