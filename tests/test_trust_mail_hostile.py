@@ -75,6 +75,17 @@ def test_a_comment_to_the_shared_address_is_filed_for_the_post_not_as_the_reader
     assert "claimed by From" in result.reason and "not acted on" not in result.reason
 
 
+def test_the_author_is_told_a_shared_address_comment_is_not_matched_to_a_reader(
+    project: Path,
+) -> None:
+    raw = forged_reply(f"<{ZOE}>", "", "Lovely piece.", "<sg-3@x>", to=shared_address(project))
+    result = cli(project, "inbound", "receive", stdin=raw)
+    assert result.returncode == 0, result.stderr.decode()
+    [forward] = (project / "outbox").glob("reply*.eml")
+    text = " ".join(forward.read_text().split())
+    assert "Not matched to anyone on your lists" in text and "Lovely piece." in text
+
+
 def test_a_large_message_to_the_shared_address_tells_no_one(project: Path) -> None:
     """Too large, From a reader of the send, To the shared address: the reader named by From
     alone is not mailed a notice (they may not have written), and the MTA bounces nothing."""

@@ -44,6 +44,9 @@ def forward_message(
         "email": reply["sender"],
         "publication": (recipient.fields.get("publication", "") if recipient else ""),
         "text": reply["text"] or "(no text; see the original message)",
+        # Not tied to anyone on the lists (a stranger, or a send-wide reply address where only
+        # the From line, which proves nothing, names the reader).
+        "unmatched": recipient is None,
     }
     env = make_environment(settings.path(settings.paths.templates))
     body = env.get_template("notices/forward.txt.j2").render(reply=values, post=post)
