@@ -15,11 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
 from syndicate.errors import SyndicateError
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -238,6 +240,9 @@ def cron_trigger(expr: str, zone: ZoneInfo) -> CronTrigger:
             f"e.g. '0 7 * * tue' for Tuesdays at 07:00"
         )
     fields[4] = _cron_weekdays(fields[4], expr)
+    # Imported here: APScheduler costs every command (and --help) ~60 ms otherwise.
+    from apscheduler.triggers.cron import CronTrigger
+
     try:
         return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
     except ValueError as exc:

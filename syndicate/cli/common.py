@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,10 +27,18 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-from sqlalchemy.engine import Engine
 
-from syndicate import settings as settings_module
-from syndicate import store
+from syndicate.cli.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+settings_module = lazy_module("syndicate.settings")
+store = lazy_module("syndicate.store")
+
+# settings.DEFAULT_CONFIG, spelled out so that --help need not load the settings models (pydantic);
+# tests/test_cli_startup.py checks the two agree.
+DEFAULT_CONFIG = Path("settings.toml")
 
 app = typer.Typer(
     help="Turn a blog feed into a newsletter for readers and column drafts for editors.",
@@ -50,7 +58,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 @dataclass
 class State:
-    config: Path = settings_module.DEFAULT_CONFIG
+    config: Path = DEFAULT_CONFIG
     quiet: bool = False
 
     def settings(self) -> settings_module.Settings:
@@ -68,7 +76,7 @@ def _options(
     ctx: typer.Context,
     config: Annotated[
         Path, typer.Option("--config", "-c", help="Path to settings.toml.", show_default=True)
-    ] = settings_module.DEFAULT_CONFIG,
+    ] = DEFAULT_CONFIG,
     verbose: Annotated[
         int,
         typer.Option(

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from syndicate import feed
-from syndicate.cli.common import State, app, console, settings_of
+from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, settings_of
 from syndicate.cli.sends import column_style, print_table
-from syndicate.render.column_text import body_word_count
-from syndicate.render.sanitize import sanitize
-from syndicate.settings import DEFAULT_CONFIG, Feed
-from syndicate.watch import feed_source
+
+if TYPE_CHECKING:
+    from syndicate.settings import Feed
 
 feed_app = typer.Typer(help="Inspect the feed.", no_args_is_help=True)
 app.add_typer(feed_app, name="feed")
@@ -32,6 +30,10 @@ def feed_check(
     Uses [feed] of settings.toml (timeout, size cap, User-Agent) when there is one; the word
     count is the column draft's (body only, not captions).
     """
+    from syndicate import feed
+    from syndicate.render.column_text import body_word_count
+    from syndicate.render.sanitize import sanitize
+
     config = _feed_settings(ctx, source)
     source = source or config.source
     fetched = feed.fetch(
@@ -80,6 +82,9 @@ def feed_check(
 
 def _feed_settings(ctx: typer.Context, source: str) -> Feed:
     """[feed] with its source resolved; a feed named on the command line needs no settings."""
+    from syndicate.settings import Feed
+    from syndicate.watch import feed_source
+
     state = ctx.find_root().obj
     config = state.config if isinstance(state, State) else DEFAULT_CONFIG
     if source and not config.exists():

@@ -11,10 +11,11 @@ from typing import Annotated
 
 import typer
 
-from syndicate import inbound, store
 from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
-from syndicate.inbound import parse, pipeline, stdin
+
+store = lazy_module("syndicate.store")
 
 inbound_app = typer.Typer(
     help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
@@ -41,6 +42,8 @@ def receive(
     """
     # The MTA shows what we print to the sender (65) or in its log (75): our log lines go to
     # syslog when there is one, else to stderr only when the sender will not read them.
+    from syndicate.inbound import stdin
+
     logs = _PipeLogs()
     raw = sys.stdin.buffer.read()
     problem = stdin.not_a_message(raw)
@@ -95,6 +98,8 @@ class _PipeLogs:
         root.handlers[:] = [self.syslog or self.held]
 
     def close(self, code: int) -> None:
+        from syndicate.inbound import stdin
+
         root = logging.getLogger()
         root.handlers[:] = self.saved
         if self.syslog is not None:
@@ -112,6 +117,8 @@ SYSLOG_SOCKET = "/dev/log"
 def poll(ctx: typer.Context) -> None:
     """Fetch new messages from the IMAP mailbox and the Maildir set in settings, file each one,
     and retry forwards that failed before."""
+    from syndicate import inbound
+
     settings = settings_of(ctx)
     engine = open_store(settings)
     if not inbound.configured(settings):
@@ -141,6 +148,8 @@ def classify(
     ] = None,
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
+    from syndicate.inbound import parse, pipeline
+
     try:
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
     except OSError as exc:

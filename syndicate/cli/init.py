@@ -10,10 +10,8 @@ from typing import Annotated
 
 import typer
 
-from syndicate import feed
 from syndicate.cli.common import app, console
 from syndicate.errors import SettingsError
-from syndicate.settings import load, packaged
 
 READERS_HEADER = "email,name\n"
 EDITORS_HEADER = "email,name,publication,timezone,word_limit,formats,quotes,links\n"
@@ -63,6 +61,8 @@ def init(
     ] = False,
 ) -> None:
     """Create a project folder: settings.toml, templates/, subscribers/ (empty lists)."""
+    from syndicate.settings import load, packaged
+
     config = folder / "settings.toml"
     if config.exists():
         raise SettingsError(f"{config}: already exists; syndicate init never overwrites a project")
@@ -113,6 +113,8 @@ def init(
 
 def _feed_source(value: str) -> str:
     """A URL as given; a file made absolute, since settings resolve paths against the folder."""
+    from syndicate import feed
+
     if feed.is_url(value):
         return value
     path = Path(value).expanduser()

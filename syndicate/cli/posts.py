@@ -10,11 +10,13 @@ import typer
 from rich import box
 from rich.table import Table
 
-from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel
 from syndicate.schedule import short
+
+store = lazy_module("syndicate.store")
 
 posts_app = typer.Typer(help="The posts read from the feed, with their ids.", no_args_is_help=True)
 app.add_typer(posts_app, name="posts")

@@ -10,21 +10,21 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.engine import Connection
 
-from syndicate import store
 from syndicate.cli.common import app, console, open_store, settings_of
-from syndicate.compose import compose
-from syndicate.dispatch import make_sender
-from syndicate.dkim import signer_for
+from syndicate.cli.lazy import lazy_module
 from syndicate.errors import NotFoundError, SettingsError, SyndicateError, no_such_post
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
-from syndicate.render import EditionCache, make_environment, render_edition
-from syndicate.render.column import preview_file
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from syndicate.settings import Settings
+
+store = lazy_module("syndicate.store")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ Writer = Callable[[Rendered], bytes]
 
 def _eml(rendered: Rendered) -> bytes:
     """The message exactly as the transport would send it, DKIM-signed when configured."""
+    from syndicate.dkim import signer_for
+
     data = rendered.message.as_bytes(policy=policy.SMTP)
     sign = signer_for(rendered.settings)
     return sign(data) if sign else data
@@ -108,6 +110,11 @@ def preview(
     The recipient is you (settings: author), so names and links are filled in as a reader sees
     them; tokens in the links are real but belong to no send.
     """
+    from syndicate.compose import compose
+    from syndicate.dispatch import make_sender
+    from syndicate.render import EditionCache, make_environment, render_edition
+    from syndicate.render.column import preview_file
+
     _refuse_unknown_suffix(out)
     settings = settings_of(ctx)
     if channel is Channel.COLUMN and not fmt and out is not None:

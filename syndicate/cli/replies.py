@@ -13,13 +13,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from syndicate import store
 from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
-from syndicate.inbound import wordpress
 from syndicate.models import ReplyKind
 from syndicate.schedule import short
+
+store = lazy_module("syndicate.store")
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
@@ -137,6 +138,8 @@ def export(
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
         rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    from syndicate.inbound import wordpress
+
     text = wordpress.wxr(settings.site.name, settings.site.url, rows)
     if out:
         out.write_text(text, encoding="utf-8")
@@ -155,6 +158,8 @@ def push(
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
         rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    from syndicate.inbound import wordpress
+
     for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
         console.print(f"reply {reply_id}: {result}", highlight=False)
 

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
-from syndicate import settings as settings_module
-from syndicate import store
 from syndicate.cli.common import (
     app,
     console,
@@ -25,8 +21,17 @@ from syndicate.cli.common import (
     settings_of,
     still_to_send,
 )
+from syndicate.cli.lazy import lazy_module
 from syndicate.models import Channel, SendState
-from syndicate.scheduler import Daemon, DaemonLock, ProgressFactory, describe_wait, run_once
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from syndicate import settings as settings_module
+    from syndicate.scheduler import ProgressFactory
+
+scheduler = lazy_module("syndicate.scheduler")
+store = lazy_module("syndicate.store")
 
 
 @app.command()
@@ -55,10 +60,12 @@ def run(
     if not once:
         _run_daemon(engine, settings, wait)
         return
-    lock = DaemonLock(engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed)
+    lock = scheduler.DaemonLock(
+        engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed
+    )
     with lock.held_while(wait=wait), interruptible() as interruption, ExitStack() as stack:
         progress = stack.enter_context(send_progress())
-        report = run_once(
+        report = scheduler.run_once(
             engine,
             settings,
             progress_factory=_progress_factory(engine, progress),
@@ -75,12 +82,14 @@ def run(
 
 def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
     journal_logging()
-    daemon = Daemon(engine, settings)
+    daemon = scheduler.Daemon(engine, settings)
     with interruptible(daemon.stop):
         daemon.serve(wait_for_lock=wait)
 
 
 def _unfinished_sends(engine: Engine) -> list[int]:
+    from sqlalchemy import select
+
     with engine.connect() as conn:
         query = select(store.sends.c.id).where(store.sends.c.state == SendState.SENDING.value)
         return list(conn.execute(query).scalars())
@@ -127,7 +136,7 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
     for wait in getattr(report, "waiting", []):
-        console.print(describe_wait(wait, settings) + ".", highlight=False)
+        console.print(scheduler.describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:

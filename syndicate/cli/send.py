@@ -8,14 +8,10 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from jinja2 import Environment
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
-from syndicate import dispatch, scheduler, sends, store
 from syndicate.cli.common import (
     Interruption,
     app,
@@ -28,6 +24,7 @@ from syndicate.cli.common import (
     settings_of,
     still_to_send,
 )
+from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError, no_such_post
 from syndicate.models import (
     Channel,
@@ -38,9 +35,19 @@ from syndicate.models import (
     SendState,
     SendSummary,
 )
-from syndicate.render import EditionCache, make_environment
-from syndicate.settings import Settings
-from syndicate.transports import make_transport
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from sqlalchemy.engine import Engine
+
+    from syndicate.settings import Settings
+
+dispatch = lazy_module("syndicate.dispatch")
+render = lazy_module("syndicate.render")
+scheduler = lazy_module("syndicate.scheduler")
+sends = lazy_module("syndicate.sends")
+store = lazy_module("syndicate.store")
+transports = lazy_module("syndicate.transports")
 
 
 @contextmanager
@@ -118,6 +125,8 @@ def send(
 
 
 def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
+    from sqlalchemy import select
+
     assert post.id is not None
     with engine.begin() as conn:
         created = store.create_send(conn, post.id, channel, store.now())
@@ -147,7 +156,7 @@ def _send(
     if state == SendState.CANCELLED.value:
         raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
     key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = make_environment(settings.path(settings.paths.templates))
+    env = render.make_environment(settings.path(settings.paths.templates))
     finished = sum(
         n
         for s, n in counts.items()
@@ -159,7 +168,7 @@ def _send(
             send_id,
             settings,
             env,
-            make_transport(settings),
+            transports.make_transport(settings),
             dispatch.make_sender(settings, key),
             batch_size=settings.transport.batch_size,
             progress=progress,
@@ -169,6 +178,8 @@ def _send(
 
 
 def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -> None:
+    from sqlalchemy import select
+
     with engine.connect() as conn:
         audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
         done = 0
@@ -182,7 +193,7 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
             counts = store.delivery_counts(conn, send_id)
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = make_environment(settings.path(settings.paths.templates))
+    env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
     message = _composer(settings, key, env, post, channel, 0).outbound(0, sample)
     console.print(
@@ -200,16 +211,8 @@ def _sample(settings: Settings, channel: Channel, address: str | None = None) ->
 def _composer(
     settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
 ) -> dispatch.Composer:
-    editions = EditionCache(post, channel, settings, env)
+    editions = render.EditionCache(post, channel, settings, env)
     return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
-
-
-class _TestEditions(EditionCache):
-    """The edition with its subject marked [TEST]."""
-
-    def for_recipient(self, recipient=None):
-        edition = super().for_recipient(recipient)
-        return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
 
 def _send_test(
@@ -218,9 +221,17 @@ def _send_test(
     if "@" not in address or any(c.isspace() for c in address):
         raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
     key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = make_environment(settings.path(settings.paths.templates))
-    editions = _TestEditions(post, channel, settings, env)
-    transport = make_transport(settings)
+    env = render.make_environment(settings.path(settings.paths.templates))
+
+    class TestEditions(render.EditionCache):  # here: EditionCache loads the renderers
+        """The edition with its subject marked [TEST]."""
+
+        def for_recipient(self, recipient=None):
+            edition = super().for_recipient(recipient)
+            return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
+
+    editions = TestEditions(post, channel, settings, env)
+    transport = transports.make_transport(settings)
     composer = dispatch.Composer(
         editions,
         dispatch.make_sender(settings, key),

@@ -7,20 +7,24 @@ doubt about which instant was meant.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from syndicate import sends as control
-from syndicate import store
 from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel
 from syndicate.schedule import TIME_HELP, describe, parse_future, short
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.settings import Settings
+
+control = lazy_module("syndicate.sends")
+store = lazy_module("syndicate.store")
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
 app.add_typer(sends_app, name="sends")

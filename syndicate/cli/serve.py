@@ -7,18 +7,23 @@ from typing import Annotated
 import typer
 
 from syndicate.cli.common import app, settings_of
-from syndicate.settings import Web
+
+# settings.Web()'s defaults, spelled out so that --help need not load the settings models
+# (pydantic); tests/test_cli_startup.py checks they agree.
+WEB_DEFAULT_HOST = "127.0.0.1"
+WEB_DEFAULT_PORT = 8000
 
 
 @app.command()
 def serve(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help=f"Default: web.host in settings.toml ({Web().host}).")
+        str,
+        typer.Option("--host", help=f"Default: web.host in settings.toml ({WEB_DEFAULT_HOST})."),
     ] = "",
     port: Annotated[
         int | None,
-        typer.Option("--port", help=f"Default: web.port in settings.toml ({Web().port})."),
+        typer.Option("--port", help=f"Default: web.port in settings.toml ({WEB_DEFAULT_PORT})."),
     ] = None,
 ) -> None:
     """Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."""

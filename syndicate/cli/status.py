@@ -10,8 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from syndicate import store
 from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import (
     column_style,
     print_table,
@@ -22,7 +22,8 @@ from syndicate.cli.sends import (
 )
 from syndicate.models import RecipientKind, SendState
 from syndicate.schedule import short
-from syndicate.watch import feed_source
+
+store = lazy_module("syndicate.store")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
 
@@ -33,6 +34,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
+    from syndicate.watch import feed_source
+
     settings = settings_of(ctx)
     engine = open_store(settings)
     with engine.connect() as conn:

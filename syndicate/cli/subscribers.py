@@ -11,10 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from syndicate import store, subscribers
 from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
+
+store = lazy_module("syndicate.store")
+subscribers = lazy_module("syndicate.subscribers")
 
 subscribers_app = typer.Typer(
     help="Readers and editors: sync the lists, import exports, export, list.",

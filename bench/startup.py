@@ -1,0 +1,120 @@
+"""How fast each command starts: wall time (median of several runs) and peak RSS, next to a bare
+`python -c pass` measured in the same run, with the targets of issue 13 beside them.
+
+Run by hand from a checkout with the package installed:
+
+    .venv/bin/python bench/startup.py            # 7 runs per command
+    .venv/bin/python bench/startup.py --runs 15
+
+Each command runs as `python -m syndicate …` in a fresh project folder made by `syndicate init`
+(the database is created by a warm-up run first, so what is timed is a start on an existing
+project). `inbound receive` files a small reply (a new Message-ID each run), as an MTA pipe does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    args: list[str]
+    target_seconds: float | None = None
+    target_rss_mb: float | None = None
+    reply: bool = False  # feed a small reply on stdin
+
+
+CASES = [
+    Case("python -c pass", ["-c", "pass"]),
+    Case("syndicate --help", ["-m", "syndicate", "--help"], 0.25, 60),
+    Case("syndicate status", ["-m", "syndicate", "status"], 0.4),
+    Case("syndicate inbound receive", ["-m", "syndicate", "inbound", "receive"], 0.5, reply=True),
+]
+
+REPLY = (
+    "From: Ann Reader <ann@example.org>\r\n"
+    "To: replies@example.com\r\n"
+    "Subject: Re: this week's column\r\n"
+    "Message-ID: <{n}.startup-bench@example.org>\r\n"
+    "Date: Wed, 02 Dec 2026 03:00:00 +0000\r\n"
+    "\r\n"
+    "Thank you for the column.\r\n"
+)
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss_mb: float
+
+
+def run_once(case: Case, folder: Path, n: int) -> Run:
+    stdin = REPLY.format(n=f"{time.time_ns()}.{n}").encode() if case.reply else b""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, *case.args],
+        cwd=folder,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None
+    process.stdin.write(stdin)
+    process.stdin.close()
+    # wait4 gives this child's own peak RSS (getrusage(RUSAGE_CHILDREN) would give the
+    # largest of all children so far).
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{case.label}: exit status {process.returncode} in {folder}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def project(root: Path) -> Path:
+    folder = root / "project"
+    subprocess.run(
+        [sys.executable, "-m", "syndicate", "init", str(folder), "--email", "me@example.com"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs per command (default 7)")
+    runs = parser.parse_args().runs
+    with tempfile.TemporaryDirectory(prefix="syndicate-startup-") as tmp:
+        folder = project(Path(tmp))
+        import syndicate
+
+        print(f"python {sys.version.split()[0]}, syndicate from {Path(syndicate.__file__).parent}")
+        print(f"{runs} runs per command, median wall time; peak RSS is the largest of the runs\n")
+        print(f"{'command':<28}{'median s':>10}{'min s':>8}{'RSS MB':>8}   target")
+        for case in CASES:
+            run_once(case, folder, -1)  # warm-up: creates the database, fills the page cache
+            measured = [run_once(case, folder, n) for n in range(runs)]
+            seconds = [m.seconds for m in measured]
+            targets = []
+            if case.target_seconds is not None:
+                targets.append(f"<= {case.target_seconds} s")
+            if case.target_rss_mb is not None:
+                targets.append(f"< {case.target_rss_mb} MB")
+            print(
+                f"{case.label:<28}{statistics.median(seconds):>10.3f}{min(seconds):>8.3f}"
+                f"{max(m.rss_mb for m in measured):>8.1f}   {', '.join(targets) or '(baseline)'}"
+            )
+
+
+if __name__ == "__main__":
+    main()
