@@ -79,10 +79,10 @@ def test_help_defaults_spelled_out_in_the_cli_match_the_settings() -> None:
     from syndicate.cli import common, serve
 
     assert common.DEFAULT_CONFIG == settings.DEFAULT_CONFIG
-    assert (serve.WEB_DEFAULT_HOST, serve.WEB_DEFAULT_PORT) == (
+    assert (
         settings.Web().host,
         settings.Web().port,
-    )
+    ) == (serve.WEB_DEFAULT_HOST, serve.WEB_DEFAULT_PORT)
 
 
 def test_a_lazily_loaded_module_is_the_real_module() -> None:
@@ -98,3 +98,59 @@ assert callable(syndicate.store.now) and "sqlalchemy" in sys.modules
 print("ok")
 """
     assert _python(script).strip() == "ok"
+
+
+RECEIVE = """
+import json, sys
+from syndicate.cli import main
+sys.argv = ["syndicate", "inbound", "receive"]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(HEAVY)))
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+# Filing a reply needs the database and the settings, never the renderers, the feed reader or
+# an HTTP client: an MTA starts one process per message.
+NOT_FOR_A_REPLY = {
+    "apscheduler",
+    "dkim",
+    "docx",
+    "feedparser",
+    "httpx",
+    "jinja2",
+    "lxml",
+    "premailer",
+}
+
+
+def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    subprocess.run(
+        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    reply = (
+        b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
+        b"Subject: Re: the column\r\nMessage-ID: <startup-1@example.org>\r\n\r\nThank you.\r\n"
+    )
+    script = RECEIVE.replace("HEAVY", repr(json.dumps(sorted(NOT_FOR_A_REPLY))))
+    result = json.loads(_python(script, stdin=reply, cwd=project))
+    assert result == {"code": 0, "heavy": []}
+    # It was really filed (a receive that failed early would import nothing either).
+    listed = subprocess.run(
+        [sys.executable, "-m", "syndicate", "replies", "list", "--json"],
+        cwd=project,
+        capture_output=True,
+        timeout=60,
+    )
+    [filed] = json.loads(listed.stdout)
+    assert (filed["sender"], filed["text"], filed["source"]) == (
+        "ann@example.org",
+        "Thank you.",
+        "stdin",
+    )

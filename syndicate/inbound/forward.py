@@ -8,6 +8,8 @@ Both leave through the configured transport (see `deliver`).
 
 from __future__ import annotations
 
+# compose, render and transports are imported in the functions that build or send a message:
+# they load premailer and python-docx, which filing a reply (one process per message) never needs.
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
@@ -15,7 +17,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from syndicate.compose import one_line
 from syndicate.models import (
     DeliveryResult,
     InboundMessage,
@@ -24,15 +25,16 @@ from syndicate.models import (
     RecipientKind,
     ReplyKind,
 )
-from syndicate.render.environment import make_environment
 from syndicate.settings import Settings
-from syndicate.transports import make_transport, notice
 
 
 def forward_message(
     settings: Settings, reply: dict[str, Any], post: Post, recipient: Recipient | None, at: datetime
 ) -> EmailMessage:
     """The author's copy of a comment or an editor's answer."""
+    from syndicate.compose import one_line
+    from syndicate.render.environment import make_environment
+
     name = one_line(
         reply["sender_name"] or (recipient.name if recipient else "") or reply["sender"]
     )
@@ -75,6 +77,8 @@ def set_subject(msg: EmailMessage, subject: str) -> None:
     """Subject as RFC 2047 words that carry each space inside a word. The email package's own
     folding can leave an empty encoded-word next to a space (`work =?utf-8?q??=`), and mail
     clients then show "the work— and" for "the work — and"."""
+    from syndicate.compose import one_line
+
     subject = one_line(subject)
     if subject.isascii():
         msg["Subject"] = subject
@@ -85,6 +89,9 @@ def set_subject(msg: EmailMessage, subject: str) -> None:
 def unsubscribe_confirmation(
     settings: Settings, recipient: Recipient, request: dict[str, Any], at: datetime
 ) -> EmailMessage:
+    from syndicate.compose import one_line
+    from syndicate.render.environment import make_environment
+
     env = make_environment(settings.path(settings.paths.templates))
     first_name = recipient.name.split()[0] if recipient.name.strip() else ""
     body = env.get_template("notices/unsubscribed.txt.j2").render(
@@ -126,6 +133,9 @@ def refusal_notice(
 ) -> EmailMessage:
     """Tell a known reader or editor, at their address on record, that their reply was too
     large to pass on."""
+    from syndicate.compose import one_line
+    from syndicate.render.environment import make_environment
+
     env = make_environment(settings.path(settings.paths.templates))
     body = env.get_template("notices/refused.txt.j2").render(
         name=(recipient.name.split() or inbound.sender_name.split() or [""])[0],
@@ -157,6 +167,8 @@ def deliver(
 
     It is labelled with the reply's id: no delivery row exists for a notice, and the outbox
     names its file reply0000012-… so it never overwrites another message's file."""
+    from syndicate.transports import make_transport, notice
+
     recipient = Recipient(id=0, kind=RecipientKind.READER, email=to_address, name=to_name)
     outbound = notice(
         message,

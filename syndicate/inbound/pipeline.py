@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from syndicate import approval, store
+from syndicate import store
 from syndicate.inbound import autoreply, bounce, forward, identify, parse, spam, text, unsubscribe
 from syndicate.inbound import file as filing
 from syndicate.models import (
@@ -302,6 +302,10 @@ def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: S
 
     Runs after the reply is committed, since approving opens its own transaction.
     """
+    # Imported here: approval loads the renderers (premailer, python-docx), which every other
+    # reply an MTA pipes in (`syndicate inbound receive`, one process each) never needs.
+    from syndicate import approval
+
     outcome = approval.handle_approval_reply(engine, settings, inbound.message, raw=inbound.raw)
     detail = ("approved: " if outcome.accepted else "not approved: ") + outcome.reason
     with engine.begin() as conn:

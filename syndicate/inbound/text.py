@@ -26,8 +26,6 @@ from email.message import EmailMessage
 
 from mailparser_reply import EmailReplyParser
 
-from syndicate.render.text import html_to_plain
-
 log = logging.getLogger(__name__)
 
 LANGUAGES = ["en", "fr", "de", "es", "it", "nl", "pl", "sv", "da", "cs"]
@@ -103,6 +101,9 @@ def body_text(message: EmailMessage, *, keep_quotes: bool = False) -> str:
         return plain
     if html:
         source = html if keep_quotes else _without_html_quotes(html)
+        # Imported here: the syndicate.render package loads premailer and python-docx.
+        from syndicate.render.text import html_to_plain
+
         return html_to_plain(source, links=True, emphasis=False)
     return ""
 
