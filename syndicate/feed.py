@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import feedparser
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from syndicate.errors import FeedError
 from syndicate.models import ParsedFeed, Post
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ def fetch(
 ) -> FetchResult:
     if not is_url(source):
         return _read_file(Path(source), max_bytes)
+    # Imported here (and feedparser in parse): `syndicate status` only asks is_url.
+    import httpx
+
     headers = {
         "User-Agent": user_agent,
         "Accept": "application/rss+xml, application/atom+xml, "
@@ -110,6 +113,8 @@ def _read_file(path: Path, max_bytes: int) -> FetchResult:
 
 def parse(content: bytes, source: str) -> ParsedFeed:
     """Posts in feed order plus problems; raises FeedError when nothing usable is there."""
+    import feedparser
+
     parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
     problems: list[str] = []
     if parsed.bozo:

@@ -100,17 +100,37 @@ print("ok")
     assert _python(script).strip() == "ok"
 
 
-RECEIVE = """
+IN_PROCESS = """
 import json, sys
 from syndicate.cli import main
-sys.argv = ["syndicate", "inbound", "receive"]
+heavy_names = set(json.loads(sys.argv[1]))
+sys.argv = ["syndicate", *sys.argv[2:]]
 try:
     main()
 except SystemExit as exit:
     code = exit.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(HEAVY)))
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy_names)
 print(json.dumps({"code": code, "heavy": heavy}))
 """
+
+
+def _run_command(project: Path, heavy: set[str], *args: str, stdin: bytes = b"") -> dict:
+    """Run `syndicate ARGS` in a fresh interpreter; its exit code and the heavy modules it
+    imported. The command's own stdout comes first; the JSON summary is the last line."""
+    out = _python(IN_PROCESS, json.dumps(sorted(heavy)), *args, stdin=stdin, cwd=project)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    subprocess.run(
+        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return project
+
 
 # Filing a reply needs the database and the settings, never the renderers, the feed reader or
 # an HTTP client: an MTA starts one process per message.
@@ -127,19 +147,12 @@ NOT_FOR_A_REPLY = {
 
 
 def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    subprocess.run(
-        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    project = _project(tmp_path)
     reply = (
         b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
         b"Subject: Re: the column\r\nMessage-ID: <startup-1@example.org>\r\n\r\nThank you.\r\n"
     )
-    script = RECEIVE.replace("HEAVY", repr(json.dumps(sorted(NOT_FOR_A_REPLY))))
-    result = json.loads(_python(script, stdin=reply, cwd=project))
+    result = _run_command(project, NOT_FOR_A_REPLY, "inbound", "receive", stdin=reply)
     assert result == {"code": 0, "heavy": []}
     # It was really filed (a receive that failed early would import nothing either).
     listed = subprocess.run(
@@ -154,3 +167,10 @@ def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> 
         "Thank you.",
         "stdin",
     )
+
+
+def test_status_reads_the_database_without_the_feed_reader_or_the_renderers(
+    tmp_path: Path,
+) -> None:
+    result = _run_command(_project(tmp_path), NOT_FOR_A_REPLY, "status")
+    assert result == {"code": 0, "heavy": []}
