@@ -78,14 +78,12 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
     edition_message = compose(edition, author, send_id, sender, store.now())
-    count = audience.get(channel.audience.value, {}).get("active", 0)
-    who = "readers" if channel.audience is RecipientKind.READER else "editors"
     embargo = store.as_utc(send["embargo_until"])
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
-        f"Nothing goes out until you approve it. Once approved it goes to {count} {who}"
-        + (f", not before {describe(embargo, settings.zone)}" if embargo else "")
+        "Nothing goes out until you approve it. Once approved it goes to "
+        + _goes_to(channel, audience, embargo, settings)
         + ".",
         "",
         "To approve, reply to this email with the word:  approve",
@@ -364,15 +362,11 @@ def approval_confirmation(
         audience = store.count_recipients(conn)
     assert post is not None
     channel = Channel(send["channel"])
-    count = audience.get(channel.audience.value, {}).get("active", 0)
-    who = "readers" if channel.audience is RecipientKind.READER else "editors"
     embargo = store.as_utc(send["embargo_until"])
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
-        f"It goes to {count} {who}"
-        + (f", not before {describe(embargo, settings.zone)}" if embargo else "")
-        + ".",
+        f"It goes to {_goes_to(channel, audience, embargo, settings)}.",
         f"Approved by your reply of {format_datetime(at)} ({proof}).",
         "",
         f"If you did not approve it, stop it now:  syndicate cancel {send_id}",
@@ -389,3 +383,11 @@ def approval_confirmation(
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content("\n".join(lines) + "\n")
     return msg
+
+
+def _goes_to(channel: Channel, audience: dict, embargo: datetime | None, settings: Settings) -> str:
+    """ "12 readers, not before Saturday …": who an approved send reaches, and from when."""
+    count = audience.get(channel.audience.value, {}).get("active", 0)
+    who = "readers" if channel.audience is RecipientKind.READER else "editors"
+    when = f", not before {describe(embargo, settings.zone)}" if embargo else ""
+    return f"{count} {who}{when}"

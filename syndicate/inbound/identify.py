@@ -2,7 +2,7 @@
 
 First a reply token in an address (HMAC verified), then one of our signed Message-IDs in
 In-Reply-To or References, else unmatched. A token or Message-ID whose signature fails is never
-trusted. Bounce tokens (our envelope sender) only ever verify a bounce: see bounce.verp_claim.
+trusted. Bounce tokens (our envelope sender) only ever verify a bounce: see bounce.delivery.
 """
 
 from __future__ import annotations
