@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from email import policy
@@ -110,6 +108,9 @@ def preview(
     The recipient is you (settings: author), so names and links are filled in as a reader sees
     them; tokens in the links are real but belong to no send.
     """
+    import tempfile
+    import webbrowser
+
     from syndicate.compose import compose
     from syndicate.dispatch import make_sender
     from syndicate.render import EditionCache, make_environment, render_edition

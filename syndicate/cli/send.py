@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -259,6 +258,8 @@ _MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re
 def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
     """A test copy is a new message each time: its own Message-ID (a mail client would thread
     or drop copies that share one) and its own outbox file name."""
+    import secrets
+
     token = secrets.token_hex(8)
     mid = f"<syndicate.test.{token}@{domain}>"
     data = message.data
