@@ -166,7 +166,7 @@ def request_previews(engine: Engine, settings: Settings) -> int:
 
 
 def _recipient_addresses(message: EmailMessage) -> list[str]:
-    headers = []
+    headers: list[str] = []
     for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         headers.extend(str(v) for v in message.get_all(name, []))
     return [address for _, address in getaddresses(headers) if address]

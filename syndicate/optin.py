@@ -125,7 +125,9 @@ def send_confirmation(
 def _claim(key: bytes, token: str, max_age_seconds: float) -> tuple[int, str] | str:
     """The (pending id, nonce) a genuine, unexpired link names, or why not."""
     try:
-        claim = serializer(key).loads(token, max_age=max_age_seconds)
+        # itsdangerous annotates max_age as int, but compares it as a number: fractional hours
+        # (web.confirm_hours) keep their seconds.
+        claim = serializer(key).loads(token, max_age=max_age_seconds)  # type: ignore[arg-type]
     except SignatureExpired:
         return "expired"
     except BadSignature:

@@ -76,7 +76,7 @@ class RunReport:
 
 
 def sync_lists(engine: Engine, settings: Settings) -> list[str]:
-    problems = []
+    problems: list[str] = []
     for kind, relative in (
         (RecipientKind.READER, settings.subscribers.readers),
         (RecipientKind.EDITOR, settings.subscribers.editors),
@@ -176,7 +176,7 @@ def run_due_sends(
     key = store.hmac_key(engine, settings.hmac_key_from_env())
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
-    summaries = []
+    summaries: list[SendSummary] = []
     due, _ = split_due(engine, settings, at or store.now())
     for send in due:
         if stop is not None and stop.is_set():
@@ -404,9 +404,14 @@ class DaemonLock:
             self.held = True
         return holder
 
-    def acquire(self, *, wait: bool = False, sleep: Callable[[float], None] | None = None) -> None:
-        """Take the lock, or raise LockHeld with who holds it (or, with wait, retry)."""
-        sleep = sleep or threading.Event().wait
+    def acquire(
+        self, *, wait: bool = False, sleep: Callable[[float], object] | None = None
+    ) -> None:
+        """Take the lock, or raise LockHeld with who holds it (or, with wait, retry).
+
+        `sleep` returning True (an Event's wait once it is set) stops the waiting.
+        """
+        pause = sleep or threading.Event().wait
         announced = False
         while True:
             holder = self.try_acquire()
@@ -423,7 +428,7 @@ class DaemonLock:
             if not announced:
                 log.warning("%s is using this database; waiting for it to stop", message)
                 announced = True
-            if sleep(self.heartbeat_seconds) is True:
+            if pause(self.heartbeat_seconds) is True:
                 raise LockHeld("stopped while waiting for the other daemon")
 
     def beat(self) -> bool:

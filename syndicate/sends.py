@@ -273,6 +273,8 @@ def guard_embargo(
             if readers
             else store.create_send(conn, post_id, Channel.NEWSLETTER, at, policy="by hand")
         )
+        if send_id is None:  # find_send saw none in this very transaction: cannot happen
+            raise SyndicateError(f"the newsletter send of post {post_id} vanished; try again")
         store.update_send(conn, send_id, embargo_broken_at=at)
     log.warning(
         "breaking %s: send %s (newsletter) %r goes to readers now (--break-embargo)",

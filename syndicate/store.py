@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -45,8 +45,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from syndicate import tokens
 from syndicate.models import (
@@ -297,6 +298,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     if value is None or value.tzinfo is not None:
@@ -389,10 +398,18 @@ def _add_missing_columns(conn: Connection) -> list[str]:
     return added
 
 
+def _new_id(result: CursorResult[Any]) -> int:
+    """The primary key a single-row INSERT gave its row."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise SQLAlchemyError("the insert returned no primary key")
+    return int(key[0])
+
+
 def _literal_default(column: Column) -> str | None:
     """A column's scalar Python default as SQL, so existing rows get it too."""
     default = column.default
-    if default is None or not getattr(default, "is_scalar", False):
+    if not isinstance(default, ScalarElementColumnDefault):
         return None
     value = default.arg
     if isinstance(value, bool):
@@ -555,7 +572,7 @@ def get_feed_state(conn: Connection, source: str) -> dict[str, Any] | None:
 def save_feed_state(
     conn: Connection, source: str, etag: str | None, last_modified: str | None, initialized: bool
 ) -> None:
-    values = {"etag": etag, "last_modified": last_modified, "checked_at": now()}
+    values: dict[str, Any] = {"etag": etag, "last_modified": last_modified, "checked_at": now()}
     if get_feed_state(conn, source) is None:
         conn.execute(
             insert(feed_state).values(
@@ -592,7 +609,7 @@ def insert_post(conn: Connection, post: Post, eligible: bool) -> int:
             eligible=eligible,
         )
     )
-    return int(result.inserted_primary_key[0])
+    return _new_id(result)
 
 
 def refresh_post(conn: Connection, post: Post) -> None:
@@ -840,7 +857,7 @@ def add_pending_confirmation(
             requested_at=now(),
         )
     )
-    return int(result.inserted_primary_key[0])
+    return _new_id(result)
 
 
 def forget_pending_before(conn: Connection, before: datetime) -> int:
@@ -945,7 +962,7 @@ def create_send(
             approved_by="",
         )
     )
-    return int(result.inserted_primary_key[0])
+    return _new_id(result)
 
 
 def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
@@ -1279,13 +1296,15 @@ def claim_batch(
     query = select(deliveries.c.id.label("delivery_id"), recipients).join(
         recipients, recipients.c.id == deliveries.c.recipient_id
     )
-    rows = conn.execute(
-        query.where(
-            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.PENDING.value
-        )
-        .order_by(deliveries.c.id)
-        .limit(limit)
-    ).all()
+    rows = list(
+        conn.execute(
+            query.where(
+                deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.PENDING.value
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        ).all()
+    )
     if len(rows) < limit:
         rows += conn.execute(
             query.where(
@@ -1569,9 +1588,7 @@ def reply_seen(conn: Connection, keys: list[str]) -> int | None:
 
 def insert_reply(conn: Connection, values: dict[str, Any], seen_keys: list[str]) -> int:
     """Record one inbound message and the keys that recognise it if it comes again."""
-    reply_id = int(
-        conn.execute(insert(replies).values(received_at=now(), **values)).inserted_primary_key[0]
-    )
+    reply_id = _new_id(conn.execute(insert(replies).values(received_at=now(), **values)))
     for key in dict.fromkeys(k for k in seen_keys if k):
         conn.execute(insert(inbound_seen).values(key=key, reply_id=reply_id, seen_at=now()))
     return reply_id
@@ -1597,7 +1614,7 @@ def list_replies(
     """Replies, newest first, with the post's title and link and the recipient's address."""
     query = (
         select(
-            replies.c[*[c.name for c in replies.columns if c.name != "raw"]],
+            *[c for c in replies.columns if c.name != "raw"],
             posts.c.title.label("post_title"),
             posts.c.link.label("post_link"),
             posts.c.guid.label("post_guid"),

@@ -33,6 +33,8 @@ from syndicate.cli.lazy import lazy_module
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from syndicate.settings import Settings
+
 settings_module = lazy_module("syndicate.settings")
 store = lazy_module("syndicate.store")
 
@@ -61,7 +63,7 @@ class State:
     config: Path = DEFAULT_CONFIG
     quiet: bool = False
 
-    def settings(self) -> settings_module.Settings:
+    def settings(self) -> Settings:
         return settings_module.load(self.config)
 
 
@@ -111,12 +113,12 @@ def journal_logging() -> None:
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
 
 
-def settings_of(ctx: typer.Context) -> settings_module.Settings:
+def settings_of(ctx: typer.Context) -> Settings:
     state = ctx.find_root().obj
     return (state if isinstance(state, State) else State()).settings()
 
 
-def open_store(settings: settings_module.Settings) -> Engine:
+def open_store(settings: Settings) -> Engine:
     return store.connect(settings.database_url)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -44,7 +44,7 @@ def feed_check(
     )
     assert fetched.content is not None
     parsed = feed.parse(fetched.content, source)
-    posts = [
+    posts: list[dict[str, Any]] = [
         {
             "guid": p.guid,
             "title": p.title,

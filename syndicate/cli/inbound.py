@@ -7,7 +7,7 @@ import logging
 import logging.handlers
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -160,7 +160,7 @@ def classify(
     inbound = parse.parse(raw, source="classify")
     with engine.connect() as conn:
         result = pipeline.classify(conn, inbound, settings, key)
-    data = {
+    data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,
         "recipient": result.recipient_id,

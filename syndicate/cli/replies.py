@@ -25,8 +25,6 @@ store = lazy_module("syndicate.store")
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
 
-Kind = StrEnum("Kind", {k.name: k.value for k in ReplyKind})
-
 
 class Format(StrEnum):
     WXR = "wxr"
@@ -52,7 +50,9 @@ def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
 def list_replies(
     ctx: typer.Context,
     post: Annotated[str | None, typer.Option(help="Post id, guid, link or 'latest'.")] = None,
-    kind: Annotated[list[Kind] | None, typer.Option(help="Only this kind; repeatable.")] = None,
+    kind: Annotated[
+        list[ReplyKind] | None, typer.Option(help="Only this kind; repeatable.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     unread: Annotated[bool, typer.Option("--unread", help="Only replies not marked read.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
     from sqlalchemy.engine import Engine
 
+    from syndicate.dispatch import Composer, Progress
     from syndicate.settings import Settings
 
 dispatch = lazy_module("syndicate.dispatch")
@@ -50,7 +51,7 @@ transports = lazy_module("syndicate.transports")
 
 
 @contextmanager
-def _progress_bar(description: str, total: int, done: int) -> Iterator[dispatch.Progress]:
+def _progress_bar(description: str, total: int, done: int) -> Iterator[Progress]:
     with send_progress() as bar:
         task = bar.add_task(description, total=max(total, done), completed=done)
         yield lambda n: bar.advance(task, n)
@@ -209,7 +210,7 @@ def _sample(settings: Settings, channel: Channel, address: str | None = None) ->
 
 def _composer(
     settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
-) -> dispatch.Composer:
+) -> Composer:
     editions = render.EditionCache(post, channel, settings, env)
     return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
 
@@ -222,7 +223,9 @@ def _send_test(
     key = store.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
 
-    class TestEditions(render.EditionCache):  # here: EditionCache loads the renderers
+    from syndicate.render import EditionCache  # here, not at the top: it loads the renderers
+
+    class TestEditions(EditionCache):
         """The edition with its subject marked [TEST]."""
 
         def for_recipient(self, recipient=None):

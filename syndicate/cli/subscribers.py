@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,9 @@ from syndicate.cli.common import app, console, err, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
+
+if TYPE_CHECKING:
+    from syndicate.subscribers import MergeReport
 
 store = lazy_module("syndicate.store")
 subscribers = lazy_module("syndicate.subscribers")
@@ -26,7 +29,7 @@ subscribers_app = typer.Typer(
 app.add_typer(subscribers_app, name="subscribers")
 
 
-def _print_report(label: str, report: subscribers.MergeReport, as_json: bool) -> None:
+def _print_report(label: str, report: MergeReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"file": label, **report.as_dict()}, ensure_ascii=False, indent=2))
         return

@@ -94,7 +94,10 @@ def returned_message_ids(inbound: InboundMessage) -> list[str]:
                 if hasattr(inner, "get"):
                     found.extend(message_ids(str(inner.get("Message-ID", ""))))
             elif content_type in ("text/rfc822-headers", "message/global-headers"):
-                returned = message_from_string(str(part.get_payload(decode=True) or b"", "utf-8"))
+                headers = part.get_payload(decode=True)
+                returned = message_from_string(
+                    headers.decode("utf-8") if isinstance(headers, bytes) else ""
+                )
                 found.extend(message_ids(str(returned.get("Message-ID", ""))))
         except Exception as exc:  # a broken returned part proves nothing, and stops nothing
             log.info("could not read a returned part of %s: %s", inbound.message_id, exc)

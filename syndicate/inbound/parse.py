@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 
@@ -221,7 +221,8 @@ def _truncated_headers(raw: bytes) -> EmailMessage:
 
 def nesting_depth(message: EmailMessage) -> int:
     """How deep the MIME tree goes, counted without recursion."""
-    deepest, stack = 0, [(message, 1)]
+    deepest = 0
+    stack: list[tuple[Message, int]] = [(message, 1)]
     while stack:
         part, depth = stack.pop()
         deepest = max(deepest, depth)
@@ -229,7 +230,7 @@ def nesting_depth(message: EmailMessage) -> int:
             break
         payload = part.get_payload() if part.is_multipart() else None
         if isinstance(payload, list):
-            stack.extend((child, depth + 1) for child in payload)
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
     return deepest
 
 

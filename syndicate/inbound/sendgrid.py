@@ -194,7 +194,8 @@ def _rebuild(form: FormData, headers: str | bytes, text: str | bytes | None, htm
             message.add_alternative(markup, subtype="html")
     else:
         message.set_content(markup, subtype="html")
-    attachments = _text(form.get("attachments") if isinstance(form.get("attachments"), str) else "")
+    dropped = form.get("attachments")
+    attachments = dropped if isinstance(dropped, str) else ""
     if attachments and attachments != "0":
         message["X-Syndicate-Attachments-Dropped"] = attachments
     return message.as_bytes(policy=policy.SMTP)

@@ -31,7 +31,8 @@ def html_to_plain(html: str, *, links: bool = True, emphasis: bool = True) -> st
     converter.images_to_alt = True
     converter.ignore_emphasis = not emphasis
     converter.single_line_break = False
-    converter.tag_callback = _paragraph_breaks
+    # html2text leaves tag_callback unannotated, initialised to None: mypy infers the type None.
+    converter.tag_callback = _paragraph_breaks  # type: ignore[assignment]
     text = converter.handle(html)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 

@@ -236,8 +236,8 @@ class SmtpTransport:
                 if 500 <= exc.smtp_code < 600:
                     # The message was refused after the recipient was accepted (content,
                     # size, policy): a failure of this message, not a bad address.
-                    text = _reply_text(exc.smtp_code, exc.smtp_error)
-                    return DeliveryResult(delivery_id, DeliveryState.FAILED, text, bounce=False)
+                    reason = _reply_text(exc.smtp_code, exc.smtp_error)
+                    return DeliveryResult(delivery_id, DeliveryState.FAILED, reason, bounce=False)
                 if exc.smtp_code == 421:
                     connection.drop()
                 return _refusal(delivery_id, exc.smtp_code, exc.smtp_error)
