@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from typing import Any
 
 import dkim as dkimpy
 import html2text
@@ -30,6 +31,7 @@ from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
     DeliveryState,
+    Post,
     Recipient,
     RecipientKind,
     SendState,
@@ -66,12 +68,7 @@ def approve_address(
 
 def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> EmailMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
-    with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
-        assert send is not None
-        post = store.get_post(conn, send["post_id"])
-        audience = store.count_recipients(conn)
-    assert post is not None
+    send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
     env = make_environment(settings.path(settings.paths.templates))
     edition = render_edition(post, channel, settings, env, store.as_utc(send["embargo_until"]))
@@ -355,12 +352,7 @@ def approval_confirmation(
     at: datetime,
 ) -> EmailMessage:
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
-    with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
-        assert send is not None
-        post = store.get_post(conn, send["post_id"])
-        audience = store.count_recipients(conn)
-    assert post is not None
+    send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
     embargo = store.as_utc(send["embargo_until"])
     lines = [
@@ -391,3 +383,16 @@ def _goes_to(channel: Channel, audience: dict, embargo: datetime | None, setting
     who = "readers" if channel.audience is RecipientKind.READER else "editors"
     when = f", not before {describe(embargo, settings.zone)}" if embargo else ""
     return f"{count} {who}{when}"
+
+
+def _send_post_audience(
+    engine: Engine, send_id: int
+) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
+    """The send, its post, and the recipient counts by kind and status."""
+    with engine.connect() as conn:
+        send = store.get_send(conn, send_id)
+        assert send is not None
+        post = store.get_post(conn, send["post_id"])
+        audience = store.count_recipients(conn)
+    assert post is not None
+    return send, post, audience

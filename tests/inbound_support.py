@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import shutil
@@ -136,3 +137,10 @@ def signed_ids(project: Path, raw: bytes) -> bytes:
         return mid.encode()
 
     return re.sub(rb"<syndicate\.s(\d+)\.r(\d+)@([^>]+)>", real, raw)
+
+
+def replies(project: Path) -> list[dict]:
+    """`replies list --json` of a project: what the author would see, newest first."""
+    result = cli(project, "replies", "list", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)

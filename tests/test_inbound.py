@@ -23,6 +23,7 @@ from tests.inbound_support import (
     copy_project,
     fixture,
     load,
+    replies,
     sent_project,
     signed_ids,
 )
@@ -198,12 +199,6 @@ def test_broken_mime_and_8bit_headers_still_yield_what_they_can(base: Path) -> N
 
 
 # --- through the command line -----------------------------------------------------------------
-
-
-def replies(project: Path) -> list[dict]:
-    result = cli(project, "replies", "list", "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
 
 
 def test_receive_files_a_comment_forwards_it_and_never_files_it_twice(project: Path) -> None:

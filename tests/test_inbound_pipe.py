@@ -27,7 +27,17 @@ from syndicate.inbound import stdin
 from syndicate.models import ReplyState
 from syndicate.scheduler import Daemon
 from tests.conftest import free_port
-from tests.inbound_support import KEY, cli, cli_process, edit, fixture, load, sent_project, use_smtp
+from tests.inbound_support import (
+    KEY,
+    cli,
+    cli_process,
+    edit,
+    fixture,
+    load,
+    replies,
+    sent_project,
+    use_smtp,
+)
 from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter, run_as_pipe_user
 
 
@@ -52,12 +62,6 @@ def pipe(project: Path, raw: bytes, *args: str) -> subprocess.CompletedProcess[b
     """The command line of the README's alias, run the way Postfix's local(8) runs it."""
     argv = [pipe_interpreter(), "-m", "syndicate", "--config", str(project / "settings.toml")]
     return run_as_pipe_user([*argv, "inbound", "receive", *args], raw)
-
-
-def replies(project: Path) -> list[dict]:
-    result = cli(project, "replies", "list", "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
 
 
 def write_secret(path: Path, value: str) -> None:

@@ -21,7 +21,7 @@ from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
 from syndicate.web import create_app
 from tests.conftest import free_port
-from tests.inbound_support import KEY, cli, edit, fixture, sent_project
+from tests.inbound_support import KEY, edit, fixture, replies, sent_project
 
 PARSE_SECRET = "inbound-parse-test-secret"
 
@@ -63,10 +63,6 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     project = sent_project(tmp_path / "project")
     with serve(lambda: settings_module.load(project / "settings.toml")) as http:
         yield http, project
-
-
-def replies(project: Path) -> list[dict]:
-    return json.loads(cli(project, "replies", "list", "--json").stdout)
 
 
 def test_raw_mode_the_whole_message_in_the_email_field(client) -> None:

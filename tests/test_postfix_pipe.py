@@ -6,7 +6,6 @@ recorded with exit 0, so Postfix bounces nothing to its (forgeable) envelope sen
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.inbound_support import KEY, cli, edit, fixture, sent_project
+from tests.inbound_support import KEY, edit, fixture, replies, sent_project
 from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter
 from tests.postfix_support import Postfix, start_postfix
 from tests.tools import missing, require_tool
@@ -90,10 +89,6 @@ def token_only(name: str) -> tuple[bytes, str]:
     token = re.search(rb"replies\+[^@\s>]+@" + DOMAIN.encode(), raw)
     assert token
     return raw, token.group().decode()
-
-
-def replies(project: Path) -> list[dict]:
-    return json.loads(cli(project, "replies", "list", "--json").stdout)
 
 
 def test_postfix_delivers_defers_on_75_and_never_bounces_a_recorded_message(setup) -> None:

@@ -5,7 +5,6 @@ memory) on every redelivery, for ever. Every such message is now recorded once, 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,16 @@ import pytest
 from syndicate import dispatch, store, tokens
 from syndicate.compose import shared_reply_address
 from syndicate.inbound import parse, pipeline
-from tests.inbound_support import cli, cli_process, copy_project, edit, env, load, sent_project
+from tests.inbound_support import (
+    cli,
+    cli_process,
+    copy_project,
+    edit,
+    env,
+    load,
+    replies,
+    sent_project,
+)
 from tests.trust_mail_support import forged_reply, status_of
 
 ZOE = "zoe.perez@example.org"  # reader 2 of send 1
@@ -29,10 +37,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(base: Path, tmp_path: Path) -> Path:
     return copy_project(base, tmp_path / "project")
-
-
-def replies(project: Path) -> list[dict]:
-    return json.loads(cli(project, "replies", "list", "--json").stdout)
 
 
 def shared_address(project: Path) -> str:

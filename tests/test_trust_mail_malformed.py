@@ -12,7 +12,7 @@ import pytest
 
 from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
-from tests.inbound_support import KEY, cli, copy_project, edit, sent_project
+from tests.inbound_support import KEY, cli, copy_project, edit, replies, sent_project
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 
 
@@ -36,10 +36,6 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def project(base: Path, tmp_path: Path) -> Path:
     return copy_project(base, tmp_path / "project")
-
-
-def replies(project: Path) -> list[dict]:
-    return json.loads(cli(project, "replies", "list", "--json").stdout)
 
 
 def test_a_deeply_nested_message_is_recorded_once_and_never_retried_by_pipe(project: Path) -> None:
