@@ -20,10 +20,10 @@ CODE_SPAN = re.compile(r"`([^`\n]+)`")
 # syndicate/x.py, syndicate/sub/x.py, syndicate/sub/ (anywhere, diagrams included)
 SYNDICATE_PATH = re.compile(r"\bsyndicate/(?:[a-z_]+/)*(?:[a-z_]+\.py|[a-z_]+/)")
 # Short paths inside the package as the diagrams and tables write them: inbound/parse.py
-SHORT_PATH = re.compile(r"(?<![\w/])((?:render|transports|inbound|cli)/[a-z_]+\.py)\b")
+SHORT_PATH = re.compile(r"(?<![\w/])((?:render|transports|inbound|cli|delivery|scheduling|feedwatch|audience|web|db|desk|corrections)/[a-z_]+\.py)\b")
 # tests/test_x.py (placeholders such as tests/test_<name>.py are skipped: they hold '<')
 TEST_PATH = re.compile(r"\btests/[a-z_]+\.py\b")
-# `syndicate.models`, `syndicate.scheduler.Daemon`
+# `syndicate.models`, `syndicate.scheduling.daemon.Daemon`
 DOTTED = re.compile(r"^syndicate(?:\.[A-Za-z_]+)+$")
 # `dispatch.run_send()`, `inbound.pipeline.process()`, `render.EditionCache`, `store._migrate`
 MODULE_ATTRIBUTE = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*)\.([A-Za-z_]+)(?:\(\))?$")
@@ -185,7 +185,7 @@ def test_dkim_signs_what_outbox_and_smtp_carry_and_leaves_sendgrid_to_its_provid
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from syndicate import settings
-    from syndicate.transports import SigningTransport, make_transport
+    from syndicate.delivery.transports import SigningTransport, make_transport
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
