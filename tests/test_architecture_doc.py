@@ -145,7 +145,7 @@ def test_every_module_of_a_subpackage_is_on_the_map() -> None:
     ("stale", "pattern"),
     [
         ("see `syndicate/cli.py`", "path"),
-        ("see `dispatch.run_everything()`", "reference"),
+        ("see `delivery.dispatch.run_everything()`", "reference"),
         ("see `syndicate.nowhere`", "reference"),
     ],
 )
