@@ -19,6 +19,7 @@ from syndicate.feedwatch import watch
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
+from syndicate.runtime import Runtime
 
 PARSER = BytesParser(policy=policy.default)
 
@@ -174,15 +175,8 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
         store.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
     from syndicate.delivery.transports import make_transport
 
-    summary = dispatch.run_send(
-        engine,
-        send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
-        make_transport(cfg),
-        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
-        clock=FakeClock(),
-    )
+    runtime = Runtime(cfg, engine=engine, clock=FakeClock())
+    summary = dispatch.run_send(runtime, send_id, make_transport(cfg))
     assert (summary.sent, summary.failed) == (3, 1)
     with engine.connect() as conn:
         row = next(r for r in store.iter_deliveries(conn, send_id) if r["state"] == "failed")

@@ -34,7 +34,7 @@ from syndicate.delivery import dispatch, journal
 from syndicate.delivery.transports import make_transport
 from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
-from syndicate.render import make_environment
+from syndicate.runtime import Runtime
 from tests.conftest import run_cli, running_smtp, set_setting
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 
@@ -389,15 +389,8 @@ def test_sendgrid_journals_each_request_as_its_answer_arrives(
     assert journal.Journal.for_engine(engine).path == api.journal_path
     add_readers(engine, 5)
     try:
-        summary = dispatch.run_send(
-            engine,
-            send_id,
-            cfg,
-            make_environment(cfg.path(cfg.paths.templates)),
-            make_transport(cfg),
-            dispatch.make_sender(cfg, store.hmac_key(engine, None)),
-            batch_size=100,
-        )
+        runtime = Runtime(cfg, engine=engine)
+        summary = dispatch.run_send(runtime, send_id, make_transport(cfg), batch_size=100)
     finally:
         api.shutdown()
         api.server_close()

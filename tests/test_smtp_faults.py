@@ -13,7 +13,7 @@ from syndicate import settings, store
 from syndicate.delivery import dispatch
 from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
-from syndicate.render import make_environment
+from syndicate.runtime import Runtime
 from syndicate.settings import Smtp
 from tests.conftest import free_port
 from tests.delivery_support import (
@@ -37,18 +37,13 @@ def faulty_server():
 
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):
-    key = store.hmac_key(engine, None)
     from syndicate.delivery.transports import make_transport
 
     return dispatch.run_send(
-        engine,
+        Runtime(cfg, engine=engine, clock=clock),
         send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
         make_transport(cfg),
-        dispatch.make_sender(cfg, key),
         batch_size=cfg.transport.smtp.batch_size,
-        clock=clock,
         backoff=dispatch.Backoff(first=30, longest=600, max_attempts=12),
         **kwargs,
     )
@@ -220,14 +215,10 @@ def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Pa
             controller.stop()  # the server goes away after the first connection
 
     summary = dispatch.run_send(
-        engine,
+        Runtime(cfg, engine=engine, clock=FakeClock()),
         send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
         ServerDiesAfterOpen(cfg.transport.smtp),
-        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
         batch_size=5,
-        clock=FakeClock(),
         wait_for_retries=3600,
     )
     assert summary.sent == 0 and summary.deferred == 5

@@ -8,13 +8,14 @@ from pathlib import Path
 from sqlalchemy import inspect
 
 from syndicate import settings, store
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 
 
 def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
     engine = store.connect(cfg.database_url)
-    daemon.run_once(engine, cfg)
+    daemon.run_once(Runtime(cfg, engine=engine))
     engine.dispose()
     path = project / "syndicate.db"
     with sqlite3.connect(path) as db:
@@ -43,4 +44,4 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Pa
         after = db.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     assert after == before == 6
     # Running again changes nothing and sends nothing.
-    assert daemon.run_once(engine, cfg).summaries == []
+    assert daemon.run_once(Runtime(cfg, engine=engine)).summaries == []

@@ -29,6 +29,7 @@ from syndicate.cli import main
 from syndicate.delivery.transports.outbox import OutboxTransport
 from syndicate.inbound import maildir
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.inbound_support import fixture
@@ -153,7 +154,7 @@ def test_the_web_form_answers_normally_for_the_longest_address(
         'base_url = "https://notes.example.com/newsletter"',
         'base_url = "http://testserver"',
     )
-    client = TestClient(create_app(settings_module.load(project / "settings.toml")))
+    client = TestClient(create_app(Runtime(settings_module.load(project / "settings.toml"))))
     form = client.get("/subscribe")
     data = {"csrf": csrf_of(form.text), "email": LONGEST_ADDRESS, "name": "", "website": ""}
     answer = client.post("/subscribe", data=data)

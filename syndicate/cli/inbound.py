@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.cli.common import app, console, err, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 
@@ -52,11 +52,9 @@ def receive(
         _say(stdin.NOT_AN_EMAIL)
         raise typer.Exit(stdin.EX_DATAERR)
     try:
-        settings = settings_of(ctx)
-        engine = open_store(settings)
-        key = store.hmac_key(engine, settings.hmac_key_from_env())
+        rt = runtime_of(ctx)
         code, outcome = stdin.receive_bytes(
-            engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
+            rt.engine, raw, rt.settings, rt.key, envelope_recipients=tuple(recipient or ())
         )
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         logs.close(stdin.EX_TEMPFAIL)
@@ -119,15 +117,14 @@ def poll(ctx: typer.Context) -> None:
     and retry forwards that failed before."""
     from syndicate import inbound
 
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    if not inbound.configured(settings):
+    rt = runtime_of(ctx)
+    if not inbound.configured(rt.settings):
         err.print(
             "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
             "(or pipe messages to `syndicate inbound receive`)"
         )
         raise typer.Exit(1)
-    report = inbound.poll(engine, settings)
+    report = inbound.poll(rt)
     outcomes, forwarded, pending = report.outcomes, report.forwarded, report.pending
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -154,12 +151,11 @@ def classify(
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
     except OSError as exc:
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    rt = runtime_of(ctx)
+    settings = rt.settings
     inbound = parse.parse(raw, source="classify")
-    with engine.connect() as conn:
-        result = pipeline.classify(conn, inbound, settings, key)
+    with rt.engine.connect() as conn:
+        result = pipeline.classify(conn, inbound, settings, rt.key)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,

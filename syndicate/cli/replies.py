@@ -6,14 +6,14 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich import box
 from rich.table import Table
 
-from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.common import app, console, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
@@ -21,6 +21,9 @@ from syndicate.models import ReplyKind
 from syndicate.scheduling.timeparse import short
 
 store = lazy_module("syndicate.store")
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
@@ -30,10 +33,10 @@ class Format(StrEnum):
     WXR = "wxr"
 
 
-def _post_id(settings, post: str | None) -> int | None:
+def _post_id(rt: Runtime, post: str | None) -> int | None:
     if post is None:
         return None
-    with open_store(settings).connect() as conn:
+    with rt.engine.connect() as conn:
         found = store.find_post(conn, post)
     if found is None:
         raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
@@ -58,9 +61,10 @@ def list_replies(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List replies, newest first."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = store.list_replies(
             conn,
             post_id=post_id,
@@ -134,9 +138,10 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export readers' comments for WordPress (Tools → Import → WordPress), as pending."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
@@ -154,9 +159,10 @@ def push(
     post: Annotated[str | None, typer.Option(help="Only this post.")] = None,
 ) -> None:
     """Post readers' comments to the WordPress site in [inbound.wordpress] as pending comments."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
@@ -175,8 +181,8 @@ def mark_read(
     """Mark replies read: 'syndicate status' counts only unread ones."""
     if bool(ids) == every:
         raise SyndicateError("give reply ids or --all (not both)")
-    settings = settings_of(ctx)
-    with open_store(settings).begin() as conn:
+    rt = runtime_of(ctx)
+    with rt.engine.begin() as conn:
         if ids:
             missing = sorted(set(ids) - store.existing_reply_ids(conn, ids))
             if missing:

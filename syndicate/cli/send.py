@@ -17,10 +17,9 @@ from syndicate.cli.common import (
     console,
     err,
     interruptible,
-    open_store,
     print_interrupted,
+    runtime_of,
     send_progress,
-    settings_of,
     still_to_send,
 )
 from syndicate.cli.lazy import lazy_module
@@ -36,10 +35,9 @@ from syndicate.models import (
 )
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-    from sqlalchemy.engine import Engine
-
-    from syndicate.delivery.dispatch import Composer, Progress
+    from syndicate.delivery.compose import Sender
+    from syndicate.delivery.dispatch import Progress
+    from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
 dispatch = lazy_module("syndicate.delivery.dispatch")
@@ -47,7 +45,6 @@ render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
 store = lazy_module("syndicate.store")
-transports = lazy_module("syndicate.delivery.transports")
 
 
 @contextmanager
@@ -87,32 +84,31 @@ def send(
 
     Ctrl-C or SIGTERM finishes the batch in flight, records it and exits with status 130 or 143;
     the same command resumes."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    daemon.sync_lists(engine, settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
+    daemon.sync_lists(rt)
     with engine.connect() as conn:
         post = store.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
     if test is not None:
-        _send_test(engine, settings, post, channel, test)
+        _send_test(rt, post, channel, test)
         return
     if dry_run:
-        _dry_run(engine, settings, post, channel)
+        _dry_run(rt, post, channel)
         return
     if channel is Channel.NEWSLETTER and post.id is not None:
         send_control.guard_embargo(
             engine,
             post.id,
-            store.now(),
+            rt.now(),
             respect_column=settings.channels.newsletter.respect_embargo,
             break_embargo=break_embargo,
             zone=settings.zone,
         )
-    the_daemon = settings.daemon
-    lock = daemon.DaemonLock(engine, the_daemon.heartbeat_seconds, the_daemon.stale_after_missed)
-    with lock.held_while(), interruptible() as interruption:
-        summary = _send(engine, settings, post, channel, interruption)
+    with rt.daemon_lock().held_while(), interruptible() as interruption:
+        summary = _send(rt, post, channel, interruption)
     if summary is None:
         return
     if interruption.signum:
@@ -124,12 +120,12 @@ def send(
         raise typer.Exit(1)
 
 
-def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
+def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
     from sqlalchemy import select
 
     assert post.id is not None
-    with engine.begin() as conn:
-        created = store.create_send(conn, post.id, channel, store.now())
+    with rt.engine.begin() as conn:
+        created = store.create_send(conn, post.id, channel, rt.now())
         if created is not None:
             return created
         return conn.execute(
@@ -140,11 +136,12 @@ def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
 
 
 def _send(
-    engine: Engine, settings: Settings, post: Post, channel: Channel, interruption: Interruption
+    rt: Runtime, post: Post, channel: Channel, interruption: Interruption
 ) -> SendSummary | None:
     """Run the send with a progress bar; None when it was already done."""
-    send_id = _find_or_create_send(engine, post, channel)
-    with engine.connect() as conn:
+    settings = rt.settings
+    send_id = _find_or_create_send(rt, post, channel)
+    with rt.engine.connect() as conn:
         state = store.send_state(conn, send_id)
         counts = store.delivery_counts(conn, send_id)
         audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
@@ -155,8 +152,6 @@ def _send(
         return None
     if state == SendState.CANCELLED.value:
         raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
     finished = sum(
         n
         for s, n in counts.items()
@@ -164,23 +159,20 @@ def _send(
     )
     with _progress_bar(f"send {send_id} {channel}", audience, finished) as progress:
         return dispatch.run_send(
-            engine,
+            rt,
             send_id,
-            settings,
-            env,
-            transports.make_transport(settings),
-            dispatch.make_sender(settings, key),
-            batch_size=settings.transport.batch_size,
+            rt.transport(),
             progress=progress,
             wait_for_retries=settings.transport.retry.wait_seconds,
             should_stop=interruption.stop.is_set,
         )
 
 
-def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -> None:
+def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
     from sqlalchemy import select
 
-    with engine.connect() as conn:
+    settings = rt.settings
+    with rt.engine.connect() as conn:
         audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
         done = 0
         assert post.id is not None
@@ -192,10 +184,10 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
         if send_id is not None:
             counts = store.delivery_counts(conn, send_id)
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
-    message = _composer(settings, key, env, post, channel, 0).outbound(0, sample)
+    editions = render.EditionCache(post, channel, settings, rt.templates)
+    composer = dispatch.Composer(editions, _sender(rt), 0, rt.now())
+    message = composer.outbound(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
         f"{channel.audience.value}(s) via {settings.transport.kind}"
@@ -208,20 +200,14 @@ def _sample(settings: Settings, channel: Channel, address: str | None = None) ->
     return Recipient(id=0, kind=channel.audience, email=address or settings.author.email, name="")
 
 
-def _composer(
-    settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
-) -> Composer:
-    editions = render.EditionCache(post, channel, settings, env)
-    return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
+def _sender(rt: Runtime) -> Sender:
+    return dispatch.make_sender(rt.settings, rt.key)
 
 
-def _send_test(
-    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
-) -> None:
+def _send_test(rt: Runtime, post: Post, channel: Channel, address: str) -> None:
     if "@" not in address or any(c.isspace() for c in address):
         raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
+    settings = rt.settings
 
     from syndicate.render import EditionCache  # here, not at the top: it loads the renderers
 
@@ -232,13 +218,13 @@ def _send_test(
             edition = super().for_recipient(recipient)
             return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
-    editions = TestEditions(post, channel, settings, env)
-    transport = transports.make_transport(settings)
+    editions = TestEditions(post, channel, settings, rt.templates)
+    transport = rt.transport()
     composer = dispatch.Composer(
         editions,
-        dispatch.make_sender(settings, key),
+        _sender(rt),
         0,
-        store.now(),
+        rt.now(),
         with_bytes=getattr(transport, "needs_bytes", True),
     )
     transport.open()

@@ -11,15 +11,14 @@ read from the database one batch at a time: memory stays flat whatever the size 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
@@ -49,19 +48,12 @@ from syndicate.models import (
 from syndicate.render import EditionCache
 from syndicate.settings import Retry, Settings
 
+if TYPE_CHECKING:
+    from syndicate.runtime import Clock, Runtime
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-
-
-class SystemClock:
-    """Real time; tests pass a clock whose `sleep` only moves its `now` forward."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,7 @@ class Backoff:
         return min(self.first * 2 ** max(attempts - 1, 0), self.longest)
 
 
-def make_sender(settings: Settings, key: bytes) -> Sender:
+def make_sender(settings: Settings, key: bytes, installation: str = "") -> Sender:
     list_id = settings.mail.list_id or f"newsletter.{settings.mail_domain}"
     return Sender(
         name=settings.author.name,
@@ -91,6 +83,7 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
         list_id=list_id,
         key=key,
         bounce_address=settings.mail.bounce_address,
+        installation=installation,
     )
 
 
@@ -170,17 +163,12 @@ def _unsendable(
 
 
 def run_send(
-    engine: Engine,
+    runtime: Runtime,
     send_id: int,
-    settings: Settings,
-    env: Environment,
     transport: Transport,
-    sender: Sender,
     *,
-    batch_size: int = 100,
-    now: datetime | None = None,
+    batch_size: int | None = None,
     progress: Progress | None = None,
-    clock: SystemClock | None = None,
     backoff: Backoff | None = None,
     wait_for_retries: float = 0.0,
     should_stop: Callable[[], bool] | None = None,
@@ -188,14 +176,17 @@ def run_send(
 ) -> SendSummary:
     """Deliver one send to everyone still pending; safe to call again after any interruption.
 
-    `should_stop` (SIGINT or SIGTERM) is asked after each recorded batch: the batch in flight
-    is finished and recorded, the one prepared next is handed back, the rest stays queued.
-    `journal` defaults to the one next to the database (journal.path_for).
+    The database, key, templates, clock and settings come from `runtime`; `batch_size` and
+    `backoff` default to the settings' (`[transport]`). `should_stop` (SIGINT or SIGTERM) is
+    asked after each recorded batch: the batch in flight is finished and recorded, the one
+    prepared next is handed back, the rest stays queued. `journal` defaults to the one next to
+    the database (journal.path_for).
 
     Deferred deliveries are retried when their back-off time comes: within this call if that is
     at most `wait_for_retries` seconds away, otherwise by a later call.
     """
-    clock = clock or SystemClock()
+    engine, settings, clock = runtime.engine, runtime.settings, runtime.clock
+    batch_size = batch_size or settings.transport.batch_size
     backoff = backoff or Backoff.from_settings(settings.transport.retry)
     journal = journal if journal is not None else Journal.for_engine(engine)
     started = time.monotonic()
@@ -227,14 +218,16 @@ def run_send(
         log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
-    editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
-    if not sender.installation:  # Message-IDs unique to this database
-        sender = dataclasses.replace(sender, installation=store.installation_id(engine))
+    editions = EditionCache(
+        post, channel, settings, runtime.templates, store.as_utc(send["embargo_until"])
+    )
+    # Message-IDs unique to this database
+    sender = make_sender(settings, runtime.key, installation=store.installation_id(engine))
     composer = Composer(
         editions,
         sender,
         send_id,
-        now or clock.now(),
+        clock.now(),
         with_bytes=getattr(transport, "needs_bytes", True),
     )
     counts = {state: 0 for state in DeliveryState}
@@ -315,7 +308,7 @@ class _Courier:
         send_id: int,
         transport: Transport,
         backoff: Backoff,
-        clock: SystemClock,
+        clock: Clock,
         counts: dict[DeliveryState, int],
         progress: Progress | None,
         journal: Journal,
@@ -373,7 +366,7 @@ def _deliver(
     batch_size: int,
     composer: Composer,
     courier: _Courier,
-    clock: SystemClock,
+    clock: Clock,
     wait_for_retries: float,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
@@ -422,7 +415,7 @@ def _deliver(
         courier.dispatch(upcoming)
 
 
-def _wait(clock: SystemClock, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+def _wait(clock: Clock, seconds: float, should_stop: Callable[[], bool] | None) -> None:
     """Sleep, in steps short enough that a stop request is heard within half a second."""
     if should_stop is None:
         clock.sleep(seconds)

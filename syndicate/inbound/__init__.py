@@ -7,11 +7,12 @@ parse → identify → bounce → autoreply → unsubscribe → text → file �
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 
 @dataclass
@@ -29,11 +30,11 @@ def configured(settings: Settings) -> bool:
     return bool(settings.inbound.imap.host or settings.inbound.maildir)
 
 
-def poll(engine: Engine, settings: Settings) -> PollReport:
+def poll(runtime: Runtime) -> PollReport:
     """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
     from syndicate.inbound import imap, maildir, pipeline
 
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    engine, settings, key = runtime.engine, runtime.settings, runtime.key
     report = PollReport()
     if settings.inbound.imap.host:
         report.sources += 1

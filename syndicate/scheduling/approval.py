@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dkim as dkimpy
 import html2text
@@ -38,10 +38,13 @@ from syndicate.models import (
     RecipientKind,
     SendState,
 )
-from syndicate.render import make_environment, render_edition
+from syndicate.render import render_edition
 from syndicate.scheduling import send_control
 from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +71,16 @@ def approve_address(
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> EmailMessage:
+def build_preview(runtime: Runtime, send_id: int) -> EmailMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
-    send, post, audience = _send_post_audience(engine, send_id)
+    settings, key = runtime.settings, runtime.key
+    send, post, audience = _send_post_audience(runtime.engine, send_id)
     channel = Channel(send["channel"])
-    env = make_environment(settings.path(settings.paths.templates))
-    edition = render_edition(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    embargo = store.as_utc(send["embargo_until"])
+    edition = render_edition(post, channel, settings, runtime.templates, embargo)
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
-    edition_message = compose(edition, author, send_id, sender, store.now())
-    embargo = store.as_utc(send["embargo_until"])
+    edition_message = compose(edition, author, send_id, sender, runtime.now())
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
@@ -95,9 +98,9 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
     msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
     msg["Subject"] = f"Approve? {edition.subject} ({channel.value}, send {send_id})"
-    msg["Date"] = format_datetime(store.now())
+    msg["Date"] = format_datetime(runtime.now())
     msg["Message-ID"] = make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain)
-    msg["Reply-To"] = approve_address(settings, key, send_id)
+    msg["Reply-To"] = approve_address(settings, key, send_id, runtime.now())
     msg["X-Syndicate-Approval"] = str(send_id)
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content("\n".join(lines) + "\n")
@@ -139,18 +142,18 @@ def deliver_to_author(
     return True
 
 
-def request_previews(engine: Engine, settings: Settings) -> int:
+def request_previews(runtime: Runtime) -> int:
     """Email a preview for every manual send whose preview has not gone out; returns how many."""
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    engine, settings = runtime.engine, runtime.settings
     with engine.connect() as conn:
         waiting = store.awaiting_preview(conn)
     sent = 0
     for send in waiting:
-        message = build_preview(engine, settings, send["id"], key)
+        message = build_preview(runtime, send["id"])
         if not deliver_to_author(settings, message, send["id"]):
             continue
         with engine.begin() as conn:
-            store.update_send(conn, send["id"], approval_requested_at=store.now())
+            store.update_send(conn, send["id"], approval_requested_at=runtime.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
             send["id"],
