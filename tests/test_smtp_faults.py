@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from syndicate import settings, store
 from syndicate.delivery import dispatch
-from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
+from syndicate.delivery.transports.smtp import SendThrottle, SmtpTransport
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.settings import Smtp
@@ -179,13 +179,13 @@ def test_rate_limiter_spaces_messages_and_keeps_the_hourly_quota() -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    per_second = RateLimiter(per_second=5, clock=lambda: now[0], sleep=sleep)
+    per_second = SendThrottle(per_second=5, clock=lambda: now[0], sleep=sleep)
     for _ in range(11):
         per_second.acquire()
     assert now[0] == pytest.approx(2.0)  # 11 messages at 5/s: the last one at t = 2 s
 
     now[0], waits[:] = 0.0, []
-    hourly = RateLimiter(per_hour=3, clock=lambda: now[0], sleep=sleep)
+    hourly = SendThrottle(per_hour=3, clock=lambda: now[0], sleep=sleep)
     for _ in range(7):
         hourly.acquire()
     assert waits == [pytest.approx(3600), pytest.approx(3600)]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class PollReport:
+class InboxReport:
     """What one look at the mailboxes found, for the command line and the daemon's log."""
 
     sources: int = 0
@@ -30,12 +30,12 @@ def configured(settings: Settings) -> bool:
     return bool(settings.inbound.imap.host or settings.inbound.maildir)
 
 
-def poll(runtime: Runtime) -> PollReport:
+def poll(runtime: Runtime) -> InboxReport:
     """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
     from syndicate.inbound import imap, maildir, pipeline
 
     engine, settings, key = runtime.engine, runtime.settings, runtime.key
-    report = PollReport()
+    report = InboxReport()
     if settings.inbound.imap.host:
         report.sources += 1
         report.outcomes += imap.poll(engine, settings, key)

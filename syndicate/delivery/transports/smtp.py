@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 _CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
 
 
-class RateLimiter:
+class SendThrottle:
     """At most `per_second` messages a second and `per_hour` an hour, over all connections.
 
     `clock` and `sleep` are injectable so tests never wait for real.
@@ -104,11 +104,11 @@ class SmtpTransport:
     reports_each_answer = True
 
     def __init__(
-        self, config: Smtp, password: str = "", limiter: RateLimiter | None = None
+        self, config: Smtp, password: str = "", limiter: SendThrottle | None = None
     ) -> None:
         self.config = config
         self.password = password
-        self.limiter = limiter or RateLimiter(config.rate_per_second, config.rate_per_hour)
+        self.limiter = limiter or SendThrottle(config.rate_per_second, config.rate_per_hour)
         self.connections: list[_Connection] = []
         self.pool: ThreadPoolExecutor | None = None
         self.connections_opened = 0
