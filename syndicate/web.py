@@ -429,6 +429,8 @@ def create_app(
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
+        if path.startswith(settings.desk.path + "/"):  # the desk's CSV upload
+            return settings.desk.max_upload_bytes
         if path == EVENTS_PATH:
             return settings.web.max_event_bytes
         if path == sendgrid_inbound.PATH:
@@ -439,8 +441,11 @@ def create_app(
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
 
+    from syndicate import desk
+
+    desk_routes = desk.routes(settings, web.engine, web.key, transport_factory)
     app = GuardedStarlette(
-        routes=[*web.routes(), *inbound_routes, *extra_routes],
+        routes=[*web.routes(), *inbound_routes, *desk_routes, *extra_routes],
         exception_handlers={ClientDisconnect: client_gone},
         guard=guard,
     )

@@ -1,0 +1,172 @@
+"""Everything the desk reads from or writes to the database, in one place, through the store.
+
+The author's password hash and the session epoch live in the store's key/value `meta` table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection, Engine
+
+from syndicate import sends as control
+from syndicate import store
+from syndicate.desk import auth
+from syndicate.models import DeliveryState, ReplyKind, SendState
+from syndicate.schedule import short
+from syndicate.settings import Settings
+
+PERSONAL = list(store.PERSONAL_REPLY_KINDS)
+PASSWORD_KEY = "desk_password_hash"
+EPOCH_KEY = "desk_session_epoch"
+
+
+def password_hash(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return store.get_meta(conn, PASSWORD_KEY)
+
+
+def session_epoch(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return store.get_meta(conn, EPOCH_KEY)
+
+
+def set_password(engine: Engine, password: str) -> None:
+    """A new password ends every open desk session."""
+    hashed = auth.hash_password(password)
+    with engine.begin() as conn:
+        store.set_meta(conn, PASSWORD_KEY, hashed)
+        store.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+
+
+def end_sessions(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+
+
+# --- home -------------------------------------------------------------------------------------
+
+UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+
+
+@dataclass
+class SendRow:
+    """One send as the desk shows it: the store's row, its times in the author's zone, and what
+    holds it back."""
+
+    row: dict[str, Any]
+    waiting_until: str = ""
+    waiting_for: str = ""
+    bounced: int = 0
+    unsubscribed_after: int = 0
+    replies: int = 0
+
+    def __getitem__(self, name: str) -> Any:
+        return self.row[name]
+
+    @property
+    def total(self) -> int:
+        return sum(int(self.row[f"n_{s.value}"]) for s in DeliveryState)
+
+    @property
+    def done(self) -> int:
+        states = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
+        return sum(int(self.row[f"n_{s.value}"]) for s in states)
+
+
+@dataclass
+class Home:
+    upcoming: list[SendRow]
+    in_progress: list[SendRow]
+    recent: list[SendRow]
+    unread: list[dict[str, Any]]
+    unread_counts: dict[str, int]
+    feed_checked_at: datetime | None
+    daemon: dict[str, Any] | None
+    recipients: dict[str, dict[str, int]]
+
+
+def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
+    """Bounces, unsubscribes after the send, and replies, for each finished or running send."""
+    ids = [r["id"] for r in rows]
+    if not ids:
+        return
+    replies, deliveries, recipients = store.replies, store.deliveries, store.recipients
+    sent_to = deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id)
+    bounced: dict[int, int] = dict(
+        conn.execute(
+            select(replies.c.send_id, func.count())
+            .where(replies.c.send_id.in_(ids), replies.c.kind == ReplyKind.BOUNCE.value)
+            .group_by(replies.c.send_id)
+        ).all()
+    )
+    answered: dict[int, int] = dict(
+        conn.execute(
+            select(replies.c.send_id, func.count())
+            .where(replies.c.send_id.in_(ids), replies.c.kind.in_(PERSONAL))
+            .group_by(replies.c.send_id)
+        ).all()
+    )
+    for send in rows:
+        started = send["started_at"]
+        if started is not None:
+            send.unsubscribed_after = conn.execute(
+                select(func.count())
+                .select_from(sent_to)
+                .where(
+                    deliveries.c.send_id == send["id"],
+                    deliveries.c.state == DeliveryState.SENT.value,
+                    recipients.c.unsubscribed_at >= started,
+                )
+            ).scalar_one()
+        send.bounced = int(bounced.get(send["id"], 0))
+        send.replies = int(answered.get(send["id"], 0))
+
+
+def home(engine: Engine, settings: Settings) -> Home:
+    from syndicate.watch import feed_source
+
+    at = store.now()
+    with engine.connect() as conn:
+        sends = store.list_sends(conn, 100)
+        waits = control.waiting(
+            conn, sends, at, respect_column=settings.channels.newsletter.respect_embargo
+        )
+        rows = []
+        for send in sends:
+            release = waits.get(send["id"])
+            rows.append(
+                SendRow(
+                    send,
+                    waiting_until=short(release.until, settings.zone) if release else "",
+                    waiting_for=release.whose if release else "",
+                )
+            )
+        upcoming = sorted(
+            (r for r in rows if r["state"] in UPCOMING),
+            key=lambda r: store.as_utc(r["scheduled_at"]),
+        )
+        in_progress = [r for r in rows if r["state"] == SendState.SENDING.value]
+        recent = [r for r in rows if r["state"] in control.FINISHED][:10]
+        _outcomes(conn, in_progress + recent)
+        state = store.get_feed_state(conn, feed_source(settings))
+        return Home(
+            upcoming=upcoming,
+            in_progress=in_progress,
+            recent=recent,
+            unread=store.recent_replies(conn, 10),
+            unread_counts=store.count_replies(conn),
+            feed_checked_at=store.as_utc(state["checked_at"]) if state else None,
+            daemon=store.lock_holder(conn),
+            recipients=store.count_recipients(conn),
+        )
+
+
+def in_progress(engine: Engine) -> list[SendRow]:
+    with engine.connect() as conn:
+        rows = [SendRow(s) for s in store.list_sends(conn, 100) if s["state"] == "sending"]
+        _outcomes(conn, rows)
+    return rows
