@@ -15,7 +15,15 @@ from sqlalchemy.engine import Connection, Engine
 from syndicate import sends as control
 from syndicate import store
 from syndicate.desk import auth
-from syndicate.models import DeliveryState, ReplyKind, SendState
+from syndicate.models import (
+    Channel,
+    DeliveryState,
+    Post,
+    Recipient,
+    RecipientKind,
+    ReplyKind,
+    SendState,
+)
 from syndicate.schedule import short
 from syndicate.settings import Settings
 
@@ -170,3 +178,53 @@ def in_progress(engine: Engine) -> list[SendRow]:
         rows = [SendRow(s) for s in store.list_sends(conn, 100) if s["state"] == "sending"]
         _outcomes(conn, rows)
     return rows
+
+
+# --- one post ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PostPage:
+    post: Post
+    sends: dict[str, SendRow]
+    editors: list[Recipient]
+    column_embargo: datetime | None
+
+
+def post_page(engine: Engine, settings: Settings, post_id: int) -> PostPage | None:
+    at = store.now()
+    with engine.connect() as conn:
+        post = store.get_post(conn, post_id)
+        if post is None:
+            return None
+        found = [s for s in store.list_sends(conn, 10_000) if s["post_id"] == post_id]
+        waits = control.waiting(
+            conn, found, at, respect_column=settings.channels.newsletter.respect_embargo
+        )
+        rows = {}
+        for send in found:
+            release = waits.get(send["id"])
+            rows[send["channel"]] = SendRow(
+                send,
+                waiting_until=short(release.until, settings.zone) if release else "",
+                waiting_for=release.whose if release else "",
+            )
+        _outcomes(conn, list(rows.values()))
+        editors = [
+            recipient
+            for row in store.list_recipients(conn, RecipientKind.EDITOR)
+            if row["status"] == "active"
+            and (recipient := store.get_recipient(conn, row["id"])) is not None
+        ]
+        embargo = store.embargo_of(conn, post_id, Channel.COLUMN)
+    return PostPage(post, rows, editors, embargo)
+
+
+def send_row(engine: Engine, send_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        return store.get_send(conn, send_id)
+
+
+def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        return store.delivery_counts(conn, send_id)
