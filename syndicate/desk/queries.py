@@ -5,11 +5,12 @@ The author's password hash and the session epoch live in the store's key/value `
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from syndicate import sends as control
@@ -228,3 +229,77 @@ def send_row(engine: Engine, send_id: int) -> dict[str, Any] | None:
 def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
     with engine.connect() as conn:
         return store.delivery_counts(conn, send_id)
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+ANSWERS_KEY = "desk_answers:{reply_id}"
+
+
+def replies(
+    engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return store.list_replies(
+            conn,
+            post_id=post_id,
+            kinds=[kind] if kind else None,
+            unread_only=unread_only,
+            limit=limit,
+        )
+
+
+def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
+    """(all, unread) replies by kind."""
+    table = store.replies
+    unread = func.sum(table.c.read_at.is_(None).cast(Integer))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.kind, func.count(), unread).group_by(table.c.kind).order_by(table.c.kind)
+        ).all()
+    return {kind: (int(total), int(fresh or 0)) for kind, total, fresh in rows}
+
+
+def replied_posts(engine: Engine) -> list[tuple[int, str]]:
+    """(id, title) of every post with a reply, newest post first."""
+    posts, table = store.posts, store.replies
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(posts.c.id, posts.c.title)
+            .where(posts.c.id.in_(select(table.c.post_id).where(table.c.post_id.is_not(None))))
+            .order_by(posts.c.id.desc())
+        ).all()
+    return [(int(pid), str(title)) for pid, title in rows]
+
+
+def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = store.get_reply(conn, reply_id)
+        if row is None:
+            return None
+        post = store.get_post(conn, row["post_id"]) if row["post_id"] else None
+        recipient = store.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
+        answers = store.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
+    return {
+        **row,
+        "post": post,
+        "recipient": recipient,
+        "answers": json.loads(answers) if answers else [],
+    }
+
+
+def set_read(engine: Engine, reply_id: int, read: bool) -> None:
+    with engine.begin() as conn:
+        if read:
+            store.mark_replies_read(conn, [reply_id])
+        else:
+            store.update_reply(conn, reply_id, read_at=None)
+
+
+def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None:
+    """The author's answer, kept with the reply (and the reply marked read)."""
+    key = ANSWERS_KEY.format(reply_id=reply_id)
+    with engine.begin() as conn:
+        kept = store.get_meta(conn, key)
+        store.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
+        store.mark_replies_read(conn, [reply_id])
