@@ -24,6 +24,7 @@ from syndicate import store
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
+from syndicate.desk.home import outcome_bar
 from syndicate.errors import SyndicateError
 from syndicate.models import Attachment, Channel, Recipient
 from syndicate.schedule import TIME_HELP, describe, parse_future
@@ -180,6 +181,7 @@ async def show(
         time_help=TIME_HELP,
         when=lambda value: describe(store.as_utc(value), desk.settings.zone) if value else "",
         channels=[c for c in Channel],
+        bar=outcome_bar,
     )
 
 

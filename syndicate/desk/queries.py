@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Integer, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from syndicate import sends as control
 from syndicate import store
 from syndicate.desk import auth
+from syndicate.errors import SyndicateError
 from syndicate.models import (
     Channel,
     DeliveryState,
@@ -303,3 +304,155 @@ def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None
         kept = store.get_meta(conn, key)
         store.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
         store.mark_replies_read(conn, [reply_id])
+
+
+# --- subscribers ------------------------------------------------------------------------------
+
+STATUS_LOG_KEY = "desk_status_log:{recipient_id}"
+SEARCH_LIMIT = 200
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def people(
+    engine: Engine, query: str, kind: str | None, status: str | None
+) -> list[dict[str, Any]]:
+    table = store.recipients
+    select_people = select(table).order_by(table.c.kind, table.c.email_key).limit(SEARCH_LIMIT)
+    if query:
+        pattern = _like(query.lower())
+        select_people = select_people.where(
+            table.c.email_key.like(pattern, escape="\\")
+            | func.lower(table.c.name).like(pattern, escape="\\")
+        )
+    if kind:
+        select_people = select_people.where(table.c.kind == kind)
+    if status:
+        select_people = select_people.where(table.c.status == status)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(select_people).mappings()]
+
+
+def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
+    """{"status": {kind: {status: n}}, "source": {kind: {source: n}}}."""
+    table = store.recipients
+    found: dict[str, dict[str, dict[str, int]]] = {"status": {}, "source": {}}
+    with engine.connect() as conn:
+        found["status"] = store.count_recipients(conn)
+        rows = conn.execute(
+            select(table.c.kind, table.c.source, func.count()).group_by(
+                table.c.kind, table.c.source
+            )
+        ).all()
+    for kind, source, count in rows:
+        found["source"].setdefault(kind, {})[source] = int(count)
+    return found
+
+
+@dataclass
+class Person:
+    row: dict[str, Any]
+    deliveries: list[dict[str, Any]]
+    replies: list[dict[str, Any]]
+    changes: list[dict[str, str]]
+
+
+def person(engine: Engine, recipient_id: int) -> Person | None:
+    deliveries, sends, posts, replies = store.deliveries, store.sends, store.posts, store.replies
+    with engine.connect() as conn:
+        row = store.recipient_row(conn, recipient_id)
+        if row is None:
+            return None
+        sent = conn.execute(
+            select(
+                deliveries.c.send_id,
+                deliveries.c.state,
+                deliveries.c.detail,
+                deliveries.c.updated_at,
+                sends.c.channel,
+                posts.c.id.label("post_id"),
+                posts.c.title,
+            )
+            .join(sends, sends.c.id == deliveries.c.send_id)
+            .join(posts, posts.c.id == sends.c.post_id)
+            .where(deliveries.c.recipient_id == recipient_id)
+            .order_by(deliveries.c.updated_at.desc())
+            .limit(200)
+        ).mappings()
+        answered = conn.execute(
+            select(replies.c.id, replies.c.kind, replies.c.subject, replies.c.received_at)
+            .where(replies.c.recipient_id == recipient_id)
+            .order_by(replies.c.received_at.desc())
+            .limit(200)
+        ).mappings()
+        changes = store.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
+        return Person(
+            row,
+            [dict(d) for d in sent],
+            [dict(r) for r in answered],
+            json.loads(changes) if changes else [],
+        )
+
+
+def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> bool:
+    """Unsubscribe or resubscribe one person by the author's hand, recorded with the reason;
+    True when this changed them. A spam complaint is never undone here."""
+    table = store.recipients
+    reason = "by the author, on the desk"
+    with engine.begin() as conn:
+        row = store.recipient_row(conn, recipient_id)
+        if row is None:
+            raise SyndicateError(f"there is no subscriber {recipient_id}")
+        if active and row["status"] == "complained":
+            raise SyndicateError(
+                f"{row['email']} reported a newsletter as spam; they can subscribe again "
+                "themselves, but the desk does not re-add them"
+            )
+        if active:
+            changed = bool(
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == recipient_id, table.c.status != "active")
+                    .values(
+                        status="active",
+                        unsubscribed_at=None,
+                        unsubscribe_reason="",
+                        updated_at=store.now(),
+                    )
+                ).rowcount
+            )
+        else:
+            changed = store.mark_recipient(conn, recipient_id, "unsubscribed", reason)
+        if changed:
+            key = STATUS_LOG_KEY.format(recipient_id=recipient_id)
+            kept = store.get_meta(conn, key)
+            change = {
+                "at": store.now().isoformat(),
+                "from": row["status"],
+                "to": "active" if active else "unsubscribed",
+                "reason": reason,
+            }
+            store.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
+        return changed
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
+    """When readers joined and when they left (unsubscribed, bounced, complained)."""
+    table = store.recipients
+    reader = table.c.kind == RecipientKind.READER.value
+    with engine.connect() as conn:
+        joined = conn.execute(select(table.c.created_at).where(reader)).scalars().all()
+        left = (
+            conn.execute(
+                select(table.c.unsubscribed_at).where(reader, table.c.unsubscribed_at.is_not(None))
+            )
+            .scalars()
+            .all()
+        )
+    return [store.as_utc(t) for t in joined], [store.as_utc(t) for t in left]
