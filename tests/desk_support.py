@@ -15,7 +15,7 @@ with warnings.catch_warnings():
 
 from syndicate import store
 from syndicate.desk import queries
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.web_support import load_settings
 

@@ -12,9 +12,10 @@ from xml.etree import ElementTree
 import pytest
 from typer.testing import CliRunner
 
-from syndicate import scheduler, store
+from syndicate import store
 from syndicate.cli import app as cli_app
-from syndicate.schedule import describe, parse_future
+from syndicate.scheduling import daemon
+from syndicate.scheduling.timeparse import describe, parse_future
 from tests.desk_support import (
     SAME,
     SECRET,
@@ -38,7 +39,7 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
     settings = configure(project, newsletter__policy="manual", column__policy="manual")
-    scheduler.poll_feed(engine_of(project), settings)
+    daemon.poll_feed(engine_of(project), settings)
     set_password(project)
     return project
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
-from syndicate import scheduler, settings, store
+from syndicate import settings, store
+from syndicate.scheduling import daemon
 
 
 def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
     engine = store.connect(cfg.database_url)
-    scheduler.run_once(engine, cfg)
+    daemon.run_once(engine, cfg)
     engine.dispose()
     path = project / "syndicate.db"
     with sqlite3.connect(path) as db:
@@ -42,4 +43,4 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Pa
         after = db.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     assert after == before == 6
     # Running again changes nothing and sends nothing.
-    assert scheduler.run_once(engine, cfg).summaries == []
+    assert daemon.run_once(engine, cfg).summaries == []

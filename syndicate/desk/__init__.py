@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from syndicate.delivery.transports import Transport
 from syndicate.settings import Settings
-from syndicate.transports import Transport
 
 
 def routes(

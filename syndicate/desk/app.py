@@ -25,11 +25,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
+from syndicate.delivery.transports import Transport
 from syndicate.desk import auth, queries
 from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
-from syndicate.transports import Transport
-from syndicate.webguard import RateLimiter, client_address
+from syndicate.web.guard import RateLimiter, client_address
 
 log = logging.getLogger(__name__)
 

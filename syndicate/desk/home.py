@@ -15,7 +15,7 @@ from syndicate import store
 from syndicate.desk import charts, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 
 
 async def home(desk: Desk, request: Request, session: Session) -> Response:

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from syndicate.desk import auth, queries
 from syndicate.desk.app import Desk
-from syndicate.webguard import limiter_key
+from syndicate.web.guard import limiter_key
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import store, subscribers
+from syndicate import store
+from syndicate.audience import subscribers
 from syndicate.desk import charts, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 
 STATUSES = ("active", "unsubscribed", "bounced", "complained")
 

@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from syndicate import sends as control
 from syndicate import store
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
@@ -27,7 +26,8 @@ from syndicate.desk.auth import Session
 from syndicate.desk.home import outcome_bar
 from syndicate.errors import SyndicateError
 from syndicate.models import Attachment, Channel, Recipient
-from syndicate.schedule import TIME_HELP, describe, parse_future
+from syndicate.scheduling import send_control as control
+from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future
 from syndicate.settings import Settings
 
 # Gmail shows "[Message clipped]" past about 102 KB of HTML (research.md).
@@ -74,8 +74,8 @@ def _environment(settings: Settings) -> Environment:
 
 def _reader_html(desk: Desk, page: queries.PostPage) -> str:
     """The reader edition as the author would receive it (placeholders filled for them)."""
-    from syndicate.compose import compose
-    from syndicate.dispatch import make_sender
+    from syndicate.delivery.compose import compose
+    from syndicate.delivery.dispatch import make_sender
     from syndicate.render import render_edition
 
     edition = render_edition(

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Integer, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from syndicate import sends as control
 from syndicate import store
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
@@ -26,7 +25,8 @@ from syndicate.models import (
     ReplyKind,
     SendState,
 )
-from syndicate.schedule import short
+from syndicate.scheduling import send_control as control
+from syndicate.scheduling.timeparse import short
 from syndicate.settings import Settings
 
 PERSONAL = list(store.PERSONAL_REPLY_KINDS)
@@ -137,7 +137,7 @@ def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
 
 
 def home(engine: Engine, settings: Settings) -> Home:
-    from syndicate.watch import feed_source
+    from syndicate.feedwatch.watch import feed_source
 
     at = store.now()
     with engine.connect() as conn:

@@ -13,14 +13,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import importers, store
+from syndicate import store
+from syndicate.audience import importers
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.errors import SyndicateError
 from syndicate.headers import one_line
 from syndicate.models import DeliveryState, Recipient, RecipientKind, ReplyKind
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def answer_message(
 
 
 def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
-    from syndicate.transports import notice
+    from syndicate.delivery.transports import notice
 
     to, name = answer_to(row)
     checked, why = importers.check_address(to)

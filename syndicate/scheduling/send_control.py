@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
 
-from syndicate import embargo as embargo_rule
 from syndicate import store
 from syndicate.errors import SyndicateError
 from syndicate.models import (
@@ -28,7 +27,8 @@ from syndicate.models import (
     Recipient,
     SendState,
 )
-from syndicate.schedule import describe
+from syndicate.scheduling import embargo as embargo_rule
+from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ def send_test_copy(
     me"): subject marked [TEST], a Message-ID of its own, nothing recorded."""
     import dataclasses
 
-    from syndicate import dispatch, transports
+    from syndicate.delivery import dispatch, transports
     from syndicate.render import EditionCache, make_environment
 
     if "@" not in address or any(c.isspace() for c in address):
