@@ -6,6 +6,7 @@ Every route behind the gate is found from the app itself, so a route added later
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from typer.testing import CliRunner
 
 from syndicate import store
 from syndicate.cli import app as cli_app
-from syndicate.desk import queries
+from syndicate.desk import auth, queries
+from tests.conftest import set_setting
 from tests.desk_support import (
     PASSWORD,
     SAME,
@@ -103,6 +105,7 @@ def test_login_sets_a_strict_httponly_cookie_and_opens_the_desk(desk_project: Pa
     assert "HttpOnly" in cookie[0] and "SameSite=strict" in cookie[0]
     assert "Path=/desk" in cookie[0]
     assert "Secure" not in cookie[0], "http base_url: a Secure cookie would never come back"
+    assert "Max-Age=43200" in cookie[0], "[desk] session_hours = 12"
     home = client.get("/desk/")
     assert home.status_code == 200 and "Upcoming sends" in home.text
     assert "script-src 'self'" in home.headers["content-security-policy"]
@@ -254,3 +257,45 @@ def test_htmx_is_served_from_the_package_never_a_cdn(desk_project: Path) -> None
     home = client.get("/desk/").text
     assert '<script src="/desk/static/htmx.min.js"' in home
     assert "https://" not in home.split("</head>")[0]
+
+
+def test_a_bad_desk_setting_is_one_line_naming_the_key(desk_project: Path) -> None:
+    config = desk_project / "settings.toml"
+    set_setting(config, 'path = "/desk"', 'path = "desk/"')
+    result = cli(desk_project, "desk", "password", "--stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 1
+    message = str(result.exception)
+    assert "desk.path" in message and "must start with '/'" in message and "\n" not in message
+    set_setting(config, 'path = "desk/"', 'path = "/desk"')
+    set_setting(config, 'origin = ""', 'origin = "notes.example.com"')
+    result = cli(desk_project, "desk", "password", "--stdin", input=PASSWORD + "\n")
+    assert "desk.origin" in str(result.exception)
+
+
+def test_the_desk_path_and_origin_are_configurable(desk_project: Path) -> None:
+    config = desk_project / "settings.toml"
+    set_setting(config, 'path = "/desk"', 'path = "/author"')
+    set_setting(config, 'origin = ""', 'origin = "https://desk.example.com"')
+    set_password(desk_project)
+    client = client_for(desk_project)
+    assert client.get("/desk/", follow_redirects=False).status_code == 404
+    page = client.get("/author/login")
+    assert page.status_code == 200 and 'action="/author/login"' in page.text
+    assert "Secure" in page.headers["set-cookie"], "an https origin gets Secure cookies"
+    token = field(page.text)
+    ours = client.post(
+        "/author/login",
+        data={"csrf": token, "password": PASSWORD},
+        headers={"origin": "http://testserver"},
+    )
+    assert ours.status_code == 403, "mail.base_url's origin is not the desk's any more"
+
+
+def test_a_session_ends_after_its_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = auth.Sessions(b"k" * 32, 12 * 3600)
+    cookie = sessions.issue("epoch-1")
+    assert sessions.read(cookie, "epoch-1") is not None
+    assert sessions.read(cookie, "epoch-2") is None, "a new epoch ends it"
+    later = time.time() + 12 * 3600 + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert sessions.read(cookie, "epoch-1") is None

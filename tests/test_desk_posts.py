@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from syndicate import store
 from syndicate.cli import app as cli_app
+from syndicate.models import RecipientKind, SendState
 from syndicate.scheduling import daemon
-from syndicate.scheduling.timeparse import describe, parse_future
+from syndicate.scheduling.timeparse import describe, parse_future, short
 from tests.desk_support import (
     SAME,
     SECRET,
@@ -218,6 +219,15 @@ def test_refusals_are_one_line_and_change_nothing(desk_project: Path) -> None:
         f"/desk/sends/{column}/hold", data={"csrf": csrf, "confirm": "yes"}, headers=SAME
     )
     assert again.status_code == 400 and "was cancelled; cannot hold it" in again.text
+    letter = the_sends(desk_project)["newsletter"]["id"]
+    with engine_of(desk_project).begin() as conn:
+        store.set_send_state(conn, letter, SendState.DONE)
+    late = client.post(
+        f"/desk/sends/{letter}/reschedule",
+        data={"csrf": csrf, "confirm": "yes", "at_at": "2030-01-02T07:00:00+00:00"},
+        headers=SAME,
+    )
+    assert late.status_code == 400 and "was already delivered; cannot reschedule it" in late.text
 
 
 def test_send_a_test_to_me_writes_one_marked_copy(desk_project: Path) -> None:
@@ -238,3 +248,44 @@ def test_send_a_test_to_me_writes_one_marked_copy(desk_project: Path) -> None:
     assert str(copy["Subject"]).startswith("[TEST] ")
     assert "Test copy sent to you" in client.get(answer.headers["location"]).text
     assert the_sends(desk_project)["newsletter"]["state"] == "awaiting_approval"
+
+
+def test_home_shows_what_comes_next_in_the_authors_zone(desk_project: Path) -> None:
+    client = client_for(desk_project)
+    login(client)
+    settings = load_settings(desk_project)
+    letter = the_sends(desk_project)["newsletter"]
+    home = client.get("/desk/").text
+    assert "Times in America/Toronto" in home
+    assert short(store.as_utc(letter["scheduled_at"]), settings.zone) in home
+    assert home.count("awaiting approval") == 2 and '<td class="hide-narrow">manual</td>' in home
+    assert 'hx-get="/desk/progress" hx-trigger="every 3s"' in home
+
+
+def test_going_out_now_counts_refresh_as_a_fragment(desk_project: Path) -> None:
+    client = client_for(desk_project)
+    login(client)
+    letter = the_sends(desk_project)["newsletter"]["id"]
+    assert "Nothing is going out right now" in client.get("/desk/progress").text
+    with engine_of(desk_project).begin() as conn:
+        planned = store.plan_deliveries(conn, letter, RecipientKind.READER)
+        store.set_send_state(conn, letter, SendState.SENDING)
+    fragment = client.get("/desk/progress").text
+    assert "<html" not in fragment, "a fragment, not a page"
+    assert f"0 sent, {planned} to go" in fragment and f'max="{planned}" value="0"' in fragment
+
+
+def test_a_send_waiting_for_the_column_embargo_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
+    use_base_url(project)
+    settings = configure(project, column__embargo="+2d", column__policy="manual")
+    daemon.poll_feed(engine_of(project), settings)
+    set_password(project)
+    client = client_for(project)
+    login(client)
+    home = client.get("/desk/").text
+    assert "waiting for embargo" in home
+    pid = post_id(project)
+    assert "waiting for embargo" in client.get(f"/desk/posts/{pid}").text

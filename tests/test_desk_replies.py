@@ -12,7 +12,8 @@ import pytest
 from syndicate.inbound import pipeline
 from tests.conftest import set_setting
 from tests.desk_support import SAME, client_for, login, set_password
-from tests.inbound_support import KEY, cli, fixture, load, replies, sent_project, signed_ids
+from tests.inbound_support import KEY, cli, edit, fixture, load, replies, sent_project, signed_ids
+from tests.test_replies_wordpress import APP_PASSWORD, wordpress  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
@@ -149,3 +150,34 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
     assert "<img src=x" not in page
     listing = client.get("/desk/replies").text
     assert "<script>alert(1)" not in listing
+
+
+def test_a_comment_is_published_to_wordpress_as_replies_push_does(
+    desk_project: Path,
+    wordpress,  # noqa: F811 (the fixture from test_replies_wordpress)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, received = wordpress
+    config = desk_project / "settings.toml"
+    edit(config, 'url = ""\n# The WordPress user', f'url = "{url}"\n# The WordPress user')
+    edit(
+        config,
+        'username = ""\n# Name of the environment variable holding the WordPress',
+        'username = "jane"\n# Name of the environment variable holding the WordPress',
+    )
+    client = client_for(desk_project)
+    csrf = login(client)
+    rows = by_kind(desk_project)
+    comment = rows["comment"]["id"]
+    assert "Publish to WordPress" in client.get(f"/desk/replies/{comment}").text
+    refused = client.post(f"/desk/replies/{comment}/publish", data={"csrf": csrf}, headers=SAME)
+    assert refused.status_code == 400 and "SYNDICATE_WORDPRESS_PASSWORD" in refused.text
+    monkeypatch.setenv("SYNDICATE_WORDPRESS_PASSWORD", APP_PASSWORD)
+    done = client.post(f"/desk/replies/{comment}/publish", data={"csrf": csrf}, headers=SAME)
+    assert done.status_code == 200 and "WordPress answered: 1001" in done.text
+    [published] = received
+    assert published["status"] == "hold" and published["post"] == 42
+    editor = rows["editor_response"]["id"]
+    assert "Publish to WordPress" not in client.get(f"/desk/replies/{editor}").text
+    other = client.post(f"/desk/replies/{editor}/publish", data={"csrf": csrf}, headers=SAME)
+    assert other.status_code == 400 and len(received) == 1
