@@ -199,3 +199,20 @@ def test_home_and_subscribers_pages_draw_their_charts(desk_project: Path) -> Non
     assert '<svg class="bar"' in home and "sent, 0 deferred" in home
     page = client.get("/desk/subscribers").text
     assert '<svg class="chart"' in page and "Readers per week" in page
+
+
+def test_only_the_upload_takes_a_large_body(desk_project: Path) -> None:
+    client = client_for(desk_project)
+    csrf = login(client)
+    big = "x" * 200_000  # over [web] max_body_bytes, under [desk] max_upload_bytes
+    login_flood = client.post("/desk/login", data={"csrf": "x", "password": big}, headers=SAME)
+    assert login_flood.status_code == 413
+    answer = client.post("/desk/replies/1/answer", data={"csrf": csrf, "text": big}, headers=SAME)
+    assert answer.status_code == 413
+    upload = client.post(
+        "/desk/subscribers/import",
+        data={"csrf": csrf, "kind": "reader", "dry_run": "yes"},
+        files={"file": ("big.csv", ("email\n" + "a@example.com\n" * 20_000).encode())},
+        headers=SAME,
+    )
+    assert upload.status_code == 200 and "would be added" in upload.text

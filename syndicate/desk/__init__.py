@@ -17,6 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from syndicate.delivery.transports import Transport
 from syndicate.settings import Settings
 
+# The one desk path whose body may be larger than [web] max_body_bytes: [desk] max_upload_bytes.
+UPLOAD_PATH = "/subscribers/import"
+
 
 def routes(
     settings: Settings,

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from syndicate import store
 from syndicate.audience import subscribers
-from syndicate.desk import charts, queries
+from syndicate.desk import UPLOAD_PATH, charts, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.errors import SyndicateError
@@ -147,7 +147,7 @@ async def export(desk: Desk, request: Request, session: Session) -> Response:
 ROUTES: list[tuple[str, Handler, str]] = [
     ("/subscribers", listing, "GET"),
     ("/subscribers/export.csv", export, "GET"),
-    ("/subscribers/import", upload, "POST"),
+    (UPLOAD_PATH, upload, "POST"),
     ("/subscribers/{recipient_id:int}", one, "GET"),
     ("/subscribers/{recipient_id:int}/unsubscribe", _set_status(False), "POST"),
     ("/subscribers/{recipient_id:int}/resubscribe", _set_status(True), "POST"),

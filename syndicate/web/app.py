@@ -426,12 +426,14 @@ def create_app(
     transport_factory: Callable[[Settings], Transport] = make_transport,
 ) -> Starlette:
     """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
+    from syndicate import desk
+
     web = WebApp(settings, transport_factory)
     inbound_routes = sendgrid_inbound.routes(lambda: settings)
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
-        if path.startswith(settings.desk.path + "/"):  # the desk's CSV upload
+        if path == settings.desk.path + desk.UPLOAD_PATH:
             return settings.desk.max_upload_bytes
         if path == EVENTS_PATH:
             return settings.web.max_event_bytes
@@ -442,8 +444,6 @@ def create_app(
     def guard(app: ASGIApp) -> ASGIApp:
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
-
-    from syndicate import desk
 
     desk_routes = desk.routes(settings, web.engine, web.key, transport_factory)
     app = GuardedStarlette(
