@@ -11,10 +11,9 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
@@ -28,8 +27,13 @@ LOGIN_MAX_AGE = 3600
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
-# argon2-cffi's defaults are RFC 9106's second recommendation (argon2id, 64 MiB, 3 passes).
-_hasher = PasswordHasher()
+
+def _hasher() -> Any:
+    """argon2-cffi's defaults: RFC 9106's second recommendation (argon2id, 64 MiB, 3 passes).
+    Imported here, so the web app starts (and its other pages work) before the first login."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
 
 
 def check_new_password(password: str) -> str:
@@ -43,15 +47,17 @@ def check_new_password(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(check_new_password(password))
+    return str(_hasher().hash(check_new_password(password)))
 
 
 def password_matches(stored_hash: str, password: str) -> bool:
     if not password or len(password) > MAX_PASSWORD_CHARS:
         return False
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:  # VerifyMismatchError is a VerificationError
+        return bool(_hasher().verify(stored_hash, password))
+    except (VerificationError, InvalidHashError):
         return False
 
 
