@@ -23,7 +23,9 @@ import pytest
 import uvicorn
 
 from syndicate import store
+from syndicate.desk import queries
 from syndicate.inbound import pipeline
+from syndicate.models import RecipientKind, SendState
 from syndicate.scheduling.timeparse import describe, parse_future
 from syndicate.web.app import create_app
 from tests.conftest import RecordingHandler, free_port, running_smtp, set_setting
@@ -210,6 +212,17 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             assert store_send(engine, send["id"])["approved_by"] == "desk"
             desk.check("post-scheduled")
 
+            # It starts going out: the home page's counts change without a reload.
+            page.goto(f"{base}/desk/")
+            with engine.begin() as conn:
+                planned = store.plan_deliveries(conn, send["id"], RecipientKind.READER)
+                store.set_send_state(conn, send["id"], SendState.SENDING)
+            page.evaluate("window.notReloaded = true")
+            progress = page.locator("#progress").get_by_text(f"0 sent, {planned} to go")
+            progress.wait_for(timeout=10_000)
+            assert page.evaluate("window.notReloaded === true")
+            desk.check("home-sending")
+
             # A reader's reply, read and answered.
             page.get_by_role("navigation").get_by_role("link", name="Replies").click()
             desk.check("replies")
@@ -240,10 +253,16 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             assert desk.heading() == "Logged out"
             page.goto(f"{base}/desk/")
             assert desk.heading() == "Log in to the desk"
+
+            # A session that ends while the home page polls takes the page to the login.
+            page.get_by_label("Password").fill(PASSWORD)
+            desk.press("Log in")
+            queries.end_sessions(engine)
+            page.wait_for_url(f"{base}/desk/login", timeout=10_000)
             assert not [e for e in errors if "Content Security Policy" in e], errors
         finally:
             browser.close()
-    assert len(desk.checked) == 11
+    assert len(desk.checked) == 12
 
 
 def store_sends(engine: object) -> list[dict]:

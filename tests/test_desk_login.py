@@ -299,3 +299,14 @@ def test_a_session_ends_after_its_hours(monkeypatch: pytest.MonkeyPatch) -> None
     later = time.time() + 12 * 3600 + 5
     monkeypatch.setattr(time, "time", lambda: later)
     assert sessions.read(cookie, "epoch-1") is None
+
+
+def test_htmx_polling_after_the_session_ended_sends_the_page_to_login(desk_project: Path) -> None:
+    set_password(desk_project)
+    client = client_for(desk_project)
+    login(client)
+    assert client.get("/desk/progress", headers={"HX-Request": "true"}).status_code == 200
+    set_password(desk_project, "a brand new password")
+    answer = client.get("/desk/progress", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert answer.status_code == 204 and answer.headers["hx-redirect"] == "/desk/login"
+    assert answer.content == b""

@@ -121,9 +121,13 @@ class Desk:
     def redirect(self, path: str = "") -> RedirectResponse:
         return RedirectResponse(self.url(path), 303)
 
-    def to_login(self, request: Request) -> RedirectResponse:
+    def to_login(self, request: Request) -> Response:
         inside = request.url.path[len(self.path) :] if request.method == "GET" else ""
         wanted = self.url(inside) if inside not in ("", "/") else self.url()
+        if request.headers.get("hx-request") == "true":
+            # htmx polling a fragment after the session ended: the whole page goes to the login
+            # (a 303 would put the login page inside the fragment).
+            return Response(status_code=204, headers={"HX-Redirect": self.url("/login")})
         return RedirectResponse(f"{self.url('/login')}?next={quote(wanted, safe='/')}", 303)
 
     def forbidden(self, why: str) -> Response:
