@@ -410,12 +410,16 @@ def create_app(runtime: Runtime, extra_routes: Sequence[BaseRoute] = ()) -> Star
 
     Every route shares `runtime` (one engine, one key, one Jinja environment), kept as
     `app.state.runtime`."""
+    from syndicate import desk
+
     settings = runtime.settings
     web = WebApp(runtime)
     inbound_routes = sendgrid_inbound.routes(runtime)
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
+        if path == settings.desk.path + desk.UPLOAD_PATH:
+            return settings.desk.max_upload_bytes
         if path == EVENTS_PATH:
             return settings.web.max_event_bytes
         if path == sendgrid_inbound.PATH:
@@ -426,8 +430,9 @@ def create_app(runtime: Runtime, extra_routes: Sequence[BaseRoute] = ()) -> Star
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
 
+    desk_routes = desk.routes(runtime)
     app = GuardedStarlette(
-        routes=[*web.routes(), *inbound_routes, *extra_routes],
+        routes=[*web.routes(), *inbound_routes, *desk_routes, *extra_routes],
         exception_handlers={ClientDisconnect: client_gone},
         guard=guard,
     )
