@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from syndicate import store
 from syndicate.cli import app as cli_app
 from syndicate.models import RecipientKind, SendState
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.scheduling.timeparse import describe, parse_future, short
 from tests.desk_support import (
@@ -40,7 +41,7 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
     settings = configure(project, newsletter__policy="manual", column__policy="manual")
-    daemon.poll_feed(engine_of(project), settings)
+    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     return project
 
@@ -281,7 +282,7 @@ def test_a_send_waiting_for_the_column_embargo_says_so(
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
     settings = configure(project, column__embargo="+2d", column__policy="manual")
-    daemon.poll_feed(engine_of(project), settings)
+    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     client = client_for(project)
     login(client)
