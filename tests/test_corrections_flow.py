@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from syndicate import store
-from syndicate.corrections import control, records
+from syndicate.corrections import control, listing, records
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
+from syndicate.scheduling import send_control
 from syndicate.scheduling.approval import handle_approval_reply
 from tests.inbound_support import cli
 from tests.scheduling_support import configure, utc
@@ -50,9 +51,14 @@ class Feed:
 
     def __init__(self) -> None:
         self.posts: dict[int, tuple[str, str]] = {}
+        self.pages: dict[str, int] = {}  # a post page's path → its HTTP status (default 200)
         feed = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                self.send_response(feed.pages.get(self.path, 200))
+                self.end_headers()
+
             def do_GET(self) -> None:
                 body = feed.xml().encode()
                 self.send_response(200)
@@ -67,11 +73,16 @@ class Feed:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/feed.xml"
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{self.base}/feed.xml"
+
+    @staticmethod
+    def page(n: int) -> str:
+        return f"/{n}/walls-words/"
 
     def xml(self) -> str:
         items = "".join(
-            f"<item><title>{title}</title><link>https://blog.example.com/{n}/walls-words/</link>"
+            f"<item><title>{title}</title><link>{self.base}{self.page(n)}</link>"
             f'<guid isPermaLink="false">post-{n}</guid>'
             f"<pubDate>{format_datetime(utc(2026, 11, 20 + n, 8))}</pubDate>"
             f"<content:encoded><![CDATA[{body}]]></content:encoded></item>"
@@ -143,10 +154,10 @@ def messages(handler, subject: str = "", to: str = "") -> list[EmailMessage]:
 
 def poll(cfg, engine, at) -> list[records.Correction]:
     scheduler.poll_feed(engine, cfg, at)
-    return control.listed(engine)
+    return listing.listed(engine)
 
 
-def test_a_real_edit_makes_one_correction_and_a_markup_edit_none(delivered) -> None:
+def test_a_real_edit_makes_one_correction_and_a_markup_edit_none(delivered, project) -> None:
     cfg, engine, _, feed, _ = delivered
     feed.posts[2] = ("Walls and words", BODY.replace("<p>My", "<p><em>My</em>").replace("'", "’"))
     assert poll(cfg, engine, BEFORE_RELEASE) == []
@@ -155,6 +166,25 @@ def test_a_real_edit_makes_one_correction_and_a_markup_edit_none(delivered) -> N
     assert correction.state is records.CorrectionState.PENDING
     assert correction.summary == "changes the 3rd paragraph"
     assert poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=15)) == [correction]
+    line = (
+        f"Correction {correction.id} of “Walls and words” waits for you: changes the 3rd paragraph"
+    )
+    for command in (("status",), ("sends", "list")):
+        shown = run_cli(project, *command)
+        assert line in shown.stdout, shown.stdout + shown.stderr
+    status = json.loads(run_cli(project, "status", "--json").stdout)
+    assert status["pending_corrections"] == [line]
+
+
+def test_auto_sends_at_the_next_tick_without_asking(delivered, project) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    cfg = configure(project, column__corrections="auto")
+    feed.posts[2] = ("Walls and words", BODY.replace("in March", "in May"))
+    [correction] = poll(cfg, engine, BEFORE_RELEASE)
+    assert correction.state is records.CorrectionState.APPROVED
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
+    assert messages(handler, "Send a correction") == []
+    assert len(messages(handler, "UPDATED: Column: Walls and words")) == 2
 
 
 def author_reply(question: EmailMessage, body: str, sender: str = "jane@example.com"):
@@ -199,7 +229,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
         text = advisory.get_body(("plain",)).get_content()
         assert "WALLS-WORDS/UPDATED v2" in text and "Smyth" in text
         assert "Release time unchanged." in text
-    assert control.listed(engine)[0].state is records.CorrectionState.SENT
+    assert listing.listed(engine)[0].state is records.CorrectionState.SENT
     # Polling again changes nothing: editors now have this version.
     assert len(poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=20))) == 1
 
@@ -242,7 +272,7 @@ def test_drop_leaves_editors_alone(delivered, project) -> None:
     assert dropped.returncode == 0, dropped.stderr
     scheduler.tick(engine, cfg, at=AFTER_RELEASE)
     assert messages(handler, "Column: ") == []
-    assert control.listed(engine)[0].state is records.CorrectionState.DROPPED
+    assert listing.listed(engine)[0].state is records.CorrectionState.DROPPED
 
 
 def test_kill_reaches_every_editor_and_cancels_the_pending_send(delivered, project) -> None:
@@ -273,3 +303,52 @@ def test_a_post_gone_from_the_feed_is_a_proposed_kill_never_sent_alone(delivered
     [_question] = messages(handler, "Send a KILL", to="jane@example.com")
     assert messages(handler, "KILL: ") == []
     assert len(poll(cfg, engine, BEFORE_RELEASE + timedelta(hours=1))) == 1
+
+
+def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    with engine.connect() as conn:
+        post = store.find_post(conn, "post-2")
+        newsletter = store.find_send(conn, post.id, Channel.NEWSLETTER)
+    send_control.approve(engine, newsletter["id"], by="test")
+    scheduler.tick(engine, cfg, at=AFTER_RELEASE)
+    editions = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Walls and words")}
+    assert len(editions) == 4
+    handler.messages.clear()
+
+    feed.posts[2] = ("Walls and words", BODY.replace("in March", "in May"))
+    [first] = poll(cfg, engine, AFTER_RELEASE)
+    control.send(engine, cfg, first.id, at=AFTER_RELEASE)
+    assert messages(handler, "Correction: ") == []  # readers hear nothing by default
+
+    cfg = configure(project, newsletter__corrections="notice")
+    feed.posts[2] = ("Walls and words", BODY.replace("in March", "in April"))
+    [second, _] = poll(cfg, engine, AFTER_RELEASE)
+    outcome = control.send(engine, cfg, second.id, at=AFTER_RELEASE)
+    notes = messages(handler, "Correction: Walls and words")
+    assert len(notes) == outcome.readers == 4
+    for note in notes:
+        reader = note["To"].addresses[0].addr_spec
+        assert note["In-Reply-To"] == editions[reader]["Message-ID"]
+        assert note["List-Unsubscribe"]
+        text = note.get_body(("plain",)).get_content()
+        assert "the post changes the 1st paragraph" in text
+        assert f"{feed.base}/2/walls-words/" in text
+        assert "one stone at a time" not in text  # a note, never the post again
+    advisories = messages(handler, "CORRECTION: Column: Walls and words")
+    assert len(advisories) == 2 * 2  # both editors, both corrections
+    assert all("CORRECTION v3" in m.get_body(("plain",)).get_content() for m in advisories[2:])
+
+
+@pytest.mark.parametrize(("status", "proposed"), [(200, False), (404, True), (410, True)])
+def test_a_post_scrolled_off_the_feed_is_killed_only_if_its_page_is_gone(
+    delivered, status: int, proposed: bool
+) -> None:
+    cfg, engine, _, feed, _ = delivered
+    del feed.posts[1], feed.posts[2]
+    feed.posts[3] = ("A newer post", "<p>Newer words.</p>")  # post 2 is older than the feed now
+    feed.pages[feed.page(2)] = status
+    found = poll(cfg, engine, BEFORE_RELEASE)
+    assert [(c.action.value, c.origin) for c in found] == (
+        [("kill", f"its page answers HTTP {status}")] if proposed else []
+    )

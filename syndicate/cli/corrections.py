@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from syndicate.corrections.records import Correction
 
 control = lazy_module("syndicate.corrections.control")
+listing = lazy_module("syndicate.corrections.listing")
 
 corrections_app = typer.Typer(
     help="Corrections and kills of columns editors already have.", no_args_is_help=True
@@ -63,7 +64,7 @@ def list_corrections(
 ) -> None:
     """Corrections and kills, newest first: pending ones wait for 'send' or 'drop'."""
     settings = settings_of(ctx)
-    found = control.listed(open_store(settings))
+    found = listing.listed(open_store(settings))
     if as_json:
         print(json.dumps([correction_json(c) for c in found], ensure_ascii=False, indent=2))
         return
@@ -84,7 +85,7 @@ def list_corrections(
 def show(ctx: typer.Context, correction: CorrectionArg) -> None:
     """What changed, word by word, and who got the advisory."""
     settings = settings_of(ctx)
-    c, deliveries = control.show(open_store(settings), correction)
+    c, deliveries = listing.show(open_store(settings), correction)
     lines = [
         f"Correction {c.id} of “{c.title}” (post {c.post_id}): {c.state.value}",
         f"  found {short(c.created_at, settings.zone)}: {c.origin}",

@@ -15,26 +15,15 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 from sqlalchemy.engine import Connection, Engine
 
-from syndicate import store, tokens
-from syndicate.corrections import records
-from syndicate.corrections.advisory import (
-    Advisory,
-    AdvisoryKind,
-    headers_for,
-    kind_at,
-    render_advisory,
-    threading_headers,
-)
+from syndicate import store
+from syndicate.corrections import outgoing, records
 from syndicate.corrections.detect import compare, detect
 from syndicate.corrections.records import Correction, CorrectionAction, CorrectionState
-from syndicate.errors import SyndicateError, TransportError
-from syndicate.models import Channel, DeliveryState, Edition, OutboundMessage, Post, SendState
+from syndicate.errors import SyndicateError
+from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +44,7 @@ class Outcome:
     sent: int
     failed: int
     cancelled_sends: tuple[int, ...] = ()
+    readers: int = 0  # readers sent a short note ([channels.newsletter] corrections = "notice")
 
 
 # --- found by the feed poll -----------------------------------------------------------------
@@ -137,14 +127,63 @@ def on_feed(conn: Connection, settings: Settings, posts: list[Post], at: datetim
             continue
         if post.published is None or post.published <= oldest:
             continue  # scrolled off the end of the feed, not withdrawn
-        if records.killed(conn, post.id) or records.open_for_post(
-            conn, post.id, CorrectionAction.KILL
-        ):
+        if _kill_known(conn, post.id):
             continue
         proposed.append(
             propose_kill(conn, post, send["id"], "the post is no longer in the blog's feed", at)
         )
     return proposed
+
+
+def check_links(engine: Engine, settings: Settings, posts: list[Post], at: datetime) -> list[int]:
+    """A delivered column missing from the feed whose page answers 404 or 410 is a proposed kill
+    too (it may have scrolled off the feed's end, but its page is gone). Only for a feed read
+    over HTTP; called after the poll's transaction, since it asks the blog over the network."""
+    column = settings.channels.column
+    if column.corrections == "off" or not settings.feed.source.lower().startswith("http"):
+        return []
+    in_feed = {p.guid for p in posts}
+    with engine.begin() as conn:
+        records.ensure_tables(conn)
+        missing = [
+            (post, send)
+            for post, send in records.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS))
+            if post.guid not in in_feed and post.id is not None and not _kill_known(conn, post.id)
+        ]
+    gone = [(p, s, code) for p, s in missing if (code := _page_status(p.link, settings)) in GONE]
+    with engine.begin() as conn:
+        return [
+            propose_kill(conn, p, s["id"], f"its page answers HTTP {code}", at)
+            for p, s, code in gone
+        ]
+
+
+GONE = (404, 410)
+
+
+def _kill_known(conn: Connection, post_id: int) -> bool:
+    return records.killed(conn, post_id) or bool(
+        records.open_for_post(conn, post_id, CorrectionAction.KILL)
+    )
+
+
+def _page_status(link: str, settings: Settings) -> int | None:
+    """The HTTP status of a post's page (HEAD, then GET if HEAD is refused); None if unknown."""
+    if not link.lower().startswith(("http://", "https://")):
+        return None
+    import httpx
+
+    headers = {"User-Agent": settings.feed.user_agent}
+    try:
+        with httpx.Client(timeout=settings.feed.timeout_seconds, follow_redirects=True) as client:
+            status = client.head(link, headers=headers).status_code
+            if status in (405, 501):
+                with client.stream("GET", link, headers=headers) as response:
+                    status = response.status_code
+    except httpx.HTTPError as exc:
+        log.info("could not check %s: %s", link, exc)
+        return None
+    return status
 
 
 def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datetime) -> int:
@@ -171,95 +210,6 @@ def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datet
 
 
 # --- the author decides -----------------------------------------------------------------------
-
-
-def ask_address(settings: Settings, key: bytes, correction: Correction, at: datetime) -> str:
-    """The Reply-To of the question: an `approve` token naming the column's send and, in the
-    recipient slot, the correction (approval previews put 0 there), signed with its time."""
-    token = tokens.make(
-        key, "approve", correction.send_id, correction.id, issued_at=int(at.timestamp())
-    )
-    return tokens.reply_address(settings.mail.reply_address, token)
-
-
-def question(
-    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> EmailMessage:
-    """One email to the author: send this correction (or kill) to N editors?"""
-    with engine.connect() as conn:
-        editors = len(
-            records.reached(conn, correction.send_id, records.sent_ids(conn, correction.post_id))
-        )
-    title = correction.new.title
-    what = "a KILL" if correction.action is CorrectionAction.KILL else "a correction"
-    lines = [f"Send {what} of “{title}” to {editors} editor{'s' if editors != 1 else ''}?", ""]
-    if correction.action is CorrectionAction.KILL:
-        lines += [
-            f"Why it is proposed: {correction.origin}.",
-            "Editors would be told not to publish it.",
-        ]
-    else:
-        lines += [f"You edited the post after editors got it: it {correction.summary}.", ""]
-        lines += [f"  {line}" for line in correction.details]
-    lines += [
-        "",
-        "To send it, reply to this email with the word:  send",
-        f'or run:  syndicate corrections send {correction.id} --note "…"',
-        f"To leave editors alone:  syndicate corrections drop {correction.id}  (or reply: drop)",
-        "",
-        "What editors would get is attached.",
-    ]
-    msg = EmailMessage()
-    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
-    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
-    msg["Subject"] = lines[0]
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = make_msgid(f"syndicate.correction.c{correction.id}", settings.mail_domain)
-    msg["Reply-To"] = ask_address(settings, key, correction, at)
-    msg["X-Syndicate-Correction"] = str(correction.id)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(lines) + "\n")
-    preview = _advisory_for_author(engine, settings, correction, key, at)
-    msg.add_attachment(preview)
-    return msg
-
-
-def _advisory_for_author(
-    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> EmailMessage:
-    from syndicate.delivery import dispatch
-    from syndicate.delivery.compose import compose
-    from syndicate.models import Recipient, RecipientKind
-    from syndicate.render import make_environment
-
-    advisory = _advisory(engine, correction, at)
-    env = make_environment(settings.path(settings.paths.templates))
-    edition = render_advisory(advisory, correction.new, settings, env, at)
-    author = Recipient(0, RecipientKind.EDITOR, settings.author.email, settings.author.name)
-    return compose(edition, author, correction.send_id, dispatch.make_sender(settings, key), at)
-
-
-def _advisory(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
-    with engine.connect() as conn:
-        send = store.get_send(conn, correction.send_id)
-        version = records.sent_versions(conn, correction.post_id) + 2
-    assert send is not None
-    sent_at = store.as_utc(send["started_at"]) or correction.created_at
-    release_at = store.as_utc(send["embargo_until"])
-    if correction.action is CorrectionAction.KILL:
-        kind = AdvisoryKind.KILL
-    else:
-        kind = kind_at(release_at, sent_at, at)
-    return Advisory(
-        kind,
-        version,
-        sent_at,
-        release_at,
-        changes=correction.summary,
-        details=correction.details,
-        note=note or correction.note,
-        reason=correction.reason,
-    )
 
 
 def answer(
@@ -315,18 +265,6 @@ def _load(conn: Connection, correction_id: int) -> Correction:
     return correction
 
 
-def show(engine: Engine, correction_id: int) -> tuple[Correction, list[dict]]:
-    with engine.begin() as conn:
-        correction = _load(conn, correction_id)
-        return correction, records.delivered_to(conn, correction_id)
-
-
-def listed(engine: Engine, open_only: bool = False) -> list[Correction]:
-    with engine.begin() as conn:
-        records.ensure_tables(conn)
-        return records.listed(conn, open_only=open_only)
-
-
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -357,77 +295,19 @@ def send(
             raise SyndicateError(f"correction {correction_id} is being sent by another process")
         correction = _load(conn, correction_id)
     try:
-        return _deliver(engine, settings, correction, at)
+        advisory, results = outgoing.deliver(engine, settings, correction, at)
     except BaseException:
         with engine.begin() as conn:
             records.release(conn, correction_id)
         raise
-
-
-def _deliver(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> Outcome:
-    from syndicate.delivery import dispatch
-    from syndicate.delivery.compose import compose, envelope_sender
-    from syndicate.delivery.transports import make_transport, notice
-    from syndicate.render import make_environment
-    from syndicate.render.column import default_profile, profile_defaults
-    from syndicate.render.editor_profile import profile_of
-
-    advisory = _advisory(engine, correction, at)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    sender = dispatch.make_sender(settings, key)
-    env = make_environment(settings.path(settings.paths.templates))
-    with engine.connect() as conn:
-        audience = records.reached(
-            conn, correction.send_id, records.sent_ids(conn, correction.post_id)
-        )
-    editions: dict[tuple[str, ...], Edition] = {}
-    messages: list[OutboundMessage] = []
-    for reach in audience:
-        recipient = reach.recipient
-        found, _ = profile_of(recipient, profile_defaults(settings))
-        profile = found or default_profile(settings)
-        edition = editions.get(profile.key())
-        if edition is None:
-            edition = editions[profile.key()] = render_advisory(
-                advisory, correction.new, settings, env, at, profile
-            )
-        email = compose(edition, recipient, correction.send_id, sender, at)
-        del email["Message-ID"]
-        email["Message-ID"] = make_msgid(
-            f"syndicate.correction.c{correction.id}.r{recipient.id}", sender.domain
-        )
-        threading = threading_headers(reach.message_ids[-1], " ".join(reach.message_ids[:-1]))
-        for name, value in {**threading, **headers_for(advisory)}.items():
-            email[name] = value
-        messages.append(
-            notice(
-                email,
-                recipient,
-                envelope_from=envelope_sender(sender, correction.send_id, recipient.id),
-                label=f"c{correction.id}-",
-                number=recipient.id,
-            )
-        )
-    results = []
-    if messages:
-        transport = make_transport(settings)
-        try:
-            transport.open()
-            results = transport.send_batch(messages)
-        except TransportError as exc:
-            raise SyndicateError(f"correction {correction.id} not sent: {exc}") from exc
-        finally:
-            transport.close()
-    by_id = {m.delivery_id: m for m in messages}
     cancelled: tuple[int, ...] = ()
     with engine.begin() as conn:
         for result in results:
-            message = by_id[result.delivery_id]
             records.record_delivery(
                 conn,
                 correction.id,
-                message.recipient.id,
-                message.message_id,
+                result.recipient.id,
+                result.message_id,
                 result.state,
                 result.detail,
                 at,
@@ -440,17 +320,24 @@ def _deliver(engine: Engine, settings: Settings, correction: Correction, at: dat
             for other in records.listed(conn, open_only=True):
                 if other.post_id == correction.post_id:
                     records.set_state(conn, other.id, CorrectionState.DROPPED, updated_at=at)
-    sent = sum(r.state is DeliveryState.SENT for r in results)
+    editors = [r for r in results if r.recipient.kind is RecipientKind.EDITOR]
+    sent = sum(r.state is DeliveryState.SENT for r in editors)
+    readers = sum(
+        r.state is DeliveryState.SENT for r in results if r.recipient.kind is RecipientKind.READER
+    )
     log.info(
-        "correction %s (%s v%s) of %r: sent to %d editor(s), %d not",
+        "correction %s (%s v%s) of %r: sent to %d editor(s), %d not; %d reader note(s)",
         correction.id,
         advisory.kind.label,
         advisory.version,
         correction.new.title,
         sent,
-        len(results) - sent,
+        len(editors) - sent,
+        readers,
     )
-    return Outcome(correction.id, advisory.kind.value, sent, len(results) - sent, cancelled)
+    return Outcome(
+        correction.id, advisory.kind.value, sent, len(editors) - sent, cancelled, readers
+    )
 
 
 def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
@@ -519,7 +406,7 @@ def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetim
     from syndicate.scheduling.approval import deliver_to_author
 
     key = store.hmac_key(engine, settings.hmac_key_from_env())
-    message = question(engine, settings, correction, key, at)
+    message = outgoing.question(engine, settings, correction, key, at)
     if deliver_to_author(settings, message, correction.id, label="correction"):
         with engine.begin() as conn:
             records.mark_asked(conn, correction.id, at)

@@ -406,9 +406,14 @@ def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, dict[
     return found
 
 
-def reached(conn: Connection, send_id: int, correction_ids: list[int]) -> list[Reached]:
-    """Editors who received the original column and are still active, with their Message-IDs:
-    the original's, then those of the advisories `correction_ids` sent them (in order)."""
+def reached(
+    conn: Connection,
+    send_id: int,
+    correction_ids: list[int],
+    kind: RecipientKind = RecipientKind.EDITOR,
+) -> list[Reached]:
+    """Who received send `send_id` and is still active, with their Message-IDs: the original's,
+    then those of the messages `correction_ids` sent them (in order)."""
     d, r, cd = store.deliveries, store.recipients, correction_deliveries
     rows = conn.execute(
         select(r, d.c.message_id.label("original_id"))
@@ -417,7 +422,7 @@ def reached(conn: Connection, send_id: int, correction_ids: list[int]) -> list[R
             d.c.send_id == send_id,
             d.c.state == DeliveryState.SENT.value,
             r.c.status == "active",
-            r.c.kind == RecipientKind.EDITOR.value,
+            r.c.kind == kind.value,
         )
         .order_by(r.c.id)
     ).mappings()

@@ -184,6 +184,10 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
 
             corrections.on_feed(conn, settings, parsed.posts, scheduled_at)
         store.save_feed_state(conn, source, fetched.etag, fetched.last_modified, initialized=True)
+    if not report.first_run:
+        from syndicate.corrections import control as corrections
+
+        corrections.check_links(engine, settings, parsed.posts, scheduled_at)
     if report.first_run:
         log.info(
             "first run: %d post(s) in the feed recorded as already published; %d will be sent "
