@@ -210,6 +210,8 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
     [question] = messages(handler, "Send a correction", to="jane@example.com")
     assert str(question["Subject"]) == "Send a correction of “Walls and words” to 2 editors?"
+    [attached] = [p.get_content() for p in question.iter_attachments()]
+    assert str(attached["Subject"]) == "UPDATED: Column: Walls and words"
     assert "changes the 3rd paragraph" in question.get_body(("plain",)).get_content()
     assert messages(handler, "UPDATED") == []  # nothing before the author says so
 
@@ -352,3 +354,54 @@ def test_a_post_scrolled_off_the_feed_is_killed_only_if_its_page_is_gone(
     assert [(c.action.value, c.origin) for c in found] == (
         [("kill", f"its page answers HTTP {status}")] if proposed else []
     )
+
+
+def test_a_further_edit_revises_the_open_correction(delivered) -> None:
+    cfg, engine, _, feed, _ = delivered
+    feed.posts[2] = ("Walls and words", BODY.replace("Smith's", "Smyth's"))
+    [first] = poll(cfg, engine, BEFORE_RELEASE)
+    feed.posts[2] = ("Walls and bread", BODY.replace("Smith's", "Smyth's"))
+    [revised] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=15))
+    assert revised.id == first.id
+    assert revised.summary == "changes the headline and the 3rd paragraph"
+    assert revised.details == (
+        "headline (changed): removed “words”; added “bread”",
+        "3rd paragraph (changed): removed “Smith's”; added “Smyth's”",
+    )
+    feed.posts[2] = ("Walls and words", BODY)  # back to what editors have
+    [closed] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=30))
+    assert closed.state is records.CorrectionState.REVERTED
+
+
+def test_drop_by_reply(delivered) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    feed.posts[2] = ("Walls and bread", BODY)
+    poll(cfg, engine, BEFORE_RELEASE)
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
+    [question] = messages(handler, "Send a correction", to="jane@example.com")
+    assert handle_approval_reply(engine, cfg, author_reply(question, "drop")).accepted
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
+    assert messages(handler, "UPDATED") == []
+    assert listing.listed(engine)[0].state is records.CorrectionState.DROPPED
+
+
+def test_min_words_and_off(delivered, project) -> None:
+    cfg, engine, _, feed, _ = delivered
+    cfg = configure(project, column__corrections_min_words=2)
+    feed.posts[2] = ("Walls and bread", BODY)  # one word
+    assert poll(cfg, engine, BEFORE_RELEASE) == []
+    cfg = configure(project, column__corrections_min_words=1, column__corrections="off")
+    feed.posts[2] = ("Bread and butter", BODY)
+    del feed.posts[1]
+    assert poll(cfg, engine, BEFORE_RELEASE) == []
+
+
+def test_auto_never_sends_a_kill_alone(delivered, project) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    cfg = configure(project, column__corrections="auto")
+    del feed.posts[2]
+    [proposed] = poll(cfg, engine, BEFORE_RELEASE)
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
+    assert proposed.state is records.CorrectionState.PENDING
+    assert messages(handler, "KILL: ") == []
+    assert len(messages(handler, "Send a KILL", to="jane@example.com")) == 1
