@@ -390,6 +390,13 @@ def test_min_words_and_off(delivered, project) -> None:
     cfg = configure(project, column__corrections_min_words=2)
     feed.posts[2] = ("Walls and bread", BODY)  # one word
     assert poll(cfg, engine, BEFORE_RELEASE) == []
+    assert poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=5)) == []
+    # A second small edit adds up with the first: editors still have the original.
+    feed.posts[2] = ("Walls and bread", BODY.replace("in March", "in May"))
+    [both] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=10))
+    assert both.summary == "changes the headline and the 1st paragraph"
+    with engine.begin() as conn:
+        conn.execute(records.corrections.delete())
     cfg = configure(project, column__corrections_min_words=1, column__corrections="off")
     feed.posts[2] = ("Bread and butter", BODY)
     del feed.posts[1]
@@ -405,3 +412,41 @@ def test_auto_never_sends_a_kill_alone(delivered, project) -> None:
     assert proposed.state is records.CorrectionState.PENDING
     assert messages(handler, "KILL: ") == []
     assert len(messages(handler, "Send a KILL", to="jane@example.com")) == 1
+
+
+def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -> None:
+    from syndicate.inbound import pipeline
+
+    cfg, engine, handler, feed, _ = delivered
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, AFTER_RELEASE)
+    control.send(engine, cfg, correction.id, at=AFTER_RELEASE)
+    [advisory] = messages(handler, "CORRECTION: ", to=SAM)
+    answer = EmailMessage()
+    answer["From"] = f"Sam Okafor <{SAM}>"
+    answer["To"] = str(advisory["Reply-To"])
+    answer["Subject"] = "Re: " + str(advisory["Subject"])
+    answer["Message-ID"] = "<answer-1@dailyherald.example.com>"
+    answer["In-Reply-To"] = str(advisory["Message-ID"])
+    answer["References"] = str(advisory["References"]) + " " + str(advisory["Message-ID"])
+    answer.set_content("Thanks, we will run the corrected headline.\n")
+    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    pipeline.process(engine, answer.as_bytes(), cfg, key, source="test", at=AFTER_RELEASE)
+    with engine.connect() as conn:
+        [reply] = store.list_replies(conn)
+    assert (reply["kind"], reply["send_id"]) == ("editor_response", correction.send_id)
+    assert reply["post_id"] == correction.post_id
+
+
+def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, BEFORE_RELEASE)
+    with engine.begin() as conn:  # what a process killed while sending leaves behind
+        records.set_state(
+            conn, correction.id, records.CorrectionState.SENDING, updated_at=BEFORE_RELEASE
+        )
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=30))
+    assert messages(handler, "UPDATED: ") == []  # it may still be sending
+    scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(hours=2))
+    assert len(messages(handler, "UPDATED: ")) == 2

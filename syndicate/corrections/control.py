@@ -33,6 +33,9 @@ DROP_WORDS = ("drop", "don't send", "do not send")
 # A delivered column missing from the feed is a proposed kill only while it would still be in
 # the feed's window (newer than the feed's oldest post): older posts simply scroll off the end.
 KILL_WATCH_DAYS = 30
+# A correction claimed for sending longer ago than this was left by a process that died
+# (deliveries are recorded in one transaction after the transport answers, so none were).
+STALE_SENDING = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
     fresh = _with_id(fresh, stored.id)
     open_one = records.open_for_post(conn, stored.id, CorrectionAction.CORRECT)
     last = records.last_sent(conn, stored.id)
-    base = open_one.base if open_one else last.new if last else stored
+    small = records.first_ignored(conn, stored.id) if last is None else None
+    # What editors have: the stored copy is refreshed by every poll, so small edits ignored
+    # earlier are kept as a baseline row and add up with later ones.
+    base = open_one.base if open_one else last.new if last else small.base if small else stored
     difference = detect(base, fresh, column.corrections_min_words)
     if open_one is not None:
         if difference is None:
@@ -86,6 +92,18 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
             )
         return
     if difference is None:
+        if last is None and small is None and compare(base, fresh).changes:
+            records.create(
+                conn,
+                post_id=stored.id,
+                send_id=send["id"],
+                action=CorrectionAction.CORRECT,
+                state=CorrectionState.IGNORED,
+                origin="an edit below corrections_min_words",
+                base=base,
+                new=fresh,
+                at=at,
+            )
         return
     state = CorrectionState.APPROVED if column.corrections == "auto" else CorrectionState.PENDING
     correction_id = records.create(
@@ -291,6 +309,7 @@ def send(
             CorrectionState.SENDING,
             approved_at=correction.approved_at or at,
             approved_by=correction.approved_by or by,
+            updated_at=at,
         ):
             raise SyndicateError(f"correction {correction_id} is being sent by another process")
         correction = _load(conn, correction_id)
@@ -388,6 +407,12 @@ def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
     at = at or store.now()
     with engine.begin() as conn:
         records.ensure_tables(conn)
+        for stale in records.release_stale(conn, at - STALE_SENDING):
+            log.warning(
+                "correction %s was left 'sending' by a process that died; it is sent again "
+                "(an editor may get it twice, never not at all)",
+                stale,
+            )
         waiting = records.listed(conn, open_only=True)
     sent = 0
     for correction in reversed(waiting):

@@ -45,6 +45,7 @@ class CorrectionState(enum.StrEnum):
     SENT = "sent"
     DROPPED = "dropped"  # the author said no
     REVERTED = "reverted"  # the post went back to what editors have before anything was sent
+    IGNORED = "ignored"  # an edit below the threshold, kept only as what editors have (base)
 
 
 OPEN = (CorrectionState.PENDING.value, CorrectionState.APPROVED.value)
@@ -268,6 +269,21 @@ def release(conn: Connection, correction_id: int) -> None:
     )
 
 
+def release_stale(conn: Connection, before: datetime) -> list[int]:
+    """Corrections left `sending` since before `before`: approved again (see control.tick)."""
+    stale = list(
+        conn.execute(
+            select(corrections.c.id).where(
+                corrections.c.state == CorrectionState.SENDING.value,
+                corrections.c.updated_at < before,
+            )
+        ).scalars()
+    )
+    for correction_id in stale:
+        release(conn, correction_id)
+    return stale
+
+
 def finish(
     conn: Connection, correction_id: int, *, advisory: str, version: int, at: datetime
 ) -> None:
@@ -306,7 +322,12 @@ def get(conn: Connection, correction_id: int) -> Correction | None:
 
 
 def listed(conn: Connection, *, open_only: bool = False, limit: int = 100) -> list[Correction]:
-    query = select(corrections).order_by(corrections.c.id.desc()).limit(limit)
+    query = (
+        select(corrections)
+        .where(corrections.c.state != CorrectionState.IGNORED.value)
+        .order_by(corrections.c.id.desc())
+        .limit(limit)
+    )
     if open_only:
         query = query.where(corrections.c.state.in_(OPEN))
     return [_from_row(conn, row) for row in conn.execute(query).mappings()]
@@ -320,6 +341,22 @@ def open_for_post(conn: Connection, post_id: int, action: CorrectionAction) -> C
                 corrections.c.action == action.value,
                 corrections.c.state.in_(OPEN),
             )
+        )
+        .mappings()
+        .first()
+    )
+    return _from_row(conn, row) if row else None
+
+
+def first_ignored(conn: Connection, post_id: int) -> Correction | None:
+    row = (
+        conn.execute(
+            select(corrections)
+            .where(
+                corrections.c.post_id == post_id,
+                corrections.c.state == CorrectionState.IGNORED.value,
+            )
+            .order_by(corrections.c.id)
         )
         .mappings()
         .first()
