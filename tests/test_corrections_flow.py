@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from syndicate import store
-from syndicate.corrections import control, listing, records
+from syndicate.corrections import control, listing, records, rows
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
 from syndicate.scheduling import send_control
@@ -152,7 +152,7 @@ def messages(handler, subject: str = "", to: str = "") -> list[EmailMessage]:
     ]
 
 
-def poll(cfg, engine, at) -> list[records.Correction]:
+def poll(cfg, engine, at) -> list[rows.Correction]:
     scheduler.poll_feed(engine, cfg, at)
     return listing.listed(engine)
 
@@ -163,7 +163,7 @@ def test_a_real_edit_makes_one_correction_and_a_markup_edit_none(delivered, proj
     assert poll(cfg, engine, BEFORE_RELEASE) == []
     feed.posts[2] = ("Walls and words", BODY.replace("Smith's", "Smyth's"))
     [correction] = poll(cfg, engine, BEFORE_RELEASE)
-    assert correction.state is records.CorrectionState.PENDING
+    assert correction.state is rows.CorrectionState.PENDING
     assert correction.summary == "changes the 3rd paragraph"
     assert poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=15)) == [correction]
     line = (
@@ -181,7 +181,7 @@ def test_auto_sends_at_the_next_tick_without_asking(delivered, project) -> None:
     cfg = configure(project, column__corrections="auto")
     feed.posts[2] = ("Walls and words", BODY.replace("in March", "in May"))
     [correction] = poll(cfg, engine, BEFORE_RELEASE)
-    assert correction.state is records.CorrectionState.APPROVED
+    assert correction.state is rows.CorrectionState.APPROVED
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
     assert messages(handler, "Send a correction") == []
     assert len(messages(handler, "UPDATED: Column: Walls and words")) == 2
@@ -231,7 +231,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
         text = advisory.get_body(("plain",)).get_content()
         assert "WALLS-WORDS/UPDATED v2" in text and "Smyth" in text
         assert "Release time unchanged." in text
-    assert listing.listed(engine)[0].state is records.CorrectionState.SENT
+    assert listing.listed(engine)[0].state is rows.CorrectionState.SENT
     # Polling again changes nothing: editors now have this version.
     assert len(poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=20))) == 1
 
@@ -274,7 +274,7 @@ def test_drop_leaves_editors_alone(delivered, project) -> None:
     assert dropped.returncode == 0, dropped.stderr
     scheduler.tick(engine, cfg, at=AFTER_RELEASE)
     assert messages(handler, "Column: ") == []
-    assert listing.listed(engine)[0].state is records.CorrectionState.DROPPED
+    assert listing.listed(engine)[0].state is rows.CorrectionState.DROPPED
 
 
 def test_kill_reaches_every_editor_and_cancels_the_pending_send(delivered, project) -> None:
@@ -299,8 +299,8 @@ def test_a_post_gone_from_the_feed_is_a_proposed_kill_never_sent_alone(delivered
     cfg, engine, handler, feed, _ = delivered
     del feed.posts[2]
     [proposed] = poll(cfg, engine, BEFORE_RELEASE)
-    assert proposed.action is records.CorrectionAction.KILL
-    assert proposed.state is records.CorrectionState.PENDING
+    assert proposed.action is rows.CorrectionAction.KILL
+    assert proposed.state is rows.CorrectionState.PENDING
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
     [_question] = messages(handler, "Send a KILL", to="jane@example.com")
     assert messages(handler, "KILL: ") == []
@@ -370,7 +370,7 @@ def test_a_further_edit_revises_the_open_correction(delivered) -> None:
     )
     feed.posts[2] = ("Walls and words", BODY)  # back to what editors have
     [closed] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=30))
-    assert closed.state is records.CorrectionState.REVERTED
+    assert closed.state is rows.CorrectionState.REVERTED
 
 
 def test_drop_by_reply(delivered) -> None:
@@ -382,7 +382,7 @@ def test_drop_by_reply(delivered) -> None:
     assert handle_approval_reply(engine, cfg, author_reply(question, "drop")).accepted
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
     assert messages(handler, "UPDATED") == []
-    assert listing.listed(engine)[0].state is records.CorrectionState.DROPPED
+    assert listing.listed(engine)[0].state is rows.CorrectionState.DROPPED
 
 
 def test_min_words_and_off(delivered, project) -> None:
@@ -409,7 +409,7 @@ def test_auto_never_sends_a_kill_alone(delivered, project) -> None:
     del feed.posts[2]
     [proposed] = poll(cfg, engine, BEFORE_RELEASE)
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE)
-    assert proposed.state is records.CorrectionState.PENDING
+    assert proposed.state is rows.CorrectionState.PENDING
     assert messages(handler, "KILL: ") == []
     assert len(messages(handler, "Send a KILL", to="jane@example.com")) == 1
 
@@ -444,7 +444,7 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     [correction] = poll(cfg, engine, BEFORE_RELEASE)
     with engine.begin() as conn:  # what a process killed while sending leaves behind
         records.set_state(
-            conn, correction.id, records.CorrectionState.SENDING, updated_at=BEFORE_RELEASE
+            conn, correction.id, rows.CorrectionState.SENDING, updated_at=BEFORE_RELEASE
         )
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=30))
     assert messages(handler, "UPDATED: ") == []  # it may still be sending

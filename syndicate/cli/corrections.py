@@ -15,7 +15,7 @@ from syndicate.cli.sends import column_style, print_table
 from syndicate.scheduling.timeparse import short
 
 if TYPE_CHECKING:
-    from syndicate.corrections.records import Correction
+    from syndicate.corrections.rows import Correction
 
 control = lazy_module("syndicate.corrections.control")
 listing = lazy_module("syndicate.corrections.listing")

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from syndicate import store
 from syndicate.corrections import outgoing, records
 from syndicate.corrections.detect import compare, detect
-from syndicate.corrections.records import Correction, CorrectionAction, CorrectionState
+from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
 from syndicate.settings import Settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from syndicate.corrections import records
-from syndicate.corrections.records import Correction, CorrectionAction, CorrectionState
+from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.errors import SyndicateError
 
 

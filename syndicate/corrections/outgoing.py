@@ -26,7 +26,7 @@ from syndicate.corrections.advisory import (
     render_advisory,
     threading_headers,
 )
-from syndicate.corrections.records import Correction, CorrectionAction, Reached
+from syndicate.corrections.rows import Correction, CorrectionAction, Reached
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
     Channel,
