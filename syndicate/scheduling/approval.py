@@ -26,6 +26,7 @@ import html2text
 from sqlalchemy.engine import Engine
 
 from syndicate import store, tokens
+from syndicate.corrections.rows import correction_of
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import compose
 from syndicate.delivery.transports import make_transport, notice
@@ -325,11 +326,12 @@ def handle_approval_reply(
             "the author's domain, no pass from inbound.trusted_authserv_id)",
         )
     words = _first_words(message)
-    if claim.recipient_id:  # a question about a correction (syndicate.corrections)
+    correction_id = correction_of(claim.recipient_id)
+    if correction_id is not None:  # the question about a correction (syndicate.corrections)
         from syndicate.corrections import control as corrections
 
         accepted, reason = corrections.answer(
-            engine, settings, claim.recipient_id, send_id, words, proof, at
+            engine, settings, correction_id, send_id, words, proof, at
         )
         return ApprovalResult(accepted, send_id, reason)
     if not words.startswith(APPROVE_WORDS):
