@@ -458,3 +458,22 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     assert messages(handler, "UPDATED: ") == []  # it may still be sending
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(hours=2))
     assert len(messages(handler, "UPDATED: ")) == 2
+
+
+def test_a_deferred_advisory_is_tried_again_at_the_next_tick(delivered) -> None:
+    cfg, engine, handler, feed, originals = delivered
+    handler.refuse[SAM] = "451 4.7.1 Try again later"
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, AFTER_RELEASE)
+    outcome = control.send(engine, cfg, correction.id, at=AFTER_RELEASE)
+    assert (outcome.sent, outcome.failed) == (1, 1)
+    assert [m["To"].addresses[0].addr_spec for m in messages(handler, "CORRECTION: ")] == [FIONA]
+    del handler.refuse[SAM]
+    scheduler.tick(engine, cfg, at=AFTER_RELEASE + timedelta(minutes=1))
+    [retried] = messages(handler, "CORRECTION: ", to=SAM)
+    assert "WALLS-WORDS/CORRECTION v2" in retried.get_body(("plain",)).get_content()
+    assert retried["In-Reply-To"] == originals[SAM]["Message-ID"]
+    scheduler.tick(engine, cfg, at=AFTER_RELEASE + timedelta(minutes=2))
+    assert len(messages(handler, "CORRECTION: ")) == 2  # nobody twice
+    shown = run_cli(cfg.path("."), "corrections", "show", str(correction.id))
+    assert f"{SAM}: sent" in shown.stdout and f"{FIONA}: sent" in shown.stdout

@@ -321,16 +321,7 @@ def send(
         raise
     cancelled: tuple[int, ...] = ()
     with engine.begin() as conn:
-        for result in results:
-            records.record_delivery(
-                conn,
-                correction.id,
-                result.recipient.id,
-                result.message_id,
-                result.state,
-                result.detail,
-                at,
-            )
+        _record(conn, correction.id, results, at)
         records.finish(
             conn, correction.id, advisory=advisory.kind.value, version=advisory.version, at=at
         )
@@ -424,7 +415,41 @@ def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
                 log.error("%s", exc)
         elif correction.asked_at is None:
             _ask(engine, settings, correction, at)
+    _retry_deferred(engine, settings, at)
     return sent
+
+
+def _retry_deferred(engine: Engine, settings: Settings, at: datetime) -> None:
+    """Messages a server deferred (4xx) are tried again at each tick, like deliveries."""
+    with engine.connect() as conn:
+        waiting = records.deferred(conn, settings.transport.retry.max_attempts)
+        corrections = {cid: records.get(conn, cid) for cid in waiting}
+    for correction_id, recipients in waiting.items():
+        correction = corrections[correction_id]
+        if correction is None:
+            continue
+        try:
+            _, results = outgoing.deliver(engine, settings, correction, at, only=recipients)
+        except SyndicateError as exc:
+            log.error("%s", exc)
+            continue
+        with engine.begin() as conn:
+            _record(conn, correction.id, results, at)
+
+
+def _record(
+    conn: Connection, correction_id: int, results: list[outgoing.Result], at: datetime
+) -> None:
+    for result in results:
+        records.record_delivery(
+            conn,
+            correction_id,
+            result.recipient.id,
+            result.message_id,
+            result.state,
+            result.detail,
+            at,
+        )
 
 
 def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> None:
