@@ -1,6 +1,6 @@
 """SendGrid Inbound Parse: both modes posted as multipart/form-data over HTTP to the routes from
-syndicate.inbound.sendgrid, served by uvicorn on 127.0.0.1 in a minimal Starlette app (web.py
-mounts the same routes)."""
+syndicate.inbound.sources.sendgrid, served by uvicorn on 127.0.0.1 in a minimal Starlette app
+(web/app.py mounts the same routes)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,14 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from syndicate.models import Classification, Identity, InboundMessage, ReplyKind, ReplyState
+from syndicate.models import (
+    Classification,
+    Identity,
+    InboundMessage,
+    Recipient,
+    ReplyKind,
+    ReplyState,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -45,6 +52,22 @@ class Outcome:
     too_large: bool = False
 
 
+@dataclass(frozen=True)
+class Target:
+    """The stored send and recipient a message names."""
+
+    send: dict[str, Any]
+    recipient: Recipient
+
+    @property
+    def post_id(self) -> int:
+        return int(self.send["post_id"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.send["channel"])
+
+
 # Something a deciding step asks for, done once the message is recorded: `actions` run in the
 # record's transaction (step `file`), `afterwards` once it is committed (step `forward`).
 Action = Callable[["MessageContext"], None]
@@ -72,7 +95,7 @@ class MessageContext:
     # identify
     installation: str = ""
     identity: Identity = UNMATCHED
-    found: dict[str, Any] = field(default_factory=dict)  # {"send": row, "recipient": Recipient}
+    found: Target | None = None
     # verify
     writer: Writer = Writer.UNKNOWN
     # text
@@ -113,11 +136,11 @@ class MessageContext:
 
     @property
     def post_id(self) -> int | None:
-        return self.found["send"]["post_id"] if self.found else None
+        return self.found.post_id if self.found else None
 
     @property
     def recipient_id(self) -> int | None:
-        return self.found["recipient"].id if self.found else None
+        return self.found.recipient.id if self.found else None
 
     def decide(self, kind: ReplyKind, reason: str, *, as_theirs: bool = True, **extra: Any) -> None:
         """Classify the message for the post it names; `as_theirs=False` files it for the post

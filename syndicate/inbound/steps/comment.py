@@ -26,7 +26,8 @@ def process(message: MessageContext) -> None:
             ReplyKind.UNMATCHED, identity, None, None, message.words, reason=unmatched(identity)
         )
         return
-    kind = CHANNEL_KINDS.get(message.found["send"]["channel"], ReplyKind.COMMENT)
+    assert message.found is not None  # a writer is known only for a send and recipient we have
+    kind = CHANNEL_KINDS.get(message.found.channel, ReplyKind.COMMENT)
     written_by = inbound.sender or "an unknown sender"
     if writer is Writer.SHARED:
         # Every reader of the send holds the same token, so From alone says who wrote, and a

@@ -8,12 +8,10 @@ A malformed message names nothing: its headers are not read further.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.engine import Connection
 
 from syndicate import store, tokens
-from syndicate.inbound.context import MessageContext
+from syndicate.inbound.context import MessageContext, Target
 from syndicate.inbound.steps.parse import addresses
 from syndicate.models import Identity, InboundMessage
 
@@ -77,19 +75,19 @@ def candidate_addresses(inbound: InboundMessage) -> list[tuple[str, str]]:
 
 def target(
     conn: Connection, send_id: int | None, recipient_id: int | None, sender: str = ""
-) -> dict[str, Any]:
-    """The stored send and recipient a claim names; {} when either no longer exists.
+) -> Target | None:
+    """The stored send and recipient a claim names; None when either no longer exists.
 
     Recipient 0 is a send-wide reply address (SendGrid's API takes one Reply-To per request):
     the recipient is then the one of that send's deliveries whose address wrote.
     """
     if send_id is None or recipient_id is None:
-        return {}
+        return None
     send = store.get_send(conn, send_id)
     if recipient_id == SHARED_RECIPIENT:
         recipient = store.delivered_recipient(conn, send_id, sender) if sender else None
     else:
         recipient = store.get_recipient(conn, recipient_id)
     if send is None or recipient is None:
-        return {}
-    return {"send": send, "recipient": recipient}
+        return None
+    return Target(send, recipient)

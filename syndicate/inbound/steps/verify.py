@@ -52,7 +52,7 @@ def writer(message: MessageContext) -> Writer:
         return Writer.UNKNOWN
     if message.identity.recipient_id == SHARED_RECIPIENT:
         return Writer.SHARED
-    if sent_by(message.inbound, message.found["recipient"].email):
+    if sent_by(message.inbound, message.found.recipient.email):
         return Writer.RECIPIENT
     return Writer.SOMEONE_ELSE
 
@@ -65,7 +65,8 @@ def tell_sender_refused(message: MessageContext) -> None:
     """Only ever to the address on record for the token's recipient (never a From we have
     not matched to one), so no one can make us mail a third party."""
     engine, settings = message.database, message.settings
-    recipient = message.found["recipient"]
+    assert message.found is not None  # told only when they are the recipient it names
+    recipient = message.found.recipient
     with engine.connect() as conn:
         post = store.get_post(conn, message.post_id) if message.post_id else None
     try:
