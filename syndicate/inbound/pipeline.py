@@ -45,7 +45,7 @@ from syndicate.inbound.steps import forward, parse
 from syndicate.models import Classification, Identity, InboundMessage, ReplyKind, ReplyState
 from syndicate.settings import Settings
 
-__all__ = ["CLASSIFY", "PIPELINE", "Outcome", "classify", "process", "retry_forwards", "step"]
+__all__ = ["CLASSIFY", "PIPELINE", "classify", "process", "retry_forwards", "step"]
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it tries at INFO.
