@@ -128,6 +128,13 @@ def approve(
             "the author's domain, no pass from inbound.trusted_authserv_id)",
         )
     said = first_line(words)
+    if claim.recipient_id:  # a question about a correction (syndicate.corrections)
+        from syndicate.corrections import control as corrections
+
+        accepted, reason = corrections.answer(
+            engine, settings, claim.recipient_id, send_id, said, proof, at
+        )
+        return ApprovalResult(accepted, send_id, reason)
     if not said.startswith(APPROVE_WORDS):
         return ApprovalResult(
             False, send_id, f"the reply does not say 'approve' (it starts {said[:40]!r})"
