@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from sqlalchemy.engine import Engine
 
 from syndicate import store, tokens
+from syndicate.corrections.rows import correction_of
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.inbound.steps.identify import candidate_addresses
@@ -128,11 +129,12 @@ def approve(
             "the author's domain, no pass from inbound.trusted_authserv_id)",
         )
     said = first_line(words)
-    if claim.recipient_id:  # a question about a correction (syndicate.corrections)
+    correction_id = correction_of(claim.recipient_id)
+    if correction_id is not None:  # the question about a correction (syndicate.corrections)
         from syndicate.corrections import control as corrections
 
         accepted, reason = corrections.answer(
-            engine, settings, claim.recipient_id, send_id, said, proof, at
+            engine, settings, correction_id, send_id, said, proof, at
         )
         return ApprovalResult(accepted, send_id, reason)
     if not said.startswith(APPROVE_WORDS):
