@@ -19,10 +19,10 @@ import pytest
 
 from syndicate import store
 from syndicate.corrections import control, listing, records, rows
+from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
 from syndicate.scheduling import send_control
-from syndicate.scheduling.approval import handle_approval_reply
 from tests.inbound_support import cli
 from tests.scheduling_support import configure, utc
 
