@@ -161,8 +161,11 @@ DERIVING = re.compile(
     r"hmac_key\(|make_environment\(|DaemonLock\(|store\.connect\(|make_transport\(settings"
 )
 STILL_DERIVED = {
-    "syndicate/scheduling/approval.py": 2,
-    "syndicate/inbound/forward.py": 4,
+    "syndicate/corrections/control.py": 1,
+    "syndicate/corrections/outgoing.py": 4,
+    "syndicate/inbound/notices.py": 4,
+    "syndicate/inbound/steps/approve.py": 1,
+    "syndicate/scheduling/approval.py": 1,
 }
 
 

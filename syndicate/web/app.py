@@ -12,7 +12,8 @@ Routes (relative to `mail.base_url`):
   never unsubscribes.
 - `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook (fresh timestamps only).
 
-Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
+Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from
+syndicate.inbound.sources.sendgrid.
 Every body is bounded while it streams and every response carries the security headers
 (syndicate.web.guard).
 """
@@ -42,7 +43,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from syndicate.audience import importers, optin, subscribers
-from syndicate.inbound import sendgrid as sendgrid_inbound
+from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.web import webhooks
