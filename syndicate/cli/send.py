@@ -4,7 +4,6 @@ single test copy."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -28,7 +27,6 @@ from syndicate.errors import SyndicateError, no_such_post
 from syndicate.models import (
     Channel,
     DeliveryState,
-    OutboundMessage,
     Post,
     Recipient,
     SendState,
@@ -39,10 +37,15 @@ if TYPE_CHECKING:
     from jinja2 import Environment
     from sqlalchemy.engine import Engine
 
-    from syndicate.delivery.dispatch import Composer, Progress
+    from syndicate.delivery.compose import Composer
+    from syndicate.delivery.dispatch import Progress
+    from syndicate.delivery.message import OutboundMessage
     from syndicate.settings import Settings
 
+compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
+mime = lazy_module("syndicate.delivery.mime")
+notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
@@ -195,12 +198,12 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
     key = store.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
-    message = _composer(settings, key, env, post, channel, 0).outbound(0, sample)
+    message = _composer(settings, key, env, post, channel, 0).message(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
         f"{channel.audience.value}(s) via {settings.transport.kind}"
         + (f" ({done:,} already done)" if done else "")
-        + f"; one message is {len(message.data):,} bytes. Nothing was sent or recorded."
+        + f"; one message is {len(mime.as_bytes(message)):,} bytes. Nothing was sent or recorded."
     )
 
 
@@ -212,7 +215,7 @@ def _composer(
     settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
 ) -> Composer:
     editions = render.EditionCache(post, channel, settings, env)
-    return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
+    return compose.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
 
 
 def _send_test(
@@ -233,20 +236,9 @@ def _send_test(
             return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
     editions = TestEditions(post, channel, settings, env)
-    transport = transports.make_transport(settings)
-    composer = dispatch.Composer(
-        editions,
-        dispatch.make_sender(settings, key),
-        0,
-        store.now(),
-        with_bytes=getattr(transport, "needs_bytes", True),
-    )
-    transport.open()
-    try:
-        message = composer.outbound(0, _sample(settings, channel, address))
-        [result] = transport.send_batch([_own_identity(message, settings.mail_domain)])
-    finally:
-        transport.close()
+    composer = compose.Composer(editions, dispatch.make_sender(settings, key), 0, store.now())
+    message = _own_identity(composer.message(0, _sample(settings, channel, address)), settings)
+    result = notices.send(transports.make_transport(settings), message)
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
     console.print(
@@ -255,27 +247,14 @@ def _send_test(
     )
 
 
-_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re.MULTILINE)
-
-
-def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
+def _own_identity(message: OutboundMessage, settings: Settings) -> OutboundMessage:
     """A test copy is a new message each time: its own Message-ID (a mail client would thread
     or drop copies that share one) and its own outbox file name."""
     import secrets
 
     token = secrets.token_hex(8)
-    mid = f"<syndicate.test.{token}@{domain}>"
-    data = message.data
-    if data:
-        head, blank, body = data.partition(b"\r\n\r\n")
-        head, found = _MESSAGE_ID_HEADER.subn(f"Message-ID: {mid}\r\n".encode(), head + b"\r\n", 1)
-        if not found:
-            head = f"Message-ID: {mid}\r\n".encode() + head
-        data = head[:-2] + blank + body
-    headers = {**message.headers, "Message-ID": mid} if message.headers else message.headers
-    return dataclasses.replace(
-        message, data=data, message_id=mid, headers=headers, label=f"test-{token}-"
-    )
+    mid = f"<syndicate.test.{token}@{settings.mail_domain}>"
+    return dataclasses.replace(message, message_id=mid, label=f"test-{token}-")
 
 
 def _print_summary(s: SendSummary, settings: Settings) -> None:

@@ -386,9 +386,7 @@ def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -
     assert post is not None
     try:
         message = forward.forward_message(settings, row, post, recipient, at)
-        result = forward.deliver(
-            settings, message, settings.author.email, settings.author.name, row["id"]
-        )
+        result = forward.deliver(settings, message)
         ok, detail = result.state is DeliveryState.SENT, result.detail
     except Exception as exc:  # a template error or an unreachable server: keep it pending
         ok, detail = False, f"{type(exc).__name__}: {exc}"
@@ -426,7 +424,7 @@ def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: date
         return
     try:
         message = forward.unsubscribe_confirmation(settings, recipient, row, at)
-        result = forward.deliver(settings, message, recipient.email, recipient.name, row["id"])
+        result = forward.deliver(settings, message)
         detail = f"unsubscribed; confirmation {result.state.value}"
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"
@@ -499,9 +497,9 @@ def _tell_sender_refused(
     not matched to one), so no one can make us mail a third party."""
     try:
         message = forward.refusal_notice(
-            settings, inbound, recipient, post.title if post else "", size, store.now()
+            settings, inbound, recipient, post.title if post else "", size, store.now(), reply_id
         )
-        result = forward.deliver(settings, message, recipient.email, recipient.name, reply_id)
+        result = forward.deliver(settings, message)
         detail = f"sender told: {result.state.value}"
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
