@@ -303,6 +303,33 @@ class Web(_Section):
         return value
 
 
+class Desk(_Section):
+    """The author's desk in the browser (syndicate/desk), served by `syndicate serve`."""
+
+    path: str = "/desk"
+    # The address the author opens the desk at, when not mail.base_url's (a POST from any other
+    # origin is refused).
+    origin: str = ""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_seconds: float = Field(default=900.0, gt=0)
+    max_upload_bytes: int = Field(default=5_000_000, ge=65_536)
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or len(value) < 2 or " " in value:
+            raise ValueError("must start with '/', not end with one, and hold no spaces: '/desk'")
+        return value
+
+    @field_validator("origin")
+    @classmethod
+    def _origin_shape(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or value.count("/") != 2):
+            raise ValueError("must be scheme and host only, like 'https://notes.example.com'")
+        return value
+
+
 class Paths(_Section):
     templates: str = "templates"
 
@@ -354,6 +381,7 @@ class Settings(_Section):
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
     web: Web = Web()
+    desk: Desk = Desk()
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()

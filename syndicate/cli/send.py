@@ -3,7 +3,6 @@ single test copy."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
     from syndicate.delivery.compose import Composer
     from syndicate.delivery.dispatch import Progress
-    from syndicate.delivery.message import OutboundMessage
     from syndicate.settings import Settings
 
 compose = lazy_module("syndicate.delivery.compose")
@@ -221,40 +219,11 @@ def _composer(
 def _send_test(
     engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
 ) -> None:
-    if "@" not in address or any(c.isspace() for c in address):
-        raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
-
-    from syndicate.render import EditionCache  # here, not at the top: it loads the renderers
-
-    class TestEditions(EditionCache):
-        """The edition with its subject marked [TEST]."""
-
-        def for_recipient(self, recipient=None):
-            edition = super().for_recipient(recipient)
-            return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
-
-    editions = TestEditions(post, channel, settings, env)
-    composer = compose.Composer(editions, dispatch.make_sender(settings, key), 0, store.now())
-    message = _own_identity(composer.message(0, _sample(settings, channel, address)), settings)
-    result = notices.send(transports.make_transport(settings), message)
-    if result.state is not DeliveryState.SENT:
-        raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
+    result = send_control.send_test_copy(engine, settings, post, channel, address)
     console.print(
         f"Test copy of '{post.title}' ({channel}) sent to {address} via "
         f"{settings.transport.kind} ({result.detail}); no delivery recorded."
     )
-
-
-def _own_identity(message: OutboundMessage, settings: Settings) -> OutboundMessage:
-    """A test copy is a new message each time: its own Message-ID (a mail client would thread
-    or drop copies that share one) and its own outbox file name."""
-    import secrets
-
-    token = secrets.token_hex(8)
-    mid = f"<syndicate.test.{token}@{settings.mail_domain}>"
-    return dataclasses.replace(message, message_id=mid, label=f"test-{token}-")
 
 
 def _print_summary(s: SendSummary, settings: Settings) -> None:

@@ -15,10 +15,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection, Engine
 
 from syndicate import store
+from syndicate.delivery.message import OutboundMessage
 from syndicate.errors import SyndicateError
-from syndicate.models import Channel, SendState
+from syndicate.models import (
+    Channel,
+    DeliveryResult,
+    DeliveryState,
+    Edition,
+    Post,
+    Recipient,
+    SendState,
+)
 from syndicate.scheduling import embargo as embargo_rule
 from syndicate.scheduling.timeparse import describe
+from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -283,3 +293,47 @@ def guard_embargo(
         title,
     )
     return found
+
+
+def send_test_copy(
+    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
+) -> DeliveryResult:
+    """One copy of the post to `address` (`syndicate send --test`, the desk's "send a test to
+    me"): subject marked [TEST], a Message-ID of its own, nothing recorded."""
+    import dataclasses
+
+    from syndicate.delivery import dispatch, notices, transports
+    from syndicate.delivery.compose import Composer
+    from syndicate.render import EditionCache, make_environment
+
+    if "@" not in address or any(c.isspace() for c in address):
+        raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
+    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    env = make_environment(settings.path(settings.paths.templates))
+
+    class TestEditions(EditionCache):
+        """The edition with its subject marked [TEST]."""
+
+        def for_recipient(self, recipient: Recipient | None = None) -> Edition:
+            edition = super().for_recipient(recipient)
+            return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
+
+    editions = TestEditions(post, channel, settings, env)
+    composer = Composer(editions, dispatch.make_sender(settings, key), 0, store.now())
+    sample = Recipient(id=0, kind=channel.audience, email=address, name="")
+    message = _own_identity(composer.message(0, sample), settings.mail_domain)
+    result = notices.send(transports.make_transport(settings), message)
+    if result.state is not DeliveryState.SENT:
+        raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
+    return result
+
+
+def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
+    """A test copy is a new message each time: its own Message-ID (a mail client would thread
+    or drop copies that share one) and its own outbox file name."""
+    import dataclasses
+    import secrets
+
+    token = secrets.token_hex(8)
+    mid = f"<syndicate.test.{token}@{domain}>"
+    return dataclasses.replace(message, message_id=mid, label=f"test-{token}-")
