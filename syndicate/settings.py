@@ -179,6 +179,8 @@ class Newsletter(_Section):
     # No reader edition leaves before the column's embargo (channels.column.embargo or
     # `syndicate schedule --embargo`).
     respect_embargo: bool = True
+    # A sent correction of the column also sends readers of the post a short note ("notice").
+    corrections: Literal["off", "notice"] = "off"
 
     @field_validator("policy")
     @classmethod
@@ -218,6 +220,10 @@ class Column(_Section):
     # Default embargo for each new column, read in the author's zone from the column's send
     # time, e.g. "saturday 00:01" or "+2d"; empty for none.
     embargo: str = ""
+    # An edit of a column editors already have (syndicate.corrections): "ask" the author,
+    # send an advisory "auto"matically, or "off"; edits changing fewer words are ignored.
+    corrections: Literal["ask", "auto", "off"] = "ask"
+    corrections_min_words: int = Field(default=1, ge=1)
 
     @field_validator("policy")
     @classmethod
