@@ -54,7 +54,7 @@ def as_bytes(message: OutboundMessage) -> bytes:
     if message.reply_to is not None:
         head.append(_fold_address("Reply-To", message.reply_to.name, message.reply_to.address))
     for name, value in message.headers:
-        head.append(_fold_uri_list(name, value))
+        head.append(_fold_ascii(name, value))
     return b"".join(head + encoded.body(values))
 
 
@@ -248,10 +248,15 @@ def _fold_address(field: str, name: str, addr: str) -> bytes:
     return f"{field}: {_encoded_words(name)} <{addr}>\r\n".encode("ascii")
 
 
-def _fold_uri_list(field: str, value: str) -> bytes:
-    """`List-Unsubscribe: <https://…>,` CRLF ` <mailto:…>`: one URI a line."""
-    folded = one_line(value).replace(">, <", ">,\r\n <")
-    return f"{field}: {folded}\r\n".encode("ascii")
+def _fold_ascii(field: str, value: str, width: int = 78) -> bytes:
+    """`Field: value` of ASCII words (URIs, Message-IDs), folded at spaces to `width` columns
+    where it can be (a word longer than that stays whole: lines may reach 998)."""
+    lines = [f"{field}:"]
+    for word in one_line(value).split(" "):
+        if len(lines[-1]) + 1 + len(word) > width and lines[-1] != f"{field}:":
+            lines.append("")
+        lines[-1] += " " + word
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _encoded_words(name: str, limit: int = 70) -> str:
