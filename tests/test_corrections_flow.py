@@ -19,10 +19,10 @@ import pytest
 
 from syndicate import store
 from syndicate.corrections import control, listing, records, rows
+from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
 from syndicate.scheduling import send_control
-from syndicate.scheduling.approval import handle_approval_reply
 from tests.inbound_support import cli
 from tests.scheduling_support import configure, utc
 
@@ -217,8 +217,16 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
 
     forged = author_reply(question, "send", sender="intruder@example.org")
     assert not handle_approval_reply(engine, cfg, forged).accepted
-    result = handle_approval_reply(engine, cfg, author_reply(question, "send"))
-    assert result.accepted, result.reason
+    # Through the inbound pipeline, as the author's MTA would deliver it.
+    from syndicate.inbound import pipeline
+
+    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    answer = author_reply(question, "send").as_bytes()
+    pipeline.process(engine, answer, cfg, key, source="test", at=BEFORE_RELEASE)
+    with engine.connect() as conn:
+        [recorded] = store.list_replies(conn)
+    assert recorded["kind"] == "approval" and recorded["recipient_id"] is None
+    assert "approved by reply" in recorded["detail"]
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
 
     advisories = messages(handler, "UPDATED: Column: Walls and words")

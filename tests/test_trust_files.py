@@ -28,7 +28,7 @@ from syndicate import store
 from syndicate.cli import main
 from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.outbox import OutboxTransport
-from syndicate.inbound import maildir
+from syndicate.inbound.sources import maildir
 from syndicate.models import DeliveryState
 from syndicate.web.app import create_app
 from tests.conftest import set_setting

@@ -24,7 +24,7 @@ from syndicate.corrections.advisory import (
     render_advisory,
     threading_headers,
 )
-from syndicate.corrections.rows import Correction, CorrectionAction, Reached
+from syndicate.corrections.rows import QUESTION_SLOT, Correction, CorrectionAction, Reached
 from syndicate.delivery.message import Content, Mailbox, OutboundMessage
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
@@ -52,9 +52,8 @@ class Result:
 def ask_address(settings: Settings, key: bytes, correction: Correction, at: datetime) -> str:
     """The Reply-To of the question: an `approve` token naming the column's send and, in the
     recipient slot, the correction (approval previews put 0 there), signed with its time."""
-    token = tokens.make(
-        key, "approve", correction.send_id, correction.id, issued_at=int(at.timestamp())
-    )
+    slot = QUESTION_SLOT + correction.id
+    token = tokens.make(key, "approve", correction.send_id, slot, issued_at=int(at.timestamp()))
     return tokens.reply_address(settings.mail.reply_address, token)
 
 

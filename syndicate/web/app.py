@@ -12,7 +12,8 @@ Routes (relative to `mail.base_url`):
   never unsubscribes.
 - `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook (fresh timestamps only).
 
-Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
+Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from
+syndicate.inbound.sources.sendgrid.
 Every body is bounded while it streams and every response carries the security headers
 (syndicate.web.guard).
 """
@@ -45,7 +46,7 @@ from starlette.types import ASGIApp
 from syndicate import store
 from syndicate.audience import importers, optin, subscribers
 from syndicate.delivery.transports import Transport, make_transport
-from syndicate.inbound import sendgrid as sendgrid_inbound
+from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
