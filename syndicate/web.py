@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from syndicate import importers, optin, store, subscribers, webhooks
+from syndicate.headers import one_line
 from syndicate.inbound import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.render.environment import template_loader
@@ -174,7 +175,7 @@ class WebApp:
             return response
         form = await request.form(max_files=0, max_fields=20)
         email = str(form.get("email", "")).strip()
-        name = " ".join(str(form.get("name", "")).split())[:200]
+        name = one_line(str(form.get("name", "")))[:200]  # no NUL: PostgreSQL refuses it
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
             log.warning("subscribe refused: missing or wrong CSRF token from %s", request.client)
             return self.subscribe_form(

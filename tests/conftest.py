@@ -3,7 +3,6 @@ the database every test runs on (SQLite files by default; PostgreSQL when select
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import socket
@@ -19,74 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
+from tests.postgres_support import POSTGRES_ENV, PostgresCluster, on_postgres
 from tests.tools import missing
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# Which database the suite runs on: SYNDICATE_TEST_DATABASE=postgres selects PostgreSQL at the
-# admin URL in SYNDICATE_TEST_POSTGRES_URL (.ci/run starts a private cluster and sets both).
-SELECT_ENV = "SYNDICATE_TEST_DATABASE"
-POSTGRES_ENV = "SYNDICATE_TEST_POSTGRES_URL"
-
-
-def on_postgres() -> bool:
-    return os.environ.get(SELECT_ENV, "sqlite").strip().lower() in ("postgres", "postgresql")
-
-
-def project_database_url(project: Path) -> str:
-    """The URL the `syndicate` command uses for this project in this test: the test's PostgreSQL
-    schema when PostgreSQL is selected, else the project's SQLite file."""
-    return os.environ.get("SYNDICATE_DATABASE_URL") or f"sqlite:///{project / 'syndicate.db'}"
-
-
-class PostgresCluster:
-    """One database for the test session on the selected server, a fresh schema for each test.
-
-    A schema costs ~20 ms to create and drop where CREATE DATABASE costs ~250 ms, and everything
-    the code names lives in the connection's search_path, so a schema is as clean as a database.
-    """
-
-    def __init__(self, admin_url: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.admin = make_url(admin_url)
-        self.database = f"syndicate_test_{os.getpid()}"
-        self.counter = itertools.count(1)
-        self.admin_connection = self._connect(self.admin.database or "postgres")
-        self.admin_connection.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        self.admin_connection.execute(f'CREATE DATABASE "{self.database}" TEMPLATE template0')
-        self.connection = self._connect(self.database)
-
-    def _connect(self, database: str):  # type: ignore[no-untyped-def]
-        import psycopg
-
-        url = self.admin.set(drivername="postgresql", database=database)
-        dsn = url.render_as_string(hide_password=False)
-        return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-
-    def new_schema(self) -> tuple[str, str]:
-        """A new empty schema and the SQLAlchemy URL whose connections live in it."""
-        schema = f"t{next(self.counter)}"
-        self.connection.execute(f"CREATE SCHEMA {schema}")
-        url = self.admin.set(
-            database=self.database,
-            query={"options": f"-csearch_path={schema}", "application_name": schema},
-        )
-        return schema, url.render_as_string(hide_password=False)
-
-    def drop_schema(self, schema: str) -> None:
-        # A process the test left behind (killed mid-send, a daemon) must not block the drop.
-        self.connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (schema,),
-        )
-        self.connection.execute(f"DROP SCHEMA {schema} CASCADE")
-
-    def close(self) -> None:
-        self.connection.close()
-        self.admin_connection.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        self.admin_connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -103,8 +38,17 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     except Exception as error:
         missing(f"PostgreSQL at {POSTGRES_ENV} does not answer: {error}")
         raise
+    PostgresCluster.active = cluster
     yield cluster
+    PostgresCluster.active = None
     cluster.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def selected_database(request: pytest.FixtureRequest) -> None:
+    """On PostgreSQL, the server is reached before any fixture builds a project."""
+    if on_postgres():
+        request.getfixturevalue("postgres_cluster")
 
 
 @contextmanager
@@ -112,6 +56,7 @@ def postgres_schema(
     cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
     schema, url = cluster.new_schema()
+    databases_before = len(cluster.databases)
     monkeypatch.setenv("SYNDICATE_DATABASE_URL", url)
     # The crash journal of a server database lives in the state folder: keep it per test.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -119,6 +64,7 @@ def postgres_schema(
         yield url
     finally:
         cluster.drop_schema(schema)
+        cluster.drop_databases_since(databases_before)
 
 
 @pytest.fixture(autouse=True)
