@@ -33,12 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from syndicate import dispatch, settings, store  # noqa: E402
-from syndicate.compose import compose  # noqa: E402
+from syndicate import settings, store  # noqa: E402
+from syndicate.delivery import dispatch  # noqa: E402
+from syndicate.delivery.compose import compose  # noqa: E402
+from syndicate.delivery.transports.null import NullTransport  # noqa: E402
+from syndicate.delivery.transports.smtp import SmtpTransport, send_prepared  # noqa: E402
 from syndicate.models import Channel, Post, Recipient, RecipientKind  # noqa: E402
 from syndicate.render import EditionCache, make_environment, render_edition  # noqa: E402
-from syndicate.transports.null import NullTransport  # noqa: E402
-from syndicate.transports.smtp import SmtpTransport, send_prepared  # noqa: E402
 
 PARAGRAPH = (
     "<p>The first thing I ever had published was a letter to the editor. I was fourteen, and "

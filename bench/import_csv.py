@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from syndicate import importers, store, subscribers
+from syndicate import store
+from syndicate.audience import importers, subscribers
 from syndicate.models import RecipientKind
 
 HEADER = '"Email Address","First Name","Last Name","MEMBER_RATING","OPTIN_TIME","TAGS"\n'

@@ -174,7 +174,7 @@ class Newsletter(_Section):
     def _subject(cls, value: str) -> str:
         return _require_fields(value, {"title", "site"})
 
-    # When readers get a new post: see syndicate.schedule.POLICY_HELP.
+    # When readers get a new post: see syndicate.scheduling.timeparse.POLICY_HELP.
     policy: str = "immediately"
     # No reader edition leaves before the column's embargo (channels.column.embargo or
     # `syndicate schedule --embargo`).
@@ -213,7 +213,7 @@ class Column(_Section):
     notes_dir: str = "columns"
     # How a send's embargo time is printed: "EMBARGOED UNTIL: …" or "FOR RELEASE: …".
     embargo_wording: Literal["embargoed", "for release"] = "embargoed"
-    # When editors get a new column: see syndicate.schedule.POLICY_HELP (no digest).
+    # When editors get a new column: see syndicate.scheduling.timeparse.POLICY_HELP (no digest).
     policy: str = "immediately"
     # Default embargo for each new column, read in the author's zone from the column's send
     # time, e.g. "saturday 00:01" or "+2d"; empty for none.
@@ -489,7 +489,7 @@ def _require_zone(value: str) -> str:
 
 
 def _require_policy(value: str, *, allow_digest: bool) -> str:
-    from syndicate.schedule import parse_policy
+    from syndicate.scheduling.policies import parse_policy
 
     try:
         policy = parse_policy(value)
@@ -506,7 +506,7 @@ def _require_policy(value: str, *, allow_digest: bool) -> str:
 def _require_time_rule(value: str) -> str:
     if not value.strip():
         return value
-    from syndicate.schedule import check_embargo_rule
+    from syndicate.scheduling.timeparse import check_embargo_rule
 
     try:
         check_embargo_rule(value)

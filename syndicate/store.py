@@ -968,7 +968,7 @@ def create_send(
 def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
     """Scheduled sends whose time has come, plus any left 'sending' by an interrupted run.
 
-    The embargo is not applied here: the scheduler asks syndicate.embargo, the one place that
+    The embargo is not applied here: the scheduler asks scheduling/embargo.py, the one place that
     says what holds a reader edition back.
     """
     ready = (sends.c.state == SendState.SCHEDULED.value) & (sends.c.scheduled_at <= at)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from syndicate import feed, settings
+from syndicate import settings
+from syndicate.feedwatch import feed
 from syndicate.models import Post, Recipient, RecipientKind
 from syndicate.render import make_environment
 from syndicate.settings import Settings

@@ -13,7 +13,8 @@ from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
-from syndicate import settings, store, watch
+from syndicate import settings, store
+from syndicate.feedwatch import watch
 from tests.conftest import set_setting
 
 

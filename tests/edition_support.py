@@ -11,10 +11,10 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from syndicate import feed
 from syndicate import settings as settings_module
-from syndicate.compose import Sender, compose
-from syndicate.dispatch import make_sender
+from syndicate.delivery.compose import Sender, compose
+from syndicate.delivery.dispatch import make_sender
+from syndicate.feedwatch import feed
 from syndicate.models import Channel, Edition, Post, Recipient, RecipientKind
 from syndicate.render import make_environment, render_edition
 from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from syndicate import scheduler, store
-from syndicate.web import create_app
+from syndicate import store
+from syndicate.scheduling import daemon
+from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
 from tests.web_support import confirmation_link, load_settings, require_module, require_tool
 
@@ -108,7 +109,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
             assert reader_status(project) == "active"
 
             # The next edition reaches the new reader with a personal one-click link.
-            scheduler.run_once(
+            daemon.run_once(
                 store.connect(load_settings(project).database_url), load_settings(project)
             )
             page.goto(edition_unsubscribe_url(project))

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from syndicate import feed, settings, store, subscribers
+from syndicate import settings, store
+from syndicate.audience import subscribers
 from syndicate.cli import main
+from syndicate.feedwatch import feed
 from syndicate.models import RecipientKind
 from syndicate.render import column_text
 from syndicate.render import text as render_text

@@ -8,9 +8,10 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store, watch
-from syndicate.compose import MessageTemplate, api_headers, compose, compose_bytes
-from syndicate.dispatch import make_sender
+from syndicate import settings, store
+from syndicate.delivery.compose import MessageTemplate, api_headers, compose, compose_bytes
+from syndicate.delivery.dispatch import make_sender
+from syndicate.feedwatch import watch
 from syndicate.models import Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment, render_edition
 from syndicate.render.editor_profile import EditorProfile

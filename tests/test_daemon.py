@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from syndicate import scheduler, store
+from syndicate import store
+from syndicate.delivery.transports import OutboxTransport
 from syndicate.models import SendState
-from syndicate.scheduler import Daemon, LockHeld
-from syndicate.transports import OutboxTransport
+from syndicate.scheduling import daemon
+from syndicate.scheduling.daemon import Daemon, LockHeld
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, utc
 from tests.scheduling_support import sends as all_sends
 
@@ -36,9 +37,9 @@ def scheduled(project: Path):
         column__enabled=False,
     )
     engine = store.connect(cfg.database_url)
-    scheduler.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
+    daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
     blog.publish("Tuesday essay")
-    scheduler.run_once(engine, cfg, at=utc(2026, 11, 25, 12))
+    daemon.run_once(engine, cfg, at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
     assert store.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
     return cfg, engine
@@ -63,8 +64,8 @@ def test_two_daemons_on_one_database_send_once(scheduled, project: Path) -> None
     first, second = Daemon(engine, cfg, clock=clock), Daemon(engine, cfg, clock=clock)
     first.lock.acquire()
     assert second.lock.try_acquire() is not None
-    for daemon in (first, second, first, second):
-        daemon.job_tick()
+    for the_daemon in (first, second, first, second):
+        the_daemon.job_tick()
         clock.advance(minutes=1)
     assert len(outbox(project)) == readers(project)
 
@@ -142,19 +143,19 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
     cfg = configure(project, **{"transport.smtp__batch_size": 1})
     clock = Clock(utc(2026, 12, 1, 12, 1))
     box: list[Daemon] = []
-    daemon = Daemon(
+    the_daemon = Daemon(
         engine,
         cfg,
         clock=clock,
         transport_factory=lambda s: StopAfterFirstBatch(s.path("outbox"), box),
     )
-    box.append(daemon)
-    daemon.lock.acquire()
-    daemon.job_tick()
+    box.append(the_daemon)
+    the_daemon.lock.acquire()
+    the_daemon.job_tick()
     assert len(outbox(project)) == 1
     [send] = all_sends(engine)
     assert send["state"] == SendState.SENDING.value and send["n_pending"] == readers(project) - 1
-    daemon.lock.release()
+    the_daemon.lock.release()
 
     restarted = Daemon(engine, cfg, clock=clock)
     restarted.lock.acquire()
@@ -166,7 +167,7 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
 
 def test_scheduler_uses_the_authors_zone_coalesces_and_forgives_misfires(scheduled, caplog) -> None:
     cfg, engine = scheduled
-    caplog.set_level(logging.INFO, "syndicate.scheduler")
+    caplog.set_level(logging.INFO, "syndicate.scheduling.daemon")
     apscheduler = Daemon(engine, cfg).build_scheduler()
     apscheduler.start(paused=True)  # job defaults are applied when the scheduler starts
     try:
@@ -177,7 +178,7 @@ def test_scheduler_uses_the_authors_zone_coalesces_and_forgives_misfires(schedul
     assert set(jobs) == {"heartbeat", "poll_feed", "due_sends", "retry_forwards"}
     for job in jobs.values():
         assert job.coalesce is True and job.misfire_grace_time == 3600
-        assert job.max_instances == 1 and job.func.__module__ == "syndicate.scheduler"
+        assert job.max_instances == 1 and job.func.__module__ == "syndicate.scheduling.daemon"
     assert isinstance(jobs["poll_feed"].trigger, IntervalTrigger)
     assert jobs["poll_feed"].trigger.interval == timedelta(minutes=15)
     assert jobs["due_sends"].trigger.interval == timedelta(minutes=1)
@@ -205,10 +206,10 @@ def _wait_for(condition, seconds: float = 20) -> bool:
 
 def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project: Path) -> None:
     cfg = configure(project)
-    daemon = _run(project, "run")
+    the_daemon = _run(project, "run")
     try:
         # First run: the newest post of the shipped feed goes to 4 readers and 2 editors.
-        assert _wait_for(lambda: len(outbox(project)) == 6), daemon.stderr
+        assert _wait_for(lambda: len(outbox(project)) == 6), the_daemon.stderr
         second = subprocess.run(
             [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), "run"],
             cwd=project,
@@ -234,12 +235,12 @@ def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project
             timeout=60,
         )
         assert once.returncode == 1 and "another syndicate daemon" in once.stderr
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=30)
+        the_daemon.send_signal(signal.SIGTERM)
+        _, stderr = the_daemon.communicate(timeout=30)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    assert daemon.returncode == 0, stderr
+        if the_daemon.poll() is None:
+            the_daemon.kill()
+    assert the_daemon.returncode == 0, stderr
     assert "SIGTERM" in stderr and "syndicate daemon stopped" in stderr
     engine = store.connect(cfg.database_url)
     with engine.connect() as conn:
@@ -253,10 +254,10 @@ def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
     barrier = threading.Barrier(len(daemons))
     outcomes: list[str] = []
 
-    def start(daemon: Daemon) -> None:
+    def start(the_daemon: Daemon) -> None:
         barrier.wait()
         try:
-            daemon.lock.acquire()
+            the_daemon.lock.acquire()
             outcomes.append("held")
         except LockHeld:
             outcomes.append("refused")
@@ -273,7 +274,7 @@ def test_a_one_off_run_keeps_its_lock_alive_for_as_long_as_it_runs(scheduled) ->
     """`run --once` and `send` renew the lock while they work, so a send longer than the stale
     time is never taken for a crashed one by the next run (which would send it again)."""
     _, engine = scheduled
-    lock = scheduler.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
+    lock = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
     with lock.held_while():
         with engine.connect() as conn:
             first = store.lock_holder(conn)["heartbeat_at"]
@@ -281,7 +282,7 @@ def test_a_one_off_run_keeps_its_lock_alive_for_as_long_as_it_runs(scheduled) ->
         with engine.connect() as conn:
             later = store.lock_holder(conn)["heartbeat_at"]
         assert later > first
-        rival = scheduler.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
+        rival = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
         with pytest.raises(LockHeld):
             rival.acquire()
     with engine.connect() as conn:

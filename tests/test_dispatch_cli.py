@@ -6,7 +6,8 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store, watch
+from syndicate import settings, store
+from syndicate.feedwatch import watch
 from tests.conftest import run_cli
 
 

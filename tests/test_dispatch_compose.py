@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from syndicate import dispatch, settings, store, watch
-from syndicate.compose import MessageTemplate, Sender, compose, compose_bytes
+from syndicate import settings, store
+from syndicate.delivery import dispatch
+from syndicate.delivery.compose import MessageTemplate, Sender, compose, compose_bytes
+from syndicate.feedwatch import watch
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
@@ -150,7 +152,7 @@ def test_the_dispatch_composer_builds_each_edition_once(project: Path) -> None:
 
 
 def test_every_encoded_word_is_at_most_75_characters() -> None:
-    from syndicate.compose import _fold_address
+    from syndicate.delivery.compose import _fold_address
 
     name = "Ä" * 50 + " Jo " + "Ö" * 30
     header = _fold_address("To", name, "a@example.org").decode()
@@ -170,7 +172,7 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
     add_readers(engine, 3)
     with engine.begin() as conn:
         store.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
-    from syndicate.transports import make_transport
+    from syndicate.delivery.transports import make_transport
 
     summary = dispatch.run_send(
         engine,

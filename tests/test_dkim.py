@@ -12,7 +12,7 @@ from pathlib import Path
 import dkim as dkimpy
 import pytest
 
-from syndicate.dkim import DkimKey, load_key, public_key_record, sign, signer_for
+from syndicate.delivery.dkim import DkimKey, load_key, public_key_record, sign, signer_for
 from syndicate.errors import SettingsError
 from syndicate.settings import Dkim
 from tests.conftest import run_cli, set_setting
@@ -166,7 +166,9 @@ def test_sent_messages_and_preview_eml_are_signed_and_dns_record_command(
     assert result.returncode == 0, result.stderr
     assert dkimpy.verify(out.read_bytes(), dnsfunc=dns_for(key))
     record = subprocess.run(
-        [sys.executable, "-m", "syndicate.dkim", str(config)], capture_output=True, text=True
+        [sys.executable, "-m", "syndicate.delivery.dkim", str(config)],
+        capture_output=True,
+        text=True,
     )
     assert record.returncode == 0, record.stderr
     assert "s2026._domainkey.notes.example.com. IN TXT" in record.stdout

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from lxml import html as lxml_html
 
-from syndicate import optin
+from syndicate.audience import optin
 from syndicate.render import email, make_environment
 from syndicate.render.digest import digest_post
 from tests.edition_support import (

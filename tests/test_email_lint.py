@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import optin
+from syndicate.audience import optin
 from syndicate.render import make_environment
 from syndicate.render.digest import digest_post
 from tests.edition_support import (

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import embargo, scheduler, settings, store
+from syndicate import settings, store
 from syndicate.errors import SettingsError
 from syndicate.models import Channel
+from syndicate.scheduling import daemon, embargo
 from tests.inbound_support import cli
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
 from tests.scheduling_support import sends as all_sends
@@ -169,18 +170,18 @@ def test_the_daemon_says_once_why_a_due_send_waits(
 ) -> None:
     _, cfg = weekly_column(project, clock)
     engine = store.connect(cfg.database_url)
-    scheduler.poll_feed(engine, cfg, clock.now)
-    daemon = scheduler.Daemon(engine, cfg, clock=clock)
-    daemon.lock.acquire()
+    daemon.poll_feed(engine, cfg, clock.now)
+    the_daemon = daemon.Daemon(engine, cfg, clock=clock)
+    the_daemon.lock.acquire()
     try:
-        with caplog.at_level(logging.INFO, logger="syndicate.scheduler"):
+        with caplog.at_level(logging.INFO, logger="syndicate.scheduling.daemon"):
             for _ in range(3):
                 clock.advance(minutes=1)
-                report = daemon.job_tick()
+                report = the_daemon.job_tick()
                 assert report is not None and report.summaries == []
                 assert [w.channel for w in report.waiting] == ["newsletter"]
     finally:
-        daemon.lock.release()
+        the_daemon.lock.release()
     said = [r.getMessage() for r in caplog.records if "is due but waits" in r.getMessage()]
     assert len(said) == 1 and RELEASE_TEXT in said[0]
 
@@ -383,11 +384,11 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", column__embargo="tomorrow 01:30")
     engine = store.connect(cfg.database_url)
-    scheduler.poll_feed(engine, cfg, utc(2026, 10, 30, 12))
+    daemon.poll_feed(engine, cfg, utc(2026, 10, 30, 12))
     blog.publish("Clocks go back")
     # Found Saturday 31 October 08:00 EDT: "tomorrow 01:30" happens twice on 1 November.
-    with caplog.at_level(logging.ERROR, logger="syndicate.watch"):
-        report = scheduler.run_once(engine, cfg, at=utc(2026, 10, 31, 12))
+    with caplog.at_level(logging.ERROR, logger="syndicate.feedwatch.watch"):
+        report = daemon.run_once(engine, cfg, at=utc(2026, 10, 31, 12))
     assert report.summaries == []
     assert {s["channel"]: s["state"] for s in all_sends(engine)} == {
         "newsletter": "held",
@@ -400,7 +401,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     # A digest would not know the embargo either: the post gets a held send, not a digest slot.
     configure(project, newsletter__policy="digest: 0 7 * * sun")
     blog.publish("Digest post")
-    report = scheduler.run_once(
+    report = daemon.run_once(
         engine, settings.load(project / "settings.toml"), at=utc(2026, 10, 31, 12, 5)
     )
     with engine.connect() as conn:

@@ -11,8 +11,9 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import func, select
 
-from syndicate import feed, settings, store, watch
+from syndicate import settings, store
 from syndicate.errors import FeedError
+from syndicate.feedwatch import feed, watch
 
 ITEM = """<item><title>{title}</title><link>https://blog.example.com/{n}/</link>
 <guid isPermaLink="false">https://blog.example.com/?p={n}</guid>

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import importers, store, subscribers
+from syndicate import store
+from syndicate.audience import importers, subscribers
 from syndicate.models import RecipientKind
 from tests.conftest import run_cli
 

@@ -25,7 +25,7 @@ from syndicate import store
 from syndicate.cli import inbound as inbound_cli
 from syndicate.inbound import stdin
 from syndicate.models import ReplyState
-from syndicate.scheduler import Daemon
+from syndicate.scheduling.daemon import Daemon
 from tests.conftest import free_port
 from tests.inbound_support import (
     KEY,

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from syndicate import settings as settings_module
 from syndicate.inbound import sendgrid
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, edit, fixture, replies, sent_project
 

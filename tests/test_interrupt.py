@@ -3,7 +3,7 @@
 - Ctrl-C (SIGINT) or SIGTERM in `send` or `run --once`: the batch in flight is finished and
   recorded, one line says what was done and how to resume, the exit status is 130 or 143, and
   the resumed send gives nobody a second copy.
-- kill -9: the journal (syndicate.journal) records each message as the server accepts it, so
+- kill -9: the journal (delivery/journal.py) records each message as the server accepts it, so
   the next run re-sends at most the message each connection had in flight.
 
 Every send here is the real `syndicate` command in a subprocess against a real aiosmtpd server
@@ -29,10 +29,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
-from syndicate import dispatch, journal, settings, store, watch
+from syndicate import settings, store
+from syndicate.delivery import dispatch, journal
+from syndicate.delivery.transports import make_transport
+from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
 from syndicate.render import make_environment
-from syndicate.transports import make_transport
 from tests.conftest import run_cli, running_smtp, set_setting
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 from tests.postgres_support import database_url_of

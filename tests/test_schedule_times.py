@@ -9,7 +9,8 @@ import pytest
 
 from syndicate import settings
 from syndicate.errors import SettingsError
-from syndicate.schedule import TimeError, describe, next_cron, parse_policy, parse_time
+from syndicate.scheduling.policies import next_cron, parse_policy
+from syndicate.scheduling.timeparse import TimeError, describe, parse_time
 from tests.scheduling_support import set_key, utc
 
 TORONTO = ZoneInfo("America/Toronto")

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from syndicate import dispatch, settings, store
-from syndicate.compose import MessageTemplate, compose_bytes
+from syndicate import settings, store
+from syndicate.delivery import dispatch
+from syndicate.delivery.compose import MessageTemplate, compose_bytes
+from syndicate.delivery.transports import make_transport
+from syndicate.delivery.transports.sendgrid import html_key
 from syndicate.models import Channel, DeliveryState
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
-from syndicate.transports import make_transport
-from syndicate.transports.sendgrid import html_key
 from tests.conftest import set_setting
 from tests.delivery_support import FakeClock, add_readers, newsletter_send
 

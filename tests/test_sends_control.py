@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syndicate import scheduler, sends, store
+from syndicate import store
 from syndicate.models import SendState
+from syndicate.scheduling import daemon, send_control
 from tests.conftest import run_cli
 from tests.scheduling_support import configure, utc
 from tests.scheduling_support import sends as all_sends
@@ -89,17 +90,17 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
     async def cancel_on_second_message(server, session, envelope):
         reply = await original(server, session, envelope)
         if len(handler.messages) == 2:  # the author runs `syndicate cancel 1` right now
-            sends.cancel(engine, 1)
+            send_control.cancel(engine, 1)
         return reply
 
     handler.handle_DATA = cancel_on_second_message
-    report = scheduler.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
+    report = daemon.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
     assert [s.sent for s in report.summaries] == [2]
     assert len(handler.messages) == 2
     [send] = all_sends(engine)
     assert send["state"] == SendState.CANCELLED.value
     assert (send["n_sent"], send["n_pending"]) == (2, 2)
-    assert scheduler.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
+    assert daemon.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
     assert len(handler.messages) == 2
     done = run_cli(project, "cancel", "1")
     assert done.returncode == 0 and "2 message(s) had been delivered" in done.stdout
@@ -128,17 +129,17 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     async def hold_on_first_message(server, session, envelope):
         reply = await original(server, session, envelope)
         if len(handler.messages) == 1:
-            sends.hold(engine, 1)
+            send_control.hold(engine, 1)
         return reply
 
     handler.handle_DATA = hold_on_first_message
-    scheduler.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
+    daemon.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
     assert len(handler.messages) == 1
     assert all_sends(engine)[0]["state"] == SendState.HELD.value
-    assert scheduler.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
+    assert daemon.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
 
-    sends.approve(engine, 1, by="command")
-    report = scheduler.tick(engine, cfg, at=utc(2026, 11, 27, 14))
+    send_control.approve(engine, 1, by="command")
+    report = daemon.tick(engine, cfg, at=utc(2026, 11, 27, 14))
     assert [s.sent for s in report.summaries] == [3]
     recipients = [r.rcpt_tos[0] for r in handler.messages]
     assert len(recipients) == 4 and len(set(recipients)) == 4

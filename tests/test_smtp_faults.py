@@ -9,11 +9,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from syndicate import dispatch, settings, store
+from syndicate import settings, store
+from syndicate.delivery import dispatch
+from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.render import make_environment
 from syndicate.settings import Smtp
-from syndicate.transports.smtp import RateLimiter, SmtpTransport
 from tests.conftest import free_port
 from tests.delivery_support import (
     FakeClock,
@@ -37,7 +38,7 @@ def faulty_server():
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):
     key = store.hmac_key(engine, None)
-    from syndicate.transports import make_transport
+    from syndicate.delivery.transports import make_transport
 
     return dispatch.run_send(
         engine,

@@ -6,10 +6,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.settings import Smtp
-from syndicate.transports.smtp import SmtpTransport
 from tests.conftest import RecordingHandler, free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.settings import Smtp
-from syndicate.transports.smtp import SmtpTransport
 from tests.conftest import RecordingHandler, free_port
 
 

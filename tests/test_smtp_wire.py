@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.settings import Smtp
-from syndicate.transports.smtp import SmtpTransport
 
 
 def _send(port: int, payloads: list[bytes]) -> list[DeliveryState]:

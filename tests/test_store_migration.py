@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from syndicate import scheduler, settings, store
+from syndicate import settings, store
+from syndicate.scheduling import daemon
 
 
 def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
@@ -18,7 +19,7 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
     monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
     cfg = settings.load(project / "settings.toml")
     engine = store.connect(cfg.database_url)
-    scheduler.run_once(engine, cfg)
+    daemon.run_once(engine, cfg)
     engine.dispose()
     path = project / "syndicate.db"
     with sqlite3.connect(path) as db:
@@ -47,4 +48,4 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
         after = db.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     assert after == before == 6
     # Running again changes nothing and sends nothing.
-    assert scheduler.run_once(engine, cfg).summaries == []
+    assert daemon.run_once(engine, cfg).summaries == []

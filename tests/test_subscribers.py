@@ -5,7 +5,8 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from syndicate import store, subscribers
+from syndicate import store
+from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
 from tests.conftest import run_cli
 
@@ -133,7 +134,7 @@ def test_expired_unconfirmed_requests_are_forgotten(tmp_path: Path) -> None:
 
     from sqlalchemy import update
 
-    from syndicate import optin
+    from syndicate.audience import optin
 
     engine = engine_in(tmp_path)
     old, _ = optin.request(engine, RecipientKind.READER, "old@example.com", "", lifetime_hours=1)

@@ -12,13 +12,15 @@ from urllib.parse import urlparse
 import pytest
 from lxml import html as lxml_html
 
-from syndicate import compose, feed, headers
-from syndicate.compose import MessageTemplate, compose_bytes
+from syndicate import headers
+from syndicate.delivery import compose
+from syndicate.delivery.compose import MessageTemplate, compose_bytes
+from syndicate.delivery.transports.sendgrid import request_body
+from syndicate.feedwatch import feed
 from syndicate.models import OutboundMessage
 from syndicate.render import email as render_email
 from syndicate.render.column import build_draft
 from syndicate.render.sanitize import sanitize
-from syndicate.transports.sendgrid import request_body
 from tests.edition_support import (
     SEND_DATE,
     make_post,

@@ -26,10 +26,10 @@ with warnings.catch_warnings():
 from syndicate import settings as settings_module
 from syndicate import store
 from syndicate.cli import main
+from syndicate.delivery.transports.outbox import OutboxTransport
 from syndicate.inbound import maildir
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
-from syndicate.transports.outbox import OutboxTransport
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.inbound_support import fixture
 from tests.test_web import csrf_of
@@ -165,7 +165,7 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 from syndicate.models import OutboundMessage, Recipient, RecipientKind
-from syndicate.transports import outbox
+from syndicate.delivery.transports import outbox
 
 os.replace = lambda *args: time.sleep(600)  # stop between writing and renaming
 reader = Recipient(1, RecipientKind.READER, "reader@example.com", "", {})

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import scheduler, store, tokens
 from syndicate import settings as settings_module
+from syndicate import store, tokens
 from syndicate.inbound import parse, pipeline, sendgrid
+from syndicate.scheduling import daemon
 from tests.conftest import set_setting
 from tests.inbound_support import KEY, cli, copy_project, load, sent_project
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
@@ -210,7 +211,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     with engine.begin() as conn:
         conn.execute(store.deliveries.delete())
         conn.execute(store.sends.update().values(state="scheduled"))
-    scheduler.run_once(engine, settings)
+    daemon.run_once(engine, settings)
     envelope = {m.rcpt_tos[0]: m.mail_from for m in handler.messages}
     assert envelope[ZOE].startswith("bounces+b")
     assert len(set(envelope.values())) == len(envelope)
@@ -221,7 +222,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
 
 
 def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:
-    from syndicate import dispatch
+    from syndicate.delivery import dispatch
     from syndicate.models import Channel, Recipient, RecipientKind
     from syndicate.render import EditionCache, make_environment
 

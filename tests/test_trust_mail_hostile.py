@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import dispatch, store, tokens
-from syndicate.compose import shared_reply_address
+from syndicate import store, tokens
+from syndicate.delivery import dispatch
+from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import parse, pipeline
 from tests.inbound_support import (
     cli,

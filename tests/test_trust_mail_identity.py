@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import compose, dispatch, store, tokens
 from syndicate import settings as settings_module
+from syndicate import store, tokens
+from syndicate.delivery import compose, dispatch
 from syndicate.inbound import parse, pipeline, sendgrid
 from syndicate.models import ReplyKind
 from tests.inbound_support import (

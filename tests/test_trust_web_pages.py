@@ -19,9 +19,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
-from syndicate import store, subscribers, tokens
+from syndicate import store, tokens
+from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.inbound_support import fixture
 from tests.web_support import SigningKey, confirmation_link, events_body, load_settings

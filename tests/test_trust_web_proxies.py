@@ -15,8 +15,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
-from syndicate.web import create_app
-from syndicate.webguard import RateLimiter, client_address, limiter_key
+from syndicate.web.app import create_app
+from syndicate.web.guard import RateLimiter, client_address, limiter_key
 from tests.conftest import run_cli, set_setting
 from tests.web_support import load_settings
 

@@ -18,9 +18,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from syndicate import optin, store, subscribers, tokens
+from syndicate import store, tokens
+from syndicate.audience import optin, subscribers
 from syndicate.models import RecipientKind
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
 from tests.web_support import (
     SigningKey,

@@ -175,7 +175,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextmanager
 def interruptible(stop: threading.Event | None = None) -> Iterator[Interruption]:
     """SIGINT (Ctrl-C) and SIGTERM set `stop` instead of killing the process; the same signal
-    again kills it at once (what was sent is still journaled, see syndicate.journal)."""
+    again kills it at once (what was sent is still journaled, see syndicate.delivery.journal)."""
     interruption = Interruption(stop) if stop is not None else Interruption()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -30,7 +30,7 @@ def feed_check(
     Uses [feed] of settings.toml (timeout, size cap, User-Agent) when there is one; the word
     count is the column draft's (body only, not captions).
     """
-    from syndicate import feed
+    from syndicate.feedwatch import feed
     from syndicate.render.column_text import body_word_count
     from syndicate.render.sanitize import sanitize
 
@@ -82,8 +82,8 @@ def feed_check(
 
 def _feed_settings(ctx: typer.Context, source: str) -> Feed:
     """[feed] with its source resolved; a feed named on the command line needs no settings."""
+    from syndicate.feedwatch.watch import feed_source
     from syndicate.settings import Feed
-    from syndicate.watch import feed_source
 
     state = ctx.find_root().obj
     config = state.config if isinstance(state, State) else DEFAULT_CONFIG

@@ -113,7 +113,7 @@ def init(
 
 def _feed_source(value: str) -> str:
     """A URL as given; a file made absolute, since settings resolve paths against the folder."""
-    from syndicate import feed
+    from syndicate.feedwatch import feed
 
     if feed.is_url(value):
         return value

@@ -14,7 +14,7 @@ from syndicate.cli.common import app, console, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 
 store = lazy_module("syndicate.store")
 

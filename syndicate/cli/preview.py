@@ -39,7 +39,7 @@ Writer = Callable[[Rendered], bytes]
 
 def _eml(rendered: Rendered) -> bytes:
     """The message exactly as the transport would send it, DKIM-signed when configured."""
-    from syndicate.dkim import signer_for
+    from syndicate.delivery.dkim import signer_for
 
     data = rendered.message.as_bytes(policy=policy.SMTP)
     sign = signer_for(rendered.settings)
@@ -111,8 +111,8 @@ def preview(
     import tempfile
     import webbrowser
 
-    from syndicate.compose import compose
-    from syndicate.dispatch import make_sender
+    from syndicate.delivery.compose import compose
+    from syndicate.delivery.dispatch import make_sender
     from syndicate.render import EditionCache, make_environment, render_edition
     from syndicate.render.column import preview_file
 

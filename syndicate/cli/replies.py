@@ -18,7 +18,7 @@ from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 
 store = lazy_module("syndicate.store")
 

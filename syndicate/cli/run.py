@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from syndicate import settings as settings_module
-    from syndicate.scheduler import ProgressFactory
+    from syndicate.scheduling.daemon import ProgressFactory
 
-scheduler = lazy_module("syndicate.scheduler")
+daemon = lazy_module("syndicate.scheduling.daemon")
 store = lazy_module("syndicate.store")
 
 
@@ -60,12 +60,12 @@ def run(
     if not once:
         _run_daemon(engine, settings, wait)
         return
-    lock = scheduler.DaemonLock(
+    lock = daemon.DaemonLock(
         engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed
     )
     with lock.held_while(wait=wait), interruptible() as interruption, ExitStack() as stack:
         progress = stack.enter_context(send_progress())
-        report = scheduler.run_once(
+        report = daemon.run_once(
             engine,
             settings,
             progress_factory=_progress_factory(engine, progress),
@@ -82,9 +82,9 @@ def run(
 
 def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
     journal_logging()
-    daemon = scheduler.Daemon(engine, settings)
-    with interruptible(daemon.stop):
-        daemon.serve(wait_for_lock=wait)
+    the_daemon = daemon.Daemon(engine, settings)
+    with interruptible(the_daemon.stop):
+        the_daemon.serve(wait_for_lock=wait)
 
 
 def _unfinished_sends(engine: Engine) -> list[int]:
@@ -136,7 +136,7 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
     for wait in getattr(report, "waiting", []):
-        console.print(scheduler.describe_wait(wait, settings) + ".", highlight=False)
+        console.print(daemon.describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:

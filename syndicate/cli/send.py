@@ -39,15 +39,15 @@ if TYPE_CHECKING:
     from jinja2 import Environment
     from sqlalchemy.engine import Engine
 
-    from syndicate.dispatch import Composer, Progress
+    from syndicate.delivery.dispatch import Composer, Progress
     from syndicate.settings import Settings
 
-dispatch = lazy_module("syndicate.dispatch")
+dispatch = lazy_module("syndicate.delivery.dispatch")
 render = lazy_module("syndicate.render")
-scheduler = lazy_module("syndicate.scheduler")
-sends = lazy_module("syndicate.sends")
+daemon = lazy_module("syndicate.scheduling.daemon")
+send_control = lazy_module("syndicate.scheduling.send_control")
 store = lazy_module("syndicate.store")
-transports = lazy_module("syndicate.transports")
+transports = lazy_module("syndicate.delivery.transports")
 
 
 @contextmanager
@@ -89,7 +89,7 @@ def send(
     the same command resumes."""
     settings = settings_of(ctx)
     engine = open_store(settings)
-    scheduler.sync_lists(engine, settings)
+    daemon.sync_lists(engine, settings)
     with engine.connect() as conn:
         post = store.find_post(conn, post_ref)
     if post is None:
@@ -101,7 +101,7 @@ def send(
         _dry_run(engine, settings, post, channel)
         return
     if channel is Channel.NEWSLETTER and post.id is not None:
-        sends.guard_embargo(
+        send_control.guard_embargo(
             engine,
             post.id,
             store.now(),
@@ -109,8 +109,8 @@ def send(
             break_embargo=break_embargo,
             zone=settings.zone,
         )
-    daemon = settings.daemon
-    lock = scheduler.DaemonLock(engine, daemon.heartbeat_seconds, daemon.stale_after_missed)
+    the_daemon = settings.daemon
+    lock = daemon.DaemonLock(engine, the_daemon.heartbeat_seconds, the_daemon.stale_after_missed)
     with lock.held_while(), interruptible() as interruption:
         summary = _send(engine, settings, post, channel, interruption)
     if summary is None:

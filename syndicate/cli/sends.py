@@ -18,12 +18,12 @@ from syndicate.cli.common import app, console, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel
-from syndicate.schedule import TIME_HELP, describe, parse_future, short
+from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future, short
 
 if TYPE_CHECKING:
     from syndicate.settings import Settings
 
-control = lazy_module("syndicate.sends")
+control = lazy_module("syndicate.scheduling.send_control")
 store = lazy_module("syndicate.store")
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)

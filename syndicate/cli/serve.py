@@ -29,8 +29,8 @@ def serve(
     """Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."""
     import uvicorn
 
-    from syndicate.web import create_app
-    from syndicate.webguard import h11_with_head_timeout
+    from syndicate.web.app import create_app
+    from syndicate.web.guard import h11_with_head_timeout
 
     settings = settings_of(ctx)
     uvicorn.run(

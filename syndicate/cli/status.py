@@ -21,7 +21,7 @@ from syndicate.cli.sends import (
     waiting,
 )
 from syndicate.models import RecipientKind, SendState
-from syndicate.schedule import short
+from syndicate.scheduling.timeparse import short
 
 store = lazy_module("syndicate.store")
 
@@ -34,7 +34,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
-    from syndicate.watch import feed_source
+    from syndicate.feedwatch.watch import feed_source
 
     settings = settings_of(ctx)
     engine = open_store(settings)

@@ -17,10 +17,10 @@ from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
 
 if TYPE_CHECKING:
-    from syndicate.subscribers import MergeReport
+    from syndicate.audience.subscribers import MergeReport
 
 store = lazy_module("syndicate.store")
-subscribers = lazy_module("syndicate.subscribers")
+subscribers = lazy_module("syndicate.audience.subscribers")
 
 subscribers_app = typer.Typer(
     help="Readers and editors: sync the lists, import exports, export, list.",

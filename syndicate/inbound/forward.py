@@ -32,7 +32,7 @@ def forward_message(
     settings: Settings, reply: dict[str, Any], post: Post, recipient: Recipient | None, at: datetime
 ) -> EmailMessage:
     """The author's copy of a comment or an editor's answer."""
-    from syndicate.compose import one_line
+    from syndicate.delivery.compose import one_line
     from syndicate.render.environment import make_environment
 
     name = one_line(
@@ -77,7 +77,7 @@ def set_subject(msg: EmailMessage, subject: str) -> None:
     """Subject as RFC 2047 words that carry each space inside a word. The email package's own
     folding can leave an empty encoded-word next to a space (`work =?utf-8?q??=`), and mail
     clients then show "the work— and" for "the work — and"."""
-    from syndicate.compose import one_line
+    from syndicate.delivery.compose import one_line
 
     subject = one_line(subject)
     if subject.isascii():
@@ -89,7 +89,7 @@ def set_subject(msg: EmailMessage, subject: str) -> None:
 def unsubscribe_confirmation(
     settings: Settings, recipient: Recipient, request: dict[str, Any], at: datetime
 ) -> EmailMessage:
-    from syndicate.compose import one_line
+    from syndicate.delivery.compose import one_line
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -133,7 +133,7 @@ def refusal_notice(
 ) -> EmailMessage:
     """Tell a known reader or editor, at their address on record, that their reply was too
     large to pass on."""
-    from syndicate.compose import one_line
+    from syndicate.delivery.compose import one_line
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -167,7 +167,7 @@ def deliver(
 
     It is labelled with the reply's id: no delivery row exists for a notice, and the outbox
     names its file reply0000012-… so it never overwrites another message's file."""
-    from syndicate.transports import make_transport, notice
+    from syndicate.delivery.transports import make_transport, notice
 
     recipient = Recipient(id=0, kind=RecipientKind.READER, email=to_address, name=to_name)
     outbound = notice(

@@ -304,7 +304,7 @@ def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: S
     """
     # Imported here: approval loads the renderers (premailer, python-docx), which every other
     # reply an MTA pipes in (`syndicate inbound receive`, one process each) never needs.
-    from syndicate import approval
+    from syndicate.scheduling import approval
 
     outcome = approval.handle_approval_reply(engine, settings, inbound.message, raw=inbound.raw)
     detail = ("approved: " if outcome.accepted else "not approved: ") + outcome.reason

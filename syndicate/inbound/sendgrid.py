@@ -35,7 +35,7 @@ from starlette.routing import Route
 from syndicate import store
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
-from syndicate.webguard import BodyTooLarge
+from syndicate.web.guard import BodyTooLarge
 
 log = logging.getLogger(__name__)
 

@@ -1,27 +1,17 @@
-"""Times and send policies in the author's time zone.
+"""Times in the author's time zone.
 
 `parse_time` reads what an author types ("tomorrow 07:00", "+2h", "next saturday 00:01", ISO
-dates) and `describe` echoes it back so there is no doubt which instant was meant. `Policy` is a
-channel's send policy from settings.toml ("immediately", "at 07:00", "cron: 0 7 * * tue",
-"digest: 0 7 * * tue", "manual"). Every instant leaves here as an aware UTC datetime.
-
-Cron arithmetic is APScheduler's CronTrigger (DST-correct in the given zone); only the weekday
-numbers are translated first, because APScheduler 3.x counts 0 as Monday while cron counts 0 as
-Sunday.
+dates) and `describe` echoes it back so there is no doubt which instant was meant. Every instant
+leaves here as an aware UTC datetime. Channel policies live in `policies.py`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from syndicate.errors import SyndicateError
-
-if TYPE_CHECKING:
-    from apscheduler.triggers.cron import CronTrigger
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _CRON_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -72,7 +62,7 @@ def parse_time(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     if iso is not None:
         return iso
     words = raw.split(" ")
-    clock = _parse_clock(words[-1]) if words else None
+    clock = parse_clock(words[-1]) if words else None
     if clock is None:
         raise TimeError(f"cannot read {text!r} as a time; {TIME_HELP}")
     day_words = words[:-1]
@@ -152,7 +142,7 @@ def _parse_iso(text: str, zone: ZoneInfo) -> datetime | None:
     return _local(value.date(), value.time(), zone, text)
 
 
-def _parse_clock(word: str) -> time | None:
+def parse_clock(word: str) -> time | None:
     match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?(am|pm)?", word)
     if not match or (match.group(2) is None and match.group(3) is None):
         return None
@@ -229,90 +219,3 @@ def short(value: datetime | None, zone: ZoneInfo) -> str:
 
 
 # --- cron ---------------------------------------------------------------------------------------
-
-
-def cron_trigger(expr: str, zone: ZoneInfo) -> CronTrigger:
-    """A standard 5-field crontab line (0 or 7 = Sunday) as an APScheduler trigger."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise TimeError(
-            f"cron expression {expr!r} needs 5 fields (minute hour day month weekday), "
-            f"e.g. '0 7 * * tue' for Tuesdays at 07:00"
-        )
-    fields[4] = _cron_weekdays(fields[4], expr)
-    # Imported here: APScheduler costs every command (and --help) ~60 ms otherwise.
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
-    except ValueError as exc:
-        raise TimeError(f"cron expression {expr!r}: {exc}") from None
-
-
-def _cron_weekdays(field: str, expr: str) -> str:
-    def name(number: str) -> str:
-        if int(number) > 7:
-            raise TimeError(f"cron expression {expr!r}: weekday {number} is not 0-7")
-        return _CRON_DAYS[int(number)]
-
-    parts = []
-    for part in field.split(","):
-        days, slash, step = part.partition("/")
-        days = re.sub(r"\d+", lambda m: name(m.group(0)), days)
-        parts.append(days + slash + step)
-    return ",".join(parts)
-
-
-def next_cron(expr: str, zone: ZoneInfo, after: datetime) -> datetime:
-    """The first time strictly after `after` that the cron expression names, in UTC."""
-    trigger = cron_trigger(expr, zone)
-    fire = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
-    if fire is None:
-        raise TimeError(f"cron expression {expr!r} never fires")
-    return fire.astimezone(UTC)
-
-
-# --- policies -----------------------------------------------------------------------------------
-
-POLICY_HELP = (
-    "write one of: 'immediately'; 'at HH:MM' (every day at that time); "
-    "'cron: MIN HOUR DAY MONTH WEEKDAY' (e.g. 'cron: 0 7 * * tue'); "
-    "'digest: MIN HOUR DAY MONTH WEEKDAY' (newsletter only: one edition with every new post); "
-    "'manual' (email the author a preview; nothing goes out until approved)"
-)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A channel's send policy. `kind` is immediately | cron | digest | manual."""
-
-    kind: str
-    cron: str = ""
-    text: str = ""
-
-    def first_time(self, found: datetime, zone: ZoneInfo) -> datetime:
-        """When a post found at `found` is scheduled (immediately/manual: at once)."""
-        if self.kind in ("cron", "digest"):
-            return next_cron(self.cron, zone, found - timedelta(seconds=1))
-        return found
-
-
-def parse_policy(text: str) -> Policy:
-    raw = " ".join(text.strip().split())
-    lowered = raw.lower()
-    if lowered in ("immediately", "immediate", "now"):
-        return Policy("immediately", text=raw)
-    if lowered == "manual":
-        return Policy("manual", text=raw)
-    match = re.fullmatch(r"at (.+)", lowered)
-    if match:
-        clock = _parse_clock(match.group(1))
-        if clock is None:
-            raise TimeError(f"policy {text!r}: {match.group(1)!r} is not a time like 07:00")
-        return Policy("cron", f"{clock.minute} {clock.hour} * * *", raw)
-    kind, colon, expr = raw.partition(":")
-    if colon and kind.strip().lower() in ("cron", "digest"):
-        expr = expr.strip()
-        cron_trigger(expr, ZoneInfo("UTC"))  # validates
-        return Policy(kind.strip().lower(), expr, raw)
-    raise TimeError(f"unknown send policy {text!r}; {POLICY_HELP}")

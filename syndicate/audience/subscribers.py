@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from syndicate import importers, store, tokens
-from syndicate.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
+from syndicate import store, tokens
+from syndicate.audience import importers
+from syndicate.audience.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
 from syndicate.models import RecipientKind
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 
 from syndicate import store
+from syndicate.delivery.transports import Transport, notice
 from syndicate.models import DeliveryState, Recipient, RecipientKind
 from syndicate.settings import Settings
-from syndicate.transports import Transport, notice
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+from syndicate.delivery.transports.base import OnResult
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
 from syndicate.settings import Smtp
-from syndicate.transports.base import OnResult
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from typing import Any
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
+from syndicate.delivery.transports.base import OnResult
 from syndicate.errors import TransportError
 from syndicate.headers import one_line
 from syndicate.models import DeliveryResult, DeliveryState, Edition, OutboundMessage
 from syndicate.render import placeholders as ph
 from syndicate.settings import Sendgrid
-from syndicate.transports.base import OnResult
 
 log = logging.getLogger(__name__)
 

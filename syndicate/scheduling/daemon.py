@@ -26,14 +26,19 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from syndicate import approval, dispatch, embargo, store, subscribers, watch
+from syndicate import store
+from syndicate.audience import subscribers
+from syndicate.delivery import dispatch
+from syndicate.delivery.transports import Transport, make_transport
 from syndicate.errors import FeedError, SyndicateError
+from syndicate.feedwatch import watch
 from syndicate.models import Channel, RecipientKind, SendState, SendSummary
 from syndicate.render import make_environment
 from syndicate.render.digest import digest_post
-from syndicate.schedule import describe, next_cron
+from syndicate.scheduling import approval, embargo
+from syndicate.scheduling.policies import next_cron
+from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
-from syndicate.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection, Engine
 
-from syndicate import embargo as embargo_rule
 from syndicate import store
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
-from syndicate.schedule import describe
+from syndicate.scheduling import embargo as embargo_rule
+from syndicate.scheduling.timeparse import describe
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Protocol
 from syndicate.models import DeliveryResult, OutboundMessage
 
 # Called with each result the moment the server answers (before the batch returns), so the
-# caller can journal what was accepted; see syndicate.journal.
+# caller can journal what was accepted; see syndicate.delivery.journal.
 OnResult = Callable[[DeliveryResult], None]
 
 

@@ -13,9 +13,11 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection, Engine
 
-from syndicate import feed, store
+from syndicate import store
+from syndicate.feedwatch import feed
 from syndicate.models import Channel, Post, SendState
-from syndicate.schedule import Policy, TimeError, parse_policy, parse_time
+from syndicate.scheduling.policies import Policy, parse_policy
+from syndicate.scheduling.timeparse import TimeError, parse_time
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ Routes (relative to `mail.base_url`):
 
 Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
 Every body is bounded while it streams and every response carries the security headers
-(syndicate.webguard).
+(syndicate.web.guard).
 """
 
 from __future__ import annotations
@@ -42,14 +42,16 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from syndicate import importers, optin, store, subscribers, webhooks
+from syndicate import store
+from syndicate.audience import importers, optin, subscribers
+from syndicate.delivery.transports import Transport, make_transport
 from syndicate.headers import one_line
 from syndicate.inbound import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
-from syndicate.transports import Transport, make_transport
-from syndicate.webguard import (
+from syndicate.web import webhooks
+from syndicate.web.guard import (
     BodyLimit,
     BodyTooLarge,
     RateLimiter,

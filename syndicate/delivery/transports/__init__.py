@@ -8,7 +8,11 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any
 
-from syndicate.dkim import signer_for
+from syndicate.delivery.dkim import signer_for
+from syndicate.delivery.transports.base import OnResult, Transport, send_reporting
+from syndicate.delivery.transports.null import NullTransport
+from syndicate.delivery.transports.outbox import OutboxTransport
+from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.models import (
     Attachment,
     Channel,
@@ -18,10 +22,6 @@ from syndicate.models import (
     Recipient,
 )
 from syndicate.settings import Settings
-from syndicate.transports.base import OnResult, Transport, send_reporting
-from syndicate.transports.null import NullTransport
-from syndicate.transports.outbox import OutboxTransport
-from syndicate.transports.smtp import SmtpTransport
 
 __all__ = [
     "NullTransport",
@@ -52,7 +52,7 @@ def _plain_transport(settings: Settings) -> Transport:
     kind = settings.transport.kind
     if kind == "sendgrid":
         # Imported here: the sendgrid package is only needed by those who use it.
-        from syndicate.transports.sendgrid import SendgridTransport
+        from syndicate.delivery.transports.sendgrid import SendgridTransport
 
         return SendgridTransport(settings.transport.sendgrid, settings.sendgrid_api_key())
     if kind == "smtp":

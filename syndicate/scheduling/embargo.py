@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from syndicate import store
 from syndicate.models import Channel, SendState
-from syndicate.schedule import describe
+from syndicate.scheduling.timeparse import describe
 
 
 @dataclass(frozen=True)

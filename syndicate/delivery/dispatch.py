@@ -2,7 +2,7 @@
 
 State is committed before and after every transport call, so a crash at any moment leaves each
 delivery pending, sending (claimed), deferred (with the time of its next attempt) or finished.
-Each message the server accepts is also written to the journal (syndicate.journal) the moment
+Each message the server accepts is also written to the journal (delivery/journal.py) the moment
 it answers; the next run marks those sent before it requeues the other claimed rows, so after a
 kill -9 only a message whose answer had not arrived yet (at most one per connection) can go
 twice. While the transport sends one batch, the next is claimed and composed. Recipients are
@@ -23,7 +23,7 @@ from jinja2 import Environment
 from sqlalchemy.engine import Engine
 
 from syndicate import store
-from syndicate.compose import (
+from syndicate.delivery.compose import (
     MessageTemplate,
     Sender,
     api_headers,
@@ -33,8 +33,9 @@ from syndicate.compose import (
     recipient_values,
     shared_reply_address,
 )
+from syndicate.delivery.journal import Journal
+from syndicate.delivery.transports.base import Transport, send_reporting
 from syndicate.errors import TransportError
-from syndicate.journal import Journal
 from syndicate.models import (
     Channel,
     DeliveryResult,
@@ -47,7 +48,6 @@ from syndicate.models import (
 )
 from syndicate.render import EditionCache
 from syndicate.settings import Retry, Settings
-from syndicate.transports.base import Transport, send_reporting
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Signing works on the exact bytes the transport sends (``policy.SMTP``, CRLF), af
 message must not be re-serialised. The signature covers the headers providers look at for bulk
 mail, including both RFC 8058 unsubscribe headers, so nobody on the way can add or alter them.
 
-Run ``python -m syndicate.dkim [settings.toml]`` to print the DNS TXT record to publish.
+Run ``python -m syndicate.delivery.dkim [settings.toml]`` to print the DNS TXT record to publish.
 """
 
 from __future__ import annotations

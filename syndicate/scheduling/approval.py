@@ -25,8 +25,10 @@ import dkim as dkimpy
 import html2text
 from sqlalchemy.engine import Engine
 
-from syndicate import dispatch, sends, store, tokens
-from syndicate.compose import compose
+from syndicate import store, tokens
+from syndicate.delivery import dispatch
+from syndicate.delivery.compose import compose
+from syndicate.delivery.transports import make_transport, notice
 from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
@@ -37,9 +39,9 @@ from syndicate.models import (
     SendState,
 )
 from syndicate.render import make_environment, render_edition
-from syndicate.schedule import describe
+from syndicate.scheduling import send_control
+from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
-from syndicate.transports import make_transport, notice
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +335,7 @@ def handle_approval_reply(
         return ApprovalResult(False, send_id, "that send no longer exists")
     if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
         return ApprovalResult(False, send_id, f"send {send_id} is already {send['state']}")
-    _, changed = sends.approve(engine, send_id, by="reply")
+    _, changed = send_control.approve(engine, send_id, by="reply")
     reason = f"approved by reply ({proof})" if changed else "already approved"
     log.info("send %s: %s from %s", send_id, reason, sender)
     if changed:

@@ -1,0 +1,1 @@
+"""Who receives: lists and imports, double opt-in, suppression."""

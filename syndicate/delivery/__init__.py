@@ -1,0 +1,2 @@
+"""Sending: plan, claim and record deliveries, compose each message, sign it, hand it to a
+transport."""

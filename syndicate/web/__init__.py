@@ -1,0 +1,1 @@
+"""The web app: public pages, webhooks and their guards."""
