@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
-from syndicate.web import create_app
+from syndicate.web.app import create_app
 from tests.conftest import run_cli
 from tests.inbound_support import cli_process
 from tests.web_support import load_settings
