@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from syndicate import store
-from syndicate.inbound import parse, pipeline
+from syndicate.inbound import pipeline
+from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from tests.inbound_support import (
     cli,
@@ -452,7 +453,8 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
     """Fault injection: a reader's words that crash quote-stripping. The message is kept whole
     as refused for the author to read, and the MTA is told it was delivered (exit 0), since a
     bounce would tell the reader it was lost."""
-    from syndicate.inbound import stdin, text
+    from syndicate.inbound.sources import stdin
+    from syndicate.inbound.steps import text
 
     def crash(message):
         raise UnicodeError("simulated decoder failure")

@@ -23,7 +23,7 @@ import pytest
 from syndicate import settings as settings_module
 from syndicate import store
 from syndicate.cli import inbound as inbound_cli
-from syndicate.inbound import stdin
+from syndicate.inbound.sources import stdin
 from syndicate.models import ReplyState
 from syndicate.scheduling.daemon import Daemon
 from tests.conftest import free_port

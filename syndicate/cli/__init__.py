@@ -11,6 +11,8 @@ from rich.markup import escape
 
 # Importing a command module registers its commands on `app`.
 from syndicate.cli import (  # noqa: F401
+    corrections,
+    desk,
     feed,
     inbound,
     init,

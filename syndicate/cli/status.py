@@ -24,6 +24,7 @@ from syndicate.models import RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
 store = lazy_module("syndicate.store")
+corrections = lazy_module("syndicate.corrections.listing")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
 
@@ -89,6 +90,8 @@ def status(
             for r in recent_replies
         ],
     }
+    pending_corrections = corrections.waiting_lines(engine)
+    data["pending_corrections"] = pending_corrections
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -170,6 +173,8 @@ def status(
                 r["title"] or "",
             )
         print_table(table)
+    for line in pending_corrections:
+        console.print(line + " ('syndicate corrections list')", highlight=False)
     # Unread words from people only ('syndicate replies read' marks them read).
     console.print(
         "Unread replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none")

@@ -12,7 +12,8 @@ Routes (relative to `mail.base_url`):
   never unsubscribes.
 - `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook (fresh timestamps only).
 
-Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
+Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from
+syndicate.inbound.sources.sendgrid.
 Every body is bounded while it streams and every response carries the security headers
 (syndicate.web.guard).
 """
@@ -46,7 +47,7 @@ from syndicate import store
 from syndicate.audience import importers, optin, subscribers
 from syndicate.delivery.transports import Transport, make_transport
 from syndicate.headers import one_line
-from syndicate.inbound import sendgrid as sendgrid_inbound
+from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
@@ -427,11 +428,15 @@ def create_app(
     transport_factory: Callable[[Settings], Transport] = make_transport,
 ) -> Starlette:
     """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
+    from syndicate import desk
+
     web = WebApp(settings, transport_factory)
     inbound_routes = sendgrid_inbound.routes(lambda: settings)
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
+        if path == settings.desk.path + desk.UPLOAD_PATH:
+            return settings.desk.max_upload_bytes
         if path == EVENTS_PATH:
             return settings.web.max_event_bytes
         if path == sendgrid_inbound.PATH:
@@ -442,8 +447,9 @@ def create_app(
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
 
+    desk_routes = desk.routes(settings, web.engine, web.key, transport_factory)
     app = GuardedStarlette(
-        routes=[*web.routes(), *inbound_routes, *extra_routes],
+        routes=[*web.routes(), *inbound_routes, *desk_routes, *extra_routes],
         exception_handlers={ClientDisconnect: client_gone},
         guard=guard,
     )

@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from syndicate.inbound.pipeline import Outcome, process
+from syndicate.inbound.context import Outcome
+from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)

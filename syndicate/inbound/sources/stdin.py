@@ -14,7 +14,8 @@ import re
 
 from sqlalchemy.engine import Engine
 
-from syndicate.inbound.pipeline import Outcome, process
+from syndicate.inbound.context import Outcome
+from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 
 from syndicate import store
 from syndicate.errors import SyndicateError
-from syndicate.inbound.pipeline import Outcome, process
+from syndicate.inbound.context import Outcome
+from syndicate.inbound.pipeline import process
 from syndicate.settings import Imap, Settings
 
 log = logging.getLogger(__name__)
