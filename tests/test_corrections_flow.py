@@ -477,3 +477,23 @@ def test_a_deferred_advisory_is_tried_again_at_the_next_tick(delivered) -> None:
     assert len(messages(handler, "CORRECTION: ")) == 2  # nobody twice
     shown = run_cli(cfg.path("."), "corrections", "show", str(correction.id))
     assert f"{SAM}: sent" in shown.stdout and f"{FIONA}: sent" in shown.stdout
+
+
+def test_a_proposed_kill_closes_when_the_post_returns_or_goes_out_with_your_reason(
+    delivered, project
+) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    post = feed.posts.pop(2)
+    [proposed] = poll(cfg, engine, BEFORE_RELEASE)
+    feed.posts[2] = post  # it was a mistake: the post is back
+    [closed] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=15))
+    assert (closed.id, closed.state) == (proposed.id, rows.CorrectionState.REVERTED)
+
+    del feed.posts[2]
+    again = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=30))[0]
+    assert again.id != proposed.id and again.reason == "the post was taken off the blog"
+    sent = run_cli(project, "corrections", "send", str(again.id), "--note", "Legal advice")
+    assert sent.returncode == 0, sent.stderr
+    kills = messages(handler, "KILL: ")
+    assert len(kills) == 2
+    assert "Reason: Legal advice." in kills[0].get_body(("plain",)).get_content()
