@@ -128,7 +128,9 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
     assert send is not None
     sent_at = store.as_utc(send["started_at"]) or correction.created_at
     release_at = store.as_utc(send["embargo_until"])
-    if correction.action is CorrectionAction.KILL:
+    if correction.advisory:  # a retry says what the first attempt said
+        kind, version = AdvisoryKind(correction.advisory), correction.version
+    elif correction.action is CorrectionAction.KILL:
         kind = AdvisoryKind.KILL
     else:
         kind = kind_at(release_at, sent_at, at)
@@ -148,10 +150,15 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
 
 
 def deliver(
-    engine: Engine, settings: Settings, correction: Correction, at: datetime
+    engine: Engine,
+    settings: Settings,
+    correction: Correction,
+    at: datetime,
+    only: frozenset[int] | None = None,
 ) -> tuple[Advisory, list[Result]]:
     """Send the advisory to every editor who had the column and is still active (and, with
-    `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post)."""
+    `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post);
+    `only` these recipients when a deferred message is tried again."""
     from syndicate.delivery import dispatch
     from syndicate.delivery.compose import edition_content, personalise
     from syndicate.delivery.transports import make_transport
@@ -164,12 +171,15 @@ def deliver(
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     with engine.connect() as conn:
-        earlier = records.sent_ids(conn, correction.post_id)
+        earlier = [c for c in records.sent_ids(conn, correction.post_id) if c != correction.id]
         editors = records.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
         newsletter = store.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
             readers = records.reached(conn, newsletter["id"], earlier, RecipientKind.READER)
+    if only is not None:
+        editors = [r for r in editors if r.recipient.id in only]
+        readers = [r for r in readers if r.recipient.id in only]
     editions: dict[tuple[str, ...], Edition] = {}
     contents: dict[tuple[int, int], Content] = {}  # (edition, send) → encoded once
     outbound: list[OutboundMessage] = []
