@@ -26,6 +26,7 @@ from tests.inbound_support import (
     load,
     replies,
     sent_project,
+    set_url_file,
     signed_ids,
 )
 
@@ -365,8 +366,13 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     assert len(row["raw"]) < 10_000
 
 
-def test_a_transient_problem_exits_75_so_the_mta_retries(project: Path, tmp_path: Path) -> None:
+def test_a_transient_problem_exits_75_so_the_mta_retries(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = project / "settings.toml"
+    # This URL, not the database a PostgreSQL run gives the project.
+    set_url_file(config, "")
+    monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
     text = config.read_text(encoding="utf-8")
     config.write_text(
         text.replace(

@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
+compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
+mime = lazy_module("syndicate.delivery.mime")
+notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
@@ -183,13 +186,13 @@ def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     sample = _sample(settings, channel)
     editions = render.EditionCache(post, channel, settings, rt.templates)
-    composer = dispatch.Composer(editions, _sender(rt), 0, rt.now())
-    message = composer.outbound(0, sample)
+    composer = compose.Composer(editions, _sender(rt), 0, rt.now())
+    message = composer.message(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
         f"{channel.audience.value}(s) via {settings.transport.kind}"
         + (f" ({done:,} already done)" if done else "")
-        + f"; one message is {len(message.data):,} bytes. Nothing was sent or recorded."
+        + f"; one message is {len(mime.as_bytes(message)):,} bytes. Nothing was sent or recorded."
     )
 
 

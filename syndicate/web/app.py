@@ -43,6 +43,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from syndicate.audience import importers, optin, subscribers
+from syndicate.headers import one_line
 from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
@@ -163,7 +164,7 @@ class WebApp:
             return response
         form = await request.form(max_files=0, max_fields=20)
         email = str(form.get("email", "")).strip()
-        name = " ".join(str(form.get("name", "")).split())[:200]
+        name = one_line(str(form.get("name", "")))[:200]  # no NUL: PostgreSQL refuses it
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
             log.warning("subscribe refused: missing or wrong CSRF token from %s", request.client)
             return self.subscribe_form(
