@@ -13,7 +13,7 @@ import docx
 import pytest
 from lxml import etree
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from tests.column_support import NEWEST_TITLE
 from tests.conftest import run_cli
 
@@ -65,15 +65,15 @@ def test_each_editor_gets_a_note_and_the_attachments_they_asked_for(sent: Path) 
     assert "Hi Fiona," in html
 
     # The Reply-To token names this send and this editor, so an answer is filed as theirs.
-    engine = store.connect(f"sqlite:///{sent / 'syndicate.db'}")
-    key = store.hmac_key(engine, None)
+    engine = db.connect(f"sqlite:///{sent / 'syndicate.db'}")
+    key = db.meta.hmac_key(engine, None)
     with engine.connect() as conn:
         for address, message in messages.items():
             token = tokens.token_from_address(message["Reply-To"].addresses[0].addr_spec)
             claim = tokens.verify(key, token or "", "reply")
             assert claim is not None
-            recipient = store.get_recipient(conn, claim.recipient_id)
-            send = store.get_send(conn, claim.send_id)
+            recipient = db.recipients.get_recipient(conn, claim.recipient_id)
+            send = db.sends.get_send(conn, claim.send_id)
             assert recipient is not None and recipient.email == address
             assert send is not None and send["channel"] == "column"
 

@@ -11,9 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Connection, Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, Engine
 from syndicate.feedwatch import feed
 from syndicate.models import Channel, Post, SendState
 from syndicate.scheduling.policies import Policy, parse_policy
@@ -86,12 +85,12 @@ def plan_post(
             channel is Channel.COLUMN or settings.channels.newsletter.respect_embargo
         )
         if policy.kind == "digest" and not held:
-            store.queue_for_digest(conn, post_id, found)
+            db.sends.queue_for_digest(conn, post_id, found)
             report.queued_for_digest += 1
             continue
         # (A digest post whose column embargo is unknown gets a held send of its own instead.)
         state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
-        send_id = store.create_send(
+        send_id = db.sends.create_send(
             conn,
             post_id,
             channel,
@@ -129,7 +128,7 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
     source = feed_source(settings)
     report = PollReport(source=source)
     with engine.connect() as conn:
-        state = store.get_feed_state(conn, source)
+        state = db.inbox_state.get_feed_state(conn, source)
     fetched = feed.fetch(
         source,
         etag=state["etag"] if state else None,
@@ -144,10 +143,10 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
     parsed = feed.parse(fetched.content, source)
     report.problems = parsed.problems
     report.first_run = state is None or state["initialized_at"] is None
-    scheduled_at = at or store.now()
+    scheduled_at = at or db.now()
 
     with engine.begin() as conn:
-        known = store.known_guids(conn, [p.guid for p in parsed.posts])
+        known = db.posts.known_guids(conn, [p.guid for p in parsed.posts])
         report.new_posts = [p for p in parsed.posts if p.guid not in known]
         if report.first_run:
             allowed = first_run_choice(parsed.posts, settings.feed.first_run)
@@ -155,15 +154,17 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
             allowed = {p.guid for p in report.new_posts}
         for post in parsed.posts:
             if post.guid in known:
-                store.refresh_post(conn, post)
+                db.posts.refresh_post(conn, post)
         for post in reversed(feed.newest_first(report.new_posts)):
             eligible = post.guid in allowed
-            post_id = store.insert_post(conn, post, eligible=eligible)
+            post_id = db.posts.insert_post(conn, post, eligible=eligible)
             if not eligible:
                 continue
             report.eligible.append(post)
             plan_post(conn, settings, post_id, scheduled_at, report)
-        store.save_feed_state(conn, source, fetched.etag, fetched.last_modified, initialized=True)
+        db.inbox_state.save_feed_state(
+            conn, source, fetched.etag, fetched.last_modified, initialized=True
+        )
     if report.first_run:
         log.info(
             "first run: %d post(s) in the feed recorded as already published; %d will be sent "

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.settings import Settings
 
 
@@ -33,7 +32,7 @@ def poll(engine: Engine, settings: Settings) -> PollReport:
     """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
     from syndicate.inbound import imap, maildir, pipeline
 
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     report = PollReport()
     if settings.inbound.imap.host:
         report.sources += 1

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection
 from syndicate.inbound.parse import clean
 from syndicate.models import Classification, InboundMessage, ReplyKind, ReplyState
 
@@ -40,11 +39,11 @@ def target(
     """
     if send_id is None or recipient_id is None:
         return {}
-    send = store.get_send(conn, send_id)
+    send = db.sends.get_send(conn, send_id)
     if recipient_id == 0:
-        recipient = store.delivered_recipient(conn, send_id, sender) if sender else None
+        recipient = db.deliveries.delivered_recipient(conn, send_id, sender) if sender else None
     else:
-        recipient = store.get_recipient(conn, recipient_id)
+        recipient = db.recipients.get_recipient(conn, recipient_id)
     if send is None or recipient is None:
         return {}
     return {"send": send, "recipient": recipient}
@@ -83,4 +82,4 @@ def record(conn: Connection, inbound: InboundMessage, result: Classification) ->
         "verified": result.verified,
     }
     values = {k: clean(v) if isinstance(v, str) else v for k, v in values.items()}
-    return store.insert_reply(conn, values, seen_keys(inbound))
+    return db.replies.insert_reply(conn, values, seen_keys(inbound))

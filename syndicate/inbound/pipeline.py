@@ -14,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, DatabaseError, Engine
 from syndicate.inbound import autoreply, bounce, forward, identify, parse, spam, text, unsubscribe
 from syndicate.inbound import file as filing
 from syndicate.models import (
@@ -27,6 +25,7 @@ from syndicate.models import (
     InboundMessage,
     Post,
     Recipient,
+    RecipientStatus,
     ReplyKind,
     ReplyState,
 )
@@ -65,7 +64,7 @@ def classify(
             "",
             reason=f"{inbound.malformed}; kept whole, not processed",
         )
-    installation = store.known_installation_id(conn)
+    installation = db.meta.known_installation_id(conn)
     identity = identify.identify(inbound, key, installation)
     found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
     post_id = found["send"]["post_id"] if found else None
@@ -185,7 +184,7 @@ def _classify_bounce(
             verified=False,
         )
     counted = bounce.for_delivery(failed, ours.address)
-    send = store.get_send(conn, ours.send_id)
+    send = db.sends.get_send(conn, ours.send_id)
     return Classification(
         ReplyKind.BOUNCE,
         Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
@@ -210,7 +209,7 @@ def _classify_or_refuse(
     database errors still propagate (they are transient)."""
     try:
         return classify(conn, inbound, settings, key)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:
         log.exception("could not classify %s; recorded as refused", inbound.message_id)
@@ -248,16 +247,16 @@ def process(
     at: datetime | None = None,
 ) -> Outcome:
     """Run one message through the whole pipeline and record it; safe to call twice."""
-    at = at or store.now()
+    at = at or db.now()
     limit = settings.inbound.max_message_bytes
     if len(raw) > limit:
         return _refuse(engine, raw, source, envelope_recipients, settings, key)
     inbound = parse.parse(raw, source=source, envelope_recipients=envelope_recipients)
     try:
         with engine.begin() as conn:
-            seen = store.reply_seen(conn, filing.seen_keys(inbound))
+            seen = db.replies.reply_seen(conn, filing.seen_keys(inbound))
             if seen is not None:
-                row = store.get_reply(conn, seen)
+                row = db.replies.get_reply(conn, seen)
                 assert row is not None
                 log.info("message %s already recorded as reply %s", inbound.message_id, seen)
                 state = ReplyState(row["state"])
@@ -265,7 +264,7 @@ def process(
             result = _classify_or_refuse(conn, inbound, settings, key)
             reply_id = filing.record(conn, inbound, result)
             detail = _act(conn, result, reply_id, settings, at)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:  # not the database's fault: retrying would fail the same way
         log.exception("could not record %s; recorded as refused", inbound.message_id)
@@ -309,7 +308,7 @@ def _approve(engine: Engine, reply_id: int, inbound: InboundMessage, settings: S
     outcome = approval.handle_approval_reply(engine, settings, inbound.message, raw=inbound.raw)
     detail = ("approved: " if outcome.accepted else "not approved: ") + outcome.reason
     with engine.begin() as conn:
-        store.update_reply(conn, reply_id, detail=detail)
+        db.replies.update_reply(conn, reply_id, detail=detail)
     return detail
 
 
@@ -331,7 +330,9 @@ def _act_on_unsubscribe(
     if result.recipient_id is None:
         return ""
     reason = f"asked by email (reply {reply_id})"
-    if not store.mark_recipient(conn, result.recipient_id, "unsubscribed", reason, at):
+    if not db.recipients.mark_recipient(
+        conn, result.recipient_id, RecipientStatus.UNSUBSCRIBED, reason, at
+    ):
         return "already not subscribed"
     return "unsubscribed"
 
@@ -352,7 +353,7 @@ def _act(
         return ""
     detail = action(conn, result, reply_id, settings, at)
     if detail:
-        store.update_reply(conn, reply_id, detail=detail)
+        db.replies.update_reply(conn, reply_id, detail=detail)
     return detail
 
 
@@ -367,7 +368,7 @@ def _notify(
 ) -> ReplyState:
     """Forward a comment or an editor's answer; confirm an unsubscribe. Never raises."""
     with engine.connect() as conn:
-        row = store.get_reply(conn, reply_id)
+        row = db.replies.get_reply(conn, reply_id)
     assert row is not None
     if result.kind in (ReplyKind.COMMENT, ReplyKind.EDITOR_RESPONSE):
         if not settings.inbound.forward_to_author:
@@ -381,8 +382,10 @@ def _notify(
 def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
     with engine.connect() as conn:
-        post = store.get_post(conn, row["post_id"])
-        recipient = store.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+        post = db.posts.get_post(conn, row["post_id"])
+        recipient = (
+            db.recipients.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+        )
     assert post is not None
     try:
         message = forward.forward_message(settings, row, post, recipient, at)
@@ -394,7 +397,7 @@ def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -
         ok, detail = False, f"{type(exc).__name__}: {exc}"
     state = ReplyState.FORWARDED if ok else ReplyState.FORWARD_PENDING
     with engine.begin() as conn:
-        store.update_reply(
+        db.replies.update_reply(
             conn,
             row["id"],
             state=state.value,
@@ -409,19 +412,19 @@ def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -
 def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
     """Forward again every reply left forward_pending; returns (forwarded, still pending)."""
     with engine.connect() as conn:
-        pending = store.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
+        pending = db.replies.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
     done = 0
     for row in pending:
         with engine.connect() as conn:
-            full = store.get_reply(conn, row["id"])
-        if full and forward_reply(engine, full, settings, store.now()) is ReplyState.FORWARDED:
+            full = db.replies.get_reply(conn, row["id"])
+        if full and forward_reply(engine, full, settings, db.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done
 
 
 def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: datetime) -> None:
     with engine.connect() as conn:
-        recipient = store.get_recipient(conn, row["recipient_id"])
+        recipient = db.recipients.get_recipient(conn, row["recipient_id"])
     if recipient is None:
         return
     try:
@@ -431,7 +434,7 @@ def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: date
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"
     with engine.begin() as conn:
-        store.update_reply(conn, row["id"], detail=detail)
+        db.replies.update_reply(conn, row["id"], detail=detail)
 
 
 def _refuse(
@@ -453,11 +456,11 @@ def _refuse(
         "only its headers were kept"
     )
     with engine.begin() as conn:
-        identity = identify.identify(inbound, key, store.known_installation_id(conn))
+        identity = identify.identify(inbound, key, db.meta.known_installation_id(conn))
         keys = filing.seen_keys(inbound)
-        seen = store.reply_seen(conn, keys[:1] if inbound.message_id else keys)
+        seen = db.replies.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
-            row = store.get_reply(conn, seen)
+            row = db.replies.get_reply(conn, seen)
             known = bool(row and row["recipient_id"])
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
@@ -474,8 +477,8 @@ def _refuse(
             ReplyKind.REFUSED, identity, post_id, recipient_id, "", reason=reason
         )
         reply_id = filing.record(conn, inbound, result)
-        store.update_reply(conn, reply_id, size=len(raw))
-        post = store.get_post(conn, post_id) if post_id else None
+        db.replies.update_reply(conn, reply_id, size=len(raw))
+        post = db.posts.get_post(conn, post_id) if post_id else None
     log.warning("%s: refused a message from %s: %s", source, inbound.sender or "unknown", reason)
     if found:
         _tell_sender_refused(
@@ -499,11 +502,11 @@ def _tell_sender_refused(
     not matched to one), so no one can make us mail a third party."""
     try:
         message = forward.refusal_notice(
-            settings, inbound, recipient, post.title if post else "", size, store.now()
+            settings, inbound, recipient, post.title if post else "", size, db.now()
         )
         result = forward.deliver(settings, message, recipient.email, recipient.name, reply_id)
         detail = f"sender told: {result.state.value}"
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
     with engine.begin() as conn:
-        store.update_reply(conn, reply_id, detail=detail)
+        db.replies.update_reply(conn, reply_id, detail=detail)
