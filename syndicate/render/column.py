@@ -112,6 +112,22 @@ class ColumnDraft:
     categories: tuple[str, ...] = ()
     url: str = ""
     profile: EditorProfile = field(default_factory=EditorProfile)
+    # Set on a correction, substitute or kill (syndicate.corrections.advisory): the advisory's
+    # own Eds sentences come first; NITF carries the version, status and what it corrects.
+    advisory: tuple[str, ...] = ()
+    mark: str = ""  # after the slug: JOB-NOT-WORK/CORRECTION v2
+    version: int = 1
+    status: str = ""  # NITF management-status when not the usual usable/embargoed
+    urgent: bool = False
+    corrects: str = ""  # the doc-id of the version this one replaces
+
+    @property
+    def slug_line(self) -> str:
+        return self.slug + self.mark
+
+    @property
+    def file_stem(self) -> str:
+        return "-".join(re.findall(r"[a-z0-9]+", self.slug_line.lower())) or "column"
 
     @property
     def over_by(self) -> int:
@@ -120,7 +136,9 @@ class ColumnDraft:
     @property
     def eds(self) -> list[str]:
         """The sentences of the ``Eds:`` line, in order."""
-        parts = [f"{self.word_count:,} word{'' if self.word_count == 1 else 's'}."]
+        if self.status == "canceled":
+            return list(self.advisory)
+        parts = [*self.advisory, f"{self.word_count:,} word{'' if self.word_count == 1 else 's'}."]
         if self.over_by:
             parts.append(
                 f"OVER YOUR {self.word_limit:,}-WORD LIMIT BY {self.over_by:,} "
@@ -289,7 +307,7 @@ def draft_context(post: Post, settings: Settings, draft: ColumnDraft) -> dict[st
     context = post_context(post, settings)
     context.update(
         draft=draft,
-        slug=draft.slug,
+        slug=draft.slug_line,
         release=draft.release,
         word_count=f"{draft.word_count:,}",
         eds=" ".join(draft.eds),
@@ -313,8 +331,7 @@ def column_file(
     fmt: str, draft: ColumnDraft, env: Environment, context: dict[str, Any]
 ) -> Attachment:
     """One attachment of the draft: txt, html, docx or nitf."""
-    stem = draft.slug.rstrip("/").lower() or "column"
-    filename = f"{stem}.{EXTENSIONS[fmt]}"
+    filename = f"{draft.file_stem}.{EXTENSIONS[fmt]}"
     if fmt == "txt":
         data = draft_text(env, context).encode("utf-8")
     elif fmt == "html":

@@ -73,14 +73,15 @@ def draft_docx(draft: ColumnDraft) -> bytes:
     props = document.core_properties
     props.title = draft.headline
     props.author = draft.author
-    props.subject = draft.slug
+    props.subject = draft.slug_line
     props.keywords = ", ".join(draft.categories)
     props.comments = "Eds: " + " ".join(draft.eds)
     stamp = (draft.published or datetime(2000, 1, 1, tzinfo=UTC)).astimezone(UTC)
     props.created = props.modified = stamp.replace(tzinfo=None)
     props.language = draft.language
+    props.revision = draft.version
 
-    document.add_paragraph(draft.slug, style="Slug")
+    document.add_paragraph(draft.slug_line, style="Slug")
     document.add_paragraph(draft.release, style="Release")
     document.add_paragraph("Eds: " + " ".join(draft.eds), style="Eds")
     document.add_paragraph(draft.headline, style="Headline")

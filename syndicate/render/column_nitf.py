@@ -30,16 +30,20 @@ def _sub(parent: ET.Element, tag: str, text: str = "", **attrs: str) -> ET.Eleme
 
 
 def _docdata(head: ET.Element, draft: ColumnDraft) -> None:
-    status = "embargoed" if draft.embargoed else "usable"
+    status = draft.status or ("embargoed" if draft.embargoed else "usable")
     docdata = _sub(head, "docdata", management_status=status)
-    _sub(docdata, "doc-id", id_string=draft.slug.rstrip("/"))
+    if draft.corrects:
+        _sub(docdata, "correction", info=" ".join(draft.advisory), id_string=draft.corrects)
+    _sub(docdata, "doc-id", id_string=draft.file_stem.upper())
+    if draft.urgent:
+        _sub(docdata, "urgency", ed_urg="1")
     if draft.published:
         _sub(docdata, "date.issue", norm=nitf_time(draft.published))
     if draft.release_at:
         _sub(docdata, "date.release", norm=nitf_time(draft.release_at))
     eds = " ".join(draft.eds)
     _sub(docdata, "ed-msg", info=f"{draft.release}. Eds: {eds}")
-    _sub(docdata, "du-key", key=draft.slug.rstrip("/"))
+    _sub(docdata, "du-key", key=draft.slug.rstrip("/"), version=str(draft.version))
     _sub(docdata, "doc.copyright", year=str(draft.copyright_year), holder=draft.author)
     _sub(docdata, "doc.rights", owner=draft.author, type="text")
     if draft.categories:
