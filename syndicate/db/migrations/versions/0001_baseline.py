@@ -1,5 +1,7 @@
-"""Baseline: the schema as the hand-written migrations (schema_version 1-3) left it, made valid
-on PostgreSQL (state columns wide enough, boolean defaults `false`, IMAP UIDs 64-bit).
+"""Baseline: the schema of schema_version 3, made valid on PostgreSQL.
+
+The hand-written migrations (schema_version 1-3) left this schema; here it is also valid on
+PostgreSQL (state columns wide enough, boolean defaults `false`, IMAP UIDs 64-bit).
 
 On an empty database it creates every table. On a database an older syndicate made (a `meta`
 row `schema_version`, no `alembic_version`) it creates the tables that are missing, adds the
