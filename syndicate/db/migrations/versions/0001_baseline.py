@@ -216,6 +216,47 @@ sa.Table(
     sa.Column("last_uid", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+sa.Table(
+    "corrections",
+    frozen,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id"), nullable=False),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id"), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("base_title", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("base_content_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("base_summary_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_title", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_content_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_summary_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("details", sa.JSON, nullable=False, default=list, server_default="[]"),
+    sa.Column("note", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("asked_at", sa.DateTime(timezone=True)),
+    sa.Column("approved_at", sa.DateTime(timezone=True)),
+    sa.Column("approved_by", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("advisory", sa.String(32), nullable=False, default="", server_default=""),
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default="0"),
+)
+
+sa.Table(
+    "correction_deliveries",
+    frozen,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("correction_id", sa.Integer, sa.ForeignKey("corrections.id"), nullable=False),
+    sa.Column("recipient_id", sa.Integer, sa.ForeignKey("recipients.id"), nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("correction_id", "recipient_id"),
+)
 
 
 def upgrade() -> None:
