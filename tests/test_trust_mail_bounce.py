@@ -191,7 +191,7 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     _, engine, _ = load(project)
     with engine.connect() as conn:
         assert db.replies.get_reply(conn, row["id"])["verified"] is True
-        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
@@ -220,7 +220,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     result = cli(project, "inbound", "receive", "--recipient", envelope[ZOE], stdin=dsn(ZOE))
     assert result.returncode == 0, result.stderr.decode()
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:
