@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from jinja2 import Environment
-    from sqlalchemy.engine import Engine
 
+    from syndicate.db import Engine
     from syndicate.delivery.transports.base import Transport
     from syndicate.scheduling.daemon import DaemonLock
     from syndicate.settings import Settings
@@ -88,21 +88,21 @@ class Runtime:
         if self._engine is None:
             with self._opening:
                 if self._engine is None:
-                    from syndicate import store
+                    from syndicate import db
 
-                    self._engine = store.connect(self.settings.database_url)
+                    self._engine = db.connect(self.settings.database_url)
         return self._engine
 
     @property
     def key(self) -> bytes:
         """The token key: the environment's, else the one generated once into the database."""
         if self._key is None:
-            from syndicate import store
+            from syndicate import db
 
             engine = self.engine
             with self._opening:
                 if self._key is None:
-                    self._key = store.hmac_key(engine, self.settings.hmac_key_from_env())
+                    self._key = db.meta.hmac_key(engine, self.settings.hmac_key_from_env())
         return self._key
 
     @property

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from syndicate import store
+from syndicate import db
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.web.app import create_app
@@ -68,16 +68,16 @@ def edition_unsubscribe_url(project: Path) -> str:
 
 
 def reader_status(project: Path) -> str:
-    engine = store.connect(load_settings(project).database_url)
+    engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
-        [row] = store.recipients_by_email(conn, ADDRESS)
+        [row] = db.recipients.recipients_by_email(conn, ADDRESS)
     return row["status"]
 
 
 def reader_status_or_none(project: Path) -> str | None:
-    engine = store.connect(load_settings(project).database_url)
+    engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
-        rows = store.recipients_by_email(conn, ADDRESS)
+        rows = db.recipients.recipients_by_email(conn, ADDRESS)
     return rows[0]["status"] if rows else None
 
 

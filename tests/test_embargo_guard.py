@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import runtime, settings, store
+from syndicate import db, settings
+from syndicate import runtime as runtime_module
 from syndicate.errors import SettingsError
 from syndicate.models import Channel
 from syndicate.runtime import Runtime
@@ -27,10 +28,10 @@ RELEASE_TEXT = "Saturday 5 December 2026, 00:01 EST (UTC-05:00) = 2026-12-05 05:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The time every command's Runtime and the store itself ask, on a clock we move."""
+    """db.now, which every command and every query ask, on a clock we move."""
     moved = Clock(utc(2026, 11, 23, 15))
-    monkeypatch.setattr(store, "now", moved)
-    monkeypatch.setattr(runtime, "utc_now", moved)
+    monkeypatch.setattr(db.times, "now", moved)
+    monkeypatch.setattr(runtime_module, "utc_now", moved)
     return moved
 
 
@@ -68,7 +69,7 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
 
 
 def ids(cfg: settings.Settings) -> dict[str, int]:
-    return {s["channel"]: s["id"] for s in all_sends(store.connect(cfg.database_url))}
+    return {s["channel"]: s["id"] for s in all_sends(db.connect(cfg.database_url))}
 
 
 # --- the rule ------------------------------------------------------------------------------------
@@ -119,9 +120,9 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
         f"column's embargo (send {send['column']}) until {RELEASE_TEXT}." in first
     )
     assert "Nothing to send." in first
-    column = next(s for s in all_sends(store.connect(cfg.database_url)) if s["channel"] == "column")
-    assert store.as_utc(column["scheduled_at"]) == MONDAY_SEND
-    assert store.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
+    assert db.as_utc(column["scheduled_at"]) == MONDAY_SEND
+    assert db.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
 
     listed = ok(project, "sends", "list")
     assert (
@@ -171,7 +172,7 @@ def test_the_daemon_says_once_why_a_due_send_waits(
     project: Path, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, cfg = weekly_column(project, clock)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.poll_feed(Runtime(cfg, engine=engine, clock=clock))
     the_daemon = daemon.Daemon(Runtime(cfg, engine=engine, clock=clock))
     the_daemon.lock.acquire()
@@ -219,9 +220,9 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
     # Broken once on purpose, an interrupted send resumes without asking again.
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     with engine.begin() as conn:
-        store.update_send(conn, send["newsletter"], state="sending")
+        db.sends.update_send(conn, send["newsletter"], state="sending")
     assert "0 sent" in ok(project, "send", "latest")
 
 
@@ -294,8 +295,8 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
         "its release time; give an --embargo at or after --at, or an earlier --at"
     )
     # Nothing was changed by any refusal.
-    column = next(s for s in all_sends(store.connect(cfg.database_url)) if s["channel"] == "column")
-    assert (store.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
+    assert (db.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
 
     # The README's example, typed on a Tuesday: the embargo is read from the send time.
     example = ok(
@@ -385,7 +386,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     blog = Blog(project)
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", column__embargo="tomorrow 01:30")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.poll_feed(Runtime(cfg, engine=engine), utc(2026, 10, 30, 12))
     blog.publish("Clocks go back")
     # Found Saturday 31 October 08:00 EDT: "tomorrow 01:30" happens twice on 1 November.
@@ -408,7 +409,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
         at=utc(2026, 10, 31, 12, 5),
     )
     with engine.connect() as conn:
-        assert store.digest_queue(conn) == []
+        assert db.sends.digest_queue(conn) == []
     latest = [s for s in all_sends(engine) if s["title"] == "Digest post"]
     assert {s["channel"]: s["state"] for s in latest} == {"newsletter": "held", "column": "held"}
     clock.at = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
@@ -449,12 +450,12 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     configure(project, column__embargo="")
     clock.at = utc(2026, 11, 25, 15)
     ok(project, "run", "--once")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
 
     def digests() -> list[list[str]]:
         with engine.connect() as conn:
             return [
-                [store.get_post(conn, p).title for p in store.digest_members(conn, s["id"])]
+                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s["id"])]
                 for s in all_sends(engine)
                 if s["policy"].startswith("digest")
             ]

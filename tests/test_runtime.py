@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery.transports import OutboxTransport
 from syndicate.runtime import Runtime, SystemClock
 from syndicate.scheduling import daemon
@@ -89,7 +89,7 @@ def test_the_environments_key_wins_over_the_generated_one(
 
 def test_a_given_engine_is_used_and_the_database_is_not_opened_again(project: Path) -> None:
     cfg = load(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     assert Runtime(cfg, engine=engine).engine is engine
 
 
@@ -123,8 +123,8 @@ def test_the_daemon_lock_has_the_settings_heartbeat_and_the_runtimes_clock(
     lock.acquire()
     try:
         with lock.engine.connect() as conn:
-            holder = store.lock_holder(conn)
-        assert holder is not None and store.as_utc(holder["heartbeat_at"]) == clock.now()
+            holder = db.locks.lock_holder(conn)
+        assert holder is not None and db.as_utc(holder["heartbeat_at"]) == clock.now()
     finally:
         lock.release()
 
@@ -175,12 +175,14 @@ def _derivations(tree: ast.AST) -> int:
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        opens_store = (
+        # `syndicate db upgrade|current` look at the schema before any upgrade: upgrade=False.
+        opens_database = (
             name == "connect"
             and isinstance(func, ast.Attribute)
-            and getattr(func.value, "id", "") == "store"
+            and getattr(func.value, "id", "") == "db"
+            and not any(k.arg == "upgrade" for k in node.keywords)
         )
-        count += name in DERIVING or opens_store
+        count += name in DERIVING or opens_database
     return count
 
 

@@ -12,10 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from syndicate.cli.common import app, console, err, runtime_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
-
-store = lazy_module("syndicate.store")
 
 inbound_app = typer.Typer(
     help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
@@ -146,7 +143,6 @@ def classify(
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
     from syndicate.inbound import pipeline
-    from syndicate.inbound.steps import parse
 
     try:
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
@@ -154,9 +150,8 @@ def classify(
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     rt = runtime_of(ctx)
     settings = rt.settings
-    inbound = parse.parse(raw, source="classify")
     with rt.engine.connect() as conn:
-        result = pipeline.classify(conn, inbound, settings, rt.key)
+        inbound, result = pipeline.classify_bytes(conn, raw, settings, rt.key)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,
@@ -172,9 +167,6 @@ def classify(
         "subject": inbound.subject,
         "size": len(raw),
     }
-    if len(raw) > settings.inbound.max_message_bytes:
-        data["kind"] = "refused"
-        data["reason"] = f"larger than inbound.max_message_bytes ({len(raw):,} bytes)"
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return

@@ -13,14 +13,12 @@ import typer
 from rich import box
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, runtime_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
 from syndicate.scheduling.timeparse import short
-
-store = lazy_module("syndicate.store")
 
 if TYPE_CHECKING:
     from syndicate.runtime import Runtime
@@ -37,7 +35,7 @@ def _post_id(rt: Runtime, post: str | None) -> int | None:
     if post is None:
         return None
     with rt.engine.connect() as conn:
-        found = store.find_post(conn, post)
+        found = db.posts.find_post(conn, post)
     if found is None:
         raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
     return found.id
@@ -45,7 +43,7 @@ def _post_id(rt: Runtime, post: str | None) -> int | None:
 
 def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
     """ISO 8601 in the author's zone, to the second: 2026-12-01T07:00:12-05:00."""
-    moment = store.as_utc(value)
+    moment = db.as_utc(value)
     return moment.astimezone(zone).isoformat(timespec="seconds") if moment else None
 
 
@@ -65,7 +63,7 @@ def list_replies(
     settings = rt.settings
     post_id = _post_id(rt, post)
     with rt.engine.connect() as conn:
-        rows = store.list_replies(
+        rows = db.replies.list_replies(
             conn,
             post_id=post_id,
             kinds=[k.value for k in kind or []],
@@ -118,7 +116,7 @@ def list_replies(
         words = failed or r["text"] or r["reason"]
         table.add_row(
             str(r["id"]) + ("" if r["read"] else "*"),
-            short(store.as_utc(r["received"]), zone),
+            short(db.as_utc(r["received"]), zone),
             r["kind"],
             r["state"],
             r["sender"],
@@ -142,7 +140,7 @@ def export(
     settings = rt.settings
     post_id = _post_id(rt, post)
     with rt.engine.connect() as conn:
-        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
     text = wordpress.wxr(settings.site.name, settings.site.url, rows)
@@ -163,7 +161,7 @@ def push(
     settings = rt.settings
     post_id = _post_id(rt, post)
     with rt.engine.connect() as conn:
-        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
     for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
@@ -184,10 +182,10 @@ def mark_read(
     rt = runtime_of(ctx)
     with rt.engine.begin() as conn:
         if ids:
-            missing = sorted(set(ids) - store.existing_reply_ids(conn, ids))
+            missing = sorted(set(ids) - db.replies.existing_reply_ids(conn, ids))
             if missing:
                 raise NotFoundError(
                     "no reply " + ", ".join(map(str, missing)) + " (see 'syndicate replies list')"
                 )
-        marked = store.mark_replies_read(conn, None if every else list(ids or []))
+        marked = db.replies.mark_replies_read(conn, None if every else list(ids or []))
     console.print(f"{marked} repl{'y' if marked == 1 else 'ies'} marked read.")

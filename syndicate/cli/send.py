@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from syndicate import db
 from syndicate.cli.common import (
     Interruption,
     app,
@@ -32,7 +33,6 @@ from syndicate.models import (
 )
 
 if TYPE_CHECKING:
-    from syndicate.delivery.compose import Sender
     from syndicate.delivery.dispatch import Progress
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
@@ -44,7 +44,6 @@ notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
-store = lazy_module("syndicate.store")
 
 
 @contextmanager
@@ -85,11 +84,10 @@ def send(
     Ctrl-C or SIGTERM finishes the batch in flight, records it and exits with status 130 or 143;
     the same command resumes."""
     rt = runtime_of(ctx)
-    settings = rt.settings
-    engine = rt.engine
+    settings, engine = rt.settings, rt.engine
     daemon.sync_lists(rt)
     with engine.connect() as conn:
-        post = store.find_post(conn, post_ref)
+        post = db.posts.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
     if test is not None:
@@ -121,18 +119,14 @@ def send(
 
 
 def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
-    from sqlalchemy import select
-
     assert post.id is not None
     with rt.engine.begin() as conn:
-        created = store.create_send(conn, post.id, channel, rt.now())
+        created = db.sends.create_send(conn, post.id, channel, rt.now())
         if created is not None:
             return created
-        return conn.execute(
-            select(store.sends.c.id).where(
-                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
-            )
-        ).scalar_one()
+        existing = db.sends.find_send(conn, post.id, channel)
+        assert existing is not None
+        return int(existing["id"])
 
 
 def _send(
@@ -142,9 +136,9 @@ def _send(
     settings = rt.settings
     send_id = _find_or_create_send(rt, post, channel)
     with rt.engine.connect() as conn:
-        state = store.send_state(conn, send_id)
-        counts = store.delivery_counts(conn, send_id)
-        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+        state = db.sends.send_state(conn, send_id)
+        counts = db.deliveries.delivery_counts(conn, send_id)
+        audience = db.recipients.count_active(conn, channel.audience)
     if state == SendState.DONE.value:
         console.print(
             f"Send {send_id} ('{post.title}', {channel}) is already done; nobody gets it twice."
@@ -169,24 +163,18 @@ def _send(
 
 
 def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
-    from sqlalchemy import select
-
     settings = rt.settings
     with rt.engine.connect() as conn:
-        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+        audience = db.recipients.count_active(conn, channel.audience)
         done = 0
         assert post.id is not None
-        send_id = conn.execute(
-            select(store.sends.c.id).where(
-                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
-            )
-        ).scalar_one_or_none()
-        if send_id is not None:
-            counts = store.delivery_counts(conn, send_id)
+        existing = db.sends.find_send(conn, post.id, channel)
+        if existing is not None:
+            counts = db.deliveries.delivery_counts(conn, existing["id"])
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     sample = _sample(settings, channel)
     editions = render.EditionCache(post, channel, settings, rt.templates)
-    composer = compose.Composer(editions, _sender(rt), 0, rt.now())
+    composer = compose.Composer(editions, dispatch.make_sender(settings, rt.key), 0, rt.now())
     message = composer.message(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
@@ -198,10 +186,6 @@ def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
 
 def _sample(settings: Settings, channel: Channel, address: str | None = None) -> Recipient:
     return Recipient(id=0, kind=channel.audience, email=address or settings.author.email, name="")
-
-
-def _sender(rt: Runtime) -> Sender:
-    return dispatch.make_sender(rt.settings, rt.key)
 
 
 def _send_test(rt: Runtime, post: Post, channel: Channel, address: str) -> None:

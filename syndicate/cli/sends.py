@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from syndicate.settings import Settings
 
 control = lazy_module("syndicate.scheduling.send_control")
-store = lazy_module("syndicate.store")
 corrections = lazy_module("syndicate.corrections.listing")
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
@@ -117,10 +117,10 @@ def _echo(rt: Runtime, send: dict[str, Any], verb: str, *, with_wait: bool = Fal
     zone = rt.settings.zone
     lines = [
         f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
-        f"  at {describe(store.as_utc(send['scheduled_at']), zone)}",
+        f"  at {describe(db.as_utc(send['scheduled_at']), zone)}",
     ]
     if send["embargo_until"]:
-        lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
+        lines.append(f"  embargo until {describe(db.as_utc(send['embargo_until']), zone)}")
     if with_wait:
         with rt.engine.connect() as conn:
             release = waiting(conn, rt, [send]).get(send["id"])
@@ -140,7 +140,7 @@ def list_sends(
     rt = runtime_of(ctx)
     settings = rt.settings
     with rt.engine.connect() as conn:
-        rows = store.list_sends(conn, limit)
+        rows = db.sends.list_sends(conn, limit)
         waits = waiting(conn, rt, rows)
     data = [send_json(row, waits.get(row["id"])) for row in rows]
     if as_json:
@@ -164,10 +164,10 @@ def list_sends(
             row["title"],
             row["channel"],
             state_text(row, waits),
-            short(store.as_utc(row["scheduled_at"]), zone),
+            short(db.as_utc(row["scheduled_at"]), zone),
         ]
         if embargoes:
-            cells.append(short(store.as_utc(row["embargo_until"]), zone))
+            cells.append(short(db.as_utc(row["embargo_until"]), zone))
         cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
         table.add_row(*cells)
     print_table(table)
@@ -198,7 +198,7 @@ def schedule(
     settings = rt.settings
     engine = rt.engine
     with engine.connect() as conn:
-        found = store.find_post(conn, post)
+        found = db.posts.find_post(conn, post)
     if found is None or found.id is None:
         raise SyndicateError(
             f"no post {post!r}; give a post id, its guid or link, or 'latest' "
@@ -246,11 +246,11 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
     engine = rt.engine
     row, changed = control.cancel(engine, send)
     with engine.connect() as conn:
-        counts = store.delivery_counts(conn, send)
+        counts = db.deliveries.delivery_counts(conn, send)
     if not changed:
         console.print(
             f"Send {send} ({row['channel']}) was already cancelled on "
-            f"{short(store.as_utc(row['finished_at']), settings.zone)}; nothing changed "
+            f"{short(db.as_utc(row['finished_at']), settings.zone)}; nothing changed "
             f"({counts.get('sent', 0)} message(s) had been delivered).",
             soft_wrap=True,
         )

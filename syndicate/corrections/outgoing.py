@@ -11,10 +11,8 @@ from datetime import datetime
 from email.utils import make_msgid
 
 from jinja2 import Environment
-from sqlalchemy.engine import Engine
 
-from syndicate import store, tokens
-from syndicate.corrections import records
+from syndicate import db, tokens
 from syndicate.corrections.advisory import (
     Advisory,
     AdvisoryKind,
@@ -25,6 +23,7 @@ from syndicate.corrections.advisory import (
     threading_headers,
 )
 from syndicate.corrections.rows import QUESTION_SLOT, Correction, CorrectionAction, Reached
+from syndicate.db import Engine
 from syndicate.delivery.message import Content, Mailbox, OutboundMessage
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
@@ -63,7 +62,9 @@ def question(
     """One email to the author: send this correction (or kill) to N editors?"""
     with engine.connect() as conn:
         editors = len(
-            records.reached(conn, correction.send_id, records.sent_ids(conn, correction.post_id))
+            db.corrections.reached(
+                conn, correction.send_id, db.corrections.sent_ids(conn, correction.post_id)
+            )
         )
     title = correction.new.title
     what = "a KILL" if correction.action is CorrectionAction.KILL else "a correction"
@@ -123,11 +124,11 @@ def _advisory_for_author(
 
 def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
     with engine.connect() as conn:
-        send = store.get_send(conn, correction.send_id)
-        version = records.sent_versions(conn, correction.post_id) + 2
+        send = db.sends.get_send(conn, correction.send_id)
+        version = db.corrections.sent_versions(conn, correction.post_id) + 2
     assert send is not None
-    sent_at = store.as_utc(send["started_at"]) or correction.created_at
-    release_at = store.as_utc(send["embargo_until"])
+    sent_at = db.as_utc(send["started_at"]) or correction.created_at
+    release_at = db.as_utc(send["embargo_until"])
     if correction.advisory:  # a retry says what the first attempt said
         kind, version = AdvisoryKind(correction.advisory), correction.version
     elif correction.action is CorrectionAction.KILL:
@@ -167,16 +168,18 @@ def deliver(
     from syndicate.render.editor_profile import profile_of
 
     advisory = advisory_for(engine, correction, at)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     with engine.connect() as conn:
-        earlier = [c for c in records.sent_ids(conn, correction.post_id) if c != correction.id]
-        editors = records.reached(conn, correction.send_id, earlier)
+        earlier = [
+            c for c in db.corrections.sent_ids(conn, correction.post_id) if c != correction.id
+        ]
+        editors = db.corrections.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
-        newsletter = store.find_send(conn, correction.post_id, Channel.NEWSLETTER)
+        newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
-            readers = records.reached(conn, newsletter["id"], earlier, RecipientKind.READER)
+            readers = db.corrections.reached(conn, newsletter["id"], earlier, RecipientKind.READER)
     if only is not None:
         editors = [r for r in editors if r.recipient.id in only]
         readers = [r for r in readers if r.recipient.id in only]

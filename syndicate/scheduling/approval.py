@@ -15,9 +15,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store, tokens
+from syndicate import db, tokens
+from syndicate.db import Engine
 from syndicate.delivery import dispatch, mime, notices
 from syndicate.delivery.compose import compose
 from syndicate.delivery.message import Mailbox, OutboundMessage
@@ -47,7 +46,7 @@ log = logging.getLogger(__name__)
 def approve_address(
     settings: Settings, key: bytes, send_id: int, issued: datetime | None = None
 ) -> str:
-    issued_at = int((issued or store.now()).timestamp())
+    issued_at = int((issued or db.now()).timestamp())
     token = tokens.make(key, "approve", send_id, 0, issued_at=issued_at)
     return tokens.reply_address(settings.mail.reply_address, token)
 
@@ -57,7 +56,7 @@ def build_preview(runtime: Runtime, send_id: int) -> OutboundMessage:
     settings, key = runtime.settings, runtime.key
     send, post, audience = _send_post_audience(runtime.engine, send_id)
     channel = Channel(send["channel"])
-    embargo = store.as_utc(send["embargo_until"])
+    embargo = db.as_utc(send["embargo_until"])
     edition = render_edition(post, channel, settings, runtime.templates, embargo)
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
@@ -111,14 +110,14 @@ def request_previews(runtime: Runtime) -> int:
     """Email a preview for every manual send whose preview has not gone out; returns how many."""
     engine, settings = runtime.engine, runtime.settings
     with engine.connect() as conn:
-        waiting = store.awaiting_preview(conn)
+        waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
         message = build_preview(runtime, send["id"])
         if not deliver_to_author(settings, message):
             continue
         with engine.begin() as conn:
-            store.update_send(conn, send["id"], approval_requested_at=runtime.now())
+            db.sends.update_send(conn, send["id"], approval_requested_at=runtime.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
             send["id"],
@@ -143,7 +142,7 @@ def approval_confirmation(
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
-    embargo = store.as_utc(send["embargo_until"])
+    embargo = db.as_utc(send["embargo_until"])
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
@@ -183,9 +182,9 @@ def _send_post_audience(
 ) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
     """The send, its post, and the recipient counts by kind and status."""
     with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
         assert send is not None
-        post = store.get_post(conn, send["post_id"])
-        audience = store.count_recipients(conn)
+        post = db.posts.get_post(conn, send["post_id"])
+        audience = db.recipients.count_recipients(conn)
     assert post is not None
     return send, post, audience
