@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from syndicate.db import (
         bounces,
         deliveries,
+        desk,
         engine,
         inbox_state,
         locks,
@@ -47,6 +48,7 @@ __all__ = [
     "bounces",
     "connect",
     "deliveries",
+    "desk",
     "engine",
     "inbox_state",
     "locks",
