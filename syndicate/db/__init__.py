@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from syndicate.db import (
         bounces,
+        corrections,
         deliveries,
         desk,
         engine,
@@ -47,6 +48,7 @@ __all__ = [
     "as_utc",
     "bounces",
     "connect",
+    "corrections",
     "deliveries",
     "desk",
     "engine",
