@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery.compose import MessageTemplate, api_headers, compose, compose_bytes
 from syndicate.delivery.dispatch import make_sender
 from syndicate.feedwatch import watch
@@ -23,10 +23,10 @@ READER = Recipient(22, RecipientKind.READER, "zoe@example.org", "Zoë Pérez")
 
 def _editions(project: Path) -> dict[Channel, Edition]:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        post = store.find_post(conn, "latest")
+        post = db.posts.find_post(conn, "latest")
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = {c: EditionCache(post, c, cfg, env).for_recipient(None) for c in Channel}
     # An editor who takes both text formats, so a .txt and an .html are attached.
@@ -37,7 +37,7 @@ def _editions(project: Path) -> dict[Channel, Edition]:
 
 def _both_ways(edition: Edition, recipient: Recipient, project: Path) -> list[EmailMessage]:
     sender = make_sender(settings.load(project / "settings.toml"), b"k" * 32)
-    date = store.now()
+    date = db.now()
     reference = compose(edition, recipient, 5, sender, date).as_bytes(policy=policy.SMTP)
     fast = compose_bytes(MessageTemplate.build(edition, sender, date), recipient, 5, sender)
     return [PARSER.parsebytes(reference), PARSER.parsebytes(fast)]

@@ -11,11 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from syndicate import db
 from syndicate.cli.common import app, console, err, open_store, settings_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
-
-store = lazy_module("syndicate.store")
 
 inbound_app = typer.Typer(
     help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
@@ -54,7 +52,7 @@ def receive(
     try:
         settings = settings_of(ctx)
         engine = open_store(settings)
-        key = store.hmac_key(engine, settings.hmac_key_from_env())
+        key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
         code, outcome = stdin.receive_bytes(
             engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
         )
@@ -157,7 +155,7 @@ def classify(
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     settings = settings_of(ctx)
     engine = open_store(settings)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     inbound = parse.parse(raw, source="classify")
     with engine.connect() as conn:
         result = pipeline.classify(conn, inbound, settings, key)

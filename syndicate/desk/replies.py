@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import importers
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
@@ -55,7 +55,7 @@ async def inbox(desk: Desk, request: Request, session: Session) -> Response:
         post_id=post_id,
         kind=kind or "",
         unread=unread,
-        when=lambda value: short(store.as_utc(value), desk.settings.zone),
+        when=lambda value: short(db.as_utc(value), desk.settings.zone),
     )
 
 
@@ -86,7 +86,7 @@ async def show(
         wordpress=bool(desk.settings.inbound.wordpress.url) and row["kind"] == "comment",
         error=error,
         done=request.query_params.get("done", "") if not error else "",
-        when=lambda value: short(store.as_utc(value), desk.settings.zone) if value else "",
+        when=lambda value: short(db.as_utc(value), desk.settings.zone) if value else "",
     )
 
 
@@ -139,7 +139,7 @@ def answer_message(
     message["Reply-To"] = settings.author.email
     subject = one_line(row["subject"]) or "your reply"
     message["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    message["Date"] = format_datetime(store.now())
+    message["Date"] = format_datetime(db.now())
     message["Message-ID"] = make_msgid("syndicate.answer", settings.mail_domain)
     if row["message_id"]:
         message["In-Reply-To"] = row["message_id"]
@@ -172,7 +172,7 @@ def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"the answer to {checked} was not sent: {result.detail}")
     answer = {
-        "at": store.now().isoformat(),
+        "at": db.now().isoformat(),
         "to": checked,
         "message_id": str(message["Message-ID"]),
         "text": text,

@@ -35,10 +35,8 @@ from dataclasses import replace
 from datetime import datetime
 from types import ModuleType
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, DatabaseError, Engine
 from syndicate.inbound.context import UNMATCHED, MessageContext, Outcome
 from syndicate.inbound.steps import file as filing
 from syndicate.inbound.steps import forward, parse
@@ -93,7 +91,7 @@ def classify(
 ) -> Classification:
     """What a parsed message is, about which post and person; changes nothing."""
     message = MessageContext(
-        raw=inbound.raw, source=inbound.source, settings=settings, key=key, at=store.now()
+        raw=inbound.raw, source=inbound.source, settings=settings, key=key, at=db.now()
     )
     message.parsed, message.conn = inbound, conn
     _decide(message)
@@ -105,7 +103,7 @@ def _decide(message: MessageContext) -> None:
     retried forever; database errors still propagate (they are transient)."""
     try:
         _run(message, CLASSIFY)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:
         log.exception("could not classify %s; recorded as refused", message.inbound.message_id)
@@ -137,7 +135,7 @@ def process(
         source=source,
         settings=settings,
         key=key,
-        at=at or store.now(),
+        at=at or db.now(),
         envelope_recipients=envelope_recipients,
         engine=engine,
     )
@@ -149,7 +147,7 @@ def process(
                 return message.outcome
             _decide(message)
             _run(message, RECORD)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:  # not the database's fault: retrying would fail the same way
         if message.parsed is None:
@@ -184,14 +182,11 @@ def _record_unprocessable(engine: Engine, inbound: InboundMessage, error: Except
 def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
     """Forward again every reply left forward_pending; returns (forwarded, still pending)."""
     with engine.connect() as conn:
-        pending = store.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
+        pending = db.replies.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
     done = 0
     for row in pending:
         with engine.connect() as conn:
-            full = store.get_reply(conn, row["id"])
-        if (
-            full
-            and forward.forward_reply(engine, full, settings, store.now()) is ReplyState.FORWARDED
-        ):
+            full = db.replies.get_reply(conn, row["id"])
+        if full and forward.forward_reply(engine, full, settings, db.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done

@@ -16,9 +16,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store, tokens
+from syndicate import db, tokens
+from syndicate.db import Engine
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import compose
 from syndicate.delivery.transports import make_transport, notice
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 def approve_address(
     settings: Settings, key: bytes, send_id: int, issued: datetime | None = None
 ) -> str:
-    issued_at = int((issued or store.now()).timestamp())
+    issued_at = int((issued or db.now()).timestamp())
     token = tokens.make(key, "approve", send_id, 0, issued_at=issued_at)
     return tokens.reply_address(settings.mail.reply_address, token)
 
@@ -53,11 +52,11 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
     env = make_environment(settings.path(settings.paths.templates))
-    edition = render_edition(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    edition = render_edition(post, channel, settings, env, db.as_utc(send["embargo_until"]))
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
-    edition_message = compose(edition, author, send_id, sender, store.now())
-    embargo = store.as_utc(send["embargo_until"])
+    edition_message = compose(edition, author, send_id, sender, db.now())
+    embargo = db.as_utc(send["embargo_until"])
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
@@ -75,7 +74,7 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
     msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
     msg["Subject"] = f"Approve? {edition.subject} ({channel.value}, send {send_id})"
-    msg["Date"] = format_datetime(store.now())
+    msg["Date"] = format_datetime(db.now())
     msg["Message-ID"] = make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain)
     msg["Reply-To"] = approve_address(settings, key, send_id)
     msg["X-Syndicate-Approval"] = str(send_id)
@@ -121,16 +120,16 @@ def deliver_to_author(
 
 def request_previews(engine: Engine, settings: Settings) -> int:
     """Email a preview for every manual send whose preview has not gone out; returns how many."""
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     with engine.connect() as conn:
-        waiting = store.awaiting_preview(conn)
+        waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
         message = build_preview(engine, settings, send["id"], key)
         if not deliver_to_author(settings, message, send["id"]):
             continue
         with engine.begin() as conn:
-            store.update_send(conn, send["id"], approval_requested_at=store.now())
+            db.sends.update_send(conn, send["id"], approval_requested_at=db.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
             send["id"],
@@ -155,7 +154,7 @@ def approval_confirmation(
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
-    embargo = store.as_utc(send["embargo_until"])
+    embargo = db.as_utc(send["embargo_until"])
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
@@ -191,9 +190,9 @@ def _send_post_audience(
 ) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
     """The send, its post, and the recipient counts by kind and status."""
     with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
         assert send is not None
-        post = store.get_post(conn, send["post_id"])
-        audience = store.count_recipients(conn)
+        post = db.posts.get_post(conn, send["post_id"])
+        audience = db.recipients.count_recipients(conn)
     assert post is not None
     return send, post, audience
