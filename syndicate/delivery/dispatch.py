@@ -286,17 +286,10 @@ def run_send(
 
 
 def recover(engine: Engine, journal: Journal) -> int:
-    """Mark sent every claimed row the journal says the server accepted (a run killed before it
-    could record them), then empty the journal; returns how many rows changed."""
-    entries = journal.entries()
-    if not entries:
-        return 0
-    with engine.begin() as conn:
-        changed = db.deliveries.mark_accepted(
-            conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
-        )
-    journal.clear()
-    return changed
+    """Mark sent every claimed row the journal (and, on a server database, the journal of a
+    dead worker of this machine) says the server accepted (a run killed before it could record
+    them), then empty the journal; returns how many rows changed."""
+    return journal.apply_orphans(engine) + journal.apply(engine)
 
 
 @dataclass
@@ -417,7 +410,7 @@ def _deliver(
             return
         if upcoming is None:
             if retry_at is None:
-                if workers.take_back_abandoned(engine, send_id, courier.claimer):
+                if workers.take_back_abandoned(engine, send_id, courier.claimer, courier.journal):
                     continue
                 return  # other workers' rows in flight, if any, are theirs to finish
             wait = (retry_at - clock.now()).total_seconds()

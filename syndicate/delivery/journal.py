@@ -76,10 +76,27 @@ class Journal:
                 found.append(Journal(path))
         return found
 
-    def forget(self) -> None:
-        """Delete an applied orphan's file."""
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+    def apply_orphans(self, engine: Engine) -> int:
+        """Record as sent what dead workers of this machine journaled, then delete their
+        journals; returns how many rows changed. Run before their rows are requeued."""
+        changed = 0
+        for orphan in self.orphans():
+            changed += orphan.apply(engine)
+            if orphan.path is not None:
+                orphan.path.unlink(missing_ok=True)
+        return changed
+
+    def apply(self, engine: Engine) -> int:
+        """Mark sent every claimed row this journal says the server accepted, then empty it."""
+        entries = self.entries()
+        if not entries:
+            return 0
+        with engine.begin() as conn:
+            changed = db.deliveries.mark_accepted(
+                conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
+            )
+        self.clear()
+        return changed
 
     def open(self) -> None:
         if self.path is None or self._fd is not None:

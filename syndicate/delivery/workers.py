@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from syndicate import db
 from syndicate.db import Engine
+from syndicate.delivery.journal import Journal
 from syndicate.models import DeliveryState
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def take_back_abandoned(engine: Engine, send_id: int, claimer: str) -> int:
+def take_back_abandoned(engine: Engine, send_id: int, claimer: str, journal: Journal) -> int:
     """Return to the queue the rows of the send whose worker died or whose lease lapsed (never
-    `claimer`'s own, nor a live worker's); returns how many."""
+    `claimer`'s own, nor a live worker's); returns how many. What a dead worker of this machine
+    journaled as accepted is recorded as sent first, so only its unanswered messages (at most
+    one per connection) can go twice."""
+    journal.apply_orphans(engine)
     with engine.begin() as conn:
         returned, _ = db.deliveries.requeue(
             conn, send_id, lambda name: name != claimer and gone(name)
