@@ -18,6 +18,8 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from syndicate import db, settings
 from syndicate.delivery import workers
 from syndicate.models import Channel, DeliveryState, RecipientKind
@@ -216,3 +218,45 @@ def test_kill_9_of_one_of_two_sends_loses_nobody(postgres_url: str, project: Pat
         states = Counter(row.state for row in conn.execute(db.schema.deliveries.select()))
     engine.dispose()
     assert states == {DeliveryState.SENT.value: READERS}
+
+
+def test_a_worker_joins_a_send_going_out_and_exits_when_idle(
+    postgres_url: str, project: Path
+) -> None:
+    addresses = readers(project)
+    sink = SlowSink(0.03)
+    command = [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml")]
+    with running_smtp(sink) as (controller, _):
+        use_sink(project, controller.port)
+        assert run_cli(project, "-q", "run", "--once").returncode == 0
+        send = subprocess.Popen(
+            [*command, "-q", "send", "latest"], cwd=project, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 120
+        while sink.total() < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker = subprocess.run(
+            [*command, "worker", "--concurrency", "2", "--poll-seconds", "0.2", "--until-idle"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        _, err = send.communicate(timeout=300)
+    assert send.returncode == 0, err
+    assert worker.returncode == 0, worker.stderr
+    helped = int(worker.stdout.split("worker: ", 1)[1].split()[0])
+    assert 0 < helped < READERS, worker.stdout
+    assert sorted(sink.received) == sorted(addresses)
+    assert set(sink.received.values()) == {1}
+
+
+def test_a_worker_on_sqlite_is_one_clear_line(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
+    result = run_cli(project, "worker", "--until-idle")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: syndicate worker needs PostgreSQL: on SQLite one process sends (syndicate run)"
+    ]
