@@ -20,9 +20,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Only what is missing: a database whose alembic_version was lost (or made by hand from
+    # the baseline's tables) may already have the columns.
+    existing = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("deliveries")}
     with op.batch_alter_table("deliveries") as batch:
-        batch.add_column(sa.Column("claimed_by", sa.String(64)))
-        batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True)))
+        if "claimed_by" not in existing:
+            batch.add_column(sa.Column("claimed_by", sa.String(64)))
+        if "claimed_until" not in existing:
+            batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
