@@ -49,9 +49,7 @@ def approve_address(
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def build_preview(
-    engine: Engine, settings: Settings, send_id: int, key: bytes
-) -> OutboundMessage:
+def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> OutboundMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from syndicate.delivery.transports.base import ByteTransport, OnResult, Written, report_all
+from syndicate.delivery.message import OutboundMessage
+from syndicate.delivery.transports.base import (
+    ByteTransport,
+    OnResult,
+    Write,
+    report_all,
+    written_or_failed,
+)
 from syndicate.models import DeliveryResult, DeliveryState
 
 
@@ -17,12 +24,16 @@ class NullTransport(ByteTransport):
         self.messages = 0
         self.bytes = 0
 
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        self.messages += len(written)
-        self.bytes += sum(len(data) for _, data in written)
-        results = [
-            DeliveryResult(m.delivery_id, DeliveryState.SENT, "discarded") for m, _ in written
-        ]
+        results = []
+        for message in messages:
+            data = written_or_failed(write, message)
+            if isinstance(data, DeliveryResult):
+                results.append(data)
+                continue
+            self.messages += 1
+            self.bytes += len(data)
+            results.append(DeliveryResult(message.delivery_id, DeliveryState.SENT, "discarded"))
         return report_all(results, on_result)
