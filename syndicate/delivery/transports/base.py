@@ -92,8 +92,18 @@ def written_or_failed(write: Write, message: OutboundMessage) -> bytes | Deliver
         return DeliveryResult(message.delivery_id, DeliveryState.FAILED, detail, bounce=False)
 
 
-def report_all(results: list[DeliveryResult], on_result: OnResult | None) -> list[DeliveryResult]:
-    """For transports that know every answer at once (a file write): report each, return all."""
+def one_by_one(
+    messages: Sequence[OutboundMessage],
+    write: Write,
+    carry_one: Callable[[OutboundMessage, bytes], DeliveryResult],
+    on_result: OnResult | None,
+) -> list[DeliveryResult]:
+    """`carry` for transports that know each answer at once (a file written, a message
+    discarded): write, carry, and report every result when the batch is done."""
+    results = []
+    for message in messages:
+        data = written_or_failed(write, message)
+        results.append(data if isinstance(data, DeliveryResult) else carry_one(message, data))
     if on_result is not None:
         for result in results:
             on_result(result)

@@ -7,13 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from syndicate.delivery.message import OutboundMessage
-from syndicate.delivery.transports.base import (
-    ByteTransport,
-    OnResult,
-    Write,
-    report_all,
-    written_or_failed,
-)
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, one_by_one
 from syndicate.models import DeliveryResult, DeliveryState
 
 
@@ -27,13 +21,9 @@ class NullTransport(ByteTransport):
     def carry(
         self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        results = []
-        for message in messages:
-            data = written_or_failed(write, message)
-            if isinstance(data, DeliveryResult):
-                results.append(data)
-                continue
-            self.messages += 1
-            self.bytes += len(data)
-            results.append(DeliveryResult(message.delivery_id, DeliveryState.SENT, "discarded"))
-        return report_all(results, on_result)
+        return one_by_one(messages, write, self._discard, on_result)
+
+    def _discard(self, message: OutboundMessage, data: bytes) -> DeliveryResult:
+        self.messages += 1
+        self.bytes += len(data)
+        return DeliveryResult(message.delivery_id, DeliveryState.SENT, "discarded")

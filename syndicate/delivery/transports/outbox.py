@@ -15,13 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from syndicate.delivery.message import OutboundMessage
-from syndicate.delivery.transports.base import (
-    ByteTransport,
-    OnResult,
-    Write,
-    report_all,
-    written_or_failed,
-)
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, one_by_one
 from syndicate.models import DeliveryResult, DeliveryState
 
 log = logging.getLogger(__name__)
@@ -46,11 +40,7 @@ class OutboxTransport(ByteTransport):
     def carry(
         self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        results = []
-        for message in messages:
-            data = written_or_failed(write, message)
-            results.append(data if isinstance(data, DeliveryResult) else self._file(message, data))
-        return report_all(results, on_result)
+        return one_by_one(messages, write, self._file, on_result)
 
     def _file(self, outbound: OutboundMessage, data: bytes) -> DeliveryResult:
         prefix = outbound.label or "d"
