@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from syndicate import settings, store  # noqa: E402
+from syndicate import db, settings  # noqa: E402
 from syndicate.delivery import dispatch  # noqa: E402
 from syndicate.delivery.compose import Composer, compose  # noqa: E402
 from syndicate.delivery.mime import as_bytes  # noqa: E402
@@ -99,7 +99,7 @@ def make_project(folder: Path, port: int, connections: int, batch: int) -> setti
 
 def seed(cfg: settings.Settings, recipients: int) -> tuple[int, Post]:
     """A realistic post (~25 KB of HTML email once rendered) and `recipients` readers."""
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     post = Post(
         guid="bench-1",
         title="Sir — in praise of the letters page",
@@ -109,14 +109,14 @@ def seed(cfg: settings.Settings, recipients: int) -> tuple[int, Post]:
         summary_html=PARAGRAPH,
         content_html=PARAGRAPH * 30,
     )
-    stamp = store.now()
+    stamp = db.now()
     with engine.begin() as conn:
-        post_id = store.insert_post(conn, post, eligible=True)
-        send_id = store.create_send(conn, post_id, Channel.NEWSLETTER, stamp)
+        post_id = db.posts.insert_post(conn, post, eligible=True)
+        send_id = db.sends.create_send(conn, post_id, Channel.NEWSLETTER, stamp)
         step = 50_000
         for start in range(0, recipients, step):
             conn.execute(
-                insert(store.recipients),
+                insert(db.schema.recipients),
                 [
                     {
                         "kind": "reader",
@@ -133,7 +133,7 @@ def seed(cfg: settings.Settings, recipients: int) -> tuple[int, Post]:
             )
     assert send_id is not None
     with engine.connect() as conn:
-        stored = store.get_post(conn, post_id)
+        stored = db.posts.get_post(conn, post_id)
     engine.dispose()  # the last connection closes: SQLite checkpoints its WAL
     assert stored is not None
     return send_id, stored
@@ -154,8 +154,8 @@ def peak_rss_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     """The syndicate run, alone in its process so its peak RSS is its own."""
     cfg = settings.load(Path(args.child) / "settings.toml")
-    engine = store.connect(cfg.database_url)
-    key = store.hmac_key(engine, None)
+    engine = db.connect(cfg.database_url)
+    key = db.meta.hmac_key(engine, None)
     transport = NullTransport() if args.null else SmtpTransport(cfg.transport.smtp)
     started = time.perf_counter()
     summary = dispatch.run_send(
@@ -195,7 +195,7 @@ def run_syndicate(folder: Path, send_id: int, *, null: bool = False) -> dict:
 def sample_messages(cfg: settings.Settings, post: Post, count: int) -> list[bytes]:
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = EditionCache(post, Channel.NEWSLETTER, cfg, env)
-    composer = Composer(editions, dispatch.make_sender(cfg, b"k" * 32), 1, store.now())
+    composer = Composer(editions, dispatch.make_sender(cfg, b"k" * 32), 1, db.now())
     return [
         as_bytes(
             composer.message(
@@ -243,7 +243,7 @@ def naive(cfg: settings.Settings, post: Post, port: int, count: int) -> float:
     for i in range(count):
         edition = render_edition(post, Channel.NEWSLETTER, cfg, env)
         recipient = Recipient(i, RecipientKind.READER, f"reader{i}@example.org", f"Reader {i}")
-        data = as_bytes(compose(edition, recipient, 1, sender, store.now()))
+        data = as_bytes(compose(edition, recipient, 1, sender, db.now()))
         smtp = smtplib.SMTP("127.0.0.1", port)
         smtp.sendmail(sender.from_address, [recipient.email], data)
         smtp.quit()

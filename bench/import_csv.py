@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import importers, subscribers
 from syndicate.models import RecipientKind
 
@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "export.csv"
         write_file(path, rows)
-        engine = store.connect(f"sqlite:///{Path(folder) / 'bench.db'}")
+        engine = db.connect(f"sqlite:///{Path(folder) / 'bench.db'}")
 
         started = time.perf_counter()
         parsed = importers.parse(path)

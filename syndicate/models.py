@@ -26,6 +26,16 @@ class RecipientKind(enum.StrEnum):
     EDITOR = "editor"
 
 
+class RecipientStatus(enum.StrEnum):
+    """Only an active recipient is sent to; the others say why they stopped (their first cause
+    stays: see db.recipients.mark_recipient)."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
 class SendState(enum.StrEnum):
     # held: stopped by the author; awaiting_approval: a manual-policy send waiting for "approve".
     HELD = "held"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
 
-from syndicate import settings, store
+from syndicate import db, settings
+from syndicate.db import Engine
 from syndicate.delivery import notices
 from syndicate.delivery.message import Mailbox, OutboundMessage
 from syndicate.delivery.transports.base import Write
@@ -107,11 +107,11 @@ def use_smtp(project: Path, port: int, *, batch_size: int = 20, connections: int
 
 def add_readers(engine: Engine, count: int, start: int = 0) -> list[str]:
     """`count` active readers, inserted in one statement (the CSV path is not under test)."""
-    stamp = store.now()
+    stamp = db.now()
     emails = [f"reader{i:06d}@example.org" for i in range(start, start + count)]
     with engine.begin() as conn:
         conn.execute(
-            insert(store.recipients),
+            insert(db.schema.recipients),
             [
                 {
                     "kind": "reader",
@@ -132,10 +132,10 @@ def add_readers(engine: Engine, count: int, start: int = 0) -> list[str]:
 def newsletter_send(project: Path) -> tuple[settings.Settings, Engine, int]:
     """Settings, database and the newsletter send of the newest post (feed read, send planned)."""
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        send = next(s for s in store.due_sends(conn, store.now()) if s["channel"] == "newsletter")
+        send = next(s for s in db.sends.due_sends(conn, db.now()) if s["channel"] == "newsletter")
     return cfg, engine, send["id"]
 
 

@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from syndicate import store
+from syndicate import db
 from syndicate.desk import queries
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
@@ -34,7 +34,7 @@ def use_base_url(project: Path, base_url: str = ORIGIN) -> None:
 
 
 def engine_of(project: Path):
-    return store.connect(load_settings(project).database_url)
+    return db.connect(load_settings(project).database_url)
 
 
 def client_for(project: Path, **kwargs) -> TestClient:

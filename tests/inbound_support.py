@@ -13,12 +13,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from syndicate import db
 from syndicate import settings as settings_module
-from syndicate import store
 from syndicate.cli import app
+from syndicate.db import Engine
 from syndicate.errors import SyndicateError
 from tests.postgres_support import copy_database, pin_database
 from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
@@ -106,7 +106,7 @@ def copy_project(source: Path, target: Path) -> Path:
 
 def load(project: Path) -> tuple[settings_module.Settings, Engine, bytes]:
     settings = settings_module.load(project / "settings.toml")
-    engine = store.connect(settings.database_url)
+    engine = db.connect(settings.database_url)
     return settings, engine, KEY.encode()
 
 
@@ -141,7 +141,7 @@ def signed_ids(project: Path, raw: bytes) -> bytes:
     from syndicate import tokens
 
     _, engine, key = load(project)
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
 
     def real(match: re.Match[bytes]) -> bytes:
         send_id, recipient_id, domain = match.groups()

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store
+from syndicate import db, settings
 
 ITEM = """<item><title>{title}</title><link>https://blog.example.com/{n}/</link>
 <guid isPermaLink="false">https://blog.example.com/?p={n}</guid>
@@ -108,7 +108,7 @@ def sent_to(project: Path, subject_part: str = "") -> list[str]:
 
 def sends(engine) -> list[dict]:
     with engine.connect() as conn:
-        return sorted(store.list_sends(conn, 500), key=lambda s: s["id"])
+        return sorted(db.sends.list_sends(conn, 500), key=lambda s: s["id"])
 
 
 def readers(project: Path) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
 from syndicate.scheduling import daemon
@@ -39,7 +39,7 @@ def awaiting(project: Path, smtp_server):
     text = (project / "settings.toml").read_text()
     (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
     blog.publish("Please approve me")
     report = daemon.run_once(engine, cfg, at=utc(2026, 11, 24, 15))
@@ -69,12 +69,12 @@ def reply(preview: EmailMessage, sender: str, body: str, to: str | None = None) 
 
 def state(engine, send_id: int) -> str:
     with engine.connect() as conn:
-        return store.send_state(conn, send_id)
+        return db.sends.send_state(conn, send_id)
 
 
 def test_preview_tells_the_author_what_will_go_out_and_how_to_approve(awaiting) -> None:
     cfg, engine, _, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     reply_to = preview["Reply-To"].addresses[0].addr_spec
     claim = tokens.verify(key, tokens.token_from_address(reply_to), "approve")
     assert claim is not None and claim.send_id == send_id
@@ -92,7 +92,7 @@ def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     result = handle_approval_reply(engine, cfg, reply(preview, "Jane@Example.com", "Approve!"))
     assert (result.accepted, result.send_id) == (True, send_id)
     with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
     assert send["state"] == SendState.SCHEDULED.value and send["approved_by"] == "reply"
     report = daemon.tick(engine, cfg, at=utc(2026, 11, 24, 16))
     assert [s.sent for s in report.summaries] == [4]
@@ -111,7 +111,7 @@ def test_approval_by_reply_from_anyone_else_is_refused(awaiting) -> None:
 
 def test_forged_or_wrong_tokens_and_other_words_do_not_approve(awaiting) -> None:
     cfg, engine, _, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     reply_token = tokens.make(key, "reply", send_id, 0)
     forged = tokens.make(b"not the key", "approve", send_id, 0, issued_at=int(time.time()))
     for to in (
@@ -147,7 +147,7 @@ def test_approval_arriving_as_inbound_mail_goes_through_the_reply_pipeline(
     from syndicate.inbound import pipeline
 
     cfg, engine, _, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = reply(preview, sender, "approve").as_bytes()
     outcome = pipeline.process(engine, raw, cfg, key, source="test")
     assert outcome.kind.value == "approval"

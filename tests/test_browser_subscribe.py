@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from syndicate import store
+from syndicate import db
 from syndicate.scheduling import daemon
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
@@ -67,16 +67,16 @@ def edition_unsubscribe_url(project: Path) -> str:
 
 
 def reader_status(project: Path) -> str:
-    engine = store.connect(load_settings(project).database_url)
+    engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
-        [row] = store.recipients_by_email(conn, ADDRESS)
+        [row] = db.recipients.recipients_by_email(conn, ADDRESS)
     return row["status"]
 
 
 def reader_status_or_none(project: Path) -> str | None:
-    engine = store.connect(load_settings(project).database_url)
+    engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
-        rows = store.recipients_by_email(conn, ADDRESS)
+        rows = db.recipients.recipients_by_email(conn, ADDRESS)
     return rows[0]["status"] if rows else None
 
 
@@ -109,9 +109,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
             assert reader_status(project) == "active"
 
             # The next edition reaches the new reader with a personal one-click link.
-            daemon.run_once(
-                store.connect(load_settings(project).database_url), load_settings(project)
-            )
+            daemon.run_once(db.connect(load_settings(project).database_url), load_settings(project))
             page.goto(edition_unsubscribe_url(project))
             assert reader_status(project) == "active", "a GET must never unsubscribe"
             buttons = page.get_by_role("button")

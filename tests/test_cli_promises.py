@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.audience import subscribers
 from syndicate.cli import main
 from syndicate.feedwatch import feed
@@ -185,7 +185,7 @@ def test_posts_list_shows_ids_titles_and_each_channels_state(cli: Cli) -> None:
 
 
 def _reply(conn, kind: str, words: str, sender: str = "reader@example.com") -> int:
-    return store.insert_reply(
+    return db.replies.insert_reply(
         conn,
         {"kind": kind, "sender": sender, "subject": "Re: the column", "text": words, "raw": b"x"},
         [],
@@ -193,7 +193,7 @@ def _reply(conn, kind: str, words: str, sender: str = "reader@example.com") -> i
 
 
 def test_status_counts_unread_replies_from_people_and_read_marks_them(cli: Cli) -> None:
-    engine = store.connect(database_url_of(cli.project))
+    engine = db.connect(database_url_of(cli.project))
     with engine.begin() as conn:
         first = _reply(conn, "comment", "Loved it.")
         _reply(conn, "editor_response", "Running it Saturday.", "ed@paper.example")
@@ -233,12 +233,14 @@ def test_status_counts_unread_replies_from_people_and_read_marks_them(cli: Cli) 
 
 def test_a_database_of_this_version_without_read_at_gets_the_column(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = store.connect(url)
-    with engine.begin() as conn:
+    engine = db.connect(url)
+    with engine.begin() as conn:  # as a build before Alembic (schema_version 3) left it
         conn.execute(text("ALTER TABLE replies DROP COLUMN read_at"))
-    with store.connect(url).begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("UPDATE meta SET value = '3' WHERE key = 'schema_version'"))
+    with db.connect(url).begin() as conn:
         _reply(conn, "comment", "Still here.")
-        assert store.count_replies(conn) == {"comment": 1}
+        assert db.replies.count_replies(conn) == {"comment": 1}
 
 
 # --- one story per command ----------------------------------------------------------------------
@@ -317,15 +319,17 @@ def test_an_import_keeps_names_and_spelling_already_on_the_list(cli: Cli) -> Non
     assert difference["line"] == 2 and "'Margaret Holloway'" in difference["message"]
     assert "'Maggie H'" in difference["message"]
     assert "written 'MARGARET.HOLLOWAY@" in spelling["message"]
-    engine = store.connect(database_url_of(cli.project))
+    engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
-        rows = {r["email_key"]: r for r in store.list_recipients(conn, RecipientKind.READER)}
+        rows = {
+            r["email_key"]: r for r in db.recipients.list_recipients(conn, RecipientKind.READER)
+        }
     kept = rows["margaret.holloway@example.com"]
     assert (kept["email"], kept["name"]) == ("margaret.holloway@example.com", "Margaret Holloway")
 
 
 def test_the_authors_own_list_still_renames(tmp_path: Path) -> None:
-    engine = store.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = db.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
     readers = tmp_path / "readers.csv"
     readers.write_text("email,name\nann@example.com,Ann\n")
     subscribers.sync(engine, readers, RecipientKind.READER)
@@ -345,9 +349,9 @@ def test_unreadable_editor_preferences_are_reported_at_import(cli: Cli) -> None:
     report = json.loads(cli("subscribers", "import", str(press), "--kind", "editor", "--json")[1])
     assert {p["line"] for p in report["problems"]} == {2}
     assert any("timezone" in p["message"] for p in report["problems"])
-    engine = store.connect(database_url_of(cli.project))
+    engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
-        [editor] = store.list_recipients(conn, RecipientKind.EDITOR)
+        [editor] = db.recipients.list_recipients(conn, RecipientKind.EDITOR)
     assert editor["email"] == "ed@paper.example"  # the row still lands
 
 

@@ -91,10 +91,11 @@ import sys
 import syndicate.cli
 from syndicate.cli import status
 assert "sqlalchemy" not in sys.modules
-import syndicate.store
-from syndicate import store
-assert status.store is store is syndicate.store is sys.modules["syndicate.store"]
-assert callable(syndicate.store.now) and "sqlalchemy" in sys.modules
+assert status.db is sys.modules["syndicate.db"]
+import syndicate.db.sends
+from syndicate import db
+assert db.sends is syndicate.db.sends is sys.modules["syndicate.db.sends"]
+assert callable(db.sends.get_send) and "sqlalchemy" in sys.modules
 print("ok")
 """
     assert _python(script).strip() == "ok"

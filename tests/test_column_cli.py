@@ -13,7 +13,7 @@ import docx
 import pytest
 from lxml import etree
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from tests.column_support import NEWEST_TITLE
 from tests.conftest import run_cli
 from tests.postgres_support import database_url_of
@@ -66,15 +66,15 @@ def test_each_editor_gets_a_note_and_the_attachments_they_asked_for(sent: Path) 
     assert "Hi Fiona," in html
 
     # The Reply-To token names this send and this editor, so an answer is filed as theirs.
-    engine = store.connect(database_url_of(sent))
-    key = store.hmac_key(engine, None)
+    engine = db.connect(database_url_of(sent))
+    key = db.meta.hmac_key(engine, None)
     with engine.connect() as conn:
         for address, message in messages.items():
             token = tokens.token_from_address(message["Reply-To"].addresses[0].addr_spec)
             claim = tokens.verify(key, token or "", "reply")
             assert claim is not None
-            recipient = store.get_recipient(conn, claim.recipient_id)
-            send = store.get_send(conn, claim.send_id)
+            recipient = db.recipients.get_recipient(conn, claim.recipient_id)
+            send = db.sends.get_send(conn, claim.send_id)
             assert recipient is not None and recipient.email == address
             assert send is not None and send["channel"] == "column"
 
@@ -138,11 +138,11 @@ def test_preview_prints_text_formats_and_refuses_what_it_cannot_do(sent: Path) -
 
 def test_preview_shows_the_sends_embargo_in_the_editors_zone(sent: Path) -> None:
     # The scheduling commands set sends.embargo_until; here we set it directly.
-    engine = store.connect(database_url_of(sent))
+    engine = db.connect(database_url_of(sent))
     with engine.begin() as conn:
         conn.execute(
-            store.sends.update()
-            .where(store.sends.c.channel == "column")
+            db.schema.sends.update()
+            .where(db.schema.sends.c.channel == "column")
             .values(embargo_until=datetime(2026, 12, 5, 5, 1, tzinfo=UTC))
         )
     engine.dispose()

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery.compose import compose
 from syndicate.delivery.dispatch import make_sender
 from syndicate.delivery.mime import as_bytes
@@ -26,10 +26,10 @@ READER = Recipient(22, RecipientKind.READER, "zoe@example.org", "Zoë Pérez")
 
 def _editions(project: Path) -> dict[Channel, Edition]:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        post = store.find_post(conn, "latest")
+        post = db.posts.find_post(conn, "latest")
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = {c: EditionCache(post, c, cfg, env).for_recipient(None) for c in Channel}
     # An editor who takes both text formats, so a .txt and an .html are attached.
@@ -40,7 +40,7 @@ def _editions(project: Path) -> dict[Channel, Edition]:
 
 def _both_ways(edition: Edition, recipient: Recipient, project: Path) -> list[EmailMessage]:
     sender = make_sender(settings.load(project / "settings.toml"), b"k" * 32)
-    date = store.now()
+    date = db.now()
     message = compose(edition, recipient, 5, sender, date)
     reference = reference_email(message).as_bytes(policy=policy.SMTP)
     return [PARSER.parsebytes(reference), PARSER.parsebytes(as_bytes(message))]
@@ -59,7 +59,7 @@ def test_column_drafts_have_their_own_list_and_no_unsubscribe_banner(project: Pa
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
     sender = make_sender(settings.load(project / "settings.toml"), b"k" * 32)
-    column = dict(compose(editions[Channel.COLUMN], EDITOR, 5, sender, store.now()).all_headers())
+    column = dict(compose(editions[Channel.COLUMN], EDITOR, 5, sender, db.now()).all_headers())
     assert "List-Unsubscribe" not in column and "List-Unsubscribe-Post" not in column
     assert column["List-Id"].endswith("<column.notes.example.com>")
 

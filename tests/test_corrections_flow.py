@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store
+from syndicate import db
 from syndicate.corrections import control, listing, records, rows
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
@@ -124,7 +124,7 @@ def delivered(project: Path, smtp_server, feed: Feed):
     text = (project / "settings.toml").read_text()
     (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     scheduler.run_once(engine, cfg, at=T0)
     feed.posts[2] = ("Walls and words", BODY)
     report = scheduler.run_once(engine, cfg, at=T1)
@@ -220,11 +220,11 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     # Through the inbound pipeline, as the author's MTA would deliver it.
     from syndicate.inbound import pipeline
 
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     answer = author_reply(question, "send").as_bytes()
     pipeline.process(engine, answer, cfg, key, source="test", at=BEFORE_RELEASE)
     with engine.connect() as conn:
-        [recorded] = store.list_replies(conn)
+        [recorded] = db.replies.list_replies(conn)
     assert recorded["kind"] == "approval" and recorded["recipient_id"] is None
     assert "approved by reply" in recorded["detail"]
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
@@ -247,8 +247,8 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
 def test_send_by_cli_after_release_is_a_correction_with_the_note(delivered, project) -> None:
     cfg, engine, handler, feed, originals = delivered
     with engine.begin() as conn:
-        sam = store.find_recipient(conn, RecipientKind.EDITOR, SAM)
-        store.mark_recipient(conn, sam.id, "unsubscribed", "test")
+        sam = db.recipients.find_recipient(conn, RecipientKind.EDITOR, SAM)
+        db.recipients.mark_recipient(conn, sam.id, "unsubscribed", "test")
     feed.posts[2] = ("Walls and bread", BODY)
     [correction] = poll(cfg, engine, AFTER_RELEASE)
     listing = run_cli(project, "corrections", "list", "--json")
@@ -297,8 +297,8 @@ def test_kill_reaches_every_editor_and_cancels_the_pending_send(delivered, proje
         text = kill.get_body(("plain",)).get_content()
         assert "Eds: withdrawn by the author; do not publish. Reason: A legal complaint." in text
     with engine.connect() as conn:
-        post = store.find_post(conn, "post-2")
-        newsletter = store.find_send(conn, post.id, Channel.NEWSLETTER)
+        post = db.posts.find_post(conn, "post-2")
+        newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
     assert newsletter["state"] == SendState.CANCELLED.value
     assert "cancelled" in killed.stdout
 
@@ -318,8 +318,8 @@ def test_a_post_gone_from_the_feed_is_a_proposed_kill_never_sent_alone(delivered
 def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
     cfg, engine, handler, feed, _ = delivered
     with engine.connect() as conn:
-        post = store.find_post(conn, "post-2")
-        newsletter = store.find_send(conn, post.id, Channel.NEWSLETTER)
+        post = db.posts.find_post(conn, "post-2")
+        newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
     send_control.approve(engine, newsletter["id"], by="test")
     scheduler.tick(engine, cfg, at=AFTER_RELEASE)
     editions = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Walls and words")}
@@ -438,10 +438,10 @@ def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -
     answer["In-Reply-To"] = str(advisory["Message-ID"])
     answer["References"] = str(advisory["References"]) + " " + str(advisory["Message-ID"])
     answer.set_content("Thanks, we will run the corrected headline.\n")
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     pipeline.process(engine, answer.as_bytes(), cfg, key, source="test", at=AFTER_RELEASE)
     with engine.connect() as conn:
-        [reply] = store.list_replies(conn)
+        [reply] = db.replies.list_replies(conn)
     assert (reply["kind"], reply["send_id"]) == ("editor_response", correction.send_id)
     assert reply["post_id"] == correction.post_id
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store
+from syndicate import db
 from tests.conftest import running_smtp
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 
@@ -69,7 +69,7 @@ def test_send_killed_three_times_then_resumed_reaches_everyone(
         process.wait(timeout=10)
         assert process.returncode == -signal.SIGKILL, "the send ended before it was killed"
         with engine.connect() as conn:
-            counts = store.delivery_counts(conn, send_id)
+            counts = db.deliveries.delivery_counts(conn, send_id)
         # At most two batches claimed: one at the transport, the next being composed.
         assert counts.get("sending", 0) <= 2 * BATCH
         assert counts.get("pending", 0) > 0
@@ -89,5 +89,5 @@ def test_send_killed_three_times_then_resumed_reaches_everyone(
     # Only a message between DATA and its answer (one per connection) can arrive twice.
     assert duplicates <= KILLS * 2, duplicates
     with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
-        assert store.get_send(conn, send_id)["state"] == "done"
+        assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
+        assert db.sends.get_send(conn, send_id)["state"] == "done"

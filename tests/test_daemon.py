@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from syndicate import store
+from syndicate import db
 from syndicate.delivery.transports import OutboxTransport
 from syndicate.models import SendState
 from syndicate.scheduling import daemon
@@ -36,12 +36,12 @@ def scheduled(project: Path):
         newsletter__policy="cron: 0 7 * * tue",
         column__enabled=False,
     )
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
     blog.publish("Tuesday essay")
     daemon.run_once(engine, cfg, at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
-    assert store.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
+    assert db.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
     return cfg, engine
 
 
@@ -242,15 +242,15 @@ def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project
             the_daemon.kill()
     assert the_daemon.returncode == 0, stderr
     assert "SIGTERM" in stderr and "syndicate daemon stopped" in stderr
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     with engine.connect() as conn:
-        assert store.lock_holder(conn) is None
+        assert db.locks.lock_holder(conn) is None
     assert len(outbox(project)) == 6
 
 
 def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
     cfg, _ = scheduled
-    daemons = [Daemon(store.connect(cfg.database_url), cfg) for _ in range(4)]
+    daemons = [Daemon(db.connect(cfg.database_url), cfg) for _ in range(4)]
     barrier = threading.Barrier(len(daemons))
     outcomes: list[str] = []
 
@@ -277,13 +277,13 @@ def test_a_one_off_run_keeps_its_lock_alive_for_as_long_as_it_runs(scheduled) ->
     lock = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
     with lock.held_while():
         with engine.connect() as conn:
-            first = store.lock_holder(conn)["heartbeat_at"]
+            first = db.locks.lock_holder(conn)["heartbeat_at"]
         time.sleep(0.3)  # six heartbeats: the stale limit is two missed ones
         with engine.connect() as conn:
-            later = store.lock_holder(conn)["heartbeat_at"]
+            later = db.locks.lock_holder(conn)["heartbeat_at"]
         assert later > first
         rival = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
         with pytest.raises(LockHeld):
             rival.acquire()
     with engine.connect() as conn:
-        assert store.lock_holder(conn) is None
+        assert db.locks.lock_holder(conn) is None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from syndicate import settings, store, tokens
-from syndicate.models import DeliveryState
+from syndicate import db, settings, tokens
+from syndicate.models import DeliveryState, RecipientKind, RecipientStatus, SendState
 from syndicate.scheduling import daemon
 from tests.conftest import set_setting
 
@@ -27,9 +27,9 @@ def use_smtp(project: Path, port: int) -> settings.Settings:
 def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_server) -> None:
     controller, handler = smtp_server
     cfg = use_smtp(project, controller.port)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     report = daemon.run_once(engine, cfg)
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     assert [s.sent for s in report.summaries] == [4, 2]
     assert len(handler.messages) == 6
     # One connection per send (the transport is reused across batches of 2).
@@ -43,7 +43,7 @@ def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_ser
         claim = tokens.verify(key, token or "", "bounce")
         assert received.mail_from.startswith("replies+b") and claim is not None
         with engine.connect() as conn:
-            address = store.delivery_address(conn, claim.send_id, claim.recipient_id)
+            address = db.deliveries.delivery_address(conn, claim.send_id, claim.recipient_id)
         assert address == received.rcpt_tos[0]
         assert msg.get_body(("html",)) is not None
     again = daemon.run_once(engine, cfg)
@@ -57,14 +57,18 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     handler.refuse["d.nakamura@example.net"] = "550 5.1.1 No such user"
     handler.refuse["zoe.perez@example.org"] = "451 4.7.1 Try again later"
     cfg = use_smtp(project, controller.port)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     newsletter = daemon.run_once(engine, cfg).summaries[0]
     assert (newsletter.sent, newsletter.failed, newsletter.deferred) == (2, 1, 1)
     with engine.connect() as conn:
-        states = {r["email"]: (r["state"], r["detail"]) for r in store.iter_deliveries(conn, 1)}
+        states = {
+            r["email"]: (r["state"], r["detail"]) for r in db.deliveries.iter_deliveries(conn, 1)
+        }
         bounced = (
             conn.execute(
-                select(store.recipients.c.email).where(store.recipients.c.status == "bounced")
+                select(db.schema.recipients.c.email).where(
+                    db.schema.recipients.c.status == "bounced"
+                )
             )
             .scalars()
             .all()
@@ -75,63 +79,63 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     assert bounced == ["d.nakamura@example.net"]
 
     with engine.connect() as conn:
-        retry_at = store.next_retry_at(conn, 1)
-    assert retry_at is not None and retry_at > store.now()
+        retry_at = db.deliveries.next_retry_at(conn, 1)
+    assert retry_at is not None and retry_at > db.now()
     # Before its back-off time a run leaves the deferred message alone.
     assert [s.sent for s in daemon.run_once(engine, cfg).summaries] == [0]
     # The temporary refusal clears and the back-off time passes; the next run delivers the
     # deferred message and nobody else.
     del handler.refuse["zoe.perez@example.org"]
     with engine.begin() as conn:
-        conn.execute(update(store.deliveries).values(next_attempt_at=store.now()))
+        conn.execute(update(db.schema.deliveries).values(next_attempt_at=db.now()))
     before = len(handler.messages)
     retry = daemon.run_once(engine, cfg).summaries
     assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]
     assert [m.rcpt_tos for m in handler.messages[before:]] == [["zoe.perez@example.org"]]
     with engine.connect() as conn:
-        assert store.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1)["state"] == "done"
 
 
 def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
     cfg = use_smtp(project, 9)  # nothing listens on the discard port
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     report = daemon.run_once(engine, cfg)
     assert all(s.sent == 0 for s in report.summaries)
     assert all("cannot connect to SMTP server 127.0.0.1:9" in s.error for s in report.summaries)
     with engine.connect() as conn:
-        states = {r["state"] for r in store.iter_deliveries(conn, 1)}
-        assert store.get_send(conn, 1)["state"] == "sending"
+        states = {r["state"] for r in db.deliveries.iter_deliveries(conn, 1)}
+        assert db.sends.get_send(conn, 1)["state"] == "sending"
     assert states <= {"deferred", "pending"}
 
 
 def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.sync_lists(engine, cfg)
     from syndicate.feedwatch import watch
 
     watch.poll(engine, cfg)
     # Simulate a crash: two deliveries claimed (in flight), one already sent, the rest pending.
     with engine.begin() as conn:
-        store.set_send_state(conn, 1, store.SendState.SENDING)
-        store.plan_deliveries(conn, 1, store.RecipientKind.READER)
+        db.sends.set_send_state(conn, 1, SendState.SENDING)
+        db.deliveries.plan_deliveries(conn, 1, RecipientKind.READER)
         ids = (
             conn.execute(
-                select(store.deliveries.c.id)
-                .where(store.deliveries.c.send_id == 1)
-                .order_by(store.deliveries.c.id)
+                select(db.schema.deliveries.c.id)
+                .where(db.schema.deliveries.c.send_id == 1)
+                .order_by(db.schema.deliveries.c.id)
             )
             .scalars()
             .all()
         )
         conn.execute(
-            update(store.deliveries)
-            .where(store.deliveries.c.id == ids[0])
+            update(db.schema.deliveries)
+            .where(db.schema.deliveries.c.id == ids[0])
             .values(state=DeliveryState.SENT.value)
         )
         conn.execute(
-            update(store.deliveries)
-            .where(store.deliveries.c.id.in_(ids[1:3]))
+            update(db.schema.deliveries)
+            .where(db.schema.deliveries.c.id.in_(ids[1:3]))
             .values(state=DeliveryState.SENDING.value)
         )
     summaries = daemon.run_due_sends(engine, cfg)
@@ -140,26 +144,28 @@ def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) ->
     outbox = sorted(p.name for p in (project / "outbox").glob("*.eml"))
     assert len([n for n in outbox if n.startswith(f"d{ids[0]:07d}")]) == 0
     with engine.connect() as conn:
-        assert {r["state"] for r in store.iter_deliveries(conn, 1)} == {"sent"}
+        assert {r["state"] for r in db.deliveries.iter_deliveries(conn, 1)} == {"sent"}
 
 
 def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.sync_lists(engine, cfg)
     with engine.begin() as conn:
         rid = conn.execute(
-            select(store.recipients.c.id).where(
-                store.recipients.c.email_key == "zoe.perez@example.org"
+            select(db.schema.recipients.c.id).where(
+                db.schema.recipients.c.email_key == "zoe.perez@example.org"
             )
         ).scalar_one()
-        store.mark_recipient(conn, rid, "unsubscribed", "test: asked to leave")
+        db.recipients.mark_recipient(
+            conn, rid, RecipientStatus.UNSUBSCRIBED, "test: asked to leave"
+        )
     daemon.run_once(engine, cfg)
     names = [p.name for p in (project / "outbox").glob("*.eml")]
     assert len(names) == 5 and not any("zoe.perez" in n for n in names)
     with engine.connect() as conn:
         status = conn.execute(
-            select(store.recipients.c.status).where(store.recipients.c.id == rid)
+            select(db.schema.recipients.c.status).where(db.schema.recipients.c.id == rid)
         ).scalar_one()
     assert status == "unsubscribed"
 
@@ -174,14 +180,14 @@ def test_a_refused_sender_pauses_the_send_and_bounces_nobody(project: Path, smtp
 
     handler.handle_MAIL = refuse_sender
     cfg = use_smtp(project, controller.port)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     newsletter = daemon.run_once(engine, cfg).summaries[0]
     assert (newsletter.sent, newsletter.failed) == (0, 0)
     assert handler.messages == []
     with engine.connect() as conn:
-        statuses = set(conn.execute(select(store.recipients.c.status)).scalars())
-        states = {r["state"] for r in store.iter_deliveries(conn, newsletter.send_id)}
-        detail = next(store.iter_deliveries(conn, newsletter.send_id))["detail"]
+        statuses = set(conn.execute(select(db.schema.recipients.c.status)).scalars())
+        states = {r["state"] for r in db.deliveries.iter_deliveries(conn, newsletter.send_id)}
+        detail = next(db.deliveries.iter_deliveries(conn, newsletter.send_id))["detail"]
     assert statuses == {"active"}
     assert states <= {"deferred", "pending"}
     assert "refused the sender replies+b1-" in detail  # the delivery's VERP envelope sender

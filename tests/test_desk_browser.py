@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from syndicate import store
+from syndicate import db
 from syndicate.desk import queries
 from syndicate.inbound import pipeline
 from syndicate.models import RecipientKind, SendState
@@ -143,8 +143,8 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
     SHOTS.mkdir(parents=True, exist_ok=True)
     settings, engine, _ = load(project)
     with engine.connect() as conn:
-        posts = sorted(conn.execute(store.posts.select()).mappings(), key=lambda p: p["id"])
-        [sent_post] = {s["post_id"] for s in store.list_sends(conn)}
+        posts = sorted(conn.execute(db.schema.posts.select()).mappings(), key=lambda p: p["id"])
+        [sent_post] = {s["post_id"] for s in db.sends.list_sends(conn)}
     demo = next(p for p in posts if p["id"] == sent_post)
     other = next(p for p in posts if p["id"] != sent_post)
 
@@ -203,14 +203,14 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             page.goto(f"{base}/desk/posts/{other['id']}")
             page.get_by_label("When").fill("tomorrow 07:00")
             desk.press("Schedule…")
-            expected = parse_future("tomorrow 07:00", settings.zone, store.now())
+            expected = parse_future("tomorrow 07:00", settings.zone, db.now())
             assert describe(expected, settings.zone) in page.locator("#what").inner_text()
             desk.check("confirm")
             desk.press("Yes, do it")
             assert page.get_by_text("Scheduled.").is_visible()
             send = next(s for s in store_sends(engine) if s["post_id"] == other["id"])
             assert send["state"] == "scheduled"
-            assert store.as_utc(send["scheduled_at"]) == expected
+            assert db.as_utc(send["scheduled_at"]) == expected
             desk.press(f"Hold send {send['id']}")
             desk.press("Yes, do it")
             assert store_send(engine, send["id"])["state"] == "held"
@@ -223,8 +223,8 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             # It starts going out: the home page's counts change without a reload.
             page.goto(f"{base}/desk/")
             with engine.begin() as conn:
-                planned = store.plan_deliveries(conn, send["id"], RecipientKind.READER)
-                store.set_send_state(conn, send["id"], SendState.SENDING)
+                planned = db.deliveries.plan_deliveries(conn, send["id"], RecipientKind.READER)
+                db.sends.set_send_state(conn, send["id"], SendState.SENDING)
             page.evaluate("window.notReloaded = true")
             progress = page.locator("#progress").get_by_text(f"0 sent, {planned} to go")
             progress.wait_for(timeout=10_000)
@@ -276,11 +276,11 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
 
 def store_sends(engine: object) -> list[dict]:
     with engine.connect() as conn:
-        return store.list_sends(conn)
+        return db.sends.list_sends(conn)
 
 
 def store_send(engine: object, send_id: int) -> dict:
     with engine.connect() as conn:
-        row = store.get_send(conn, send_id)
+        row = db.sends.get_send(conn, send_id)
     assert row is not None
     return row

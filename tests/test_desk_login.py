@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syndicate import store
+from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.desk import auth, queries
 from tests.conftest import set_setting
@@ -67,7 +67,7 @@ def test_password_command_stores_only_an_argon2_hash(desk_project: Path) -> None
     assert stored is not None and stored.startswith("$argon2id$")
     assert PASSWORD not in stored
     with engine_of(desk_project).connect() as conn:
-        everything = " ".join(str(v) for v in conn.execute(store.meta.select()).all())
+        everything = " ".join(str(v) for v in conn.execute(db.schema.meta.select()).all())
     assert PASSWORD not in everything
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from syndicate import store
+from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.desk import charts
 from tests.conftest import set_setting
@@ -44,7 +44,7 @@ def cli(project: Path, *args: str) -> str:
 
 def person(project: Path, email: str) -> dict:
     with engine_of(project).connect() as conn:
-        [row] = [r for r in store.recipients_by_email(conn, email) if r["kind"] == "reader"]
+        [row] = [r for r in db.recipients.recipients_by_email(conn, email) if r["kind"] == "reader"]
     return row
 
 
@@ -63,7 +63,7 @@ def test_search_and_counts(desk_project: Path) -> None:
     login(client)
     page = client.get("/desk/subscribers").text
     with engine_of(desk_project).connect() as conn:
-        readers = store.count_recipients(conn)["reader"]["active"]
+        readers = db.recipients.count_recipients(conn)["reader"]["active"]
     assert f"{readers} active" in page
     assert "by source:" in page and "list" in page
     found = client.get("/desk/subscribers?q=MARGARET.H").text
@@ -106,7 +106,7 @@ def test_a_spam_complaint_is_not_undone_by_the_desk(desk_project: Path) -> None:
     csrf = login(client)
     jane = person(desk_project, "margaret.holloway@example.com")
     with engine_of(desk_project).begin() as conn:
-        store.mark_recipient(conn, jane["id"], "complained", "spam report")
+        db.recipients.mark_recipient(conn, jane["id"], "complained", "spam report")
     refused = client.post(
         f"/desk/subscribers/{jane['id']}/resubscribe", data={"csrf": csrf}, headers=SAME
     )

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 from typer.testing import CliRunner
 
-from syndicate import store
+from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.models import RecipientKind, SendState
 from syndicate.scheduling import daemon
@@ -56,7 +56,7 @@ def cli(project: Path, *args: str) -> None:
 
 def the_sends(project: Path) -> dict[str, dict]:
     with engine_of(project).connect() as conn:
-        rows = store.list_sends(conn, 100)
+        rows = db.sends.list_sends(conn, 100)
     return {row["channel"]: row for row in rows}
 
 
@@ -129,7 +129,7 @@ def test_schedule_echoes_the_time_then_does_what_the_cli_does(
     csrf = login(client)
     pid = post_id(desk_project)
     settings = load_settings(desk_project)
-    expected = parse_future("tomorrow 07:00", settings.zone, store.now())
+    expected = parse_future("tomorrow 07:00", settings.zone, db.now())
     before = the_sends(desk_project)
     asked = client.post(
         f"/desk/posts/{pid}/schedule",
@@ -147,7 +147,7 @@ def test_schedule_echoes_the_time_then_does_what_the_cli_does(
     cli(other, "schedule", str(pid), "--channel", "newsletter", "--at", "tomorrow 07:00")
     ours, theirs = the_sends(desk_project), the_sends(other)
     assert ours["newsletter"]["state"] == "awaiting_approval"
-    assert store.as_utc(ours["newsletter"]["scheduled_at"]) == expected
+    assert db.as_utc(ours["newsletter"]["scheduled_at"]) == expected
     assert comparable(ours["newsletter"]) == comparable(theirs["newsletter"])
     assert ours["column"] == theirs["column"]
 
@@ -221,7 +221,7 @@ def test_refusals_are_one_line_and_change_nothing(desk_project: Path) -> None:
     assert again.status_code == 400 and "was cancelled; cannot hold it" in again.text
     letter = the_sends(desk_project)["newsletter"]["id"]
     with engine_of(desk_project).begin() as conn:
-        store.set_send_state(conn, letter, SendState.DONE)
+        db.sends.set_send_state(conn, letter, SendState.DONE)
     late = client.post(
         f"/desk/sends/{letter}/reschedule",
         data={"csrf": csrf, "confirm": "yes", "at_at": "2030-01-02T07:00:00+00:00"},
@@ -257,7 +257,7 @@ def test_home_shows_what_comes_next_in_the_authors_zone(desk_project: Path) -> N
     letter = the_sends(desk_project)["newsletter"]
     home = client.get("/desk/").text
     assert "Times in America/Toronto" in home
-    assert short(store.as_utc(letter["scheduled_at"]), settings.zone) in home
+    assert short(db.as_utc(letter["scheduled_at"]), settings.zone) in home
     assert home.count("awaiting approval") == 2 and '<td class="hide-narrow">manual</td>' in home
     assert 'hx-get="/desk/progress" hx-trigger="every 3s"' in home
 
@@ -268,8 +268,8 @@ def test_going_out_now_counts_refresh_as_a_fragment(desk_project: Path) -> None:
     letter = the_sends(desk_project)["newsletter"]["id"]
     assert "Nothing is going out right now" in client.get("/desk/progress").text
     with engine_of(desk_project).begin() as conn:
-        planned = store.plan_deliveries(conn, letter, RecipientKind.READER)
-        store.set_send_state(conn, letter, SendState.SENDING)
+        planned = db.deliveries.plan_deliveries(conn, letter, RecipientKind.READER)
+        db.sends.set_send_state(conn, letter, SendState.SENDING)
     fragment = client.get("/desk/progress").text
     assert "<html" not in fragment, "a fragment, not a page"
     assert f"0 sent, {planned} to go" in fragment and f'max="{planned}" value="0"' in fragment

@@ -6,14 +6,14 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.feedwatch import watch
 from tests.conftest import run_cli
 
 
 def test_send_dry_run_test_copy_then_real_send(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     outbox = project / "outbox"
 
@@ -29,7 +29,9 @@ def test_send_dry_run_test_copy_then_real_send(project: Path) -> None:
     assert msg["To"].addresses[0].addr_spec == "me@example.org"
     assert msg["Subject"] == "[TEST] The job is not the work — and that’s the point"
     with engine.connect() as conn:
-        assert all(not store.delivery_counts(conn, s["id"]) for s in store.list_sends(conn))
+        assert all(
+            not db.deliveries.delivery_counts(conn, s["id"]) for s in db.sends.list_sends(conn)
+        )
     copy.unlink()
 
     real = run_cli(project, "send", "latest", "--channel", "newsletter")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import Composer, Sender, compose
 from syndicate.delivery.mime import as_bytes
@@ -47,10 +47,10 @@ SENDER = Sender(
 
 def _edition_variants(project: Path) -> list[Edition]:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        post = store.find_post(conn, "latest")
+        post = db.posts.find_post(conn, "latest")
     env = make_environment(cfg.path(cfg.paths.templates))
     real = [EditionCache(post, c, cfg, env).for_recipient(None) for c in Channel]
     awkward = Edition(
@@ -78,7 +78,7 @@ def _headers(msg: EmailMessage) -> dict[str, str]:
 
 @pytest.mark.parametrize("recipient", RECIPIENTS, ids=lambda r: str(r.id))
 def test_fast_bytes_equal_the_reference_message(project: Path, recipient: Recipient) -> None:
-    date = store.now()
+    date = db.now()
     for edition in _edition_variants(project):
         message = compose(edition, recipient, 3, SENDER, date)
         fast_bytes = as_bytes(message)
@@ -123,7 +123,7 @@ def test_fast_bytes_equal_the_reference_message(project: Path, recipient: Recipi
 def test_html_values_are_escaped_and_text_values_are_not(project: Path) -> None:
     edition = _edition_variants(project)[-1]
     recipient = RECIPIENTS[2]
-    msg = PARSER.parsebytes(as_bytes(compose(edition, recipient, 3, SENDER, store.now())))
+    msg = PARSER.parsebytes(as_bytes(compose(edition, recipient, 3, SENDER, db.now())))
     html = msg.get_body(("html",)).get_content()
     text = msg.get_body(("plain",)).get_content()
     assert "O&#x27;Brien, &quot;Q&quot; &lt;the boss&gt; &amp; Co" in html
@@ -134,13 +134,13 @@ def test_html_values_are_escaped_and_text_values_are_not(project: Path) -> None:
 
 def test_the_dispatch_composer_builds_each_edition_once(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        post = store.find_post(conn, "latest")
+        post = db.posts.find_post(conn, "latest")
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = EditionCache(post, Channel.NEWSLETTER, cfg, env)
-    composer = Composer(editions, SENDER, 5, store.now())
+    composer = Composer(editions, SENDER, 5, db.now())
     messages = [composer.message(i, r) for i, r in enumerate(RECIPIENTS[:4])]
     assert len({id(m.content) for m in messages}) == 1  # one Content: encoded once
     ids = [PARSER.parsebytes(as_bytes(m))["Message-ID"] for m in messages]
@@ -169,7 +169,7 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
     cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 3)
     with engine.begin() as conn:
-        store.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
+        db.recipients.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
     from syndicate.delivery.transports import make_transport
 
     summary = dispatch.run_send(
@@ -178,14 +178,18 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
         cfg,
         make_environment(cfg.path(cfg.paths.templates)),
         make_transport(cfg),
-        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
         clock=FakeClock(),
     )
     assert (summary.sent, summary.failed) == (3, 1)
     with engine.connect() as conn:
-        row = next(r for r in store.iter_deliveries(conn, send_id) if r["state"] == "failed")
+        row = next(
+            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["state"] == "failed"
+        )
         status = conn.execute(
-            select(store.recipients.c.status).where(store.recipients.c.id == row["recipient_id"])
+            select(db.schema.recipients.c.status).where(
+                db.schema.recipients.c.id == row["recipient_id"]
+            )
         ).scalar_one()
     assert row["email"] == "zoë@exämple.org"
     assert row["detail"].startswith("cannot compose a message for 'zoë@exämple.org'")

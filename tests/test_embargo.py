@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syndicate import store
+from syndicate import db
 from syndicate.models import Channel
 from syndicate.scheduling import daemon, send_control
 from tests.scheduling_support import Blog, configure, readers, utc
@@ -15,7 +15,7 @@ def setup(project: Path, **keys: object):
     blog = Blog(project)
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", **keys)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
     return blog, cfg, engine
 
@@ -30,7 +30,7 @@ def test_reader_edition_held_back_by_the_column_embargo_and_released_after_it(
     assert [(s.channel.value, s.sent) for s in first.summaries] == [("column", 2)]
     column = next(s for s in all_sends(engine) if s["channel"] == "column")
     # Saturday 28 November 00:01 EST = 05:01 UTC.
-    assert store.as_utc(column["embargo_until"]) == utc(2026, 11, 28, 5, 1)
+    assert db.as_utc(column["embargo_until"]) == utc(2026, 11, 28, 5, 1)
 
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 27, 12)).summaries == []
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 28, 5, 0)).summaries == []
@@ -47,7 +47,7 @@ def test_embargo_given_by_hand_and_respect_can_be_switched_off(project: Path) ->
     blog.publish("By hand")
     daemon.run_once(engine, cfg, at=utc(2026, 11, 24, 15))
     with engine.connect() as conn:
-        post = store.find_post(conn, "latest")
+        post = db.posts.find_post(conn, "latest")
     assert post is not None and post.id is not None
     send_control.schedule(
         engine, post.id, Channel.COLUMN, utc(2026, 11, 24, 16), embargo=utc(2026, 11, 26, 12)

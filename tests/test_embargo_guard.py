@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.errors import SettingsError
 from syndicate.models import Channel
 from syndicate.scheduling import daemon, embargo
@@ -26,9 +26,9 @@ RELEASE_TEXT = "Saturday 5 December 2026, 00:01 EST (UTC-05:00) = 2026-12-05 05:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """store.now, which every command and the store itself ask, on a clock we move."""
+    """db.now, which every command and every query ask, on a clock we move."""
     moved = Clock(utc(2026, 11, 23, 15))
-    monkeypatch.setattr(store, "now", moved)
+    monkeypatch.setattr(db.times, "now", moved)
     return moved
 
 
@@ -66,7 +66,7 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
 
 
 def ids(cfg: settings.Settings) -> dict[str, int]:
-    return {s["channel"]: s["id"] for s in all_sends(store.connect(cfg.database_url))}
+    return {s["channel"]: s["id"] for s in all_sends(db.connect(cfg.database_url))}
 
 
 # --- the rule ------------------------------------------------------------------------------------
@@ -117,9 +117,9 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
         f"column's embargo (send {send['column']}) until {RELEASE_TEXT}." in first
     )
     assert "Nothing to send." in first
-    column = next(s for s in all_sends(store.connect(cfg.database_url)) if s["channel"] == "column")
-    assert store.as_utc(column["scheduled_at"]) == MONDAY_SEND
-    assert store.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
+    assert db.as_utc(column["scheduled_at"]) == MONDAY_SEND
+    assert db.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
 
     listed = ok(project, "sends", "list")
     assert (
@@ -169,7 +169,7 @@ def test_the_daemon_says_once_why_a_due_send_waits(
     project: Path, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, cfg = weekly_column(project, clock)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.poll_feed(engine, cfg, clock.now)
     the_daemon = daemon.Daemon(engine, cfg, clock=clock)
     the_daemon.lock.acquire()
@@ -217,9 +217,9 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
     # Broken once on purpose, an interrupted send resumes without asking again.
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     with engine.begin() as conn:
-        store.update_send(conn, send["newsletter"], state="sending")
+        db.sends.update_send(conn, send["newsletter"], state="sending")
     assert "0 sent" in ok(project, "send", "latest")
 
 
@@ -292,8 +292,8 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
         "its release time; give an --embargo at or after --at, or an earlier --at"
     )
     # Nothing was changed by any refusal.
-    column = next(s for s in all_sends(store.connect(cfg.database_url)) if s["channel"] == "column")
-    assert (store.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
+    assert (db.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
 
     # The README's example, typed on a Tuesday: the embargo is read from the send time.
     example = ok(
@@ -383,7 +383,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     blog = Blog(project)
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", column__embargo="tomorrow 01:30")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.poll_feed(engine, cfg, utc(2026, 10, 30, 12))
     blog.publish("Clocks go back")
     # Found Saturday 31 October 08:00 EDT: "tomorrow 01:30" happens twice on 1 November.
@@ -405,7 +405,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
         engine, settings.load(project / "settings.toml"), at=utc(2026, 10, 31, 12, 5)
     )
     with engine.connect() as conn:
-        assert store.digest_queue(conn) == []
+        assert db.sends.digest_queue(conn) == []
     latest = [s for s in all_sends(engine) if s["title"] == "Digest post"]
     assert {s["channel"]: s["state"] for s in latest} == {"newsletter": "held", "column": "held"}
     clock.now = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
@@ -446,12 +446,12 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     configure(project, column__embargo="")
     clock.now = utc(2026, 11, 25, 15)
     ok(project, "run", "--once")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
 
     def digests() -> list[list[str]]:
         with engine.connect() as conn:
             return [
-                [store.get_post(conn, p).title for p in store.digest_members(conn, s["id"])]
+                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s["id"])]
                 for s in all_sends(engine)
                 if s["policy"].startswith("digest")
             ]

@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 from sqlalchemy import func, select
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.errors import FeedError
 from syndicate.feedwatch import feed, watch
 
@@ -53,9 +53,9 @@ def point_feed_at(project: Path, source: str) -> settings.Settings:
 def sends(engine) -> list[tuple[int, str]]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(store.posts.c.title, store.sends.c.channel)
-            .join(store.posts, store.posts.c.id == store.sends.c.post_id)
-            .order_by(store.sends.c.id)
+            select(db.schema.posts.c.title, db.schema.sends.c.channel)
+            .join(db.schema.posts, db.schema.posts.c.id == db.schema.sends.c.post_id)
+            .order_by(db.schema.sends.c.id)
         )
         return [tuple(r) for r in rows]
 
@@ -64,7 +64,7 @@ def test_first_run_sends_only_the_newest_post(project: Path) -> None:
     path = project / "blog.xml"
     path.write_bytes(rss(catalogue(12)))
     cfg = point_feed_at(project, str(path))
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     report = watch.poll(engine, cfg)
     assert report.first_run
     assert len(report.new_posts) == 12
@@ -81,7 +81,7 @@ def test_first_run_sends_only_the_newest_post(project: Path) -> None:
     assert sends(engine)[2:] == [("Fresh post", "newsletter"), ("Fresh post", "column")]
     with engine.connect() as conn:
         assert (
-            store.find_post(conn, "https://blog.example.com/?p=103").title
+            db.posts.find_post(conn, "https://blog.example.com/?p=103").title
             == "Post 3 (edited title)"
         )
 
@@ -99,7 +99,7 @@ def test_first_run_policy_is_a_setting(project: Path, policy: str, expected: int
     config = project / "settings.toml"
     config.write_text(config.read_text().replace('first_run = "newest"', f'first_run = "{policy}"'))
     cfg = load(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     assert len(sends(engine)) == expected
 
@@ -108,12 +108,12 @@ def test_unusable_feed_is_a_clear_error_and_changes_no_state(project: Path) -> N
     path = project / "blog.xml"
     path.write_bytes(rss(catalogue(3)))
     cfg = point_feed_at(project, str(path))
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
         before = (
-            conn.execute(select(func.count()).select_from(store.posts)).scalar(),
-            store.get_feed_state(conn, str(path)),
+            conn.execute(select(func.count()).select_from(db.schema.posts)).scalar(),
+            db.inbox_state.get_feed_state(conn, str(path)),
         )
 
     path.write_bytes(b"<html><body><h1>502 Bad Gateway</h1>")
@@ -122,8 +122,8 @@ def test_unusable_feed_is_a_clear_error_and_changes_no_state(project: Path) -> N
     assert str(path) in str(info.value) and "not a usable RSS or Atom feed" in str(info.value)
     with engine.connect() as conn:
         after = (
-            conn.execute(select(func.count()).select_from(store.posts)).scalar(),
-            store.get_feed_state(conn, str(path)),
+            conn.execute(select(func.count()).select_from(db.schema.posts)).scalar(),
+            db.inbox_state.get_feed_state(conn, str(path)),
         )
     assert after == before
 
@@ -193,7 +193,7 @@ def test_conditional_get_sends_validators_and_304_parses_nothing(
     project: Path, feed_server: str
 ) -> None:
     cfg = point_feed_at(project, feed_server)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     first = watch.poll(engine, cfg)
     assert len(first.new_posts) == 3 and not first.not_modified
     second = watch.poll(engine, cfg)

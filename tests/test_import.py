@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import importers, subscribers
 from syndicate.models import RecipientKind
 from tests.conftest import run_cli
@@ -120,7 +120,7 @@ def test_a_file_without_an_email_column_is_refused_clearly() -> None:
 
 
 def test_import_merges_and_never_reactivates(tmp_path: Path) -> None:
-    engine = store.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = db.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
     first = subscribers.import_file(
         engine, FIXTURES / "mailchimp_unsubscribed.csv", RecipientKind.READER
     )
@@ -131,7 +131,7 @@ def test_import_merges_and_never_reactivates(tmp_path: Path) -> None:
     second = subscribers.import_file(engine, other, RecipientKind.READER)
     assert (second.added, second.kept_suppressed) == (1, 1)
     with engine.connect() as conn:
-        rows = {r["email_key"]: r for r in store.list_recipients(conn)}
+        rows = {r["email_key"]: r for r in db.recipients.list_recipients(conn)}
     assert rows["dan.old@example.com"]["status"] == "unsubscribed"
     assert rows["dan.old@example.com"]["source"] == "import:mailchimp"
     assert rows["new@example.com"]["status"] == "active"
@@ -141,27 +141,27 @@ def test_import_merges_and_never_reactivates(tmp_path: Path) -> None:
     third = subscribers.import_file(engine, left, RecipientKind.READER)
     assert third.newly_suppressed == 1
     with engine.connect() as conn:
-        [row] = store.recipients_by_email(conn, "new@example.com")
+        [row] = db.recipients.recipients_by_email(conn, "new@example.com")
     assert row["status"] == "unsubscribed" and row["unsubscribed_at"] is not None
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
-    engine = store.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = db.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
     report = subscribers.import_file(
         engine, FIXTURES / "substack.csv", RecipientKind.READER, dry_run=True
     )
     assert report.added == 2 and report.added_suppressed == 1 and report.dry_run
     with engine.connect() as conn:
-        assert store.list_recipients(conn) == []
+        assert db.recipients.list_recipients(conn) == []
 
 
 def test_editor_import_keeps_editor_fields(tmp_path: Path) -> None:
-    engine = store.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = db.connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
     path = tmp_path / "editors.csv"
     path.write_text("Email;Name;Publication;Word_Limit\ned@paper.example;Ed Itor;The Paper;700\n")
     subscribers.import_file(engine, path, RecipientKind.EDITOR)
     with engine.connect() as conn:
-        [row] = store.list_recipients(conn, RecipientKind.EDITOR)
+        [row] = db.recipients.list_recipients(conn, RecipientKind.EDITOR)
     assert row["fields"] == {"publication": "The Paper", "word_limit": "700"}
 
 
@@ -172,8 +172,8 @@ def test_cli_import_dry_run_then_import_list_and_export(project: Path) -> None:
     assert "2 new subscriber(s) would be added" in dry.stdout
     assert "line 4:" in dry.stdout and "carla@@example.net" in dry.stdout
     assert "dry run: nothing was written" in dry.stdout
-    with store.connect(f"sqlite:///{project / 'syndicate.db'}").connect() as conn:
-        assert store.list_recipients(conn) == []
+    with db.connect(f"sqlite:///{project / 'syndicate.db'}").connect() as conn:
+        assert db.recipients.list_recipients(conn) == []
 
     done = run_cli(project, "subscribers", "import", fixture, "--json")
     assert done.returncode == 0, done.stderr
@@ -201,17 +201,17 @@ def test_cli_import_of_an_unreadable_file_says_why(project: Path) -> None:
 
 
 def test_export_reads_back_with_every_status(tmp_path: Path) -> None:
-    source = store.connect(f"sqlite:///{tmp_path / 'source.sqlite'}")
+    source = db.connect(f"sqlite:///{tmp_path / 'source.sqlite'}")
     for name in ("mailchimp_subscribed.csv", "mailchimp_unsubscribed.csv", "mailchimp_cleaned.csv"):
         subscribers.import_file(source, FIXTURES / name, RecipientKind.READER)
     exported = tmp_path / "export.csv"
     exported.write_text(subscribers.export_csv(source), encoding="utf-8")
-    target = store.connect(f"sqlite:///{tmp_path / 'target.sqlite'}")
+    target = db.connect(f"sqlite:///{tmp_path / 'target.sqlite'}")
     report = subscribers.import_file(target, exported, RecipientKind.READER)
     assert report.problems == []
     with source.connect() as a, target.connect() as b:
-        before = {(r["email"], r["name"], r["status"]) for r in store.list_recipients(a)}
-        after = {(r["email"], r["name"], r["status"]) for r in store.list_recipients(b)}
+        before = {(r["email"], r["name"], r["status"]) for r in db.recipients.list_recipients(a)}
+        after = {(r["email"], r["name"], r["status"]) for r in db.recipients.list_recipients(b)}
     assert before == after
     assert {status for _, _, status in after} == {"active", "unsubscribed", "bounced"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from syndicate import store
+from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
@@ -254,7 +254,7 @@ def test_every_fixture_ends_in_exactly_one_recorded_state(project: Path) -> None
         "approval": 1,
     }
     with engine.connect() as conn:
-        statuses = {r.id: r.status for r in conn.execute(select(store.recipients))}
+        statuses = {r.id: r.status for r in conn.execute(select(db.schema.recipients))}
     # Unsubscribed by their replies (1, 3 by words, 2 by the mailto token); one hard bounce each
     # for 5 stays below the threshold of 3.
     assert statuses == {
@@ -291,16 +291,16 @@ def test_classify_prints_json_and_changes_nothing(project: Path) -> None:
     assert replies(project) == []
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        assert store.get_recipient(conn, 1) is not None
+        assert db.recipients.get_recipient(conn, 1) is not None
         assert (
             conn.execute(
                 select(func.count())
-                .select_from(store.recipients)
-                .where(store.recipients.c.status != "active")
+                .select_from(db.schema.recipients)
+                .where(db.schema.recipients.c.status != "active")
             ).scalar()
             == 0
         )
-        assert conn.execute(select(func.count()).select_from(store.bounce_scores)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(db.schema.bounce_scores)).scalar() == 0
 
 
 def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: Path) -> None:
@@ -315,13 +315,13 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
 
     def score() -> float:
         with engine.connect() as conn:
-            row = store.get_bounce_score(conn, "zoe.perez@example.org")
-            return row["score"] if row else 0.0
+            row = db.bounces.get_bounce_score(conn, "zoe.perez@example.org")
+            return row.score if row else 0.0
 
     def status() -> str:
         with engine.connect() as conn:
             return conn.execute(
-                select(store.recipients.c.status).where(store.recipients.c.id == 2)
+                select(db.schema.recipients.c.status).where(db.schema.recipients.c.id == 2)
             ).scalar()
 
     bounce(dsn, day)
@@ -332,17 +332,17 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     bounce(dsn, day + timedelta(days=2))
     assert (score(), status()) == (3.0, "bounced")
     with engine.connect() as conn:
-        events = conn.execute(select(store.bounce_events.c.counted)).scalars().all()
+        events = conn.execute(select(db.schema.bounce_events.c.counted)).scalars().all()
     assert events == [True, False, True, True]
     # A temporary failure counts half, and a score left alone for a week starts again.
     delay = signed_ids(project, fixture("dsn_gmail_delay.eml"))
     pipeline.process(engine, delay, settings, key, source="test", at=day)
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
     later = delay.replace(b"0001.GMR@", b"0002.GMR@")
     pipeline.process(engine, later, settings, key, source="test", at=day + timedelta(days=10))
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
 
 
 def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None:
@@ -361,7 +361,7 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     assert "larger than inbound.max_message_bytes" in reply["reason"]
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        row = store.get_reply(conn, reply["id"])
+        row = db.replies.get_reply(conn, reply["id"])
     assert row["size"] == len(raw)
     assert len(row["raw"]) < 10_000
 
@@ -444,7 +444,7 @@ def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
     assert not list((project / "outbox").glob("reply*.eml"))
     with engine.connect() as conn:
-        assert store.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1)["state"] == "done"
 
 
 def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
@@ -464,7 +464,7 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
     status, outcome = stdin.receive_bytes(engine, fixture("gmail_en.eml"), settings, key)
     assert (status, outcome.kind, outcome.too_large) == (0, ReplyKind.REFUSED, False)
     with engine.connect() as conn:
-        row = store.get_reply(conn, outcome.reply_id)
+        row = db.replies.get_reply(conn, outcome.reply_id)
     assert row["raw"] == fixture("gmail_en.eml")
     assert "simulated decoder failure" in row["reason"]
 

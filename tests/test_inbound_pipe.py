@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import db
 from syndicate import settings as settings_module
-from syndicate import store
 from syndicate.cli import inbound as inbound_cli
 from syndicate.inbound.sources import stdin
 from syndicate.models import ReplyState
@@ -195,7 +195,7 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
         daemon.lock.release()
     assert [m.rcpt_tos for m in handler.messages] == [["jane@example.com"]]
     with engine.connect() as conn:
-        assert store.get_reply(conn, reply["id"])["state"] == ReplyState.FORWARDED.value
+        assert db.replies.get_reply(conn, reply["id"])["state"] == ReplyState.FORWARDED.value
 
 
 def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -246,13 +246,13 @@ def test_an_entrance_not_heard_from_for_30_days_is_left_out_of_the_comparison() 
         return {"entrance": name, "fingerprint": fingerprint, "first": at, "last": at}
 
     rotated = [use("syndicate run as syndicate", "new", 0), use("syndicate serve", "new", 1)]
-    assert store.key_mismatch([*rotated, use("old pipe", "old", 31)]) == []
+    assert db.meta.key_mismatch([*rotated, use("old pipe", "old", 31)]) == []
     recent = [*rotated, use("inbound receive as nobody", "old", 29)]
-    assert {u["entrance"] for u in store.key_mismatch(recent)} == {
+    assert {u["entrance"] for u in db.meta.key_mismatch(recent)} == {
         "syndicate run as syndicate",
         "syndicate serve",
         "inbound receive as nobody",
     }
-    assert store.key_fingerprint(b"a" * 32) == store.key_fingerprint(b"a" * 32)
-    assert store.key_fingerprint(b"a" * 32) != store.key_fingerprint(b"b" * 32)
-    assert "a" * 12 not in store.key_fingerprint(b"a" * 32)
+    assert db.meta.key_fingerprint(b"a" * 32) == db.meta.key_fingerprint(b"a" * 32)
+    assert db.meta.key_fingerprint(b"a" * 32) != db.meta.key_fingerprint(b"b" * 32)
+    assert "a" * 12 not in db.meta.key_fingerprint(b"a" * 32)

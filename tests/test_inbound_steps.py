@@ -6,6 +6,7 @@ the approve step reads the one parsed message and the words the text step found.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import typing
 from pathlib import Path
@@ -14,12 +15,12 @@ import html2text
 import pytest
 
 import syndicate.inbound
-from syndicate import store
+from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.models import SendState
-from tests.inbound_support import FIXTURES, copy_project, load, sent_project
+from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_project
 from tests.test_approval import awaiting, reply  # noqa: F401 (the fixture: a send awaiting approval)
 
 STEPS = Path(pipeline.__file__).parent / "steps"
@@ -68,12 +69,12 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
     for path in sorted(FIXTURES.glob("*.eml")):
         raw = path.read_bytes()
         with engine.connect() as conn:
-            before = len(store.list_replies(conn))
+            before = len(db.replies.list_replies(conn))
             expected = pipeline.classify(conn, parse.parse(raw, source="test"), settings, key)
-            assert len(store.list_replies(conn)) == before, path.name
+            assert len(db.replies.list_replies(conn)) == before, path.name
         outcome = pipeline.process(engine, raw, settings, key, source="test")
         with engine.connect() as conn:
-            row = store.get_reply(conn, outcome.reply_id)
+            row = db.replies.get_reply(conn, outcome.reply_id)
         assert row is not None and not outcome.duplicate, path.name
         recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"], row["text"])
         assert recorded == (
@@ -83,6 +84,28 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
             expected.reason,
             expected.text,
         ), path.name
+
+
+def test_inbound_classify_reads_a_message_too_large_as_process_does(
+    base: Path, tmp_path: Path
+) -> None:
+    """Over the size limit only the headers are read, by both: `inbound classify` says what is
+    then recorded (refused, the writer's recipient and post, the same reason)."""
+    project = copy_project(base, tmp_path / "project")
+    raw = fixture("gmail_en.eml")
+    edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 1000")
+    shown = cli(project, "inbound", "classify", "--json", str(FIXTURES / "gmail_en.eml"))
+    assert shown.returncode == 0, shown.stderr.decode()
+    said = json.loads(shown.stdout)
+    settings, engine, key = load(project)
+    outcome = pipeline.process(engine, raw, settings, key, source="test")
+    assert outcome.too_large
+    with engine.connect() as conn:
+        row = db.replies.get_reply(conn, outcome.reply_id)
+    assert row is not None
+    recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"])
+    assert recorded == (said["kind"], said["post"], said["recipient"], said["reason"])
+    assert said["kind"] == "refused" and said["recipient"] is not None
 
 
 def _bottom_posted(preview, sender: str = "jane@example.com"):
@@ -99,12 +122,12 @@ def test_the_approve_step_reads_the_words_the_text_step_found(awaiting) -> None:
     """A bottom-posted "approve" approves: the step reads the writer's own words (step text),
     not the first unquoted line (the attribution line, which the old approval parser read)."""
     cfg, engine, _, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = _bottom_posted(preview).as_bytes()
     outcome = pipeline.process(engine, raw, cfg, key, source="test")
     assert outcome.detail.startswith("approved: approved by reply"), outcome.detail
     with engine.connect() as conn:
-        assert store.send_state(conn, send_id) == SendState.SCHEDULED.value
+        assert db.sends.send_state(conn, send_id) == SendState.SCHEDULED.value
 
 
 def test_an_approval_is_parsed_once_and_turned_to_text_once(
@@ -114,7 +137,7 @@ def test_an_approval_is_parsed_once_and_turned_to_text_once(
     """One parse of the bytes, one own-words extraction, one HTML-to-text conversion for an
     HTML answer: the approve step has no parser, header list or html2text call of its own."""
     cfg, engine, _, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     answer = reply(preview, "jane@example.com", "approve")
     answer.set_content(
         "<div>approve</div><blockquote>A new newsletter is ready.</blockquote>", subtype="html"
@@ -137,4 +160,4 @@ def test_an_approval_is_parsed_once_and_turned_to_text_once(
     assert outcome.detail.startswith("approved: approved by reply"), outcome.detail
     assert calls == {"parse": 1, "own_words": 1, "html2text": 1}
     with engine.connect() as conn:
-        assert store.send_state(conn, send_id) == SendState.SCHEDULED.value
+        assert db.sends.send_state(conn, send_id) == SendState.SCHEDULED.value

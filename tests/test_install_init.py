@@ -54,6 +54,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "syndicate/_skeleton/settings.toml" in names
     assert "syndicate/_skeleton/templates/email/edition.html.j2" in names
     assert "syndicate/_skeleton/examples/feed.xml" in names
+    # Alembic's environment and revisions: every command migrates the database on open.
+    assert "syndicate/db/migrations/env.py" in names
+    assert "syndicate/db/migrations/script.py.mako" in names
+    assert "syndicate/db/migrations/versions/0001_baseline.py" in names
 
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base, env)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery import dispatch, journal
 from syndicate.delivery.transports import make_transport
 from syndicate.feedwatch import watch
@@ -138,7 +138,7 @@ def test_a_signal_finishes_the_batch_in_flight_and_the_resume_sends_no_copy(
     assert len(lines) == 1, out
     name = signal.Signals(signum).name
     with engine.connect() as conn:
-        counts = store.delivery_counts(conn, send_id)
+        counts = db.deliveries.delivery_counts(conn, send_id)
     sent, left = counts["sent"], counts["pending"]
     assert lines[0] == (
         f"Interrupted by {name}: the batch in flight was finished and recorded; {sent:,} "
@@ -157,7 +157,7 @@ def test_a_signal_finishes_the_batch_in_flight_and_the_resume_sends_no_copy(
     assert readers <= set(handler.delivered)  # (run --once also sends the editors' column)
     assert max(handler.delivered.values()) == 1  # nobody got a second copy
     with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
+        assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
 
 
 class _SlowHandler(FaultyHandler):
@@ -179,7 +179,7 @@ def test_a_second_ctrl_c_stops_at_once_and_the_journal_keeps_copies_single(
     assert set(handler.delivered) == readers
     assert sum(n - 1 for n in handler.delivered.values()) <= CONNECTIONS
     with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
+        assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
 
 
 def _twice_interrupted_then_resumed(project: Path, handler: FaultyHandler) -> None:
@@ -299,8 +299,8 @@ def test_twenty_kill_9s_lose_nobody_and_double_at_most_one_message_per_connectio
     print(f"{KILLS} kills: {duplicates} duplicate(s), 0 lost")
     assert duplicates <= CONNECTIONS * KILLS, duplicates
     with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"sent": len(readers)}
-        assert store.get_send(conn, send_id)["state"] == "done"
+        assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
+        assert db.sends.get_send(conn, send_id)["state"] == "done"
     assert _journal_lines(engine) == []
 
 
@@ -310,10 +310,12 @@ def test_the_next_run_applies_the_journal_before_it_requeues(project: Path) -> N
     _cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 6)
     with engine.begin() as conn:
-        store.plan_deliveries(conn, send_id, RecipientKind.READER)
-        claimed = [d for d, _ in store.claim_batch(conn, send_id, 5)]
+        db.deliveries.plan_deliveries(conn, send_id, RecipientKind.READER)
+        claimed = [d for d, _ in db.deliveries.claim_batch(conn, send_id, 5)]
         deferred = claimed[4]
-        store.record_results(conn, [(deferred, DeliveryState.DEFERRED, "451 later", None, None)])
+        db.deliveries.record_results(
+            conn, [(deferred, DeliveryState.DEFERRED, "451 later", None, None)]
+        )
     accepted = journal.Journal.for_engine(engine)
     if engine.dialect.name == "sqlite":
         assert accepted.path == Path(engine.url.database + ".accepted-journal")
@@ -328,14 +330,14 @@ def test_the_next_run_applies_the_journal_before_it_requeues(project: Path) -> N
     assert dispatch.recover(engine, accepted) == 2
     rows = {
         row["id"]: row
-        for row in engine.connect().execute(store.deliveries.select()).mappings().all()
+        for row in engine.connect().execute(db.schema.deliveries.select()).mappings().all()
     }
     assert rows[claimed[0]]["state"] == "sent" and rows[claimed[0]]["message_id"] == "<a@x>"
     assert rows[claimed[1]]["detail"] == "250 ok queued"
     assert [rows[d]["state"] for d in claimed[2:]] == ["sending", "sending", "deferred"]
     assert accepted.path.read_bytes() == b""  # committed, so emptied
     with engine.begin() as conn:
-        assert store.requeue(conn, send_id) == (2, 1)
+        assert db.deliveries.requeue(conn, send_id) == (2, 1)
 
 
 def test_journal_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,7 +405,7 @@ def test_sendgrid_journals_each_request_as_its_answer_arrives(
             cfg,
             make_environment(cfg.path(cfg.paths.templates)),
             make_transport(cfg),
-            dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+            dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
             batch_size=100,
         )
     finally:
@@ -416,7 +418,7 @@ def test_sendgrid_journals_each_request_as_its_answer_arrives(
 
 def test_each_test_copy_is_a_new_message(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
-    watch.poll(store.connect(cfg.database_url), cfg)
+    watch.poll(db.connect(cfg.database_url), cfg)
     for _ in range(2):
         done = run_cli(project, "send", "latest", "--test", "me@example.org")
         assert done.returncode == 0, done.stderr

@@ -9,10 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.models import Channel, RecipientKind
 from tests.conftest import run_cli
 
@@ -22,10 +21,6 @@ def listed(project: Path, name: str) -> int:
     return len([line for line in lines[1:] if line.strip()])
 
 
-@pytest.mark.xfail(
-    reason="store.plan_deliveries returns psycopg's rowcount; fixed with syndicate/db/ (issue 14)",
-    strict=False,
-)
 def test_the_log_counts_the_deliveries_planned(postgres_url: str, project: Path) -> None:
     # psycopg 3 gives rowcount -1 for INSERT … SELECT: the log said "-1 new deliveries planned".
     # The first run mails the newest post to both channels (first_run = "newest").
@@ -39,15 +34,12 @@ def test_the_log_counts_the_deliveries_planned(postgres_url: str, project: Path)
     assert {channel: int(n) for channel, n in planned} == expected, result.stderr
 
 
-@pytest.mark.xfail(
-    reason="store.plan_deliveries uses NOT IN; fixed with syndicate/db/ (issue 14)", strict=False
-)
 def test_planning_is_an_anti_join_not_a_not_in_subplan(postgres_url: str, project: Path) -> None:
     # `NOT IN (subquery)` is a per-row SubPlan once the deliveries outgrow work_mem (4.7 ms →
     # 3,973 ms at 10,000 readers with work_mem 64 kB); NOT EXISTS / ON CONFLICT plan linearly.
     assert run_cli(project, "-q", "run", "--once").returncode == 0
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     statements: list[tuple[str, Any]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -57,9 +49,11 @@ def test_planning_is_an_anti_join_not_a_not_in_subplan(postgres_url: str, projec
 
     with engine.begin() as conn:
         send_id = conn.execute(
-            select(store.sends.c.id).where(store.sends.c.channel == Channel.NEWSLETTER.value)
+            select(db.schema.sends.c.id).where(
+                db.schema.sends.c.channel == Channel.NEWSLETTER.value
+            )
         ).scalar_one()
-        store.plan_deliveries(conn, send_id, RecipientKind.READER)
+        db.deliveries.plan_deliveries(conn, send_id, RecipientKind.READER)
     assert len(statements) == 1
     statement, parameters = statements[0]
     with engine.connect() as conn:

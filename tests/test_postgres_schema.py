@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import run_cli, set_setting
@@ -23,10 +22,6 @@ def syndicate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-@pytest.mark.xfail(
-    reason="sends.state is VARCHAR(16) in store.py; fixed with syndicate/db/ (issue 14)",
-    strict=False,
-)
 def test_a_manual_send_awaiting_approval_is_recorded(postgres_url: str, project: Path) -> None:
     # 'awaiting_approval' is 17 characters: sends.state was VARCHAR(16), which PostgreSQL
     # enforces (StringDataRightTruncation) and SQLite never checked.
@@ -38,18 +33,16 @@ def test_a_manual_send_awaiting_approval_is_recorded(postgres_url: str, project:
     assert newsletter and {s["state"] for s in newsletter} == {"awaiting_approval"}
 
 
-@pytest.mark.xfail(
-    reason="store.py's ADD COLUMN writes boolean DEFAULT 0; fixed with syndicate/db/ (issue 14)",
-    strict=False,
-)
 def test_an_older_database_gains_its_boolean_column(postgres_url: str, project: Path) -> None:
     # Upgrading a database made before replies.temporary existed ran
     # `ALTER TABLE replies ADD COLUMN temporary BOOLEAN DEFAULT 0`: PostgreSQL refuses 0 as a
-    # boolean. Made here by dropping the column from a fresh database.
+    # boolean. Made here from a fresh database, as a build before Alembic would have left it.
     syndicate(project, "-q", "status")
     engine = create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE replies DROP COLUMN temporary"))
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
     syndicate(project, "-q", "status")
     with engine.connect() as conn:
         column = conn.execute(
@@ -76,10 +69,6 @@ main()
 """
 
 
-@pytest.mark.xfail(
-    reason="store.connect() creates the schema without a lock; fixed with syndicate/db/ (issue 14)",
-    strict=False,
-)
 def test_four_processes_starting_on_an_empty_database_all_start(
     postgres_url: str, project: Path
 ) -> None:

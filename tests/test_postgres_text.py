@@ -67,10 +67,6 @@ def test_a_nul_in_the_subscribe_forms_name_is_not_a_500(
     ]
 
 
-@pytest.mark.xfail(
-    reason="replies' text columns take a NUL on SQLite only; fixed in syndicate/db/ (issue 14)",
-    strict=False,
-)
 def test_a_nul_in_a_replys_words_and_headers_is_filed_not_retried_forever(
     postgres_url: str, project: Path
 ) -> None:

@@ -14,7 +14,7 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery import compose, dispatch, mime
 from syndicate.delivery.message import Mailbox
 from syndicate.delivery.notices import notice
@@ -44,11 +44,11 @@ def test_preview_eml_is_the_delivery_but_for_the_named_differences(project: Path
     preview, delivered = out.read_bytes(), delivered_file.read_bytes()
 
     cfg = settings.load(project / "settings.toml")
-    engine = store.connect(cfg.database_url)
-    key = store.hmac_key(engine, None)
+    engine = db.connect(cfg.database_url)
+    key = db.meta.hmac_key(engine, None)
     with engine.connect() as conn:
-        reader = store.find_recipient(conn, RecipientKind.READER, AUTHOR)
-        [send] = [s for s in store.list_sends(conn) if s["channel"] == "newsletter"]
+        reader = db.recipients.find_recipient(conn, RecipientKind.READER, AUTHOR)
+        [send] = [s for s in db.sends.list_sends(conn) if s["channel"] == "newsletter"]
     assert reader is not None
     sender = dispatch.make_sender(cfg, key)
     own = compose.recipient_values(reader, send["id"], sender)
@@ -88,7 +88,7 @@ def test_preview_writer_and_every_byte_transport_write_the_same_bytes(project: P
         subject="Café — “quotes” and a %%NAME%% that stays text",
         text="Dear %%NAME%%,\n.leading dot\n" + "é" * 300 + "\n",
         html="<p>Hi %%EMAIL%%</p>",
-        date=store.now(),
+        date=db.now(),
         label="check",
         number=7,
     )

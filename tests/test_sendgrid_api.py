@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import compose
 from syndicate.delivery.mime import as_bytes
 from syndicate.delivery.transports import make_transport
 from syndicate.delivery.transports.sendgrid import html_key
-from syndicate.models import Channel, DeliveryState
+from syndicate.models import Channel, DeliveryState, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
 from tests.conftest import set_setting
@@ -90,7 +90,7 @@ def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwarg
         cfg,
         make_environment(cfg.path(cfg.paths.templates)),
         make_transport(cfg),
-        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
         batch_size=cfg.transport.batch_size,
         clock=clock,
         backoff=dispatch.Backoff(first=30, longest=600, max_attempts=5),
@@ -101,13 +101,13 @@ def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwarg
 def _smtp_path_message(cfg: settings.Settings, engine, send_id: int, recipient_id: int):
     """The message the SMTP path composes for the same reader, parsed."""
     with engine.connect() as conn:
-        recipient = store.get_recipient(conn, recipient_id)
-        post = store.find_post(conn, "latest")
+        recipient = db.recipients.get_recipient(conn, recipient_id)
+        post = db.posts.find_post(conn, "latest")
     edition = EditionCache(
         post, Channel.NEWSLETTER, cfg, make_environment(cfg.path(cfg.paths.templates))
     ).for_recipient(recipient)
-    sender = dispatch.make_sender(cfg, store.hmac_key(engine, None))
-    data = as_bytes(compose(edition, recipient, send_id, sender, store.now()))
+    sender = dispatch.make_sender(cfg, db.meta.hmac_key(engine, None))
+    data = as_bytes(compose(edition, recipient, send_id, sender, db.now()))
     return BytesParser(policy=policy.default).parsebytes(data)
 
 
@@ -132,8 +132,10 @@ def test_batches_of_1000_carry_each_recipients_parts(project: Path, api: FakeSen
     assert [p["to"][0]["email"] for p in people] == emails
 
     with engine.connect() as conn:
-        ids = dict(conn.execute(select(store.recipients.c.email, store.recipients.c.id)).all())
-        rows = list(store.iter_deliveries(conn, send_id))
+        ids = dict(
+            conn.execute(select(db.schema.recipients.c.email, db.schema.recipients.c.id)).all()
+        )
+        rows = list(db.deliveries.iter_deliveries(conn, send_id))
     assert {r["state"] for r in rows} == {"sent"}
     assert {r["detail"] for r in rows} == {"202 accepted sg-1", "202 accepted sg-2"}
     by_email = {r["email"]: r for r in rows}
@@ -167,8 +169,8 @@ def test_html_values_are_escaped_per_personalization(project: Path, api: FakeSen
     use_sendgrid(project, api.server_address[1])
     cfg, engine, send_id = newsletter_send(project)
     with engine.begin() as conn:
-        store.upsert_recipient(
-            conn, store.RecipientKind.READER, "tom&jerry@example.org", 'Tom <b>"T"</b> & Co', {}
+        db.recipients.upsert_recipient(
+            conn, RecipientKind.READER, "tom&jerry@example.org", 'Tom <b>"T"</b> & Co', {}
         )
     assert _run(cfg, engine, send_id, FakeClock()).sent == 1
     [request] = api.requests
@@ -183,7 +185,9 @@ def test_html_values_are_escaped_per_personalization(project: Path, api: FakeSen
     )
     with engine.connect() as conn:
         tom = conn.execute(
-            select(store.recipients.c.id).where(store.recipients.c.email == "tom&jerry@example.org")
+            select(db.schema.recipients.c.id).where(
+                db.schema.recipients.c.email == "tom&jerry@example.org"
+            )
         ).scalar_one()
     smtp_html = _smtp_path_message(cfg, engine, send_id, tom).get_body(("html",)).get_content()
     assert html.rstrip("\n") == smtp_html.replace("\r\n", "\n").rstrip("\n")
@@ -203,11 +207,13 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     first = _run(cfg, engine, send_id, clock)
     assert (first.sent, first.deferred) == (10, 10)
     with engine.connect() as conn:
-        counts = store.delivery_counts(conn, send_id)
-        deferred = [r for r in store.iter_deliveries(conn, send_id) if r["state"] == "deferred"]
+        counts = db.deliveries.delivery_counts(conn, send_id)
+        deferred = [
+            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["state"] == "deferred"
+        ]
     assert counts == {"sent": 10, "deferred": 10, "pending": 10}
     assert {r["detail"] for r in deferred} == {"SendGrid API 429: request: too many requests"}
-    assert all(store.as_utc(r["next_attempt_at"]) > clock.now() for r in deferred)
+    assert all(db.as_utc(r["next_attempt_at"]) > clock.now() for r in deferred)
 
     api.answers.append((503, {"errors": [{"message": "unavailable", "field": None}]}))
     second = _run(cfg, engine, send_id, clock)  # the API is down: nothing more goes
@@ -219,9 +225,9 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     assert clock.slept == [pytest.approx(30)]
     assert (third.sent, third.failed, third.deferred) == (10, 10, 0)
     with engine.connect() as conn:
-        rows = list(store.iter_deliveries(conn, send_id))
-        statuses = set(conn.execute(select(store.recipients.c.status)).scalars())
-        assert store.get_send(conn, send_id)["state"] == "done"
+        rows = list(db.deliveries.iter_deliveries(conn, send_id))
+        statuses = set(conn.execute(select(db.schema.recipients.c.status)).scalars())
+        assert db.sends.get_send(conn, send_id)["state"] == "done"
     failed = [r for r in rows if r["state"] == DeliveryState.FAILED]
     assert {r["detail"] for r in failed} == {"SendGrid API 400: content: Invalid type."}
     assert statuses == {"active"}  # a refused request bounces nobody
@@ -237,7 +243,7 @@ def test_per_recipient_reply_to_sends_one_request_each(project: Path, api: FakeS
     with engine.connect() as conn:
         ids = [
             conn.execute(
-                select(store.recipients.c.id).where(store.recipients.c.email == e)
+                select(db.schema.recipients.c.id).where(db.schema.recipients.c.email == e)
             ).scalar_one()
             for e in emails
         ]
@@ -265,5 +271,5 @@ def test_unreachable_api_defers(project: Path, monkeypatch) -> None:
     summary = _run(cfg, engine, send_id, clock)
     assert summary.deferred == 2 and summary.sent == 0
     with engine.connect() as conn:
-        details = {r["detail"][:11] for r in store.iter_deliveries(conn, send_id)}
+        details = {r["detail"][:11] for r in db.deliveries.iter_deliveries(conn, send_id)}
     assert details == {"connection:"}

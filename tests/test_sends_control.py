@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syndicate import store
+from syndicate import db
 from syndicate.models import SendState
 from syndicate.scheduling import daemon, send_control
 from tests.conftest import run_cli
@@ -83,7 +83,7 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
     )
     config.write_text(config.read_text().replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
 
     original = handler.handle_DATA
 
@@ -123,7 +123,7 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     )
     config.write_text(config.read_text().replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     original = handler.handle_DATA
 
     async def hold_on_first_message(server, session, envelope):

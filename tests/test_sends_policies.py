@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store
+from syndicate import db
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
 from syndicate.scheduling import daemon, send_control
@@ -20,7 +20,7 @@ def start(project: Path, **keys: object):
     blog = Blog(project)
     blog.publish("Back catalogue")
     cfg = configure(project, feed__first_run="none", **keys)
-    engine = store.connect(cfg.database_url)
+    engine = db.connect(cfg.database_url)
     daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
     return blog, cfg, engine
 
@@ -47,8 +47,8 @@ def test_cron_policy_waits_for_tuesday_0700_in_the_authors_zone(project: Path) -
     assert report.summaries == []
     by_channel = {s["channel"]: s for s in all_sends(engine)}
     # EST is UTC-5: Tuesday 1 December 07:00 = 12:00 UTC; Thursday 06:00 = 11:00 UTC.
-    assert store.as_utc(by_channel["newsletter"]["scheduled_at"]) == utc(2026, 12, 1, 12)
-    assert store.as_utc(by_channel["column"]["scheduled_at"]) == utc(2026, 11, 26, 11)
+    assert db.as_utc(by_channel["newsletter"]["scheduled_at"]) == utc(2026, 12, 1, 12)
+    assert db.as_utc(by_channel["column"]["scheduled_at"]) == utc(2026, 11, 26, 11)
 
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 26, 10, 59)).summaries == []
     column = daemon.tick(engine, cfg, at=utc(2026, 11, 26, 11)).summaries
@@ -86,7 +86,7 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     assert "https://blog.example.com/2/" in html and "/unsubscribe/" in html
 
     with engine.connect() as conn:  # the digest itself never counts as the latest post
-        assert store.find_post(conn, "latest").title == "Thursday thoughts"
+        assert db.posts.find_post(conn, "latest").title == "Thursday thoughts"
 
     # A week with nothing new: no digest at all.
     daemon.run_once(engine, cfg, at=utc(2026, 12, 4, 20))
@@ -98,13 +98,13 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     assert [s.post_title for s in report.summaries] == ["December post"]
     with engine.connect() as conn:
         digests = all_sends(engine)
-        assert [len(store.digest_members(conn, s["id"])) for s in digests] == [2, 1]
+        assert [len(db.sends.digest_members(conn, s["id"])) for s in digests] == [2, 1]
 
     # A post the author schedules by hand leaves the digest queue: it is not sent twice.
     blog.publish("Urgent")
     daemon.run_once(engine, cfg, at=utc(2026, 12, 14, 20))
     with engine.connect() as conn:
-        urgent = store.find_post(conn, "latest")
+        urgent = db.posts.find_post(conn, "latest")
     send_control.schedule(engine, urgent.id, Channel.NEWSLETTER, utc(2026, 12, 14, 21))
     report = daemon.tick(engine, cfg, at=utc(2026, 12, 19, 12, 1))
     assert [s.post_title for s in report.summaries] == ["Urgent"]
@@ -112,7 +112,7 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
 
     # A post readers already got in a digest cannot be scheduled on its own again.
     with engine.connect() as conn:
-        monday = store.find_post(conn, "https://blog.example.com/2/")
+        monday = db.posts.find_post(conn, "https://blog.example.com/2/")
     assert monday is not None and monday.title == "Monday thoughts"
     with pytest.raises(SyndicateError, match="part of digest send"):
         send_control.schedule(engine, monday.id, Channel.NEWSLETTER, utc(2026, 12, 27, 12))
@@ -155,7 +155,7 @@ def test_a_broken_digest_template_keeps_posts_queued_and_other_sends_going(
     assert [s.post_title for s in report.summaries] == ["Second column"]  # its column
     assert "could not make the digest" in caplog.text
     with engine.connect() as conn:
-        assert len(store.digest_queue(conn)) == 2
+        assert len(db.sends.digest_queue(conn)) == 2
     (project / "templates" / "email" / "digest.html.j2").unlink()
     (project / "templates" / "email" / "digest.html.j2").write_bytes(
         (Path(__file__).parent.parent / "templates" / "email" / "digest.html.j2").read_bytes()

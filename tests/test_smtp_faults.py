@@ -9,10 +9,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from syndicate import settings, store
+from syndicate import db, settings
 from syndicate.delivery import dispatch
 from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
-from syndicate.models import DeliveryState
+from syndicate.models import DeliveryState, SendState
 from syndicate.render import make_environment
 from syndicate.settings import Smtp
 from tests.conftest import free_port
@@ -38,7 +38,7 @@ def faulty_server():
 
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):
-    key = store.hmac_key(engine, None)
+    key = db.meta.hmac_key(engine, None)
     from syndicate.delivery.transports import make_transport
 
     return dispatch.run_send(
@@ -75,13 +75,15 @@ def test_faulty_server_gets_every_good_address_exactly_once(project: Path, fault
     assert summary.sent == len(good) and summary.failed == len(refused)
     assert summary.deferred == 0
     with engine.connect() as conn:
-        rows = list(store.iter_deliveries(conn, send_id))
+        rows = list(db.deliveries.iter_deliveries(conn, send_id))
         bounced = set(
             conn.execute(
-                select(store.recipients.c.email).where(store.recipients.c.status == "bounced")
+                select(db.schema.recipients.c.email).where(
+                    db.schema.recipients.c.status == "bounced"
+                )
             ).scalars()
         )
-        assert store.get_send(conn, send_id)["state"] == "done"
+        assert db.sends.get_send(conn, send_id)["state"] == "done"
     states = {r["email"]: r for r in rows}
     assert {r["state"] for r in rows} == {"sent", "failed"}
     assert all(states[e]["state"] == "failed" and states[e]["detail"][:3] == "550" for e in refused)
@@ -102,9 +104,11 @@ def test_deferred_messages_wait_for_their_back_off_time(project: Path, smtp_serv
     first = _run(cfg, engine, send_id, clock)  # does not wait: the retry is 30 s away
     assert (first.sent, first.deferred) == (4, 1)
     with engine.connect() as conn:
-        row = next(r for r in store.iter_deliveries(conn, send_id) if r["email"] == emails[2])
+        row = next(
+            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["email"] == emails[2]
+        )
         assert row["state"] == "deferred" and row["attempts"] == 1
-        assert store.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=30)
+        assert db.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=30)
 
     clock.sleep(10)
     early = _run(cfg, engine, send_id, clock)
@@ -114,9 +118,11 @@ def test_deferred_messages_wait_for_their_back_off_time(project: Path, smtp_serv
     second = _run(cfg, engine, send_id, clock)
     assert second.deferred == 1
     with engine.connect() as conn:
-        row = next(r for r in store.iter_deliveries(conn, send_id) if r["email"] == emails[2])
+        row = next(
+            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["email"] == emails[2]
+        )
         assert row["attempts"] == 2
-        assert store.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=60)
+        assert db.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=60)
 
     del handler.refuse[emails[2]]
     third = _run(cfg, engine, send_id, clock, wait_for_retries=120)
@@ -135,13 +141,13 @@ def test_a_send_held_between_batches_stops_and_resumes(project: Path, smtp_serve
         calls.append(n)
         if len(calls) == 2:
             with engine.begin() as conn:  # what `syndicate hold` does from another process
-                store.set_send_state(conn, send_id, store.SendState.SCHEDULED)
+                db.sends.set_send_state(conn, send_id, SendState.SCHEDULED)
 
     held = _run(cfg, engine, send_id, FakeClock(), progress=hold_after_two_batches)
     assert held.sent == 8 and len(handler.messages) == 8
     with engine.begin() as conn:
-        assert store.delivery_counts(conn, send_id)["pending"] == 12
-        store.set_send_state(conn, send_id, store.SendState.SENDING)  # released
+        assert db.deliveries.delivery_counts(conn, send_id)["pending"] == 12
+        db.sends.set_send_state(conn, send_id, SendState.SENDING)  # released
     rest = _run(cfg, engine, send_id, FakeClock())
     assert rest.sent == 12 and len({m.rcpt_tos[0] for m in handler.messages}) == 20
 
@@ -193,7 +199,7 @@ def test_unreachable_server_is_reported_and_nothing_is_lost(project: Path) -> No
     summary = _run(cfg, engine, send_id, FakeClock())
     assert "cannot connect to SMTP server 127.0.0.1:9" in summary.error
     with engine.connect() as conn:
-        assert set(store.delivery_counts(conn, send_id)) == {"pending"}
+        assert set(db.deliveries.delivery_counts(conn, send_id)) == {"pending"}
 
 
 def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Path) -> None:
@@ -215,13 +221,13 @@ def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Pa
         cfg,
         make_environment(cfg.path(cfg.paths.templates)),
         ServerDiesAfterOpen(cfg.transport.smtp),
-        dispatch.make_sender(cfg, store.hmac_key(engine, None)),
+        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
         batch_size=5,
         clock=FakeClock(),
         wait_for_retries=3600,
     )
     assert summary.sent == 0 and summary.deferred == 5
     with engine.connect() as conn:
-        assert store.delivery_counts(conn, send_id) == {"deferred": 5, "pending": 35}
-        details = {r["detail"] for r in store.iter_deliveries(conn, send_id) if r["detail"]}
+        assert db.deliveries.delivery_counts(conn, send_id) == {"deferred": 5, "pending": 35}
+        details = {r["detail"] for r in db.deliveries.iter_deliveries(conn, send_id) if r["detail"]}
     assert all(d.startswith("connection: cannot connect to SMTP server") for d in details)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import subscribers
-from syndicate.models import RecipientKind
+from syndicate.models import RecipientKind, RecipientStatus
 from tests.conftest import run_cli
 
 
 def engine_in(folder: Path):
-    return store.connect(f"sqlite:///{folder / 'db.sqlite'}")
+    return db.connect(f"sqlite:///{folder / 'db.sqlite'}")
 
 
 def statuses(engine) -> dict[str, str]:
     with engine.connect() as conn:
-        return {r["email_key"]: r["status"] for r in store.list_recipients(conn)}
+        return {r["email_key"]: r["status"] for r in db.recipients.list_recipients(conn)}
 
 
 def test_shipped_lists_sync_with_their_documented_columns(project: Path) -> None:
@@ -27,7 +27,7 @@ def test_shipped_lists_sync_with_their_documented_columns(project: Path) -> None
     assert (readers.added, readers.problems) == (4, [])
     assert (editors.added, editors.problems) == (2, [])
     with engine.connect() as conn:
-        herald = store.recipients_by_email(conn, "opinion@dailyherald.example.com")[0]
+        herald = db.recipients.recipients_by_email(conn, "opinion@dailyherald.example.com")[0]
     assert herald["fields"] == {
         "publication": "The Daily Herald",
         "timezone": "America/Toronto",
@@ -68,10 +68,16 @@ def test_unsubscribed_and_bounced_stay_so_while_still_in_the_csv(tmp_path: Path)
     engine = engine_in(tmp_path)
     subscribers.sync(engine, path, RecipientKind.READER)
     with engine.begin() as conn:
-        ids = {r["email_key"]: r["id"] for r in store.list_recipients(conn)}
-        assert store.mark_recipient(conn, ids["a@example.com"], "unsubscribed", "link")
-        assert store.mark_recipient(conn, ids["b@example.com"], "bounced", "550")
-        assert not store.mark_recipient(conn, ids["b@example.com"], "unsubscribed", "later")
+        ids = {r["email_key"]: r["id"] for r in db.recipients.list_recipients(conn)}
+        assert db.recipients.mark_recipient(
+            conn, ids["a@example.com"], RecipientStatus.UNSUBSCRIBED, "link"
+        )
+        assert db.recipients.mark_recipient(
+            conn, ids["b@example.com"], RecipientStatus.BOUNCED, "550"
+        )
+        assert not db.recipients.mark_recipient(
+            conn, ids["b@example.com"], RecipientStatus.UNSUBSCRIBED, "later"
+        )
     path.write_text("email,name\nA@example.com,A Renamed\nb@example.com,B\nc@example.com,C\n")
     report = subscribers.sync(engine, path, RecipientKind.READER)
     assert report.kept_suppressed == 2 and report.unchanged == 1
@@ -81,7 +87,7 @@ def test_unsubscribed_and_bounced_stay_so_while_still_in_the_csv(tmp_path: Path)
         "c@example.com": "active",
     }
     with engine.connect() as conn:
-        b = store.recipient_row(conn, ids["b@example.com"])
+        b = db.recipients.recipient_row(conn, ids["b@example.com"])
     assert b["unsubscribe_reason"] == "550", "the first reason is kept"
 
 
@@ -97,7 +103,7 @@ def test_lists_saved_by_excel_latin1_bom_or_semicolons_still_sync(tmp_path: Path
         report = subscribers.sync(engine, path, RecipientKind.READER)
         assert report.added == 1 and report.problems == []
     with engine.connect() as conn:
-        names = {r["email"]: r["name"] for r in store.list_recipients(conn)}
+        names = {r["email"]: r["name"] for r in db.recipients.list_recipients(conn)}
     assert names == {
         "zoe@example.org": "Zoë Pérez",
         "bom@example.org": "Bõm",
@@ -121,7 +127,7 @@ def test_cli_sync_dry_run_then_list(project: Path) -> None:
     assert "4 new subscriber(s) would be added" in dry.stdout
     assert "2 new subscriber(s) would be added" in dry.stdout
     with engine_in(project).connect() as conn:
-        assert store.list_recipients(conn) == []
+        assert db.recipients.list_recipients(conn) == []
     assert run_cli(project, "subscribers", "sync").returncode == 0
     listed = run_cli(project, "subscribers", "list", "--kind", "editor")
     assert listed.returncode == 0
@@ -140,11 +146,11 @@ def test_expired_unconfirmed_requests_are_forgotten(tmp_path: Path) -> None:
     old, _ = optin.request(engine, RecipientKind.READER, "old@example.com", "", lifetime_hours=1)
     with engine.begin() as conn:
         conn.execute(
-            update(store.pending_confirmations)
-            .where(store.pending_confirmations.c.id == old)
-            .values(requested_at=store.now() - timedelta(hours=3))
+            update(db.schema.pending_confirmations)
+            .where(db.schema.pending_confirmations.c.id == old)
+            .values(requested_at=db.now() - timedelta(hours=3))
         )
     fresh, _ = optin.request(engine, RecipientKind.READER, "new@example.com", "", lifetime_hours=1)
     with engine.connect() as conn:
-        assert store.get_pending_confirmation(conn, old) is None
-        assert store.get_pending_confirmation(conn, fresh)["email"] == "new@example.com"
+        assert db.recipients.get_pending_confirmation(conn, old) is None
+        assert db.recipients.get_pending_confirmation(conn, fresh)["email"] == "new@example.com"

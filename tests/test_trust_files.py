@@ -23,8 +23,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from syndicate import db
 from syndicate import settings as settings_module
-from syndicate import store
 from syndicate.cli import main
 from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.outbox import OutboxTransport
@@ -62,10 +62,10 @@ def outbound(email: str, delivery_id: int = 1) -> OutboundMessage:
 def test_database_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     database = tmp_path / "syndicate.db"
     with umask(0):
-        engine = store.connect(f"sqlite:///{database}")
-        key = store.hmac_key(engine, None)  # the generated key now lives in the file
+        engine = db.connect(f"sqlite:///{database}")
+        key = db.meta.hmac_key(engine, None)  # the generated key now lives in the file
         with engine.connect() as conn:
-            assert store.get_meta(conn, "generated_hmac_key") == key.decode()
+            assert db.meta.get_meta(conn, "generated_hmac_key") == key.decode()
             files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
             assert all(f.exists() for f in files), "WAL mode keeps -wal and -shm while open"
             assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
@@ -74,9 +74,9 @@ def test_database_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Pat
 
 def test_a_database_an_older_version_left_readable_is_narrowed(tmp_path: Path) -> None:
     database = tmp_path / "syndicate.db"
-    store.connect(f"sqlite:///{database}").dispose()
+    db.connect(f"sqlite:///{database}").dispose()
     database.chmod(0o644)
-    store.connect(f"sqlite:///{database}").dispose()
+    db.connect(f"sqlite:///{database}").dispose()
     assert mode(database) == 0o600
 
 
@@ -91,7 +91,7 @@ def test_outbox_folder_and_messages_are_private_whatever_the_umask(tmp_path: Pat
 
 def test_processed_maildir_messages_are_private_whatever_the_umask(project: Path) -> None:
     settings = settings_module.load(project / "settings.toml")
-    engine = store.connect(settings.database_url)
+    engine = db.connect(settings.database_url)
     box = mailbox.Maildir(project / "Maildir", create=True)
     box.add(fixture("stranger.eml"))
     with umask(0):

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
@@ -44,7 +44,7 @@ def answer(preview: EmailMessage, *results: str, to: str | None = None) -> bytes
 
 def send_state(engine, send_id: int) -> str:
     with engine.connect() as conn:
-        return store.send_state(conn, send_id)
+        return db.sends.send_state(conn, send_id)
 
 
 def dkim_key() -> tuple[bytes, bytes]:
@@ -85,7 +85,7 @@ def signed(raw: bytes, domain: str, pem: bytes) -> bytes:
 )
 def test_a_forged_from_with_no_proof_of_the_author_approves_nothing(awaiting, results) -> None:  # noqa: F811
     cfg, engine, handler, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     outcome = pipeline.process(engine, answer(preview, *results), cfg, key, source="test")
     assert outcome.detail.startswith("not approved: the reply is not authenticated")
     assert send_state(engine, send_id) == SendState.AWAITING_APPROVAL.value
@@ -94,7 +94,7 @@ def test_a_forged_from_with_no_proof_of_the_author_approves_nothing(awaiting, re
 
 def test_our_own_mx_reporting_a_pass_approves_and_the_author_gets_a_receipt(awaiting) -> None:  # noqa: F811
     cfg, engine, handler, preview, send_id = awaiting
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = answer(preview, "mx.notes.example.com; spf=pass; dmarc=pass header.from=example.com")
     outcome = pipeline.process(engine, raw, cfg, key, source="test")
     assert outcome.detail.startswith("approved: approved by reply (dmarc=pass")
@@ -132,10 +132,10 @@ def test_a_valid_dkim_signature_of_the_authors_domain_approves(awaiting) -> None
 def test_approval_tokens_expire_and_old_tokens_without_a_time_do_not_approve(awaiting) -> None:  # noqa: F811
     cfg, engine, _, preview, send_id = awaiting
     trusted = "mx.notes.example.com; dmarc=pass header.from=example.com"
-    later = store.now() + timedelta(days=cfg.inbound.approval_max_age_days, hours=1)
+    later = db.now() + timedelta(days=cfg.inbound.approval_max_age_days, hours=1)
     result = handle_approval_reply(engine, cfg, parse(answer(preview, trusted)), at=later)
     assert not result.accepted and "expired" in result.reason
-    key = store.hmac_key(engine, cfg.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     body = f"a{send_id}-0"  # the token as previews carried it before: no time, never expired
     untimed = f"{body}-{tokens._mac(key, body)}"
     to = tokens.reply_address(cfg.mail.reply_address, untimed)

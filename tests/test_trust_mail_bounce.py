@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import db, tokens
 from syndicate import settings as settings_module
-from syndicate import store, tokens
 from syndicate.inbound import pipeline
 from syndicate.inbound.sources import sendgrid
 from syndicate.inbound.steps import parse
@@ -63,8 +63,8 @@ def test_a_hand_made_bounce_on_three_days_suppresses_nobody(project: Path) -> No
     assert all("unverified bounce" in r["reason"] for r in rows)
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, ZOE) is None
-        assert {store.get_reply(conn, r["id"])["verified"] for r in rows} == {False}
+        assert db.bounces.get_bounce_score(conn, ZOE) is None
+        assert {db.replies.get_reply(conn, r["id"])["verified"] for r in rows} == {False}
 
 
 def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody(
@@ -74,7 +74,7 @@ def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody
     another key, and one signed with our key for another installation (a copied database). The
     genuine id, sent the same way, does verify: the check on the others is reached."""
     settings, engine, key = load(project)
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
     other = "f" * 12 if installation != "f" * 12 else "e" * 12
     real = tokens.message_id(key, installation, 1, 2, "notes.example.com")
     mac = real.split("@")[0].split(".")[-1]
@@ -93,7 +93,7 @@ def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody
     assert len(rows) == 9
     assert all("unverified bounce" in r["reason"] for r in rows)
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, ZOE) is None
+        assert db.bounces.get_bounce_score(conn, ZOE) is None
 
 
 def test_classify_json_says_whether_a_bounce_is_verified(project: Path) -> None:
@@ -123,7 +123,7 @@ def test_a_bounce_to_the_verp_envelope_recipient_counts_for_that_delivery_only(
         )
 
     settings, engine, key = load(project)
-    now = store.now()
+    now = db.now()
     for days_ago in (2, 1):
         raw, at = bounce(f"<v{days_ago}@x>"), now - timedelta(days=days_ago)
         pipeline.process(
@@ -134,14 +134,14 @@ def test_a_bounce_to_the_verp_envelope_recipient_counts_for_that_delivery_only(
     assert status_of(project, ZOE) == {"bounced"}
     assert status_of(project, "d.nakamura@example.net") == {"active"}
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, "d.nakamura@example.net") is None
+        assert db.bounces.get_bounce_score(conn, "d.nakamura@example.net") is None
 
 
 def test_delivered_to_and_the_returned_message_id_verify_a_bounce(project: Path) -> None:
     """A Maildir or IMAP copy keeps the VERP address in Delivered-To; a bounce to the plain
     From address still counts when its returned headers carry our signed Message-ID."""
     settings, engine, key = load(project)
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
     with_header = b"Delivered-To: " + verp(project, 1, 2).encode() + b"\n" + dsn(ZOE)
     with engine.connect() as conn:
         first = pipeline.classify(
@@ -190,8 +190,8 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     [row] = json.loads(cli(project, "replies", "list", "--json").stdout)
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        assert store.get_reply(conn, row["id"])["verified"] is True
-        assert store.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.replies.get_reply(conn, row["id"])["verified"] is True
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
@@ -211,8 +211,8 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     set_setting(config, 'security = "starttls"', 'security = "none"')
     settings, engine, _ = load(project)
     with engine.begin() as conn:
-        conn.execute(store.deliveries.delete())
-        conn.execute(store.sends.update().values(state="scheduled"))
+        conn.execute(db.schema.deliveries.delete())
+        conn.execute(db.schema.sends.update().values(state="scheduled"))
     daemon.run_once(engine, settings)
     envelope = {m.rcpt_tos[0]: m.mail_from for m in handler.messages}
     assert envelope[ZOE].startswith("bounces+b")
@@ -220,7 +220,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     result = cli(project, "inbound", "receive", "--recipient", envelope[ZOE], stdin=dsn(ZOE))
     assert result.returncode == 0, result.stderr.decode()
     with engine.connect() as conn:
-        assert store.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:
@@ -232,12 +232,12 @@ def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(projec
 
     settings, engine, key = load(project)
     with engine.connect() as conn:
-        post = store.get_post(conn, 5)
+        post = db.posts.get_post(conn, 5)
     env = make_environment(settings.path(settings.paths.templates))
     editions = EditionCache(post, Channel.NEWSLETTER, settings, env)
     zoe = Recipient(2, RecipientKind.READER, ZOE, "Zoë")
     sender = dispatch.make_sender(settings, key)
-    message = Composer(editions, sender, 1, store.now()).message(7, zoe)
+    message = Composer(editions, sender, 1, db.now()).message(7, zoe)
     api = request_body([message], per_recipient_reply=False)
     assert api["from"]["email"] == settings.mail.from_address
     assert message.envelope_from == verp(project, 1, 2)

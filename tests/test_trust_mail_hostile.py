@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import pipeline
@@ -50,7 +50,7 @@ def shared_address(project: Path) -> str:
 def stored(project: Path, reply_id: int) -> dict:
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        row = store.get_reply(conn, reply_id)
+        row = db.replies.get_reply(conn, reply_id)
     assert row is not None
     return row
 
@@ -258,7 +258,7 @@ def test_a_reply_to_the_shared_address_quoting_the_readers_own_message_id_is_the
     """The reader's mail program quotes the Message-ID only their copy carried (signed): with
     From their address too, the reply is theirs, as over SMTP; from anyone else it is not."""
     settings, engine, key = load(project)
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
     own = tokens.message_id(key, installation, 1, 2, "notes.example.com")
     to = shared_address(project)
     genuine = forged_reply(f"<{ZOE}>", own, "unsubscribe", "<sg-own@x>", to=to)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import db, tokens
 from syndicate import settings as settings_module
-from syndicate import store, tokens
 from syndicate.delivery import compose, dispatch
 from syndicate.inbound import pipeline
 from syndicate.inbound.sources import sendgrid
@@ -79,7 +79,7 @@ def guessed_new_form_ids(project: Path) -> list[str]:
     """Message-IDs of the signed form a stranger can make: the right shape and installation (any
     edition shows both), a MAC that is not ours, or one made with another key."""
     _, engine, key = load(project)
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
     real = tokens.message_id(key, installation, 1, 1, "notes.example.com")
     mac = real.split("@")[0].split(".")[-1]
     flipped = ("b" if mac[0] == "a" else "a") + mac[1:]
@@ -171,7 +171,7 @@ def test_message_ids_are_unique_per_installation_and_stable_for_a_retry(
         result = pipeline.classify(conn, parse.parse(other, source="t"), settings, key)
     assert result.kind is ReplyKind.UNMATCHED
     # A retry of the same delivery is composed with the same Message-ID.
-    installation = store.installation_id(engine)
+    installation = db.meta.installation_id(engine)
     sender = replace(dispatch.make_sender(settings, key), installation=installation)
     assert compose.message_id(sender, 1, 1) == first[MARGARET]
     assert compose.message_id(sender, 1, 1) == compose.message_id(sender, 1, 1)
@@ -188,7 +188,7 @@ def test_a_reply_token_from_another_address_is_about_the_post_but_not_theirs(
     outcome = pipeline.process(engine, raw, settings, key, source="test")
     assert outcome.kind is ReplyKind.COMMENT
     with engine.connect() as conn:
-        row = store.get_reply(conn, outcome.reply_id)
+        row = db.replies.get_reply(conn, outcome.reply_id)
     assert (row["recipient_id"], row["post_id"]) == (None, 5)
     assert "not as theirs" in row["reason"]
     assert status_of(project, MARGARET) == {"active"}

@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
 from syndicate.web.app import create_app
@@ -48,12 +48,12 @@ def client_for(project: Path) -> TestClient:
 
 
 def engine_of(project: Path):
-    return store.connect(load_settings(project).database_url)
+    return db.connect(load_settings(project).database_url)
 
 
 def status_of(project: Path, email: str) -> str | None:
     with engine_of(project).connect() as conn:
-        rows = store.recipients_by_email(conn, email)
+        rows = db.recipients.recipients_by_email(conn, email)
     return rows[0]["status"] if rows else None
 
 
@@ -68,7 +68,7 @@ def reader_token(project: Path, email: str = "margaret.holloway@example.com") ->
     engine = engine_of(project)
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
-        [row] = store.recipients_by_email(conn, email)
+        [row] = db.recipients.recipients_by_email(conn, email)
     return tokens.make(SECRET.encode(), "unsubscribe", 7, row["id"])
 
 
@@ -227,7 +227,7 @@ def test_a_trailing_slash_never_redirects_to_the_host_header(web: Path) -> None:
 
 def replies_count(project: Path) -> int:
     with engine_of(project).connect() as conn:
-        return conn.execute(select(func.count()).select_from(store.replies)).scalar_one()
+        return conn.execute(select(func.count()).select_from(db.schema.replies)).scalar_one()
 
 
 def inbound_form() -> dict[str, str]:

@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.audience import optin, subscribers
 from syndicate.models import RecipientKind
 from syndicate.web.app import create_app
@@ -52,7 +52,7 @@ def client_for(project: Path, **kwargs) -> TestClient:
 
 
 def engine_of(project: Path):
-    return store.connect(load_settings(project).database_url)
+    return db.connect(load_settings(project).database_url)
 
 
 def csrf_of(page: str) -> str:
@@ -71,9 +71,9 @@ def subscribe(client: TestClient, email: str, name: str = "", **extra: str):
 def status_of(project: Path, email: str) -> str | None:
     with engine_of(project).connect() as conn:
         return conn.execute(
-            select(store.recipients.c.status).where(
-                store.recipients.c.email_key == email.lower(),
-                store.recipients.c.kind == "reader",
+            select(db.schema.recipients.c.status).where(
+                db.schema.recipients.c.email_key == email.lower(),
+                db.schema.recipients.c.kind == "reader",
             )
         ).scalar_one_or_none()
 
@@ -113,7 +113,9 @@ def test_double_opt_in_through_the_outbox(web_project: Path) -> None:
     assert confirmed.status_code == 200 and "You’re subscribed" in confirmed.text
     with engine_of(web_project).connect() as conn:
         [row] = [
-            r for r in store.list_recipients(conn) if r["email_key"] == "new.reader@example.com"
+            r
+            for r in db.recipients.list_recipients(conn)
+            if r["email_key"] == "new.reader@example.com"
         ]
     assert (row["status"], row["source"], row["name"]) == ("active", "web", "Nora Reader")
     assert row["confirmed_at"] is not None
@@ -210,7 +212,7 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
 
     old = URLSafeTimedSerializer(SECRET.encode(), salt=optin.CONFIRM_SALT, signer=LongAgo)
     with engine_of(web_project).connect() as conn:
-        real_nonce = store.get_pending_confirmation(conn, 1)["nonce"]
+        real_nonce = db.recipients.get_pending_confirmation(conn, 1)["nonce"]
     for method in (client.get, client.post):
         expired = method(f"/confirm/{old.dumps([1, real_nonce])}")
         assert expired.status_code == 410 and "expired" in expired.text
@@ -222,7 +224,7 @@ def _reader(project: Path, email: str = "margaret.holloway@example.com") -> int:
     settings = load_settings(project)
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
-        [row] = store.recipients_by_email(conn, email)
+        [row] = db.recipients.recipients_by_email(conn, email)
     return row["id"]
 
 
@@ -251,7 +253,7 @@ def test_one_click_post_unsubscribes_at_once(web_project: Path) -> None:
     )
     assert answer.status_code == 200 and "You’re unsubscribed" in answer.text
     with engine_of(web_project).connect() as conn:
-        row = store.recipient_row(conn, rid)
+        row = db.recipients.recipient_row(conn, rid)
     assert row["status"] == "unsubscribed" and "one-click (send 7)" in row["unsubscribe_reason"]
     # Clicking twice is harmless; the page then says so instead of offering the button again.
     assert client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).is_success
@@ -349,7 +351,10 @@ def test_webhook_applies_events_once_and_ignores_replays(
     settings = load_settings(web_project)
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
-        ids = {r["email_key"]: r["id"] for r in store.list_recipients(conn, RecipientKind.READER)}
+        ids = {
+            r["email_key"]: r["id"]
+            for r in db.recipients.list_recipients(conn, RecipientKind.READER)
+        }
     body = events_body(
         {"event": "delivered", "email": "zoe.perez@example.org", "sg_event_id": "d1"},
         {
@@ -389,7 +394,7 @@ def test_webhook_applies_events_once_and_ignores_replays(
     replay = client.post(WEBHOOK, content=body, headers=signing_key.headers(body))
     assert replay.json() == {"applied": 0, "duplicates": 4, "ignored": 2, "unmatched": 0}
     with engine.connect() as conn:
-        row = store.recipient_row(conn, ids["zoe.perez@example.org"])
+        row = db.recipients.recipient_row(conn, ids["zoe.perez@example.org"])
     assert row["unsubscribe_reason"] == "sendgrid bounce (send 3): 550 5.1.1 no such user"
 
 

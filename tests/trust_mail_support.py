@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from syndicate import store
+from syndicate import db
 from tests.inbound_support import load
 
 
@@ -63,6 +63,6 @@ def status_of(project: Path, email: str) -> set[str]:
     with engine.connect() as conn:
         return set(
             conn.execute(
-                select(store.recipients.c.status).where(store.recipients.c.email == email)
+                select(db.schema.recipients.c.status).where(db.schema.recipients.c.email == email)
             ).scalars()
         )

@@ -15,9 +15,9 @@ from email.utils import make_msgid
 
 import jinja2
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.engine import Engine
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.delivery import notices
 from syndicate.delivery.message import Mailbox, OutboundMessage
 from syndicate.delivery.transports import Transport
@@ -55,9 +55,9 @@ def request(
     Requests whose link expired long ago are forgotten on the way, so the table stays small.
     """
     with engine.begin() as conn:
-        store.forget_pending_before(conn, store.now() - timedelta(hours=2 * lifetime_hours))
+        db.recipients.forget_pending_before(conn, db.now() - timedelta(hours=2 * lifetime_hours))
         nonce = secrets.token_hex(8)
-        return store.add_pending_confirmation(conn, kind, email, name, nonce), nonce
+        return db.recipients.add_pending_confirmation(conn, kind, email, name, nonce), nonce
 
 
 def build_message(
@@ -84,7 +84,7 @@ def build_message(
         subject=f"Confirm your subscription to {settings.site.name}",
         text=env.get_template("web/confirm_email.txt.j2").render(values),
         html=env.get_template("web/confirm_email.html.j2").render(values),
-        date=store.now(),
+        date=db.now(),
         message_id=make_msgid("syndicate.confirm", domain=settings.mail_domain),
         headers=[("Auto-Submitted", "auto-generated")],
         label="confirm",
@@ -144,7 +144,7 @@ def check(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> Con
     if isinstance(claim, str):
         return ConfirmOutcome(claim)
     with engine.connect() as conn:
-        pending = store.get_pending_confirmation(conn, claim[0])
+        pending = db.recipients.get_pending_confirmation(conn, claim[0])
     if pending is None or not _same(claim[1], pending["nonce"]):
         return ConfirmOutcome("invalid")
     state = "already" if pending["confirmed_at"] is not None else "pending"
@@ -158,14 +158,14 @@ def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> C
         return ConfirmOutcome(claim)
     pending_id, nonce = claim
     with engine.begin() as conn:
-        pending = store.get_pending_confirmation(conn, pending_id)
+        pending = db.recipients.get_pending_confirmation(conn, pending_id)
         if pending is None or not _same(nonce, pending["nonce"]):
             return ConfirmOutcome("invalid")
         if pending["confirmed_at"] is not None:
             return ConfirmOutcome("already", pending["email"])
-        outcome = store.confirm_subscription(
+        outcome = db.recipients.confirm_subscription(
             conn, RecipientKind(pending["kind"]), pending["email"], pending["name"]
         )
-        store.mark_confirmed(conn, pending_id)
+        db.recipients.mark_confirmed(conn, pending_id)
     log.info("%s confirmed the subscription (%s)", pending["email"], outcome)
     return ConfirmOutcome("confirmed", pending["email"])

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.audience import importers
 from syndicate.audience.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
-from syndicate.models import RecipientKind
+from syndicate.db import Engine
+from syndicate.models import RecipientKind, RecipientStatus
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +113,11 @@ def merge(
     """
     report = report or MergeReport()
     report.dry_run = dry_run
-    at = store.now()
+    at = db.now()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     with engine.begin() as conn:
-        existing = store.recipient_keys(conn, kind)
+        existing = db.recipients.recipient_keys(conn, kind)
         for row in rows:
             key = row.email.lower()
             current = existing.get(key)
@@ -147,8 +146,8 @@ def merge(
             if change and "id" in current:
                 updates.append({"rid": current["id"], "updated_at": at, **change})
         if not dry_run:
-            store.insert_recipients(conn, inserts)
-            store.update_recipients(conn, updates)
+            db.recipients.insert_recipients(conn, inserts)
+            db.recipients.update_recipients(conn, updates)
     return report
 
 
@@ -289,7 +288,7 @@ EXPORT_COLUMNS = (
 
 def export_rows(engine: Engine, kind: RecipientKind | None = None) -> list[dict[str, str]]:
     with engine.connect() as conn:
-        rows = store.list_recipients(conn, kind)
+        rows = db.recipients.list_recipients(conn, kind)
     out = []
     for row in rows:
         record = {column: _text(row.get(column)) for column in EXPORT_COLUMNS if column in row} | {
@@ -312,7 +311,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if hasattr(value, "isoformat"):
-        return store.as_utc(value).isoformat()
+        return db.as_utc(value).isoformat()
     return str(value)
 
 
@@ -334,7 +333,7 @@ def check_unsubscribe_token(engine: Engine, key: bytes, token: str) -> Unsubscri
     if claim is None:
         return UnsubscribeOutcome(ok=False)
     with engine.connect() as conn:
-        row = store.recipient_row(conn, claim.recipient_id)
+        row = db.recipients.recipient_row(conn, claim.recipient_id)
     if row is None:
         return UnsubscribeOutcome(ok=False)
     return UnsubscribeOutcome(
@@ -351,11 +350,11 @@ def unsubscribe_with_token(
         log.warning("unsubscribe refused: the token is not genuine")
         return UnsubscribeOutcome(ok=False)
     with engine.begin() as conn:
-        row = store.recipient_row(conn, claim.recipient_id)
+        row = db.recipients.recipient_row(conn, claim.recipient_id)
         if row is None:
             return UnsubscribeOutcome(ok=False)
-        changed = store.mark_recipient(
-            conn, row["id"], "unsubscribed", f"{how} (send {claim.send_id})"
+        changed = db.recipients.mark_recipient(
+            conn, row["id"], RecipientStatus.UNSUBSCRIBED, f"{how} (send {claim.send_id})"
         )
     if changed:
         log.info("%s unsubscribed (%s, send %d)", row["email"], how, claim.send_id)

@@ -12,6 +12,7 @@ from rich.markup import escape
 # Importing a command module registers its commands on `app`.
 from syndicate.cli import (  # noqa: F401
     corrections,
+    db,
     desk,
     feed,
     inbound,

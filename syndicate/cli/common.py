@@ -28,15 +28,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from syndicate import db
 from syndicate.cli.lazy import lazy_module
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
+    from syndicate.db import Engine
     from syndicate.settings import Settings
 
 settings_module = lazy_module("syndicate.settings")
-store = lazy_module("syndicate.store")
 
 # settings.DEFAULT_CONFIG, spelled out so that --help need not load the settings models (pydantic);
 # tests/test_cli_startup.py checks the two agree.
@@ -119,11 +118,11 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def open_store(settings: Settings) -> Engine:
-    return store.connect(settings.database_url)
+    return db.connect(settings.database_url)
 
 
 def iso(value: Any) -> str | None:
-    value = store.as_utc(value)
+    value = db.as_utc(value)
     return value.isoformat() if value else None
 
 
@@ -204,7 +203,7 @@ def still_to_send(engine: Engine, send_ids: list[int]) -> int:
         return sum(
             n
             for send_id in send_ids
-            for state, n in store.delivery_counts(conn, send_id).items()
+            for state, n in db.deliveries.delivery_counts(conn, send_id).items()
             if state in unfinished
         )
 

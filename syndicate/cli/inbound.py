@@ -11,11 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from syndicate import db
 from syndicate.cli.common import app, console, err, open_store, settings_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
-
-store = lazy_module("syndicate.store")
 
 inbound_app = typer.Typer(
     help="Replies by email: receive, poll and classify inbound messages.", no_args_is_help=True
@@ -54,7 +52,7 @@ def receive(
     try:
         settings = settings_of(ctx)
         engine = open_store(settings)
-        key = store.hmac_key(engine, settings.hmac_key_from_env())
+        key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
         code, outcome = stdin.receive_bytes(
             engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
         )
@@ -149,7 +147,6 @@ def classify(
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
     from syndicate.inbound import pipeline
-    from syndicate.inbound.steps import parse
 
     try:
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
@@ -157,10 +154,9 @@ def classify(
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     settings = settings_of(ctx)
     engine = open_store(settings)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    inbound = parse.parse(raw, source="classify")
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     with engine.connect() as conn:
-        result = pipeline.classify(conn, inbound, settings, key)
+        inbound, result = pipeline.classify_bytes(conn, raw, settings, key)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,
@@ -176,9 +172,6 @@ def classify(
         "subject": inbound.subject,
         "size": len(raw),
     }
-    if len(raw) > settings.inbound.max_message_bytes:
-        data["kind"] = "refused"
-        data["reason"] = f"larger than inbound.max_message_bytes ({len(raw):,} bytes)"
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return

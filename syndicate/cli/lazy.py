@@ -13,7 +13,7 @@ def lazy_module(name: str) -> ModuleType:
     """The module `name`, loaded when one of its attributes is first read or set.
 
     It is the very module object a plain import gives (LazyLoader turns it into the real one in
-    place), so identity, monkeypatching and `from syndicate import store` elsewhere all behave.
+    place), so identity, monkeypatching and `from syndicate import settings` elsewhere all behave.
     Only for modules whose parent package is cheap to import: finding the spec imports it.
     """
     if name in sys.modules:
@@ -28,7 +28,7 @@ def lazy_module(name: str) -> ModuleType:
     loader.exec_module(module)
     parent, _, child = name.rpartition(".")
     if parent:
-        # What the import system does for a submodule: `import syndicate.store` then
-        # `syndicate.store.now` must find it.
+        # What the import system does for a submodule: `import syndicate.settings` then
+        # `syndicate.settings.load` must find it.
         setattr(sys.modules[parent], child, module)
     return module

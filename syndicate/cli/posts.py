@@ -10,13 +10,11 @@ import typer
 from rich import box
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, iso, open_store, settings_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel
 from syndicate.scheduling.timeparse import short
-
-store = lazy_module("syndicate.store")
 
 posts_app = typer.Typer(help="The posts read from the feed, with their ids.", no_args_is_help=True)
 app.add_typer(posts_app, name="posts")
@@ -35,7 +33,7 @@ def list_posts(
     channel's send state."""
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
-        rows = store.list_posts_with_sends(conn, limit=limit or None)
+        rows = db.posts.list_posts_with_sends(conn, limit=limit or None)
     if as_json:
         print(json.dumps([_post_json(p) for p in rows], ensure_ascii=False, indent=2))
         return
@@ -54,7 +52,7 @@ def list_posts(
     for p in rows:
         table.add_row(
             str(p["id"]),
-            short(store.as_utc(p["published"]), zone) or "-",
+            short(db.as_utc(p["published"]), zone) or "-",
             p["title"],
             *(_channel_cell(p, channel, zone) for channel in Channel),
         )
@@ -69,7 +67,7 @@ def _channel_cell(post: dict[str, Any], channel: Channel, zone: ZoneInfo) -> str
         return NO_SEND if post["eligible"] else BACK_CATALOGUE
     state = send["state"]
     if state in ("scheduled", "held", "awaiting_approval"):
-        when = short(store.as_utc(send["scheduled_at"]), zone)
+        when = short(db.as_utc(send["scheduled_at"]), zone)
         return f"send {send['id']} {state} {when}"
     return f"send {send['id']} {state}: {send['sent']}/{send['total']} sent"
 

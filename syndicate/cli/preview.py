@@ -10,18 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from syndicate import db
 from syndicate.cli.common import app, console, open_store, settings_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.errors import NotFoundError, SettingsError, SyndicateError, no_such_post
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
+    from syndicate.db import Connection
     from syndicate.delivery.message import OutboundMessage
     from syndicate.settings import Settings
-
-store = lazy_module("syndicate.store")
 
 
 @dataclass(frozen=True)
@@ -125,6 +122,7 @@ def preview(
     from syndicate.delivery.dispatch import make_sender
     from syndicate.render import EditionCache, make_environment, render_edition
     from syndicate.render.column import preview_file
+    from syndicate.scheduling.embargo import draft_embargo
 
     _refuse_unknown_suffix(out)
     settings = settings_of(ctx)
@@ -134,7 +132,7 @@ def preview(
     chosen = choose_format(None if draft_file else fmt, out, open_it)
     engine = open_store(settings)
     with engine.connect() as conn:
-        post = store.find_post(conn, post_ref)
+        post = db.posts.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
     env = make_environment(settings.path(settings.paths.templates))
@@ -147,7 +145,7 @@ def preview(
     if channel is Channel.COLUMN:
         with engine.connect() as conn:
             sample = _column_editor(conn, editor) or sample
-            embargo = store.embargo_of(conn, post.id or 0, channel)
+            embargo = draft_embargo(conn, post.id or 0)
         if draft_file:
             assert fmt is not None
             _write_column_file(preview_file(post, settings, env, fmt, embargo, sample), out)
@@ -155,8 +153,8 @@ def preview(
         edition = EditionCache(post, channel, settings, env, embargo).for_recipient(sample)
     else:
         edition = render_edition(post, channel, settings, env)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
-    message = compose(edition, sample, 0, make_sender(settings, key), store.now())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+    message = compose(edition, sample, 0, make_sender(settings, key), db.now())
     data = WRITERS[chosen](Rendered(edition, message, settings))
     if out is None and not open_it:
         sys.stdout.write(data.decode("utf-8", errors="replace"))
@@ -197,7 +195,7 @@ def _report_size(edition: Edition, settings: Settings) -> None:
 def _column_editor(conn: Connection, address: str | None) -> Recipient | None:
     if not address:
         return None
-    found = store.find_recipient(conn, RecipientKind.EDITOR, address)
+    found = db.recipients.find_recipient(conn, RecipientKind.EDITOR, address)
     if found is None:
         raise NotFoundError(
             f"no editor {address!r} in the database; add them to subscribers/editors.csv and "

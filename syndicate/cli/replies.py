@@ -13,14 +13,12 @@ import typer
 from rich import box
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, open_store, settings_of
-from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
 from syndicate.scheduling.timeparse import short
-
-store = lazy_module("syndicate.store")
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
@@ -34,7 +32,7 @@ def _post_id(settings, post: str | None) -> int | None:
     if post is None:
         return None
     with open_store(settings).connect() as conn:
-        found = store.find_post(conn, post)
+        found = db.posts.find_post(conn, post)
     if found is None:
         raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
     return found.id
@@ -42,7 +40,7 @@ def _post_id(settings, post: str | None) -> int | None:
 
 def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
     """ISO 8601 in the author's zone, to the second: 2026-12-01T07:00:12-05:00."""
-    moment = store.as_utc(value)
+    moment = db.as_utc(value)
     return moment.astimezone(zone).isoformat(timespec="seconds") if moment else None
 
 
@@ -61,7 +59,7 @@ def list_replies(
     settings = settings_of(ctx)
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
-        rows = store.list_replies(
+        rows = db.replies.list_replies(
             conn,
             post_id=post_id,
             kinds=[k.value for k in kind or []],
@@ -114,7 +112,7 @@ def list_replies(
         words = failed or r["text"] or r["reason"]
         table.add_row(
             str(r["id"]) + ("" if r["read"] else "*"),
-            short(store.as_utc(r["received"]), zone),
+            short(db.as_utc(r["received"]), zone),
             r["kind"],
             r["state"],
             r["sender"],
@@ -137,7 +135,7 @@ def export(
     settings = settings_of(ctx)
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
-        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
     text = wordpress.wxr(settings.site.name, settings.site.url, rows)
@@ -157,7 +155,7 @@ def push(
     settings = settings_of(ctx)
     post_id = _post_id(settings, post)
     with open_store(settings).connect() as conn:
-        rows = store.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
     for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
@@ -178,10 +176,10 @@ def mark_read(
     settings = settings_of(ctx)
     with open_store(settings).begin() as conn:
         if ids:
-            missing = sorted(set(ids) - store.existing_reply_ids(conn, ids))
+            missing = sorted(set(ids) - db.replies.existing_reply_ids(conn, ids))
             if missing:
                 raise NotFoundError(
                     "no reply " + ", ".join(map(str, missing)) + " (see 'syndicate replies list')"
                 )
-        marked = store.mark_replies_read(conn, None if every else list(ids or []))
+        marked = db.replies.mark_replies_read(conn, None if every else list(ids or []))
     console.print(f"{marked} repl{'y' if marked == 1 else 'ies'} marked read.")

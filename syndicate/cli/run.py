@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import Progress
 
+from syndicate import db
 from syndicate.cli.common import (
     app,
     console,
@@ -25,13 +26,11 @@ from syndicate.cli.lazy import lazy_module
 from syndicate.models import Channel, SendState
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from syndicate import settings as settings_module
+    from syndicate.db import Engine
     from syndicate.scheduling.daemon import ProgressFactory
 
 daemon = lazy_module("syndicate.scheduling.daemon")
-store = lazy_module("syndicate.store")
 
 
 @app.command()
@@ -88,21 +87,18 @@ def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) 
 
 
 def _unfinished_sends(engine: Engine) -> list[int]:
-    from sqlalchemy import select
-
     with engine.connect() as conn:
-        query = select(store.sends.c.id).where(store.sends.c.state == SendState.SENDING.value)
-        return list(conn.execute(query).scalars())
+        return db.sends.ids_in_state(conn, SendState.SENDING)
 
 
 def _progress_factory(engine: Engine, progress: Progress) -> ProgressFactory:
     def factory(send_id: int, channel: str) -> Callable[[int], None]:
         with engine.connect() as conn:
             kind = Channel(channel).audience
-            total = store.count_recipients(conn).get(kind.value, {}).get("active", 0)
+            total = db.recipients.count_active(conn, kind)
             done = sum(
                 n
-                for state, n in store.delivery_counts(conn, send_id).items()
+                for state, n in db.deliveries.delivery_counts(conn, send_id).items()
                 if state not in ("pending", "sending", "deferred")
             )
         task = progress.add_task(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from syndicate import db
 from syndicate.cli.common import (
     Interruption,
     app,
@@ -34,8 +35,8 @@ from syndicate.models import (
 
 if TYPE_CHECKING:
     from jinja2 import Environment
-    from sqlalchemy.engine import Engine
 
+    from syndicate.db import Engine
     from syndicate.delivery.compose import Composer
     from syndicate.delivery.dispatch import Progress
     from syndicate.settings import Settings
@@ -46,7 +47,6 @@ mime = lazy_module("syndicate.delivery.mime")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
-store = lazy_module("syndicate.store")
 transports = lazy_module("syndicate.delivery.transports")
 
 
@@ -91,7 +91,7 @@ def send(
     engine = open_store(settings)
     daemon.sync_lists(engine, settings)
     with engine.connect() as conn:
-        post = store.find_post(conn, post_ref)
+        post = db.posts.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
     if test is not None:
@@ -104,7 +104,7 @@ def send(
         send_control.guard_embargo(
             engine,
             post.id,
-            store.now(),
+            db.now(),
             respect_column=settings.channels.newsletter.respect_embargo,
             break_embargo=break_embargo,
             zone=settings.zone,
@@ -125,18 +125,14 @@ def send(
 
 
 def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
-    from sqlalchemy import select
-
     assert post.id is not None
     with engine.begin() as conn:
-        created = store.create_send(conn, post.id, channel, store.now())
+        created = db.sends.create_send(conn, post.id, channel, db.now())
         if created is not None:
             return created
-        return conn.execute(
-            select(store.sends.c.id).where(
-                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
-            )
-        ).scalar_one()
+        existing = db.sends.find_send(conn, post.id, channel)
+        assert existing is not None
+        return int(existing["id"])
 
 
 def _send(
@@ -145,9 +141,9 @@ def _send(
     """Run the send with a progress bar; None when it was already done."""
     send_id = _find_or_create_send(engine, post, channel)
     with engine.connect() as conn:
-        state = store.send_state(conn, send_id)
-        counts = store.delivery_counts(conn, send_id)
-        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+        state = db.sends.send_state(conn, send_id)
+        counts = db.deliveries.delivery_counts(conn, send_id)
+        audience = db.recipients.count_active(conn, channel.audience)
     if state == SendState.DONE.value:
         console.print(
             f"Send {send_id} ('{post.title}', {channel}) is already done; nobody gets it twice."
@@ -155,7 +151,7 @@ def _send(
         return None
     if state == SendState.CANCELLED.value:
         raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
     finished = sum(
         n
@@ -178,21 +174,15 @@ def _send(
 
 
 def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -> None:
-    from sqlalchemy import select
-
     with engine.connect() as conn:
-        audience = store.count_recipients(conn).get(channel.audience.value, {}).get("active", 0)
+        audience = db.recipients.count_active(conn, channel.audience)
         done = 0
         assert post.id is not None
-        send_id = conn.execute(
-            select(store.sends.c.id).where(
-                store.sends.c.post_id == post.id, store.sends.c.channel == channel.value
-            )
-        ).scalar_one_or_none()
-        if send_id is not None:
-            counts = store.delivery_counts(conn, send_id)
+        existing = db.sends.find_send(conn, post.id, channel)
+        if existing is not None:
+            counts = db.deliveries.delivery_counts(conn, existing["id"])
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
     message = _composer(settings, key, env, post, channel, 0).message(0, sample)
@@ -212,7 +202,7 @@ def _composer(
     settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
 ) -> Composer:
     editions = render.EditionCache(post, channel, settings, env)
-    return compose.Composer(editions, dispatch.make_sender(settings, key), send_id, store.now())
+    return compose.Composer(editions, dispatch.make_sender(settings, key), send_id, db.now())
 
 
 def _send_test(

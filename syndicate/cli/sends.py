@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from syndicate.settings import Settings
 
 control = lazy_module("syndicate.scheduling.send_control")
-store = lazy_module("syndicate.store")
 corrections = lazy_module("syndicate.corrections.listing")
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
@@ -49,7 +49,7 @@ def print_table(table: Table) -> None:
 
 
 def _when(settings: Settings, text: str) -> Any:
-    return parse_future(text, settings.zone, store.now())
+    return parse_future(text, settings.zone, db.now())
 
 
 def _until(settings: Settings, text: str | None, at: Any) -> Any:
@@ -57,13 +57,13 @@ def _until(settings: Settings, text: str | None, at: Any) -> Any:
     after the send, '+2d' two days after it (as channels.column.embargo is)."""
     if text is None:
         return None
-    return parse_future(text, settings.zone, store.now(), "embargo", read_from=at)
+    return parse_future(text, settings.zone, db.now(), "embargo", read_from=at)
 
 
 def waiting(conn: Any, settings: Settings, rows: list[dict[str, Any]]) -> dict[int, Any]:
     """The embargo each scheduled send will wait for beyond its own time, by send id."""
     return control.waiting(
-        conn, rows, store.now(), respect_column=settings.channels.newsletter.respect_embargo
+        conn, rows, db.now(), respect_column=settings.channels.newsletter.respect_embargo
     )
 
 
@@ -116,10 +116,10 @@ def _echo(settings: Settings, send: dict[str, Any], verb: str, engine: Any = Non
     zone = settings.zone
     lines = [
         f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
-        f"  at {describe(store.as_utc(send['scheduled_at']), zone)}",
+        f"  at {describe(db.as_utc(send['scheduled_at']), zone)}",
     ]
     if send["embargo_until"]:
-        lines.append(f"  embargo until {describe(store.as_utc(send['embargo_until']), zone)}")
+        lines.append(f"  embargo until {describe(db.as_utc(send['embargo_until']), zone)}")
     if engine is not None:
         with engine.connect() as conn:
             release = waiting(conn, settings, [send]).get(send["id"])
@@ -138,7 +138,7 @@ def list_sends(
     """Every send with its state, times (in your time zone) and delivery counts."""
     settings = settings_of(ctx)
     with open_store(settings).connect() as conn:
-        rows = store.list_sends(conn, limit)
+        rows = db.sends.list_sends(conn, limit)
         waits = waiting(conn, settings, rows)
     data = [send_json(row, waits.get(row["id"])) for row in rows]
     if as_json:
@@ -162,10 +162,10 @@ def list_sends(
             row["title"],
             row["channel"],
             state_text(row, waits),
-            short(store.as_utc(row["scheduled_at"]), zone),
+            short(db.as_utc(row["scheduled_at"]), zone),
         ]
         if embargoes:
-            cells.append(short(store.as_utc(row["embargo_until"]), zone))
+            cells.append(short(db.as_utc(row["embargo_until"]), zone))
         cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
         table.add_row(*cells)
     print_table(table)
@@ -195,7 +195,7 @@ def schedule(
     settings = settings_of(ctx)
     engine = open_store(settings)
     with engine.connect() as conn:
-        found = store.find_post(conn, post)
+        found = db.posts.find_post(conn, post)
     if found is None or found.id is None:
         raise SyndicateError(
             f"no post {post!r}; give a post id, its guid or link, or 'latest' "
@@ -229,7 +229,7 @@ def approve(ctx: typer.Context, send: SendArg) -> None:
     """Release a held or awaiting-approval send; it goes at its time, at once if that passed."""
     settings = settings_of(ctx)
     engine = open_store(settings)
-    control.refuse_past_embargo(engine, send, store.now(), settings.zone)
+    control.refuse_past_embargo(engine, send, db.now(), settings.zone)
     row, changed = control.approve(engine, send, by="command")
     _echo(settings, row, "approved" if changed else "was already approved", engine)
 
@@ -241,11 +241,11 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
     engine = open_store(settings)
     row, changed = control.cancel(engine, send)
     with engine.connect() as conn:
-        counts = store.delivery_counts(conn, send)
+        counts = db.deliveries.delivery_counts(conn, send)
     if not changed:
         console.print(
             f"Send {send} ({row['channel']}) was already cancelled on "
-            f"{short(store.as_utc(row['finished_at']), settings.zone)}; nothing changed "
+            f"{short(db.as_utc(row['finished_at']), settings.zone)}; nothing changed "
             f"({counts.get('sent', 0)} message(s) had been delivered).",
             soft_wrap=True,
         )

@@ -10,6 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, err, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import (
@@ -23,7 +24,6 @@ from syndicate.cli.sends import (
 from syndicate.models import RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
-store = lazy_module("syndicate.store")
 corrections = lazy_module("syndicate.corrections.listing")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
@@ -40,18 +40,18 @@ def status(
     settings = settings_of(ctx)
     engine = open_store(settings)
     with engine.connect() as conn:
-        sends = store.list_sends(conn)
-        recipients = store.count_recipients(conn)
-        replies = store.count_replies(conn)
-        recent_replies = store.recent_replies(conn)
-        state = store.get_feed_state(conn, feed_source(settings))
-        daemon = store.lock_holder(conn)
+        sends = db.sends.list_sends(conn)
+        recipients = db.recipients.count_recipients(conn)
+        replies = db.replies.count_replies(conn)
+        recent_replies = db.replies.recent_replies(conn)
+        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
+        daemon = db.locks.lock_holder(conn)
         waits = waiting(conn, settings, sends)
         # This shell's key counts too: a command run from here would sign with it.
-        own_key = settings.hmac_key_from_env() or store.get_meta(conn, "generated_hmac_key")
-        key_mismatch = store.key_mismatch(store.key_uses(conn, own_key))
+        own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")
+        key_mismatch = db.meta.key_mismatch(db.meta.key_uses(conn, own_key))
     upcoming = sorted(
-        (s for s in sends if s["state"] in UPCOMING), key=lambda s: store.as_utc(s["scheduled_at"])
+        (s for s in sends if s["state"] in UPCOMING), key=lambda s: db.as_utc(s["scheduled_at"])
     )
     recent = [s for s in sends if s["state"] not in UPCOMING]
     data: dict[str, Any] = {
@@ -96,7 +96,7 @@ def status(
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     zone = settings.zone
-    checked = short(store.as_utc(state["checked_at"]), zone) if state else ""
+    checked = short(db.as_utc(state["checked_at"]), zone) if state else ""
     console.print(f"Feed: {settings.feed.source} (last checked {checked or 'never'})")
     console.print(
         f"Daemon: running on {daemon['host']} (pid {daemon['pid']}), last heartbeat "
@@ -135,8 +135,8 @@ def status(
             s["title"],
             s["channel"],
             state_text(s, waits),
-            short(store.as_utc(s["scheduled_at"]), zone),
-            short(store.as_utc(s["embargo_until"]), zone),
+            short(db.as_utc(s["scheduled_at"]), zone),
+            short(db.as_utc(s["embargo_until"]), zone),
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
     print_waits(upcoming, waits, settings)
@@ -152,7 +152,7 @@ def status(
             s["title"],
             s["channel"],
             s["state"],
-            short(store.as_utc(s["started_at"]), zone),
+            short(db.as_utc(s["started_at"]), zone),
             str(s["n_sent"]),
             str(s["n_pending"] + s["n_sending"]),
             str(s["n_deferred"]),
@@ -166,7 +166,7 @@ def status(
             table.add_column(column, **column_style(column))
         for r in recent_replies:
             table.add_row(
-                short(store.as_utc(r["received_at"]), zone),
+                short(db.as_utc(r["received_at"]), zone),
                 r["kind"],
                 r["sender"],
                 r["subject"],

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from syndicate import db
 from syndicate.cli.common import app, console, err, iso, open_store, settings_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
@@ -19,7 +20,6 @@ from syndicate.models import RecipientKind
 if TYPE_CHECKING:
     from syndicate.audience.subscribers import MergeReport
 
-store = lazy_module("syndicate.store")
 subscribers = lazy_module("syndicate.audience.subscribers")
 
 subscribers_app = typer.Typer(
@@ -148,7 +148,7 @@ def list_command(
     """List subscribers and their status."""
     engine = open_store(settings_of(ctx))
     with engine.connect() as conn:
-        rows = store.list_recipients(conn, kind)
+        rows = db.recipients.list_recipients(conn, kind)
     if status:
         rows = [r for r in rows if r["status"] == status]
     data = [

@@ -16,12 +16,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection, Engine
-
-from syndicate import store
+from syndicate import db
 from syndicate.corrections import outgoing, records
 from syndicate.corrections.detect import compare, detect
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
+from syndicate.db import Connection, Engine
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
 from syndicate.settings import Settings
@@ -280,7 +279,7 @@ def drop(engine: Engine, correction_id: int) -> Correction:
         correction = _load(conn, correction_id)
         if not correction.open:
             raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
-        records.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=store.now())
+        records.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=db.now())
         return _load(conn, correction_id)
 
 
@@ -305,7 +304,7 @@ def send(
     at: datetime | None = None,
 ) -> Outcome:
     """Send an open correction (or kill) now to every editor who had the column and is active."""
-    at = at or store.now()
+    at = at or db.now()
     with engine.begin() as conn:
         correction = _load(conn, correction_id)
         if not correction.open:
@@ -364,11 +363,11 @@ def send(
 def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
     cancelled = []
     for channel in Channel:
-        send = store.find_send(conn, post_id, channel)
+        send = db.sends.find_send(conn, post_id, channel)
         if send and send["state"] not in (SendState.DONE.value, SendState.CANCELLED.value):
-            store.set_send_state(conn, send["id"], SendState.CANCELLED)
+            db.sends.set_send_state(conn, send["id"], SendState.CANCELLED)
             cancelled.append(send["id"])
-    store.unqueue_digest(conn, post_id)
+    db.sends.unqueue_digest(conn, post_id)
     return tuple(cancelled)
 
 
@@ -377,12 +376,12 @@ def kill(
 ) -> Outcome:
     """`syndicate kill POST --reason`: editors who had it are told not to publish it, and every
     send of it still to come is cancelled."""
-    at = at or store.now()
+    at = at or db.now()
     if not reason.strip():
         raise SyndicateError("--reason is required: editors are told why a column is withdrawn")
     with engine.begin() as conn:
         records.ensure_tables(conn)
-        post = store.find_post(conn, post_ref)
+        post = db.posts.find_post(conn, post_ref)
         if post is None or post.id is None:
             raise SyndicateError(f"no post {post_ref!r} (see 'syndicate posts list')")
         if records.killed(conn, post.id):
@@ -404,7 +403,7 @@ def kill(
 
 def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
     """Ask the author about new corrections; send approved ones. Returns how many went out."""
-    at = at or store.now()
+    at = at or db.now()
     with engine.begin() as conn:
         records.ensure_tables(conn)
         for stale in records.release_stale(conn, at - STALE_SENDING):
@@ -464,7 +463,7 @@ def _record(
 def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> None:
     from syndicate.scheduling.approval import deliver_to_author
 
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     message = outgoing.question(engine, settings, correction, key, at)
     if deliver_to_author(settings, message):
         with engine.begin() as conn:

@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
-
 from syndicate.corrections import records
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
+from syndicate.db import Engine
 from syndicate.errors import SyndicateError
 
 

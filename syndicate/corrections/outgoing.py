@@ -11,9 +11,8 @@ from datetime import datetime
 from email.utils import make_msgid
 
 from jinja2 import Environment
-from sqlalchemy.engine import Engine
 
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.corrections import records
 from syndicate.corrections.advisory import (
     Advisory,
@@ -25,6 +24,7 @@ from syndicate.corrections.advisory import (
     threading_headers,
 )
 from syndicate.corrections.rows import QUESTION_SLOT, Correction, CorrectionAction, Reached
+from syndicate.db import Engine
 from syndicate.delivery.message import Content, Mailbox, OutboundMessage
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
@@ -123,11 +123,11 @@ def _advisory_for_author(
 
 def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
     with engine.connect() as conn:
-        send = store.get_send(conn, correction.send_id)
+        send = db.sends.get_send(conn, correction.send_id)
         version = records.sent_versions(conn, correction.post_id) + 2
     assert send is not None
-    sent_at = store.as_utc(send["started_at"]) or correction.created_at
-    release_at = store.as_utc(send["embargo_until"])
+    sent_at = db.as_utc(send["started_at"]) or correction.created_at
+    release_at = db.as_utc(send["embargo_until"])
     if correction.advisory:  # a retry says what the first attempt said
         kind, version = AdvisoryKind(correction.advisory), correction.version
     elif correction.action is CorrectionAction.KILL:
@@ -167,14 +167,14 @@ def deliver(
     from syndicate.render.editor_profile import profile_of
 
     advisory = advisory_for(engine, correction, at)
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     with engine.connect() as conn:
         earlier = [c for c in records.sent_ids(conn, correction.post_id) if c != correction.id]
         editors = records.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
-        newsletter = store.find_send(conn, correction.post_id, Channel.NEWSLETTER)
+        newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
             readers = records.reached(conn, newsletter["id"], earlier, RecipientKind.READER)
     if only is not None:

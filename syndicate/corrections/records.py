@@ -11,23 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 
-from syndicate import store
+from syndicate import db
 from syndicate.corrections.rows import (
     OPEN,
     Correction,
@@ -35,55 +25,16 @@ from syndicate.corrections.rows import (
     CorrectionState,
     Reached,
 )
+from syndicate.db import Connection
+from syndicate.db.schema import correction_deliveries, corrections
 from syndicate.models import Channel, DeliveryState, Post, Recipient, RecipientKind
-
-corrections = Table(
-    "corrections",
-    store.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("post_id", Integer, ForeignKey("posts.id"), nullable=False),
-    Column("send_id", Integer, ForeignKey("sends.id"), nullable=False),  # the original column
-    Column("action", String(16), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("origin", Text, nullable=False, default=""),  # what proposed it
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("base_title", Text, nullable=False, default=""),
-    Column("base_content_html", Text, nullable=False, default=""),
-    Column("base_summary_html", Text, nullable=False, default=""),
-    Column("new_title", Text, nullable=False, default=""),
-    Column("new_content_html", Text, nullable=False, default=""),
-    Column("new_summary_html", Text, nullable=False, default=""),
-    Column("summary", Text, nullable=False, default=""),
-    Column("details", JSON, nullable=False, default=list),
-    Column("note", Text, nullable=False, default=""),
-    Column("reason", Text, nullable=False, default=""),
-    Column("asked_at", DateTime(timezone=True)),
-    Column("approved_at", DateTime(timezone=True)),
-    Column("approved_by", Text, nullable=False, default=""),
-    Column("sent_at", DateTime(timezone=True)),
-    Column("advisory", String(16), nullable=False, default=""),  # updated, correction, kill
-    Column("version", Integer, nullable=False, default=0),
-)
-
-correction_deliveries = Table(
-    "correction_deliveries",
-    store.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("correction_id", Integer, ForeignKey("corrections.id"), nullable=False),
-    Column("recipient_id", Integer, ForeignKey("recipients.id"), nullable=False),
-    Column("message_id", Text, nullable=False, default=""),
-    Column("state", String(16), nullable=False),
-    Column("detail", Text, nullable=False, default=""),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("attempts", Integer, nullable=False, default=1),
-    UniqueConstraint("correction_id", "recipient_id"),
-)
 
 
 def post_by_guid(conn: Connection, guid: str) -> Post | None:
-    post_id = conn.execute(select(store.posts.c.id).where(store.posts.c.guid == guid)).scalar()
-    return store.get_post(conn, post_id) if post_id is not None else None
+    post_id = conn.execute(
+        select(db.schema.posts.c.id).where(db.schema.posts.c.guid == guid)
+    ).scalar()
+    return db.posts.get_post(conn, post_id) if post_id is not None else None
 
 
 def ensure_tables(conn: Connection) -> None:
@@ -114,7 +65,7 @@ def _snapshot(prefix: str, post: Post) -> dict[str, str]:
 
 
 def _from_row(conn: Connection, row: Any) -> Correction:
-    post = store.get_post(conn, row["post_id"])
+    post = db.posts.get_post(conn, row["post_id"])
     assert post is not None
     return Correction(
         id=row["id"],
@@ -123,17 +74,17 @@ def _from_row(conn: Connection, row: Any) -> Correction:
         action=CorrectionAction(row["action"]),
         state=CorrectionState(row["state"]),
         origin=row["origin"],
-        created_at=store.as_utc(row["created_at"]),
+        created_at=db.as_utc(row["created_at"]),
         base=_version(post, row, "base"),
         new=_version(post, row, "new"),
         summary=row["summary"],
         details=tuple(row["details"] or ()),
         note=row["note"],
         reason=row["reason"],
-        asked_at=store.as_utc(row["asked_at"]),
-        approved_at=store.as_utc(row["approved_at"]),
+        asked_at=db.as_utc(row["asked_at"]),
+        approved_at=db.as_utc(row["approved_at"]),
         approved_by=row["approved_by"],
-        sent_at=store.as_utc(row["sent_at"]),
+        sent_at=db.as_utc(row["sent_at"]),
         advisory=row["advisory"],
         version=row["version"],
         title=post.title,
@@ -357,13 +308,13 @@ def sent_versions(conn: Connection, post_id: int) -> int:
 
 def delivered_column(conn: Connection, post_id: int) -> dict[str, Any] | None:
     """The post's column send if at least one editor received it, else None."""
-    send = store.find_send(conn, post_id, Channel.COLUMN)
+    send = db.sends.find_send(conn, post_id, Channel.COLUMN)
     if send is None:
         return None
     sent = conn.execute(
         select(func.count()).where(
-            store.deliveries.c.send_id == send["id"],
-            store.deliveries.c.state == DeliveryState.SENT.value,
+            db.schema.deliveries.c.send_id == send["id"],
+            db.schema.deliveries.c.state == DeliveryState.SENT.value,
         )
     ).scalar_one()
     return send if sent else None
@@ -371,16 +322,16 @@ def delivered_column(conn: Connection, post_id: int) -> dict[str, Any] | None:
 
 def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, dict[str, Any]]]:
     """Posts whose column reached an editor since `since`, with that send."""
-    sends = store.sends
+    sends = db.schema.sends
     rows = conn.execute(
         select(sends.c.post_id)
         .where(
             sends.c.channel == Channel.COLUMN.value,
             sends.c.started_at >= since,
-            select(store.deliveries.c.id)
+            select(db.schema.deliveries.c.id)
             .where(
-                store.deliveries.c.send_id == sends.c.id,
-                store.deliveries.c.state == DeliveryState.SENT.value,
+                db.schema.deliveries.c.send_id == sends.c.id,
+                db.schema.deliveries.c.state == DeliveryState.SENT.value,
             )
             .exists(),
         )
@@ -388,8 +339,8 @@ def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, dict[
     ).scalars()
     found = []
     for post_id in rows:
-        post = store.get_post(conn, post_id)
-        send = store.find_send(conn, post_id, Channel.COLUMN)
+        post = db.posts.get_post(conn, post_id)
+        send = db.sends.find_send(conn, post_id, Channel.COLUMN)
         if post is not None and send is not None:
             found.append((post, send))
     return found
@@ -403,7 +354,7 @@ def reached(
 ) -> list[Reached]:
     """Who received send `send_id` and is still active, with their Message-IDs: the original's,
     then those of the messages `correction_ids` sent them (in order)."""
-    d, r, cd = store.deliveries, store.recipients, correction_deliveries
+    d, r, cd = db.schema.deliveries, db.schema.recipients, correction_deliveries
     rows = conn.execute(
         select(r, d.c.message_id.label("original_id"))
         .join(d, d.c.recipient_id == r.c.id)
@@ -485,7 +436,7 @@ def deferred(conn: Connection, max_attempts: int) -> dict[int, frozenset[int]]:
 
 
 def delivered_to(conn: Connection, correction_id: int) -> list[dict[str, Any]]:
-    cd, r = correction_deliveries, store.recipients
+    cd, r = correction_deliveries, db.schema.recipients
     rows = conn.execute(
         select(cd.c.recipient_id, r.c.email, cd.c.message_id, cd.c.state, cd.c.detail, cd.c.at)
         .join(r, r.c.id == cd.c.recipient_id)

@@ -36,7 +36,7 @@ class Sender:
     list_name: str
     list_id: str
     key: bytes
-    # This database's installation id (store.installation_id): part of every Message-ID.
+    # This database's installation id (db.meta.installation_id): part of every Message-ID.
     installation: str = ""
     # Envelope sender base (bounces+TOKEN@domain); "" = reply_address.
     bounce_address: str = ""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from jinja2 import Environment
-from sqlalchemy.engine import Engine
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.delivery.compose import Composer, Sender
 from syndicate.delivery.journal import Journal
 from syndicate.delivery.message import OutboundMessage
@@ -32,6 +32,7 @@ from syndicate.models import (
     Channel,
     DeliveryResult,
     DeliveryState,
+    RecipientStatus,
     SendState,
     SendSummary,
 )
@@ -115,17 +116,17 @@ def run_send(
     started = time.monotonic()
     recovered = recover(engine, journal)
     with engine.begin() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
         if send is None:
             raise ValueError(f"no send {send_id}")
-        post = store.get_post(conn, send["post_id"])
+        post = db.posts.get_post(conn, send["post_id"])
         assert post is not None
         channel = Channel(send["channel"])
         if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
-        resumed, deferred_before = store.requeue(conn, send_id)
-        planned = store.plan_deliveries(conn, send_id, channel.audience)
-        store.set_send_state(conn, send_id, SendState.SENDING)
+        resumed, deferred_before = db.deliveries.requeue(conn, send_id)
+        planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
+        db.sends.set_send_state(conn, send_id, SendState.SENDING)
     if recovered:
         log.warning(
             "%d message(s) accepted by the server before the last run stopped are now recorded "
@@ -141,9 +142,9 @@ def run_send(
         log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
-    editions = EditionCache(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    editions = EditionCache(post, channel, settings, env, db.as_utc(send["embargo_until"]))
     if not sender.installation:  # Message-IDs unique to this database
-        sender = dataclasses.replace(sender, installation=store.installation_id(engine))
+        sender = dataclasses.replace(sender, installation=db.meta.installation_id(engine))
     composer = Composer(editions, sender, send_id, now or clock.now())
     counts = {state: 0 for state in DeliveryState}
     try:
@@ -164,12 +165,12 @@ def run_send(
             transport.close()
             journal.close()
     with engine.begin() as conn:
-        remaining = store.delivery_counts(conn, send_id)
+        remaining = db.deliveries.delivery_counts(conn, send_id)
         finished = not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
             DeliveryState.DEFERRED.value
         )
-        if finished and store.send_state(conn, send_id) == SendState.SENDING.value:
-            store.set_send_state(conn, send_id, SendState.DONE)
+        if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
+            db.sends.set_send_state(conn, send_id, SendState.DONE)
     summary = SendSummary(
         send_id=send_id,
         channel=channel,
@@ -199,7 +200,7 @@ def recover(engine: Engine, journal: Journal) -> int:
     if not entries:
         return 0
     with engine.begin() as conn:
-        changed = store.mark_accepted(
+        changed = db.deliveries.mark_accepted(
             conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
         )
     journal.clear()
@@ -290,9 +291,13 @@ def _deliver(
             log.warning("send %s: stop requested; the rest stays queued", send_id)
             return
         with engine.begin() as conn:
-            running = store.send_state(conn, send_id) == SendState.SENDING.value
-            claimed = store.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
-            retry_at = store.next_retry_at(conn, send_id) if running and not claimed else None
+            running = db.sends.send_state(conn, send_id) == SendState.SENDING.value
+            claimed = (
+                db.deliveries.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
+            )
+            retry_at = (
+                db.deliveries.next_retry_at(conn, send_id) if running and not claimed else None
+            )
         upcoming = _Batch([composer.message(*row) for row in claimed]) if claimed else None
         if courier.in_flight is not None:
             reason = courier.finish()
@@ -340,14 +345,14 @@ def _wait(clock: SystemClock, seconds: float, should_stop: Callable[[], bool] | 
 
 def _still_sending(engine: Engine, send_id: int) -> bool:
     with engine.connect() as conn:
-        return store.send_state(conn, send_id) == SendState.SENDING.value
+        return db.sends.send_state(conn, send_id) == SendState.SENDING.value
 
 
 def _release(engine: Engine, batch: _Batch) -> None:
     """Give back a claimed batch that was never handed to the transport."""
     ids = [m.delivery_id for m in batch.outbound]
     with engine.begin() as conn:
-        store.release_claimed(conn, ids)
+        db.deliveries.release_claimed(conn, ids)
 
 
 def _record(
@@ -362,7 +367,7 @@ def _record(
     rows = []
     with engine.begin() as conn:
         deferred = [r.delivery_id for r in results if r.state is DeliveryState.DEFERRED]
-        attempts = store.attempts_of(conn, deferred) if deferred else {}
+        attempts = db.deliveries.attempts_of(conn, deferred) if deferred else {}
         for result in results:
             message = by_id[result.delivery_id]
             email = message.recipient.email
@@ -380,7 +385,9 @@ def _record(
                 log.error("failed %s: %s", email, detail)
             elif state is DeliveryState.FAILED:
                 reason = f"refused by the mail server: {detail}"
-                store.mark_recipient(conn, message.recipient.id, "bounced", reason, at)
+                db.recipients.mark_recipient(
+                    conn, message.recipient.id, RecipientStatus.BOUNCED, reason, at
+                )
                 log.warning("failed %s: %s; address marked bounced", email, detail)
             rows.append((result.delivery_id, state, detail, message.message_id or None, retry_at))
-        store.record_results(conn, rows)
+        db.deliveries.record_results(conn, rows)

@@ -17,14 +17,14 @@ One process writes a journal at a time: every command that sends holds the datab
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import URL, Engine
+from syndicate import db
+from syndicate.db import URL, Engine
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,7 @@ class Accepted:
 def path_for(url: URL) -> Path | None:
     """Next to a SQLite file; for a server database (PostgreSQL), in this machine's state folder
     under a name derived from the URL. None for an in-memory database, which dies with us."""
-    if url.get_backend_name() == "sqlite":
-        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-            return None
-        return Path(url.database + SUFFIX)
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    name = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
-    return state / "syndicate" / f"{name}{SUFFIX}"
+    return db.engine.companion_path(url, SUFFIX)
 
 
 class Journal:

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -25,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
+from syndicate.db import Engine
 from syndicate.delivery.transports import Transport
 from syndicate.desk import auth, queries
 from syndicate.render.environment import template_loader

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import store
+from syndicate import db
 from syndicate.desk import charts, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
@@ -26,9 +26,9 @@ async def home(desk: Desk, request: Request, session: Session) -> Response:
     feed = {
         "source": desk.settings.feed.source,
         "checked": short(checked, zone) if checked else "",
-        "stale": checked is None or store.now() - checked > stale_after,
+        "stale": checked is None or db.now() - checked > stale_after,
         "daemon": data.daemon,
-        "heartbeat": short(store.as_utc(data.daemon["heartbeat_at"]), zone) if data.daemon else "",
+        "heartbeat": short(db.as_utc(data.daemon["heartbeat_at"]), zone) if data.daemon else "",
     }
     return desk.page(
         "home.html.j2",
@@ -59,7 +59,7 @@ def outcome_bar(send: queries.SendRow) -> Markup:
 
 
 def _when(value: datetime | None, zone: ZoneInfo) -> str:
-    return short(store.as_utc(value), zone) if value else ""
+    return short(db.as_utc(value), zone) if value else ""
 
 
 ROUTES: list[tuple[str, Handler, str]] = [

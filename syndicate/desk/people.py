@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import subscribers
 from syndicate.desk import UPLOAD_PATH, charts, queries
 from syndicate.desk.app import Desk, Handler
@@ -41,7 +41,7 @@ async def _list_page(
     )
     counts = await run_in_threadpool(queries.people_counts, desk.engine)
     joined, left = await run_in_threadpool(queries.list_changes, desk.engine)
-    growth = charts.growth(charts.weeks(joined, left, store.now().date()))
+    growth = charts.growth(charts.weeks(joined, left, db.now().date()))
     return desk.page(
         "subscribers.html.j2",
         session,
@@ -81,7 +81,7 @@ async def one(desk: Desk, request: Request, session: Session) -> Response:
         section="subscribers",
         person=found,
         done=request.query_params.get("done", ""),
-        when=lambda value: short(store.as_utc(value), zone) if value else "",
+        when=lambda value: short(db.as_utc(value), zone) if value else "",
     )
 
 

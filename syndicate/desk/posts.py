@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from syndicate import store
+from syndicate import db
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
@@ -87,7 +87,7 @@ def _reader_html(desk: Desk, page: queries.PostPage) -> str:
         email=desk.settings.author.email,
         name=desk.settings.author.name,
     )
-    message = compose(edition, sample, 0, make_sender(desk.settings, desk.key), store.now())
+    message = compose(edition, sample, 0, make_sender(desk.settings, desk.key), db.now())
     return fill(message.content.html, message.values, escape=True)
 
 
@@ -178,7 +178,7 @@ async def show(
         done=done,
         error=error,
         time_help=TIME_HELP,
-        when=lambda value: describe(store.as_utc(value), desk.settings.zone) if value else "",
+        when=lambda value: describe(db.as_utc(value), desk.settings.zone) if value else "",
         channels=[c for c in Channel],
         bar=outcome_bar,
     )
@@ -252,7 +252,7 @@ def _instant(text: str) -> datetime:
 
 def _read_times(desk: Desk, form: Any) -> tuple[datetime, datetime | None]:
     """The confirmed instants, or the author's phrases read exactly as the CLI reads them."""
-    zone, now = desk.settings.zone, store.now()
+    zone, now = desk.settings.zone, db.now()
     if form.get("confirm") == "yes":
         embargo = str(form.get("embargo_at", ""))
         return _instant(str(form.get("at_at", ""))), _instant(embargo) if embargo else None
@@ -338,7 +338,7 @@ def _apply(desk: Desk, action: str, send_id: int) -> None:
     if action == "hold":
         control.hold(desk.engine, send_id)
     elif action == "approve":
-        control.refuse_past_embargo(desk.engine, send_id, store.now(), desk.settings.zone)
+        control.refuse_past_embargo(desk.engine, send_id, db.now(), desk.settings.zone)
         control.approve(desk.engine, send_id, by="desk")
     elif action == "cancel":
         control.cancel(desk.engine, send_id)

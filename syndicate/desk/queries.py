@@ -11,50 +11,51 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, func, select, update
-from sqlalchemy.engine import Connection, Engine
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, Engine
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
 from syndicate.models import (
-    Channel,
     DeliveryState,
     Post,
     Recipient,
     RecipientKind,
+    RecipientStatus,
     ReplyKind,
     SendState,
 )
+from syndicate.scheduling import embargo as embargo_rule
 from syndicate.scheduling import send_control as control
 from syndicate.scheduling.timeparse import short
 from syndicate.settings import Settings
 
-PERSONAL = list(store.PERSONAL_REPLY_KINDS)
+PERSONAL = list(db.replies.PERSONAL_REPLY_KINDS)
 PASSWORD_KEY = "desk_password_hash"
 EPOCH_KEY = "desk_session_epoch"
 
 
 def password_hash(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return store.get_meta(conn, PASSWORD_KEY)
+        return db.meta.get_meta(conn, PASSWORD_KEY)
 
 
 def session_epoch(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return store.get_meta(conn, EPOCH_KEY)
+        return db.meta.get_meta(conn, EPOCH_KEY)
 
 
 def set_password(engine: Engine, password: str) -> None:
     """A new password ends every open desk session."""
     hashed = auth.hash_password(password)
     with engine.begin() as conn:
-        store.set_meta(conn, PASSWORD_KEY, hashed)
-        store.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+        db.meta.set_meta(conn, PASSWORD_KEY, hashed)
+        db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
 
 
 def end_sessions(engine: Engine) -> None:
     with engine.begin() as conn:
-        store.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+        db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
 
 
 # --- home -------------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
     ids = [r["id"] for r in rows]
     if not ids:
         return
-    replies, deliveries, recipients = store.replies, store.deliveries, store.recipients
+    replies, deliveries, recipients = db.schema.replies, db.schema.deliveries, db.schema.recipients
     sent_to = deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id)
     bounced: dict[int, int] = dict(
         conn.execute(
@@ -139,9 +140,9 @@ def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
 def home(engine: Engine, settings: Settings) -> Home:
     from syndicate.feedwatch.watch import feed_source
 
-    at = store.now()
+    at = db.now()
     with engine.connect() as conn:
-        sends = store.list_sends(conn, 100)
+        sends = db.sends.list_sends(conn, 100)
         waits = control.waiting(
             conn, sends, at, respect_column=settings.channels.newsletter.respect_embargo
         )
@@ -157,27 +158,27 @@ def home(engine: Engine, settings: Settings) -> Home:
             )
         upcoming = sorted(
             (r for r in rows if r["state"] in UPCOMING),
-            key=lambda r: store.as_utc(r["scheduled_at"]),
+            key=lambda r: db.as_utc(r["scheduled_at"]),
         )
         in_progress = [r for r in rows if r["state"] == SendState.SENDING.value]
         recent = [r for r in rows if r["state"] in control.FINISHED][:10]
         _outcomes(conn, in_progress + recent)
-        state = store.get_feed_state(conn, feed_source(settings))
+        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         return Home(
             upcoming=upcoming,
             in_progress=in_progress,
             recent=recent,
-            unread=store.recent_replies(conn, 10),
-            unread_counts=store.count_replies(conn),
-            feed_checked_at=store.as_utc(state["checked_at"]) if state else None,
-            daemon=store.lock_holder(conn),
-            recipients=store.count_recipients(conn),
+            unread=db.replies.recent_replies(conn, 10),
+            unread_counts=db.replies.count_replies(conn),
+            feed_checked_at=db.as_utc(state["checked_at"]) if state else None,
+            daemon=db.locks.lock_holder(conn),
+            recipients=db.recipients.count_recipients(conn),
         )
 
 
 def in_progress(engine: Engine) -> list[SendRow]:
     with engine.connect() as conn:
-        rows = [SendRow(s) for s in store.list_sends(conn, 100) if s["state"] == "sending"]
+        rows = [SendRow(s) for s in db.sends.list_sends(conn, 100) if s["state"] == "sending"]
         _outcomes(conn, rows)
     return rows
 
@@ -194,12 +195,12 @@ class PostPage:
 
 
 def post_page(engine: Engine, settings: Settings, post_id: int) -> PostPage | None:
-    at = store.now()
+    at = db.now()
     with engine.connect() as conn:
-        post = store.get_post(conn, post_id)
+        post = db.posts.get_post(conn, post_id)
         if post is None:
             return None
-        found = [s for s in store.list_sends(conn, 10_000) if s["post_id"] == post_id]
+        found = [s for s in db.sends.list_sends(conn, 10_000) if s["post_id"] == post_id]
         waits = control.waiting(
             conn, found, at, respect_column=settings.channels.newsletter.respect_embargo
         )
@@ -214,22 +215,22 @@ def post_page(engine: Engine, settings: Settings, post_id: int) -> PostPage | No
         _outcomes(conn, list(rows.values()))
         editors = [
             recipient
-            for row in store.list_recipients(conn, RecipientKind.EDITOR)
+            for row in db.recipients.list_recipients(conn, RecipientKind.EDITOR)
             if row["status"] == "active"
-            and (recipient := store.get_recipient(conn, row["id"])) is not None
+            and (recipient := db.recipients.get_recipient(conn, row["id"])) is not None
         ]
-        embargo = store.embargo_of(conn, post_id, Channel.COLUMN)
+        embargo = embargo_rule.draft_embargo(conn, post_id)
     return PostPage(post, rows, editors, embargo)
 
 
 def send_row(engine: Engine, send_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        return store.get_send(conn, send_id)
+        return db.sends.get_send(conn, send_id)
 
 
 def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
     with engine.connect() as conn:
-        return store.delivery_counts(conn, send_id)
+        return db.deliveries.delivery_counts(conn, send_id)
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def replies(
     engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
 ) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return store.list_replies(
+        return db.replies.list_replies(
             conn,
             post_id=post_id,
             kinds=[kind] if kind else None,
@@ -252,7 +253,7 @@ def replies(
 
 def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
     """(all, unread) replies by kind."""
-    table = store.replies
+    table = db.schema.replies
     unread = func.sum(table.c.read_at.is_(None).cast(Integer))
     with engine.connect() as conn:
         rows = conn.execute(
@@ -263,7 +264,7 @@ def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
 
 def replied_posts(engine: Engine) -> list[tuple[int, str]]:
     """(id, title) of every post with a reply, newest post first."""
-    posts, table = store.posts, store.replies
+    posts, table = db.schema.posts, db.schema.replies
     with engine.connect() as conn:
         rows = conn.execute(
             select(posts.c.id, posts.c.title)
@@ -275,12 +276,14 @@ def replied_posts(engine: Engine) -> list[tuple[int, str]]:
 
 def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
-        row = store.get_reply(conn, reply_id)
+        row = db.replies.get_reply(conn, reply_id)
         if row is None:
             return None
-        post = store.get_post(conn, row["post_id"]) if row["post_id"] else None
-        recipient = store.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
-        answers = store.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
+        post = db.posts.get_post(conn, row["post_id"]) if row["post_id"] else None
+        recipient = (
+            db.recipients.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
+        )
+        answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
     return {
         **row,
         "post": post,
@@ -292,18 +295,18 @@ def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
 def set_read(engine: Engine, reply_id: int, read: bool) -> None:
     with engine.begin() as conn:
         if read:
-            store.mark_replies_read(conn, [reply_id])
+            db.replies.mark_replies_read(conn, [reply_id])
         else:
-            store.update_reply(conn, reply_id, read_at=None)
+            db.replies.update_reply(conn, reply_id, read_at=None)
 
 
 def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None:
     """The author's answer, kept with the reply (and the reply marked read)."""
     key = ANSWERS_KEY.format(reply_id=reply_id)
     with engine.begin() as conn:
-        kept = store.get_meta(conn, key)
-        store.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
-        store.mark_replies_read(conn, [reply_id])
+        kept = db.meta.get_meta(conn, key)
+        db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
+        db.replies.mark_replies_read(conn, [reply_id])
 
 
 # --- subscribers ------------------------------------------------------------------------------
@@ -320,7 +323,7 @@ def _like(text: str) -> str:
 def people(
     engine: Engine, query: str, kind: str | None, status: str | None
 ) -> list[dict[str, Any]]:
-    table = store.recipients
+    table = db.schema.recipients
     select_people = select(table).order_by(table.c.kind, table.c.email_key).limit(SEARCH_LIMIT)
     if query:
         pattern = _like(query.lower())
@@ -338,10 +341,10 @@ def people(
 
 def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
     """{"status": {kind: {status: n}}, "source": {kind: {source: n}}}."""
-    table = store.recipients
+    table = db.schema.recipients
     found: dict[str, dict[str, dict[str, int]]] = {"status": {}, "source": {}}
     with engine.connect() as conn:
-        found["status"] = store.count_recipients(conn)
+        found["status"] = db.recipients.count_recipients(conn)
         rows = conn.execute(
             select(table.c.kind, table.c.source, func.count()).group_by(
                 table.c.kind, table.c.source
@@ -361,9 +364,14 @@ class Person:
 
 
 def person(engine: Engine, recipient_id: int) -> Person | None:
-    deliveries, sends, posts, replies = store.deliveries, store.sends, store.posts, store.replies
+    deliveries, sends, posts, replies = (
+        db.schema.deliveries,
+        db.schema.sends,
+        db.schema.posts,
+        db.schema.replies,
+    )
     with engine.connect() as conn:
-        row = store.recipient_row(conn, recipient_id)
+        row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             return None
         sent = conn.execute(
@@ -388,7 +396,7 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
             .order_by(replies.c.received_at.desc())
             .limit(200)
         ).mappings()
-        changes = store.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
+        changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
         return Person(
             row,
             [dict(d) for d in sent],
@@ -400,10 +408,10 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
 def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> bool:
     """Unsubscribe or resubscribe one person by the author's hand, recorded with the reason;
     True when this changed them. A spam complaint is never undone here."""
-    table = store.recipients
+    table = db.schema.recipients
     reason = "by the author, on the desk"
     with engine.begin() as conn:
-        row = store.recipient_row(conn, recipient_id)
+        row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             raise SyndicateError(f"there is no subscriber {recipient_id}")
         if active and row["status"] == "complained":
@@ -420,22 +428,24 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
                         status="active",
                         unsubscribed_at=None,
                         unsubscribe_reason="",
-                        updated_at=store.now(),
+                        updated_at=db.now(),
                     )
                 ).rowcount
             )
         else:
-            changed = store.mark_recipient(conn, recipient_id, "unsubscribed", reason)
+            changed = db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
+            )
         if changed:
             key = STATUS_LOG_KEY.format(recipient_id=recipient_id)
-            kept = store.get_meta(conn, key)
+            kept = db.meta.get_meta(conn, key)
             change = {
-                "at": store.now().isoformat(),
+                "at": db.now().isoformat(),
                 "from": row["status"],
                 "to": "active" if active else "unsubscribed",
                 "reason": reason,
             }
-            store.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
+            db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
         return changed
 
 
@@ -444,7 +454,7 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
 
 def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
     """When readers joined and when they left (unsubscribed, bounced, complained)."""
-    table = store.recipients
+    table = db.schema.recipients
     reader = table.c.kind == RecipientKind.READER.value
     with engine.connect() as conn:
         joined = conn.execute(select(table.c.created_at).where(reader)).scalars().all()
@@ -455,4 +465,4 @@ def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
             .scalars()
             .all()
         )
-    return [store.as_utc(t) for t in joined], [store.as_utc(t) for t in left]
+    return [db.as_utc(t) for t in joined], [db.as_utc(t) for t in left]

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import importers
 from syndicate.delivery.message import OutboundMessage
 from syndicate.desk import queries
@@ -55,7 +55,7 @@ async def inbox(desk: Desk, request: Request, session: Session) -> Response:
         post_id=post_id,
         kind=kind or "",
         unread=unread,
-        when=lambda value: short(store.as_utc(value), desk.settings.zone),
+        when=lambda value: short(db.as_utc(value), desk.settings.zone),
     )
 
 
@@ -86,7 +86,7 @@ async def show(
         wordpress=bool(desk.settings.inbound.wordpress.url) and row["kind"] == "comment",
         error=error,
         done=request.query_params.get("done", "") if not error else "",
-        when=lambda value: short(store.as_utc(value), desk.settings.zone) if value else "",
+        when=lambda value: short(db.as_utc(value), desk.settings.zone) if value else "",
     )
 
 
@@ -147,7 +147,7 @@ def answer_message(
         reply_to=Mailbox("", settings.author.email),
         subject=subject if subject.lower().startswith("re:") else f"Re: {subject}",
         text=text,
-        date=store.now(),
+        date=db.now(),
         message_id=make_msgid("syndicate.answer", settings.mail_domain),
         headers=threading,
         label="answer",
@@ -167,7 +167,7 @@ def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"the answer to {checked} was not sent: {result.detail}")
     answer = {
-        "at": store.now().isoformat(),
+        "at": db.now().isoformat(),
         "to": checked,
         "message_id": message.message_id,
         "text": text,

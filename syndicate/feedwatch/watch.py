@@ -11,9 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.engine import Connection, Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, Engine
 from syndicate.feedwatch import feed
 from syndicate.models import Channel, Post, SendState
 from syndicate.scheduling.policies import Policy, parse_policy
@@ -86,12 +85,12 @@ def plan_post(
             channel is Channel.COLUMN or settings.channels.newsletter.respect_embargo
         )
         if policy.kind == "digest" and not held:
-            store.queue_for_digest(conn, post_id, found)
+            db.sends.queue_for_digest(conn, post_id, found)
             report.queued_for_digest += 1
             continue
         # (A digest post whose column embargo is unknown gets a held send of its own instead.)
         state = SendState.AWAITING_APPROVAL if policy.kind == "manual" else SendState.SCHEDULED
-        send_id = store.create_send(
+        send_id = db.sends.create_send(
             conn,
             post_id,
             channel,
@@ -144,7 +143,7 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
     source = feed_source(settings)
     report = PollReport(source=source)
     with engine.connect() as conn:
-        state = store.get_feed_state(conn, source)
+        state = db.inbox_state.get_feed_state(conn, source)
     fetched = feed.fetch(
         source,
         etag=state["etag"] if state else None,
@@ -159,10 +158,10 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
     parsed = feed.parse(fetched.content, source)
     report.problems = parsed.problems
     report.first_run = state is None or state["initialized_at"] is None
-    scheduled_at = at or store.now()
+    scheduled_at = at or db.now()
 
     with engine.begin() as conn:
-        known = store.known_guids(conn, [p.guid for p in parsed.posts])
+        known = db.posts.known_guids(conn, [p.guid for p in parsed.posts])
         report.new_posts = [p for p in parsed.posts if p.guid not in known]
         if report.first_run:
             allowed = first_run_choice(parsed.posts, settings.feed.first_run)
@@ -171,10 +170,10 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
         for post in parsed.posts:
             if post.guid in known:
                 _before_refresh(conn, settings, post, scheduled_at)
-                store.refresh_post(conn, post)
+                db.posts.refresh_post(conn, post)
         for post in reversed(feed.newest_first(report.new_posts)):
             eligible = post.guid in allowed
-            post_id = store.insert_post(conn, post, eligible=eligible)
+            post_id = db.posts.insert_post(conn, post, eligible=eligible)
             if not eligible:
                 continue
             report.eligible.append(post)
@@ -183,7 +182,9 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
             from syndicate.corrections import control as corrections
 
             corrections.on_feed(conn, settings, parsed.posts, scheduled_at)
-        store.save_feed_state(conn, source, fetched.etag, fetched.last_modified, initialized=True)
+        db.inbox_state.save_feed_state(
+            conn, source, fetched.etag, fetched.last_modified, initialized=True
+        )
     if not report.first_run:
         from syndicate.corrections import control as corrections
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.settings import Settings
 
 
@@ -37,7 +36,7 @@ def poll(engine: Engine, settings: Settings) -> PollReport:
     from syndicate.inbound import pipeline
     from syndicate.inbound.sources import imap, maildir
 
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     report = PollReport()
     if settings.inbound.imap.host:
         report.sources += 1

@@ -23,8 +23,7 @@ from syndicate.models import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
-
+    from syndicate.db import Connection, Engine
     from syndicate.settings import Settings
 
 

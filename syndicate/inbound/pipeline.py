@@ -18,7 +18,8 @@ Each name is a module in syndicate/inbound/steps/ with one `process(message)` ov
     forward      after the commit: the author's copy, the approval, notices to the writer
 
 `identify` … `comment` only read and decide; the first of them to classify the message ends the
-deciding, and `classify` runs just them (`syndicate inbound classify`, which changes nothing).
+deciding, and `classify` runs just them (`classify_bytes`, for `syndicate inbound classify`,
+parses first as `process` does); neither changes anything.
 
 Every message ends in exactly one recorded state. A database problem raises (the entrance then
 asks for the message again later: exit 75, IMAP left unflagged, HTTP 5xx); any other failure
@@ -35,17 +36,23 @@ from dataclasses import replace
 from datetime import datetime
 from types import ModuleType
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, DatabaseError, Engine
 from syndicate.inbound.context import UNMATCHED, MessageContext, Outcome
 from syndicate.inbound.steps import file as filing
 from syndicate.inbound.steps import forward, parse
 from syndicate.models import Classification, Identity, InboundMessage, ReplyKind, ReplyState
 from syndicate.settings import Settings
 
-__all__ = ["CLASSIFY", "PIPELINE", "classify", "process", "retry_forwards", "step"]
+__all__ = [
+    "CLASSIFY",
+    "PIPELINE",
+    "classify",
+    "classify_bytes",
+    "process",
+    "retry_forwards",
+    "step",
+]
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it tries at INFO.
@@ -93,11 +100,23 @@ def classify(
 ) -> Classification:
     """What a parsed message is, about which post and person; changes nothing."""
     message = MessageContext(
-        raw=inbound.raw, source=inbound.source, settings=settings, key=key, at=store.now()
+        raw=inbound.raw, source=inbound.source, settings=settings, key=key, at=db.now()
     )
     message.parsed, message.conn = inbound, conn
     _decide(message)
     return message.decided
+
+
+def classify_bytes(
+    conn: Connection, raw: bytes, settings: Settings, key: bytes, *, source: str = "classify"
+) -> tuple[InboundMessage, Classification]:
+    """What these bytes would be filed as, read as `process` reads them (only the headers of a
+    message over the size limit); changes nothing."""
+    message = MessageContext(raw=raw, source=source, settings=settings, key=key, at=db.now())
+    message.conn = conn
+    parse.process(message)
+    _decide(message)
+    return message.inbound, message.decided
 
 
 def _decide(message: MessageContext) -> None:
@@ -105,7 +124,7 @@ def _decide(message: MessageContext) -> None:
     retried forever; database errors still propagate (they are transient)."""
     try:
         _run(message, CLASSIFY)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:
         log.exception("could not classify %s; recorded as refused", message.inbound.message_id)
@@ -137,7 +156,7 @@ def process(
         source=source,
         settings=settings,
         key=key,
-        at=at or store.now(),
+        at=at or db.now(),
         envelope_recipients=envelope_recipients,
         engine=engine,
     )
@@ -149,7 +168,7 @@ def process(
                 return message.outcome
             _decide(message)
             _run(message, RECORD)
-    except SQLAlchemyError:
+    except DatabaseError:
         raise
     except Exception as exc:  # not the database's fault: retrying would fail the same way
         if message.parsed is None:
@@ -184,14 +203,11 @@ def _record_unprocessable(engine: Engine, inbound: InboundMessage, error: Except
 def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
     """Forward again every reply left forward_pending; returns (forwarded, still pending)."""
     with engine.connect() as conn:
-        pending = store.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
+        pending = db.replies.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
     done = 0
     for row in pending:
         with engine.connect() as conn:
-            full = store.get_reply(conn, row["id"])
-        if (
-            full
-            and forward.forward_reply(engine, full, settings, store.now()) is ReplyState.FORWARDED
-        ):
+            full = db.replies.get_reply(conn, row["id"])
+        if full and forward.forward_reply(engine, full, settings, db.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from syndicate import store
+from syndicate import db
 from syndicate.errors import SyndicateError
 from syndicate.settings import WordPress
 
@@ -37,7 +37,7 @@ def _cdata(text: str) -> str:
 
 
 def _gmt(value: datetime | None) -> str:
-    value = store.as_utc(value)
+    value = db.as_utc(value)
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
@@ -108,7 +108,7 @@ def push(config: WordPress, comments: Iterable[dict[str, Any]]) -> list[tuple[in
                     "author_name": row["sender_name"] or row["recipient_name"] or row["sender"],
                     "author_email": row["sender"],
                     "content": row["text"],
-                    "date_gmt": store.as_utc(row["received_at"]).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "date_gmt": db.as_utc(row["received_at"]).strftime("%Y-%m-%dT%H:%M:%S"),
                     "status": "hold",
                 },
             )

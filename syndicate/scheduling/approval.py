@@ -15,9 +15,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store, tokens
+from syndicate import db, tokens
+from syndicate.db import Engine
 from syndicate.delivery import dispatch, mime, notices
 from syndicate.delivery.compose import compose
 from syndicate.delivery.message import Mailbox, OutboundMessage
@@ -44,7 +43,7 @@ log = logging.getLogger(__name__)
 def approve_address(
     settings: Settings, key: bytes, send_id: int, issued: datetime | None = None
 ) -> str:
-    issued_at = int((issued or store.now()).timestamp())
+    issued_at = int((issued or db.now()).timestamp())
     token = tokens.make(key, "approve", send_id, 0, issued_at=issued_at)
     return tokens.reply_address(settings.mail.reply_address, token)
 
@@ -54,11 +53,11 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
     env = make_environment(settings.path(settings.paths.templates))
-    edition = render_edition(post, channel, settings, env, store.as_utc(send["embargo_until"]))
+    edition = render_edition(post, channel, settings, env, db.as_utc(send["embargo_until"]))
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
-    edition_message = compose(edition, author, send_id, sender, store.now())
-    embargo = store.as_utc(send["embargo_until"])
+    edition_message = compose(edition, author, send_id, sender, db.now())
+    embargo = db.as_utc(send["embargo_until"])
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
@@ -81,7 +80,7 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
         attachments=(
             Attachment(f"send-{send_id}.eml", "message/rfc822", mime.as_bytes(edition_message)),
         ),
-        date=store.now(),
+        date=db.now(),
         message_id=make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain),
         headers=[("X-Syndicate-Approval", str(send_id)), ("Auto-Submitted", "auto-generated")],
         label="preview",
@@ -106,16 +105,16 @@ def deliver_to_author(settings: Settings, message: OutboundMessage) -> bool:
 
 def request_previews(engine: Engine, settings: Settings) -> int:
     """Email a preview for every manual send whose preview has not gone out; returns how many."""
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     with engine.connect() as conn:
-        waiting = store.awaiting_preview(conn)
+        waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
         message = build_preview(engine, settings, send["id"], key)
         if not deliver_to_author(settings, message):
             continue
         with engine.begin() as conn:
-            store.update_send(conn, send["id"], approval_requested_at=store.now())
+            db.sends.update_send(conn, send["id"], approval_requested_at=db.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
             send["id"],
@@ -140,7 +139,7 @@ def approval_confirmation(
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send["channel"])
-    embargo = store.as_utc(send["embargo_until"])
+    embargo = db.as_utc(send["embargo_until"])
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
@@ -180,9 +179,9 @@ def _send_post_audience(
 ) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
     """The send, its post, and the recipient counts by kind and status."""
     with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
         assert send is not None
-        post = store.get_post(conn, send["post_id"])
-        audience = store.count_recipients(conn)
+        post = db.posts.get_post(conn, send["post_id"])
+        audience = db.recipients.count_recipients(conn)
     assert post is not None
     return send, post, audience

@@ -3,7 +3,7 @@ sends that are due, poll the inbox, and the daemon that runs them on an APSchedu
 
 Sends live in our own table; APScheduler is only the clock (MemoryJobStore, nothing pickled),
 so a daemon that was down simply finds what became due on its first tick and runs it once. One
-daemon per database: a lock row with a heartbeat (store.daemon_lock) keeps a second one out, and
+daemon per database: a lock row with a heartbeat (db.schema.daemon_lock) keeps a second one out, and
 a crashed daemon's lock goes stale after a few missed heartbeats.
 """
 
@@ -23,11 +23,10 @@ from datetime import datetime, timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import subscribers
+from syndicate.db import Engine, IntegrityError
 from syndicate.delivery import dispatch
 from syndicate.delivery.transports import Transport, make_transport
 from syndicate.errors import FeedError, SyndicateError
@@ -112,15 +111,15 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
     """
     policy = watch.channel_policy(settings, Channel.NEWSLETTER)
     with engine.begin() as conn:
-        queue = store.digest_queue(conn)
+        queue = db.sends.digest_queue(conn)
         if not queue:
             return []
-        first_queued = store.as_utc(queue[0]["queued_at"])
+        first_queued = db.as_utc(queue[0]["queued_at"])
         assert first_queued is not None
         if policy.kind == "digest":
             # A post an embargo kept out of the last digest waits for the next one (one digest
             # per cron time: the digest's own post is named after it).
-            last = store.last_digest_at(conn)
+            last = db.sends.last_digest_at(conn)
             fire = next_cron(policy.cron, settings.zone, max(first_queued, last or first_queued))
             if fire > at:
                 return []
@@ -142,19 +141,19 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
             release = held.get(row["post_id"])
             if release is not None and release.holds(at):
                 continue
-            post = store.get_post(conn, row["post_id"])
+            post = db.posts.get_post(conn, row["post_id"])
             assert post is not None
             posts.append(post)
         if not posts:
             return []
         env = make_environment(settings.path(settings.paths.templates))
         digest = digest_post(posts, settings, env, fire)
-        digest_id = store.insert_post(conn, digest, eligible=False)
-        send_id = store.create_send(
+        digest_id = db.posts.insert_post(conn, digest, eligible=False)
+        send_id = db.sends.create_send(
             conn, digest_id, Channel.NEWSLETTER, fire, policy=policy.text or "digest"
         )
         assert send_id is not None
-        store.assign_digest(conn, [p.id for p in posts if p.id is not None], send_id)
+        db.sends.assign_digest(conn, [p.id for p in posts if p.id is not None], send_id)
     log.info(
         "digest send %s for %s: %d post(s): %s",
         send_id,
@@ -179,16 +178,16 @@ def run_due_sends(
 ) -> list[SendSummary]:
     """Run every due send. Each is claimed atomically first, so a send the author held or
     cancelled a moment ago does not start; with `stop` set, stops after the batch in flight."""
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     summaries: list[SendSummary] = []
-    due, _ = split_due(engine, settings, at or store.now())
+    due, _ = split_due(engine, settings, at or db.now())
     for send in due:
         if stop is not None and stop.is_set():
             raise StopRequested(summaries)
         with engine.begin() as conn:
-            if not store.claim_send(conn, send["id"]):
+            if not db.sends.claim_send(conn, send["id"]):
                 log.info("send %s was held or cancelled before it started", send["id"])
                 continue
         progress = progress_factory(send["id"], send["channel"]) if progress_factory else None
@@ -228,7 +227,7 @@ def split_due(engine: Engine, settings: Settings, at: datetime) -> tuple[list[di
     A send left 'sending' by an interrupted run always resumes.
     """
     with engine.connect() as conn:
-        candidates = store.due_sends(conn, at)
+        candidates = db.sends.due_sends(conn, at)
         held = embargo.releases(
             conn, candidates, respect_column=settings.channels.newsletter.respect_embargo
         )
@@ -238,7 +237,7 @@ def split_due(engine: Engine, settings: Settings, at: datetime) -> tuple[list[di
             if send["state"] == SendState.SENDING.value or release is None or not release.holds(at):
                 go.append(send)
                 continue
-            post = store.get_post(conn, send["post_id"])
+            post = db.posts.get_post(conn, send["post_id"])
             title = post.title if post is not None else f"post {send['post_id']}"
             waiting.append(Waiting(send["id"], send["channel"], title, release))
     return go, waiting
@@ -261,7 +260,7 @@ def tick(
     stop: threading.Event | None = None,
 ) -> RunReport:
     """What the every-minute job does: digests, approval previews, then due sends."""
-    when = at or store.now()
+    when = at or db.now()
     report = RunReport()
     # A broken digest template or an unreachable author must not keep due sends from going out.
     try:
@@ -378,7 +377,7 @@ class DaemonLock:
     engine: Engine
     heartbeat_seconds: float = 30
     stale_after_missed: int = 3
-    clock: Clock = store.now
+    clock: Clock = db.now
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     held: bool = False
 
@@ -391,13 +390,13 @@ class DaemonLock:
         now = self.clock()
         try:
             with self.engine.begin() as conn:
-                holder = store.try_lock(
+                holder = db.locks.try_lock(
                     conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
                 )
         except IntegrityError:
             # Another daemon inserted the lock row between our read and our insert.
             with self.engine.connect() as conn:
-                holder = store.lock_holder(conn)
+                holder = db.locks.lock_holder(conn)
             if holder is None:
                 return self.try_acquire()
         if holder is not None and _gone_from_this_machine(holder):
@@ -409,7 +408,7 @@ class DaemonLock:
             )
             with self.engine.begin() as conn:
                 just_after = holder["heartbeat_at"] + timedelta(microseconds=1)
-                holder = store.try_lock(
+                holder = db.locks.try_lock(
                     conn, self.owner, socket.gethostname(), os.getpid(), now, just_after
                 )
         if holder is None:
@@ -445,12 +444,12 @@ class DaemonLock:
 
     def beat(self) -> bool:
         with self.engine.begin() as conn:
-            self.held = store.heartbeat(conn, self.owner, self.clock())
+            self.held = db.locks.heartbeat(conn, self.owner, self.clock())
         return self.held
 
     def release(self) -> None:
         with self.engine.begin() as conn:
-            store.release_lock(conn, self.owner)
+            db.locks.release_lock(conn, self.owner)
         self.held = False
 
     @contextmanager
@@ -484,7 +483,7 @@ class Daemon:
 
     engine: Engine
     settings: Settings
-    clock: Clock = store.now
+    clock: Clock = db.now
     transport_factory: Callable[[Settings], Transport] = make_transport
     stop: threading.Event = field(default_factory=threading.Event)
     lock: DaemonLock = field(init=False)

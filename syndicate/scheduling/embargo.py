@@ -21,9 +21,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection
 from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import describe
 
@@ -62,11 +61,11 @@ def reader_release(
     if Channel(channel) is not Channel.NEWSLETTER:
         return None
     candidates = []
-    own = store.as_utc(own_embargo)
+    own = db.as_utc(own_embargo)
     if own is not None:
         candidates.append(Release(own))
     if respect_column and column is not None and column["state"] != SendState.CANCELLED.value:
-        until = store.as_utc(column["embargo_until"])
+        until = db.as_utc(column["embargo_until"])
         if until is not None:
             candidates.append(Release(until, int(column["id"])))
     return max(candidates, key=lambda r: r.until, default=None)
@@ -77,7 +76,7 @@ def releases(
 ) -> dict[int, Release]:
     """reader_release for each send (rows of the sends table), by send id; only those held."""
     rows = list(sends)
-    columns = store.column_sends(conn, {int(row["post_id"]) for row in rows})
+    columns = db.sends.column_sends(conn, {int(row["post_id"]) for row in rows})
     found = {}
     for row in rows:
         release = reader_release(
@@ -97,7 +96,7 @@ def post_releases(
     """What would hold back a reader edition of each post that has no send of its own yet (a
     post waiting for the digest, a `send` about to create one), by post id."""
     ids = set(post_ids)
-    columns = store.column_sends(conn, ids)
+    columns = db.sends.column_sends(conn, ids)
     found = {}
     for post_id in ids:
         release = reader_release(
@@ -106,3 +105,10 @@ def post_releases(
         if release is not None:
             found[post_id] = release
     return found
+
+
+def draft_embargo(conn: Connection, post_id: int) -> datetime | None:
+    """The embargo printed in a post's column draft: its column send's, if it has one (a draft
+    itself is never held back)."""
+    column = db.sends.column_sends(conn, {post_id}).get(post_id)
+    return db.as_utc(column["embargo_until"]) if column else None

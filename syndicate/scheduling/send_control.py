@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection, Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, Engine
 from syndicate.delivery.message import OutboundMessage
 from syndicate.errors import SyndicateError
 from syndicate.models import (
@@ -37,7 +36,7 @@ UTC_ZONE = ZoneInfo("UTC")
 
 
 def _load(conn: Connection, send_id: int) -> dict[str, Any]:
-    send = store.get_send(conn, send_id)
+    send = db.sends.get_send(conn, send_id)
     if send is None:
         raise SyndicateError(f"there is no send {send_id}; 'syndicate sends list' shows them all")
     return send
@@ -68,8 +67,8 @@ def _refuse_embargo_after_readers(
     conn: Connection, post_id: int, embargo: datetime, zone: ZoneInfo
 ) -> None:
     """An embargo set after readers started getting the post would already be broken."""
-    readers = store.find_send(conn, post_id, Channel.NEWSLETTER)
-    started = store.as_utc(readers["started_at"]) if readers else None
+    readers = db.sends.find_send(conn, post_id, Channel.NEWSLETTER)
+    started = db.as_utc(readers["started_at"]) if readers else None
     if readers and started and started < embargo:
         raise SyndicateError(
             f"readers started getting this post on {describe(started, zone)} (send "
@@ -93,22 +92,22 @@ def schedule(
     An embargo earlier than the send is refused (kept: the send's existing embargo).
     """
     with engine.begin() as conn:
-        existing = store.find_send(conn, post_id, channel)
+        existing = db.sends.find_send(conn, post_id, channel)
         ref = f"send {existing['id']} ({channel.value})" if existing else f"{channel.value} send"
-        kept = store.as_utc(existing["embargo_until"]) if existing and embargo is None else None
+        kept = db.as_utc(existing["embargo_until"]) if existing and embargo is None else None
         _check_order(channel, at, embargo or kept, zone, ref)
         if embargo is not None and channel is Channel.COLUMN:
             _refuse_embargo_after_readers(conn, post_id, embargo, zone)
         if channel is Channel.NEWSLETTER:
-            digest = store.digest_send_of(conn, post_id)
+            digest = db.sends.digest_send_of(conn, post_id)
             if digest is not None:
                 raise SyndicateError(
                     f"this post is part of digest send {digest}: readers get it there, and a "
                     "post goes out once per channel (cancel the digest first to send it alone)"
                 )
-            store.unqueue_digest(conn, post_id)
+            db.sends.unqueue_digest(conn, post_id)
         if existing is None:
-            send_id = store.create_send(conn, post_id, channel, at, embargo, policy="by hand")
+            send_id = db.sends.create_send(conn, post_id, channel, at, embargo, policy="by hand")
             assert send_id is not None
             return _load(conn, send_id), True
         if existing["state"] not in (
@@ -123,7 +122,7 @@ def schedule(
         values: dict[str, Any] = {"scheduled_at": at}
         if embargo is not None:
             values["embargo_until"] = embargo
-        store.update_send(conn, existing["id"], **values)
+        db.sends.update_send(conn, existing["id"], **values)
         return _load(conn, existing["id"]), False
 
 
@@ -137,7 +136,7 @@ def hold(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
         _refuse_finished(send, "hold")
         if send["state"] == SendState.HELD.value:
             return send, False
-        store.set_send_state(conn, send_id, SendState.HELD)
+        db.sends.set_send_state(conn, send_id, SendState.HELD)
         return _load(conn, send_id), True
 
 
@@ -154,11 +153,11 @@ def approve(
         if send["state"] not in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value):
             return send, False
         # A held send that had started resumes as 'scheduled': dispatch picks up the rest.
-        store.update_send(
+        db.sends.update_send(
             conn,
             send_id,
             state=SendState.SCHEDULED.value,
-            approved_at=at or store.now(),
+            approved_at=at or db.now(),
             approved_by=by,
         )
         return _load(conn, send_id), True
@@ -168,7 +167,7 @@ def refuse_past_embargo(engine: Engine, send_id: int, at: datetime, zone: ZoneIn
     """A column released by hand after its embargo would print a release time already gone."""
     with engine.connect() as conn:
         send = _load(conn, send_id)
-    until = store.as_utc(send["embargo_until"])
+    until = db.as_utc(send["embargo_until"])
     waiting = send["state"] in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
     if send["channel"] != Channel.COLUMN.value or not waiting or until is None or until > at:
         return
@@ -190,7 +189,7 @@ def cancel(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
             raise SyndicateError(f"send {send_id} was already delivered; nothing to cancel")
         if send["state"] == SendState.CANCELLED.value:
             return send, False
-        store.set_send_state(conn, send_id, SendState.CANCELLED)
+        db.sends.set_send_state(conn, send_id, SendState.CANCELLED)
         return _load(conn, send_id), True
 
 
@@ -212,14 +211,14 @@ def reschedule(
                 "reschedule it"
             )
         channel = Channel(send["channel"])
-        until = embargo or store.as_utc(send["embargo_until"])
+        until = embargo or db.as_utc(send["embargo_until"])
         _check_order(channel, at, until, zone, f"send {send_id} ({channel.value})")
         values: dict[str, Any] = {"scheduled_at": at}
         if embargo is not None:
             if channel is Channel.COLUMN:
                 _refuse_embargo_after_readers(conn, send["post_id"], embargo, zone)
             values["embargo_until"] = embargo
-        store.update_send(conn, send_id, **values)
+        db.sends.update_send(conn, send_id, **values)
         return _load(conn, send_id)
 
 
@@ -231,7 +230,7 @@ def waiting(
     found = {}
     for send in sends:
         release = held.get(send["id"])
-        scheduled = store.as_utc(send["scheduled_at"])
+        scheduled = db.as_utc(send["scheduled_at"])
         if (
             send["state"] == SendState.SCHEDULED.value
             and release is not None
@@ -257,7 +256,7 @@ def guard_embargo(
     Returns the embargo that was broken, or None when none held the edition back.
     """
     with engine.begin() as conn:
-        readers = store.find_send(conn, post_id, Channel.NEWSLETTER)
+        readers = db.sends.find_send(conn, post_id, Channel.NEWSLETTER)
         if readers is not None and (
             readers["state"] in FINISHED or readers["embargo_broken_at"] is not None
         ):
@@ -271,7 +270,7 @@ def guard_embargo(
             )
         if found is None or not found.holds(at):
             return None
-        post = store.get_post(conn, post_id)
+        post = db.posts.get_post(conn, post_id)
         title = post.title if post is not None else f"post {post_id}"
         if not break_embargo:
             raise SyndicateError(
@@ -281,11 +280,11 @@ def guard_embargo(
         send_id = (
             readers["id"]
             if readers
-            else store.create_send(conn, post_id, Channel.NEWSLETTER, at, policy="by hand")
+            else db.sends.create_send(conn, post_id, Channel.NEWSLETTER, at, policy="by hand")
         )
         if send_id is None:  # find_send saw none in this very transaction: cannot happen
             raise SyndicateError(f"the newsletter send of post {post_id} vanished; try again")
-        store.update_send(conn, send_id, embargo_broken_at=at)
+        db.sends.update_send(conn, send_id, embargo_broken_at=at)
     log.warning(
         "breaking %s: send %s (newsletter) %r goes to readers now (--break-embargo)",
         found.explain(zone),
@@ -308,7 +307,7 @@ def send_test_copy(
 
     if "@" not in address or any(c.isspace() for c in address):
         raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = make_environment(settings.path(settings.paths.templates))
 
     class TestEditions(EditionCache):
@@ -319,7 +318,7 @@ def send_test_copy(
             return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
     editions = TestEditions(post, channel, settings, env)
-    composer = Composer(editions, dispatch.make_sender(settings, key), 0, store.now())
+    composer = Composer(editions, dispatch.make_sender(settings, key), 0, db.now())
     sample = Recipient(id=0, kind=channel.audience, email=address, name="")
     message = _own_identity(composer.message(0, sample), settings.mail_domain)
     result = notices.send(transports.make_transport(settings), message)

@@ -43,7 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from syndicate import store
+from syndicate import db
 from syndicate.audience import importers, optin, subscribers
 from syndicate.delivery.transports import Transport, make_transport
 from syndicate.headers import one_line
@@ -93,8 +93,8 @@ class WebApp:
         self, settings: Settings, transport_factory: Callable[[Settings], Transport]
     ) -> None:
         self.settings = settings
-        self.engine = store.connect(settings.database_url)
-        self.key = store.hmac_key(self.engine, settings.hmac_key_from_env())
+        self.engine = db.connect(settings.database_url)
+        self.key = db.meta.hmac_key(self.engine, settings.hmac_key_from_env())
         self.env = templates(settings)
         self.transport_factory = transport_factory
         self.limiter = RateLimiter(

@@ -15,9 +15,10 @@ from typing import Any
 
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
-from sqlalchemy.engine import Connection, Engine
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection, Engine
+from syndicate.models import RecipientStatus
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,11 @@ MAX_CLOCK_SKEW_SECONDS = 600
 
 # SendGrid event → recipient status. "deferred", "delivered", "open", "click" … change nothing.
 SUPPRESSING = {
-    "bounce": "bounced",
-    "dropped": "bounced",
-    "spamreport": "complained",
-    "unsubscribe": "unsubscribed",
-    "group_unsubscribe": "unsubscribed",
+    "bounce": RecipientStatus.BOUNCED,
+    "dropped": RecipientStatus.BOUNCED,
+    "spamreport": RecipientStatus.COMPLAINED,
+    "unsubscribe": RecipientStatus.UNSUBSCRIBED,
+    "group_unsubscribe": RecipientStatus.UNSUBSCRIBED,
 }
 
 
@@ -88,11 +89,11 @@ def _targets(conn: Connection, event: dict[str, Any]) -> list[int]:
     email = str(event.get("email") or "").strip().lower()
     rid = str(event.get("recipient_id") or "").strip()
     if rid.isdigit():
-        row = store.recipient_row(conn, int(rid))
+        row = db.recipients.recipient_row(conn, int(rid))
         if row is not None and (not email or row["email_key"] == email):
             return [row["id"]]
     if email:
-        return [row["id"] for row in store.recipients_by_email(conn, email)]
+        return [row["id"] for row in db.recipients.recipients_by_email(conn, email)]
     return []
 
 
@@ -108,7 +109,7 @@ def apply_events(engine: Engine, events: list[dict[str, Any]]) -> EventReport:
                 report.ignored += 1
                 continue
             eid = event_id(event)
-            if store.webhook_event_seen(conn, eid):
+            if db.recipients.webhook_event_seen(conn, eid):
                 report.duplicates += 1
                 continue
             targets = _targets(conn, event)
@@ -116,9 +117,11 @@ def apply_events(engine: Engine, events: list[dict[str, Any]]) -> EventReport:
             send = str(event.get("send_id") or "")
             reason = f"sendgrid {kind}" + (f" (send {send})" if send.isdigit() else "")
             reason += f": {detail}" if detail else ""
-            changed = [rid for rid in targets if store.mark_recipient(conn, rid, status, reason)]
+            changed = [
+                rid for rid in targets if db.recipients.mark_recipient(conn, rid, status, reason)
+            ]
             outcome = f"{status}: {changed}" if targets else "no matching recipient"
-            store.record_webhook_event(
+            db.recipients.record_webhook_event(
                 conn,
                 eid,
                 kind,

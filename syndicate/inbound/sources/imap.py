@@ -15,9 +15,9 @@ import ssl
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
-from sqlalchemy.engine import Engine
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.errors import SyndicateError
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
@@ -59,7 +59,7 @@ def poll(engine: Engine, settings: Settings, key: bytes) -> list[Outcome]:
         status = client.select_folder(config.folder)
         uidvalidity = int(status[b"UIDVALIDITY"])
         with engine.connect() as conn:
-            saved = store.get_imap_state(conn, mailbox)
+            saved = db.inbox_state.get_imap_state(conn, mailbox)
         last_uid = saved[1] if saved and saved[0] == uidvalidity else 0
         if saved and saved[0] != uidvalidity:
             log.warning(
@@ -84,7 +84,7 @@ def poll(engine: Engine, settings: Settings, key: bytes) -> list[Outcome]:
             else:
                 client.add_flags([uid], [b"\\Seen"])
             with engine.begin() as conn:
-                store.save_imap_state(conn, mailbox, uidvalidity, uid)
+                db.inbox_state.save_imap_state(conn, mailbox, uidvalidity, uid)
             outcomes.append(outcome)
     finally:
         with contextlib.suppress(OSError, IMAPClientError):

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
+from syndicate.db import Engine
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings

@@ -25,14 +25,14 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import HeaderParser
 
-from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
 from syndicate.web.guard import BodyTooLarge
@@ -75,7 +75,7 @@ def authorised(request: Request, secret: str) -> bool:
 @functools.cache
 def _engine(url: str) -> Engine:
     """One engine (and connection pool) per database, not one per request."""
-    return store.connect(url)
+    return db.connect(url)
 
 
 def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
@@ -113,7 +113,7 @@ def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
             return JSONResponse({"error": str(exc)}, 400)
         try:
             engine = _engine(settings.database_url)
-            key = store.hmac_key(engine, settings.hmac_key_from_env())
+            key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
             # The pipeline blocks (database, spam check, forwarding over SMTP): run it in a
             # worker thread so the web app keeps answering unsubscribes meanwhile.
             outcome = await run_in_threadpool(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from sqlalchemy.engine import Engine
-
+from syndicate.db import Engine
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings

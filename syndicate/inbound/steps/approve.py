@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store, tokens
+from syndicate import db, tokens
 from syndicate.corrections.rows import correction_of
+from syndicate.db import Engine
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.inbound.steps.identify import candidate_addresses
@@ -65,7 +64,7 @@ def act(message: MessageContext) -> None:
     )
     message.detail = ("approved: " if result.accepted else "not approved: ") + result.reason
     with message.database.begin() as conn:
-        store.update_reply(conn, message.reply_id, detail=message.detail)
+        db.replies.update_reply(conn, message.reply_id, detail=message.detail)
 
 
 def handle_approval_reply(
@@ -81,7 +80,7 @@ def handle_approval_reply(
     the pipeline's own parse and text steps. `raw` is the message as received (for DKIM);
     `dnsfunc` replaces DNS look-ups (tests)."""
     inbound = parse.parse(raw if raw is not None else message.as_bytes(), source="approval")
-    key = store.hmac_key(engine, settings.hmac_key_from_env())
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     words = text.own_words(inbound.message)
     return approve(engine, settings, key, inbound, words, dnsfunc=dnsfunc, at=at)
 
@@ -98,7 +97,7 @@ def approve(
 ) -> ApprovalResult:
     """Approve the send an answer names, if it is provably the author's, carries a live
     approval token and says "approve"; then email the author what was approved."""
-    at = at or store.now()
+    at = at or db.now()
     claim = _claim(key, inbound)
     if claim is None:
         return ApprovalResult(False, None, "no valid approval token in the recipient address")
@@ -158,7 +157,7 @@ def _release(
     from syndicate.scheduling import approval, send_control
 
     with engine.connect() as conn:
-        send = store.get_send(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
     if send is None:
         return ApprovalResult(False, send_id, "that send no longer exists")
     if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):

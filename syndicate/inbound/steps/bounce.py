@@ -9,7 +9,8 @@ scored.
 flufl.bounce (Mailman's detectors) reads RFC 3464 DSNs and the non-standard formats; it returns
 bytes addresses. Scoring follows Mailman: a permanent failure counts hard_bounce_score, a
 temporary one soft_bounce_score, at most once a day; at bounce_threshold the address is
-suppressed through store.mark_recipient(..., "bounced", reason).
+suppressed through db.recipients.mark_recipient(..., RecipientStatus.BOUNCED, reason)
+(the scoring rule is inbound/bounce_score.py's).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from datetime import datetime
 from email import message_from_string
 
 from flufl.bounce import all_failures
-from sqlalchemy.engine import Connection
 
-from syndicate import store, tokens
+from syndicate import db, tokens
+from syndicate.db import Connection
+from syndicate.inbound import bounce_score
 from syndicate.inbound.context import UNMATCHED, MessageContext
 from syndicate.inbound.steps.identify import candidate_addresses
 from syndicate.inbound.steps.parse import header, message_ids
-from syndicate.models import Classification, Identity, InboundMessage, ReplyKind
+from syndicate.models import Classification, Identity, InboundMessage, RecipientStatus, ReplyKind
 from syndicate.settings import Inbound
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def process(message: MessageContext) -> None:
         )
         return
     counted = for_delivery(failed, ours.address)
-    send = store.get_send(conn, ours.send_id)
+    send = db.sends.get_send(conn, ours.send_id)
     message.classification = Classification(
         ReplyKind.BOUNCE,
         Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
@@ -129,7 +131,7 @@ def delivery(
 
 
 def _delivery(conn: Connection, send_id: int, recipient_id: int, via: str) -> Delivery | None:
-    address = store.delivery_address(conn, send_id, recipient_id)
+    address = db.deliveries.delivery_address(conn, send_id, recipient_id)
     return Delivery(send_id, recipient_id, address.lower(), via) if address else None
 
 
@@ -205,7 +207,7 @@ def record(
     for address in bounce.addresses:
         temporary = address not in bounce.permanent
         points = config.soft_bounce_score if temporary else config.hard_bounce_score
-        score = store.score_bounce(
+        score = bounce_score.score_bounce(
             conn,
             address,
             temporary=temporary,
@@ -217,13 +219,13 @@ def record(
         log.info("bounce for %s (%s): score %.1f", address, "soft" if temporary else "hard", score)
         if score < config.bounce_threshold:
             continue
-        for recipient_id, status in store.recipient_ids_by_email(conn, address):
+        for recipient_id, status in db.recipients.recipient_ids_by_email(conn, address):
             reason = (
                 f"bounce score {score:.1f} reached {config.bounce_threshold:g} (reply {reply_id})"
             )
-            if status == "active" and store.mark_recipient(
-                conn, recipient_id, "bounced", reason, at
+            if status == RecipientStatus.ACTIVE and db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.BOUNCED, reason, at
             ):
                 suppressed.append(address)
-        store.mark_bounce_suppressed(conn, address)
+        db.bounces.mark_bounce_suppressed(conn, address)
     return list(dict.fromkeys(suppressed))

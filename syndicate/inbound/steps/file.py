@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.engine import Connection
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Connection
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps.parse import clean
 from syndicate.inbound.steps.seen import seen_keys
@@ -22,12 +21,12 @@ def process(message: MessageContext) -> None:
     conn, result, inbound = message.connection, message.decided, message.inbound
     message.reply_id = record(conn, inbound, result)
     if message.too_large:
-        store.update_reply(conn, message.reply_id, size=len(message.raw))
+        db.replies.update_reply(conn, message.reply_id, size=len(message.raw))
     message.state = initial_state(result.kind)
     for action in message.actions:
         action(message)
     if message.detail:
-        store.update_reply(conn, message.reply_id, detail=message.detail)
+        db.replies.update_reply(conn, message.reply_id, detail=message.detail)
     sender = inbound.sender or "unknown sender"
     if message.too_large:
         log.warning("%s: refused a message from %s: %s", message.source, sender, result.reason)
@@ -75,4 +74,4 @@ def record(conn: Connection, inbound: InboundMessage, result: Classification) ->
         "verified": result.verified,
     }
     values = {k: clean(v) if isinstance(v, str) else v for k, v in values.items()}
-    return store.insert_reply(conn, values, seen_keys(inbound))
+    return db.replies.insert_reply(conn, values, seen_keys(inbound))

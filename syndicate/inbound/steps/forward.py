@@ -12,9 +12,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from syndicate import store
+from syndicate import db
+from syndicate.db import Engine
 from syndicate.inbound import notices
 from syndicate.inbound.context import MessageContext
 from syndicate.models import DeliveryState, ReplyState
@@ -30,7 +29,7 @@ def process(message: MessageContext) -> None:
 
 def to_author(message: MessageContext) -> None:
     with message.database.connect() as conn:
-        row = store.get_reply(conn, message.reply_id)
+        row = db.replies.get_reply(conn, message.reply_id)
     assert row is not None
     message.state = forward_reply(message.database, row, message.settings, message.at)
 
@@ -40,8 +39,10 @@ def forward_reply(
 ) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
     with engine.connect() as conn:
-        post = store.get_post(conn, row["post_id"])
-        recipient = store.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+        post = db.posts.get_post(conn, row["post_id"])
+        recipient = (
+            db.recipients.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+        )
     assert post is not None
     try:
         message = notices.forward_message(settings, row, post, recipient, at)
@@ -51,7 +52,7 @@ def forward_reply(
         ok, detail = False, f"{type(exc).__name__}: {exc}"
     state = ReplyState.FORWARDED if ok else ReplyState.FORWARD_PENDING
     with engine.begin() as conn:
-        store.update_reply(
+        db.replies.update_reply(
             conn,
             row["id"],
             state=state.value,

@@ -8,9 +8,8 @@ A malformed message names nothing: its headers are not read further.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Connection
-
-from syndicate import store, tokens
+from syndicate import db, tokens
+from syndicate.db import Connection
 from syndicate.inbound.context import MessageContext, Target
 from syndicate.inbound.steps.parse import addresses
 from syndicate.models import Identity, InboundMessage
@@ -22,7 +21,7 @@ SHARED_RECIPIENT = 0
 
 def process(message: MessageContext) -> None:
     conn = message.connection
-    message.installation = store.known_installation_id(conn)
+    message.installation = db.meta.known_installation_id(conn)
     if message.inbound.malformed:
         return
     message.identity = identify(message.inbound, message.key, message.installation)
@@ -83,11 +82,11 @@ def target(
     """
     if send_id is None or recipient_id is None:
         return None
-    send = store.get_send(conn, send_id)
+    send = db.sends.get_send(conn, send_id)
     if recipient_id == SHARED_RECIPIENT:
-        recipient = store.delivered_recipient(conn, send_id, sender) if sender else None
+        recipient = db.deliveries.delivered_recipient(conn, send_id, sender) if sender else None
     else:
-        recipient = store.get_recipient(conn, recipient_id)
+        recipient = db.recipients.get_recipient(conn, recipient_id)
     if send is None or recipient is None:
         return None
     return Target(send, recipient)

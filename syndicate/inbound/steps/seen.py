@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from syndicate import store
+from syndicate import db
 from syndicate.inbound.context import MessageContext, Outcome
 from syndicate.models import InboundMessage, ReplyKind, ReplyState
 
@@ -28,10 +28,10 @@ def process(message: MessageContext) -> None:
     keys = seen_keys(inbound)
     if message.too_large and inbound.message_id:
         keys = keys[:1]  # only the headers were read: their hash says nothing of the body
-    seen = store.reply_seen(message.connection, keys)
+    seen = db.replies.reply_seen(message.connection, keys)
     if seen is None:
         return
-    row = store.get_reply(message.connection, seen)
+    row = db.replies.get_reply(message.connection, seen)
     assert row is not None
     log.info("message %s already recorded as reply %s", inbound.message_id, seen)
     if message.too_large:

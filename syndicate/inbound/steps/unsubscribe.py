@@ -14,10 +14,10 @@ import logging
 import re
 import unicodedata
 
-from syndicate import store
+from syndicate import db
 from syndicate.inbound import notices
 from syndicate.inbound.context import MessageContext, Writer
-from syndicate.models import ReplyKind
+from syndicate.models import RecipientStatus, ReplyKind
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def unsubscribe(message: MessageContext) -> None:
     if recipient_id is None:
         return
     reason = f"asked by email (reply {message.reply_id})"
-    changed = store.mark_recipient(
-        message.connection, recipient_id, "unsubscribed", reason, message.at
+    changed = db.recipients.mark_recipient(
+        message.connection, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, message.at
     )
     message.detail = "unsubscribed" if changed else "already not subscribed"
 
@@ -95,8 +95,8 @@ def confirm(message: MessageContext) -> None:
     """Once committed: the confirmation, to the address on record. Never raises."""
     engine, settings = message.database, message.settings
     with engine.connect() as conn:
-        row = store.get_reply(conn, message.reply_id)
-        recipient = store.get_recipient(conn, row["recipient_id"]) if row else None
+        row = db.replies.get_reply(conn, message.reply_id)
+        recipient = db.recipients.get_recipient(conn, row["recipient_id"]) if row else None
     if row is None or recipient is None:
         return
     try:
@@ -106,7 +106,7 @@ def confirm(message: MessageContext) -> None:
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"
     with engine.begin() as conn:
-        store.update_reply(conn, row["id"], detail=detail)
+        db.replies.update_reply(conn, row["id"], detail=detail)
 
 
 def _normalised(text: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from syndicate import store
+from syndicate import db
 from syndicate.inbound import notices
 from syndicate.inbound.context import UNMATCHED, MessageContext, Writer
 from syndicate.inbound.steps.identify import SHARED_RECIPIENT
@@ -68,7 +68,7 @@ def tell_sender_refused(message: MessageContext) -> None:
     assert message.found is not None  # told only when they are the recipient it names
     recipient = message.found.recipient
     with engine.connect() as conn:
-        post = store.get_post(conn, message.post_id) if message.post_id else None
+        post = db.posts.get_post(conn, message.post_id) if message.post_id else None
     try:
         notice = notices.refusal_notice(
             settings,
@@ -76,7 +76,7 @@ def tell_sender_refused(message: MessageContext) -> None:
             recipient,
             post.title if post else "",
             len(message.raw),
-            store.now(),
+            db.now(),
             message.reply_id,
         )
         result = notices.deliver(settings, notice)
@@ -84,4 +84,4 @@ def tell_sender_refused(message: MessageContext) -> None:
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
     with engine.begin() as conn:
-        store.update_reply(conn, message.reply_id, detail=detail)
+        db.replies.update_reply(conn, message.reply_id, detail=detail)

@@ -1,0 +1,291 @@
+"""One delivery per recipient of a send: planning, claiming batches, recording outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from syndicate.db import times
+from syndicate.db.recipients import recipient_from_row
+from syndicate.db.schema import deliveries, recipients
+from syndicate.models import DeliveryState, Recipient, RecipientKind, RecipientStatus
+
+
+def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
+    """One pending delivery per active recipient of the send's audience; idempotent.
+
+    Returns how many were added, counted (PostgreSQL gives -1 as the rowcount of an
+    INSERT … SELECT). NOT EXISTS, not NOT IN: NOT IN degrades sharply on PostgreSQL once the
+    list outgrows work_mem.
+    """
+    planned = (
+        select(deliveries.c.id)
+        .where(deliveries.c.send_id == send_id, deliveries.c.recipient_id == recipients.c.id)
+        .exists()
+    )
+    candidates = select(
+        literal(send_id, Integer),
+        recipients.c.id,
+        literal(DeliveryState.PENDING.value, String),
+        literal(0, Integer),
+        literal("", Text),
+        literal(times.now(), DateTime(timezone=True)),
+    ).where(
+        recipients.c.kind == kind.value,
+        recipients.c.status == RecipientStatus.ACTIVE.value,
+        ~planned,
+    )
+    before = _planned(conn, send_id)
+    conn.execute(
+        insert(deliveries).from_select(
+            ["send_id", "recipient_id", "state", "attempts", "detail", "updated_at"], candidates
+        )
+    )
+    return _planned(conn, send_id) - before
+
+
+def _planned(conn: Connection, send_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).select_from(deliveries).where(deliveries.c.send_id == send_id)
+        ).scalar_one()
+    )
+
+
+def requeue(conn: Connection, send_id: int) -> tuple[int, int]:
+    """Put deliveries interrupted in flight back in the queue; returns (in_flight, deferred).
+
+    Deliveries left 'sending' by a crash may have reached the server: at most these are sent
+    twice. Deferred deliveries keep their back-off time (`next_attempt_at`) and are only counted.
+    """
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.SENDING.value)
+        .values(state=DeliveryState.PENDING.value, updated_at=times.now())
+    )
+    deferred = conn.execute(
+        select(func.count()).where(
+            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.DEFERRED.value
+        )
+    ).scalar_one()
+    return int(result.rowcount or 0), int(deferred)
+
+
+def mark_accepted(conn: Connection, accepted: list[tuple[int, str, str]]) -> int:
+    """Rows still 'sending' whose message the server accepted (journal.Journal: delivery id,
+    Message-ID, server's answer) become sent; returns how many. Rows already recorded keep
+    their state."""
+    if not accepted:
+        return 0
+    stamp = times.now()
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("a_id"),
+            deliveries.c.state == DeliveryState.SENDING.value,
+        )
+        .values(
+            state=DeliveryState.SENT.value,
+            detail=bindparam("a_detail"),
+            message_id=bindparam("a_mid"),
+            next_attempt_at=None,
+            updated_at=stamp,
+        ),
+        [
+            {"a_id": delivery_id, "a_detail": detail[:1000], "a_mid": mid or None}
+            for delivery_id, mid, detail in accepted
+        ],
+    )
+    # A count for the log only: some drivers give -1 for an executemany.
+    return max(int(result.rowcount or 0), 0)
+
+
+def claim_batch(
+    conn: Connection, send_id: int, limit: int, at: datetime | None = None
+) -> list[tuple[int, Recipient]]:
+    """Mark up to `limit` pending (or deferred and due at `at`) deliveries as sending and return
+    them with their recipients, oldest first.
+
+    Recipients who unsubscribed or bounced since the send was planned are marked skipped.
+    """
+    # Two queries, each walking the (send_id, state, id) index in order: one query with an OR
+    # would sort every pending row for each batch (quadratic over a send).
+    query = select(deliveries.c.id.label("delivery_id"), recipients).join(
+        recipients, recipients.c.id == deliveries.c.recipient_id
+    )
+    rows = list(
+        conn.execute(
+            query.where(
+                deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.PENDING.value
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        ).all()
+    )
+    if len(rows) < limit:
+        rows += conn.execute(
+            query.where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.state == DeliveryState.DEFERRED.value,
+                deliveries.c.next_attempt_at.is_(None)
+                | (deliveries.c.next_attempt_at <= (at or times.now())),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit - len(rows))
+        ).all()
+    claimed: list[tuple[int, Recipient]] = []
+    skipped: list[int] = []
+    for row in rows:
+        if row.status != RecipientStatus.ACTIVE:
+            skipped.append(row.delivery_id)
+        else:
+            claimed.append((row.delivery_id, recipient_from_row(row)))
+    if skipped:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(skipped))
+            .values(
+                state=DeliveryState.SKIPPED.value, detail="no longer active", updated_at=times.now()
+            )
+        )
+    if claimed:
+        # Only rows still waiting are taken: should another process have claimed some in the
+        # meantime, they are not returned here, so no message is sent twice.
+        taken = set(
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_([delivery_id for delivery_id, _ in claimed]),
+                    deliveries.c.state.in_(
+                        [DeliveryState.PENDING.value, DeliveryState.DEFERRED.value]
+                    ),
+                )
+                .values(
+                    state=DeliveryState.SENDING.value,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=times.now(),
+                )
+                .returning(deliveries.c.id)
+            ).scalars()
+        )
+        claimed = [(delivery_id, r) for delivery_id, r in claimed if delivery_id in taken]
+    return claimed
+
+
+def delivered_recipient(conn: Connection, send_id: int, email: str) -> Recipient | None:
+    """The recipient of this send with this address (any case), if the send went to them."""
+    row = conn.execute(
+        select(recipients)
+        .join(deliveries, deliveries.c.recipient_id == recipients.c.id)
+        .where(deliveries.c.send_id == send_id, recipients.c.email_key == email.strip().lower())
+    ).first()
+    return recipient_from_row(row) if row else None
+
+
+def release_claimed(conn: Connection, delivery_ids: list[int]) -> None:
+    """Undo a claim that was never sent: back to pending, the attempt not counted."""
+    if delivery_ids:
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(delivery_ids),
+                deliveries.c.state == DeliveryState.SENDING.value,
+            )
+            .values(
+                state=DeliveryState.PENDING.value,
+                attempts=deliveries.c.attempts - 1,
+                updated_at=times.now(),
+            )
+        )
+
+
+def next_retry_at(conn: Connection, send_id: int) -> datetime | None:
+    """The earliest time a deferred delivery of the send may be tried again."""
+    value = conn.execute(
+        select(func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.DEFERRED.value
+        )
+    ).scalar_one_or_none()
+    return times.as_utc(value)
+
+
+def attempts_of(conn: Connection, delivery_ids: list[int]) -> dict[int, int]:
+    rows = conn.execute(
+        select(deliveries.c.id, deliveries.c.attempts).where(deliveries.c.id.in_(delivery_ids))
+    )
+    return {delivery_id: attempts for delivery_id, attempts in rows}
+
+
+def record_results(
+    conn: Connection,
+    results: list[tuple[int, DeliveryState, str, str | None, datetime | None]],
+) -> None:
+    """Store many outcomes in one statement: (delivery id, state, detail, Message-ID, retry at)."""
+    if not results:
+        return
+    stamp = times.now()
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("d_id"))
+        .values(
+            state=bindparam("d_state"),
+            detail=bindparam("d_detail"),
+            message_id=bindparam("d_mid"),
+            next_attempt_at=bindparam("d_next"),
+            updated_at=stamp,
+        ),
+        [
+            {
+                "d_id": delivery_id,
+                "d_state": state.value,
+                "d_detail": detail[:1000],
+                "d_mid": mid,
+                "d_next": next_at,
+            }
+            for delivery_id, state, detail, mid, next_at in results
+        ],
+    )
+
+
+def delivery_counts(conn: Connection, send_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        select(deliveries.c.state, func.count())
+        .where(deliveries.c.send_id == send_id)
+        .group_by(deliveries.c.state)
+    )
+    return {state: count for state, count in rows}
+
+
+def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
+    query = (
+        select(deliveries, recipients.c.email)
+        .join(recipients, recipients.c.id == deliveries.c.recipient_id)
+        .where(deliveries.c.send_id == send_id)
+        .order_by(deliveries.c.id)
+    )
+    for row in conn.execute(query).mappings():
+        yield dict(row)
+
+
+def delivery_address(conn: Connection, send_id: int, recipient_id: int) -> str | None:
+    """The address one delivery went to, if that delivery exists."""
+    return conn.execute(
+        select(recipients.c.email)
+        .select_from(deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id))
+        .where(deliveries.c.send_id == send_id, deliveries.c.recipient_id == recipient_id)
+    ).scalar_one_or_none()

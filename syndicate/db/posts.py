@@ -1,0 +1,140 @@
+"""Posts read from the feed, and the posts list with each post's sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from syndicate.db import times
+from syndicate.db.engine import new_id
+from syndicate.db.schema import deliveries, digest_posts, posts, sends
+from syndicate.models import DeliveryState, Post
+
+
+def known_guids(conn: Connection, guids: list[str]) -> set[str]:
+    if not guids:
+        return set()
+    return set(conn.execute(select(posts.c.guid).where(posts.c.guid.in_(guids))).scalars())
+
+
+def insert_post(conn: Connection, post: Post, eligible: bool) -> int:
+    result = conn.execute(
+        insert(posts).values(
+            guid=post.guid,
+            title=post.title,
+            link=post.link,
+            author=post.author,
+            published=post.published,
+            summary_html=post.summary_html,
+            content_html=post.content_html,
+            categories=list(post.categories),
+            first_seen=times.now(),
+            eligible=eligible,
+        )
+    )
+    return new_id(result)
+
+
+def refresh_post(conn: Connection, post: Post) -> None:
+    """Keep the stored copy of an edited post current; an edit never triggers a new send."""
+    conn.execute(
+        update(posts)
+        .where(posts.c.guid == post.guid)
+        .values(
+            title=post.title,
+            link=post.link,
+            author=post.author,
+            summary_html=post.summary_html,
+            content_html=post.content_html,
+            categories=list(post.categories),
+        )
+    )
+
+
+def post_from_row(row: Any) -> Post:
+    return Post(
+        id=row.id,
+        guid=row.guid,
+        title=row.title,
+        link=row.link,
+        author=row.author,
+        published=times.as_utc(row.published),
+        summary_html=row.summary_html,
+        content_html=row.content_html,
+        categories=tuple(row.categories or ()),
+    )
+
+
+def get_post(conn: Connection, post_id: int) -> Post | None:
+    row = conn.execute(select(posts).where(posts.c.id == post_id)).first()
+    return post_from_row(row) if row else None
+
+
+def find_post(conn: Connection, ref: str) -> Post | None:
+    """A post by id, guid, link, or 'latest' (newest published, then newest seen)."""
+    if ref == "latest":
+        query = select(posts).order_by(
+            posts.c.published.desc().nulls_last(), posts.c.first_seen.desc(), posts.c.id.desc()
+        )
+    elif ref.isdigit():
+        query = select(posts).where(posts.c.id == int(ref))
+    else:
+        query = select(posts).where((posts.c.guid == ref) | (posts.c.link == ref))
+    row = conn.execute(query.limit(1)).first()
+    return post_from_row(row) if row else None
+
+
+def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    """Posts, newest first, each with its sends per channel (state and delivery counts)."""
+    query = select(
+        posts.c.id,
+        posts.c.guid,
+        posts.c.title,
+        posts.c.link,
+        posts.c.published,
+        posts.c.first_seen,
+        posts.c.eligible,
+    ).order_by(func.coalesce(posts.c.published, posts.c.first_seen).desc(), posts.c.id.desc())
+    if limit:
+        query = query.limit(limit)
+    found = [
+        dict(row) | {"sends": {}, "digest_send": None} for row in conn.execute(query).mappings()
+    ]
+    by_id = {p["id"]: p for p in found}
+    if not by_id:
+        return found
+    counts = (
+        select(
+            deliveries.c.send_id,
+            func.count().label("total"),
+            func.sum((deliveries.c.state == DeliveryState.SENT.value).cast(Integer)).label("sent"),
+        )
+        .group_by(deliveries.c.send_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            sends.c.id,
+            sends.c.post_id,
+            sends.c.channel,
+            sends.c.state,
+            sends.c.scheduled_at,
+            func.coalesce(counts.c.total, 0).label("total"),
+            func.coalesce(counts.c.sent, 0).label("sent"),
+        )
+        .outerjoin(counts, counts.c.send_id == sends.c.id)
+        .where(sends.c.post_id.in_(list(by_id)))
+        .order_by(sends.c.id)
+    ).mappings()
+    for row in rows:
+        by_id[row["post_id"]]["sends"][row["channel"]] = dict(row)
+    digested = conn.execute(
+        select(digest_posts.c.post_id, digest_posts.c.send_id).where(
+            digest_posts.c.post_id.in_(list(by_id))
+        )
+    )
+    for post_id, send_id in digested:
+        by_id[post_id]["digest_send"] = send_id
+    return found
