@@ -209,7 +209,7 @@ def test_a_content_is_encoded_once_however_many_recipients(
         mime._Encoded, "build", classmethod(lambda cls, c: builds.append(c) or real_build(c))
     )
     edition = _edition_variants(project)[0]
-    composer = Composer(_StaticEditions(edition), SENDER, 5, store.now())
+    composer = Composer(_StaticEditions(edition), SENDER, 5, db.now())
     written = [as_bytes(composer.message(r.id, r)) for r in RECIPIENTS]
     assert len(builds) == 1 and len(set(written)) == len(RECIPIENTS)
 
