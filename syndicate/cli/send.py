@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
 mime = lazy_module("syndicate.delivery.mime")
-notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
