@@ -114,7 +114,7 @@ def test_a_spam_complaint_is_not_undone_by_the_desk(desk_project: Path) -> None:
 
 
 def test_csv_import_reports_and_lands_as_the_cli_does(desk_project: Path, tmp_path: Path) -> None:
-    twin = copy_project(desk_project, tmp_path / "twin")
+    twin = copy_project(desk_project, tmp_path / "twin")  # with a copy of its database
     client = client_for(desk_project)
     csrf = login(client)
     for name in ("mailchimp_subscribed.csv", "mailchimp_unsubscribed.csv"):
