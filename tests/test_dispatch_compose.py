@@ -189,3 +189,28 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
     assert row["detail"].startswith("cannot compose a message for 'zoë@exämple.org'")
     assert status == "active"  # not the address's fault: not marked bounced
     assert len(handler.messages) == 3
+
+
+def test_a_content_is_encoded_once_however_many_recipients(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The design the fan-out speed rests on: one edition's MIME is built once per send."""
+    from syndicate.delivery import mime
+
+    builds: list[object] = []
+    real_build = mime._Encoded.build
+    monkeypatch.setattr(
+        mime._Encoded, "build", classmethod(lambda cls, c: builds.append(c) or real_build(c))
+    )
+    edition = _edition_variants(project)[0]
+    composer = Composer(_StaticEditions(edition), SENDER, 5, db.now())
+    written = [as_bytes(composer.message(r.id, r)) for r in RECIPIENTS]
+    assert len(builds) == 1 and len(set(written)) == len(RECIPIENTS)
+
+
+class _StaticEditions:
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+
+    def for_recipient(self, recipient: Recipient | None = None) -> Edition:
+        return self.edition

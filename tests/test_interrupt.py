@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy import make_url
 
 from syndicate import db, settings
-from syndicate.delivery import dispatch, journal
+from syndicate.delivery import dispatch, journal, workers
 from syndicate.delivery.transports import make_transport
 from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
@@ -337,7 +337,7 @@ def test_the_next_run_applies_the_journal_before_it_requeues(project: Path) -> N
     assert [rows[d]["state"] for d in claimed[2:]] == ["sending", "sending", "deferred"]
     assert accepted.path.read_bytes() == b""  # committed, so emptied
     with engine.begin() as conn:
-        assert db.deliveries.requeue(conn, send_id) == (2, 1)
+        assert db.deliveries.requeue(conn, send_id, workers.gone) == (2, 1)
 
 
 def test_journal_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

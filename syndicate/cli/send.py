@@ -4,7 +4,7 @@ single test copy."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
 mime = lazy_module("syndicate.delivery.mime")
-notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
@@ -105,7 +104,10 @@ def send(
             break_embargo=break_embargo,
             zone=settings.zone,
         )
-    with rt.daemon_lock().held_while(), interruptible() as interruption:
+    # On PostgreSQL sends join each other (and the daemon): claims are row locks with leases.
+    # SQLite keeps one sending process per database: the lock.
+    joins = engine.dialect.name == "postgresql"
+    with nullcontext() if joins else rt.daemon_lock().held_while(), interruptible() as interruption:
         summary = _send(rt, post, channel, interruption)
     if summary is None:
         return
@@ -120,13 +122,17 @@ def send(
 
 def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
     assert post.id is not None
-    with rt.engine.begin() as conn:
-        created = db.sends.create_send(conn, post.id, channel, rt.now())
-        if created is not None:
-            return created
+    try:
+        with rt.engine.begin() as conn:
+            created = db.sends.create_send(conn, post.id, channel, rt.now())
+            if created is not None:
+                return created
+    except db.IntegrityError:
+        pass  # another `send` created it a moment ago
+    with rt.engine.connect() as conn:
         existing = db.sends.find_send(conn, post.id, channel)
-        assert existing is not None
-        return int(existing["id"])
+    assert existing is not None
+    return int(existing["id"])
 
 
 def _send(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.db import Engine
+from syndicate.delivery import workers
 from syndicate.delivery.compose import Composer, Sender
 from syndicate.delivery.journal import Journal
 from syndicate.delivery.message import OutboundMessage
@@ -114,7 +115,7 @@ def run_send(
         channel = Channel(send["channel"])
         if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
-        resumed, deferred_before = db.deliveries.requeue(conn, send_id)
+        resumed, deferred_before = db.deliveries.requeue(conn, send_id, workers.gone)
         planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
         db.sends.set_send_state(conn, send_id, SendState.SENDING)
     if recovered:
@@ -146,6 +147,7 @@ def run_send(
         return SendSummary(send_id, channel, post.title, error=str(exc))
     journal.open()
     courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress, journal)
+    courier.claimer = workers.claimer_name()
     try:
         _deliver(
             engine, send_id, batch_size, composer, courier, clock, wait_for_retries, should_stop
@@ -158,9 +160,7 @@ def run_send(
             journal.close()
     with engine.begin() as conn:
         remaining = db.deliveries.delivery_counts(conn, send_id)
-        finished = not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
-            DeliveryState.DEFERRED.value
-        )
+        finished = not any(remaining.get(s.value) for s in workers.UNFINISHED)
         if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
             db.sends.set_send_state(conn, send_id, SendState.DONE)
     summary = SendSummary(
@@ -186,17 +186,10 @@ def run_send(
 
 
 def recover(engine: Engine, journal: Journal) -> int:
-    """Mark sent every claimed row the journal says the server accepted (a run killed before it
-    could record them), then empty the journal; returns how many rows changed."""
-    entries = journal.entries()
-    if not entries:
-        return 0
-    with engine.begin() as conn:
-        changed = db.deliveries.mark_accepted(
-            conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
-        )
-    journal.clear()
-    return changed
+    """Mark sent every claimed row the journal (and, on a server database, the journal of a
+    dead worker of this machine) says the server accepted (a run killed before it could record
+    them), then empty the journal; returns how many rows changed."""
+    return journal.apply_orphans(engine) + journal.apply(engine)
 
 
 @dataclass
@@ -225,6 +218,7 @@ class _Courier:
         self.journal = journal
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
         self.in_flight: _Batch | None = None
+        self.claimer = ""
 
     def dispatch(self, batch: _Batch) -> None:
         if batch.outbound:
@@ -285,7 +279,11 @@ def _deliver(
         with engine.begin() as conn:
             running = db.sends.send_state(conn, send_id) == SendState.SENDING.value
             claimed = (
-                db.deliveries.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
+                db.deliveries.claim_batch(
+                    conn, send_id, batch_size, clock.now(), claimer=courier.claimer
+                )
+                if running
+                else []
             )
             retry_at = (
                 db.deliveries.next_retry_at(conn, send_id) if running and not claimed else None
@@ -309,7 +307,9 @@ def _deliver(
             return
         if upcoming is None:
             if retry_at is None:
-                return
+                if workers.take_back_abandoned(engine, send_id, courier.claimer, courier.journal):
+                    continue
+                return  # other workers' rows in flight, if any, are theirs to finish
             wait = (retry_at - clock.now()).total_seconds()
             if wait > wait_for_retries:
                 log.info(
