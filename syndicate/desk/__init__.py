@@ -28,11 +28,14 @@ def routes(
     transport_factory: Callable[[Settings], Transport],
 ) -> list[BaseRoute]:
     """The desk's routes for the web app: its bare path redirects to the home page."""
-    from syndicate.desk import home, people, posts, replies
+    from syndicate.desk import corrections, home, people, posts, replies
     from syndicate.desk.app import Desk, build_router
 
     desk = Desk(settings, engine, key, transport_factory)
-    router = build_router(desk, [*home.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES])
+    router = build_router(
+        desk,
+        [*home.ROUTES, *corrections.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES],
+    )
 
     async def to_home(request: Request) -> Response:
         return RedirectResponse(desk.url(), 308)
