@@ -4,7 +4,6 @@ the author's actions, each of which must change exactly what the same CLI comman
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -27,6 +26,8 @@ from tests.desk_support import (
     set_password,
     use_base_url,
 )
+from tests.inbound_support import copy_project
+from tests.postgres_support import pin_database
 from tests.scheduling_support import configure, outbox
 from tests.web_support import load_settings
 
@@ -39,6 +40,7 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped project with its newest post recorded and both sends awaiting approval."""
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
+    pin_database(project)  # on PostgreSQL, a database of its own that twin() can copy
     settings = configure(project, newsletter__policy="manual", column__policy="manual")
     daemon.poll_feed(engine_of(project), settings)
     set_password(project)
@@ -46,7 +48,8 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def twin(project: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(project, tmp_path / "twin"))
+    """The same project, database included, for the CLI to do what the desk did."""
+    return copy_project(project, tmp_path / "twin")
 
 
 def cli(project: Path, *args: str) -> None:

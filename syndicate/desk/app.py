@@ -81,9 +81,12 @@ class Desk:
         self.sessions = auth.Sessions(key, int(settings.desk.session_hours * 3600))
         self.origin = auth.origin_of(settings.desk.origin or settings.mail.base_url)
         self.secure = self.origin.startswith("https://")
+        from syndicate.desk.login import ACCOUNT_FAILURES, AccountLockout
+
         self.login_limiter = RateLimiter(
             settings.desk.login_attempts, settings.desk.login_window_seconds
         )
+        self.account_lockout = AccountLockout(ACCOUNT_FAILURES, settings.desk.login_window_seconds)
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
 
     # --- answers ----------------------------------------------------------------------------
