@@ -22,11 +22,14 @@ UPLOAD_PATH = "/subscribers/import"
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     """The desk's routes for the web app: its bare path redirects to the home page."""
-    from syndicate.desk import home, people, posts, replies
+    from syndicate.desk import corrections, home, people, posts, replies
     from syndicate.desk.app import Desk, build_router
 
     desk = Desk(runtime)
-    router = build_router(desk, [*home.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES])
+    router = build_router(
+        desk,
+        [*home.ROUTES, *corrections.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES],
+    )
 
     async def to_home(request: Request) -> Response:
         return RedirectResponse(desk.url(), 308)
