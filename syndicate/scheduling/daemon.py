@@ -555,54 +555,68 @@ class Daemon:
         )
         now = datetime.now(self.settings.zone)
         daemon = self.settings.daemon
-        scheduler.add_job(
-            job_heartbeat,
-            "interval",
-            args=[self],
-            seconds=daemon.heartbeat_seconds,
-            id="heartbeat",
-            name="lock heartbeat",
-            executor="heartbeat",
-        )
-        scheduler.add_job(
-            job_poll_feed,
-            "interval",
-            args=[self],
-            minutes=daemon.poll_minutes,
-            id="poll_feed",
-            name="poll the feed",
-            next_run_time=now,
-        )
-        scheduler.add_job(
-            job_tick,
-            "interval",
-            args=[self],
-            minutes=1,
-            id="due_sends",
-            name="start due sends",
-            next_run_time=now + timedelta(seconds=2),
-        )
+        # (job, interval, id, name, first run, executor); the inbox job only with an inbox.
+        jobs: list[tuple[Callable[[Daemon], object], timedelta, str, str, datetime | None, str]] = [
+            (
+                job_heartbeat,
+                timedelta(seconds=daemon.heartbeat_seconds),
+                "heartbeat",
+                "lock heartbeat",
+                None,
+                "heartbeat",
+            ),
+            (
+                job_poll_feed,
+                timedelta(minutes=daemon.poll_minutes),
+                "poll_feed",
+                "poll the feed",
+                now,
+                "default",
+            ),
+            (
+                job_tick,
+                timedelta(minutes=1),
+                "due_sends",
+                "start due sends",
+                now + timedelta(seconds=2),
+                "default",
+            ),
+        ]
         if self.inbox is not None:
-            scheduler.add_job(
-                job_poll_inbox,
-                "interval",
-                args=[self],
-                minutes=daemon.inbox_minutes,
-                id="poll_inbox",
-                name="poll the inbox",
-                next_run_time=now,
+            jobs.append(
+                (
+                    job_poll_inbox,
+                    timedelta(minutes=daemon.inbox_minutes),
+                    "poll_inbox",
+                    "poll the inbox",
+                    now,
+                    "default",
+                )
             )
         else:
             log.info("inbox polling is off: %s", self.inbox_reason)
-        scheduler.add_job(
-            job_retry_forwards,
-            "interval",
-            args=[self],
-            minutes=daemon.inbox_minutes,
-            id="retry_forwards",
-            name="retry pending forwards",
-            next_run_time=now + timedelta(seconds=5),
+        jobs.append(
+            (
+                job_retry_forwards,
+                timedelta(minutes=daemon.inbox_minutes),
+                "retry_forwards",
+                "retry pending forwards",
+                now + timedelta(seconds=5),
+                "default",
+            )
         )
+        for job, every, job_id, name, first_run, executor in jobs:
+            extra = {} if first_run is None else {"next_run_time": first_run}
+            scheduler.add_job(
+                job,
+                "interval",
+                args=[self],
+                seconds=every.total_seconds(),
+                id=job_id,
+                name=name,
+                executor=executor,
+                **extra,
+            )
         return scheduler
 
     def serve(self, *, wait_for_lock: bool = False) -> None:
