@@ -93,7 +93,7 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]
     assert [m.rcpt_tos for m in handler.messages[before:]] == [["zoe.perez@example.org"]]
     with engine.connect() as conn:
-        assert db.sends.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1).state == "done"
 
 
 def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
@@ -104,7 +104,7 @@ def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
     assert all("cannot connect to SMTP server 127.0.0.1:9" in s.error for s in report.summaries)
     with engine.connect() as conn:
         states = {r["state"] for r in db.deliveries.iter_deliveries(conn, 1)}
-        assert db.sends.get_send(conn, 1)["state"] == "sending"
+        assert db.sends.get_send(conn, 1).state == "sending"
     assert states <= {"deferred", "pending"}
 
 

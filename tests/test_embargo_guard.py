@@ -66,7 +66,7 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
 
 
 def ids(cfg: settings.Settings) -> dict[str, int]:
-    return {s["channel"]: s["id"] for s in all_sends(db.connect(cfg.database_url))}
+    return {s.channel: s.id for s in all_sends(db.connect(cfg.database_url))}
 
 
 # --- the rule ------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def test_one_rule_decides_what_holds_a_reader_edition_back() -> None:
     # A column draft is never held back: its embargo is the release line printed in it.
     assert rule(Channel.COLUMN, own, column) is None
     # A reader edition waits for the later of its own embargo and its column's.
-    assert rule(Channel.NEWSLETTER, own, column) == embargo.Release(column["embargo_until"], 7)
+    assert rule(Channel.NEWSLETTER, own, column) == embargo.Release(column.embargo_until, 7)
     assert rule(Channel.NEWSLETTER, utc(2026, 12, 6), column) == embargo.Release(utc(2026, 12, 6))
     # respect_embargo = false, or a cancelled column, leaves only its own embargo.
     assert rule(Channel.NEWSLETTER, own, column, respect=False) == embargo.Release(own)
@@ -117,9 +117,9 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
         f"column's embargo (send {send['column']}) until {RELEASE_TEXT}." in first
     )
     assert "Nothing to send." in first
-    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
-    assert db.as_utc(column["scheduled_at"]) == MONDAY_SEND
-    assert db.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s.channel == "column")
+    assert db.as_utc(column.scheduled_at) == MONDAY_SEND
+    assert db.as_utc(column.embargo_until) == SATURDAY_RELEASE
 
     listed = ok(project, "sends", "list")
     assert (
@@ -128,7 +128,7 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     )
     row = next(line for line in listed.splitlines() if "newsletter" in line)
     assert "waiting for embargo" in row and "2026-11-24 10:00 EST" in row
-    as_json = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    as_json = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert as_json["newsletter"]["waiting_for_embargo_until"] == "2026-12-05T05:01:00+00:00"
     assert as_json["column"]["waiting_for_embargo_until"] is None  # editors get it Monday
 
@@ -140,7 +140,7 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     assert "(last checked 2026-11-24 10:00 EST)" in status
     assert ".000" not in status and "+00:00" not in status
     status_json = json.loads(ok(project, "status", "--json"))
-    waiting = {s["channel"]: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
+    waiting = {s.channel: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
     assert waiting == {"newsletter": "2026-12-05T05:01:00+00:00", "column": None}
 
     # Scheduling the reader edition "now" says at once that readers wait, and for what.
@@ -213,7 +213,7 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     assert code == 0, err
     assert f"{readers(project)} sent" in out
     assert "breaking the column's embargo" in err and "--break-embargo" in err
-    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
     # Broken once on purpose, an interrupted send resumes without asking again.
@@ -230,7 +230,7 @@ def test_send_needs_no_override_once_released_or_when_embargoes_are_not_respecte
     assert "is due but waits" in ok(project, "run", "--once")
     clock.now = SATURDAY_RELEASE
     assert f"{readers(project)} sent" in ok(project, "send", "latest")
-    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["state"] == "done"
     assert listed["newsletter"]["embargo_broken_at"] is None
 
@@ -292,8 +292,8 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
         "its release time; give an --embargo at or after --at, or an earlier --at"
     )
     # Nothing was changed by any refusal.
-    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
-    assert (db.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s.channel == "column")
+    assert (db.as_utc(column.scheduled_at), column.embargo_until) == (MONDAY_SEND, None)
 
     # The README's example, typed on a Tuesday: the embargo is read from the send time.
     example = ok(
@@ -390,7 +390,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     with caplog.at_level(logging.ERROR, logger="syndicate.feedwatch.watch"):
         report = daemon.run_once(engine, cfg, at=utc(2026, 10, 31, 12))
     assert report.summaries == []
-    assert {s["channel"]: s["state"] for s in all_sends(engine)} == {
+    assert {s.channel: s.state for s in all_sends(engine)} == {
         "newsletter": "held",
         "column": "held",
     }
@@ -406,8 +406,8 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     )
     with engine.connect() as conn:
         assert db.sends.digest_queue(conn) == []
-    latest = [s for s in all_sends(engine) if s["title"] == "Digest post"]
-    assert {s["channel"]: s["state"] for s in latest} == {"newsletter": "held", "column": "held"}
+    latest = [s for s in all_sends(engine) if s.title == "Digest post"]
+    assert {s.channel: s.state for s in latest} == {"newsletter": "held", "column": "held"}
     clock.now = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
     assert ok(project, "run", "--once").count("Nothing to send.") == 1
 
@@ -451,9 +451,9 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     def digests() -> list[list[str]]:
         with engine.connect() as conn:
             return [
-                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s["id"])]
+                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s.id)]
                 for s in all_sends(engine)
-                if s["policy"].startswith("digest")
+                if s.policy.startswith("digest")
             ]
 
     clock.now = utc(2026, 11, 28, 12)  # Saturday 07:00: the digest is due

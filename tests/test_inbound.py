@@ -437,7 +437,7 @@ def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
     assert not list((project / "outbox").glob("reply*.eml"))
     with engine.connect() as conn:
-        assert db.sends.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1).state == "done"
 
 
 def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(

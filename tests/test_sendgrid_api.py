@@ -227,7 +227,7 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     with engine.connect() as conn:
         rows = list(db.deliveries.iter_deliveries(conn, send_id))
         statuses = set(conn.execute(select(db.schema.recipients.c.status)).scalars())
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
+        assert db.sends.get_send(conn, send_id).state == "done"
     failed = [r for r in rows if r["state"] == DeliveryState.FAILED]
     assert {r["detail"] for r in failed} == {"SendGrid API 400: content: Invalid type."}
     assert statuses == {"active"}  # a refused request bounces nobody

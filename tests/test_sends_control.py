@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from syndicate import db
-from syndicate.models import SendState
+from syndicate.models import DeliveryState, SendState
 from syndicate.scheduling import daemon, send_control
 from tests.conftest import run_cli
 from tests.scheduling_support import configure, utc
@@ -24,7 +24,7 @@ def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path
     configure(project, newsletter__policy="manual", column__policy="cron: 0 7 * * mon")
     first = ok(project, "run", "--once")
     assert "1 preview(s) emailed to jane@example.com" in first
-    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     newsletter, column = listed["newsletter"]["id"], listed["column"]["id"]
     assert listed["newsletter"]["state"] == "awaiting_approval"
     assert listed["column"]["state"] == "scheduled" and listed["column"]["policy"].startswith(
@@ -59,9 +59,9 @@ def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path
     assert missing.returncode == 1 and "there is no send 99" in missing.stderr
 
     status = json.loads(ok(project, "status", "--json"))
-    assert [s["id"] for s in status["upcoming"]] == [column]
+    assert [s.id for s in status["upcoming"]] == [column]
     assert status["upcoming"][0]["embargo_until"] == "2031-01-11T05:01:00+00:00"
-    assert [s["state"] for s in status["recent"]] == ["cancelled"]
+    assert [s.state for s in status["recent"]] == ["cancelled"]
     assert status["daemon"] is None
     table = ok(project, "status")
     assert "Upcoming sends" in table and "Recent sends" in table and "Daemon: not running" in table
@@ -98,8 +98,8 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
     assert [s.sent for s in report.summaries] == [2]
     assert len(handler.messages) == 2
     [send] = all_sends(engine)
-    assert send["state"] == SendState.CANCELLED.value
-    assert (send["n_sent"], send["n_pending"]) == (2, 2)
+    assert send.state == SendState.CANCELLED.value
+    assert (send.count(DeliveryState.SENT), send.count(DeliveryState.PENDING)) == (2, 2)
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
     assert len(handler.messages) == 2
     done = run_cli(project, "cancel", "1")

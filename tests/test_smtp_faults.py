@@ -82,7 +82,7 @@ def test_faulty_server_gets_every_good_address_exactly_once(project: Path, fault
                 )
             ).scalars()
         )
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
+        assert db.sends.get_send(conn, send_id).state == "done"
     states = {r["email"]: r for r in rows}
     assert {r["state"] for r in rows} == {"sent", "failed"}
     assert all(states[e]["state"] == "failed" and states[e]["detail"][:3] == "550" for e in refused)

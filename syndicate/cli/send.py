@@ -132,7 +132,7 @@ def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
             return created
         existing = db.sends.find_send(conn, post.id, channel)
         assert existing is not None
-        return int(existing["id"])
+        return int(existing.id)
 
 
 def _send(
@@ -180,7 +180,7 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
         assert post.id is not None
         existing = db.sends.find_send(conn, post.id, channel)
         if existing is not None:
-            counts = db.deliveries.delivery_counts(conn, existing["id"])
+            counts = db.deliveries.delivery_counts(conn, existing.id)
             done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))

@@ -205,10 +205,10 @@ def run_send(
         send = db.sends.get_send(conn, send_id)
         if send is None:
             raise ValueError(f"no send {send_id}")
-        post = db.posts.get_post(conn, send["post_id"])
+        post = db.posts.get_post(conn, send.post_id)
         assert post is not None
-        channel = Channel(send["channel"])
-        if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
+        channel = Channel(send.channel)
+        if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
         resumed, deferred_before = db.deliveries.requeue(conn, send_id)
         planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
@@ -228,7 +228,7 @@ def run_send(
         log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
-    editions = EditionCache(post, channel, settings, env, db.as_utc(send["embargo_until"]))
+    editions = EditionCache(post, channel, settings, env, db.as_utc(send.embargo_until))
     if not sender.installation:  # Message-IDs unique to this database
         sender = dataclasses.replace(sender, installation=db.meta.installation_id(engine))
     composer = Composer(

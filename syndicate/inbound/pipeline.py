@@ -188,7 +188,7 @@ def _classify_bounce(
     return Classification(
         ReplyKind.BOUNCE,
         Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
-        send["post_id"] if send else None,
+        send.post_id if send else None,
         ours.recipient_id,
         "",
         addresses=counted.addresses,

@@ -19,13 +19,13 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from typing import Any
 
 import dkim as dkimpy
 import html2text
 
 from syndicate import db, tokens
 from syndicate.db import Engine
+from syndicate.db.sends import Send
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import compose
 from syndicate.delivery.transports import make_transport, notice
@@ -71,13 +71,13 @@ def approve_address(
 def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> EmailMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
     send, post, audience = _send_post_audience(engine, send_id)
-    channel = Channel(send["channel"])
+    channel = Channel(send.channel)
     env = make_environment(settings.path(settings.paths.templates))
-    edition = render_edition(post, channel, settings, env, db.as_utc(send["embargo_until"]))
+    edition = render_edition(post, channel, settings, env, db.as_utc(send.embargo_until))
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
     edition_message = compose(edition, author, send_id, sender, db.now())
-    embargo = db.as_utc(send["embargo_until"])
+    embargo = db.as_utc(send.embargo_until)
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
@@ -146,15 +146,15 @@ def request_previews(engine: Engine, settings: Settings) -> int:
         waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
-        message = build_preview(engine, settings, send["id"], key)
-        if not deliver_to_author(settings, message, send["id"]):
+        message = build_preview(engine, settings, send.id, key)
+        if not deliver_to_author(settings, message, send.id):
             continue
         with engine.begin() as conn:
-            db.sends.update_send(conn, send["id"], approval_requested_at=db.now())
+            db.sends.update_send(conn, send.id, approval_requested_at=db.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
-            send["id"],
-            send["channel"],
+            send.id,
+            send.channel,
             settings.author.email,
         )
         sent += 1
@@ -333,8 +333,8 @@ def handle_approval_reply(
         send = db.sends.get_send(conn, send_id)
     if send is None:
         return ApprovalResult(False, send_id, "that send no longer exists")
-    if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
-        return ApprovalResult(False, send_id, f"send {send_id} is already {send['state']}")
+    if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
+        return ApprovalResult(False, send_id, f"send {send_id} is already {send.state}")
     _, changed = send_control.approve(engine, send_id, by="reply")
     reason = f"approved by reply ({proof})" if changed else "already approved"
     log.info("send %s: %s from %s", send_id, reason, sender)
@@ -355,8 +355,8 @@ def approval_confirmation(
 ) -> EmailMessage:
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     send, post, audience = _send_post_audience(engine, send_id)
-    channel = Channel(send["channel"])
-    embargo = db.as_utc(send["embargo_until"])
+    channel = Channel(send.channel)
+    embargo = db.as_utc(send.embargo_until)
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
@@ -389,12 +389,12 @@ def _goes_to(channel: Channel, audience: dict, embargo: datetime | None, setting
 
 def _send_post_audience(
     engine: Engine, send_id: int
-) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
+) -> tuple[Send, Post, dict[str, dict[str, int]]]:
     """The send, its post, and the recipient counts by kind and status."""
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
         assert send is not None
-        post = db.posts.get_post(conn, send["post_id"])
+        post = db.posts.get_post(conn, send.post_id)
         audience = db.recipients.count_recipients(conn)
     assert post is not None
     return send, post, audience
