@@ -66,7 +66,7 @@ def status(
             else None
         ),
         "key_mismatch": [
-            {"entrance": u["entrance"], "fingerprint": u["fingerprint"], "last": iso(u["last"])}
+            {"entrance": u.entrance, "fingerprint": u.fingerprint, "last": iso(u.last)}
             for u in key_mismatch
         ],
         "recipients": recipients,
@@ -108,8 +108,7 @@ def status(
         )
         for use in key_mismatch:
             err.print(
-                f"  {use['entrance']}: key {use['fingerprint']}, last used "
-                f"{short(use['last'], zone)}",
+                f"  {use.entrance}: key {use.fingerprint}, last used {short(use.last, zone)}",
                 highlight=False,
             )
     for kind in RecipientKind:
