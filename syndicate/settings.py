@@ -179,6 +179,8 @@ class Newsletter(_Section):
     # No reader edition leaves before the column's embargo (channels.column.embargo or
     # `syndicate schedule --embargo`).
     respect_embargo: bool = True
+    # A sent correction of the column also sends readers of the post a short note ("notice").
+    corrections: Literal["off", "notice"] = "off"
 
     @field_validator("policy")
     @classmethod
@@ -218,6 +220,10 @@ class Column(_Section):
     # Default embargo for each new column, read in the author's zone from the column's send
     # time, e.g. "saturday 00:01" or "+2d"; empty for none.
     embargo: str = ""
+    # An edit of a column editors already have (syndicate.corrections): "ask" the author,
+    # send an advisory "auto"matically, or "off"; edits changing fewer words are ignored.
+    corrections: Literal["ask", "auto", "off"] = "ask"
+    corrections_min_words: int = Field(default=1, ge=1)
 
     @field_validator("policy")
     @classmethod
@@ -303,6 +309,33 @@ class Web(_Section):
         return value
 
 
+class Desk(_Section):
+    """The author's desk in the browser (syndicate/desk), served by `syndicate serve`."""
+
+    path: str = "/desk"
+    # The address the author opens the desk at, when not mail.base_url's (a POST from any other
+    # origin is refused).
+    origin: str = ""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_attempts: int = Field(default=5, ge=1)
+    login_window_seconds: float = Field(default=900.0, gt=0)
+    max_upload_bytes: int = Field(default=5_000_000, ge=65_536)
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or len(value) < 2 or " " in value:
+            raise ValueError("must start with '/', not end with one, and hold no spaces: '/desk'")
+        return value
+
+    @field_validator("origin")
+    @classmethod
+    def _origin_shape(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or value.count("/") != 2):
+            raise ValueError("must be scheme and host only, like 'https://notes.example.com'")
+        return value
+
+
 class Paths(_Section):
     templates: str = "templates"
 
@@ -354,6 +387,7 @@ class Settings(_Section):
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
     web: Web = Web()
+    desk: Desk = Desk()
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()

@@ -11,7 +11,9 @@ from rich.markup import escape
 
 # Importing a command module registers its commands on `app`.
 from syndicate.cli import (  # noqa: F401
+    corrections,
     db,
+    desk,
     feed,
     inbound,
     init,

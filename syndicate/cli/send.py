@@ -3,8 +3,6 @@ single test copy."""
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -29,7 +27,6 @@ from syndicate.errors import SyndicateError, no_such_post
 from syndicate.models import (
     Channel,
     DeliveryState,
-    OutboundMessage,
     Post,
     Recipient,
     SendState,
@@ -208,63 +205,10 @@ def _composer(
 def _send_test(
     engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
 ) -> None:
-    if "@" not in address or any(c.isspace() for c in address):
-        raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
-
-    from syndicate.render import EditionCache  # here, not at the top: it loads the renderers
-
-    class TestEditions(EditionCache):
-        """The edition with its subject marked [TEST]."""
-
-        def for_recipient(self, recipient=None):
-            edition = super().for_recipient(recipient)
-            return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
-
-    editions = TestEditions(post, channel, settings, env)
-    transport = transports.make_transport(settings)
-    composer = dispatch.Composer(
-        editions,
-        dispatch.make_sender(settings, key),
-        0,
-        db.now(),
-        with_bytes=getattr(transport, "needs_bytes", True),
-    )
-    transport.open()
-    try:
-        message = composer.outbound(0, _sample(settings, channel, address))
-        [result] = transport.send_batch([_own_identity(message, settings.mail_domain)])
-    finally:
-        transport.close()
-    if result.state is not DeliveryState.SENT:
-        raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
+    result = send_control.send_test_copy(engine, settings, post, channel, address)
     console.print(
         f"Test copy of '{post.title}' ({channel}) sent to {address} via "
         f"{settings.transport.kind} ({result.detail}); no delivery recorded."
-    )
-
-
-_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re.MULTILINE)
-
-
-def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
-    """A test copy is a new message each time: its own Message-ID (a mail client would thread
-    or drop copies that share one) and its own outbox file name."""
-    import secrets
-
-    token = secrets.token_hex(8)
-    mid = f"<syndicate.test.{token}@{domain}>"
-    data = message.data
-    if data:
-        head, blank, body = data.partition(b"\r\n\r\n")
-        head, found = _MESSAGE_ID_HEADER.subn(f"Message-ID: {mid}\r\n".encode(), head + b"\r\n", 1)
-        if not found:
-            head = f"Message-ID: {mid}\r\n".encode() + head
-        data = head[:-2] + blank + body
-    headers = {**message.headers, "Message-ID": mid} if message.headers else message.headers
-    return dataclasses.replace(
-        message, data=data, message_id=mid, headers=headers, label=f"test-{token}-"
     )
 
 

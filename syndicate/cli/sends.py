@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from syndicate.settings import Settings
 
 control = lazy_module("syndicate.scheduling.send_control")
+corrections = lazy_module("syndicate.corrections.listing")
 
 sends_app = typer.Typer(help="List the sends (one per post and channel).", no_args_is_help=True)
 app.add_typer(sends_app, name="sends")
@@ -176,6 +177,8 @@ def list_sends(
         table.add_row(*cells)
     print_table(table)
     print_waits(rows, waits, settings)
+    for line in corrections.waiting_lines(open_store(settings)):
+        console.print(line + " ('syndicate corrections list')", highlight=False)
 
 
 @app.command()

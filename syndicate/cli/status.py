@@ -12,6 +12,7 @@ from rich.table import Table
 
 from syndicate import db
 from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import (
     column_style,
     print_table,
@@ -22,6 +23,8 @@ from syndicate.cli.sends import (
 )
 from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
+
+corrections = lazy_module("syndicate.corrections.listing")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
 
@@ -87,6 +90,8 @@ def status(
             for r in recent_replies
         ],
     }
+    pending_corrections = corrections.waiting_lines(engine)
+    data["pending_corrections"] = pending_corrections
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -167,6 +172,8 @@ def status(
                 r["title"] or "",
             )
         print_table(table)
+    for line in pending_corrections:
+        console.print(line + " ('syndicate corrections list')", highlight=False)
     # Unread words from people only ('syndicate replies read' marks them read).
     console.print(
         "Unread replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none")

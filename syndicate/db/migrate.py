@@ -70,6 +70,9 @@ def upgrade(engine: Engine) -> str | None:
             log.info("bringing a database made before Alembic migrations to the baseline")
         from alembic import command
 
+        # Alembic's own INFO lines (dialect, each revision's docstring) would break the one
+        # record per line of our log; our own line below says what happened.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         command.upgrade(config, "head")
         conn.commit()
         log.info("database schema upgraded from %s to %s", found or "nothing", HEAD)

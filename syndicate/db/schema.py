@@ -260,3 +260,48 @@ imap_state = Table(
     Column("last_uid", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Corrections and kills of a column already sent to editors (syndicate/corrections/), and
+# who got each notice.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("post_id", Integer, ForeignKey("posts.id"), nullable=False),
+    Column("send_id", Integer, ForeignKey("sends.id"), nullable=False),  # the original column
+    Column("action", String(NAME), nullable=False),
+    Column("state", String(NAME), nullable=False),
+    Column("origin", Text, nullable=False, default="", server_default=""),  # what proposed it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("base_title", Text, nullable=False, default="", server_default=""),
+    Column("base_content_html", Text, nullable=False, default="", server_default=""),
+    Column("base_summary_html", Text, nullable=False, default="", server_default=""),
+    Column("new_title", Text, nullable=False, default="", server_default=""),
+    Column("new_content_html", Text, nullable=False, default="", server_default=""),
+    Column("new_summary_html", Text, nullable=False, default="", server_default=""),
+    Column("summary", Text, nullable=False, default="", server_default=""),
+    Column("details", JSON, nullable=False, default=list, server_default="[]"),
+    Column("note", Text, nullable=False, default="", server_default=""),
+    Column("reason", Text, nullable=False, default="", server_default=""),
+    Column("asked_at", DateTime(timezone=True)),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("approved_by", Text, nullable=False, default="", server_default=""),
+    Column("sent_at", DateTime(timezone=True)),
+    # updated, correction, kill
+    Column("advisory", String(NAME), nullable=False, default="", server_default=""),
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
+)
+
+correction_deliveries = Table(
+    "correction_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("correction_id", Integer, ForeignKey("corrections.id"), nullable=False),
+    Column("recipient_id", Integer, ForeignKey("recipients.id"), nullable=False),
+    Column("message_id", Text, nullable=False, default="", server_default=""),
+    Column("state", String(NAME), nullable=False),
+    Column("detail", Text, nullable=False, default="", server_default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("correction_id", "recipient_id"),
+)

@@ -123,6 +123,21 @@ def first_run_choice(posts: list[Post], policy: str) -> set[str]:
     return set()
 
 
+def _before_refresh(conn: Connection, settings: Settings, post: Post, at: datetime) -> None:
+    """An edited post editors already have may need a correction (syndicate.corrections)."""
+    from syndicate.corrections import control as corrections
+    from syndicate.corrections import records
+
+    stored = records.post_by_guid(conn, post.guid)
+    if stored is None or (stored.title, stored.content_html, stored.summary_html) == (
+        post.title,
+        post.content_html,
+        post.summary_html,
+    ):
+        return
+    corrections.on_edit(conn, settings, stored, post, at)
+
+
 def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> PollReport:
     """Fetch and parse first; only a usable feed is written, in one transaction."""
     source = feed_source(settings)
@@ -154,6 +169,7 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
             allowed = {p.guid for p in report.new_posts}
         for post in parsed.posts:
             if post.guid in known:
+                _before_refresh(conn, settings, post, scheduled_at)
                 db.posts.refresh_post(conn, post)
         for post in reversed(feed.newest_first(report.new_posts)):
             eligible = post.guid in allowed
@@ -162,9 +178,17 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
                 continue
             report.eligible.append(post)
             plan_post(conn, settings, post_id, scheduled_at, report)
+        if not report.first_run:
+            from syndicate.corrections import control as corrections
+
+            corrections.on_feed(conn, settings, parsed.posts, scheduled_at)
         db.inbox_state.save_feed_state(
             conn, source, fetched.etag, fetched.last_modified, initialized=True
         )
+    if not report.first_run:
+        from syndicate.corrections import control as corrections
+
+        corrections.check_links(engine, settings, parsed.posts, scheduled_at)
     if report.first_run:
         log.info(
             "first run: %d post(s) in the feed recorded as already published; %d will be sent "

@@ -325,6 +325,13 @@ def handle_approval_reply(
             "the author's domain, no pass from inbound.trusted_authserv_id)",
         )
     words = _first_words(message)
+    if claim.recipient_id:  # a question about a correction (syndicate.corrections)
+        from syndicate.corrections import control as corrections
+
+        accepted, reason = corrections.answer(
+            engine, settings, claim.recipient_id, send_id, words, proof, at
+        )
+        return ApprovalResult(accepted, send_id, reason)
     if not words.startswith(APPROVE_WORDS):
         return ApprovalResult(
             False, send_id, f"the reply does not say 'approve' (it starts {words[:40]!r})"

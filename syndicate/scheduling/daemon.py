@@ -78,6 +78,7 @@ class RunReport:
     list_problems: list[str] = field(default_factory=list)
     digests: list[int] = field(default_factory=list)
     previews: int = 0
+    corrections: int = 0  # advisories sent (syndicate.corrections)
     waiting: list[Waiting] = field(default_factory=list)
 
 
@@ -272,6 +273,12 @@ def tick(
         report.previews = approval.request_previews(engine, settings)
     except Exception:
         log.exception("could not email approval previews; retried next tick")
+    try:
+        from syndicate.corrections import control as corrections
+
+        report.corrections = corrections.tick(engine, settings, when)
+    except Exception:
+        log.exception("could not ask about or send corrections; retried next tick")
     _, report.waiting = split_due(engine, settings, when)
     report.summaries = run_due_sends(
         engine,

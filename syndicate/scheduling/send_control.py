@@ -8,6 +8,7 @@ delivered.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,9 +18,19 @@ from syndicate import db
 from syndicate.db import Connection, Engine
 from syndicate.db.sends import Send
 from syndicate.errors import SyndicateError
-from syndicate.models import Channel, SendState
+from syndicate.models import (
+    Channel,
+    DeliveryResult,
+    DeliveryState,
+    Edition,
+    OutboundMessage,
+    Post,
+    Recipient,
+    SendState,
+)
 from syndicate.scheduling import embargo as embargo_rule
 from syndicate.scheduling.timeparse import describe
+from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -282,3 +293,70 @@ def guard_embargo(
         title,
     )
     return found
+
+
+def send_test_copy(
+    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
+) -> DeliveryResult:
+    """One copy of the post to `address` (`syndicate send --test`, the desk's "send a test to
+    me"): subject marked [TEST], a Message-ID of its own, nothing recorded."""
+    import dataclasses
+
+    from syndicate.delivery import dispatch, transports
+    from syndicate.render import EditionCache, make_environment
+
+    if "@" not in address or any(c.isspace() for c in address):
+        raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+    env = make_environment(settings.path(settings.paths.templates))
+
+    class TestEditions(EditionCache):
+        """The edition with its subject marked [TEST]."""
+
+        def for_recipient(self, recipient: Recipient | None = None) -> Edition:
+            edition = super().for_recipient(recipient)
+            return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
+
+    editions = TestEditions(post, channel, settings, env)
+    transport = transports.make_transport(settings)
+    composer = dispatch.Composer(
+        editions,
+        dispatch.make_sender(settings, key),
+        0,
+        db.now(),
+        with_bytes=getattr(transport, "needs_bytes", True),
+    )
+    sample = Recipient(id=0, kind=channel.audience, email=address, name="")
+    transport.open()
+    try:
+        message = composer.outbound(0, sample)
+        [result] = transport.send_batch([_own_identity(message, settings.mail_domain)])
+    finally:
+        transport.close()
+    if result.state is not DeliveryState.SENT:
+        raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
+    return result
+
+
+_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re.MULTILINE)
+
+
+def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
+    """A test copy is a new message each time: its own Message-ID (a mail client would thread
+    or drop copies that share one) and its own outbox file name."""
+    import dataclasses
+    import secrets
+
+    token = secrets.token_hex(8)
+    mid = f"<syndicate.test.{token}@{domain}>"
+    data = message.data
+    if data:
+        head, blank, body = data.partition(b"\r\n\r\n")
+        head, found = _MESSAGE_ID_HEADER.subn(f"Message-ID: {mid}\r\n".encode(), head + b"\r\n", 1)
+        if not found:
+            head = f"Message-ID: {mid}\r\n".encode() + head
+        data = head[:-2] + blank + body
+    headers = {**message.headers, "Message-ID": mid} if message.headers else message.headers
+    return dataclasses.replace(
+        message, data=data, message_id=mid, headers=headers, label=f"test-{token}-"
+    )

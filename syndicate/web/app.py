@@ -426,11 +426,15 @@ def create_app(
     transport_factory: Callable[[Settings], Transport] = make_transport,
 ) -> Starlette:
     """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
+    from syndicate import desk
+
     web = WebApp(settings, transport_factory)
     inbound_routes = sendgrid_inbound.routes(lambda: settings)
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
+        if path == settings.desk.path + desk.UPLOAD_PATH:
+            return settings.desk.max_upload_bytes
         if path == EVENTS_PATH:
             return settings.web.max_event_bytes
         if path == sendgrid_inbound.PATH:
@@ -441,8 +445,9 @@ def create_app(
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
 
+    desk_routes = desk.routes(settings, web.engine, web.key, transport_factory)
     app = GuardedStarlette(
-        routes=[*web.routes(), *inbound_routes, *extra_routes],
+        routes=[*web.routes(), *inbound_routes, *desk_routes, *extra_routes],
         exception_handlers={ClientDisconnect: client_gone},
         guard=guard,
     )

@@ -1,5 +1,7 @@
-"""Baseline: the schema as the hand-written migrations (schema_version 1-3) left it, made valid
-on PostgreSQL (state columns wide enough, boolean defaults `false`, IMAP UIDs 64-bit).
+"""Baseline: the schema of schema_version 3, made valid on PostgreSQL.
+
+The hand-written migrations (schema_version 1-3) left this schema; here it is also valid on
+PostgreSQL (state columns wide enough, boolean defaults `false`, IMAP UIDs 64-bit).
 
 On an empty database it creates every table. On a database an older syndicate made (a `meta`
 row `schema_version`, no `alembic_version`) it creates the tables that are missing, adds the
@@ -213,6 +215,47 @@ sa.Table(
     sa.Column("uidvalidity", sa.BigInteger, nullable=False),
     sa.Column("last_uid", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Table(
+    "corrections",
+    frozen,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id"), nullable=False),
+    sa.Column("send_id", sa.Integer, sa.ForeignKey("sends.id"), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("base_title", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("base_content_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("base_summary_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_title", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_content_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("new_summary_html", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("details", sa.JSON, nullable=False, default=list, server_default="[]"),
+    sa.Column("note", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("reason", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("asked_at", sa.DateTime(timezone=True)),
+    sa.Column("approved_at", sa.DateTime(timezone=True)),
+    sa.Column("approved_by", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("sent_at", sa.DateTime(timezone=True)),
+    sa.Column("advisory", sa.String(32), nullable=False, default="", server_default=""),
+    sa.Column("version", sa.Integer, nullable=False, default=0, server_default="0"),
+)
+
+sa.Table(
+    "correction_deliveries",
+    frozen,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("correction_id", sa.Integer, sa.ForeignKey("corrections.id"), nullable=False),
+    sa.Column("recipient_id", sa.Integer, sa.ForeignKey("recipients.id"), nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("correction_id", "recipient_id"),
 )
 
 

@@ -1,0 +1,40 @@
+"""`syndicate desk password`: set the password of the author's desk (syndicate/desk)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.errors import SyndicateError
+
+desk_app = typer.Typer(help="The author's desk in the browser.", no_args_is_help=True)
+app.add_typer(desk_app, name="desk")
+
+
+@desk_app.command("password")
+def password(
+    ctx: typer.Context,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from standard input (one line).")
+    ] = False,
+) -> None:
+    """Set the desk's password (asked twice); every open desk session ends."""
+    from syndicate.desk import auth, queries
+
+    settings = settings_of(ctx)
+    if stdin:
+        chosen = sys.stdin.readline().rstrip("\r\n")
+    else:
+        chosen = typer.prompt("New desk password", hide_input=True)
+        again = typer.prompt("The same again", hide_input=True)
+        if chosen != again:
+            raise SyndicateError("the two passwords differ; nothing was changed")
+    auth.check_new_password(chosen)
+    queries.set_password(open_store(settings), chosen)
+    console.print(
+        f"Desk password set; open {settings.mail.base_url.rstrip('/')}{settings.desk.path}/ "
+        "(served by 'syndicate serve') and log in."
+    )

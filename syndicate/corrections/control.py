@@ -1,0 +1,436 @@
+"""Corrections and kills: found by the feed poll, decided by the author, sent to editors.
+
+The feed poll calls `on_edit` for every known post before it refreshes the stored copy, and
+`on_feed` with the feed's posts: an edit of a column editors already have becomes one open
+correction (revised, never duplicated, by later polls), and a delivered column that vanished
+from the feed becomes a proposed kill. `[channels.column] corrections` says what happens next:
+"ask" (the default) emails the author, who answers `send` by reply (with the proof approvals
+need) or runs `syndicate corrections send ID`; "auto" sends corrections at the next tick; "off"
+detects nothing. A kill is never sent without the author. The daemon's tick calls `tick`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from syndicate import db
+from syndicate.corrections import outgoing, records
+from syndicate.corrections.detect import compare, detect
+from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
+from syndicate.db import Connection, Engine
+from syndicate.errors import SyndicateError
+from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
+from syndicate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEND_WORDS = ("send", "yes, send", "ok send", "approve")
+DROP_WORDS = ("drop", "don't send", "do not send")
+# A delivered column missing from the feed is a proposed kill only while it would still be in
+# the feed's window (newer than the feed's oldest post): older posts simply scroll off the end.
+KILL_WATCH_DAYS = 30
+# A correction claimed for sending longer ago than this was left by a process that died
+# (deliveries are recorded in one transaction after the transport answers, so none were).
+STALE_SENDING = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a send of a correction did: the advisory kind and how many editors got it."""
+
+    correction_id: int
+    kind: str
+    sent: int
+    failed: int
+    cancelled_sends: tuple[int, ...] = ()
+    readers: int = 0  # readers sent a short note ([channels.newsletter] corrections = "notice")
+
+
+# --- found by the feed poll -----------------------------------------------------------------
+
+
+def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at: datetime) -> None:
+    """Compare a known post with the feed's version; open or revise a correction if it matters."""
+    column = settings.channels.column
+    if column.corrections == "off" or stored.id is None:
+        return
+    records.ensure_tables(conn)
+    send = records.delivered_column(conn, stored.id)
+    if send is None or records.killed(conn, stored.id):
+        return
+    fresh = _with_id(fresh, stored.id)
+    open_one = records.open_for_post(conn, stored.id, CorrectionAction.CORRECT)
+    last = records.last_sent(conn, stored.id)
+    small = records.first_ignored(conn, stored.id) if last is None else None
+    # What editors have: the stored copy is refreshed by every poll, so small edits ignored
+    # earlier are kept as a baseline row and add up with later ones.
+    base = open_one.base if open_one else last.new if last else small.base if small else stored
+    difference = detect(base, fresh, column.corrections_min_words)
+    if open_one is not None:
+        if difference is None:
+            records.set_state(conn, open_one.id, CorrectionState.REVERTED, updated_at=at)
+            log.info(
+                "post %r is back to what editors have: correction %s closed",
+                fresh.title,
+                open_one.id,
+            )
+        elif compare(open_one.new, fresh).changes:
+            records.revise(
+                conn,
+                open_one.id,
+                new=fresh,
+                summary=difference.summary,
+                details=tuple(difference.lines),
+                at=at,
+            )
+            log.info(
+                "correction %s of %r revised: %s", open_one.id, fresh.title, difference.summary
+            )
+        return
+    if difference is None:
+        if last is None and small is None and compare(base, fresh).changes:
+            records.create(
+                conn,
+                post_id=stored.id,
+                send_id=send.id,
+                action=CorrectionAction.CORRECT,
+                state=CorrectionState.IGNORED,
+                origin="an edit below corrections_min_words",
+                base=base,
+                new=fresh,
+                at=at,
+            )
+        return
+    state = CorrectionState.APPROVED if column.corrections == "auto" else CorrectionState.PENDING
+    correction_id = records.create(
+        conn,
+        post_id=stored.id,
+        send_id=send.id,
+        action=CorrectionAction.CORRECT,
+        state=state,
+        origin="the post was edited",
+        base=base,
+        new=fresh,
+        summary=difference.summary,
+        details=tuple(difference.lines),
+        at=at,
+    )
+    log.info(
+        "post %r edited after editors got it: correction %s (%s)",
+        fresh.title,
+        correction_id,
+        difference.summary,
+    )
+
+
+def _with_id(post: Post, post_id: int) -> Post:
+    return dataclasses.replace(post, id=post_id)
+
+
+def on_feed(conn: Connection, settings: Settings, posts: list[Post], at: datetime) -> list[int]:
+    """Propose a kill for each delivered column whose post left the feed inside its window."""
+    if settings.channels.column.corrections == "off" or not posts:
+        return []
+    records.ensure_tables(conn)
+    in_feed = {p.guid for p in posts}
+    dates = [p.published for p in posts if p.published is not None]
+    oldest = min(dates) if dates else None
+    proposed = []
+    for post, send in records.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS)):
+        if post.guid in in_feed or post.id is None or oldest is None:
+            continue
+        if post.published is None or post.published <= oldest:
+            continue  # scrolled off the end of the feed, not withdrawn
+        if _kill_known(conn, post.id):
+            continue
+        proposed.append(
+            propose_kill(conn, post, send.id, "the post is no longer in the blog's feed", at)
+        )
+    return proposed
+
+
+def check_links(engine: Engine, settings: Settings, posts: list[Post], at: datetime) -> list[int]:
+    """A delivered column missing from the feed whose page answers 404 or 410 is a proposed kill
+    too (it may have scrolled off the feed's end, but its page is gone). Only for a feed read
+    over HTTP; called after the poll's transaction, since it asks the blog over the network."""
+    column = settings.channels.column
+    if column.corrections == "off" or not settings.feed.source.lower().startswith("http"):
+        return []
+    in_feed = {p.guid for p in posts}
+    with engine.begin() as conn:
+        records.ensure_tables(conn)
+        missing = [
+            (post, send)
+            for post, send in records.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS))
+            if post.guid not in in_feed and post.id is not None and not _kill_known(conn, post.id)
+        ]
+    gone = [(p, s, code) for p, s in missing if (code := _page_status(p.link, settings)) in GONE]
+    with engine.begin() as conn:
+        return [
+            propose_kill(conn, p, s.id, f"its page answers HTTP {code}", at)
+            for p, s, code in gone
+        ]
+
+
+GONE = (404, 410)
+
+
+def _kill_known(conn: Connection, post_id: int) -> bool:
+    return records.killed(conn, post_id) or bool(
+        records.open_for_post(conn, post_id, CorrectionAction.KILL)
+    )
+
+
+def _page_status(link: str, settings: Settings) -> int | None:
+    """The HTTP status of a post's page (HEAD, then GET if HEAD is refused); None if unknown."""
+    if not link.lower().startswith(("http://", "https://")):
+        return None
+    import httpx
+
+    headers = {"User-Agent": settings.feed.user_agent}
+    try:
+        with httpx.Client(timeout=settings.feed.timeout_seconds, follow_redirects=True) as client:
+            status = client.head(link, headers=headers).status_code
+            if status in (405, 501):
+                with client.stream("GET", link, headers=headers) as response:
+                    status = response.status_code
+    except httpx.HTTPError as exc:
+        log.info("could not check %s: %s", link, exc)
+        return None
+    return status
+
+
+def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datetime) -> int:
+    assert post.id is not None
+    correction_id = records.create(
+        conn,
+        post_id=post.id,
+        send_id=send_id,
+        action=CorrectionAction.KILL,
+        state=CorrectionState.PENDING,
+        origin=why,
+        base=post,
+        new=post,
+        reason="withdrawn by the author",
+        at=at,
+    )
+    log.warning(
+        "%s: %r; a kill is proposed (correction %s), nothing is sent without you",
+        why,
+        post.title,
+        correction_id,
+    )
+    return correction_id
+
+
+# --- the author decides -----------------------------------------------------------------------
+
+
+def answer(
+    engine: Engine,
+    settings: Settings,
+    correction_id: int,
+    send_id: int,
+    words: str,
+    proof: str,
+    at: datetime,
+) -> tuple[bool, str]:
+    """The author's authenticated reply to a question (approval.py checked token and proof)."""
+    with engine.begin() as conn:
+        records.ensure_tables(conn)
+        correction = records.get(conn, correction_id)
+    if correction is None or correction.send_id != send_id:
+        return False, "no such correction"
+    if not correction.open:
+        return False, f"correction {correction_id} is already {correction.state.value}"
+    if words.startswith(DROP_WORDS):
+        drop(engine, correction_id)
+        return True, f"correction {correction_id} dropped by reply ({proof})"
+    if not words.startswith(SEND_WORDS):
+        return False, f"the reply says neither 'send' nor 'drop' (it starts {words[:40]!r})"
+    with engine.begin() as conn:
+        changed = records.set_state(
+            conn,
+            correction_id,
+            CorrectionState.APPROVED,
+            approved_at=at,
+            approved_by=f"reply ({proof})",
+        )
+    log.info(
+        "correction %s approved by reply (%s); it goes out at the next tick", correction_id, proof
+    )
+    return changed, f"correction {correction_id} approved by reply ({proof})"
+
+
+def drop(engine: Engine, correction_id: int) -> Correction:
+    with engine.begin() as conn:
+        correction = _load(conn, correction_id)
+        if not correction.open:
+            raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
+        records.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=db.now())
+        return _load(conn, correction_id)
+
+
+def _load(conn: Connection, correction_id: int) -> Correction:
+    records.ensure_tables(conn)
+    correction = records.get(conn, correction_id)
+    if correction is None:
+        raise SyndicateError(f"no correction {correction_id} (see 'syndicate corrections list')")
+    return correction
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+def send(
+    engine: Engine,
+    settings: Settings,
+    correction_id: int,
+    *,
+    note: str = "",
+    by: str = "cli",
+    at: datetime | None = None,
+) -> Outcome:
+    """Send an open correction (or kill) now to every editor who had the column and is active."""
+    at = at or db.now()
+    with engine.begin() as conn:
+        correction = _load(conn, correction_id)
+        if not correction.open:
+            raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
+        if note:
+            records.set_note(conn, correction_id, " ".join(note.split()))
+        if not records.set_state(
+            conn,
+            correction_id,
+            CorrectionState.SENDING,
+            approved_at=correction.approved_at or at,
+            approved_by=correction.approved_by or by,
+            updated_at=at,
+        ):
+            raise SyndicateError(f"correction {correction_id} is being sent by another process")
+        correction = _load(conn, correction_id)
+    try:
+        advisory, results = outgoing.deliver(engine, settings, correction, at)
+    except BaseException:
+        with engine.begin() as conn:
+            records.release(conn, correction_id)
+        raise
+    cancelled: tuple[int, ...] = ()
+    with engine.begin() as conn:
+        for result in results:
+            records.record_delivery(
+                conn,
+                correction.id,
+                result.recipient.id,
+                result.message_id,
+                result.state,
+                result.detail,
+                at,
+            )
+        records.finish(
+            conn, correction.id, advisory=advisory.kind.value, version=advisory.version, at=at
+        )
+        if correction.action is CorrectionAction.KILL:
+            cancelled = _cancel_sends(conn, correction.post_id)
+            for other in records.listed(conn, open_only=True):
+                if other.post_id == correction.post_id:
+                    records.set_state(conn, other.id, CorrectionState.DROPPED, updated_at=at)
+    editors = [r for r in results if r.recipient.kind is RecipientKind.EDITOR]
+    sent = sum(r.state is DeliveryState.SENT for r in editors)
+    readers = sum(
+        r.state is DeliveryState.SENT for r in results if r.recipient.kind is RecipientKind.READER
+    )
+    log.info(
+        "correction %s (%s v%s) of %r: sent to %d editor(s), %d not; %d reader note(s)",
+        correction.id,
+        advisory.kind.label,
+        advisory.version,
+        correction.new.title,
+        sent,
+        len(editors) - sent,
+        readers,
+    )
+    return Outcome(
+        correction.id, advisory.kind.value, sent, len(editors) - sent, cancelled, readers
+    )
+
+
+def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
+    cancelled = []
+    for channel in Channel:
+        send = db.sends.find_send(conn, post_id, channel)
+        if send and send.state not in (SendState.DONE.value, SendState.CANCELLED.value):
+            db.sends.set_send_state(conn, send.id, SendState.CANCELLED)
+            cancelled.append(send.id)
+    db.sends.unqueue_digest(conn, post_id)
+    return tuple(cancelled)
+
+
+def kill(
+    engine: Engine, settings: Settings, post_ref: str, reason: str, at: datetime | None = None
+) -> Outcome:
+    """`syndicate kill POST --reason`: editors who had it are told not to publish it, and every
+    send of it still to come is cancelled."""
+    at = at or db.now()
+    if not reason.strip():
+        raise SyndicateError("--reason is required: editors are told why a column is withdrawn")
+    with engine.begin() as conn:
+        records.ensure_tables(conn)
+        post = db.posts.find_post(conn, post_ref)
+        if post is None or post.id is None:
+            raise SyndicateError(f"no post {post_ref!r} (see 'syndicate posts list')")
+        if records.killed(conn, post.id):
+            raise SyndicateError(f"“{post.title}” was already killed")
+        column = records.delivered_column(conn, post.id)
+        if column is None:
+            cancelled = _cancel_sends(conn, post.id)
+            return Outcome(0, "none", 0, 0, cancelled)
+        proposed = records.open_for_post(conn, post.id, CorrectionAction.KILL)
+        correction_id = (
+            proposed.id
+            if proposed
+            else propose_kill(conn, post, column.id, "syndicate kill", at)
+        )
+        records.set_reason(conn, correction_id, " ".join(reason.split()))
+    return send(engine, settings, correction_id, by="syndicate kill", at=at)
+
+
+# --- the daemon's tick ------------------------------------------------------------------------
+
+
+def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
+    """Ask the author about new corrections; send approved ones. Returns how many went out."""
+    at = at or db.now()
+    with engine.begin() as conn:
+        records.ensure_tables(conn)
+        for stale in records.release_stale(conn, at - STALE_SENDING):
+            log.warning(
+                "correction %s was left 'sending' by a process that died; it is sent again "
+                "(an editor may get it twice, never not at all)",
+                stale,
+            )
+        waiting = records.listed(conn, open_only=True)
+    sent = 0
+    for correction in reversed(waiting):
+        if correction.state is CorrectionState.APPROVED:
+            try:
+                send(engine, settings, correction.id, by=correction.approved_by or "auto", at=at)
+                sent += 1
+            except SyndicateError as exc:
+                log.error("%s", exc)
+        elif correction.asked_at is None:
+            _ask(engine, settings, correction, at)
+    return sent
+
+
+def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> None:
+    from syndicate.scheduling.approval import deliver_to_author
+
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+    message = outgoing.question(engine, settings, correction, key, at)
+    if deliver_to_author(settings, message, correction.id, label="correction"):
+        with engine.begin() as conn:
+            records.mark_asked(conn, correction.id, at)

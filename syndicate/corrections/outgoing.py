@@ -1,0 +1,250 @@
+"""The messages corrections send: the question to the author, the advisory to each editor who
+had the column (threaded under it), and readers' short notes; and the one transport session.
+
+State lives with the caller (control.py): this module renders, composes and transmits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from jinja2 import Environment
+
+from syndicate import db, tokens
+from syndicate.corrections import records
+from syndicate.corrections.advisory import (
+    Advisory,
+    AdvisoryKind,
+    day_name,
+    headers_for,
+    kind_at,
+    render_advisory,
+    threading_headers,
+)
+from syndicate.corrections.rows import Correction, CorrectionAction, Reached
+from syndicate.db import Engine
+from syndicate.errors import SyndicateError, TransportError
+from syndicate.models import (
+    Channel,
+    DeliveryState,
+    Edition,
+    OutboundMessage,
+    Recipient,
+    RecipientKind,
+)
+from syndicate.settings import Settings
+
+
+@dataclass(frozen=True)
+class Result:
+    recipient: Recipient
+    message_id: str
+    state: DeliveryState
+    detail: str
+
+
+# --- the question to the author ---------------------------------------------------------------
+
+
+def ask_address(settings: Settings, key: bytes, correction: Correction, at: datetime) -> str:
+    """The Reply-To of the question: an `approve` token naming the column's send and, in the
+    recipient slot, the correction (approval previews put 0 there), signed with its time."""
+    token = tokens.make(
+        key, "approve", correction.send_id, correction.id, issued_at=int(at.timestamp())
+    )
+    return tokens.reply_address(settings.mail.reply_address, token)
+
+
+def question(
+    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
+) -> EmailMessage:
+    """One email to the author: send this correction (or kill) to N editors?"""
+    with engine.connect() as conn:
+        editors = len(
+            records.reached(conn, correction.send_id, records.sent_ids(conn, correction.post_id))
+        )
+    title = correction.new.title
+    what = "a KILL" if correction.action is CorrectionAction.KILL else "a correction"
+    lines = [f"Send {what} of “{title}” to {editors} editor{'s' if editors != 1 else ''}?", ""]
+    if correction.action is CorrectionAction.KILL:
+        lines += [
+            f"Why it is proposed: {correction.origin}.",
+            "Editors would be told not to publish it.",
+        ]
+    else:
+        lines += [f"You edited the post after editors got it: it {correction.summary}.", ""]
+        lines += [f"  {line}" for line in correction.details]
+    lines += [
+        "",
+        "To send it, reply to this email with the word:  send",
+        f'or run:  syndicate corrections send {correction.id} --note "…"',
+        f"To leave editors alone:  syndicate corrections drop {correction.id}  (or reply: drop)",
+        "",
+        "What editors would get is attached.",
+    ]
+    msg = EmailMessage()
+    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
+    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
+    msg["Subject"] = lines[0]
+    msg["Date"] = format_datetime(at)
+    msg["Message-ID"] = make_msgid(f"syndicate.correction.c{correction.id}", settings.mail_domain)
+    msg["Reply-To"] = ask_address(settings, key, correction, at)
+    msg["X-Syndicate-Correction"] = str(correction.id)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(lines) + "\n")
+    preview = _advisory_for_author(engine, settings, correction, key, at)
+    msg.add_attachment(preview)
+    return msg
+
+
+def _advisory_for_author(
+    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
+) -> EmailMessage:
+    from syndicate.delivery import dispatch
+    from syndicate.delivery.compose import compose
+    from syndicate.models import Recipient, RecipientKind
+    from syndicate.render import make_environment
+
+    advisory = advisory_for(engine, correction, at)
+    env = make_environment(settings.path(settings.paths.templates))
+    edition = render_advisory(advisory, correction.new, settings, env, at)
+    author = Recipient(0, RecipientKind.EDITOR, settings.author.email, settings.author.name)
+    return compose(edition, author, correction.send_id, dispatch.make_sender(settings, key), at)
+
+
+def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
+    with engine.connect() as conn:
+        send = db.sends.get_send(conn, correction.send_id)
+        version = records.sent_versions(conn, correction.post_id) + 2
+    assert send is not None
+    sent_at = db.as_utc(send.started_at) or correction.created_at
+    release_at = db.as_utc(send.embargo_until)
+    if correction.action is CorrectionAction.KILL:
+        kind = AdvisoryKind.KILL
+    else:
+        kind = kind_at(release_at, sent_at, at)
+    return Advisory(
+        kind,
+        version,
+        sent_at,
+        release_at,
+        changes=correction.summary,
+        details=correction.details,
+        note=note or correction.note,
+        reason=correction.reason,
+    )
+
+
+# --- advisories and notices -------------------------------------------------------------------
+
+
+def deliver(
+    engine: Engine, settings: Settings, correction: Correction, at: datetime
+) -> tuple[Advisory, list[Result]]:
+    """Send the advisory to every editor who had the column and is still active (and, with
+    `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post)."""
+    from syndicate.delivery import dispatch
+    from syndicate.delivery.compose import compose, envelope_sender
+    from syndicate.delivery.transports import make_transport, notice
+    from syndicate.render import make_environment
+    from syndicate.render.column import default_profile, profile_defaults
+    from syndicate.render.editor_profile import profile_of
+
+    advisory = advisory_for(engine, correction, at)
+    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+    sender = dispatch.make_sender(settings, key)
+    env = make_environment(settings.path(settings.paths.templates))
+    with engine.connect() as conn:
+        earlier = records.sent_ids(conn, correction.post_id)
+        editors = records.reached(conn, correction.send_id, earlier)
+        readers: list[Reached] = []
+        newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
+        if newsletter and _notify_readers(settings, correction):
+            readers = records.reached(conn, newsletter.id, earlier, RecipientKind.READER)
+    editions: dict[tuple[str, ...], Edition] = {}
+    outbound: list[OutboundMessage] = []
+    for reach, send_id in [(r, correction.send_id) for r in editors] + [
+        (r, newsletter.id if newsletter else 0) for r in readers
+    ]:
+        recipient = reach.recipient
+        if recipient.kind is RecipientKind.EDITOR:
+            found, _ = profile_of(recipient, profile_defaults(settings))
+            profile = found or default_profile(settings)
+            edition = editions.get(profile.key())
+            if edition is None:
+                edition = editions[profile.key()] = render_advisory(
+                    advisory, correction.new, settings, env, at, profile
+                )
+        else:
+            edition = editions.get(("reader",)) or _reader_note(
+                advisory, correction, settings, env, at
+            )
+            editions[("reader",)] = edition
+        email = compose(edition, recipient, send_id, sender, at)
+        del email["Message-ID"]
+        email["Message-ID"] = make_msgid(
+            f"syndicate.correction.c{correction.id}.r{recipient.id}", sender.domain
+        )
+        threading = threading_headers(reach.message_ids[-1], " ".join(reach.message_ids[:-1]))
+        extra = headers_for(advisory) if recipient.kind is RecipientKind.EDITOR else {}
+        for name, value in {**threading, **extra}.items():
+            email[name] = value
+        outbound.append(
+            notice(
+                email,
+                recipient,
+                envelope_from=envelope_sender(sender, send_id, recipient.id),
+                label=f"c{correction.id}-",
+                number=recipient.id,
+            )
+        )
+    if not outbound:
+        return advisory, []
+    transport = make_transport(settings)
+    try:
+        transport.open()
+        answers = transport.send_batch(outbound)
+    except TransportError as exc:
+        raise SyndicateError(f"correction {correction.id} not sent: {exc}") from exc
+    finally:
+        transport.close()
+    by_id = {m.delivery_id: m for m in outbound}
+    return advisory, [
+        Result(by_id[a.delivery_id].recipient, by_id[a.delivery_id].message_id, a.state, a.detail)
+        for a in answers
+    ]
+
+
+def _notify_readers(settings: Settings, correction: Correction) -> bool:
+    return (
+        settings.channels.newsletter.corrections == "notice"
+        and correction.action is CorrectionAction.CORRECT
+    )
+
+
+def _reader_note(
+    advisory: Advisory, correction: Correction, settings: Settings, env: Environment, at: datetime
+) -> Edition:
+    """A few lines and a link for readers: what changed, never the post again."""
+    from syndicate.render.column import default_profile
+    from syndicate.render.email import post_context
+
+    post = correction.new
+    context = post_context(post, settings)
+    context.update(
+        sent_day=day_name(advisory.sent_at, at, default_profile(settings)),
+        changes=advisory.changes,
+        note=advisory.note,
+    )
+    assert post.id is not None
+    return Edition(
+        post_id=post.id,
+        channel=Channel.NEWSLETTER,
+        subject=f"Correction: {post.title}",
+        html=env.get_template("email/correction_notice.html.j2").render(context),
+        text=env.get_template("email/correction_notice.txt.j2").render(context),
+    )

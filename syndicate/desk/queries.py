@@ -1,0 +1,472 @@
+"""Everything the desk reads from or writes to the database, in one place, through the store.
+
+The author's password hash and the session epoch live in the store's key/value `meta` table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, func, select, update
+
+from syndicate import db
+from syndicate.db import Connection, Engine
+from syndicate.db.locks import LockHolder
+from syndicate.db.recipients import RecipientRecord
+from syndicate.db.sends import Send, SendListing
+from syndicate.desk import auth
+from syndicate.errors import SyndicateError
+from syndicate.models import (
+    Channel,
+    DeliveryState,
+    Post,
+    Recipient,
+    RecipientKind,
+    RecipientStatus,
+    ReplyKind,
+    SendState,
+)
+from syndicate.scheduling import embargo as embargo_rule
+from syndicate.scheduling import send_control as control
+from syndicate.scheduling.timeparse import short
+from syndicate.settings import Settings
+
+PERSONAL = list(db.replies.PERSONAL_REPLY_KINDS)
+PASSWORD_KEY = "desk_password_hash"
+EPOCH_KEY = "desk_session_epoch"
+
+
+def password_hash(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return db.meta.get_meta(conn, PASSWORD_KEY)
+
+
+def session_epoch(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return db.meta.get_meta(conn, EPOCH_KEY)
+
+
+def set_password(engine: Engine, password: str) -> None:
+    """A new password ends every open desk session."""
+    hashed = auth.hash_password(password)
+    with engine.begin() as conn:
+        db.meta.set_meta(conn, PASSWORD_KEY, hashed)
+        db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+
+
+def end_sessions(engine: Engine) -> None:
+    with engine.begin() as conn:
+        db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+
+
+# --- home -------------------------------------------------------------------------------------
+
+UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+
+
+@dataclass
+class SendRow:
+    """One send as the desk shows it: the store's row, its times in the author's zone, and what
+    holds it back."""
+
+    row: SendListing
+    waiting_until: str = ""
+    waiting_for: str = ""
+    bounced: int = 0
+    unsubscribed_after: int = 0
+    replies: int = 0
+
+    def __getitem__(self, name: str) -> Any:
+        if name.startswith("n_"):  # the templates' delivery counts: n_sent, n_failed …
+            return self.row.count(DeliveryState(name.removeprefix("n_")))
+        return getattr(self.row, name)
+
+    @property
+    def total(self) -> int:
+        return self.row.count(*DeliveryState)
+
+    @property
+    def done(self) -> int:
+        return self.row.count(DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
+
+
+@dataclass
+class Home:
+    upcoming: list[SendRow]
+    in_progress: list[SendRow]
+    recent: list[SendRow]
+    unread: list[dict[str, Any]]
+    unread_counts: dict[str, int]
+    feed_checked_at: datetime | None
+    daemon: LockHolder | None
+    recipients: dict[str, dict[str, int]]
+
+
+def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
+    """Bounces, unsubscribes after the send, and replies, for each finished or running send."""
+    ids = [r["id"] for r in rows]
+    if not ids:
+        return
+    replies, deliveries, recipients = db.schema.replies, db.schema.deliveries, db.schema.recipients
+    sent_to = deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id)
+    bounced: dict[int, int] = dict(
+        conn.execute(
+            select(replies.c.send_id, func.count())
+            .where(replies.c.send_id.in_(ids), replies.c.kind == ReplyKind.BOUNCE.value)
+            .group_by(replies.c.send_id)
+        ).all()
+    )
+    answered: dict[int, int] = dict(
+        conn.execute(
+            select(replies.c.send_id, func.count())
+            .where(replies.c.send_id.in_(ids), replies.c.kind.in_(PERSONAL))
+            .group_by(replies.c.send_id)
+        ).all()
+    )
+    for send in rows:
+        started = send["started_at"]
+        if started is not None:
+            send.unsubscribed_after = conn.execute(
+                select(func.count())
+                .select_from(sent_to)
+                .where(
+                    deliveries.c.send_id == send["id"],
+                    deliveries.c.state == DeliveryState.SENT.value,
+                    recipients.c.unsubscribed_at >= started,
+                )
+            ).scalar_one()
+        send.bounced = int(bounced.get(send["id"], 0))
+        send.replies = int(answered.get(send["id"], 0))
+
+
+def home(engine: Engine, settings: Settings) -> Home:
+    from syndicate.feedwatch.watch import feed_source
+
+    at = db.now()
+    with engine.connect() as conn:
+        sends = db.sends.list_sends(conn, 100)
+        waits = control.waiting(
+            conn, sends, at, respect_column=settings.channels.newsletter.respect_embargo
+        )
+        rows = []
+        for send in sends:
+            release = waits.get(send.id)
+            rows.append(
+                SendRow(
+                    send,
+                    waiting_until=short(release.until, settings.zone) if release else "",
+                    waiting_for=release.whose if release else "",
+                )
+            )
+        upcoming = sorted(
+            (r for r in rows if r["state"] in UPCOMING),
+            key=lambda r: db.as_utc(r["scheduled_at"]),
+        )
+        in_progress = [r for r in rows if r["state"] == SendState.SENDING.value]
+        recent = [r for r in rows if r["state"] in control.FINISHED][:10]
+        _outcomes(conn, in_progress + recent)
+        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
+        return Home(
+            upcoming=upcoming,
+            in_progress=in_progress,
+            recent=recent,
+            unread=db.replies.recent_replies(conn, 10),
+            unread_counts=db.replies.count_replies(conn),
+            feed_checked_at=state.checked_at if state else None,
+            daemon=db.locks.lock_holder(conn),
+            recipients=db.recipients.count_recipients(conn),
+        )
+
+
+def in_progress(engine: Engine) -> list[SendRow]:
+    with engine.connect() as conn:
+        rows = [SendRow(s) for s in db.sends.list_sends(conn, 100) if s.state is SendState.SENDING]
+        _outcomes(conn, rows)
+    return rows
+
+
+# --- one post ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PostPage:
+    post: Post
+    sends: dict[Channel, SendRow]
+    editors: list[Recipient]
+    column_embargo: datetime | None
+
+
+def post_page(engine: Engine, settings: Settings, post_id: int) -> PostPage | None:
+    at = db.now()
+    with engine.connect() as conn:
+        post = db.posts.get_post(conn, post_id)
+        if post is None:
+            return None
+        found = [s for s in db.sends.list_sends(conn, 10_000) if s.post_id == post_id]
+        waits = control.waiting(
+            conn, found, at, respect_column=settings.channels.newsletter.respect_embargo
+        )
+        rows = {}
+        for send in found:
+            release = waits.get(send.id)
+            rows[send.channel] = SendRow(
+                send,
+                waiting_until=short(release.until, settings.zone) if release else "",
+                waiting_for=release.whose if release else "",
+            )
+        _outcomes(conn, list(rows.values()))
+        editors = [
+            row.as_recipient()
+            for row in db.recipients.list_recipients(conn, RecipientKind.EDITOR)
+            if row.active
+        ]
+        embargo = embargo_rule.draft_embargo(conn, post_id)
+    return PostPage(post, rows, editors, embargo)
+
+
+def send_row(engine: Engine, send_id: int) -> Send | None:
+    with engine.connect() as conn:
+        return db.sends.get_send(conn, send_id)
+
+
+def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        return db.deliveries.delivery_counts(conn, send_id)
+
+
+# --- replies ----------------------------------------------------------------------------------
+
+ANSWERS_KEY = "desk_answers:{reply_id}"
+
+
+def replies(
+    engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
+) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return db.replies.list_replies(
+            conn,
+            post_id=post_id,
+            kinds=[kind] if kind else None,
+            unread_only=unread_only,
+            limit=limit,
+        )
+
+
+def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
+    """(all, unread) replies by kind."""
+    table = db.schema.replies
+    unread = func.sum(table.c.read_at.is_(None).cast(Integer))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.kind, func.count(), unread).group_by(table.c.kind).order_by(table.c.kind)
+        ).all()
+    return {kind: (int(total), int(fresh or 0)) for kind, total, fresh in rows}
+
+
+def replied_posts(engine: Engine) -> list[tuple[int, str]]:
+    """(id, title) of every post with a reply, newest post first."""
+    posts, table = db.schema.posts, db.schema.replies
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(posts.c.id, posts.c.title)
+            .where(posts.c.id.in_(select(table.c.post_id).where(table.c.post_id.is_not(None))))
+            .order_by(posts.c.id.desc())
+        ).all()
+    return [(int(pid), str(title)) for pid, title in rows]
+
+
+def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = db.replies.get_reply(conn, reply_id)
+        if row is None:
+            return None
+        post = db.posts.get_post(conn, row["post_id"]) if row["post_id"] else None
+        recipient = (
+            db.recipients.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
+        )
+        answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
+    return {
+        **row,
+        "post": post,
+        "recipient": recipient,
+        "answers": json.loads(answers) if answers else [],
+    }
+
+
+def set_read(engine: Engine, reply_id: int, read: bool) -> None:
+    with engine.begin() as conn:
+        if read:
+            db.replies.mark_replies_read(conn, [reply_id])
+        else:
+            db.replies.update_reply(conn, reply_id, read_at=None)
+
+
+def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None:
+    """The author's answer, kept with the reply (and the reply marked read)."""
+    key = ANSWERS_KEY.format(reply_id=reply_id)
+    with engine.begin() as conn:
+        kept = db.meta.get_meta(conn, key)
+        db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
+        db.replies.mark_replies_read(conn, [reply_id])
+
+
+# --- subscribers ------------------------------------------------------------------------------
+
+STATUS_LOG_KEY = "desk_status_log:{recipient_id}"
+SEARCH_LIMIT = 200
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def people(
+    engine: Engine, query: str, kind: str | None, status: str | None
+) -> list[dict[str, Any]]:
+    table = db.schema.recipients
+    select_people = select(table).order_by(table.c.kind, table.c.email_key).limit(SEARCH_LIMIT)
+    if query:
+        pattern = _like(query.lower())
+        select_people = select_people.where(
+            table.c.email_key.like(pattern, escape="\\")
+            | func.lower(table.c.name).like(pattern, escape="\\")
+        )
+    if kind:
+        select_people = select_people.where(table.c.kind == kind)
+    if status:
+        select_people = select_people.where(table.c.status == status)
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(select_people).mappings()]
+
+
+def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
+    """{"status": {kind: {status: n}}, "source": {kind: {source: n}}}."""
+    table = db.schema.recipients
+    found: dict[str, dict[str, dict[str, int]]] = {"status": {}, "source": {}}
+    with engine.connect() as conn:
+        found["status"] = db.recipients.count_recipients(conn)
+        rows = conn.execute(
+            select(table.c.kind, table.c.source, func.count()).group_by(
+                table.c.kind, table.c.source
+            )
+        ).all()
+    for kind, source, count in rows:
+        found["source"].setdefault(kind, {})[source] = int(count)
+    return found
+
+
+@dataclass
+class Person:
+    row: RecipientRecord
+    deliveries: list[dict[str, Any]]
+    replies: list[dict[str, Any]]
+    changes: list[dict[str, str]]
+
+
+def person(engine: Engine, recipient_id: int) -> Person | None:
+    deliveries, sends, posts, replies = (
+        db.schema.deliveries,
+        db.schema.sends,
+        db.schema.posts,
+        db.schema.replies,
+    )
+    with engine.connect() as conn:
+        row = db.recipients.recipient_row(conn, recipient_id)
+        if row is None:
+            return None
+        sent = conn.execute(
+            select(
+                deliveries.c.send_id,
+                deliveries.c.state,
+                deliveries.c.detail,
+                deliveries.c.updated_at,
+                sends.c.channel,
+                posts.c.id.label("post_id"),
+                posts.c.title,
+            )
+            .join(sends, sends.c.id == deliveries.c.send_id)
+            .join(posts, posts.c.id == sends.c.post_id)
+            .where(deliveries.c.recipient_id == recipient_id)
+            .order_by(deliveries.c.updated_at.desc())
+            .limit(200)
+        ).mappings()
+        answered = conn.execute(
+            select(replies.c.id, replies.c.kind, replies.c.subject, replies.c.received_at)
+            .where(replies.c.recipient_id == recipient_id)
+            .order_by(replies.c.received_at.desc())
+            .limit(200)
+        ).mappings()
+        changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
+        return Person(
+            row,
+            [dict(d) for d in sent],
+            [dict(r) for r in answered],
+            json.loads(changes) if changes else [],
+        )
+
+
+def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> bool:
+    """Unsubscribe or resubscribe one person by the author's hand, recorded with the reason;
+    True when this changed them. A spam complaint is never undone here."""
+    table = db.schema.recipients
+    reason = "by the author, on the desk"
+    with engine.begin() as conn:
+        row = db.recipients.recipient_row(conn, recipient_id)
+        if row is None:
+            raise SyndicateError(f"there is no subscriber {recipient_id}")
+        if active and row.status is RecipientStatus.COMPLAINED:
+            raise SyndicateError(
+                f"{row.email} reported a newsletter as spam; they can subscribe again "
+                "themselves, but the desk does not re-add them"
+            )
+        if active:
+            changed = bool(
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == recipient_id, table.c.status != "active")
+                    .values(
+                        status="active",
+                        unsubscribed_at=None,
+                        unsubscribe_reason="",
+                        updated_at=db.now(),
+                    )
+                ).rowcount
+            )
+        else:
+            changed = db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
+            )
+        if changed:
+            key = STATUS_LOG_KEY.format(recipient_id=recipient_id)
+            kept = db.meta.get_meta(conn, key)
+            change = {
+                "at": db.now().isoformat(),
+                "from": row.status.value,
+                "to": "active" if active else "unsubscribed",
+                "reason": reason,
+            }
+            db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
+        return changed
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
+    """When readers joined and when they left (unsubscribed, bounced, complained)."""
+    table = db.schema.recipients
+    reader = table.c.kind == RecipientKind.READER.value
+    with engine.connect() as conn:
+        joined = conn.execute(select(table.c.created_at).where(reader)).scalars().all()
+        left = (
+            conn.execute(
+                select(table.c.unsubscribed_at).where(reader, table.c.unsubscribed_at.is_not(None))
+            )
+            .scalars()
+            .all()
+        )
+    return [db.as_utc(t) for t in joined], [db.as_utc(t) for t in left]

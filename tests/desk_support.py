@@ -1,0 +1,81 @@
+"""Helpers for the desk's tests: a project with a password set, a logged-in client, the routes."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from starlette.routing import Mount, Route
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2 in its TestClient; httpx itself works the same here.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from syndicate import db
+from syndicate.desk import queries
+from syndicate.web.app import create_app
+from tests.conftest import set_setting
+from tests.web_support import load_settings
+
+SECRET = "test-secret-key-for-the-desk-0123456789"
+PASSWORD = "correct horse battery staple"
+ORIGIN = "http://testserver"
+SAME = {"origin": ORIGIN}
+
+
+def use_base_url(project: Path, base_url: str = ORIGIN) -> None:
+    set_setting(
+        project / "settings.toml",
+        'base_url = "https://notes.example.com/newsletter"',
+        f'base_url = "{base_url}"',
+    )
+
+
+def engine_of(project: Path):
+    return db.connect(load_settings(project).database_url)
+
+
+def client_for(project: Path, **kwargs) -> TestClient:
+    return TestClient(create_app(load_settings(project), **kwargs), base_url=ORIGIN)
+
+
+def field(page: str, name: str = "csrf") -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert match, f"no {name} field in:\n{page[:3000]}"
+    return match.group(1)
+
+
+def login(client: TestClient, password: str = PASSWORD) -> str:
+    """Logs in; returns the session's CSRF token (the one every desk form carries)."""
+    page = client.get("/desk/login")
+    assert page.status_code == 200, page.text
+    answer = client.post(
+        "/desk/login",
+        data={"csrf": field(page.text), "password": password, "next": "/desk/"},
+        headers=SAME,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    home = client.get("/desk/")
+    assert home.status_code == 200, home.text
+    return field(home.text)
+
+
+def set_password(project: Path, password: str = PASSWORD) -> None:
+    queries.set_password(engine_of(project), password)
+
+
+def desk_routes(client: TestClient) -> list[tuple[str, str]]:
+    """Every (method, path) the desk serves behind its gate, path parameters filled with 1."""
+    [mount] = [r for r in client.app.routes if isinstance(r, Mount) and r.path == "/desk"]
+    found = []
+    for route in mount.routes:
+        if not isinstance(route, Route) or route.path == "/login":
+            continue
+        path = re.sub(r"\{[^}]+\}", "1", route.path)
+        for method in sorted(route.methods or ()):
+            if method != "HEAD":
+                found.append((method, "/desk" + path))
+    return found
