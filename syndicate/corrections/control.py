@@ -170,8 +170,7 @@ def check_links(engine: Engine, settings: Settings, posts: list[Post], at: datet
     gone = [(p, s, code) for p, s in missing if (code := _page_status(p.link, settings)) in GONE]
     with engine.begin() as conn:
         return [
-            propose_kill(conn, p, s.id, f"its page answers HTTP {code}", at)
-            for p, s, code in gone
+            propose_kill(conn, p, s.id, f"its page answers HTTP {code}", at) for p, s, code in gone
         ]
 
 
@@ -390,9 +389,7 @@ def kill(
             return Outcome(0, "none", 0, 0, cancelled)
         proposed = records.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
-            proposed.id
-            if proposed
-            else propose_kill(conn, post, column.id, "syndicate kill", at)
+            proposed.id if proposed else propose_kill(conn, post, column.id, "syndicate kill", at)
         )
         records.set_reason(conn, correction_id, " ".join(reason.split()))
     return send(engine, settings, correction_id, by="syndicate kill", at=at)
