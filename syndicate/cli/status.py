@@ -80,12 +80,12 @@ def status(
         "replies": replies,
         "recent_replies": [
             {
-                "id": r["id"],
-                "received_at": iso(r["received_at"]),
-                "kind": r["kind"],
-                "sender": r["sender"],
-                "subject": r["subject"],
-                "post": r["title"],
+                "id": r.id,
+                "received_at": iso(r.received_at),
+                "kind": r.kind,
+                "sender": r.sender,
+                "subject": r.subject,
+                "post": r.title,
             }
             for r in recent_replies
         ],
@@ -165,11 +165,11 @@ def status(
             table.add_column(column, **column_style(column))
         for r in recent_replies:
             table.add_row(
-                short(db.as_utc(r["received_at"]), zone),
-                r["kind"],
-                r["sender"],
-                r["subject"],
-                r["title"] or "",
+                short(db.as_utc(r.received_at), zone),
+                r.kind,
+                r.sender,
+                r.subject,
+                r.title or "",
             )
         print_table(table)
     for line in pending_corrections:

@@ -5,6 +5,7 @@ The author's password hash and the session epoch live in the store's key/value `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from syndicate import db
 from syndicate.db import Connection, Engine
 from syndicate.db.locks import LockHolder
 from syndicate.db.recipients import RecipientRecord
+from syndicate.db.replies import RecentReply, ReplyListing
 from syndicate.db.sends import Send, SendListing
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
@@ -98,7 +100,7 @@ class Home:
     upcoming: list[SendRow]
     in_progress: list[SendRow]
     recent: list[SendRow]
-    unread: list[dict[str, Any]]
+    unread: list[RecentReply]
     unread_counts: dict[str, int]
     feed_checked_at: datetime | None
     daemon: LockHolder | None
@@ -244,7 +246,7 @@ ANSWERS_KEY = "desk_answers:{reply_id}"
 
 def replies(
     engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
-) -> list[dict[str, Any]]:
+) -> list[ReplyListing]:
     with engine.connect() as conn:
         return db.replies.list_replies(
             conn,
@@ -283,13 +285,13 @@ def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
         row = db.replies.get_reply(conn, reply_id)
         if row is None:
             return None
-        post = db.posts.get_post(conn, row["post_id"]) if row["post_id"] else None
+        post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
-            db.recipients.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
+            db.recipients.recipient_row(conn, row.recipient_id) if row.recipient_id else None
         )
         answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
     return {
-        **row,
+        **dataclasses.asdict(row),
         "post": post,
         "recipient": recipient,
         "answers": json.loads(answers) if answers else [],

@@ -211,7 +211,7 @@ async def publish(desk: Desk, request: Request, session: Session) -> Response:
     listed = await run_in_threadpool(
         queries.replies, desk.engine, row["post_id"], ReplyKind.COMMENT.value, False
     )
-    comment = [r for r in listed if r["id"] == row["id"]]
+    comment = [r for r in listed if r.id == row["id"]]
     try:
         if not comment:
             raise SyndicateError("only a reader's comment on a post can be published")

@@ -15,8 +15,8 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
 
+from syndicate.db.replies import Reply
 from syndicate.models import (
     DeliveryResult,
     InboundMessage,
@@ -29,23 +29,21 @@ from syndicate.settings import Settings
 
 
 def forward_message(
-    settings: Settings, reply: dict[str, Any], post: Post, recipient: Recipient | None, at: datetime
+    settings: Settings, reply: Reply, post: Post, recipient: Recipient | None, at: datetime
 ) -> EmailMessage:
     """The author's copy of a comment or an editor's answer."""
     from syndicate.delivery.compose import one_line
     from syndicate.render.environment import make_environment
 
-    name = one_line(
-        reply["sender_name"] or (recipient.name if recipient else "") or reply["sender"]
-    )
-    kind = ReplyKind(reply["kind"])
+    name = one_line(reply.sender_name or (recipient.name if recipient else "") or reply.sender)
+    kind = ReplyKind(reply.kind)
     values = {
-        "id": reply["id"],
+        "id": reply.id,
         "kind": kind.value,
         "name": name,
-        "email": reply["sender"],
+        "email": reply.sender,
         "publication": (recipient.fields.get("publication", "") if recipient else ""),
-        "text": reply["text"] or "(no text; see the original message)",
+        "text": reply.text or "(no text; see the original message)",
         # Not tied to anyone on the lists (a stranger, or a send-wide reply address where only
         # the From line, which proves nothing, names the reader).
         "unmatched": recipient is None,
@@ -58,17 +56,17 @@ def forward_message(
         f"{name} via {one_line(settings.site.name)}", addr_spec=settings.mail.from_address
     )
     msg["To"] = Address(one_line(settings.author.name), addr_spec=settings.author.email)
-    msg["Reply-To"] = Address(name, addr_spec=reply["sender"])
+    msg["Reply-To"] = Address(name, addr_spec=reply.sender)
     set_subject(msg, f"{name} {verb} '{post.title}'")
     msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = reply["message_id"] or make_msgid("syndicate.reply", settings.mail_domain)
-    if reply["in_reply_to"]:
-        msg["In-Reply-To"] = reply["in_reply_to"]
-    if reply["references"]:
-        msg["References"] = reply["references"]
+    msg["Message-ID"] = reply.message_id or make_msgid("syndicate.reply", settings.mail_domain)
+    if reply.in_reply_to:
+        msg["In-Reply-To"] = reply.in_reply_to
+    if reply.references:
+        msg["References"] = reply.references
     # RFC 3834: the author's own out-of-office must not answer the reader.
     msg["Auto-Submitted"] = "auto-forwarded"
-    msg["X-Syndicate-Reply"] = f"{reply['id']}; kind={kind.value}; post={post.id}"
+    msg["X-Syndicate-Reply"] = f"{reply.id}; kind={kind.value}; post={post.id}"
     msg.set_content(body)
     return msg
 
@@ -87,7 +85,7 @@ def set_subject(msg: EmailMessage, subject: str) -> None:
 
 
 def unsubscribe_confirmation(
-    settings: Settings, recipient: Recipient, request: dict[str, Any], at: datetime
+    settings: Settings, recipient: Recipient, request: Reply, at: datetime
 ) -> EmailMessage:
     from syndicate.delivery.compose import one_line
     from syndicate.render.environment import make_environment
@@ -109,11 +107,9 @@ def unsubscribe_confirmation(
     set_subject(msg, f"You are unsubscribed from {settings.site.name}")
     msg["Date"] = format_datetime(at)
     msg["Message-ID"] = make_msgid("syndicate.unsubscribed", settings.mail_domain)
-    if request.get("message_id"):
-        msg["In-Reply-To"] = request["message_id"]
-        msg["References"] = " ".join(
-            filter(None, [request.get("references"), request["message_id"]])
-        )
+    if request.message_id:
+        msg["In-Reply-To"] = request.message_id
+        msg["References"] = " ".join(filter(None, [request.references, request.message_id]))
     msg["Auto-Submitted"] = "auto-replied"
     msg.set_content(body)
     return msg

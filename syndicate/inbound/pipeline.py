@@ -16,6 +16,7 @@ from datetime import datetime
 
 from syndicate import db
 from syndicate.db import Connection, DatabaseError, Engine
+from syndicate.db.replies import Reply
 from syndicate.inbound import autoreply, bounce, forward, identify, parse, spam, text, unsubscribe
 from syndicate.inbound import file as filing
 from syndicate.models import (
@@ -259,8 +260,8 @@ def process(
                 row = db.replies.get_reply(conn, seen)
                 assert row is not None
                 log.info("message %s already recorded as reply %s", inbound.message_id, seen)
-                state = ReplyState(row["state"])
-                return Outcome(seen, ReplyKind(row["kind"]), state, duplicate=True)
+                state = ReplyState(row.state)
+                return Outcome(seen, ReplyKind(row.kind), state, duplicate=True)
             result = _classify_or_refuse(conn, inbound, settings, key)
             reply_id = filing.record(conn, inbound, result)
             detail = _act(conn, result, reply_id, settings, at)
@@ -376,21 +377,21 @@ def _notify(
         return forward_reply(engine, row, settings, at)
     if result.kind is ReplyKind.UNSUBSCRIBE and settings.inbound.confirm_unsubscribe:
         _confirm_unsubscribe(engine, row, settings, at)
-    return ReplyState(row["state"])
+    return ReplyState(row.state)
 
 
-def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -> ReplyState:
+def forward_reply(engine: Engine, row: Reply, settings: Settings, at: datetime) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
     with engine.connect() as conn:
-        post = db.posts.get_post(conn, row["post_id"])
+        post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
-            db.recipients.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+            db.recipients.get_recipient(conn, row.recipient_id) if row.recipient_id else None
         )
     assert post is not None
     try:
         message = forward.forward_message(settings, row, post, recipient, at)
         result = forward.deliver(
-            settings, message, settings.author.email, settings.author.name, row["id"]
+            settings, message, settings.author.email, settings.author.name, row.id
         )
         ok, detail = result.state is DeliveryState.SENT, result.detail
     except Exception as exc:  # a template error or an unreachable server: keep it pending
@@ -399,13 +400,13 @@ def forward_reply(engine: Engine, row: dict, settings: Settings, at: datetime) -
     with engine.begin() as conn:
         db.replies.update_reply(
             conn,
-            row["id"],
+            row.id,
             state=state.value,
             forwarded_at=at if ok else None,
             detail=("forwarded to " + settings.author.email) if ok else f"forward failed: {detail}",
         )
     if not ok:
-        log.warning("could not forward reply %s to the author: %s (will retry)", row["id"], detail)
+        log.warning("could not forward reply %s to the author: %s (will retry)", row.id, detail)
     return state
 
 
@@ -416,25 +417,27 @@ def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
     done = 0
     for row in pending:
         with engine.connect() as conn:
-            full = db.replies.get_reply(conn, row["id"])
+            full = db.replies.get_reply(conn, row.id)
         if full and forward_reply(engine, full, settings, db.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done
 
 
-def _confirm_unsubscribe(engine: Engine, row: dict, settings: Settings, at: datetime) -> None:
+def _confirm_unsubscribe(engine: Engine, row: Reply, settings: Settings, at: datetime) -> None:
+    if row.recipient_id is None:
+        return
     with engine.connect() as conn:
-        recipient = db.recipients.get_recipient(conn, row["recipient_id"])
+        recipient = db.recipients.get_recipient(conn, row.recipient_id)
     if recipient is None:
         return
     try:
         message = forward.unsubscribe_confirmation(settings, recipient, row, at)
-        result = forward.deliver(settings, message, recipient.email, recipient.name, row["id"])
+        result = forward.deliver(settings, message, recipient.email, recipient.name, row.id)
         detail = f"unsubscribed; confirmation {result.state.value}"
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"
     with engine.begin() as conn:
-        db.replies.update_reply(conn, row["id"], detail=detail)
+        db.replies.update_reply(conn, row.id, detail=detail)
 
 
 def _refuse(
@@ -461,7 +464,7 @@ def _refuse(
         seen = db.replies.reply_seen(conn, keys[:1] if inbound.message_id else keys)
         if seen is not None:
             row = db.replies.get_reply(conn, seen)
-            known = bool(row and row["recipient_id"])
+            known = bool(row and row.recipient_id)
             return Outcome(seen, ReplyKind.REFUSED, ReplyState.REFUSED, True, reason, known)
         found = filing.target(conn, identity.send_id, identity.recipient_id, inbound.sender)
         if found and (
