@@ -434,8 +434,8 @@ def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -
     pipeline.process(engine, answer.as_bytes(), cfg, key, source="test", at=AFTER_RELEASE)
     with engine.connect() as conn:
         [reply] = db.replies.list_replies(conn)
-    assert (reply["kind"], reply["send_id"]) == ("editor_response", correction.send_id)
-    assert reply["post_id"] == correction.post_id
+    assert (reply.kind, reply.send_id) == ("editor_response", correction.send_id)
+    assert reply.post_id == correction.post_id
 
 
 def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> None:

@@ -194,7 +194,7 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
         daemon.lock.release()
     assert [m.rcpt_tos for m in handler.messages] == [["jane@example.com"]]
     with engine.connect() as conn:
-        assert db.replies.get_reply(conn, reply["id"])["state"] == ReplyState.FORWARDED.value
+        assert db.replies.get_reply(conn, reply["id"]).state == ReplyState.FORWARDED.value
 
 
 def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
