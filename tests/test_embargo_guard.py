@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from syndicate import db, settings
+from syndicate.db.sends import Send
 from syndicate.errors import SettingsError
-from syndicate.models import Channel
+from syndicate.models import Channel, SendState
 from syndicate.scheduling import daemon, embargo
 from tests.inbound_support import cli
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
@@ -73,8 +75,23 @@ def ids(cfg: settings.Settings) -> dict[str, int]:
 
 
 def test_one_rule_decides_what_holds_a_reader_edition_back() -> None:
-    column = {"id": 7, "state": "scheduled", "embargo_until": utc(2026, 12, 5, 5, 1)}
     own = utc(2026, 12, 1, 12)
+    column = Send(
+        id=7,
+        post_id=1,
+        channel=Channel.COLUMN,
+        state=SendState.SCHEDULED,
+        scheduled_at=own,
+        embargo_until=utc(2026, 12, 5, 5, 1),
+        created_at=own,
+        started_at=None,
+        finished_at=None,
+        policy="",
+        approval_requested_at=None,
+        approved_at=None,
+        approved_by="",
+        embargo_broken_at=None,
+    )
 
     def rule(channel, own_embargo, col, respect=True):
         return embargo.reader_release(channel, own_embargo, col, respect_column=respect)
@@ -86,13 +103,13 @@ def test_one_rule_decides_what_holds_a_reader_edition_back() -> None:
     assert rule(Channel.NEWSLETTER, utc(2026, 12, 6), column) == embargo.Release(utc(2026, 12, 6))
     # respect_embargo = false, or a cancelled column, leaves only its own embargo.
     assert rule(Channel.NEWSLETTER, own, column, respect=False) == embargo.Release(own)
-    cancelled = {**column, "state": "cancelled"}
+    cancelled = replace(column, state=SendState.CANCELLED)
     assert rule(Channel.NEWSLETTER, None, cancelled) is None
     assert rule(Channel.NEWSLETTER, None, None) is None
-    assert rule(Channel.NEWSLETTER, None, {**column, "embargo_until": None}) is None
+    assert rule(Channel.NEWSLETTER, None, replace(column, embargo_until=None)) is None
     # Naive datetimes (SQLite) are UTC; it holds until, not at, the release time.
     naive = rule(
-        "newsletter", None, {**column, "embargo_until": utc(2026, 12, 5).replace(tzinfo=None)}
+        "newsletter", None, replace(column, embargo_until=utc(2026, 12, 5).replace(tzinfo=None))
     )
     assert (
         naive is not None
@@ -128,7 +145,7 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     )
     row = next(line for line in listed.splitlines() if "newsletter" in line)
     assert "waiting for embargo" in row and "2026-11-24 10:00 EST" in row
-    as_json = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    as_json = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert as_json["newsletter"]["waiting_for_embargo_until"] == "2026-12-05T05:01:00+00:00"
     assert as_json["column"]["waiting_for_embargo_until"] is None  # editors get it Monday
 
@@ -140,7 +157,7 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     assert "(last checked 2026-11-24 10:00 EST)" in status
     assert ".000" not in status and "+00:00" not in status
     status_json = json.loads(ok(project, "status", "--json"))
-    waiting = {s.channel: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
+    waiting = {s["channel"]: s["waiting_for_embargo_until"] for s in status_json["upcoming"]}
     assert waiting == {"newsletter": "2026-12-05T05:01:00+00:00", "column": None}
 
     # Scheduling the reader edition "now" says at once that readers wait, and for what.
@@ -213,7 +230,7 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     assert code == 0, err
     assert f"{readers(project)} sent" in out
     assert "breaking the column's embargo" in err and "--break-embargo" in err
-    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
     # Broken once on purpose, an interrupted send resumes without asking again.
@@ -230,7 +247,7 @@ def test_send_needs_no_override_once_released_or_when_embargoes_are_not_respecte
     assert "is due but waits" in ok(project, "run", "--once")
     clock.now = SATURDAY_RELEASE
     assert f"{readers(project)} sent" in ok(project, "send", "latest")
-    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["state"] == "done"
     assert listed["newsletter"]["embargo_broken_at"] is None
 

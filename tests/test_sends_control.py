@@ -24,7 +24,7 @@ def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path
     configure(project, newsletter__policy="manual", column__policy="cron: 0 7 * * mon")
     first = ok(project, "run", "--once")
     assert "1 preview(s) emailed to jane@example.com" in first
-    listed = {s.channel: s for s in json.loads(ok(project, "sends", "list", "--json"))}
+    listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     newsletter, column = listed["newsletter"]["id"], listed["column"]["id"]
     assert listed["newsletter"]["state"] == "awaiting_approval"
     assert listed["column"]["state"] == "scheduled" and listed["column"]["policy"].startswith(
@@ -59,9 +59,9 @@ def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path
     assert missing.returncode == 1 and "there is no send 99" in missing.stderr
 
     status = json.loads(ok(project, "status", "--json"))
-    assert [s.id for s in status["upcoming"]] == [column]
+    assert [s["id"] for s in status["upcoming"]] == [column]
     assert status["upcoming"][0]["embargo_until"] == "2031-01-11T05:01:00+00:00"
-    assert [s.state for s in status["recent"]] == ["cancelled"]
+    assert [s["state"] for s in status["recent"]] == ["cancelled"]
     assert status["daemon"] is None
     table = ok(project, "status")
     assert "Upcoming sends" in table and "Recent sends" in table and "Daemon: not running" in table
@@ -135,7 +135,7 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     handler.handle_DATA = hold_on_first_message
     daemon.run_once(engine, cfg, at=utc(2026, 11, 27, 12))
     assert len(handler.messages) == 1
-    assert all_sends(engine)[0]["state"] == SendState.HELD.value
+    assert all_sends(engine)[0].state == SendState.HELD.value
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 27, 13)).summaries == []
 
     send_control.approve(engine, 1, by="command")
@@ -143,4 +143,4 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     assert [s.sent for s in report.summaries] == [3]
     recipients = [r.rcpt_tos[0] for r in handler.messages]
     assert len(recipients) == 4 and len(set(recipients)) == 4
-    assert all_sends(engine)[0]["state"] == SendState.DONE.value
+    assert all_sends(engine)[0].state == SendState.DONE.value

@@ -291,9 +291,11 @@ def export_rows(engine: Engine, kind: RecipientKind | None = None) -> list[dict[
         rows = db.recipients.list_recipients(conn, kind)
     out = []
     for row in rows:
-        record = {column: _text(getattr(row, column)) for column in EXPORT_COLUMNS} | {
-            name: str(row.fields.get(name, "")) for name in EDITOR_FIELDS
-        }
+        record = {
+            column: _text(getattr(row, column))
+            for column in EXPORT_COLUMNS
+            if column not in EDITOR_FIELDS
+        } | {name: str(row.fields.get(name, "")) for name in EDITOR_FIELDS}
         out.append(record)
     return out
 
