@@ -178,7 +178,7 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
         existing = db.sends.find_send(conn, post.id, channel)
         if existing is not None:
             counts = db.deliveries.delivery_counts(conn, existing.id)
-            done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
+            done = sum(counts.get(s, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)

@@ -253,13 +253,13 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
         console.print(
             f"Send {send} ({row.channel}) was already cancelled on "
             f"{short(db.as_utc(row.finished_at), settings.zone)}; nothing changed "
-            f"({counts.get('sent', 0)} message(s) had been delivered).",
+            f"({counts.get(DeliveryState.SENT, 0)} message(s) had been delivered).",
             soft_wrap=True,
         )
         return
     console.print(
-        f"Send {send} ({row.channel}) cancelled; {counts.get('sent', 0)} message(s) had "
-        f"been delivered, {counts.get('pending', 0)} will not be sent.",
+        f"Send {send} ({row.channel}) cancelled; {counts.get(DeliveryState.SENT, 0)} message(s) had "
+        f"been delivered, {counts.get(DeliveryState.PENDING, 0)} will not be sent.",
         soft_wrap=True,
     )
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     DateTime,
@@ -262,24 +262,53 @@ def record_results(
     )
 
 
-def delivery_counts(conn: Connection, send_id: int) -> dict[str, int]:
+def delivery_counts(conn: Connection, send_id: int) -> dict[DeliveryState, int]:
+    """How many deliveries of the send are in each state (states with none are absent)."""
     rows = conn.execute(
         select(deliveries.c.state, func.count())
         .where(deliveries.c.send_id == send_id)
         .group_by(deliveries.c.state)
     )
-    return {state: count for state, count in rows}
+    return {DeliveryState(state): count for state, count in rows}
 
 
-def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One recipient's delivery of a send, with the address it went to."""
+
+    id: int
+    send_id: int
+    recipient_id: int
+    email: str
+    state: DeliveryState
+    attempts: int
+    message_id: str | None
+    detail: str
+    updated_at: datetime
+    # When a deferred delivery may be tried again; None otherwise.
+    next_attempt_at: datetime | None
+
+
+def iter_deliveries(conn: Connection, send_id: int) -> Iterator[DeliveryRecord]:
     query = (
         select(deliveries, recipients.c.email)
         .join(recipients, recipients.c.id == deliveries.c.recipient_id)
         .where(deliveries.c.send_id == send_id)
         .order_by(deliveries.c.id)
     )
-    for row in conn.execute(query).mappings():
-        yield dict(row)
+    for row in conn.execute(query):
+        yield DeliveryRecord(
+            id=row.id,
+            send_id=row.send_id,
+            recipient_id=row.recipient_id,
+            email=row.email,
+            state=DeliveryState(row.state),
+            attempts=row.attempts,
+            message_id=row.message_id,
+            detail=row.detail,
+            updated_at=times.as_utc(row.updated_at),
+            next_attempt_at=times.as_utc(row.next_attempt_at),
+        )
 
 
 def delivery_address(conn: Connection, send_id: int, recipient_id: int) -> str | None:

@@ -258,8 +258,8 @@ def run_send(
             journal.close()
     with engine.begin() as conn:
         remaining = db.deliveries.delivery_counts(conn, send_id)
-        finished = not remaining.get(DeliveryState.PENDING.value) and not remaining.get(
-            DeliveryState.DEFERRED.value
+        finished = not remaining.get(DeliveryState.PENDING) and not remaining.get(
+            DeliveryState.DEFERRED
         )
         if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
             db.sends.set_send_state(conn, send_id, SendState.DONE)
@@ -268,9 +268,9 @@ def run_send(
         channel=channel,
         post_title=post.title,
         sent=counts[DeliveryState.SENT],
-        deferred=remaining.get(DeliveryState.DEFERRED.value, 0),
+        deferred=remaining.get(DeliveryState.DEFERRED, 0),
         failed=counts[DeliveryState.FAILED],
-        skipped=remaining.get(DeliveryState.SKIPPED.value, 0),
+        skipped=remaining.get(DeliveryState.SKIPPED, 0),
         seconds=time.monotonic() - started,
     )
     log.info(

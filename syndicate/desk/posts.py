@@ -25,7 +25,7 @@ from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.desk.home import outcome_bar
 from syndicate.errors import SyndicateError
-from syndicate.models import Attachment, Channel, Recipient
+from syndicate.models import Attachment, Channel, DeliveryState, Recipient
 from syndicate.scheduling import send_control as control
 from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future
 from syndicate.settings import Settings
@@ -322,7 +322,9 @@ def _send_action(action: str) -> Handler:
                 what = f"{ACTIONS[action]} send {send_id} ({send.channel}, {send.state})."
                 if action == "cancel":
                     counts = await run_in_threadpool(queries.delivery_counts, desk.engine, send_id)
-                    what += f" {counts.get('sent', 0)} message(s) delivered stay delivered."
+                    what += (
+                        f" {counts.get(DeliveryState.SENT, 0)} message(s) delivered stay delivered."
+                    )
                 return _confirm(
                     desk, session, f"/sends/{send_id}/{action}", what, {}, f"/posts/{post_id}"
                 )

@@ -234,7 +234,7 @@ def send_row(engine: Engine, send_id: int) -> Send | None:
         return db.sends.get_send(conn, send_id)
 
 
-def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
+def delivery_counts(engine: Engine, send_id: int) -> dict[DeliveryState, int]:
     with engine.connect() as conn:
         return db.deliveries.delivery_counts(conn, send_id)
 
