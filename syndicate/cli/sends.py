@@ -258,8 +258,9 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
         )
         return
     console.print(
-        f"Send {send} ({row.channel}) cancelled; {counts.get(DeliveryState.SENT, 0)} message(s) had "
-        f"been delivered, {counts.get(DeliveryState.PENDING, 0)} will not be sent.",
+        f"Send {send} ({row.channel}) cancelled; {counts.get(DeliveryState.SENT, 0)} "
+        f"message(s) had been delivered, {counts.get(DeliveryState.PENDING, 0)} will not be "
+        "sent.",
         soft_wrap=True,
     )
 
