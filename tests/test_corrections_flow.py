@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from syndicate import db
-from syndicate.corrections import control, listing, records, rows
+from syndicate.corrections import control, listing, rows
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
 from syndicate.scheduling import send_control
@@ -396,7 +396,7 @@ def test_min_words_and_off(delivered, project) -> None:
     [both] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=10))
     assert both.summary == "changes the headline and the 1st paragraph"
     with engine.begin() as conn:
-        conn.execute(records.corrections.delete())
+        conn.execute(db.corrections.corrections.delete())
     cfg = configure(project, column__corrections_min_words=1, column__corrections="off")
     feed.posts[2] = ("Bread and butter", BODY)
     del feed.posts[1]
@@ -443,7 +443,7 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     feed.posts[2] = ("Walls and bread", BODY)
     [correction] = poll(cfg, engine, BEFORE_RELEASE)
     with engine.begin() as conn:  # what a process killed while sending leaves behind
-        records.set_state(
+        db.corrections.set_state(
             conn, correction.id, rows.CorrectionState.SENDING, updated_at=BEFORE_RELEASE
         )
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=30))

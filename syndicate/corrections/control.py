@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from syndicate import db
-from syndicate.corrections import outgoing, records
+from syndicate.corrections import outgoing
 from syndicate.corrections.detect import compare, detect
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.db import Connection, Engine
@@ -57,28 +57,27 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
     column = settings.channels.column
     if column.corrections == "off" or stored.id is None:
         return
-    records.ensure_tables(conn)
-    send = records.delivered_column(conn, stored.id)
-    if send is None or records.killed(conn, stored.id):
+    send = db.corrections.delivered_column(conn, stored.id)
+    if send is None or db.corrections.killed(conn, stored.id):
         return
     fresh = _with_id(fresh, stored.id)
-    open_one = records.open_for_post(conn, stored.id, CorrectionAction.CORRECT)
-    last = records.last_sent(conn, stored.id)
-    small = records.first_ignored(conn, stored.id) if last is None else None
+    open_one = db.corrections.open_for_post(conn, stored.id, CorrectionAction.CORRECT)
+    last = db.corrections.last_sent(conn, stored.id)
+    small = db.corrections.first_ignored(conn, stored.id) if last is None else None
     # What editors have: the stored copy is refreshed by every poll, so small edits ignored
     # earlier are kept as a baseline row and add up with later ones.
     base = open_one.base if open_one else last.new if last else small.base if small else stored
     difference = detect(base, fresh, column.corrections_min_words)
     if open_one is not None:
         if difference is None:
-            records.set_state(conn, open_one.id, CorrectionState.REVERTED, updated_at=at)
+            db.corrections.set_state(conn, open_one.id, CorrectionState.REVERTED, updated_at=at)
             log.info(
                 "post %r is back to what editors have: correction %s closed",
                 fresh.title,
                 open_one.id,
             )
         elif compare(open_one.new, fresh).changes:
-            records.revise(
+            db.corrections.revise(
                 conn,
                 open_one.id,
                 new=fresh,
@@ -92,7 +91,7 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
         return
     if difference is None:
         if last is None and small is None and compare(base, fresh).changes:
-            records.create(
+            db.corrections.create(
                 conn,
                 post_id=stored.id,
                 send_id=send.id,
@@ -105,7 +104,7 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
             )
         return
     state = CorrectionState.APPROVED if column.corrections == "auto" else CorrectionState.PENDING
-    correction_id = records.create(
+    correction_id = db.corrections.create(
         conn,
         post_id=stored.id,
         send_id=send.id,
@@ -134,12 +133,11 @@ def on_feed(conn: Connection, settings: Settings, posts: list[Post], at: datetim
     """Propose a kill for each delivered column whose post left the feed inside its window."""
     if settings.channels.column.corrections == "off" or not posts:
         return []
-    records.ensure_tables(conn)
     in_feed = {p.guid for p in posts}
     dates = [p.published for p in posts if p.published is not None]
     oldest = min(dates) if dates else None
     proposed = []
-    for post, send in records.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS)):
+    for post, send in db.corrections.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS)):
         if post.guid in in_feed or post.id is None or oldest is None:
             continue
         if post.published is None or post.published <= oldest:
@@ -161,10 +159,11 @@ def check_links(engine: Engine, settings: Settings, posts: list[Post], at: datet
         return []
     in_feed = {p.guid for p in posts}
     with engine.begin() as conn:
-        records.ensure_tables(conn)
         missing = [
             (post, send)
-            for post, send in records.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS))
+            for post, send in db.corrections.delivered_posts(
+                conn, at - timedelta(days=KILL_WATCH_DAYS)
+            )
             if post.guid not in in_feed and post.id is not None and not _kill_known(conn, post.id)
         ]
     gone = [(p, s, code) for p, s in missing if (code := _page_status(p.link, settings)) in GONE]
@@ -178,8 +177,8 @@ GONE = (404, 410)
 
 
 def _kill_known(conn: Connection, post_id: int) -> bool:
-    return records.killed(conn, post_id) or bool(
-        records.open_for_post(conn, post_id, CorrectionAction.KILL)
+    return db.corrections.killed(conn, post_id) or bool(
+        db.corrections.open_for_post(conn, post_id, CorrectionAction.KILL)
     )
 
 
@@ -204,7 +203,7 @@ def _page_status(link: str, settings: Settings) -> int | None:
 
 def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datetime) -> int:
     assert post.id is not None
-    correction_id = records.create(
+    correction_id = db.corrections.create(
         conn,
         post_id=post.id,
         send_id=send_id,
@@ -239,8 +238,7 @@ def answer(
 ) -> tuple[bool, str]:
     """The author's authenticated reply to a question (approval.py checked token and proof)."""
     with engine.begin() as conn:
-        records.ensure_tables(conn)
-        correction = records.get(conn, correction_id)
+        correction = db.corrections.get(conn, correction_id)
     if correction is None or correction.send_id != send_id:
         return False, "no such correction"
     if not correction.open:
@@ -251,7 +249,7 @@ def answer(
     if not words.startswith(SEND_WORDS):
         return False, f"the reply says neither 'send' nor 'drop' (it starts {words[:40]!r})"
     with engine.begin() as conn:
-        changed = records.set_state(
+        changed = db.corrections.set_state(
             conn,
             correction_id,
             CorrectionState.APPROVED,
@@ -269,13 +267,12 @@ def drop(engine: Engine, correction_id: int) -> Correction:
         correction = _load(conn, correction_id)
         if not correction.open:
             raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
-        records.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=db.now())
+        db.corrections.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=db.now())
         return _load(conn, correction_id)
 
 
 def _load(conn: Connection, correction_id: int) -> Correction:
-    records.ensure_tables(conn)
-    correction = records.get(conn, correction_id)
+    correction = db.corrections.get(conn, correction_id)
     if correction is None:
         raise SyndicateError(f"no correction {correction_id} (see 'syndicate corrections list')")
     return correction
@@ -300,8 +297,8 @@ def send(
         if not correction.open:
             raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
         if note:
-            records.set_note(conn, correction_id, " ".join(note.split()))
-        if not records.set_state(
+            db.corrections.set_note(conn, correction_id, " ".join(note.split()))
+        if not db.corrections.set_state(
             conn,
             correction_id,
             CorrectionState.SENDING,
@@ -315,12 +312,12 @@ def send(
         advisory, results = outgoing.deliver(engine, settings, correction, at)
     except BaseException:
         with engine.begin() as conn:
-            records.release(conn, correction_id)
+            db.corrections.release(conn, correction_id)
         raise
     cancelled: tuple[int, ...] = ()
     with engine.begin() as conn:
         for result in results:
-            records.record_delivery(
+            db.corrections.record_delivery(
                 conn,
                 correction.id,
                 result.recipient.id,
@@ -329,14 +326,14 @@ def send(
                 result.detail,
                 at,
             )
-        records.finish(
+        db.corrections.finish(
             conn, correction.id, advisory=advisory.kind.value, version=advisory.version, at=at
         )
         if correction.action is CorrectionAction.KILL:
             cancelled = _cancel_sends(conn, correction.post_id)
-            for other in records.listed(conn, open_only=True):
+            for other in db.corrections.listed(conn, open_only=True):
                 if other.post_id == correction.post_id:
-                    records.set_state(conn, other.id, CorrectionState.DROPPED, updated_at=at)
+                    db.corrections.set_state(conn, other.id, CorrectionState.DROPPED, updated_at=at)
     editors = [r for r in results if r.recipient.kind is RecipientKind.EDITOR]
     sent = sum(r.state is DeliveryState.SENT for r in editors)
     readers = sum(
@@ -377,21 +374,20 @@ def kill(
     if not reason.strip():
         raise SyndicateError("--reason is required: editors are told why a column is withdrawn")
     with engine.begin() as conn:
-        records.ensure_tables(conn)
         post = db.posts.find_post(conn, post_ref)
         if post is None or post.id is None:
             raise SyndicateError(f"no post {post_ref!r} (see 'syndicate posts list')")
-        if records.killed(conn, post.id):
+        if db.corrections.killed(conn, post.id):
             raise SyndicateError(f"“{post.title}” was already killed")
-        column = records.delivered_column(conn, post.id)
+        column = db.corrections.delivered_column(conn, post.id)
         if column is None:
             cancelled = _cancel_sends(conn, post.id)
             return Outcome(0, "none", 0, 0, cancelled)
-        proposed = records.open_for_post(conn, post.id, CorrectionAction.KILL)
+        proposed = db.corrections.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
             proposed.id if proposed else propose_kill(conn, post, column.id, "syndicate kill", at)
         )
-        records.set_reason(conn, correction_id, " ".join(reason.split()))
+        db.corrections.set_reason(conn, correction_id, " ".join(reason.split()))
     return send(engine, settings, correction_id, by="syndicate kill", at=at)
 
 
@@ -402,14 +398,13 @@ def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
     """Ask the author about new corrections; send approved ones. Returns how many went out."""
     at = at or db.now()
     with engine.begin() as conn:
-        records.ensure_tables(conn)
-        for stale in records.release_stale(conn, at - STALE_SENDING):
+        for stale in db.corrections.release_stale(conn, at - STALE_SENDING):
             log.warning(
                 "correction %s was left 'sending' by a process that died; it is sent again "
                 "(an editor may get it twice, never not at all)",
                 stale,
             )
-        waiting = records.listed(conn, open_only=True)
+        waiting = db.corrections.listed(conn, open_only=True)
     sent = 0
     for correction in reversed(waiting):
         if correction.state is CorrectionState.APPROVED:
@@ -430,4 +425,4 @@ def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetim
     message = outgoing.question(engine, settings, correction, key, at)
     if deliver_to_author(settings, message, correction.id, label="correction"):
         with engine.begin() as conn:
-            records.mark_asked(conn, correction.id, at)
+            db.corrections.mark_asked(conn, correction.id, at)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from syndicate.corrections import records
+from syndicate import db
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.db import Engine
 from syndicate.errors import SyndicateError
@@ -13,19 +13,17 @@ from syndicate.errors import SyndicateError
 
 def listed(engine: Engine, open_only: bool = False) -> list[Correction]:
     with engine.begin() as conn:
-        records.ensure_tables(conn)
-        return records.listed(conn, open_only=open_only)
+        return db.corrections.listed(conn, open_only=open_only)
 
 
 def show(engine: Engine, correction_id: int) -> tuple[Correction, list[dict]]:
     with engine.begin() as conn:
-        records.ensure_tables(conn)
-        correction = records.get(conn, correction_id)
+        correction = db.corrections.get(conn, correction_id)
         if correction is None:
             raise SyndicateError(
                 f"no correction {correction_id} (see 'syndicate corrections list')"
             )
-        return correction, records.delivered_to(conn, correction_id)
+        return correction, db.corrections.delivered_to(conn, correction_id)
 
 
 def waiting_lines(engine: Engine) -> list[str]:

@@ -15,7 +15,6 @@ from email.utils import format_datetime, make_msgid
 from jinja2 import Environment
 
 from syndicate import db, tokens
-from syndicate.corrections import records
 from syndicate.corrections.advisory import (
     Advisory,
     AdvisoryKind,
@@ -65,7 +64,9 @@ def question(
     """One email to the author: send this correction (or kill) to N editors?"""
     with engine.connect() as conn:
         editors = len(
-            records.reached(conn, correction.send_id, records.sent_ids(conn, correction.post_id))
+            db.corrections.reached(
+                conn, correction.send_id, db.corrections.sent_ids(conn, correction.post_id)
+            )
         )
     title = correction.new.title
     what = "a KILL" if correction.action is CorrectionAction.KILL else "a correction"
@@ -119,7 +120,7 @@ def _advisory_for_author(
 def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
     with engine.connect() as conn:
         send = db.sends.get_send(conn, correction.send_id)
-        version = records.sent_versions(conn, correction.post_id) + 2
+        version = db.corrections.sent_versions(conn, correction.post_id) + 2
     assert send is not None
     sent_at = db.as_utc(send.started_at) or correction.created_at
     release_at = db.as_utc(send.embargo_until)
@@ -159,12 +160,12 @@ def deliver(
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     with engine.connect() as conn:
-        earlier = records.sent_ids(conn, correction.post_id)
-        editors = records.reached(conn, correction.send_id, earlier)
+        earlier = db.corrections.sent_ids(conn, correction.post_id)
+        editors = db.corrections.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
         newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
-            readers = records.reached(conn, newsletter.id, earlier, RecipientKind.READER)
+            readers = db.corrections.reached(conn, newsletter.id, earlier, RecipientKind.READER)
     editions: dict[tuple[str, ...], Edition] = {}
     outbound: list[OutboundMessage] = []
     for reach, send_id in [(r, correction.send_id) for r in editors] + [

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from syndicate.db import (
         bounces,
+        corrections,
         deliveries,
         engine,
         inbox_state,
@@ -46,6 +47,7 @@ __all__ = [
     "as_utc",
     "bounces",
     "connect",
+    "corrections",
     "deliveries",
     "engine",
     "inbox_state",

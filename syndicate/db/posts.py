@@ -69,6 +69,11 @@ def post_from_row(row: Any) -> Post:
     )
 
 
+def post_by_guid(conn: Connection, guid: str) -> Post | None:
+    row = conn.execute(select(posts).where(posts.c.guid == guid)).first()
+    return post_from_row(row) if row else None
+
+
 def get_post(conn: Connection, post_id: int) -> Post | None:
     row = conn.execute(select(posts).where(posts.c.id == post_id)).first()
     return post_from_row(row) if row else None

@@ -126,9 +126,8 @@ def first_run_choice(posts: list[Post], policy: str) -> set[str]:
 def _before_refresh(conn: Connection, settings: Settings, post: Post, at: datetime) -> None:
     """An edited post editors already have may need a correction (syndicate.corrections)."""
     from syndicate.corrections import control as corrections
-    from syndicate.corrections import records
 
-    stored = records.post_by_guid(conn, post.guid)
+    stored = db.posts.post_by_guid(conn, post.guid)
     if stored is None or (stored.title, stored.content_html, stored.summary_html) == (
         post.title,
         post.content_html,

@@ -16,8 +16,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 
-from syndicate import db
 from syndicate.corrections.rows import (
     OPEN,
     Correction,
@@ -25,22 +25,13 @@ from syndicate.corrections.rows import (
     CorrectionState,
     Reached,
 )
-from syndicate.db import Connection
-from syndicate.db.schema import correction_deliveries, corrections
+from syndicate.db import posts as post_rows
+from syndicate.db import sends as send_rows
+from syndicate.db import times
+from syndicate.db.schema import correction_deliveries, corrections, deliveries, recipients
+from syndicate.db.schema import sends as sends_table
 from syndicate.db.sends import Send
 from syndicate.models import Channel, DeliveryState, Post, Recipient, RecipientKind
-
-
-def post_by_guid(conn: Connection, guid: str) -> Post | None:
-    post_id = conn.execute(
-        select(db.schema.posts.c.id).where(db.schema.posts.c.guid == guid)
-    ).scalar()
-    return db.posts.get_post(conn, post_id) if post_id is not None else None
-
-
-def ensure_tables(conn: Connection) -> None:
-    for table in (corrections, correction_deliveries):
-        table.create(conn, checkfirst=True)
 
 
 def _version(post: Post, row: Any, prefix: str) -> Post:
@@ -66,7 +57,7 @@ def _snapshot(prefix: str, post: Post) -> dict[str, str]:
 
 
 def _from_row(conn: Connection, row: Any) -> Correction:
-    post = db.posts.get_post(conn, row["post_id"])
+    post = post_rows.get_post(conn, row["post_id"])
     assert post is not None
     return Correction(
         id=row["id"],
@@ -75,17 +66,17 @@ def _from_row(conn: Connection, row: Any) -> Correction:
         action=CorrectionAction(row["action"]),
         state=CorrectionState(row["state"]),
         origin=row["origin"],
-        created_at=db.as_utc(row["created_at"]),
+        created_at=times.as_utc(row["created_at"]),
         base=_version(post, row, "base"),
         new=_version(post, row, "new"),
         summary=row["summary"],
         details=tuple(row["details"] or ()),
         note=row["note"],
         reason=row["reason"],
-        asked_at=db.as_utc(row["asked_at"]),
-        approved_at=db.as_utc(row["approved_at"]),
+        asked_at=times.as_utc(row["asked_at"]),
+        approved_at=times.as_utc(row["approved_at"]),
         approved_by=row["approved_by"],
-        sent_at=db.as_utc(row["sent_at"]),
+        sent_at=times.as_utc(row["sent_at"]),
         advisory=row["advisory"],
         version=row["version"],
         title=post.title,
@@ -309,13 +300,13 @@ def sent_versions(conn: Connection, post_id: int) -> int:
 
 def delivered_column(conn: Connection, post_id: int) -> Send | None:
     """The post's column send if at least one editor received it, else None."""
-    send = db.sends.find_send(conn, post_id, Channel.COLUMN)
+    send = send_rows.find_send(conn, post_id, Channel.COLUMN)
     if send is None:
         return None
     sent = conn.execute(
         select(func.count()).where(
-            db.schema.deliveries.c.send_id == send.id,
-            db.schema.deliveries.c.state == DeliveryState.SENT.value,
+            deliveries.c.send_id == send.id,
+            deliveries.c.state == DeliveryState.SENT.value,
         )
     ).scalar_one()
     return send if sent else None
@@ -323,16 +314,16 @@ def delivered_column(conn: Connection, post_id: int) -> Send | None:
 
 def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, Send]]:
     """Posts whose column reached an editor since `since`, with that send."""
-    sends = db.schema.sends
+    sends = sends_table
     rows = conn.execute(
         select(sends.c.post_id)
         .where(
             sends.c.channel == Channel.COLUMN.value,
             sends.c.started_at >= since,
-            select(db.schema.deliveries.c.id)
+            select(deliveries.c.id)
             .where(
-                db.schema.deliveries.c.send_id == sends.c.id,
-                db.schema.deliveries.c.state == DeliveryState.SENT.value,
+                deliveries.c.send_id == sends.c.id,
+                deliveries.c.state == DeliveryState.SENT.value,
             )
             .exists(),
         )
@@ -340,8 +331,8 @@ def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, Send]
     ).scalars()
     found = []
     for post_id in rows:
-        post = db.posts.get_post(conn, post_id)
-        send = db.sends.find_send(conn, post_id, Channel.COLUMN)
+        post = post_rows.get_post(conn, post_id)
+        send = send_rows.find_send(conn, post_id, Channel.COLUMN)
         if post is not None and send is not None:
             found.append((post, send))
     return found
@@ -355,7 +346,7 @@ def reached(
 ) -> list[Reached]:
     """Who received send `send_id` and is still active, with their Message-IDs: the original's,
     then those of the messages `correction_ids` sent them (in order)."""
-    d, r, cd = db.schema.deliveries, db.schema.recipients, correction_deliveries
+    d, r, cd = deliveries, recipients, correction_deliveries
     rows = conn.execute(
         select(r, d.c.message_id.label("original_id"))
         .join(d, d.c.recipient_id == r.c.id)
@@ -422,7 +413,7 @@ def record_delivery(
 
 
 def delivered_to(conn: Connection, correction_id: int) -> list[dict[str, Any]]:
-    cd, r = correction_deliveries, db.schema.recipients
+    cd, r = correction_deliveries, recipients
     rows = conn.execute(
         select(cd.c.recipient_id, r.c.email, cd.c.message_id, cd.c.state, cd.c.detail, cd.c.at)
         .join(r, r.c.id == cd.c.recipient_id)
