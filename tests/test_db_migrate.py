@@ -140,11 +140,6 @@ def test_states_and_kinds_fit_their_columns() -> None:
         assert max(len(v.value) for v in values) <= column.type.length, column
 
 
-# Query modules that arrived with the desk and are still to move into db/
-# (docs/architecture.md, "Known debts"); the list may only shrink.
-NOT_MOVED_YET = {"syndicate/desk/queries.py"}
-
-
 def test_nothing_outside_syndicate_db_imports_sqlalchemy() -> None:
     offenders = {
         str(path.relative_to(ROOT))
@@ -152,7 +147,7 @@ def test_nothing_outside_syndicate_db_imports_sqlalchemy() -> None:
         if "db" not in path.relative_to(ROOT / "syndicate").parts[:1]
         and re.search(r"^\s*(from|import) sqlalchemy", path.read_text(encoding="utf-8"), re.M)
     }
-    assert offenders <= NOT_MOVED_YET
+    assert offenders == set()
 
 
 def assert_four_start_together(url: str) -> None:

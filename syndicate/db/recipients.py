@@ -354,3 +354,75 @@ def count_recipients(conn: Connection) -> dict[str, dict[str, int]]:
     for kind, status, count in rows:
         counts.setdefault(kind, {})[status] = count
     return counts
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(
+    conn: Connection,
+    text: str,
+    kind: RecipientKind | str | None = None,
+    status: RecipientStatus | str | None = None,
+    limit: int = 200,
+) -> list[RecipientRecord]:
+    """Recipients whose address or name contains `text` (any case), by kind and address."""
+    query = select(recipients).order_by(recipients.c.kind, recipients.c.email_key).limit(limit)
+    if text:
+        pattern = _like(text.lower())
+        query = query.where(
+            recipients.c.email_key.like(pattern, escape="\\")
+            | func.lower(recipients.c.name).like(pattern, escape="\\")
+        )
+    if kind:
+        query = query.where(recipients.c.kind == RecipientKind(kind).value)
+    if status:
+        query = query.where(recipients.c.status == RecipientStatus(status).value)
+    return [record_from_row(row) for row in conn.execute(query)]
+
+
+def count_by_source(conn: Connection) -> dict[str, dict[str, int]]:
+    """{kind: {source: n}}: where the recipients came from."""
+    rows = conn.execute(
+        select(recipients.c.kind, recipients.c.source, func.count()).group_by(
+            recipients.c.kind, recipients.c.source
+        )
+    )
+    found: dict[str, dict[str, int]] = {}
+    for kind, source, count in rows:
+        found.setdefault(kind, {})[source] = int(count)
+    return found
+
+
+def reactivate(conn: Connection, recipient_id: int) -> bool:
+    """Make a suppressed recipient active again (the author's own decision); True if it was not."""
+    result = conn.execute(
+        update(recipients)
+        .where(
+            recipients.c.id == recipient_id,
+            recipients.c.status != RecipientStatus.ACTIVE.value,
+        )
+        .values(
+            status=RecipientStatus.ACTIVE.value,
+            unsubscribed_at=None,
+            unsubscribe_reason="",
+            updated_at=times.now(),
+        )
+    )
+    return bool(result.rowcount)
+
+
+def joins_and_leaves(
+    conn: Connection, kind: RecipientKind
+) -> tuple[list[datetime], list[datetime]]:
+    """When the recipients of one audience joined, and when those who left left."""
+    of_kind = recipients.c.kind == kind.value
+    joined = conn.execute(select(recipients.c.created_at).where(of_kind)).scalars().all()
+    left = conn.execute(
+        select(recipients.c.unsubscribed_at).where(
+            of_kind, recipients.c.unsubscribed_at.is_not(None)
+        )
+    ).scalars()
+    return [times.as_utc(t) for t in joined], [times.as_utc(t) for t in left]

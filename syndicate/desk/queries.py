@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, func, select, update
-
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.deliveries import DeliveryHistory
 from syndicate.db.locks import LockHolder
 from syndicate.db.recipients import RecipientRecord
-from syndicate.db.replies import RecentReply, ReplyListing
+from syndicate.db.replies import RecentReply, ReplyByRecipient, ReplyListing
 from syndicate.db.sends import Send, SendListing
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
@@ -110,38 +109,14 @@ class Home:
 def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
     """Bounces, unsubscribes after the send, and replies, for each finished or running send."""
     ids = [r["id"] for r in rows]
-    if not ids:
-        return
-    replies, deliveries, recipients = db.schema.replies, db.schema.deliveries, db.schema.recipients
-    sent_to = deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id)
-    bounced: dict[int, int] = dict(
-        conn.execute(
-            select(replies.c.send_id, func.count())
-            .where(replies.c.send_id.in_(ids), replies.c.kind == ReplyKind.BOUNCE.value)
-            .group_by(replies.c.send_id)
-        ).all()
-    )
-    answered: dict[int, int] = dict(
-        conn.execute(
-            select(replies.c.send_id, func.count())
-            .where(replies.c.send_id.in_(ids), replies.c.kind.in_(PERSONAL))
-            .group_by(replies.c.send_id)
-        ).all()
-    )
+    bounced = db.replies.counts_by_send(conn, ids, [ReplyKind.BOUNCE.value])
+    answered = db.replies.counts_by_send(conn, ids, PERSONAL)
     for send in rows:
         started = send["started_at"]
         if started is not None:
-            send.unsubscribed_after = conn.execute(
-                select(func.count())
-                .select_from(sent_to)
-                .where(
-                    deliveries.c.send_id == send["id"],
-                    deliveries.c.state == DeliveryState.SENT.value,
-                    recipients.c.unsubscribed_at >= started,
-                )
-            ).scalar_one()
-        send.bounced = int(bounced.get(send["id"], 0))
-        send.replies = int(answered.get(send["id"], 0))
+            send.unsubscribed_after = db.deliveries.unsubscribed_since(conn, send["id"], started)
+        send.bounced = bounced.get(send["id"], 0)
+        send.replies = answered.get(send["id"], 0)
 
 
 def home(engine: Engine, settings: Settings) -> Home:
@@ -259,25 +234,14 @@ def replies(
 
 def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
     """(all, unread) replies by kind."""
-    table = db.schema.replies
-    unread = func.sum(table.c.read_at.is_(None).cast(Integer))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.kind, func.count(), unread).group_by(table.c.kind).order_by(table.c.kind)
-        ).all()
-    return {kind: (int(total), int(fresh or 0)) for kind, total, fresh in rows}
+        return db.replies.kind_counts(conn)
 
 
 def replied_posts(engine: Engine) -> list[tuple[int, str]]:
     """(id, title) of every post with a reply, newest post first."""
-    posts, table = db.schema.posts, db.schema.replies
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(posts.c.id, posts.c.title)
-            .where(posts.c.id.in_(select(table.c.post_id).where(table.c.post_id.is_not(None))))
-            .order_by(posts.c.id.desc())
-        ).all()
-    return [(int(pid), str(title)) for pid, title in rows]
+        return db.replies.replied_posts(conn)
 
 
 def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
@@ -321,92 +285,40 @@ STATUS_LOG_KEY = "desk_status_log:{recipient_id}"
 SEARCH_LIMIT = 200
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def people(
     engine: Engine, query: str, kind: str | None, status: str | None
-) -> list[dict[str, Any]]:
-    table = db.schema.recipients
-    select_people = select(table).order_by(table.c.kind, table.c.email_key).limit(SEARCH_LIMIT)
-    if query:
-        pattern = _like(query.lower())
-        select_people = select_people.where(
-            table.c.email_key.like(pattern, escape="\\")
-            | func.lower(table.c.name).like(pattern, escape="\\")
-        )
-    if kind:
-        select_people = select_people.where(table.c.kind == kind)
-    if status:
-        select_people = select_people.where(table.c.status == status)
+) -> list[RecipientRecord]:
     with engine.connect() as conn:
-        return [dict(row) for row in conn.execute(select_people).mappings()]
+        return db.recipients.search(conn, query, kind, status, SEARCH_LIMIT)
 
 
 def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
     """{"status": {kind: {status: n}}, "source": {kind: {source: n}}}."""
-    table = db.schema.recipients
-    found: dict[str, dict[str, dict[str, int]]] = {"status": {}, "source": {}}
     with engine.connect() as conn:
-        found["status"] = db.recipients.count_recipients(conn)
-        rows = conn.execute(
-            select(table.c.kind, table.c.source, func.count()).group_by(
-                table.c.kind, table.c.source
-            )
-        ).all()
-    for kind, source, count in rows:
-        found["source"].setdefault(kind, {})[source] = int(count)
-    return found
+        return {
+            "status": db.recipients.count_recipients(conn),
+            "source": db.recipients.count_by_source(conn),
+        }
 
 
 @dataclass
 class Person:
     row: RecipientRecord
-    deliveries: list[dict[str, Any]]
-    replies: list[dict[str, Any]]
+    deliveries: list[DeliveryHistory]
+    replies: list[ReplyByRecipient]
     changes: list[dict[str, str]]
 
 
 def person(engine: Engine, recipient_id: int) -> Person | None:
-    deliveries, sends, posts, replies = (
-        db.schema.deliveries,
-        db.schema.sends,
-        db.schema.posts,
-        db.schema.replies,
-    )
     with engine.connect() as conn:
         row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             return None
-        sent = conn.execute(
-            select(
-                deliveries.c.send_id,
-                deliveries.c.state,
-                deliveries.c.detail,
-                deliveries.c.updated_at,
-                sends.c.channel,
-                posts.c.id.label("post_id"),
-                posts.c.title,
-            )
-            .join(sends, sends.c.id == deliveries.c.send_id)
-            .join(posts, posts.c.id == sends.c.post_id)
-            .where(deliveries.c.recipient_id == recipient_id)
-            .order_by(deliveries.c.updated_at.desc())
-            .limit(200)
-        ).mappings()
-        answered = conn.execute(
-            select(replies.c.id, replies.c.kind, replies.c.subject, replies.c.received_at)
-            .where(replies.c.recipient_id == recipient_id)
-            .order_by(replies.c.received_at.desc())
-            .limit(200)
-        ).mappings()
         changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
         return Person(
             row,
-            [dict(d) for d in sent],
-            [dict(r) for r in answered],
+            db.deliveries.history_of(conn, recipient_id),
+            db.replies.replies_from(conn, recipient_id),
             json.loads(changes) if changes else [],
         )
 
@@ -414,7 +326,6 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
 def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> bool:
     """Unsubscribe or resubscribe one person by the author's hand, recorded with the reason;
     True when this changed them. A spam complaint is never undone here."""
-    table = db.schema.recipients
     reason = "by the author, on the desk"
     with engine.begin() as conn:
         row = db.recipients.recipient_row(conn, recipient_id)
@@ -426,18 +337,7 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
                 "themselves, but the desk does not re-add them"
             )
         if active:
-            changed = bool(
-                conn.execute(
-                    update(table)
-                    .where(table.c.id == recipient_id, table.c.status != "active")
-                    .values(
-                        status="active",
-                        unsubscribed_at=None,
-                        unsubscribe_reason="",
-                        updated_at=db.now(),
-                    )
-                ).rowcount
-            )
+            changed = db.recipients.reactivate(conn, recipient_id)
         else:
             changed = db.recipients.mark_recipient(
                 conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
@@ -460,15 +360,5 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
 
 def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
     """When readers joined and when they left (unsubscribed, bounced, complained)."""
-    table = db.schema.recipients
-    reader = table.c.kind == RecipientKind.READER.value
     with engine.connect() as conn:
-        joined = conn.execute(select(table.c.created_at).where(reader)).scalars().all()
-        left = (
-            conn.execute(
-                select(table.c.unsubscribed_at).where(reader, table.c.unsubscribed_at.is_not(None))
-            )
-            .scalars()
-            .all()
-        )
-    return [db.as_utc(t) for t in joined], [db.as_utc(t) for t in left]
+        return db.recipients.joins_and_leaves(conn, RecipientKind.READER)
