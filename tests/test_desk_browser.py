@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -276,11 +277,11 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
 
 def store_sends(engine: object) -> list[dict]:
     with engine.connect() as conn:
-        return db.sends.list_sends(conn)
+        return [asdict(row) for row in db.sends.list_sends(conn)]
 
 
 def store_send(engine: object, send_id: int) -> dict:
     with engine.connect() as conn:
         row = db.sends.get_send(conn, send_id)
     assert row is not None
-    return row
+    return asdict(row)
