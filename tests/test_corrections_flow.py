@@ -291,7 +291,7 @@ def test_kill_reaches_every_editor_and_cancels_the_pending_send(delivered, proje
     with engine.connect() as conn:
         post = db.posts.find_post(conn, "post-2")
         newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
-    assert newsletter["state"] == SendState.CANCELLED.value
+    assert newsletter.state == SendState.CANCELLED.value
     assert "cancelled" in killed.stdout
 
 
@@ -312,7 +312,7 @@ def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
     with engine.connect() as conn:
         post = db.posts.find_post(conn, "post-2")
         newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
-    send_control.approve(engine, newsletter["id"], by="test")
+    send_control.approve(engine, newsletter.id, by="test")
     scheduler.tick(engine, cfg, at=AFTER_RELEASE)
     editions = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Walls and words")}
     assert len(editions) == 4
@@ -396,7 +396,7 @@ def test_min_words_and_off(delivered, project) -> None:
     [both] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=10))
     assert both.summary == "changes the headline and the 1st paragraph"
     with engine.begin() as conn:
-        conn.execute(db.corrections.corrections.delete())
+        conn.execute(db.schema.corrections.delete())
     cfg = configure(project, column__corrections_min_words=1, column__corrections="off")
     feed.posts[2] = ("Bread and butter", BODY)
     del feed.posts[1]
