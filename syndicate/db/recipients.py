@@ -345,14 +345,17 @@ def count_active(conn: Connection, kind: RecipientKind) -> int:
 
 
 def count_recipients(conn: Connection) -> dict[str, dict[str, int]]:
+    """{kind: {status: n}}."""
+    return _count_by(conn, recipients.c.status)
+
+
+def _count_by(conn: Connection, column: Any) -> dict[str, dict[str, int]]:
     rows = conn.execute(
-        select(recipients.c.kind, recipients.c.status, func.count()).group_by(
-            recipients.c.kind, recipients.c.status
-        )
+        select(recipients.c.kind, column, func.count()).group_by(recipients.c.kind, column)
     )
     counts: dict[str, dict[str, int]] = {}
-    for kind, status, count in rows:
-        counts.setdefault(kind, {})[status] = count
+    for kind, value, count in rows:
+        counts.setdefault(kind, {})[value] = int(count)
     return counts
 
 
@@ -385,15 +388,7 @@ def search(
 
 def count_by_source(conn: Connection) -> dict[str, dict[str, int]]:
     """{kind: {source: n}}: where the recipients came from."""
-    rows = conn.execute(
-        select(recipients.c.kind, recipients.c.source, func.count()).group_by(
-            recipients.c.kind, recipients.c.source
-        )
-    )
-    found: dict[str, dict[str, int]] = {}
-    for kind, source, count in rows:
-        found.setdefault(kind, {})[source] = int(count)
-    return found
+    return _count_by(conn, recipients.c.source)
 
 
 def reactivate(conn: Connection, recipient_id: int) -> bool:
