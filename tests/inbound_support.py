@@ -6,6 +6,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from syndicate import settings as settings_module
 from syndicate.cli import app
 from syndicate.db import Engine
 from syndicate.errors import SyndicateError
+from tests.postgres_support import copy_database, pin_database
 from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +83,7 @@ def sent_project(folder: Path) -> Path:
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         _TEMPLATE.append(_make_sent_project(scratch / "project"))
     shutil.copytree(_TEMPLATE[0], folder)
+    copy_database(_TEMPLATE[0], folder)
     return folder
 
 
@@ -89,6 +92,7 @@ def _make_sent_project(folder: Path) -> Path:
     for name in ("templates", "subscribers", "examples"):
         shutil.copytree(ROOT / name, folder / name)
     shutil.copy(ROOT / "settings.toml", folder / "settings.toml")
+    pin_database(folder)
     result = cli_process(folder, "run", "--once")
     assert result.returncode == 0, result.stderr.decode()
     return folder
@@ -96,6 +100,7 @@ def _make_sent_project(folder: Path) -> Path:
 
 def copy_project(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
+    copy_database(source, target)
     return target
 
 
@@ -109,6 +114,13 @@ def edit(config: Path, old: str, new: str) -> None:
     text = config.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {config}"
     config.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def set_url_file(config: Path, value: str) -> None:
+    """Point database.url_file at `value`, whatever it was (a PostgreSQL run pins each project
+    to its database with it: tests/postgres_support.py)."""
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r'(?m)^url_file = ".*"$', f'url_file = "{value}"', text, count=1))
 
 
 def use_smtp(project: Path, port: int) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from syndicate import db, tokens
+from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
 from syndicate.scheduling import daemon
-from syndicate.scheduling.approval import handle_approval_reply
 from tests.scheduling_support import Blog, configure, utc
 from tests.scheduling_support import sends as all_sends
 

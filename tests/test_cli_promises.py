@@ -30,6 +30,7 @@ from syndicate.render.column import build_draft
 from syndicate.render.column_text import body_word_count
 from syndicate.render.sanitize import sanitize
 from tests.conftest import ROOT, set_setting
+from tests.postgres_support import database_url_of, empty_database
 
 
 class Cli:
@@ -192,7 +193,7 @@ def _reply(conn, kind: str, words: str, sender: str = "reader@example.com") -> i
 
 
 def test_status_counts_unread_replies_from_people_and_read_marks_them(cli: Cli) -> None:
-    engine = db.connect(f"sqlite:///{cli.project / 'syndicate.db'}")
+    engine = db.connect(database_url_of(cli.project))
     with engine.begin() as conn:
         first = _reply(conn, "comment", "Loved it.")
         _reply(conn, "editor_response", "Running it Saturday.", "ed@paper.example")
@@ -233,10 +234,8 @@ def test_status_counts_unread_replies_from_people_and_read_marks_them(cli: Cli) 
 def test_a_database_of_this_version_without_read_at_gets_the_column(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = db.connect(url)
-    with engine.begin() as conn:  # as a build before Alembic (schema_version 3) left it
+    with engine.begin() as conn:
         conn.execute(text("ALTER TABLE replies DROP COLUMN read_at"))
-        conn.execute(text("DROP TABLE alembic_version"))
-        conn.execute(text("UPDATE meta SET value = '3' WHERE key = 'schema_version'"))
     with db.connect(url).begin() as conn:
         _reply(conn, "comment", "Still here.")
         assert db.replies.count_replies(conn) == {"comment": 1}
@@ -254,12 +253,12 @@ def test_run_once_tells_one_story_by_default_logs_with_v_and_no_bar_with_q(cli: 
     assert "send 1 newsletter" in err  # the progress bar
 
     set_setting(cli.project / "settings.toml", 'first_run = "newest"', 'first_run = "all"')
-    (cli.project / "syndicate.db").unlink()
+    empty_database(cli.project)
     code, out, err = cli("-q", "run", "--once")
     assert code == 0 and "Send 1 (newsletter)" in out
     assert "send 1 newsletter" not in err and "INFO" not in err
 
-    (cli.project / "syndicate.db").unlink()
+    empty_database(cli.project)
     code, out, err = cli("-v", "run", "--once")
     assert code == 0 and "INFO" in err
     for line in err.splitlines():  # one record per line, never wrapped mid-number
@@ -318,7 +317,7 @@ def test_an_import_keeps_names_and_spelling_already_on_the_list(cli: Cli) -> Non
     assert difference["line"] == 2 and "'Margaret Holloway'" in difference["message"]
     assert "'Maggie H'" in difference["message"]
     assert "written 'MARGARET.HOLLOWAY@" in spelling["message"]
-    engine = db.connect(f"sqlite:///{cli.project / 'syndicate.db'}")
+    engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
         rows = {r.email_key: r for r in db.recipients.list_recipients(conn, RecipientKind.READER)}
     kept = rows["margaret.holloway@example.com"]
@@ -346,7 +345,7 @@ def test_unreadable_editor_preferences_are_reported_at_import(cli: Cli) -> None:
     report = json.loads(cli("subscribers", "import", str(press), "--kind", "editor", "--json")[1])
     assert {p["line"] for p in report["problems"]} == {2}
     assert any("timezone" in p["message"] for p in report["problems"])
-    engine = db.connect(f"sqlite:///{cli.project / 'syndicate.db'}")
+    engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
         [editor] = db.recipients.list_recipients(conn, RecipientKind.EDITOR)
     assert editor.email == "ed@paper.example"  # the row still lands

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import sqlite3
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -16,6 +16,7 @@ from lxml import etree
 from syndicate import db, tokens
 from tests.column_support import NEWEST_TITLE
 from tests.conftest import run_cli
+from tests.postgres_support import database_url_of
 
 SAM = "opinion@dailyherald.example.com"
 FIONA = "comment.desk@eveningpost.example.org"
@@ -65,7 +66,7 @@ def test_each_editor_gets_a_note_and_the_attachments_they_asked_for(sent: Path) 
     assert "Hi Fiona," in html
 
     # The Reply-To token names this send and this editor, so an answer is filed as theirs.
-    engine = db.connect(f"sqlite:///{sent / 'syndicate.db'}")
+    engine = db.connect(database_url_of(sent))
     key = db.meta.hmac_key(engine, None)
     with engine.connect() as conn:
         for address, message in messages.items():
@@ -137,10 +138,14 @@ def test_preview_prints_text_formats_and_refuses_what_it_cannot_do(sent: Path) -
 
 def test_preview_shows_the_sends_embargo_in_the_editors_zone(sent: Path) -> None:
     # The scheduling commands set sends.embargo_until; here we set it directly.
-    with sqlite3.connect(sent / "syndicate.db") as db:
-        db.execute(
-            "UPDATE sends SET embargo_until = '2026-12-05 05:01:00.000000' WHERE channel = 'column'"
+    engine = db.connect(database_url_of(sent))
+    with engine.begin() as conn:
+        conn.execute(
+            db.schema.sends.update()
+            .where(db.schema.sends.c.channel == "column")
+            .values(embargo_until=datetime(2026, 12, 5, 5, 1, tzinfo=UTC))
         )
+    engine.dispose()
     for address, expected in (
         (SAM, "EMBARGOED UNTIL: Saturday, Dec. 5, 2026, 00:01 ET"),
         (FIONA, "EMBARGOED UNTIL: Saturday, Dec. 5, 2026, 05:01 GMT"),

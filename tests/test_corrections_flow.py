@@ -19,10 +19,10 @@ import pytest
 
 from syndicate import db
 from syndicate.corrections import control, listing, rows
+from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.scheduling import daemon as scheduler
 from syndicate.scheduling import send_control
-from syndicate.scheduling.approval import handle_approval_reply
 from tests.inbound_support import cli
 from tests.scheduling_support import configure, utc
 
@@ -217,8 +217,16 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
 
     forged = author_reply(question, "send", sender="intruder@example.org")
     assert not handle_approval_reply(engine, cfg, forged).accepted
-    result = handle_approval_reply(engine, cfg, author_reply(question, "send"))
-    assert result.accepted, result.reason
+    # Through the inbound pipeline, as the author's MTA would deliver it.
+    from syndicate.inbound import pipeline
+
+    key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
+    answer = author_reply(question, "send").as_bytes()
+    pipeline.process(engine, answer, cfg, key, source="test", at=BEFORE_RELEASE)
+    with engine.connect() as conn:
+        [recorded] = db.replies.list_replies(conn)
+    assert recorded["kind"] == "approval" and recorded["recipient_id"] is None
+    assert "approved by reply" in recorded["detail"]
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
 
     advisories = messages(handler, "UPDATED: Column: Walls and words")
@@ -450,3 +458,42 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     assert messages(handler, "UPDATED: ") == []  # it may still be sending
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(hours=2))
     assert len(messages(handler, "UPDATED: ")) == 2
+
+
+def test_a_deferred_advisory_is_tried_again_at_the_next_tick(delivered) -> None:
+    cfg, engine, handler, feed, originals = delivered
+    handler.refuse[SAM] = "451 4.7.1 Try again later"
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, AFTER_RELEASE)
+    outcome = control.send(engine, cfg, correction.id, at=AFTER_RELEASE)
+    assert (outcome.sent, outcome.failed) == (1, 1)
+    assert [m["To"].addresses[0].addr_spec for m in messages(handler, "CORRECTION: ")] == [FIONA]
+    del handler.refuse[SAM]
+    scheduler.tick(engine, cfg, at=AFTER_RELEASE + timedelta(minutes=1))
+    [retried] = messages(handler, "CORRECTION: ", to=SAM)
+    assert "WALLS-WORDS/CORRECTION v2" in retried.get_body(("plain",)).get_content()
+    assert retried["In-Reply-To"] == originals[SAM]["Message-ID"]
+    scheduler.tick(engine, cfg, at=AFTER_RELEASE + timedelta(minutes=2))
+    assert len(messages(handler, "CORRECTION: ")) == 2  # nobody twice
+    shown = run_cli(cfg.path("."), "corrections", "show", str(correction.id))
+    assert f"{SAM}: sent" in shown.stdout and f"{FIONA}: sent" in shown.stdout
+
+
+def test_a_proposed_kill_closes_when_the_post_returns_or_goes_out_with_your_reason(
+    delivered, project
+) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    post = feed.posts.pop(2)
+    [proposed] = poll(cfg, engine, BEFORE_RELEASE)
+    feed.posts[2] = post  # it was a mistake: the post is back
+    [closed] = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=15))
+    assert (closed.id, closed.state) == (proposed.id, rows.CorrectionState.REVERTED)
+
+    del feed.posts[2]
+    again = poll(cfg, engine, BEFORE_RELEASE + timedelta(minutes=30))[0]
+    assert again.id != proposed.id and again.reason == "the post was taken off the blog"
+    sent = run_cli(project, "corrections", "send", str(again.id), "--note", "Legal advice")
+    assert sent.returncode == 0, sent.stderr
+    kills = messages(handler, "KILL: ")
+    assert len(kills) == 2
+    assert "Reason: Legal advice." in kills[0].get_body(("plain",)).get_content()

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from syndicate import db
-from syndicate.inbound import parse, pipeline
+from syndicate.inbound import pipeline
+from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from tests.inbound_support import (
     cli,
@@ -25,6 +26,7 @@ from tests.inbound_support import (
     load,
     replies,
     sent_project,
+    set_url_file,
     signed_ids,
 )
 
@@ -314,7 +316,7 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     def score() -> float:
         with engine.connect() as conn:
             row = db.bounces.get_bounce_score(conn, "zoe.perez@example.org")
-            return row.score if row else 0.0
+            return row["score"] if row else 0.0
 
     def status() -> str:
         with engine.connect() as conn:
@@ -336,11 +338,11 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     delay = signed_ids(project, fixture("dsn_gmail_delay.eml"))
     pipeline.process(engine, delay, settings, key, source="test", at=day)
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
     later = delay.replace(b"0001.GMR@", b"0002.GMR@")
     pipeline.process(engine, later, settings, key, source="test", at=day + timedelta(days=10))
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
 
 
 def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None:
@@ -364,8 +366,13 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     assert len(row.raw) < 10_000
 
 
-def test_a_transient_problem_exits_75_so_the_mta_retries(project: Path, tmp_path: Path) -> None:
+def test_a_transient_problem_exits_75_so_the_mta_retries(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = project / "settings.toml"
+    # This URL, not the database a PostgreSQL run gives the project.
+    set_url_file(config, "")
+    monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
     text = config.read_text(encoding="utf-8")
     config.write_text(
         text.replace(
@@ -446,7 +453,8 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
     """Fault injection: a reader's words that crash quote-stripping. The message is kept whole
     as refused for the author to read, and the MTA is told it was delivered (exit 0), since a
     bounce would tell the reader it was lost."""
-    from syndicate.inbound import stdin, text
+    from syndicate.inbound.sources import stdin
+    from syndicate.inbound.steps import text
 
     def crash(message):
         raise UnicodeError("simulated decoder failure")

@@ -23,8 +23,7 @@ import pytest
 from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.cli import inbound as inbound_cli
-from syndicate.db.meta import KeyUse
-from syndicate.inbound import stdin
+from syndicate.inbound.sources import stdin
 from syndicate.models import ReplyState
 from syndicate.scheduling.daemon import Daemon
 from tests.conftest import free_port
@@ -37,9 +36,11 @@ from tests.inbound_support import (
     load,
     replies,
     sent_project,
+    set_url_file,
     use_smtp,
 )
 from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter, run_as_pipe_user
+from tests.postgres_support import database_url_of
 
 
 def token_only(name: str) -> bytes:
@@ -94,10 +95,10 @@ def test_with_key_and_database_url_files_the_pipe_files_a_token_only_reply(proje
     secrets_dir.mkdir()
     write_secret(secrets_dir / "secret.key", KEY)
     # The URL file points at the daemon's database by absolute path, as it would in /etc.
-    write_secret(secrets_dir / "database-url", f"sqlite:///{project / 'syndicate.db'}")
+    write_secret(secrets_dir / "database-url", database_url_of(project))
     config = project / "settings.toml"
     edit(config, 'key_file = ""', 'key_file = "secrets/secret.key"')
-    edit(config, 'url_file = ""', 'url_file = "secrets/database-url"')
+    set_url_file(config, "secrets/database-url")
     edit(config, 'url = "sqlite:///syndicate.db"', 'url = "sqlite:///elsewhere.db"')
     as_pipe_user(project)
 
@@ -203,13 +204,14 @@ def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.M
     for name in ("key", "url"):
         (project / name).chmod(0o600)
     config = project / "settings.toml"
+    set_url_file(config, "")
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", "key-from-the-environment-0123456789abcdef")
     monkeypatch.setenv("SYNDICATE_DATABASE_URL", "sqlite:////srv/from-the-environment.db")
     settings = settings_module.load(config)
     assert settings.hmac_key_from_env() == b"key-from-the-environment-0123456789abcdef"
     assert settings.database_url == "sqlite:////srv/from-the-environment.db"
     edit(config, 'key_file = ""', 'key_file = "key"')
-    edit(config, 'url_file = ""', 'url_file = "url"')
+    set_url_file(config, "url")
     settings = settings_module.load(config)
     assert settings.hmac_key_from_env() == b"key-from-the-file-0123456789abcdef"
     assert settings.database_url == "sqlite:////srv/from-the-file.db"
@@ -239,14 +241,14 @@ def test_while_receiving_logs_go_to_syslog_and_stderr_keeps_the_sentence(
 def test_an_entrance_not_heard_from_for_30_days_is_left_out_of_the_comparison() -> None:
     now = datetime(2026, 12, 2, tzinfo=UTC)
 
-    def use(name: str, fingerprint: str, days_ago: float) -> KeyUse:
+    def use(name: str, fingerprint: str, days_ago: float) -> dict:
         at = now - timedelta(days=days_ago)
-        return KeyUse(name, fingerprint, at, at)
+        return {"entrance": name, "fingerprint": fingerprint, "first": at, "last": at}
 
     rotated = [use("syndicate run as syndicate", "new", 0), use("syndicate serve", "new", 1)]
     assert db.meta.key_mismatch([*rotated, use("old pipe", "old", 31)]) == []
     recent = [*rotated, use("inbound receive as nobody", "old", 29)]
-    assert {u.entrance for u in db.meta.key_mismatch(recent)} == {
+    assert {u["entrance"] for u in db.meta.key_mismatch(recent)} == {
         "syndicate run as syndicate",
         "syndicate serve",
         "inbound receive as nobody",

@@ -1,6 +1,6 @@
 """SendGrid Inbound Parse: both modes posted as multipart/form-data over HTTP to the routes from
-syndicate.inbound.sendgrid, served by uvicorn on 127.0.0.1 in a minimal Starlette app (web.py
-mounts the same routes)."""
+syndicate.inbound.sources.sendgrid, served by uvicorn on 127.0.0.1 in a minimal Starlette app
+(web/app.py mounts the same routes)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from syndicate import settings as settings_module
-from syndicate.inbound import sendgrid
+from syndicate.inbound.sources import sendgrid
 from syndicate.web.app import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, edit, fixture, replies, sent_project

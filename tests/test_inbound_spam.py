@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from syndicate.inbound import parse, pipeline
+from syndicate.inbound import pipeline
+from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from tests.inbound_support import edit, fixture, load, require_tool, sent_project
 

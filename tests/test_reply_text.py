@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate.inbound import text
+from syndicate.inbound.steps import text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "replies"
 

@@ -6,13 +6,18 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import inspect
 
 from syndicate import db, settings
 from syndicate.scheduling import daemon
 
 
-def test_version_1_database_gains_the_new_columns_and_keeps_its_data(project: Path) -> None:
+def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SQLite file, on either test run (tests/test_postgres_schema.py upgrades on PostgreSQL).
+    monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
     cfg = settings.load(project / "settings.toml")
     engine = db.connect(cfg.database_url)
     daemon.run_once(engine, cfg)

@@ -27,7 +27,7 @@ from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.cli import main
 from syndicate.delivery.transports.outbox import OutboxTransport
-from syndicate.inbound import maildir
+from syndicate.inbound.sources import maildir
 from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
 from syndicate.web.app import create_app
 from tests.conftest import set_setting

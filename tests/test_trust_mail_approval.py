@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from syndicate import db, tokens
 from syndicate.inbound import pipeline
+from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
-from syndicate.scheduling.approval import handle_approval_reply
 from tests.test_approval import awaiting  # noqa: F401 (the fixture: a send awaiting approval)
 
 parse = BytesParser(policy=policy.default).parsebytes

@@ -15,7 +15,9 @@ import pytest
 
 from syndicate import db, tokens
 from syndicate import settings as settings_module
-from syndicate.inbound import parse, pipeline, sendgrid
+from syndicate.inbound import pipeline
+from syndicate.inbound.sources import sendgrid
+from syndicate.inbound.steps import parse
 from syndicate.scheduling import daemon
 from tests.conftest import set_setting
 from tests.inbound_support import KEY, cli, copy_project, load, sent_project
@@ -189,7 +191,7 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     _, engine, _ = load(project)
     with engine.connect() as conn:
         assert db.replies.get_reply(conn, row["id"]).verified is True
-        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
 
 
 def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
@@ -218,7 +220,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     result = cli(project, "inbound", "receive", "--recipient", envelope[ZOE], stdin=dsn(ZOE))
     assert result.returncode == 0, result.stderr.decode()
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
 
 
 def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:

@@ -15,7 +15,8 @@ from syndicate import db
 from syndicate.db.replies import StoredReply, tokens
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import shared_reply_address
-from syndicate.inbound import parse, pipeline
+from syndicate.inbound import pipeline
+from syndicate.inbound.steps import parse
 from tests.inbound_support import (
     cli,
     cli_process,
@@ -133,7 +134,7 @@ def test_a_failure_while_recording_files_the_message_whole_as_refused(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Any error of the message's own (not the database's) in the record step: refused, kept."""
-    from syndicate.inbound import file as filing
+    from syndicate.inbound.steps import file as filing
 
     real = filing.record
     calls: list[str] = []

@@ -15,7 +15,9 @@ import pytest
 from syndicate import db, tokens
 from syndicate import settings as settings_module
 from syndicate.delivery import compose, dispatch
-from syndicate.inbound import parse, pipeline, sendgrid
+from syndicate.inbound import pipeline
+from syndicate.inbound.sources import sendgrid
+from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from tests.inbound_support import (
     KEY,

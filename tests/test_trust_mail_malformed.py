@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from syndicate import settings as settings_module
-from syndicate.inbound import sendgrid
+from syndicate.inbound.sources import sendgrid
 from tests.inbound_support import KEY, cli, copy_project, edit, replies, sent_project
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from syndicate.headers import one_line
 from syndicate.render.editor_profile import ProfileDefaults, parse_profile
 
 EDITOR_FIELDS = ("publication", "timezone", "word_limit", "formats", "quotes", "links")
@@ -227,7 +228,7 @@ def _status(columns: _Columns, row: list[str]) -> tuple[str, str]:
 
 def _name(columns: _Columns, row: list[str]) -> str:
     def at(position: int | None) -> str:
-        return row[position].strip() if position is not None and position < len(row) else ""
+        return one_line(row[position]) if position is not None and position < len(row) else ""
 
     name = at(columns.name)
     if name:
@@ -352,8 +353,10 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         if status == "unknown":
             parsed.problems.append(RowProblem(path, line, f"{address}: {reason}"))
             continue
+        # Names and fields are one line: control characters (a NUL, which PostgreSQL refuses
+        # in text, an escape sequence) become spaces here, at the boundary.
         fields = {
-            name: record[position].strip() for name, position in extras if position < len(record)
+            name: one_line(record[position]) for name, position in extras if position < len(record)
         }
         if editor_fields:
             parsed.problems.extend(

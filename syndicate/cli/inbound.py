@@ -40,7 +40,7 @@ def receive(
     """
     # The MTA shows what we print to the sender (65) or in its log (75): our log lines go to
     # syslog when there is one, else to stderr only when the sender will not read them.
-    from syndicate.inbound import stdin
+    from syndicate.inbound.sources import stdin
 
     logs = _PipeLogs()
     raw = sys.stdin.buffer.read()
@@ -96,7 +96,7 @@ class _PipeLogs:
         root.handlers[:] = [self.syslog or self.held]
 
     def close(self, code: int) -> None:
-        from syndicate.inbound import stdin
+        from syndicate.inbound.sources import stdin
 
         root = logging.getLogger()
         root.handlers[:] = self.saved
@@ -146,7 +146,8 @@ def classify(
     ] = None,
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
-    from syndicate.inbound import parse, pipeline
+    from syndicate.inbound import pipeline
+    from syndicate.inbound.steps import parse
 
     try:
         raw = message.read_bytes() if message else sys.stdin.buffer.read()

@@ -35,6 +35,7 @@ KILL_WATCH_DAYS = 30
 # A correction claimed for sending longer ago than this was left by a process that died
 # (deliveries are recorded in one transaction after the transport answers, so none were).
 STALE_SENDING = timedelta(hours=1)
+BY_HAND = "syndicate kill"
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,14 @@ def on_feed(conn: Connection, settings: Settings, posts: list[Post], at: datetim
     in_feed = {p.guid for p in posts}
     dates = [p.published for p in posts if p.published is not None]
     oldest = min(dates) if dates else None
+    for waiting in db.corrections.listed(conn, open_only=True):
+        if (
+            waiting.action is CorrectionAction.KILL
+            and waiting.origin != BY_HAND
+            and waiting.new.guid in in_feed
+        ):
+            db.corrections.set_state(conn, waiting.id, CorrectionState.REVERTED, updated_at=at)
+            log.info("%r is back in the feed: proposed kill %s closed", waiting.title, waiting.id)
     proposed = []
     for post, send in db.corrections.delivered_posts(conn, at - timedelta(days=KILL_WATCH_DAYS)):
         if post.guid in in_feed or post.id is None or oldest is None:
@@ -212,7 +221,7 @@ def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datet
         origin=why,
         base=post,
         new=post,
-        reason="withdrawn by the author",
+        reason="" if why == BY_HAND else "the post was taken off the blog",
         at=at,
     )
     log.warning(
@@ -296,7 +305,9 @@ def send(
         correction = _load(conn, correction_id)
         if not correction.open:
             raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
-        if note:
+        if note and correction.action is CorrectionAction.KILL:
+            db.corrections.set_reason(conn, correction_id, " ".join(note.split()))
+        elif note:
             db.corrections.set_note(conn, correction_id, " ".join(note.split()))
         if not db.corrections.set_state(
             conn,
@@ -316,16 +327,7 @@ def send(
         raise
     cancelled: tuple[int, ...] = ()
     with engine.begin() as conn:
-        for result in results:
-            db.corrections.record_delivery(
-                conn,
-                correction.id,
-                result.recipient.id,
-                result.message_id,
-                result.state,
-                result.detail,
-                at,
-            )
+        _record(conn, correction.id, results, at)
         db.corrections.finish(
             conn, correction.id, advisory=advisory.kind.value, version=advisory.version, at=at
         )
@@ -385,7 +387,7 @@ def kill(
             return Outcome(0, "none", 0, 0, cancelled)
         proposed = db.corrections.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
-            proposed.id if proposed else propose_kill(conn, post, column.id, "syndicate kill", at)
+            proposed.id if proposed else propose_kill(conn, post, column.id, BY_HAND, at)
         )
         db.corrections.set_reason(conn, correction_id, " ".join(reason.split()))
     return send(engine, settings, correction_id, by="syndicate kill", at=at)
@@ -415,7 +417,41 @@ def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
                 log.error("%s", exc)
         elif correction.asked_at is None:
             _ask(engine, settings, correction, at)
+    _retry_deferred(engine, settings, at)
     return sent
+
+
+def _retry_deferred(engine: Engine, settings: Settings, at: datetime) -> None:
+    """Messages a server deferred (4xx) are tried again at each tick, like deliveries."""
+    with engine.connect() as conn:
+        waiting = db.corrections.deferred(conn, settings.transport.retry.max_attempts)
+        corrections = {cid: db.corrections.get(conn, cid) for cid in waiting}
+    for correction_id, recipients in waiting.items():
+        correction = corrections[correction_id]
+        if correction is None:
+            continue
+        try:
+            _, results = outgoing.deliver(engine, settings, correction, at, only=recipients)
+        except SyndicateError as exc:
+            log.error("%s", exc)
+            continue
+        with engine.begin() as conn:
+            _record(conn, correction.id, results, at)
+
+
+def _record(
+    conn: Connection, correction_id: int, results: list[outgoing.Result], at: datetime
+) -> None:
+    for result in results:
+        db.corrections.record_delivery(
+            conn,
+            correction_id,
+            result.recipient.id,
+            result.message_id,
+            result.state,
+            result.detail,
+            at,
+        )
 
 
 def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> None:

@@ -24,7 +24,7 @@ from syndicate.corrections.advisory import (
     render_advisory,
     threading_headers,
 )
-from syndicate.corrections.rows import Correction, CorrectionAction, Reached
+from syndicate.corrections.rows import QUESTION_SLOT, Correction, CorrectionAction, Reached
 from syndicate.db import Engine
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
@@ -52,9 +52,8 @@ class Result:
 def ask_address(settings: Settings, key: bytes, correction: Correction, at: datetime) -> str:
     """The Reply-To of the question: an `approve` token naming the column's send and, in the
     recipient slot, the correction (approval previews put 0 there), signed with its time."""
-    token = tokens.make(
-        key, "approve", correction.send_id, correction.id, issued_at=int(at.timestamp())
-    )
+    slot = QUESTION_SLOT + correction.id
+    token = tokens.make(key, "approve", correction.send_id, slot, issued_at=int(at.timestamp()))
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
@@ -124,7 +123,9 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
     assert send is not None
     sent_at = db.as_utc(send.started_at) or correction.created_at
     release_at = db.as_utc(send.embargo_until)
-    if correction.action is CorrectionAction.KILL:
+    if correction.advisory:  # a retry says what the first attempt said
+        kind, version = AdvisoryKind(correction.advisory), correction.version
+    elif correction.action is CorrectionAction.KILL:
         kind = AdvisoryKind.KILL
     else:
         kind = kind_at(release_at, sent_at, at)
@@ -144,10 +145,15 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
 
 
 def deliver(
-    engine: Engine, settings: Settings, correction: Correction, at: datetime
+    engine: Engine,
+    settings: Settings,
+    correction: Correction,
+    at: datetime,
+    only: frozenset[int] | None = None,
 ) -> tuple[Advisory, list[Result]]:
     """Send the advisory to every editor who had the column and is still active (and, with
-    `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post)."""
+    `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post);
+    `only` these recipients when a deferred message is tried again."""
     from syndicate.delivery import dispatch
     from syndicate.delivery.compose import compose, envelope_sender
     from syndicate.delivery.transports import make_transport, notice
@@ -160,12 +166,17 @@ def deliver(
     sender = dispatch.make_sender(settings, key)
     env = make_environment(settings.path(settings.paths.templates))
     with engine.connect() as conn:
-        earlier = db.corrections.sent_ids(conn, correction.post_id)
+        earlier = [
+            c for c in db.corrections.sent_ids(conn, correction.post_id) if c != correction.id
+        ]
         editors = db.corrections.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
         newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
             readers = db.corrections.reached(conn, newsletter.id, earlier, RecipientKind.READER)
+    if only is not None:
+        editors = [r for r in editors if r.recipient.id in only]
+        readers = [r for r in readers if r.recipient.id in only]
     editions: dict[tuple[str, ...], Edition] = {}
     outbound: list[OutboundMessage] = []
     for reach, send_id in [(r, correction.send_id) for r in editors] + [

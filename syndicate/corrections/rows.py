@@ -24,6 +24,17 @@ class CorrectionState(enum.StrEnum):
     IGNORED = "ignored"  # an edit below the threshold, kept only as what editors have (base)
 
 
+# The author's question carries an `approve` token whose recipient slot is this plus the
+# correction's id: far above any recipient id, so the reply is never filed as a recipient's,
+# and unlike an approval preview's 0, so approval knows a correction is meant.
+QUESTION_SLOT = 1_000_000_000
+
+
+def correction_of(recipient_slot: int) -> int | None:
+    """The correction an approve token's recipient slot names, if it names one."""
+    return recipient_slot - QUESTION_SLOT if recipient_slot > QUESTION_SLOT else None
+
+
 OPEN = (CorrectionState.PENDING.value, CorrectionState.APPROVED.value)
 
 

@@ -400,16 +400,31 @@ def record_delivery(
     detail: str,
     at: datetime,
 ) -> None:
-    conn.execute(
-        insert(correction_deliveries).values(
-            correction_id=correction_id,
-            recipient_id=recipient_id,
-            message_id=message_id,
-            state=state.value,
-            detail=detail,
-            at=at,
-        )
+    """What the transport answered for one message; a retry updates the same row."""
+    cd = correction_deliveries
+    values = {"message_id": message_id, "state": state.value, "detail": detail, "at": at}
+    done = conn.execute(
+        update(cd)
+        .where(cd.c.correction_id == correction_id, cd.c.recipient_id == recipient_id)
+        .values(attempts=cd.c.attempts + 1, **values)
     )
+    if done.rowcount == 0:
+        conn.execute(
+            insert(cd).values(correction_id=correction_id, recipient_id=recipient_id, **values)
+        )
+
+
+def deferred(conn: Connection, max_attempts: int) -> dict[int, frozenset[int]]:
+    """Recipients whose message a sent correction must try again, by correction."""
+    cd = correction_deliveries
+    found: dict[int, set[int]] = {}
+    for correction_id, recipient_id in conn.execute(
+        select(cd.c.correction_id, cd.c.recipient_id).where(
+            cd.c.state == DeliveryState.DEFERRED.value, cd.c.attempts < max_attempts
+        )
+    ):
+        found.setdefault(correction_id, set()).add(recipient_id)
+    return {k: frozenset(v) for k, v in found.items()}
 
 
 def delivered_to(conn: Connection, correction_id: int) -> list[dict[str, Any]]:

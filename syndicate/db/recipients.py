@@ -157,7 +157,7 @@ def mark_recipient(
         update(recipients)
         .where(recipients.c.id == recipient_id, recipients.c.status == RecipientStatus.ACTIVE.value)
         .values(
-            status=status.value,
+            status=RecipientStatus(status).value,
             unsubscribed_at=at or times.now(),
             unsubscribe_reason=reason[:500],
             updated_at=times.now(),

@@ -173,8 +173,19 @@ def reply_seen(conn: Connection, keys: list[str]) -> int | None:
     ).scalar_one_or_none()
 
 
+def _storable(value: Any) -> Any:
+    """Text without NUL: PostgreSQL's text columns refuse it (a hostile header or body can carry
+    one); the raw bytes keep the message exactly as received."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def insert_reply(conn: Connection, values: dict[str, Any], seen_keys: list[str]) -> int:
     """Record one inbound message and the keys that recognise it if it comes again."""
+    values = {name: _storable(value) for name, value in values.items()}
     reply_id = new_id(conn.execute(insert(replies).values(received_at=times.now(), **values)))
     for key in dict.fromkeys(k for k in seen_keys if k):
         conn.execute(insert(inbound_seen).values(key=key, reply_id=reply_id, seen_at=times.now()))
@@ -182,6 +193,7 @@ def insert_reply(conn: Connection, values: dict[str, Any], seen_keys: list[str])
 
 
 def update_reply(conn: Connection, reply_id: int, **values: Any) -> None:
+    values = {name: _storable(value) for name, value in values.items()}
     conn.execute(update(replies).where(replies.c.id == reply_id).values(**values))
 
 

@@ -300,6 +300,7 @@ correction_deliveries = Table(
     Column("correction_id", Integer, ForeignKey("corrections.id"), nullable=False),
     Column("recipient_id", Integer, ForeignKey("recipients.id"), nullable=False),
     Column("message_id", Text, nullable=False, default="", server_default=""),
+    Column("attempts", Integer, nullable=False, default=1, server_default="1"),
     Column("state", String(NAME), nullable=False),
     Column("detail", Text, nullable=False, default="", server_default=""),
     Column("at", DateTime(timezone=True), nullable=False),

@@ -1,7 +1,10 @@
 """Replies by email: every inbound message, whatever its entrance, runs one pipeline.
 
-parse → identify → bounce → autoreply → unsubscribe → text → file → forward, one module per step
-(see pipeline.py). Entrances: stdin (an MTA pipe), imap, maildir and sendgrid (Inbound Parse).
+Entrances in sources/ (stdin: an MTA pipe, imap, maildir, sendgrid: Inbound Parse) hand the
+bytes to pipeline.process, which runs the steps in steps/, one module each, in the order of
+pipeline.PIPELINE (parse, seen, identify, verify, bounce, autoreply, text, approve,
+unsubscribe, spam, comment, file, forward) over one MessageContext (context.py). notices.py
+writes the mail inbound sends; wordpress.py takes filed comments out to WordPress.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def configured(settings: Settings) -> bool:
 
 def poll(engine: Engine, settings: Settings) -> PollReport:
     """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
-    from syndicate.inbound import imap, maildir, pipeline
+    from syndicate.inbound import pipeline
+    from syndicate.inbound.sources import imap, maildir
 
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     report = PollReport()

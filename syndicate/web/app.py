@@ -12,7 +12,8 @@ Routes (relative to `mail.base_url`):
   never unsubscribes.
 - `POST /webhooks/sendgrid/events`: SendGrid's signed Event Webhook (fresh timestamps only).
 
-Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from syndicate.inbound.sendgrid.
+Inbound mail (SendGrid Inbound Parse, basic auth) is mounted from
+syndicate.inbound.sources.sendgrid.
 Every body is bounded while it streams and every response carries the security headers
 (syndicate.web.guard).
 """
@@ -45,7 +46,8 @@ from starlette.types import ASGIApp
 from syndicate import db
 from syndicate.audience import importers, optin, subscribers
 from syndicate.delivery.transports import Transport, make_transport
-from syndicate.inbound import sendgrid as sendgrid_inbound
+from syndicate.headers import one_line
+from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
 from syndicate.render.environment import template_loader
 from syndicate.settings import Settings
@@ -176,7 +178,7 @@ class WebApp:
             return response
         form = await request.form(max_files=0, max_fields=20)
         email = str(form.get("email", "")).strip()
-        name = " ".join(str(form.get("name", "")).split())[:200]
+        name = one_line(str(form.get("name", "")))[:200]  # no NUL: PostgreSQL refuses it
         if not self.csrf_ok(request, str(form.get("csrf", ""))):
             log.warning("subscribe refused: missing or wrong CSRF token from %s", request.client)
             return self.subscribe_form(

@@ -252,6 +252,7 @@ sa.Table(
     sa.Column("correction_id", sa.Integer, sa.ForeignKey("corrections.id"), nullable=False),
     sa.Column("recipient_id", sa.Integer, sa.ForeignKey("recipients.id"), nullable=False),
     sa.Column("message_id", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1, server_default="1"),
     sa.Column("state", sa.String(32), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, default="", server_default=""),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),

@@ -19,7 +19,8 @@ from imapclient.exceptions import IMAPClientError
 from syndicate import db
 from syndicate.db import Engine
 from syndicate.errors import SyndicateError
-from syndicate.inbound.pipeline import Outcome, process
+from syndicate.inbound.context import Outcome
+from syndicate.inbound.pipeline import process
 from syndicate.settings import Imap, Settings
 
 log = logging.getLogger(__name__)

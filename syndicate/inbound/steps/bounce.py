@@ -1,4 +1,4 @@
-"""Step 3, bounce: delivery status notifications and the home-grown formats of common MTAs.
+"""Step bounce: delivery status notifications and the home-grown formats of common MTAs.
 
 Anyone can write a bounce, so one counts only when it is tied to a delivery of ours: it came
 back to that delivery's envelope sender (bounces+TOKEN@domain, VERP: the signed token names
@@ -9,7 +9,8 @@ scored.
 flufl.bounce (Mailman's detectors) reads RFC 3464 DSNs and the non-standard formats; it returns
 bytes addresses. Scoring follows Mailman: a permanent failure counts hard_bounce_score, a
 temporary one soft_bounce_score, at most once a day; at bounce_threshold the address is
-suppressed through db.recipients.mark_recipient(..., RecipientStatus.BOUNCED, reason).
+suppressed through db.recipients.mark_recipient(..., RecipientStatus.BOUNCED, reason)
+(the scoring rule is inbound/bounce_score.py's).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from flufl.bounce import all_failures
 from syndicate import db, tokens
 from syndicate.db import Connection
 from syndicate.inbound import bounce_score
-from syndicate.inbound.identify import candidate_addresses
-from syndicate.inbound.parse import header, message_ids
-from syndicate.models import InboundMessage, RecipientStatus
+from syndicate.inbound.context import UNMATCHED, MessageContext
+from syndicate.inbound.steps.identify import candidate_addresses
+from syndicate.inbound.steps.parse import header, message_ids
+from syndicate.models import Classification, Identity, InboundMessage, RecipientStatus, ReplyKind
 from syndicate.settings import Inbound
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,56 @@ class Bounce:
     @property
     def only_temporary(self) -> bool:
         return not self.permanent and bool(self.temporary)
+
+
+def process(message: MessageContext) -> None:
+    """A bounce counts only for the delivery it proves it is about; any other is unverified."""
+    failed = detect(message.inbound)
+    if failed is None:
+        return
+    conn = message.connection
+    ours = delivery(conn, message.inbound, message.key, message.installation)
+    if ours is None:
+        message.classification = Classification(
+            ReplyKind.BOUNCE,
+            UNMATCHED,
+            None,
+            None,
+            "",
+            addresses=failed.addresses,
+            temporary=failed.only_temporary,
+            reason=(
+                "unverified bounce: not addressed to one of our bounce addresses and returns "
+                "none of our Message-IDs; recorded, not scored"
+            ),
+            verified=False,
+        )
+        return
+    counted = for_delivery(failed, ours.address)
+    send = db.sends.get_send(conn, ours.send_id)
+    message.classification = Classification(
+        ReplyKind.BOUNCE,
+        Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
+        send.post_id if send else None,
+        ours.recipient_id,
+        "",
+        addresses=counted.addresses,
+        temporary=counted.only_temporary,
+        reason=f"delivery status notification for send {ours.send_id} ({ours.via})",
+        verified=True,
+    )
+    message.actions.append(score)
+
+
+def score(message: MessageContext) -> None:
+    """Count a verified bounce against its delivery's address (in the record's transaction)."""
+    result = message.decided
+    failed = Bounce((), result.addresses) if result.temporary else Bounce(result.addresses, ())
+    suppressed = record(
+        message.connection, failed, message.reply_id, message.settings.inbound, message.at
+    )
+    if suppressed:
+        message.detail = f"suppressed: {', '.join(suppressed)}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Step 1, parse: bytes as received → InboundMessage; broken MIME still yields what it can."""
+"""Step parse: bytes as received → InboundMessage; broken MIME still yields what it can.
+
+A message larger than inbound.max_message_bytes is not parsed whole: its headers are, so it can
+be recorded (as refused, by `verify`) and its writer told.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
 
+from syndicate.inbound.context import MessageContext
 from syndicate.models import InboundMessage
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -93,6 +98,19 @@ TRUNCATED_HEADER_BYTES = 998
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"\r?\n(?![ \t])")
 _CONTENT_TYPE_FIELD = re.compile(rb"^content-type:[^\n]*(?:\n[ \t][^\n]*)*", re.I | re.M)
+
+
+def process(message: MessageContext) -> None:
+    raw, limit = message.raw, message.settings.inbound.max_message_bytes
+    if len(raw) > limit:
+        message.too_large = (
+            f"message of {len(raw):,} bytes is larger than inbound.max_message_bytes "
+            f"({limit:,}); only its headers were kept"
+        )
+        raw = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536] + b"\n\n"
+    message.parsed = parse(
+        raw, source=message.source, envelope_recipients=message.envelope_recipients
+    )
 
 
 def parse(raw: bytes, *, source: str, envelope_recipients: tuple[str, ...] = ()) -> InboundMessage:

@@ -1,9 +1,11 @@
-"""Step 8, forward to the author: a clean message the author can answer from their own client.
+"""The mail inbound sends: the author's copy of a reply, and notices to the people who wrote.
 
-The forward keeps the reply's Message-ID, In-Reply-To and References (as a mailing list does when
-it redistributes a message) and sets `Reply-To:` the reader or editor, so the author's answer goes
-straight to them and threads under their own message. Also builds the unsubscribe confirmation.
-Both leave through the configured transport (see `deliver`).
+The author's copy is a clean message they can answer from their own client: it keeps the
+reply's Message-ID, In-Reply-To and References (as a mailing list does when it redistributes a
+message) and sets `Reply-To:` the reader or editor, so the author's answer goes straight to
+them and threads under their own message. The unsubscribe confirmation and the
+"too large" refusal go to the writer's address on record. All leave through the configured
+transport (see `deliver`); steps forward, unsubscribe and verify decide when.
 """
 
 from __future__ import annotations

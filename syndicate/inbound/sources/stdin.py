@@ -13,7 +13,8 @@ import logging
 import re
 
 from syndicate.db import Engine
-from syndicate.inbound.pipeline import Outcome, process
+from syndicate.inbound.context import Outcome
+from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Step 6, the reply's own words: the body as text, quoted message and signature removed.
+"""Step text, the reply's own words: the body as text, quoted message and signature removed.
 
 mail-parser-reply (several languages) finds the reply above an attribution line and removes most
 signatures, but it knows no Russian or Portuguese, misses attributions wrapped over two lines,
@@ -25,6 +25,8 @@ import re
 from email.message import EmailMessage
 
 from mailparser_reply import EmailReplyParser
+
+from syndicate.inbound.context import MessageContext
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ _HTML_QUOTES = (
     " | //div[contains(@class, 'moz-cite-prefix')]"
 )
 _HTML_QUOTE_STARTS = "//*[@id='divRplyFwdMsg'] | //hr[@id='zwchr']"
+
+
+def process(message: MessageContext) -> None:
+    message.words = own_words(message.inbound.message)
 
 
 def body_text(message: EmailMessage, *, keep_quotes: bool = False) -> str:

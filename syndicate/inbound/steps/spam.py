@@ -1,5 +1,7 @@
-"""Optional spam check for human replies: SpamAssassin through `spamc` (a running spamd) or the
-`spamassassin` command. Both print the message back with X-Spam-Flag / X-Spam-Status headers."""
+"""Step spam, optional: SpamAssassin through `spamc` (a running spamd) or the `spamassassin`
+command, for what a person seems to have written. Both print the message back with
+X-Spam-Flag / X-Spam-Status headers. Not run for a message whose In-Reply-To names a recipient
+other than its writer: step comment files that one unmatched whatever it says."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from syndicate.inbound.context import MessageContext, Writer
+from syndicate.models import ReplyKind
 from syndicate.settings import Inbound
 
 log = logging.getLogger(__name__)
@@ -25,6 +29,17 @@ class Verdict:
     spam: bool
     score: float | None
     detail: str
+
+
+def process(message: MessageContext) -> None:
+    if message.writer is Writer.SOMEONE_ELSE and message.identity.via == "message-id":
+        return
+    verdict = check(message.inbound.raw, message.settings.inbound)
+    if verdict is not None and verdict.spam:
+        # A send-wide reply address names no one: spam sent to it is no reader's.
+        message.decide(
+            ReplyKind.SPAM, verdict.detail, as_theirs=message.writer is not Writer.SHARED
+        )
 
 
 def check(raw: bytes, config: Inbound) -> Verdict | None:

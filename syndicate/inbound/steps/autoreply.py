@@ -1,4 +1,4 @@
-"""Step 4, auto-reply: out-of-office and other machine answers are recorded, never forwarded.
+"""Step autoreply: out-of-office and other machine answers are recorded, never forwarded.
 
 RFC 3834 `Auto-Submitted` (anything but "no"), `X-Autoreply`, `X-Autorespond`,
 `Precedence: auto_reply|bulk|junk|list`, a null sender, and the subjects mail clients use in
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from syndicate.inbound.parse import header
-from syndicate.models import InboundMessage
+from syndicate.inbound.context import MessageContext
+from syndicate.inbound.steps.parse import header
+from syndicate.models import InboundMessage, ReplyKind
 
 _SUBJECTS = re.compile(
     r"^\s*("
@@ -24,6 +25,12 @@ _SUBJECTS = re.compile(
     re.IGNORECASE,
 )
 _PRECEDENCE = {"auto_reply", "bulk", "junk"}
+
+
+def process(message: MessageContext) -> None:
+    automatic = reason(message.inbound)
+    if automatic:
+        message.decide(ReplyKind.AUTO_REPLY, automatic)
 
 
 def reason(inbound: InboundMessage) -> str:

@@ -1,20 +1,33 @@
-"""Step 2, identify: which send and recipient a message answers.
+"""Step identify: which send and recipient a message answers.
 
 First a reply token in an address (HMAC verified), then one of our signed Message-IDs in
 In-Reply-To or References, else unmatched. A token or Message-ID whose signature fails is never
 trusted. Bounce tokens (our envelope sender) only ever verify a bounce: see bounce.delivery.
+A malformed message names nothing: its headers are not read further.
 """
 
 from __future__ import annotations
 
-from syndicate import tokens
-from syndicate.inbound.parse import addresses
+from syndicate import db, tokens
+from syndicate.db import Connection
+from syndicate.inbound.context import MessageContext, Target
+from syndicate.inbound.steps.parse import addresses
 from syndicate.models import Identity, InboundMessage
 
 TOKEN_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
-UNMATCHED = Identity(purpose="")
 # The recipient a send-wide (shared) reply token names: nobody in particular.
 SHARED_RECIPIENT = 0
+
+
+def process(message: MessageContext) -> None:
+    conn = message.connection
+    message.installation = db.meta.known_installation_id(conn)
+    if message.inbound.malformed:
+        return
+    message.identity = identify(message.inbound, message.key, message.installation)
+    message.found = target(
+        conn, message.identity.send_id, message.identity.recipient_id, message.inbound.sender
+    )
 
 
 def identify(inbound: InboundMessage, key: bytes, installation: str) -> Identity:
@@ -57,3 +70,23 @@ def candidate_addresses(inbound: InboundMessage) -> list[tuple[str, str]]:
     for name in TOKEN_HEADERS:
         found.extend((name, a) for a in addresses(inbound.message, name))
     return found
+
+
+def target(
+    conn: Connection, send_id: int | None, recipient_id: int | None, sender: str = ""
+) -> Target | None:
+    """The stored send and recipient a claim names; None when either no longer exists.
+
+    Recipient 0 is a send-wide reply address (SendGrid's API takes one Reply-To per request):
+    the recipient is then the one of that send's deliveries whose address wrote.
+    """
+    if send_id is None or recipient_id is None:
+        return None
+    send = db.sends.get_send(conn, send_id)
+    if recipient_id == SHARED_RECIPIENT:
+        recipient = db.deliveries.delivered_recipient(conn, send_id, sender) if sender else None
+    else:
+        recipient = db.recipients.get_recipient(conn, recipient_id)
+    if send is None or recipient is None:
+        return None
+    return Target(send, recipient)
