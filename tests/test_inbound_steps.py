@@ -75,7 +75,7 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
         with engine.connect() as conn:
             row = db.replies.get_reply(conn, outcome.reply_id)
         assert row is not None and not outcome.duplicate, path.name
-        recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"], row["text"])
+        recorded = (row.kind, row.post_id, row.recipient_id, row.reason, row.text)
         assert recorded == (
             expected.kind.value,
             expected.post_id,
