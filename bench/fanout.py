@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime
-from email import policy
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +34,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from syndicate import db, settings  # noqa: E402
 from syndicate.delivery import dispatch  # noqa: E402
-from syndicate.delivery.compose import compose  # noqa: E402
+from syndicate.delivery.compose import Composer, compose  # noqa: E402
+from syndicate.delivery.mime import as_bytes  # noqa: E402
 from syndicate.delivery.transports.null import NullTransport  # noqa: E402
 from syndicate.delivery.transports.smtp import SmtpTransport, send_prepared  # noqa: E402
 from syndicate.models import Channel, Post, Recipient, RecipientKind  # noqa: E402
@@ -195,11 +195,13 @@ def run_syndicate(folder: Path, send_id: int, *, null: bool = False) -> dict:
 def sample_messages(cfg: settings.Settings, post: Post, count: int) -> list[bytes]:
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = EditionCache(post, Channel.NEWSLETTER, cfg, env)
-    composer = dispatch.Composer(editions, dispatch.make_sender(cfg, b"k" * 32), 1, db.now())
+    composer = Composer(editions, dispatch.make_sender(cfg, b"k" * 32), 1, db.now())
     return [
-        composer.outbound(
-            i, Recipient(i, RecipientKind.READER, f"reader{i}@example.org", f"Reader {i}")
-        ).data
+        as_bytes(
+            composer.message(
+                i, Recipient(i, RecipientKind.READER, f"reader{i}@example.org", f"Reader {i}")
+            )
+        )
         for i in range(count)
     ]
 
@@ -241,7 +243,7 @@ def naive(cfg: settings.Settings, post: Post, port: int, count: int) -> float:
     for i in range(count):
         edition = render_edition(post, Channel.NEWSLETTER, cfg, env)
         recipient = Recipient(i, RecipientKind.READER, f"reader{i}@example.org", f"Reader {i}")
-        data = compose(edition, recipient, 1, sender, db.now()).as_bytes(policy=policy.SMTP)
+        data = as_bytes(compose(edition, recipient, 1, sender, db.now()))
         smtp = smtplib.SMTP("127.0.0.1", port)
         smtp.sendmail(sender.from_address, [recipient.email], data)
         smtp.quit()

@@ -1,7 +1,7 @@
 """Plain data passed between the stages of the pipeline.
 
-feed → Post → Edition → OutboundMessage → Transport → DeliveryResult. Nothing here talks to the
-database or the network; each stage takes these in and hands these on.
+feed → Post → Edition → OutboundMessage (delivery/message.py) → Transport → DeliveryResult.
+Nothing here talks to the database or the network; each stage takes these in and hands these on.
 """
 
 from __future__ import annotations
@@ -112,34 +112,6 @@ class Edition:
     html: str
     text: str
     attachments: tuple[Attachment, ...] = ()
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """One recipient's message, ready for a transport.
-
-    `data` is the complete message (CRLF, SMTP-ready; a DKIM signature would be added to these
-    bytes). API transports that build the message themselves (SendGrid) use `edition`, `values`
-    (per-recipient placeholder values) and `message_id` instead, and get empty `data`.
-    """
-
-    delivery_id: int
-    recipient: Recipient
-    envelope_from: str
-    data: bytes
-    send_id: int = 0
-    message_id: str = ""
-    edition: Edition | None = None
-    values: dict[str, str] = field(default_factory=dict)
-    # For API transports: the headers compose would set besides From/To/Subject/Reply-To and
-    # MIME ones, the sender's display name, and a send-level Reply-To for APIs that cannot carry
-    # one per recipient.
-    headers: dict[str, str] = field(default_factory=dict)
-    from_name: str = ""
-    shared_reply_to: str = ""
-    # Names one-off messages (forward, preview, confirmation) apart from deliveries, whose ids
-    # they do not have: the outbox names files after it.
-    label: str = ""
 
 
 @dataclass(frozen=True)

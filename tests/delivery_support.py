@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime
 from pathlib import Path
 
 from aiosmtpd.smtp import Envelope, Session
@@ -14,7 +20,11 @@ from sqlalchemy import insert
 
 from syndicate import db, settings
 from syndicate.db import Engine
+from syndicate.delivery import notices
+from syndicate.delivery.message import Mailbox, OutboundMessage
+from syndicate.delivery.transports.base import Written
 from syndicate.feedwatch import watch
+from syndicate.headers import one_line
 from tests.conftest import set_setting
 
 
@@ -127,3 +137,67 @@ def newsletter_send(project: Path) -> tuple[settings.Settings, Engine, int]:
     with engine.connect() as conn:
         send = next(s for s in db.sends.due_sends(conn, db.now()) if s.channel == "newsletter")
     return cfg, engine, send.id
+
+
+def note(email: str, number: int = 1, text: str = "hello", subject: str = "hi") -> OutboundMessage:
+    """A small one-off message to `email`, numbered `number` (its result's delivery_id)."""
+    return notices.notice(
+        sender=Mailbox("Jane Marlowe", "jane@notes.example.com"),
+        to=Mailbox("", email),
+        subject=subject,
+        text=text,
+        date=datetime(2026, 11, 26, 15, 0, tzinfo=UTC),
+        message_id=f"<note.{number}@notes.example.com>",
+        label="d",
+        number=number,
+    )
+
+
+def carrying(data: bytes, email: str, number: int = 1) -> Written:
+    """Exact bytes for a byte transport's `send_written`: for tests of the wire itself."""
+    return note(email, number), data
+
+
+def reference_email(message: OutboundMessage) -> EmailMessage:
+    """The same message built by the standard library's `EmailMessage`, independently of
+    `delivery/mime.py`: the oracle the one MIME writer's bytes are compared with."""
+    content = message.content
+    values = message.values if content.personal else {}
+
+    def filled(template: str, escape: bool) -> str:
+        for key, value in values.items():
+            template = template.replace(key, html.escape(value, quote=True) if escape else value)
+        return template
+
+    msg = EmailMessage()
+    msg["From"] = Address(one_line(content.sender.name), addr_spec=content.sender.address)
+    msg["To"] = Address(one_line(message.recipient.name), addr_spec=message.recipient.email)
+    msg["Subject"] = one_line(content.subject)
+    msg["Date"] = format_datetime(content.date)
+    msg["Message-ID"] = message.message_id
+    if message.reply_to is not None:
+        name, address = message.reply_to
+        msg["Reply-To"] = Address(one_line(name), addr_spec=address)
+    for name, value in (*content.headers, *message.headers):
+        msg[name] = value
+    msg.set_content(filled(content.text, escape=False))
+    if content.html:
+        msg.add_alternative(filled(content.html, escape=True), subtype="html")
+    for attachment in content.attachments:
+        maintype, _, subtype = attachment.content_type.split(";")[0].strip().partition("/")
+        if maintype == "text":
+            msg.add_attachment(
+                attachment.data.decode(),
+                subtype=subtype,
+                charset="utf-8",
+                cte="quoted-printable",
+                filename=attachment.filename,
+            )
+        elif maintype == "message":
+            embedded = BytesParser(policy=policy.default).parsebytes(attachment.data)
+            msg.add_attachment(embedded, filename=attachment.filename)
+        else:
+            msg.add_attachment(
+                attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+            )
+    return msg

@@ -1,5 +1,5 @@
 """Helpers for the reader-edition tests: real posts from the example feed, real messages from
-compose, and a guard for the Debian tools the checks use."""
+the one MIME writer, and a guard for the Debian tools the checks use."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 from syndicate import settings as settings_module
 from syndicate.delivery.compose import Sender, compose
 from syndicate.delivery.dispatch import make_sender
+from syndicate.delivery.mime import as_bytes
 from syndicate.feedwatch import feed
 from syndicate.models import Channel, Edition, Post, Recipient, RecipientKind
 from syndicate.render import make_environment, render_edition
@@ -68,12 +70,13 @@ def sender(settings: settings_module.Settings | None = None) -> Sender:
 
 
 def message_for(edition: Edition, recipient: Recipient | None = None) -> EmailMessage:
-    return compose(edition, recipient or reader(), 3, sender(), SEND_DATE)
+    """The message a transport sends, parsed."""
+    return BytesParser(policy=policy.default).parsebytes(message_bytes(edition, recipient))
 
 
 def message_bytes(edition: Edition, recipient: Recipient | None = None) -> bytes:
-    """The bytes a transport sends: SMTP policy, CRLF line ends."""
-    return message_for(edition, recipient).as_bytes(policy=policy.SMTP)
+    """The bytes a transport sends (the one MIME writer's): CRLF line ends."""
+    return as_bytes(compose(edition, recipient or reader(), 3, sender(), SEND_DATE))
 
 
 def grey_png(width: int = 32, height: int = 20) -> bytes:

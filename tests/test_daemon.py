@@ -130,8 +130,8 @@ class StopAfterFirstBatch(OutboxTransport):
         super().__init__(folder)
         self.daemon_box = daemon_box
 
-    def send_batch(self, messages):
-        results = super().send_batch(messages)
+    def send_messages(self, messages, on_result=None):
+        results = super().send_messages(messages, on_result)
         self.daemon_box[0].stop.set()
         return results
 

@@ -1,4 +1,5 @@
-"""The fast composer's bytes mean exactly what the reference EmailMessage path means."""
+"""The one MIME writer's bytes mean exactly what the standard library's EmailMessage, built
+from the same message value, means (tests/delivery_support.reference_email)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from sqlalchemy import select
 
 from syndicate import db, settings
 from syndicate.delivery import dispatch
-from syndicate.delivery.compose import MessageTemplate, Sender, compose, compose_bytes
+from syndicate.delivery.compose import Composer, Sender, compose
+from syndicate.delivery.mime import as_bytes
 from syndicate.feedwatch import watch
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
+from tests.delivery_support import reference_email
 
 PARSER = BytesParser(policy=policy.default)
 
@@ -77,12 +80,9 @@ def _headers(msg: EmailMessage) -> dict[str, str]:
 def test_fast_bytes_equal_the_reference_message(project: Path, recipient: Recipient) -> None:
     date = db.now()
     for edition in _edition_variants(project):
-        fast_bytes = compose_bytes(
-            MessageTemplate.build(edition, SENDER, date), recipient, 3, SENDER
-        )
-        slow = PARSER.parsebytes(
-            compose(edition, recipient, 3, SENDER, date).as_bytes(policy=policy.SMTP)
-        )
+        message = compose(edition, recipient, 3, SENDER, date)
+        fast_bytes = as_bytes(message)
+        slow = PARSER.parsebytes(reference_email(message).as_bytes(policy=policy.SMTP))
         fast = PARSER.parsebytes(fast_bytes)
 
         # Wire format: CRLF only, no line over 998 bytes, 7-bit clean.
@@ -123,9 +123,7 @@ def test_fast_bytes_equal_the_reference_message(project: Path, recipient: Recipi
 def test_html_values_are_escaped_and_text_values_are_not(project: Path) -> None:
     edition = _edition_variants(project)[-1]
     recipient = RECIPIENTS[2]
-    msg = PARSER.parsebytes(
-        compose_bytes(MessageTemplate.build(edition, SENDER, db.now()), recipient, 3, SENDER)
-    )
+    msg = PARSER.parsebytes(as_bytes(compose(edition, recipient, 3, SENDER, db.now())))
     html = msg.get_body(("html",)).get_content()
     text = msg.get_body(("plain",)).get_content()
     assert "O&#x27;Brien, &quot;Q&quot; &lt;the boss&gt; &amp; Co" in html
@@ -142,17 +140,17 @@ def test_the_dispatch_composer_builds_each_edition_once(project: Path) -> None:
         post = db.posts.find_post(conn, "latest")
     env = make_environment(cfg.path(cfg.paths.templates))
     editions = EditionCache(post, Channel.NEWSLETTER, cfg, env)
-    composer = dispatch.Composer(editions, SENDER, 5, db.now())
-    messages = [composer.outbound(i, r) for i, r in enumerate(RECIPIENTS[:4])]
-    assert len(composer._templates) == 1
-    ids = [PARSER.parsebytes(m.data)["Message-ID"] for m in messages]
+    composer = Composer(editions, SENDER, 5, db.now())
+    messages = [composer.message(i, r) for i, r in enumerate(RECIPIENTS[:4])]
+    assert len({id(m.content) for m in messages}) == 1  # one Content: encoded once
+    ids = [PARSER.parsebytes(as_bytes(m))["Message-ID"] for m in messages]
     assert ids == [m.message_id for m in messages]
     signed = r"<syndicate\.s5\.r\d+\.[0-9a-f]+\.[a-z2-7]{16}@notes\.example\.com>"
     assert all(re.fullmatch(signed, i) for i in ids)
 
 
 def test_every_encoded_word_is_at_most_75_characters() -> None:
-    from syndicate.delivery.compose import _fold_address
+    from syndicate.delivery.mime import _fold_address
 
     name = "Ä" * 50 + " Jo " + "Ö" * 30
     header = _fold_address("To", name, "a@example.org").decode()

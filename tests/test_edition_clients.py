@@ -48,7 +48,7 @@ def confirm_html() -> str:
     settings = shipped_settings()
     env = make_environment(ROOT / "templates")
     msg = optin.build_message(settings, env, "zoe@example.org", "Zoë", "https://x.example/c/1")
-    return msg.get_body(("html",)).get_content()
+    return msg.content.html
 
 
 DOCUMENTS = {"edition": our_templates_only, "digest": digest_html, "confirm": confirm_html}

@@ -113,7 +113,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     confirm = optin.build_message(
         settings, env, "zoe@example.org", "Zoë", "https://notes.example.com/confirm/x"
     )
-    pages["confirm.html"] = confirm.get_body(("html",)).get_content()
+    pages["confirm.html"] = confirm.content.html
     pages[TEMPLATES_ONLY] = newsletter(make_post("<p>One plain paragraph.</p>")).html
     for name, html in pages.items():
         (folder / name).write_text(html, encoding="utf-8")

@@ -316,7 +316,7 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     def score() -> float:
         with engine.connect() as conn:
             row = db.bounces.get_bounce_score(conn, "zoe.perez@example.org")
-            return row["score"] if row else 0.0
+            return row.score if row else 0.0
 
     def status() -> str:
         with engine.connect() as conn:
@@ -338,11 +338,11 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     delay = signed_ids(project, fixture("dsn_gmail_delay.eml"))
     pipeline.process(engine, delay, settings, key, source="test", at=day)
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
     later = delay.replace(b"0001.GMR@", b"0002.GMR@")
     pipeline.process(engine, later, settings, key, source="test", at=day + timedelta(days=10))
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com")["score"] == 0.5
+        assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
 
 
 def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None:

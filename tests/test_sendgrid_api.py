@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from syndicate import db, settings
 from syndicate.delivery import dispatch
-from syndicate.delivery.compose import MessageTemplate, compose_bytes
+from syndicate.delivery.compose import compose
+from syndicate.delivery.mime import as_bytes
 from syndicate.delivery.transports import make_transport
 from syndicate.delivery.transports.sendgrid import html_key
 from syndicate.models import Channel, DeliveryState, RecipientKind
@@ -106,8 +107,7 @@ def _smtp_path_message(cfg: settings.Settings, engine, send_id: int, recipient_i
         post, Channel.NEWSLETTER, cfg, make_environment(cfg.path(cfg.paths.templates))
     ).for_recipient(recipient)
     sender = dispatch.make_sender(cfg, db.meta.hmac_key(engine, None))
-    template = MessageTemplate.build(edition, sender, db.now())
-    data = compose_bytes(template, recipient, send_id, sender)
+    data = as_bytes(compose(edition, recipient, send_id, sender, db.now()))
     return BytesParser(policy=policy.default).parsebytes(data)
 
 

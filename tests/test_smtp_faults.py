@@ -12,7 +12,7 @@ from sqlalchemy import select
 from syndicate import db, settings
 from syndicate.delivery import dispatch
 from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind, SendState
+from syndicate.models import DeliveryState, SendState
 from syndicate.render import make_environment
 from syndicate.settings import Smtp
 from tests.conftest import free_port
@@ -21,6 +21,7 @@ from tests.delivery_support import (
     FaultyHandler,
     add_readers,
     newsletter_send,
+    note,
     use_smtp,
 )
 
@@ -157,20 +158,9 @@ def test_connections_are_reused_up_to_the_limit_then_renewed(smtp_server) -> Non
         max_per_connection=5,
     )
     transport = SmtpTransport(config)
-    messages = [
-        OutboundMessage(
-            i,
-            Recipient(i, RecipientKind.READER, f"r{i}@example.org", ""),
-            "jane@notes.example.com",
-            b"Subject: hi\r\n\r\nhello\r\n",
-        )
-        for i in range(1, 21)
-    ]
-    transport.open()
-    try:
-        results = transport.send_batch(messages)
-    finally:
-        transport.close()
+    messages = [note(f"r{i}@example.org", i) for i in range(1, 21)]
+    with transport:
+        results = transport.send_messages(messages)
     assert [r.delivery_id for r in results] == list(range(1, 21))
     assert all(r.state is DeliveryState.SENT for r in results)
     assert len(handler.messages) == 20

@@ -8,9 +8,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.errors import TransportError
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
 from tests.conftest import RecordingHandler, free_port
+from tests.delivery_support import note
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -49,15 +50,8 @@ def _config(port: int) -> Smtp:
 def test_login_then_send(auth_server) -> None:
     controller, handler = auth_server
     transport = SmtpTransport(_config(controller.port), "s3cret")
-    transport.open()
-    message = OutboundMessage(
-        1,
-        Recipient(1, RecipientKind.READER, "ann@example.org", "Ann"),
-        "jane@notes.example.com",
-        b"Subject: hi\r\n\r\nhello\r\n",
-    )
-    [result] = transport.send_batch([message])
-    transport.close()
+    with transport:
+        [result] = transport.send_messages([note("ann@example.org")])
     assert result.state is DeliveryState.SENT
     assert [m.rcpt_tos for m in handler.messages] == [["ann@example.org"]]
 

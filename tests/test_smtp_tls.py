@@ -15,11 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.errors import TransportError
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
 from tests.conftest import RecordingHandler, free_port
+from tests.delivery_support import note
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +67,7 @@ def _server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
 
 
 def _message() -> OutboundMessage:
-    return OutboundMessage(
-        1,
-        Recipient(1, RecipientKind.READER, "ann@example.org", "Ann"),
-        "jane@notes.example.com",
-        b"Subject: tls\r\n\r\nprivate\r\n",
-    )
+    return note("ann@example.org", text="private", subject="tls")
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
@@ -93,9 +90,8 @@ def test_tls_with_a_trusted_certificate(certificate, security: str) -> None:
             connections=1,
         )
         transport = SmtpTransport(config)
-        transport.open()
-        [result] = transport.send_batch([_message()])
-        transport.close()
+        with transport:
+            [result] = transport.send_messages([_message()])
         assert result.state is DeliveryState.SENT
         assert len(handler.messages) == 1
 

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from syndicate.delivery.transports.smtp import SmtpTransport
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
+from tests.delivery_support import carrying
 
 
 def _send(port: int, payloads: list[bytes]) -> list[DeliveryState]:
     transport = SmtpTransport(Smtp(host="127.0.0.1", port=port, security="none", connections=1))
-    transport.open()
-    try:
-        results = transport.send_batch(
-            [
-                OutboundMessage(
-                    i,
-                    Recipient(i, RecipientKind.READER, f"r{i}@example.org", ""),
-                    "jane@notes.example.com",
-                    data,
-                )
-                for i, data in enumerate(payloads, 1)
-            ]
+    with transport:
+        results = transport.send_written(
+            [carrying(data, f"r{i}@example.org", i) for i, data in enumerate(payloads, 1)]
         )
-    finally:
-        transport.close()
     return [r.state for r in results]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,18 +14,17 @@ import pytest
 from lxml import html as lxml_html
 
 from syndicate import headers
-from syndicate.delivery import compose
-from syndicate.delivery.compose import MessageTemplate, compose_bytes
+from syndicate.delivery import compose, notices
+from syndicate.delivery.message import Mailbox
+from syndicate.delivery.mime import as_bytes
 from syndicate.delivery.transports.sendgrid import request_body
 from syndicate.feedwatch import feed
-from syndicate.models import OutboundMessage
 from syndicate.render import email as render_email
 from syndicate.render.column import build_draft
 from syndicate.render.sanitize import sanitize
 from tests.edition_support import (
     SEND_DATE,
     make_post,
-    message_for,
     newsletter,
     reader,
     sender,
@@ -43,15 +43,25 @@ def test_there_is_one_one_line_and_it_leaves_no_control_character() -> None:
     assert cleaned == "Eve Bcc: victim@example.net [31m"
 
 
-@pytest.mark.parametrize("path", ["compose", "compose_bytes"])
-def test_control_characters_in_a_name_never_reach_the_to_header(path: str) -> None:
-    edition = newsletter(make_post("<p>Hello</p>"))
+@pytest.mark.parametrize("kind", ["edition", "notice"])
+def test_control_characters_in_a_name_never_reach_the_to_header(kind: str) -> None:
     recipient = reader(name=HOSTILE_NAME)
-    if path == "compose":
-        data = message_for(edition, recipient).as_bytes(policy=policy.SMTP)
+    if kind == "edition":
+        edition = newsletter(make_post("<p>Hello</p>"))
+        data = as_bytes(compose.compose(edition, recipient, 3, sender(), SEND_DATE))
     else:
-        template = MessageTemplate.build(edition, sender(), SEND_DATE)
-        data = compose_bytes(template, recipient, 3, sender())
+        data = as_bytes(
+            notices.notice(
+                sender=Mailbox(f"Jane{CONTROLS}Marlowe", "jane@notes.example.com"),
+                to=Mailbox(recipient.name, recipient.email),
+                reply_to=Mailbox(HOSTILE_NAME, "eve@example.net"),
+                subject=f"Re{CONTROLS}: hi",
+                text="Hello",
+                date=SEND_DATE,
+                label="reply",
+                number=1,
+            )
+        )
     head = data.split(b"\r\n\r\n", 1)[0]
     assert not re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", head)
     parsed = message_from_bytes(data, policy=policy.default)
@@ -61,15 +71,8 @@ def test_control_characters_in_a_name_never_reach_the_to_header(path: str) -> No
 
 def test_control_characters_in_a_name_never_reach_the_sendgrid_request() -> None:
     edition = newsletter(make_post("<p>Hello</p>"))
-    message = OutboundMessage(
-        1,
-        reader(name=HOSTILE_NAME),
-        "news@example.com",
-        b"",
-        edition=edition,
-        values={p: "" for p in compose.ph.ALL},
-        from_name=f"Jane{CONTROLS}Marlowe",
-    )
+    hostile_sender = replace(sender(), name=f"Jane{CONTROLS}Marlowe")
+    message = compose.compose(edition, reader(name=HOSTILE_NAME), 3, hostile_sender, SEND_DATE)
     body = request_body([message], per_recipient_reply=False)
     names = [body["from"]["name"], body["personalizations"][0]["to"][0]["name"]]
     assert names == ["Jane Marlowe", "Eve Bcc: victim@example.net [31m"]

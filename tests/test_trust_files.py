@@ -26,11 +26,13 @@ with warnings.catch_warnings():
 from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.cli import main
+from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.outbox import OutboxTransport
 from syndicate.inbound.sources import maildir
-from syndicate.models import DeliveryState, OutboundMessage, Recipient, RecipientKind
+from syndicate.models import DeliveryState
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
+from tests.delivery_support import note
 from tests.inbound_support import fixture
 from tests.test_web import csrf_of
 from tests.web_support import outbox_messages
@@ -54,9 +56,7 @@ def umask(value: int) -> Iterator[None]:
 
 
 def outbound(email: str, delivery_id: int = 1) -> OutboundMessage:
-    recipient = Recipient(delivery_id, RecipientKind.READER, email, "Reader", {})
-    data = f"To: {email}\r\nSubject: test\r\n\r\nHello\r\n".encode()
-    return OutboundMessage(delivery_id, recipient, "news@example.com", data)
+    return note(email, delivery_id, subject="test")
 
 
 def test_database_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
@@ -82,10 +82,8 @@ def test_a_database_an_older_version_left_readable_is_narrowed(tmp_path: Path) -
 
 def test_outbox_folder_and_messages_are_private_whatever_the_umask(tmp_path: Path) -> None:
     folder = tmp_path / "outbox"
-    with umask(0):
-        transport = OutboxTransport(folder)
-        transport.open()
-        [result] = transport.send_batch([outbound("reader@example.com")])
+    with umask(0), OutboxTransport(folder) as transport:
+        [result] = transport.send_messages([outbound("reader@example.com")])
     assert result.state is DeliveryState.SENT
     assert mode(folder) == 0o700
     assert mode(Path(result.detail)) == 0o600
@@ -135,7 +133,7 @@ def test_the_longest_address_gets_a_bounded_file_name_of_its_own(tmp_path: Path)
     transport = OutboxTransport(tmp_path / "outbox")
     transport.open()
     twin = "s" + LONGEST_ADDRESS[1:]  # same length, different address
-    results = transport.send_batch([outbound(LONGEST_ADDRESS, 1), outbound(twin, 2)])
+    results = transport.send_messages([outbound(LONGEST_ADDRESS, 1), outbound(twin, 2)])
     assert [r.state for r in results] == [DeliveryState.SENT, DeliveryState.SENT]
     names = [Path(r.detail).name for r in results]
     assert len(set(names)) == 2
@@ -164,15 +162,13 @@ def test_the_web_form_answers_normally_for_the_longest_address(
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from syndicate.models import OutboundMessage, Recipient, RecipientKind
 from syndicate.delivery.transports import outbox
+from tests.delivery_support import note
 
 os.replace = lambda *args: time.sleep(600)  # stop between writing and renaming
-reader = Recipient(1, RecipientKind.READER, "reader@example.com", "", {})
-message = OutboundMessage(1, reader, "news@example.com", b"Subject: half\\r\\n\\r\\nHi")
 transport = outbox.OutboxTransport(Path(sys.argv[1]))
 transport.open()
-transport.send_batch([message])
+transport.send_messages([note("reader@example.com")])
 """
 
 

@@ -191,7 +191,7 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     _, engine, _ = load(project)
     with engine.connect() as conn:
         assert db.replies.get_reply(conn, row["id"]).verified is True
-        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
@@ -220,11 +220,13 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     result = cli(project, "inbound", "receive", "--recipient", envelope[ZOE], stdin=dsn(ZOE))
     assert result.returncode == 0, result.stderr.decode()
     with engine.connect() as conn:
-        assert db.bounces.get_bounce_score(conn, ZOE)["score"] == 1.0
+        assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 
 def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(project: Path) -> None:
     from syndicate.delivery import dispatch
+    from syndicate.delivery.compose import Composer
+    from syndicate.delivery.transports.sendgrid import request_body
     from syndicate.models import Channel, Recipient, RecipientKind
     from syndicate.render import EditionCache, make_environment
 
@@ -235,7 +237,7 @@ def test_the_api_path_keeps_the_from_address_and_the_bytes_path_gets_verp(projec
     editions = EditionCache(post, Channel.NEWSLETTER, settings, env)
     zoe = Recipient(2, RecipientKind.READER, ZOE, "Zoë")
     sender = dispatch.make_sender(settings, key)
-    api = dispatch.Composer(editions, sender, 1, db.now(), with_bytes=False).outbound(7, zoe)
-    smtp = dispatch.Composer(editions, sender, 1, db.now()).outbound(7, zoe)
-    assert api.envelope_from == settings.mail.from_address
-    assert smtp.envelope_from == verp(project, 1, 2)
+    message = Composer(editions, sender, 1, db.now()).message(7, zoe)
+    api = request_body([message], per_recipient_reply=False)
+    assert api["from"]["email"] == settings.mail.from_address
+    assert message.envelope_from == verp(project, 1, 2)

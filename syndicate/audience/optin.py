@@ -11,17 +11,17 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 import jinja2
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from syndicate import db
 from syndicate.db import Engine
-from syndicate.delivery.transports import Transport, notice
-from syndicate.models import DeliveryState, Recipient, RecipientKind
+from syndicate.delivery import notices
+from syndicate.delivery.message import Mailbox, OutboundMessage
+from syndicate.delivery.transports import Transport
+from syndicate.models import DeliveryState, RecipientKind
 from syndicate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,15 @@ def request(
 
 
 def build_message(
-    settings: Settings, env: jinja2.Environment, email: str, name: str, link: str
-) -> EmailMessage:
+    settings: Settings,
+    env: jinja2.Environment,
+    email: str,
+    name: str,
+    link: str,
+    *,
+    kind: RecipientKind = RecipientKind.READER,
+    number: int = 0,
+) -> OutboundMessage:
     values = {
         "site": settings.site,
         "author": settings.author,
@@ -71,18 +78,19 @@ def build_message(
         "link": link,
         "hours": settings.web.confirm_hours,
     }
-    msg = EmailMessage()
-    msg["From"] = Address(settings.site.name, addr_spec=settings.mail.from_address)
-    msg["To"] = Address(" ".join(name.split()), addr_spec=email)
-    msg["Subject"] = f"Confirm your subscription to {settings.site.name}"
-    msg["Date"] = format_datetime(db.now())
-    msg["Message-ID"] = make_msgid("syndicate.confirm", domain=settings.mail_domain)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(env.get_template("web/confirm_email.txt.j2").render(values))
-    msg.add_alternative(
-        env.get_template("web/confirm_email.html.j2").render(values), subtype="html"
+    return notices.notice(
+        sender=Mailbox(settings.site.name, settings.mail.from_address),
+        to=Mailbox(name, email),
+        subject=f"Confirm your subscription to {settings.site.name}",
+        text=env.get_template("web/confirm_email.txt.j2").render(values),
+        html=env.get_template("web/confirm_email.html.j2").render(values),
+        date=db.now(),
+        message_id=make_msgid("syndicate.confirm", domain=settings.mail_domain),
+        headers=[("Auto-Submitted", "auto-generated")],
+        label="confirm",
+        number=number,
+        kind=kind,
     )
-    return msg
 
 
 def send_confirmation(
@@ -98,20 +106,9 @@ def send_confirmation(
     """Send the confirmation email through the configured transport; True when it left."""
     pending_id, nonce = pending
     link = f"{settings.mail.base_url.rstrip('/')}/confirm/{confirm_token(key, pending_id, nonce)}"
-    message = build_message(settings, env, email, name, link)
-    outbound = notice(
-        message,
-        Recipient(id=0, kind=kind, email=email, name=name),
-        envelope_from=settings.mail.from_address,
-        label="confirm",
-        number=pending_id,
-    )
+    message = build_message(settings, env, email, name, link, kind=kind, number=pending_id)
     try:
-        transport.open()
-        try:
-            [result] = transport.send_batch([outbound])
-        finally:
-            transport.close()
+        result = notices.send(transport, message)
     except Exception as exc:  # any transport failure: the person is told to try again
         log.error("confirmation email to %s not sent: %s", email, exc)
         return False

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +17,7 @@ from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientK
 
 if TYPE_CHECKING:
     from syndicate.db import Connection
+    from syndicate.delivery.message import OutboundMessage
     from syndicate.settings import Settings
 
 
@@ -27,26 +26,37 @@ class Rendered:
     """Everything a format writer may need: the edition and the message built from it."""
 
     edition: Edition
-    message: EmailMessage
+    message: OutboundMessage
     settings: Settings
 
 
 Writer = Callable[[Rendered], bytes]
 
 
-def _eml(rendered: Rendered) -> bytes:
-    """The message exactly as the transport would send it, DKIM-signed when configured."""
+def eml(message: OutboundMessage, settings: Settings) -> bytes:
+    """The message exactly as the configured transport would write it: the same MIME writer,
+    DKIM-signed when configured. (SendGrid builds its own message from the same value.)"""
     from syndicate.delivery.dkim import signer_for
+    from syndicate.delivery.mime import as_bytes
 
-    data = rendered.message.as_bytes(policy=policy.SMTP)
-    sign = signer_for(rendered.settings)
+    data = as_bytes(message)
+    sign = signer_for(settings)
     return sign(data) if sign else data
 
 
-def _part(subtype: str) -> Writer:
+def _eml(rendered: Rendered) -> bytes:
+    return eml(rendered.message, rendered.settings)
+
+
+def _part(kind: str) -> Writer:
+    """The text or HTML part, filled for the preview's recipient."""
+
     def write(rendered: Rendered) -> bytes:
-        body = rendered.message.get_body((subtype,))
-        return body.get_content().encode() if body else b""
+        from syndicate.delivery.compose import fill
+
+        message = rendered.message
+        template = message.content.html if kind == "html" else message.content.text
+        return fill(template, message.values, escape=kind == "html").encode()
 
     return write
 

@@ -37,10 +37,14 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
     from syndicate.db import Engine
-    from syndicate.delivery.dispatch import Composer, Progress
+    from syndicate.delivery.compose import Composer
+    from syndicate.delivery.dispatch import Progress
     from syndicate.settings import Settings
 
+compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
+mime = lazy_module("syndicate.delivery.mime")
+notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
@@ -182,12 +186,12 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
-    message = _composer(settings, key, env, post, channel, 0).outbound(0, sample)
+    message = _composer(settings, key, env, post, channel, 0).message(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
         f"{channel.audience.value}(s) via {settings.transport.kind}"
         + (f" ({done:,} already done)" if done else "")
-        + f"; one message is {len(message.data):,} bytes. Nothing was sent or recorded."
+        + f"; one message is {len(mime.as_bytes(message)):,} bytes. Nothing was sent or recorded."
     )
 
 
@@ -199,7 +203,7 @@ def _composer(
     settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
 ) -> Composer:
     editions = render.EditionCache(post, channel, settings, env)
-    return dispatch.Composer(editions, dispatch.make_sender(settings, key), send_id, db.now())
+    return compose.Composer(editions, dispatch.make_sender(settings, key), send_id, db.now())
 
 
 def _send_test(

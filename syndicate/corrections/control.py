@@ -459,6 +459,6 @@ def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetim
 
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     message = outgoing.question(engine, settings, correction, key, at)
-    if deliver_to_author(settings, message, correction.id, label="correction"):
+    if deliver_to_author(settings, message):
         with engine.begin() as conn:
             db.corrections.mark_asked(conn, correction.id, at)

@@ -6,11 +6,9 @@ State lives with the caller (control.py): this module renders, composes and tran
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 from jinja2 import Environment
 
@@ -26,12 +24,13 @@ from syndicate.corrections.advisory import (
 )
 from syndicate.corrections.rows import QUESTION_SLOT, Correction, CorrectionAction, Reached
 from syndicate.db import Engine
+from syndicate.delivery.message import Content, Mailbox, OutboundMessage
 from syndicate.errors import SyndicateError, TransportError
 from syndicate.models import (
+    Attachment,
     Channel,
     DeliveryState,
     Edition,
-    OutboundMessage,
     Recipient,
     RecipientKind,
 )
@@ -59,7 +58,7 @@ def ask_address(settings: Settings, key: bytes, correction: Correction, at: date
 
 def question(
     engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> EmailMessage:
+) -> OutboundMessage:
     """One email to the author: send this correction (or kill) to N editors?"""
     with engine.connect() as conn:
         editors = len(
@@ -86,24 +85,31 @@ def question(
         "",
         "What editors would get is attached.",
     ]
-    msg = EmailMessage()
-    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
-    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
-    msg["Subject"] = lines[0]
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = make_msgid(f"syndicate.correction.c{correction.id}", settings.mail_domain)
-    msg["Reply-To"] = ask_address(settings, key, correction, at)
-    msg["X-Syndicate-Correction"] = str(correction.id)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(lines) + "\n")
-    preview = _advisory_for_author(engine, settings, correction, key, at)
-    msg.add_attachment(preview)
-    return msg
+    from syndicate.delivery import mime
+    from syndicate.delivery.notices import notice
+
+    preview = mime.as_bytes(_advisory_for_author(engine, settings, correction, key, at))
+    return notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(settings.author.name, settings.author.email),
+        reply_to=Mailbox("", ask_address(settings, key, correction, at)),
+        subject=lines[0],
+        text="\n".join(lines) + "\n",
+        attachments=(Attachment(f"correction-{correction.id}.eml", "message/rfc822", preview),),
+        date=at,
+        message_id=make_msgid(f"syndicate.correction.c{correction.id}", settings.mail_domain),
+        headers=[
+            ("X-Syndicate-Correction", str(correction.id)),
+            ("Auto-Submitted", "auto-generated"),
+        ],
+        label="correction",
+        number=correction.id,
+    )
 
 
 def _advisory_for_author(
     engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> EmailMessage:
+) -> OutboundMessage:
     from syndicate.delivery import dispatch
     from syndicate.delivery.compose import compose
     from syndicate.models import Recipient, RecipientKind
@@ -155,8 +161,8 @@ def deliver(
     `[channels.newsletter] corrections = "notice"`, a short note to readers who had the post);
     `only` these recipients when a deferred message is tried again."""
     from syndicate.delivery import dispatch
-    from syndicate.delivery.compose import compose, envelope_sender
-    from syndicate.delivery.transports import make_transport, notice
+    from syndicate.delivery.compose import edition_content, personalise
+    from syndicate.delivery.transports import make_transport
     from syndicate.render import make_environment
     from syndicate.render.column import default_profile, profile_defaults
     from syndicate.render.editor_profile import profile_of
@@ -178,6 +184,7 @@ def deliver(
         editors = [r for r in editors if r.recipient.id in only]
         readers = [r for r in readers if r.recipient.id in only]
     editions: dict[tuple[str, ...], Edition] = {}
+    contents: dict[tuple[int, int], Content] = {}  # (edition, send) → encoded once
     outbound: list[OutboundMessage] = []
     for reach, send_id in [(r, correction.send_id) for r in editors] + [
         (r, newsletter.id if newsletter else 0) for r in readers
@@ -196,34 +203,30 @@ def deliver(
                 advisory, correction, settings, env, at
             )
             editions[("reader",)] = edition
-        email = compose(edition, recipient, send_id, sender, at)
-        del email["Message-ID"]
-        email["Message-ID"] = make_msgid(
-            f"syndicate.correction.c{correction.id}.r{recipient.id}", sender.domain
-        )
+        content = contents.get((id(edition), send_id))
+        if content is None:
+            content = contents[id(edition), send_id] = edition_content(edition, sender, send_id, at)
+        message = personalise(content, edition.channel, recipient, send_id, sender)
         threading = threading_headers(reach.message_ids[-1], " ".join(reach.message_ids[:-1]))
         extra = headers_for(advisory) if recipient.kind is RecipientKind.EDITOR else {}
-        for name, value in {**threading, **extra}.items():
-            email[name] = value
         outbound.append(
-            notice(
-                email,
-                recipient,
-                envelope_from=envelope_sender(sender, send_id, recipient.id),
+            replace(
+                message,
+                message_id=make_msgid(
+                    f"syndicate.correction.c{correction.id}.r{recipient.id}", sender.domain
+                ),
+                headers=(*message.headers, *{**threading, **extra}.items()),
+                delivery_id=recipient.id,
                 label=f"c{correction.id}-",
-                number=recipient.id,
             )
         )
     if not outbound:
         return advisory, []
-    transport = make_transport(settings)
     try:
-        transport.open()
-        answers = transport.send_batch(outbound)
+        with make_transport(settings) as transport:
+            answers = transport.send_messages(outbound)
     except TransportError as exc:
         raise SyndicateError(f"correction {correction.id} not sent: {exc}") from exc
-    finally:
-        transport.close()
     by_id = {m.delivery_id: m for m in outbound}
     return advisory, [
         Result(by_id[a.delivery_id].recipient, by_id[a.delivery_id].message_id, a.state, a.detail)

@@ -1,33 +1,28 @@
-"""One EmailMessage per recipient from an Edition: placeholders filled, headers set, tokens signed.
+"""An Edition → one `OutboundMessage` per recipient: values filled, headers set, tokens signed.
 
-This is the only per-recipient work in the pipeline, so it stays cheap: string substitution and
-header assembly, no template rendering and no CSS work.
+This is the only per-recipient work in the pipeline, so it stays cheap: a recipient's values
+(tokens, links, names) and a small value object; the edition becomes one shared `Content`,
+encoded once by the MIME writer (`delivery/mime.py`). The list headers a bulk message carries
+are decided here and nowhere else (`list_headers`).
 """
 
 from __future__ import annotations
 
-import binascii
 import html
 import re
-import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.charset import Charset
-from email.header import Header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import make_msgid
+from typing import Protocol
 
 from syndicate import tokens
+from syndicate.delivery.message import Content, Headers, Mailbox, OutboundMessage
 from syndicate.headers import one_line
-from syndicate.models import Attachment, Channel, Edition, Recipient
+from syndicate.models import Channel, Edition, Recipient
 from syndicate.render import placeholders as ph
 
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in ph.ALL))
-_SPLIT = re.compile("(" + "|".join(re.escape(p) for p in ph.ALL) + ")")
-_SMTP_POLICY = policy.SMTP
-_UTF8 = Charset("utf-8")
 
 
 @dataclass(frozen=True)
@@ -87,33 +82,17 @@ def recipient_values(recipient: Recipient, send_id: int, sender: Sender) -> dict
     }
 
 
+def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
+    """A text (or, escaped, HTML) template with one recipient's values in place."""
+    if escape:
+        return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(0)], quote=True), template)
+    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
+
+
 def shared_reply_address(sender: Sender, send_id: int) -> str:
     """A reply address naming the send but no recipient (recipient 0), for transports that
     cannot set Reply-To per recipient: the reply's From then identifies the reader."""
     return tokens.reply_address(sender.reply_address, tokens.make(sender.key, "reply", send_id, 0))
-
-
-def api_headers(
-    edition: Edition, values: dict[str, str], sender: Sender, mid: str
-) -> dict[str, str]:
-    """The headers `compose` sets, other than From/To/Subject/Reply-To/Date and MIME ones, for
-    transports that build the message themselves (SendGrid's API)."""
-    headers = {"Message-ID": mid, "List-Id": list_id(edition.channel, sender)}
-    if offers_unsubscribe(edition.channel):
-        headers["List-Unsubscribe"] = (
-            f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
-        )
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    headers["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    if edition.channel is Channel.NEWSLETTER:
-        headers["Precedence"] = "bulk"
-    return headers
-
-
-def fill(template: str, values: dict[str, str], *, escape: bool) -> str:
-    if escape:
-        return _PLACEHOLDER.sub(lambda m: html.escape(values[m.group(0)], quote=True), template)
-    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)
 
 
 def list_id(channel: Channel, sender: Sender) -> str:
@@ -131,255 +110,109 @@ def offers_unsubscribe(channel: Channel) -> bool:
     return channel is Channel.NEWSLETTER
 
 
-def _attach(msg: EmailMessage, attachment: Attachment) -> None:
-    """A text attachment (the draft's .txt and .html) stays UTF-8 text, quoted-printable, with
-    its charset; anything else is base64 bytes."""
-    maintype, _, rest = attachment.content_type.partition("/")
-    subtype = rest.split(";", 1)[0].strip()
-    if maintype == "text":
-        try:
-            text = attachment.data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            msg.add_attachment(
-                text,
-                subtype=subtype,
-                charset="utf-8",
-                cte="quoted-printable",
-                filename=attachment.filename,
-            )
-            return
-    msg.add_attachment(
-        attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+def list_headers(
+    channel: Channel, sender: Sender
+) -> tuple[Headers, Callable[[dict[str, str]], Headers]]:
+    """The bulk-mail headers, in the one place they are decided: those every recipient of the
+    channel gets alike, and a function of one recipient's values for their own (RFC 8058
+    one-click unsubscribe, covered by DKIM with the rest)."""
+    shared: list[tuple[str, str]] = [("List-Id", list_id(channel, sender))]
+    if offers_unsubscribe(channel):
+        shared.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if channel is Channel.NEWSLETTER:
+        shared.append(("Precedence", "bulk"))
+    shared.append(("X-Auto-Response-Suppress", "OOF, AutoReply"))
+
+    def own(values: dict[str, str]) -> Headers:
+        if not offers_unsubscribe(channel):
+            return ()
+        unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
+        return (("List-Unsubscribe", unsubscribe),)
+
+    return tuple(shared), own
+
+
+def edition_content(edition: Edition, sender: Sender, send_id: int, date: datetime) -> Content:
+    """What every recipient of one edition of a send shares."""
+    shared, _ = list_headers(edition.channel, sender)
+    return Content(
+        sender=Mailbox(sender.name, sender.from_address),
+        subject=edition.subject,
+        date=date,
+        text=edition.text,
+        html=edition.html,
+        attachments=edition.attachments,
+        headers=shared,
+        personal=True,
+        shared_reply_to=shared_reply_address(sender, send_id),
+    )
+
+
+def personalise(
+    content: Content,
+    channel: Channel,
+    recipient: Recipient,
+    send_id: int,
+    sender: Sender,
+    *,
+    delivery_id: int = 0,
+) -> OutboundMessage:
+    """One recipient's message of an edition's content."""
+    values = recipient_values(recipient, send_id, sender)
+    _, own = list_headers(channel, sender)
+    return OutboundMessage(
+        content=content,
+        recipient=recipient,
+        envelope_from=envelope_sender(sender, send_id, recipient.id),
+        message_id=message_id(sender, send_id, recipient.id),
+        reply_to=Mailbox(sender.name, values[ph.REPLY_ADDRESS]),
+        values=values,
+        headers=own(values),
+        delivery_id=delivery_id,
+        send_id=send_id,
     )
 
 
 def compose(
     edition: Edition, recipient: Recipient, send_id: int, sender: Sender, date: datetime
-) -> EmailMessage:
-    values = recipient_values(recipient, send_id, sender)
-    msg = EmailMessage()
-    msg["From"] = Address(one_line(sender.name), addr_spec=sender.from_address)
-    msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
-    msg["Subject"] = one_line(edition.subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id(sender, send_id, recipient.id)
-    msg["Reply-To"] = Address(one_line(sender.name), addr_spec=values[ph.REPLY_ADDRESS])
-    msg["List-Id"] = list_id(edition.channel, sender)
-    if offers_unsubscribe(edition.channel):
-        msg["List-Unsubscribe"] = (
-            f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
-        )
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    if edition.channel is Channel.NEWSLETTER:
-        msg["Precedence"] = "bulk"
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    msg.set_content(fill(edition.text, values, escape=False))
-    msg.add_alternative(fill(edition.html, values, escape=True), subtype="html")
-    for attachment in edition.attachments:
-        _attach(msg, attachment)
-    return msg
+) -> OutboundMessage:
+    """One message of an edition, on its own (a preview, a test copy); a send uses `Composer`."""
+    content = edition_content(edition, sender, send_id, date)
+    return personalise(content, edition.channel, recipient, send_id, sender)
 
 
-# --- the fast path: MIME encoded once per edition, per recipient only substitution -------------
+class Composer:
+    """Recipient → OutboundMessage for one send; each edition's Content is built once (once per
+    editor profile for the column), so the MIME writer encodes it once.
 
-_CRLF = b"\r\n"
+    `editions` is the send's `render.EditionCache` (anything with `for_recipient`)."""
 
+    def __init__(self, editions: _Editions, sender: Sender, send_id: int, date: datetime) -> None:
+        self.editions, self.sender, self.send_id, self.date = editions, sender, send_id, date
+        self._contents: dict[int, tuple[Edition, Content]] = {}
 
-def _header_lines(msg: EmailMessage) -> bytes:
-    """The header block `email` would write for `msg`, folded and CRLF-terminated."""
-    head, _, _ = msg.as_bytes(policy=_SMTP_POLICY).partition(b"\r\n\r\n")
-    return head + _CRLF
+    def content(self, edition: Edition) -> Content:
+        key = id(edition)
+        if key not in self._contents:  # the edition is kept with it: its id stays its own
+            self._contents[key] = (
+                edition,
+                edition_content(edition, self.sender, self.send_id, self.date),
+            )
+        return self._contents[key][1]
 
-
-def _fold_address(field: str, name: str, addr: str) -> bytes:
-    """`Field: Name <addr>`: quoted when needed, RFC 2047 for non-ASCII names."""
-    name = one_line(name)
-    if name.isascii():
-        return f"{field}: {formataddr((name, addr))}\r\n".encode("ascii")
-    return f"{field}: {_encoded_words(name)} <{addr}>\r\n".encode("ascii")
-
-
-def _encoded_words(name: str, limit: int = 70) -> str:
-    """RFC 2047 encoded-words of at most `limit` characters, split only where the name has a
-    space (carried inside the next word), so even parsers that keep folding whitespace between
-    encoded-words (Python's `email` does) never split a word of the name."""
-    chunks: list[str] = []
-    chunk = ""
-    for piece in name.split(" "):
-        candidate = f"{chunk} {piece}" if chunk else piece
-        if chunk and len(_UTF8.header_encode(candidate)) > limit:
-            chunks.append(chunk)
-            chunk = " " + piece
-        else:
-            chunk = candidate
-    chunks.append(chunk)
-    return "\r\n ".join(_encoded_word(c, limit) for c in chunks)
-
-
-def _encoded_word(text: str, limit: int) -> str:
-    encoded = _UTF8.header_encode(text)
-    if len(encoded) > limit:  # one very long word: let `email` split it inside the word
-        encoded = Header(text, "utf-8").encode(linesep="\r\n", maxlinelen=limit)
-    return encoded
-
-
-def _qp(text: str) -> bytes:
-    """Quoted-printable of UTF-8 text with CRLF line ends (binascii is C: cheap per recipient)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", _CRLF)
-
-
-def _ending_in_newline(text: str) -> str:
-    """As `EmailMessage.set_content` does: a text part ends with a line break."""
-    return text if text.endswith("\n") else text + "\n"
-
-
-_SOFT_BREAK = b"=\r\n"
-
-
-@dataclass(frozen=True)
-class EncodedPart:
-    """A text part quoted-printable encoded once, cut at its placeholders.
-
-    Quoted-printable allows a soft line break (`=` CRLF) anywhere, so each static span is
-    encoded on its own and a recipient's value, encoded alone, is spliced in between soft
-    breaks: the decoded text is exactly the filled-in template, every line stays short, and per
-    recipient only the few short values are encoded.
-    """
-
-    spans: tuple[bytes, ...]  # len(keys) + 1 encoded static spans
-    keys: tuple[str, ...]  # the placeholder between span i and span i + 1
-    escape: bool
-
-    @classmethod
-    def build(cls, template: str, *, escape: bool) -> EncodedPart:
-        pieces = _SPLIT.split(template)
-        return cls(tuple(_qp(p) for p in pieces[::2]), tuple(pieces[1::2]), escape)
-
-    def fill(self, values: dict[str, str]) -> list[bytes]:
-        """The part's bytes for one recipient, as pieces to join once with the rest."""
-        encoded = {
-            key: _qp_value(html.escape(values[key], quote=True) if self.escape else values[key])
-            for key in self.unique_keys
-        }
-        out = [self.spans[0]]
-        for key, span in zip(self.keys, self.spans[1:], strict=True):
-            out += (_SOFT_BREAK, encoded[key], _SOFT_BREAK, span)
-        return out
-
-    @property
-    def unique_keys(self) -> frozenset[str]:
-        return frozenset(self.keys)
-
-
-_QP_SAFE = re.compile(r"[!-<>-~]+(?: [!-<>-~]+)*")  # printable ASCII but '=', no edge spaces
-
-
-def _qp_value(value: str) -> bytes:
-    """A short value's quoted-printable form; most values (addresses, URLs, ASCII names) are
-    already valid quoted-printable and are used as they are."""
-    if len(value) < 70 and _QP_SAFE.fullmatch(value):
-        return value.encode("ascii")
-    return _qp(value)
-
-
-@dataclass(frozen=True)
-class MessageTemplate:
-    """One edition, MIME-encoded once: constant headers and attachments as bytes, text and HTML
-    as strings with placeholders (filled and quoted-printable encoded per recipient)."""
-
-    edition: Edition
-    fixed_headers: bytes
-    date_header: bytes
-    text: EncodedPart
-    html: EncodedPart
-    boundary: str
-    attachments: bytes  # already base64-encoded MIME parts, each preceded by the outer boundary
-    mixed_boundary: str
-
-    @classmethod
-    def build(cls, edition: Edition, sender: Sender, date: datetime) -> MessageTemplate:
-        fixed = EmailMessage()
-        fixed["From"] = Address(one_line(sender.name), addr_spec=sender.from_address)
-        fixed["Subject"] = one_line(edition.subject)
-        fixed["List-Id"] = list_id(edition.channel, sender)
-        if offers_unsubscribe(edition.channel):
-            fixed["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        if edition.channel is Channel.NEWSLETTER:
-            fixed["Precedence"] = "bulk"
-        fixed["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-        fixed["MIME-Version"] = "1.0"
-        dated = EmailMessage()
-        dated["Date"] = format_datetime(date)
-        token = secrets.token_hex(12)
-        attachments = b""
-        for attachment in edition.attachments:
-            holder = EmailMessage()
-            _attach(holder, attachment)
-            (part,) = holder.iter_attachments()
-            del part["MIME-Version"]
-            attachments += b"--=_m" + token.encode() + _CRLF + part.as_bytes(policy=_SMTP_POLICY)
-            attachments += _CRLF
-        return cls(
-            edition=edition,
-            fixed_headers=_header_lines(fixed),
-            date_header=_header_lines(dated),
-            text=EncodedPart.build(_ending_in_newline(edition.text), escape=False),
-            html=EncodedPart.build(_ending_in_newline(edition.html), escape=True),
-            boundary=f"=_a{token}",
-            attachments=attachments,
-            mixed_boundary=f"=_m{token}",
+    def message(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
+        edition = self.editions.for_recipient(recipient)
+        return personalise(
+            self.content(edition),
+            edition.channel,
+            recipient,
+            self.send_id,
+            self.sender,
+            delivery_id=delivery_id,
         )
 
 
-def compose_bytes(
-    template: MessageTemplate,
-    recipient: Recipient,
-    send_id: int,
-    sender: Sender,
-    mid: str | None = None,
-) -> bytes:
-    """The same message as `compose`, as SMTP-ready bytes, without building an EmailMessage."""
-    values = recipient_values(recipient, send_id, sender)
-    text = template.text.fill(values)
-    html = template.html.fill(values)
-    mid = mid or message_id(sender, send_id, recipient.id)
-    alt = template.boundary.encode()
-    parts = [
-        _fold_address("To", recipient.name, recipient.email),
-        template.fixed_headers,
-        template.date_header,
-        f"Message-ID: {mid}\r\n".encode(),
-        _fold_address("Reply-To", sender.name, values[ph.REPLY_ADDRESS]),
-    ]
-    if offers_unsubscribe(template.edition.channel):
-        unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>,\r\n <{values[ph.UNSUBSCRIBE_MAILTO]}>"
-        parts.append(f"List-Unsubscribe: {unsubscribe}\r\n".encode())
-    alternative = [
-        b'Content-Type: multipart/alternative; boundary="' + alt + b'"\r\n\r\n',
-        b"--" + alt + b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-        *text,
-        b"\r\n--" + alt + b'\r\nContent-Type: text/html; charset="utf-8"\r\n'
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-        *html,
-        b"\r\n--" + alt + b"--\r\n",
-    ]
-    if not template.attachments:
-        return b"".join(parts + alternative)
-    mixed = template.mixed_boundary.encode()
-    return b"".join(
-        [
-            *parts,
-            b'Content-Type: multipart/mixed; boundary="' + mixed + b'"\r\n\r\n',
-            b"--" + mixed + b"\r\n",
-            *alternative,
-            b"\r\n",
-            template.attachments,
-            b"--" + mixed + b"--\r\n",
-        ]
-    )
+class _Editions(Protocol):
+    """The one method `Composer` needs of an EditionCache."""
+
+    def for_recipient(self, recipient: Recipient | None = None) -> Edition: ...

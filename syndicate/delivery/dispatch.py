@@ -23,26 +23,15 @@ from jinja2 import Environment
 
 from syndicate import db
 from syndicate.db import Engine
-from syndicate.delivery.compose import (
-    MessageTemplate,
-    Sender,
-    api_headers,
-    compose_bytes,
-    envelope_sender,
-    message_id,
-    recipient_values,
-    shared_reply_address,
-)
+from syndicate.delivery.compose import Composer, Sender
 from syndicate.delivery.journal import Journal
-from syndicate.delivery.transports.base import Transport, send_reporting
+from syndicate.delivery.message import OutboundMessage
+from syndicate.delivery.transports.base import Transport
 from syndicate.errors import TransportError
 from syndicate.models import (
     Channel,
     DeliveryResult,
     DeliveryState,
-    Edition,
-    OutboundMessage,
-    Recipient,
     RecipientStatus,
     SendState,
     SendSummary,
@@ -92,81 +81,6 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
         list_id=list_id,
         key=key,
         bounce_address=settings.mail.bounce_address,
-    )
-
-
-class Composer:
-    """Edition + recipient → OutboundMessage; the edition's MIME is built once per profile.
-
-    DKIM signing happens later, in the transport (transports.SigningTransport), so that
-    deliveries and one-off notices are signed alike.
-    """
-
-    def __init__(
-        self,
-        editions: EditionCache,
-        sender: Sender,
-        send_id: int,
-        date: datetime,
-        *,
-        with_bytes: bool = True,
-    ) -> None:
-        self.editions, self.sender, self.send_id, self.date = editions, sender, send_id, date
-        self.with_bytes = with_bytes
-        self._templates: dict[int, MessageTemplate] = {}
-        self._shared_reply_to = shared_reply_address(sender, send_id)
-
-    def template(self, edition: Edition) -> MessageTemplate:
-        key = id(edition)
-        if key not in self._templates:
-            self._templates[key] = MessageTemplate.build(edition, self.sender, self.date)
-        return self._templates[key]
-
-    def outbound_batch(
-        self, batch: list[tuple[int, Recipient]]
-    ) -> tuple[list[OutboundMessage], list[tuple[OutboundMessage, DeliveryResult]]]:
-        """Messages for a claimed batch, and the deliveries that cannot be composed (e.g. an
-        address that is not ASCII) already failed, so one bad row never stops a send."""
-        messages, unsendable = [], []
-        for delivery_id, recipient in batch:
-            try:
-                messages.append(self.outbound(delivery_id, recipient))
-            except (UnicodeError, ValueError) as exc:
-                unsendable.append(
-                    _unsendable(delivery_id, recipient, self.sender.from_address, exc)
-                )
-        return messages, unsendable
-
-    def outbound(self, delivery_id: int, recipient: Recipient) -> OutboundMessage:
-        edition = self.editions.for_recipient(recipient)
-        mid = message_id(self.sender, self.send_id, recipient.id)
-        if not self.with_bytes:  # the API sends from the From address; its events report bounces
-            values = recipient_values(recipient, self.send_id, self.sender)
-            return OutboundMessage(
-                delivery_id,
-                recipient,
-                self.sender.from_address,
-                b"",
-                self.send_id,
-                mid,
-                edition,
-                values,
-                headers=api_headers(edition, values, self.sender, mid),
-                from_name=self.sender.name,
-                shared_reply_to=self._shared_reply_to,
-            )
-        data = compose_bytes(self.template(edition), recipient, self.send_id, self.sender, mid)
-        bounces_to = envelope_sender(self.sender, self.send_id, recipient.id)
-        return OutboundMessage(delivery_id, recipient, bounces_to, data, self.send_id, mid, edition)
-
-
-def _unsendable(
-    delivery_id: int, recipient: Recipient, envelope_from: str, exc: Exception
-) -> tuple[OutboundMessage, DeliveryResult]:
-    detail = f"cannot compose a message for {recipient.email!r}: {exc}"
-    return (
-        OutboundMessage(delivery_id, recipient, envelope_from, b""),
-        DeliveryResult(delivery_id, DeliveryState.FAILED, detail, bounce=False),
     )
 
 
@@ -231,13 +145,7 @@ def run_send(
     editions = EditionCache(post, channel, settings, env, db.as_utc(send.embargo_until))
     if not sender.installation:  # Message-IDs unique to this database
         sender = dataclasses.replace(sender, installation=db.meta.installation_id(engine))
-    composer = Composer(
-        editions,
-        sender,
-        send_id,
-        now or clock.now(),
-        with_bytes=getattr(transport, "needs_bytes", True),
-    )
+    composer = Composer(editions, sender, send_id, now or clock.now())
     counts = {state: 0 for state in DeliveryState}
     try:
         transport.open()
@@ -302,7 +210,6 @@ def recover(engine: Engine, journal: Journal) -> int:
 @dataclass
 class _Batch:
     outbound: list[OutboundMessage]
-    unsendable: list[tuple[OutboundMessage, DeliveryResult]]
     results: Future[list[DeliveryResult]] | None = None
 
 
@@ -340,7 +247,7 @@ class _Courier:
             if result.state is DeliveryState.SENT:
                 note(result.delivery_id, message_ids.get(result.delivery_id, ""), result.detail)
 
-        return send_reporting(self.transport, outbound, on_result)
+        return self.transport.send_messages(outbound, on_result)
 
     def finish(self) -> str:
         """Wait for the batch in flight and record it; returns why the send must pause (the
@@ -349,9 +256,7 @@ class _Courier:
         if batch is None:
             return ""
         results = batch.results.result() if batch.results is not None else []
-        outbound = batch.outbound + [m for m, _ in batch.unsendable]
-        results = results + [r for _, r in batch.unsendable]
-        _record(self.engine, outbound, results, self.backoff, self.clock.now())
+        _record(self.engine, batch.outbound, results, self.backoff, self.clock.now())
         self.journal.clear()  # every line in it is now committed to the database
         for result in results:
             self.counts[result.state] += 1
@@ -393,7 +298,7 @@ def _deliver(
             retry_at = (
                 db.deliveries.next_retry_at(conn, send_id) if running and not claimed else None
             )
-        upcoming = _Batch(*composer.outbound_batch(claimed)) if claimed else None
+        upcoming = _Batch([composer.message(*row) for row in claimed]) if claimed else None
         if courier.in_flight is not None:
             reason = courier.finish()
             if not reason and should_stop is not None and should_stop():
@@ -445,7 +350,7 @@ def _still_sending(engine: Engine, send_id: int) -> bool:
 
 def _release(engine: Engine, batch: _Batch) -> None:
     """Give back a claimed batch that was never handed to the transport."""
-    ids = [m.delivery_id for m in batch.outbound] + [m.delivery_id for m, _ in batch.unsendable]
+    ids = [m.delivery_id for m in batch.outbound]
     with engine.begin() as conn:
         db.deliveries.release_claimed(conn, ids)
 

@@ -74,7 +74,7 @@ def _environment(settings: Settings) -> Environment:
 
 def _reader_html(desk: Desk, page: queries.PostPage) -> str:
     """The reader edition as the author would receive it (placeholders filled for them)."""
-    from syndicate.delivery.compose import compose
+    from syndicate.delivery.compose import compose, fill
     from syndicate.delivery.dispatch import make_sender
     from syndicate.render import render_edition
 
@@ -88,8 +88,7 @@ def _reader_html(desk: Desk, page: queries.PostPage) -> str:
         name=desk.settings.author.name,
     )
     message = compose(edition, sample, 0, make_sender(desk.settings, desk.key), db.now())
-    body = message.get_body(("html",))
-    return str(body.get_content()) if body is not None else ""
+    return fill(message.content.html, message.values, escape=True)
 
 
 def _profiles(page: queries.PostPage, settings: Settings) -> list[tuple[Recipient | None, int]]:

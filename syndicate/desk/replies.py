@@ -5,8 +5,7 @@ threaded under the reader's message, recorded), and comments published to WordPr
 from __future__ import annotations
 
 import logging
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,12 +14,13 @@ from starlette.responses import Response
 
 from syndicate import db
 from syndicate.audience import importers
+from syndicate.delivery.message import OutboundMessage
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.errors import SyndicateError
 from syndicate.headers import one_line
-from syndicate.models import DeliveryState, Recipient, RecipientKind, ReplyKind
+from syndicate.models import DeliveryState, ReplyKind
 from syndicate.scheduling.timeparse import short
 from syndicate.settings import Settings
 
@@ -131,50 +131,45 @@ def answer_to(row: dict[str, Any]) -> tuple[str, str]:
 
 def answer_message(
     settings: Settings, row: dict[str, Any], text: str, to: str, name: str
-) -> EmailMessage:
+) -> OutboundMessage:
     """The author's answer, threaded under the reader's message (In-Reply-To, References)."""
-    message = EmailMessage()
-    message["From"] = formataddr((one_line(settings.author.name), settings.mail.from_address))
-    message["To"] = formataddr((one_line(name), to))
-    message["Reply-To"] = settings.author.email
+    from syndicate.delivery.message import Mailbox
+    from syndicate.delivery.notices import notice
+
     subject = one_line(row["subject"]) or "your reply"
-    message["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    message["Date"] = format_datetime(db.now())
-    message["Message-ID"] = make_msgid("syndicate.answer", settings.mail_domain)
+    threading = []
     if row["message_id"]:
-        message["In-Reply-To"] = row["message_id"]
-        message["References"] = " ".join([*row["references"].split(), row["message_id"]])
-    message.set_content(text)
-    return message
+        references = " ".join([*row["references"].split(), row["message_id"]])
+        threading = [("In-Reply-To", row["message_id"]), ("References", references)]
+    return notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(name, to),
+        reply_to=Mailbox("", settings.author.email),
+        subject=subject if subject.lower().startswith("re:") else f"Re: {subject}",
+        text=text,
+        date=db.now(),
+        message_id=make_msgid("syndicate.answer", settings.mail_domain),
+        headers=threading,
+        label="answer",
+        number=row["id"],
+    )
 
 
 def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
-    from syndicate.delivery.transports import notice
+    from syndicate.delivery import notices
 
     to, name = answer_to(row)
     checked, why = importers.check_address(to)
     if checked is None:
         raise SyndicateError(f"cannot answer {to!r}: {why}")
     message = answer_message(desk.settings, row, text, checked, name)
-    outbound = notice(
-        message,
-        Recipient(id=0, kind=RecipientKind.READER, email=checked, name=name),
-        envelope_from=desk.settings.mail.from_address,
-        label="answer",
-        number=row["id"],
-    )
-    transport = desk.transport_factory(desk.settings)
-    transport.open()
-    try:
-        [result] = transport.send_batch([outbound])
-    finally:
-        transport.close()
+    result = notices.send(desk.transport_factory(desk.settings), message)
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"the answer to {checked} was not sent: {result.detail}")
     answer = {
         "at": db.now().isoformat(),
         "to": checked,
-        "message_id": str(message["Message-ID"]),
+        "message_id": message.message_id,
         "text": text,
     }
     queries.record_answer(desk.engine, row["id"], answer)

@@ -10,31 +10,33 @@ transport (see `deliver`); steps forward, unsubscribe and verify decide when.
 
 from __future__ import annotations
 
-# compose, render and transports are imported in the functions that build or send a message:
+# render, notices and transports are imported in the functions that build or send a message:
 # they load premailer and python-docx, which filing a reply (one process per message) never needs.
 from datetime import datetime
-from email.header import Header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
+from typing import TYPE_CHECKING
 
-from syndicate.db.replies import Reply
+from syndicate.headers import one_line
 from syndicate.models import (
     DeliveryResult,
     InboundMessage,
     Post,
     Recipient,
-    RecipientKind,
     ReplyKind,
 )
 from syndicate.settings import Settings
 
+if TYPE_CHECKING:
+    from syndicate.db.replies import Reply
+    from syndicate.delivery.message import OutboundMessage
+
 
 def forward_message(
     settings: Settings, reply: Reply, post: Post, recipient: Recipient | None, at: datetime
-) -> EmailMessage:
+) -> OutboundMessage:
     """The author's copy of a comment or an editor's answer."""
-    from syndicate.delivery.compose import one_line
+    from syndicate.delivery.message import Mailbox
+    from syndicate.delivery.notices import notice
     from syndicate.render.environment import make_environment
 
     name = one_line(reply.sender_name or (recipient.name if recipient else "") or reply.sender)
@@ -53,43 +55,45 @@ def forward_message(
     env = make_environment(settings.path(settings.paths.templates))
     body = env.get_template("notices/forward.txt.j2").render(reply=values, post=post)
     verb = "answered about" if kind is ReplyKind.EDITOR_RESPONSE else "replied to"
-    msg = EmailMessage()
-    msg["From"] = Address(
-        f"{name} via {one_line(settings.site.name)}", addr_spec=settings.mail.from_address
+    return notice(
+        sender=Mailbox(f"{name} via {one_line(settings.site.name)}", settings.mail.from_address),
+        to=Mailbox(settings.author.name, settings.author.email),
+        reply_to=Mailbox(name, reply.sender),
+        subject=f"{name} {verb} '{post.title}'",
+        text=body,
+        date=at,
+        message_id=_own_message_id(reply.message_id, settings.mail_domain),
+        headers=[
+            *_threading(reply.in_reply_to, reply.references),
+            # RFC 3834: the author's own out-of-office must not answer the reader.
+            ("Auto-Submitted", "auto-forwarded"),
+            ("X-Syndicate-Reply", f"{reply.id}; kind={kind.value}; post={post.id}"),
+        ],
+        label="reply",
+        number=reply.id,
     )
-    msg["To"] = Address(one_line(settings.author.name), addr_spec=settings.author.email)
-    msg["Reply-To"] = Address(name, addr_spec=reply.sender)
-    set_subject(msg, f"{name} {verb} '{post.title}'")
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = reply.message_id or make_msgid("syndicate.reply", settings.mail_domain)
-    if reply.in_reply_to:
-        msg["In-Reply-To"] = reply.in_reply_to
-    if reply.references:
-        msg["References"] = reply.references
-    # RFC 3834: the author's own out-of-office must not answer the reader.
-    msg["Auto-Submitted"] = "auto-forwarded"
-    msg["X-Syndicate-Reply"] = f"{reply.id}; kind={kind.value}; post={post.id}"
-    msg.set_content(body)
-    return msg
 
 
-def set_subject(msg: EmailMessage, subject: str) -> None:
-    """Subject as RFC 2047 words that carry each space inside a word. The email package's own
-    folding can leave an empty encoded-word next to a space (`work =?utf-8?q??=`), and mail
-    clients then show "the work— and" for "the work — and"."""
-    from syndicate.delivery.compose import one_line
+def _own_message_id(message_id: str | None, domain: str) -> str:
+    """The reply's own Message-ID when it can go on the wire as it is (ASCII, one line)."""
+    if message_id and message_id.isascii() and one_line(message_id) == message_id:
+        return message_id
+    return make_msgid("syndicate.reply", domain)
 
-    subject = one_line(subject)
-    if subject.isascii():
-        msg["Subject"] = subject
-    else:
-        msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
+
+def _threading(in_reply_to: str | None, references: str | None) -> list[tuple[str, str]]:
+    return [
+        (name, value)
+        for name, value in (("In-Reply-To", in_reply_to), ("References", references))
+        if value
+    ]
 
 
 def unsubscribe_confirmation(
     settings: Settings, recipient: Recipient, request: Reply, at: datetime
-) -> EmailMessage:
-    from syndicate.delivery.compose import one_line
+) -> OutboundMessage:
+    from syndicate.delivery.message import Mailbox
+    from syndicate.delivery.notices import notice
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -103,18 +107,20 @@ def unsubscribe_confirmation(
         site=settings.site,
         author=settings.author,
     )
-    msg = EmailMessage()
-    msg["From"] = Address(one_line(settings.author.name), addr_spec=settings.mail.from_address)
-    msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
-    set_subject(msg, f"You are unsubscribed from {settings.site.name}")
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = make_msgid("syndicate.unsubscribed", settings.mail_domain)
-    if request.message_id:
-        msg["In-Reply-To"] = request.message_id
-        msg["References"] = " ".join(filter(None, [request.references, request.message_id]))
-    msg["Auto-Submitted"] = "auto-replied"
-    msg.set_content(body)
-    return msg
+    asked = request.message_id or ""
+    references = " ".join(filter(None, [request.references, asked])) if asked else ""
+    return notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(recipient.name, recipient.email),
+        subject=f"You are unsubscribed from {settings.site.name}",
+        text=body,
+        date=at,
+        message_id=make_msgid("syndicate.unsubscribed", settings.mail_domain),
+        headers=[*_threading(asked, references), ("Auto-Submitted", "auto-replied")],
+        label="reply",
+        number=request.id,
+        kind=recipient.kind,
+    )
 
 
 def human_size(size: int) -> str:
@@ -128,10 +134,12 @@ def refusal_notice(
     post_title: str,
     size: int,
     at: datetime,
-) -> EmailMessage:
+    reply_id: int,
+) -> OutboundMessage:
     """Tell a known reader or editor, at their address on record, that their reply was too
     large to pass on."""
-    from syndicate.delivery.compose import one_line
+    from syndicate.delivery.message import Mailbox
+    from syndicate.delivery.notices import notice
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -143,41 +151,27 @@ def refusal_notice(
         author=settings.author,
         site=settings.site,
     )
-    msg = EmailMessage()
-    msg["From"] = Address(one_line(settings.author.name), addr_spec=settings.mail.from_address)
-    msg["To"] = Address(one_line(recipient.name), addr_spec=recipient.email)
-    set_subject(msg, f"Not delivered: {inbound.subject or 'your reply'}")
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = make_msgid("syndicate.refused", settings.mail_domain)
-    if inbound.message_id:
-        msg["In-Reply-To"] = inbound.message_id
-        msg["References"] = " ".join([*inbound.references, inbound.message_id])
-    msg["Auto-Submitted"] = "auto-replied"
-    msg.set_content(body)
-    return msg
-
-
-def deliver(
-    settings: Settings, message: EmailMessage, to_address: str, to_name: str, reply_id: int
-) -> DeliveryResult:
-    """Send one notice through the configured transport. The only place inbound sends mail:
-    every transport takes it through transports.notice.
-
-    It is labelled with the reply's id: no delivery row exists for a notice, and the outbox
-    names its file reply0000012-… so it never overwrites another message's file."""
-    from syndicate.delivery.transports import make_transport, notice
-
-    recipient = Recipient(id=0, kind=RecipientKind.READER, email=to_address, name=to_name)
-    outbound = notice(
-        message,
-        recipient,
-        envelope_from=settings.mail.from_address,
+    references = " ".join([*inbound.references, inbound.message_id]) if inbound.message_id else ""
+    return notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(recipient.name, recipient.email),
+        subject=f"Not delivered: {inbound.subject or 'your reply'}",
+        text=body,
+        date=at,
+        message_id=make_msgid("syndicate.refused", settings.mail_domain),
+        headers=[*_threading(inbound.message_id, references), ("Auto-Submitted", "auto-replied")],
         label="reply",
         number=reply_id,
+        kind=recipient.kind,
     )
-    transport = make_transport(settings)
-    transport.open()
-    try:
-        return transport.send_batch([outbound])[0]
-    finally:
-        transport.close()
+
+
+def deliver(settings: Settings, message: OutboundMessage) -> DeliveryResult:
+    """Send one notice through the configured transport: the only place inbound sends mail.
+
+    Each is labelled with its reply's id: no delivery row exists for a notice, and the outbox
+    names its file reply0000012-… so it never overwrites another message's file."""
+    from syndicate.delivery import notices
+    from syndicate.delivery.transports import make_transport
+
+    return notices.send(make_transport(settings), message)

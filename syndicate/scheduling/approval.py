@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from syndicate import db, tokens
 from syndicate.db import Engine
 from syndicate.db.sends import Send
-from syndicate.delivery import dispatch
+from syndicate.delivery import dispatch, mime, notices
 from syndicate.delivery.compose import compose
-from syndicate.delivery.transports import make_transport, notice
+from syndicate.delivery.message import Mailbox, OutboundMessage
+from syndicate.delivery.transports import make_transport
 from syndicate.errors import TransportError
 from syndicate.models import (
+    Attachment,
     Channel,
     DeliveryState,
     Post,
@@ -47,7 +48,7 @@ def approve_address(
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> EmailMessage:
+def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> OutboundMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send.channel)
@@ -70,48 +71,32 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
         "",
         "The edition exactly as it will be sent is attached below.",
     ]
-    msg = EmailMessage()
-    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
-    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
-    msg["Subject"] = f"Approve? {edition.subject} ({channel.value}, send {send_id})"
-    msg["Date"] = format_datetime(db.now())
-    msg["Message-ID"] = make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain)
-    msg["Reply-To"] = approve_address(settings, key, send_id)
-    msg["X-Syndicate-Approval"] = str(send_id)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(lines) + "\n")
-    msg.add_attachment(edition_message)
-    return msg
+    return notices.notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(settings.author.name, settings.author.email),
+        reply_to=Mailbox("", approve_address(settings, key, send_id)),
+        subject=f"Approve? {edition.subject} ({channel.value}, send {send_id})",
+        text="\n".join(lines) + "\n",
+        attachments=(
+            Attachment(f"send-{send_id}.eml", "message/rfc822", mime.as_bytes(edition_message)),
+        ),
+        date=db.now(),
+        message_id=make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain),
+        headers=[("X-Syndicate-Approval", str(send_id)), ("Auto-Submitted", "auto-generated")],
+        label="preview",
+        number=send_id,
+    )
 
 
-def deliver_to_author(
-    settings: Settings, message: EmailMessage, send_id: int, label: str = "preview"
-) -> bool:
+def deliver_to_author(settings: Settings, message: OutboundMessage) -> bool:
     """Send one message to the author through the configured transport; True when accepted.
-
-    The only place approval touches a transport, so a change of the transport interface is
-    one edit here. It is labelled with the send's id (the outbox names files by it).
-    """
-    transport = make_transport(settings)
-    author = Recipient(0, RecipientKind.READER, settings.author.email, settings.author.name)
+    It is labelled with the send's id (the outbox names files by it)."""
+    label = message.label
     try:
-        transport.open()
-        [result] = transport.send_batch(
-            [
-                notice(
-                    message,
-                    author,
-                    envelope_from=settings.mail.from_address,
-                    label=label,
-                    number=send_id,
-                )
-            ]
-        )
+        result = notices.send(make_transport(settings), message)
     except TransportError as exc:
         log.error("%s to %s not sent: %s", label, settings.author.email, exc)
         return False
-    finally:
-        transport.close()
     if result.state is not DeliveryState.SENT:
         log.error("%s to %s not sent: %s", label, settings.author.email, result.detail)
         return False
@@ -126,7 +111,7 @@ def request_previews(engine: Engine, settings: Settings) -> int:
     sent = 0
     for send in waiting:
         message = build_preview(engine, settings, send.id, key)
-        if not deliver_to_author(settings, message, send.id):
+        if not deliver_to_author(settings, message):
             continue
         with engine.begin() as conn:
             db.sends.update_send(conn, send.id, approval_requested_at=db.now())
@@ -150,7 +135,7 @@ def approval_confirmation(
     proof: str,
     reply: EmailMessage,
     at: datetime,
-) -> EmailMessage:
+) -> OutboundMessage:
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     send, post, audience = _send_post_audience(engine, send_id)
     channel = Channel(send.channel)
@@ -163,18 +148,22 @@ def approval_confirmation(
         "",
         f"If you did not approve it, stop it now:  syndicate cancel {send_id}",
     ]
-    msg = EmailMessage()
-    msg["From"] = Address(settings.author.name, addr_spec=settings.mail.from_address)
-    msg["To"] = Address(settings.author.name, addr_spec=settings.author.email)
-    msg["Subject"] = f"Approved: {post.title} ({channel.value}, send {send_id})"
-    msg["Date"] = format_datetime(at)
-    msg["Message-ID"] = make_msgid(f"syndicate.approved.s{send_id}", settings.mail_domain)
-    if reply.get("Message-ID"):
-        msg["In-Reply-To"] = str(reply["Message-ID"])
-    msg["X-Syndicate-Approval"] = str(send_id)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content("\n".join(lines) + "\n")
-    return msg
+    answered = [("In-Reply-To", str(reply["Message-ID"]))] if reply.get("Message-ID") else []
+    return notices.notice(
+        sender=Mailbox(settings.author.name, settings.mail.from_address),
+        to=Mailbox(settings.author.name, settings.author.email),
+        subject=f"Approved: {post.title} ({channel.value}, send {send_id})",
+        text="\n".join(lines) + "\n",
+        date=at,
+        message_id=make_msgid(f"syndicate.approved.s{send_id}", settings.mail_domain),
+        headers=[
+            *answered,
+            ("X-Syndicate-Approval", str(send_id)),
+            ("Auto-Submitted", "auto-generated"),
+        ],
+        label="approved",
+        number=send_id,
+    )
 
 
 def _goes_to(channel: Channel, audience: dict, embargo: datetime | None, settings: Settings) -> str:

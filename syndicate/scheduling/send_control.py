@@ -8,7 +8,6 @@ delivered.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,13 +16,13 @@ from zoneinfo import ZoneInfo
 from syndicate import db
 from syndicate.db import Connection, Engine
 from syndicate.db.sends import Send
+from syndicate.delivery.message import OutboundMessage
 from syndicate.errors import SyndicateError
 from syndicate.models import (
     Channel,
     DeliveryResult,
     DeliveryState,
     Edition,
-    OutboundMessage,
     Post,
     Recipient,
     SendState,
@@ -302,7 +301,8 @@ def send_test_copy(
     me"): subject marked [TEST], a Message-ID of its own, nothing recorded."""
     import dataclasses
 
-    from syndicate.delivery import dispatch, transports
+    from syndicate.delivery import dispatch, notices, transports
+    from syndicate.delivery.compose import Composer
     from syndicate.render import EditionCache, make_environment
 
     if "@" not in address or any(c.isspace() for c in address):
@@ -318,27 +318,13 @@ def send_test_copy(
             return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
     editions = TestEditions(post, channel, settings, env)
-    transport = transports.make_transport(settings)
-    composer = dispatch.Composer(
-        editions,
-        dispatch.make_sender(settings, key),
-        0,
-        db.now(),
-        with_bytes=getattr(transport, "needs_bytes", True),
-    )
+    composer = Composer(editions, dispatch.make_sender(settings, key), 0, db.now())
     sample = Recipient(id=0, kind=channel.audience, email=address, name="")
-    transport.open()
-    try:
-        message = composer.outbound(0, sample)
-        [result] = transport.send_batch([_own_identity(message, settings.mail_domain)])
-    finally:
-        transport.close()
+    message = _own_identity(composer.message(0, sample), settings.mail_domain)
+    result = notices.send(transports.make_transport(settings), message)
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
     return result
-
-
-_MESSAGE_ID_HEADER = re.compile(rb"^Message-ID:[^\r\n]*\r\n", re.IGNORECASE | re.MULTILINE)
 
 
 def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
@@ -349,14 +335,4 @@ def _own_identity(message: OutboundMessage, domain: str) -> OutboundMessage:
 
     token = secrets.token_hex(8)
     mid = f"<syndicate.test.{token}@{domain}>"
-    data = message.data
-    if data:
-        head, blank, body = data.partition(b"\r\n\r\n")
-        head, found = _MESSAGE_ID_HEADER.subn(f"Message-ID: {mid}\r\n".encode(), head + b"\r\n", 1)
-        if not found:
-            head = f"Message-ID: {mid}\r\n".encode() + head
-        data = head[:-2] + blank + body
-    headers = {**message.headers, "Message-ID": mid} if message.headers else message.headers
-    return dataclasses.replace(
-        message, data=data, message_id=mid, headers=headers, label=f"test-{token}-"
-    )
+    return dataclasses.replace(message, message_id=mid, label=f"test-{token}-")

@@ -11,9 +11,12 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
+from syndicate.delivery.message import OutboundMessage
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Written, report_all
+from syndicate.models import DeliveryResult, DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +25,8 @@ _MAX_MAILBOX_CHARACTERS = 64
 _TEMPORARY_PREFIX = ".tmp-"
 
 
-class OutboxTransport:
+class OutboxTransport(ByteTransport):
     name = "outbox"
-    needs_bytes = True
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -35,13 +37,12 @@ class OutboxTransport:
             self.folder.chmod(0o700)
         self._remove_abandoned_temporaries()
 
-    def send_batch(self, messages: list[OutboundMessage]) -> list[DeliveryResult]:
-        return [self._write(message) for message in messages]
+    def send_written(
+        self, written: Sequence[Written], on_result: OnResult | None = None
+    ) -> list[DeliveryResult]:
+        return report_all([self._file(message, data) for message, data in written], on_result)
 
-    def close(self) -> None:
-        pass
-
-    def _write(self, outbound: OutboundMessage) -> DeliveryResult:
+    def _file(self, outbound: OutboundMessage, data: bytes) -> DeliveryResult:
         prefix = outbound.label or "d"
         mailbox = file_name_part(outbound.recipient.email)
         target = self.folder / f"{prefix}{outbound.delivery_id:07d}-{mailbox}.eml"
@@ -52,7 +53,7 @@ class OutboxTransport:
         )
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(outbound.data)
+                handle.write(data)
             os.replace(tmp, target)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)

@@ -15,17 +15,20 @@ send, no recipient) and inbound matching identifies the reader by the reply's Fr
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from python_http_client import exceptions as http_errors
 from sendgrid import SendGridAPIClient
 
-from syndicate.delivery.transports.base import OnResult
+from syndicate.delivery.message import Content, OutboundMessage
+from syndicate.delivery.transports.base import OnResult, Transport
 from syndicate.errors import TransportError
 from syndicate.headers import one_line
-from syndicate.models import DeliveryResult, DeliveryState, Edition, OutboundMessage
+from syndicate.models import DeliveryResult, DeliveryState
 from syndicate.render import placeholders as ph
 from syndicate.settings import Sendgrid
 
@@ -39,10 +42,8 @@ def html_key(placeholder: str) -> str:
     return placeholder[:-2] + HTML_SUFFIX
 
 
-class SendgridTransport:
+class SendgridTransport(Transport):
     name = "sendgrid"
-    needs_bytes = False
-    reports_each_answer = True
 
     def __init__(self, config: Sendgrid, api_key: str) -> None:
         self.config = config
@@ -62,8 +63,8 @@ class SendgridTransport:
     def close(self) -> None:
         self.client = None
 
-    def send_batch(
-        self, messages: list[OutboundMessage], on_result: OnResult | None = None
+    def send_messages(
+        self, messages: Sequence[OutboundMessage], on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
         """One request per group; each request's answer is reported (`on_result`) as soon as it
         arrives, before the next request goes."""
@@ -77,15 +78,15 @@ class SendgridTransport:
                     on_result(result)
         return [results[m.delivery_id] for m in messages]
 
-    def _requests(self, messages: list[OutboundMessage]) -> list[list[OutboundMessage]]:
-        """Messages of the same edition together, at most 1,000 (or 1) per request."""
+    def _requests(self, messages: Sequence[OutboundMessage]) -> list[list[OutboundMessage]]:
+        """Messages of the same content together, at most 1,000 (or 1) per request."""
         size = 1 if self.config.reply_to == "per_recipient" else MAX_PERSONALIZATIONS
         size = min(size, self.config.batch_size)
-        by_edition: dict[int, list[OutboundMessage]] = {}
+        by_content: dict[int, list[OutboundMessage]] = {}
         for message in messages:
-            by_edition.setdefault(id(message.edition), []).append(message)
+            by_content.setdefault(id(message.content), []).append(message)
         return [
-            group[i : i + size] for group in by_edition.values() for i in range(0, len(group), size)
+            group[i : i + size] for group in by_content.values() for i in range(0, len(group), size)
         ]
 
     def _post(self, group: list[OutboundMessage]) -> list[DeliveryResult]:
@@ -103,46 +104,50 @@ class SendgridTransport:
 
 
 def request_body(group: list[OutboundMessage], *, per_recipient_reply: bool) -> dict[str, Any]:
+    """One request for messages that share one Content: it goes once, each recipient is a
+    personalization. SendGrid fills the placeholders from each one's substitutions."""
     first = group[0]
-    edition = first.edition
-    assert edition is not None, "the SendGrid transport needs OutboundMessage.edition"
-    text, html = edition.text, edition.html
-    for placeholder in ph.ALL:
-        html = html.replace(placeholder, html_key(placeholder))
-    reply_to = first.values[ph.REPLY_ADDRESS] if per_recipient_reply else first.shared_reply_to
+    content = first.content
+    text, html_text = content.text, content.html
+    if content.personal:
+        for placeholder in ph.ALL:
+            html_text = html_text.replace(placeholder, html_key(placeholder))
+    sender_name = one_line(content.sender.name)
+    reply_to = {"email": content.shared_reply_to or content.sender.address, "name": sender_name}
+    if (per_recipient_reply or not content.shared_reply_to) and first.reply_to is not None:
+        reply_to = {"email": first.reply_to.address, "name": one_line(first.reply_to.name)}
     body: dict[str, Any] = {
-        "from": {"email": first.envelope_from, "name": one_line(first.from_name)},
-        "reply_to": {"email": reply_to, "name": one_line(first.from_name)},
-        "subject": one_line(edition.subject),
+        "from": {"email": content.sender.address, "name": sender_name},
+        "reply_to": reply_to,
+        "subject": one_line(content.subject),
         # A notice may have no HTML part; SendGrid refuses empty content.
         "content": [
             {"type": kind, "value": value}
-            for kind, value in (("text/plain", text), ("text/html", html))
+            for kind, value in (("text/plain", text), ("text/html", html_text))
             if value
         ],
         "personalizations": [_personalization(m) for m in group],
     }
-    attachments = _attachments(edition)
+    attachments = _attachments(content)
     if attachments:
         body["attachments"] = attachments
     return body
 
 
 def _personalization(message: OutboundMessage) -> dict[str, Any]:
-    import html as html_module
-
     to: dict[str, str] = {"email": message.recipient.email}
     name = one_line(message.recipient.name)
     if name:
         to["name"] = name
     substitutions = {}
-    for placeholder, value in message.values.items():
-        substitutions[placeholder] = value
-        substitutions[html_key(placeholder)] = html_module.escape(value, quote=True)
+    if message.content.personal:
+        for placeholder, value in message.values.items():
+            substitutions[placeholder] = value
+            substitutions[html_key(placeholder)] = html.escape(value, quote=True)
     return {
         "to": [to],
         "substitutions": substitutions,
-        "headers": dict(message.headers),
+        "headers": {field: one_line(value) for field, value in message.all_headers()},
         "custom_args": {
             "syndicate_send": str(message.send_id),
             "syndicate_recipient": str(message.recipient.id),
@@ -151,7 +156,7 @@ def _personalization(message: OutboundMessage) -> dict[str, Any]:
     }
 
 
-def _attachments(edition: Edition) -> list[dict[str, str]]:
+def _attachments(content: Content) -> list[dict[str, str]]:
     return [
         {
             "content": base64.b64encode(a.data).decode("ascii"),
@@ -159,7 +164,7 @@ def _attachments(edition: Edition) -> list[dict[str, str]]:
             "type": a.content_type.split(";", 1)[0].strip(),
             "disposition": "attachment",
         }
-        for a in edition.attachments
+        for a in content.attachments
     ]
 
 

@@ -14,13 +14,14 @@ import smtplib
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from syndicate.delivery.transports.base import OnResult
+from syndicate.delivery.message import OutboundMessage
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Written
 from syndicate.errors import TransportError
-from syndicate.models import DeliveryResult, DeliveryState, OutboundMessage
+from syndicate.models import DeliveryResult, DeliveryState
 from syndicate.settings import Smtp
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,8 @@ class _Connection:
             self.drop()
 
 
-class SmtpTransport:
+class SmtpTransport(ByteTransport):
     name = "smtp"
-    needs_bytes = True
-    reports_each_answer = True
 
     def __init__(
         self, config: Smtp, password: str = "", limiter: RateLimiter | None = None
@@ -169,36 +168,39 @@ class SmtpTransport:
             self.config.connections,
         )
 
-    def send_batch(
-        self, messages: list[OutboundMessage], on_result: OnResult | None = None
+    def send_written(
+        self, written: Sequence[Written], on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
+        if not written:
+            return []
         if not self.connections:
             self.open()
         n = len(self.connections)
-        if self.pool is None or len(messages) < 2:
-            return self._send_share(self.connections[0], messages, on_result)
-        shares = [messages[i::n] for i in range(n)]
+        if self.pool is None or len(written) < 2:
+            return self._send_share(self.connections[0], written, on_result)
         futures = [
-            self.pool.submit(self._send_share, connection, share, on_result)
-            for connection, share in zip(self.connections, shares, strict=True)
-            if share
+            (i, self.pool.submit(self._send_share, connection, written[i::n], on_result))
+            for i, connection in enumerate(self.connections)
+            if written[i::n]
         ]
-        by_id = {r.delivery_id: r for f in futures for r in f.result()}
-        return [by_id[m.delivery_id] for m in messages]
+        results: list[DeliveryResult | None] = [None] * len(written)
+        for i, future in futures:
+            results[i::n] = future.result()
+        return [r for r in results if r is not None]
 
     def _send_share(
         self,
         connection: _Connection,
-        messages: list[OutboundMessage],
+        written: Sequence[Written],
         on_result: OnResult | None = None,
     ) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         down: DeliveryResult | None = None
-        for message in messages:
+        for message, data in written:
             if down is not None:
                 results.append(replace(down, delivery_id=message.delivery_id))
                 continue
-            result = self._send_one(connection, message)
+            result = self._send_one(connection, message, data)
             if on_result is not None:
                 on_result(result)
             if result.outage:
@@ -207,13 +209,15 @@ class SmtpTransport:
             results.append(result)
         return results
 
-    def _send_one(self, connection: _Connection, outbound: OutboundMessage) -> DeliveryResult:
+    def _send_one(
+        self, connection: _Connection, outbound: OutboundMessage, data: bytes
+    ) -> DeliveryResult:
         delivery_id = outbound.delivery_id
         self.limiter.acquire()
         for attempt in (1, 2):
             try:
                 smtp = connection.ensure()
-                send_prepared(smtp, outbound.envelope_from, outbound.recipient.email, outbound.data)
+                send_prepared(smtp, outbound.envelope_from, outbound.recipient.email, data)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 if code == 421:

@@ -169,7 +169,7 @@ def _release(
         receipt = approval.approval_confirmation(
             engine, settings, send_id, proof, inbound.message, at
         )
-        if not approval.deliver_to_author(settings, receipt, send_id, label="approved"):
+        if not approval.deliver_to_author(settings, receipt):
             reason += "; the confirmation email could not be sent"
     return ApprovalResult(True, send_id, reason)
 

@@ -44,9 +44,7 @@ def forward_reply(engine: Engine, row: Reply, settings: Settings, at: datetime) 
     assert post is not None
     try:
         message = notices.forward_message(settings, row, post, recipient, at)
-        result = notices.deliver(
-            settings, message, settings.author.email, settings.author.name, row.id
-        )
+        result = notices.deliver(settings, message)
         ok, detail = result.state is DeliveryState.SENT, result.detail
     except Exception as exc:  # a template error or an unreachable server: keep it pending
         ok, detail = False, f"{type(exc).__name__}: {exc}"

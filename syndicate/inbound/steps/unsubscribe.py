@@ -105,7 +105,7 @@ def confirm(message: MessageContext) -> None:
         return
     try:
         notice = notices.unsubscribe_confirmation(settings, recipient, row, message.at)
-        result = notices.deliver(settings, notice, recipient.email, recipient.name, row.id)
+        result = notices.deliver(settings, notice)
         detail = f"unsubscribed; confirmation {result.state.value}"
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"

@@ -77,10 +77,9 @@ def tell_sender_refused(message: MessageContext) -> None:
             post.title if post else "",
             len(message.raw),
             db.now(),
+            message.reply_id,
         )
-        result = notices.deliver(
-            settings, notice, recipient.email, recipient.name, message.reply_id
-        )
+        result = notices.deliver(settings, notice)
         detail = f"sender told: {result.state.value}"
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
