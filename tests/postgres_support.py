@@ -35,7 +35,7 @@ class PostgresCluster:
     active: ClassVar[PostgresCluster | None] = None
 
     def __init__(self, admin_url: str) -> None:
-        from syndicate.db import make_url
+        from sqlalchemy.engine import make_url
 
         self.admin = make_url(admin_url)
         self.prefix = f"syndicate_test_{os.getpid()}"
@@ -136,7 +136,7 @@ def copy_database(source: Path, target: Path) -> None:
     cluster = PostgresCluster.active
     if cluster is None or not on_postgres() or not (source / URL_FILE).exists():
         return
-    from syndicate.db import make_url
+    from sqlalchemy.engine import make_url
 
     template = make_url((source / URL_FILE).read_text(encoding="utf-8").strip()).database
     assert template
@@ -150,7 +150,7 @@ def empty_database(project: Path) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).unlink()
         return
-    from syndicate.db import make_url
+    from sqlalchemy.engine import make_url
 
     cluster = PostgresCluster.active
     assert cluster is not None

@@ -172,7 +172,7 @@ def postgres_url() -> str:
         pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set")
     from sqlalchemy import create_engine
 
-    from syndicate.db import make_url
+    from sqlalchemy.engine import make_url
 
     name = f"syndicate_migrate_{os.getpid()}_{time.monotonic_ns()}"
     server = create_engine(base, isolation_level="AUTOCOMMIT")
