@@ -171,7 +171,6 @@ def postgres_url() -> str:
     if not base:
         pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set")
     from sqlalchemy import create_engine
-
     from sqlalchemy.engine import make_url
 
     name = f"syndicate_migrate_{os.getpid()}_{time.monotonic_ns()}"

@@ -6,6 +6,7 @@ the approve step reads the one parsed message and the words the text step found.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import typing
 from pathlib import Path
@@ -19,7 +20,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.models import SendState
-from tests.inbound_support import FIXTURES, copy_project, load, sent_project
+from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_project
 from tests.test_approval import awaiting, reply  # noqa: F401 (the fixture: a send awaiting approval)
 
 STEPS = Path(pipeline.__file__).parent / "steps"
@@ -83,6 +84,28 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
             expected.reason,
             expected.text,
         ), path.name
+
+
+def test_inbound_classify_reads_a_message_too_large_as_process_does(
+    base: Path, tmp_path: Path
+) -> None:
+    """Over the size limit only the headers are read, by both: `inbound classify` says what is
+    then recorded (refused, the writer's recipient and post, the same reason)."""
+    project = copy_project(base, tmp_path / "project")
+    raw = fixture("gmail_en.eml")
+    edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 1000")
+    shown = cli(project, "inbound", "classify", "--json", str(FIXTURES / "gmail_en.eml"))
+    assert shown.returncode == 0, shown.stderr.decode()
+    said = json.loads(shown.stdout)
+    settings, engine, key = load(project)
+    outcome = pipeline.process(engine, raw, settings, key, source="test")
+    assert outcome.too_large
+    with engine.connect() as conn:
+        row = db.replies.get_reply(conn, outcome.reply_id)
+    assert row is not None
+    recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"])
+    assert recorded == (said["kind"], said["post"], said["recipient"], said["reason"])
+    assert said["kind"] == "refused" and said["recipient"] is not None
 
 
 def _bottom_posted(preview, sender: str = "jane@example.com"):

@@ -147,7 +147,6 @@ def classify(
 ) -> None:
     """Show what a message would be filed as, changing nothing (no record, no mail)."""
     from syndicate.inbound import pipeline
-    from syndicate.inbound.steps import parse
 
     try:
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
@@ -156,9 +155,8 @@ def classify(
     settings = settings_of(ctx)
     engine = open_store(settings)
     key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    inbound = parse.parse(raw, source="classify")
     with engine.connect() as conn:
-        result = pipeline.classify(conn, inbound, settings, key)
+        inbound, result = pipeline.classify_bytes(conn, raw, settings, key)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,
@@ -174,9 +172,6 @@ def classify(
         "subject": inbound.subject,
         "size": len(raw),
     }
-    if len(raw) > settings.inbound.max_message_bytes:
-        data["kind"] = "refused"
-        data["reason"] = f"larger than inbound.max_message_bytes ({len(raw):,} bytes)"
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return

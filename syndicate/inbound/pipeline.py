@@ -18,7 +18,8 @@ Each name is a module in syndicate/inbound/steps/ with one `process(message)` ov
     forward      after the commit: the author's copy, the approval, notices to the writer
 
 `identify` … `comment` only read and decide; the first of them to classify the message ends the
-deciding, and `classify` runs just them (`syndicate inbound classify`, which changes nothing).
+deciding, and `classify` runs just them (`classify_bytes`, for `syndicate inbound classify`,
+parses first as `process` does); neither changes anything.
 
 Every message ends in exactly one recorded state. A database problem raises (the entrance then
 asks for the message again later: exit 75, IMAP left unflagged, HTTP 5xx); any other failure
@@ -43,7 +44,15 @@ from syndicate.inbound.steps import forward, parse
 from syndicate.models import Classification, Identity, InboundMessage, ReplyKind, ReplyState
 from syndicate.settings import Settings
 
-__all__ = ["CLASSIFY", "PIPELINE", "classify", "process", "retry_forwards", "step"]
+__all__ = [
+    "CLASSIFY",
+    "PIPELINE",
+    "classify",
+    "classify_bytes",
+    "process",
+    "retry_forwards",
+    "step",
+]
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it tries at INFO.
@@ -96,6 +105,18 @@ def classify(
     message.parsed, message.conn = inbound, conn
     _decide(message)
     return message.decided
+
+
+def classify_bytes(
+    conn: Connection, raw: bytes, settings: Settings, key: bytes, *, source: str = "classify"
+) -> tuple[InboundMessage, Classification]:
+    """What these bytes would be filed as, read as `process` reads them (only the headers of a
+    message over the size limit); changes nothing."""
+    message = MessageContext(raw=raw, source=source, settings=settings, key=key, at=db.now())
+    message.conn = conn
+    parse.process(message)
+    _decide(message)
+    return message.inbound, message.decided
 
 
 def _decide(message: MessageContext) -> None:
