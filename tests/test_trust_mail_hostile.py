@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import db
-from syndicate.db.replies import StoredReply, tokens
+from syndicate import db, tokens
+from syndicate.db.replies import StoredReply
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import pipeline
