@@ -225,7 +225,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     pipeline.process(engine, answer, cfg, key, source="test", at=BEFORE_RELEASE)
     with engine.connect() as conn:
         [recorded] = db.replies.list_replies(conn)
-    assert recorded["kind"] == "approval" and recorded["recipient_id"] is None
+    assert recorded.kind == "approval" and recorded.recipient_id is None
     assert "approved by reply" in recorded["detail"]
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
 

@@ -145,7 +145,7 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
     settings, engine, _ = load(project)
     with engine.connect() as conn:
         posts = sorted(conn.execute(db.schema.posts.select()).mappings(), key=lambda p: p["id"])
-        [sent_post] = {s["post_id"] for s in db.sends.list_sends(conn)}
+        [sent_post] = {s.post_id for s in db.sends.list_sends(conn)}
     demo = next(p for p in posts if p["id"] == sent_post)
     other = next(p for p in posts if p["id"] != sent_post)
 
