@@ -226,7 +226,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     with engine.connect() as conn:
         [recorded] = db.replies.list_replies(conn)
     assert recorded.kind == "approval" and recorded.recipient_id is None
-    assert "approved by reply" in recorded["detail"]
+    assert "approved by reply" in recorded.detail
     scheduler.tick(engine, cfg, at=BEFORE_RELEASE + timedelta(minutes=1))
 
     advisories = messages(handler, "UPDATED: Column: Walls and words")
