@@ -47,8 +47,8 @@ def test_cron_policy_waits_for_tuesday_0700_in_the_authors_zone(project: Path) -
     assert report.summaries == []
     by_channel = {s.channel: s for s in all_sends(engine)}
     # EST is UTC-5: Tuesday 1 December 07:00 = 12:00 UTC; Thursday 06:00 = 11:00 UTC.
-    assert db.as_utc(by_channel["newsletter"]["scheduled_at"]) == utc(2026, 12, 1, 12)
-    assert db.as_utc(by_channel["column"]["scheduled_at"]) == utc(2026, 11, 26, 11)
+    assert db.as_utc(by_channel["newsletter"].scheduled_at) == utc(2026, 12, 1, 12)
+    assert db.as_utc(by_channel["column"].scheduled_at) == utc(2026, 11, 26, 11)
 
     assert daemon.tick(engine, cfg, at=utc(2026, 11, 26, 10, 59)).summaries == []
     column = daemon.tick(engine, cfg, at=utc(2026, 11, 26, 11)).summaries
