@@ -206,3 +206,14 @@ def test_dkim_signs_what_outbox_and_smtp_carry_and_leaves_sendgrid_to_its_provid
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key")
     transport = make_transport(settings.load(config))
     assert isinstance(transport, SigningTransport) is signed
+
+
+def test_readme_names_the_inbound_steps_in_pipeline_order() -> None:
+    from syndicate.inbound.pipeline import PIPELINE
+
+    section = README_SECTION.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert section
+    order = re.search(r"\(parse →(.*?)\)", section.group(1), re.S)
+    assert order, "the diagram should list the inbound steps"
+    steps = ["parse"] + [s.split()[0] for s in order.group(1).split("→") if s.strip()]
+    assert tuple(steps) == PIPELINE

@@ -1,4 +1,4 @@
-"""Corrections and who got them, in the database: every query about corrections lives here.
+"""Corrections and kills (syndicate/corrections/) and who got each: every query about them.
 
 A correction row keeps both versions of the post it is about: `base` (what editors have: the
 version first sent, or the one the last advisory carried) and `new` (what the advisory will
@@ -16,7 +16,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 
 from syndicate.corrections.rows import (
     OPEN,
@@ -25,13 +24,18 @@ from syndicate.corrections.rows import (
     CorrectionState,
     Reached,
 )
-from syndicate.db import posts as post_rows
-from syndicate.db import sends as send_rows
-from syndicate.db import times
-from syndicate.db.schema import correction_deliveries, corrections, deliveries, recipients
-from syndicate.db.schema import sends as sends_table
+from syndicate.db import posts as posts_db
+from syndicate.db import schema, times
+from syndicate.db import sends as sends_db
+from syndicate.db.engine import Connection
+from syndicate.db.schema import correction_deliveries, corrections
 from syndicate.db.sends import Send
 from syndicate.models import Channel, DeliveryState, Post, Recipient, RecipientKind
+
+
+def post_by_guid(conn: Connection, guid: str) -> Post | None:
+    post_id = conn.execute(select(schema.posts.c.id).where(schema.posts.c.guid == guid)).scalar()
+    return posts_db.get_post(conn, post_id) if post_id is not None else None
 
 
 def _version(post: Post, row: Any, prefix: str) -> Post:
@@ -57,7 +61,7 @@ def _snapshot(prefix: str, post: Post) -> dict[str, str]:
 
 
 def _from_row(conn: Connection, row: Any) -> Correction:
-    post = post_rows.get_post(conn, row["post_id"])
+    post = posts_db.get_post(conn, row["post_id"])
     assert post is not None
     return Correction(
         id=row["id"],
@@ -300,13 +304,13 @@ def sent_versions(conn: Connection, post_id: int) -> int:
 
 def delivered_column(conn: Connection, post_id: int) -> Send | None:
     """The post's column send if at least one editor received it, else None."""
-    send = send_rows.find_send(conn, post_id, Channel.COLUMN)
+    send = sends_db.find_send(conn, post_id, Channel.COLUMN)
     if send is None:
         return None
     sent = conn.execute(
         select(func.count()).where(
-            deliveries.c.send_id == send.id,
-            deliveries.c.state == DeliveryState.SENT.value,
+            schema.deliveries.c.send_id == send.id,
+            schema.deliveries.c.state == DeliveryState.SENT.value,
         )
     ).scalar_one()
     return send if sent else None
@@ -314,16 +318,16 @@ def delivered_column(conn: Connection, post_id: int) -> Send | None:
 
 def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, Send]]:
     """Posts whose column reached an editor since `since`, with that send."""
-    sends = sends_table
+    sends = schema.sends
     rows = conn.execute(
         select(sends.c.post_id)
         .where(
             sends.c.channel == Channel.COLUMN.value,
             sends.c.started_at >= since,
-            select(deliveries.c.id)
+            select(schema.deliveries.c.id)
             .where(
-                deliveries.c.send_id == sends.c.id,
-                deliveries.c.state == DeliveryState.SENT.value,
+                schema.deliveries.c.send_id == sends.c.id,
+                schema.deliveries.c.state == DeliveryState.SENT.value,
             )
             .exists(),
         )
@@ -331,8 +335,8 @@ def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, Send]
     ).scalars()
     found = []
     for post_id in rows:
-        post = post_rows.get_post(conn, post_id)
-        send = send_rows.find_send(conn, post_id, Channel.COLUMN)
+        post = posts_db.get_post(conn, post_id)
+        send = sends_db.find_send(conn, post_id, Channel.COLUMN)
         if post is not None and send is not None:
             found.append((post, send))
     return found
@@ -346,7 +350,7 @@ def reached(
 ) -> list[Reached]:
     """Who received send `send_id` and is still active, with their Message-IDs: the original's,
     then those of the messages `correction_ids` sent them (in order)."""
-    d, r, cd = deliveries, recipients, correction_deliveries
+    d, r, cd = schema.deliveries, schema.recipients, correction_deliveries
     rows = conn.execute(
         select(r, d.c.message_id.label("original_id"))
         .join(d, d.c.recipient_id == r.c.id)
@@ -428,7 +432,7 @@ def deferred(conn: Connection, max_attempts: int) -> dict[int, frozenset[int]]:
 
 
 def delivered_to(conn: Connection, correction_id: int) -> list[dict[str, Any]]:
-    cd, r = correction_deliveries, recipients
+    cd, r = correction_deliveries, schema.recipients
     rows = conn.execute(
         select(cd.c.recipient_id, r.c.email, cd.c.message_id, cd.c.state, cd.c.detail, cd.c.at)
         .join(r, r.c.id == cd.c.recipient_id)

@@ -127,7 +127,7 @@ def _before_refresh(conn: Connection, settings: Settings, post: Post, at: dateti
     """An edited post editors already have may need a correction (syndicate.corrections)."""
     from syndicate.corrections import control as corrections
 
-    stored = db.posts.post_by_guid(conn, post.guid)
+    stored = db.corrections.post_by_guid(conn, post.guid)
     if stored is None or (stored.title, stored.content_html, stored.summary_html) == (
         post.title,
         post.content_html,
