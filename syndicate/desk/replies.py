@@ -124,7 +124,7 @@ def answer_to(row: dict[str, Any]) -> tuple[str, str]:
     """(address, name) of the person who wrote: the subscriber we sent to, else the From."""
     recipient = row["recipient"]
     if recipient is not None:
-        return recipient["email"], recipient["name"] or row["sender_name"]
+        return recipient.email, recipient.name or row["sender_name"]
     name, address = parseaddr(row["sender"])
     return address, row["sender_name"] or name
 
