@@ -40,6 +40,7 @@ from syndicate.delivery.transports.null import NullTransport  # noqa: E402
 from syndicate.delivery.transports.smtp import SmtpTransport, send_prepared  # noqa: E402
 from syndicate.models import Channel, Post, Recipient, RecipientKind  # noqa: E402
 from syndicate.render import EditionCache, make_environment, render_edition  # noqa: E402
+from syndicate.runtime import Runtime  # noqa: E402
 
 PARAGRAPH = (
     "<p>The first thing I ever had published was a letter to the editor. I was fourteen, and "
@@ -154,18 +155,12 @@ def peak_rss_mb() -> float:
 def child(args: argparse.Namespace) -> None:
     """The syndicate run, alone in its process so its peak RSS is its own."""
     cfg = settings.load(Path(args.child) / "settings.toml")
-    engine = db.connect(cfg.database_url)
-    key = db.meta.hmac_key(engine, None)
+    runtime = Runtime(cfg)
+    assert runtime.key  # opened before the clock starts, as in the daemon
     transport = NullTransport() if args.null else SmtpTransport(cfg.transport.smtp)
     started = time.perf_counter()
     summary = dispatch.run_send(
-        engine,
-        args.send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
-        transport,
-        dispatch.make_sender(cfg, key),
-        batch_size=cfg.transport.smtp.batch_size,
+        runtime, args.send_id, transport, batch_size=cfg.transport.smtp.batch_size
     )
     seconds = time.perf_counter() - started
     peak_mb = peak_rss_mb()

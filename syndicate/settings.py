@@ -138,7 +138,7 @@ class Retry(_Section):
     wait_seconds: float = Field(default=900.0, ge=0)
 
 
-class Transport(_Section):
+class TransportSettings(_Section):
     kind: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     outbox: Outbox = Outbox()
     smtp: Smtp = Smtp()
@@ -188,7 +188,7 @@ class Newsletter(_Section):
         return _require_policy(value, allow_digest=True)
 
 
-class Column(_Section):
+class ColumnSettings(_Section):
     enabled: bool = True
     subject: str = "Column: {title}"
     end_mark: str = "-30-"
@@ -238,10 +238,10 @@ class Column(_Section):
 
 class Channels(_Section):
     newsletter: Newsletter = Newsletter()
-    column: Column = Column()
+    column: ColumnSettings = ColumnSettings()
 
 
-class Daemon(_Section):
+class DaemonSettings(_Section):
     """`syndicate run`: how often it looks for work and how it guards the database."""
 
     poll_minutes: float = Field(default=15, gt=0)
@@ -382,7 +382,7 @@ class Settings(_Section):
     feed: Feed
     mail: Mail
     database: Database = Database()
-    transport: Transport = Transport()
+    transport: TransportSettings = TransportSettings()
     secrets: Secrets = Secrets()
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
@@ -391,7 +391,7 @@ class Settings(_Section):
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()
-    daemon: Daemon = Daemon()
+    daemon: DaemonSettings = DaemonSettings()
     # Set by load(): the folder relative paths in the file are resolved against.
     base_dir: Path = Path(".")
 

@@ -22,7 +22,7 @@ from syndicate import db, settings
 from syndicate.db import Engine
 from syndicate.delivery import notices
 from syndicate.delivery.message import Mailbox, OutboundMessage
-from syndicate.delivery.transports.base import Written
+from syndicate.delivery.transports.base import Write
 from syndicate.feedwatch import watch
 from syndicate.headers import one_line
 from tests.conftest import set_setting
@@ -153,9 +153,11 @@ def note(email: str, number: int = 1, text: str = "hello", subject: str = "hi") 
     )
 
 
-def carrying(data: bytes, email: str, number: int = 1) -> Written:
-    """Exact bytes for a byte transport's `send_written`: for tests of the wire itself."""
-    return note(email, number), data
+def exactly(payloads: list[bytes]) -> tuple[list[OutboundMessage], Write]:
+    """Messages and a `write` that gives each the exact bytes in `payloads`, for a byte
+    transport's `carry`: tests of the wire itself (r1@example.org gets payloads[0] …)."""
+    messages = [note(f"r{i}@example.org", i) for i in range(1, len(payloads) + 1)]
+    return messages, lambda message: payloads[message.delivery_id - 1]
 
 
 def reference_email(message: OutboundMessage) -> EmailMessage:

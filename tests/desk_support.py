@@ -15,6 +15,7 @@ with warnings.catch_warnings():
 
 from syndicate import db
 from syndicate.desk import queries
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.web_support import load_settings
@@ -38,7 +39,7 @@ def engine_of(project: Path):
 
 
 def client_for(project: Path, **kwargs) -> TestClient:
-    return TestClient(create_app(load_settings(project), **kwargs), base_url=ORIGIN)
+    return TestClient(create_app(Runtime(load_settings(project)), **kwargs), base_url=ORIGIN)
 
 
 def field(page: str, name: str = "csrf") -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,17 +133,40 @@ def pin_database(project: Path) -> None:
 
 
 def copy_database(source: Path, target: Path) -> None:
-    """After copying a pinned project folder to `target`: on PostgreSQL, give the copy its own
-    copy of the source's database."""
+    """After copying a project folder to `target`: on PostgreSQL, give the copy a copy of the
+    source's database (a pinned folder's by CREATE DATABASE … TEMPLATE, the test's own schema
+    by pg_dump into a new database), named in the copy's settings."""
     cluster = PostgresCluster.active
-    if cluster is None or not on_postgres() or not (source / URL_FILE).exists():
+    if cluster is None or not on_postgres():
         return
     from sqlalchemy.engine import make_url
 
-    template = make_url((source / URL_FILE).read_text(encoding="utf-8").strip()).database
-    assert template
-    name = cluster.new_database(template)
-    _write_url(target, cluster.url(name, application_name=name))
+    if (source / URL_FILE).exists():
+        template = make_url((source / URL_FILE).read_text(encoding="utf-8").strip()).database
+        assert template
+        name = cluster.new_database(template)
+        _write_url(target, cluster.url(name, application_name=name))
+        return
+    schema = make_url(database_url_of(source)).query["application_name"]
+    assert isinstance(schema, str)
+    name = cluster.new_database()
+    admin = cluster.admin
+    where = ["-h", str(admin.host), "-p", str(admin.port), "-U", str(admin.username)]
+    dump = subprocess.run(
+        ["pg_dump", *where, "--schema", schema, "--no-owner", cluster.prefix],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(
+        ["psql", *where, "-q", "-v", "ON_ERROR_STOP=1", "-d", name],
+        input=dump,
+        capture_output=True,
+        check=True,
+    )
+    _write_url(target, cluster.url(name, options=f"-csearch_path={schema}", application_name=name))
+    config = target / "settings.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r'(?m)^url_file = ".*"$', f'url_file = "{URL_FILE}"', text, count=1))
 
 
 def empty_database(project: Path) -> None:

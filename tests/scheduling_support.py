@@ -81,16 +81,22 @@ def configure(project: Path, **keys: object) -> settings.Settings:
 
 @dataclass
 class Clock:
-    """Time that moves only when a test says so."""
+    """Time that moves only when a test says so (or something sleeps): a Runtime's clock."""
 
-    now: datetime
+    at: datetime
 
     def __call__(self) -> datetime:
-        return self.now
+        return self.at
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
 
     def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+        self.at += timedelta(**delta)
+        return self.at
 
 
 def outbox(project: Path) -> list[EmailMessage]:

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from syndicate import db
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
@@ -42,7 +43,7 @@ def served(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         'base_url = "https://notes.example.com/newsletter"',
         f'base_url = "{base}"',
     )
-    app = create_app(load_settings(project))
+    app = create_app(Runtime(load_settings(project)))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -109,7 +110,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
             assert reader_status(project) == "active"
 
             # The next edition reaches the new reader with a personal one-click link.
-            daemon.run_once(db.connect(load_settings(project).database_url), load_settings(project))
+            daemon.run_once(Runtime(load_settings(project)))
             page.goto(edition_unsubscribe_url(project))
             assert reader_status(project) == "active", "a GET must never unsubscribe"
             buttons = page.get_by_role("button")

@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syndicate import db
 from syndicate.delivery.transports import OutboxTransport
 from syndicate.models import DeliveryState, SendState
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.scheduling.daemon import Daemon, LockHeld
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, utc
@@ -37,9 +38,9 @@ def scheduled(project: Path):
         column__enabled=False,
     )
     engine = db.connect(cfg.database_url)
-    daemon.run_once(engine, cfg, at=utc(2026, 11, 23, 12))
+    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 23, 12))
     blog.publish("Tuesday essay")
-    daemon.run_once(engine, cfg, at=utc(2026, 11, 25, 12))
+    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
     assert db.as_utc(send.scheduled_at) == utc(2026, 12, 1, 12)
     return cfg, engine
@@ -48,7 +49,10 @@ def scheduled(project: Path):
 def test_a_second_daemon_on_the_same_database_refuses_with_a_clear_message(scheduled) -> None:
     cfg, engine = scheduled
     clock = Clock(utc(2026, 12, 1, 11))
-    first, second = Daemon(engine, cfg, clock=clock), Daemon(engine, cfg, clock=clock)
+    first, second = (
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+    )
     first.lock.acquire()
     with pytest.raises(LockHeld) as refused:
         second.lock.acquire()
@@ -61,7 +65,10 @@ def test_a_second_daemon_on_the_same_database_refuses_with_a_clear_message(sched
 def test_two_daemons_on_one_database_send_once(scheduled, project: Path) -> None:
     cfg, engine = scheduled
     clock = Clock(utc(2026, 12, 1, 12, 0, 5))
-    first, second = Daemon(engine, cfg, clock=clock), Daemon(engine, cfg, clock=clock)
+    first, second = (
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+    )
     first.lock.acquire()
     assert second.lock.try_acquire() is not None
     for the_daemon in (first, second, first, second):
@@ -73,7 +80,10 @@ def test_two_daemons_on_one_database_send_once(scheduled, project: Path) -> None
 def test_a_crashed_daemons_lock_goes_stale_and_the_old_one_stops_if_it_wakes(scheduled) -> None:
     cfg, engine = scheduled
     clock = Clock(utc(2026, 12, 1, 11))
-    crashed, fresh = Daemon(engine, cfg, clock=clock), Daemon(engine, cfg, clock=clock)
+    crashed, fresh = (
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+    )
     crashed.lock.acquire()
     clock.advance(seconds=60)  # two missed heartbeats: still considered alive
     with pytest.raises(LockHeld):
@@ -89,7 +99,10 @@ def test_a_crashed_daemons_lock_goes_stale_and_the_old_one_stops_if_it_wakes(sch
 def test_waiting_daemon_takes_over_when_the_first_stops(scheduled) -> None:
     cfg, engine = scheduled
     clock = Clock(utc(2026, 12, 1, 11))
-    first, second = Daemon(engine, cfg, clock=clock), Daemon(engine, cfg, clock=clock)
+    first, second = (
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+        Daemon(Runtime(cfg, engine=engine, clock=clock)),
+    )
     first.lock.acquire()
     naps = []
 
@@ -107,14 +120,14 @@ def test_daemon_stopped_before_the_due_time_and_started_after_it_sends_once(
 ) -> None:
     cfg, engine = scheduled
     clock = Clock(utc(2026, 12, 1, 11, 58))
-    before = Daemon(engine, cfg, clock=clock)
+    before = Daemon(Runtime(cfg, engine=engine, clock=clock))
     before.lock.acquire()
     before.job_tick()
     before.lock.release()  # stopped at 06:58 Toronto
     assert outbox(project) == []
 
     clock.advance(hours=5)  # the machine was off at 07:00
-    after = Daemon(engine, cfg, clock=clock)
+    after = Daemon(Runtime(cfg, engine=engine, clock=clock))
     after.lock.acquire()
     for _ in range(3):
         after.job_tick()
@@ -144,10 +157,12 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
     clock = Clock(utc(2026, 12, 1, 12, 1))
     box: list[Daemon] = []
     the_daemon = Daemon(
-        engine,
-        cfg,
-        clock=clock,
-        transport_factory=lambda s: StopAfterFirstBatch(s.path("outbox"), box),
+        Runtime(
+            cfg,
+            engine=engine,
+            clock=clock,
+            transport_factory=lambda s: StopAfterFirstBatch(s.path("outbox"), box),
+        )
     )
     box.append(the_daemon)
     the_daemon.lock.acquire()
@@ -160,7 +175,7 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
     )
     the_daemon.lock.release()
 
-    restarted = Daemon(engine, cfg, clock=clock)
+    restarted = Daemon(Runtime(cfg, engine=engine, clock=clock))
     restarted.lock.acquire()
     restarted.job_tick()
     messages = outbox(project)
@@ -171,7 +186,7 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
 def test_scheduler_uses_the_authors_zone_coalesces_and_forgives_misfires(scheduled, caplog) -> None:
     cfg, engine = scheduled
     caplog.set_level(logging.INFO, "syndicate.scheduling.daemon")
-    apscheduler = Daemon(engine, cfg).build_scheduler()
+    apscheduler = Daemon(Runtime(cfg, engine=engine)).build_scheduler()
     apscheduler.start(paused=True)  # job defaults are applied when the scheduler starts
     try:
         jobs = {job.id: job for job in apscheduler.get_jobs()}
@@ -253,7 +268,7 @@ def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project
 
 def test_daemons_starting_at_the_same_moment_get_one_lock(scheduled) -> None:
     cfg, _ = scheduled
-    daemons = [Daemon(db.connect(cfg.database_url), cfg) for _ in range(4)]
+    daemons = [Daemon(Runtime(cfg)) for _ in range(4)]
     barrier = threading.Barrier(len(daemons))
     outcomes: list[str] = []
 

@@ -86,7 +86,9 @@ def test_a_process_waits_for_the_migration_lock(tmp_path: Path) -> None:
 
 
 def test_a_database_from_a_newer_syndicate_is_refused_in_one_line(project: Path) -> None:
-    engine = db.connect(f"sqlite:///{project / 'syndicate.db'}")
+    # the test's own database: the project's SQLite file, or its PostgreSQL schema
+    url = os.environ.get("SYNDICATE_DATABASE_URL") or f"sqlite:///{project / 'syndicate.db'}"
+    engine = db.connect(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
     engine.dispose()
@@ -138,6 +140,11 @@ def test_states_and_kinds_fit_their_columns() -> None:
     }
     for column, values in widths:
         assert max(len(v.value) for v in values) <= column.type.length, column
+
+
+# Query modules still to move into db/ (docs/architecture.md, "Known debts"); the list may only
+# shrink. (The desk's and the corrections' queries moved into db/desk.py and db/corrections.py.)
+NOT_MOVED_YET: set[str] = set()
 
 
 def test_nothing_outside_syndicate_db_imports_sqlalchemy() -> None:

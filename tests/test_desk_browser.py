@@ -27,6 +27,7 @@ from syndicate import db
 from syndicate.desk import queries
 from syndicate.inbound import pipeline
 from syndicate.models import RecipientKind, SendState
+from syndicate.runtime import Runtime
 from syndicate.scheduling.timeparse import describe, parse_future
 from syndicate.web.app import create_app
 from tests.conftest import RecordingHandler, free_port, running_smtp, set_setting
@@ -76,7 +77,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     )
     with running_smtp(RecordingHandler()) as (controller, sink):
         use_smtp(project, controller.port)
-        app = create_app(load(project)[0])
+        app = create_app(Runtime(load(project)[0]))
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from syndicate.cli import app as cli_app
 from syndicate.desk import charts
 from tests.conftest import set_setting
 from tests.desk_support import SAME, client_for, engine_of, login, set_password
-from tests.inbound_support import KEY, sent_project
+from tests.inbound_support import KEY, copy_project, sent_project
 
 IMPORTS = Path(__file__).parent / "fixtures" / "imports"
 
@@ -116,7 +115,7 @@ def test_a_spam_complaint_is_not_undone_by_the_desk(desk_project: Path) -> None:
 
 
 def test_csv_import_reports_and_lands_as_the_cli_does(desk_project: Path, tmp_path: Path) -> None:
-    twin = Path(shutil.copytree(desk_project, tmp_path / "twin"))
+    twin = copy_project(desk_project, tmp_path / "twin")  # with a copy of its database
     client = client_for(desk_project)
     csrf = login(client)
     for name in ("mailchimp_subscribed.csv", "mailchimp_unsubscribed.csv"):

@@ -4,7 +4,6 @@ the author's actions, each of which must change exactly what the same CLI comman
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.models import RecipientKind, SendState
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.scheduling.timeparse import describe, parse_future, short
 from tests.desk_support import (
@@ -28,6 +28,8 @@ from tests.desk_support import (
     set_password,
     use_base_url,
 )
+from tests.inbound_support import copy_project
+from tests.postgres_support import pin_database
 from tests.scheduling_support import configure, outbox
 from tests.web_support import load_settings
 
@@ -40,14 +42,16 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The shipped project with its newest post recorded and both sends awaiting approval."""
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
+    pin_database(project)  # on PostgreSQL, a database of its own that twin() can copy
     settings = configure(project, newsletter__policy="manual", column__policy="manual")
-    daemon.poll_feed(engine_of(project), settings)
+    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     return project
 
 
 def twin(project: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(project, tmp_path / "twin"))
+    """The same project, database included, for the CLI to do what the desk did."""
+    return copy_project(project, tmp_path / "twin")
 
 
 def cli(project: Path, *args: str) -> None:
@@ -282,7 +286,7 @@ def test_a_send_waiting_for_the_column_embargo_says_so(
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
     settings = configure(project, column__embargo="+2d", column__policy="manual")
-    daemon.poll_feed(engine_of(project), settings)
+    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     client = client_for(project)
     login(client)

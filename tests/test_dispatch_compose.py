@@ -21,6 +21,7 @@ from syndicate.feedwatch import watch
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
+from syndicate.runtime import Runtime
 from tests.delivery_support import reference_email
 
 PARSER = BytesParser(policy=policy.default)
@@ -172,15 +173,8 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
         db.recipients.upsert_recipient(conn, RecipientKind.READER, "zoë@exämple.org", "Zoë", {})
     from syndicate.delivery.transports import make_transport
 
-    summary = dispatch.run_send(
-        engine,
-        send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
-        make_transport(cfg),
-        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
-        clock=FakeClock(),
-    )
+    runtime = Runtime(cfg, engine=engine, clock=FakeClock())
+    summary = dispatch.run_send(runtime, send_id, make_transport(cfg))
     assert (summary.sent, summary.failed) == (3, 1)
     with engine.connect() as conn:
         row = next(r for r in db.deliveries.iter_deliveries(conn, send_id) if r.state == "failed")
@@ -193,3 +187,28 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
     assert row.detail.startswith("cannot compose a message for 'zoë@exämple.org'")
     assert status == "active"  # not the address's fault: not marked bounced
     assert len(handler.messages) == 3
+
+
+def test_a_content_is_encoded_once_however_many_recipients(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The design the fan-out speed rests on: one edition's MIME is built once per send."""
+    from syndicate.delivery import mime
+
+    builds: list[object] = []
+    real_build = mime._Encoded.build
+    monkeypatch.setattr(
+        mime._Encoded, "build", classmethod(lambda cls, c: builds.append(c) or real_build(c))
+    )
+    edition = _edition_variants(project)[0]
+    composer = Composer(_StaticEditions(edition), SENDER, 5, db.now())
+    written = [as_bytes(composer.message(r.id, r)) for r in RECIPIENTS]
+    assert len(builds) == 1 and len(set(written)) == len(RECIPIENTS)
+
+
+class _StaticEditions:
+    def __init__(self, edition: Edition) -> None:
+        self.edition = edition
+
+    def for_recipient(self, recipient: Recipient | None = None) -> Edition:
+        return self.edition

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from syndicate import db, settings
+from syndicate import runtime as runtime_module
 from syndicate.db.sends import Send
 from syndicate.errors import SettingsError
 from syndicate.models import Channel, SendState
+from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon, embargo
 from tests.inbound_support import cli
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
@@ -31,6 +33,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """db.now, which every command and every query ask, on a clock we move."""
     moved = Clock(utc(2026, 11, 23, 15))
     monkeypatch.setattr(db.times, "now", moved)
+    monkeypatch.setattr(runtime_module, "utc_now", moved)
     return moved
 
 
@@ -63,7 +66,7 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
     cfg = configure(project, feed__first_run="none", **keys)
     ok(project, "run", "--once")
     blog.publish("Embargoed column")
-    clock.now = TUESDAY
+    clock.at = TUESDAY
     return blog, cfg
 
 
@@ -167,13 +170,13 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
         in (now)
     )
 
-    clock.now = MONDAY_SEND
+    clock.at = MONDAY_SEND
     monday = ok(project, "run", "--once")
     assert f"Send {send['column']} (column) 'Embargoed column': 2 sent" in monday
     assert "is due but waits for the column's embargo" in monday
-    clock.now = utc(2026, 12, 5, 5, 0)  # a minute before the release
+    clock.at = utc(2026, 12, 5, 5, 0)  # a minute before the release
     assert "waits for the column's embargo" in ok(project, "run", "--once")
-    clock.now = SATURDAY_RELEASE
+    clock.at = SATURDAY_RELEASE
     released = ok(project, "run", "--once")
     assert (
         f"Send {send['newsletter']} (newsletter) 'Embargoed column': {readers(project)} sent"
@@ -187,8 +190,8 @@ def test_the_daemon_says_once_why_a_due_send_waits(
 ) -> None:
     _, cfg = weekly_column(project, clock)
     engine = db.connect(cfg.database_url)
-    daemon.poll_feed(engine, cfg, clock.now)
-    the_daemon = daemon.Daemon(engine, cfg, clock=clock)
+    daemon.poll_feed(Runtime(cfg, engine=engine, clock=clock))
+    the_daemon = daemon.Daemon(Runtime(cfg, engine=engine, clock=clock))
     the_daemon.lock.acquire()
     try:
         with caplog.at_level(logging.INFO, logger="syndicate.scheduling.daemon"):
@@ -245,7 +248,7 @@ def test_send_needs_no_override_once_released_or_when_embargoes_are_not_respecte
 ) -> None:
     weekly_column(project, clock)
     assert "is due but waits" in ok(project, "run", "--once")
-    clock.now = SATURDAY_RELEASE
+    clock.at = SATURDAY_RELEASE
     assert f"{readers(project)} sent" in ok(project, "send", "latest")
     listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["state"] == "done"
@@ -401,11 +404,11 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", column__embargo="tomorrow 01:30")
     engine = db.connect(cfg.database_url)
-    daemon.poll_feed(engine, cfg, utc(2026, 10, 30, 12))
+    daemon.poll_feed(Runtime(cfg, engine=engine), utc(2026, 10, 30, 12))
     blog.publish("Clocks go back")
     # Found Saturday 31 October 08:00 EDT: "tomorrow 01:30" happens twice on 1 November.
     with caplog.at_level(logging.ERROR, logger="syndicate.feedwatch.watch"):
-        report = daemon.run_once(engine, cfg, at=utc(2026, 10, 31, 12))
+        report = daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 10, 31, 12))
     assert report.summaries == []
     assert {s.channel: s.state for s in all_sends(engine)} == {
         "newsletter": "held",
@@ -419,13 +422,14 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     configure(project, newsletter__policy="digest: 0 7 * * sun")
     blog.publish("Digest post")
     report = daemon.run_once(
-        engine, settings.load(project / "settings.toml"), at=utc(2026, 10, 31, 12, 5)
+        Runtime(settings.load(project / "settings.toml"), engine=engine),
+        at=utc(2026, 10, 31, 12, 5),
     )
     with engine.connect() as conn:
         assert db.sends.digest_queue(conn) == []
     latest = [s for s in all_sends(engine) if s.title == "Digest post"]
     assert {s.channel: s.state for s in latest} == {"newsletter": "held", "column": "held"}
-    clock.now = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
+    clock.at = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
     assert ok(project, "run", "--once").count("Nothing to send.") == 1
 
 
@@ -444,7 +448,7 @@ def test_a_reader_edition_waits_for_its_own_embargo_too(project: Path, clock: Cl
         waits
     )
     assert "embargo until Thursday 26 November 2026, 10:00 EST" in waits
-    clock.now = utc(2026, 11, 26, 15)
+    clock.at = utc(2026, 11, 26, 15)
     assert f"{readers(project)} sent" in ok(project, "run", "--once")
 
 
@@ -461,7 +465,7 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     ok(project, "run", "--once")  # column now (Tuesday), released Sunday 29 November 10:00
     blog.publish("Free post")
     configure(project, column__embargo="")
-    clock.now = utc(2026, 11, 25, 15)
+    clock.at = utc(2026, 11, 25, 15)
     ok(project, "run", "--once")
     engine = db.connect(cfg.database_url)
 
@@ -473,15 +477,15 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
                 if s.policy.startswith("digest")
             ]
 
-    clock.now = utc(2026, 11, 28, 12)  # Saturday 07:00: the digest is due
+    clock.at = utc(2026, 11, 28, 12)  # Saturday 07:00: the digest is due
     ok(project, "run", "--once")
     assert digests() == [["Free post"]]
     for day in (29, 30):
-        clock.now = utc(2026, 11, day, 16)
+        clock.at = utc(2026, 11, day, 16)
         ok(project, "run", "--once")
     # Released on Sunday, it waits for the next digest rather than going out alone at once.
     assert digests() == [["Free post"]]
-    clock.now = utc(2026, 12, 5, 12)  # Saturday 5 December, 07:00
+    clock.at = utc(2026, 12, 5, 12)  # Saturday 5 December, 07:00
     ok(project, "run", "--once")
     assert digests() == [["Free post"], ["Embargoed column"]]
 
@@ -490,7 +494,7 @@ def test_a_column_is_not_approved_after_its_embargo_has_passed(project: Path, cl
     weekly_column(project, clock, column__policy="manual", column__embargo="+1d")
     ok(project, "run", "--once")
     column = str(ids(store_settings(project))["column"])
-    clock.now = utc(2026, 11, 26, 15)  # Thursday: the embargo (Wednesday 10:00) is gone
+    clock.at = utc(2026, 11, 26, 15)  # Thursday: the embargo (Wednesday 10:00) is gone
     assert refused(project, "approve", column) == (
         f"send {column} (column): its embargo (Wednesday 25 November 2026, 10:00 EST "
         "(UTC-05:00) = 2026-11-25 15:00 UTC) has passed, so the draft would print a release "

@@ -26,6 +26,7 @@ from syndicate.cli import inbound as inbound_cli
 from syndicate.db.meta import KeyUse
 from syndicate.inbound.sources import stdin
 from syndicate.models import ReplyState
+from syndicate.runtime import Runtime
 from syndicate.scheduling.daemon import Daemon
 from tests.conftest import free_port
 from tests.inbound_support import (
@@ -185,7 +186,7 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
 
     edit(project / "settings.toml", "port = ", f"port = {controller.port}\n# was: port = ")
     settings, engine, _ = load(project)
-    daemon = Daemon(engine, settings)
+    daemon = Daemon(Runtime(settings, engine=engine))
     assert daemon.inbox is None  # no mailbox: the pipe is the only entrance
     jobs = {job.id: job for job in daemon.build_scheduler().get_jobs()}
     assert jobs["retry_forwards"].trigger.interval.total_seconds() == 60 * 5  # inbox_minutes

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import sendgrid
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import free_port
 from tests.inbound_support import KEY, edit, fixture, replies, sent_project
@@ -38,7 +39,11 @@ def serve(
 ) -> Iterator[httpx.Client]:
     """The app `syndicate serve` runs (web.py mounts these routes), served by uvicorn; or the
     routes alone, for a database that is broken from the start (the whole app needs one)."""
-    app = create_app(loader()) if whole_app else Starlette(routes=sendgrid.routes(loader))
+    app = (
+        create_app(Runtime(loader()))
+        if whole_app
+        else Starlette(routes=sendgrid.routes(Runtime(loader())))
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -30,11 +30,11 @@ import pytest
 from sqlalchemy import make_url
 
 from syndicate import db, settings
-from syndicate.delivery import dispatch, journal
+from syndicate.delivery import dispatch, journal, workers
 from syndicate.delivery.transports import make_transport
 from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
-from syndicate.render import make_environment
+from syndicate.runtime import Runtime
 from tests.conftest import run_cli, running_smtp, set_setting
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 from tests.postgres_support import database_url_of
@@ -337,7 +337,7 @@ def test_the_next_run_applies_the_journal_before_it_requeues(project: Path) -> N
     assert [rows[d]["state"] for d in claimed[2:]] == ["sending", "sending", "deferred"]
     assert accepted.path.read_bytes() == b""  # committed, so emptied
     with engine.begin() as conn:
-        assert db.deliveries.requeue(conn, send_id) == (2, 1)
+        assert db.deliveries.requeue(conn, send_id, workers.gone) == (2, 1)
 
 
 def test_journal_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,15 +399,8 @@ def test_sendgrid_journals_each_request_as_its_answer_arrives(
     assert journal.Journal.for_engine(engine).path == api.journal_path
     add_readers(engine, 5)
     try:
-        summary = dispatch.run_send(
-            engine,
-            send_id,
-            cfg,
-            make_environment(cfg.path(cfg.paths.templates)),
-            make_transport(cfg),
-            dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
-            batch_size=100,
-        )
+        runtime = Runtime(cfg, engine=engine)
+        summary = dispatch.run_send(runtime, send_id, make_transport(cfg), batch_size=100)
     finally:
         api.shutdown()
         api.server_close()

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.inbound_support import KEY, edit, fixture, replies, sent_project
+from tests.inbound_support import KEY, edit, fixture, replies, sent_project, set_url_file
 from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter
 from tests.postfix_support import Postfix, start_postfix
+from tests.postgres_support import database_url_of
 from tests.tools import missing, require_tool
 
 # default_privs for the root-owned alias file: any user but the pipe user (Debian has 'daemon').
@@ -42,12 +43,12 @@ def prepared_project(top: Path) -> tuple[Path, str]:
     secrets = project / "secrets"
     secrets.mkdir()
     (secrets / "secret.key").write_text(KEY + "\n")
-    (secrets / "database-url").write_text(f"sqlite:///{project / 'syndicate.db'}\n")
+    (secrets / "database-url").write_text(database_url_of(project) + "\n")
     for name in ("secret.key", "database-url"):
         (secrets / name).chmod(0o600)
     config = project / "settings.toml"
     edit(config, 'key_file = ""', 'key_file = "secrets/secret.key"')
-    edit(config, 'url_file = ""', 'url_file = "secrets/database-url"')
+    set_url_file(config, "secrets/database-url")
     edit(config, "max_message_bytes = 10000000", "max_message_bytes = 20000")
     mail = top / "mail"
     mail.mkdir()

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tests.postgres_support import PostgresCluster
 
 def section() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    return text.split("\n## PostgreSQL\n", 1)[1].split("\n## ", 1)[0]
+    return text.split("\n## PostgreSQL\n", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
 
 
 def shell_lines() -> list[str]:
@@ -63,8 +64,8 @@ def test_the_commands_make_a_database_syndicate_opens(
         )
         url = url.set(host=admin.host, port=admin.port, username=name, database=name)
         monkeypatch.setenv("SYNDICATE_DATABASE_URL", url.render_as_string(hide_password=False))
-        assert lines[-1] == ".venv/bin/syndicate status"
-        status = run_cli(project, "status")
+        assert lines[-1] == ".venv/bin/syndicate db upgrade"
+        status = run_cli(project, "db", "upgrade")
         assert status.returncode == 0, status.stderr
 
         engine = create_engine(url)
@@ -112,3 +113,35 @@ def test_ci_runs_the_suite_on_both_databases() -> None:
     assert 'SYNDICATE_TEST_DATABASE=sqlite bash -c "$test_command"' in ci
     assert "SYNDICATE_TEST_DATABASE=postgres .venv/bin/python -m pytest" in ci
     assert "SYNDICATE_CI_POSTGRES=1" in section()
+
+
+def test_the_worker_unit_runs_the_worker_command_and_stops_it_gently() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    workers = text.split("\n### Several workers\n", 1)[1].split("\n## ", 1)[0]
+    assert "`/etc/systemd/system/syndicate-worker@.service`" in workers
+    unit = workers.split("```ini\n", 1)[1].split("```", 1)[0]
+    sections: dict[str, dict[str, str]] = {}
+    current = ""
+    for line in unit.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections[current] = {}
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            sections[current][key] = value
+    service = sections["Service"]
+    command = shlex.split(service["ExecStart"])
+    assert command[1:] == [
+        "--config",
+        "/srv/syndicate/settings.toml",
+        "worker",
+        "--concurrency",
+        "4",
+    ]
+    assert service["KillSignal"] == "SIGTERM" and service["User"] == "syndicate"
+    assert "%i" in sections["Unit"]["Description"]
+    assert sections["Install"]["WantedBy"] == "multi-user.target"
+    result = subprocess.run(
+        [sys.executable, "-m", "syndicate", "worker", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "--concurrency" in result.stdout

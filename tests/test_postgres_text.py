@@ -18,6 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import run_cli
 from tests.inbound_support import cli_process
@@ -52,7 +53,7 @@ def test_a_nul_in_the_subscribe_forms_name_is_not_a_500(
     postgres_url: str, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", "postgres-text-key-at-least-32-bytes-long")
-    app = create_app(load_settings(project))
+    app = create_app(Runtime(load_settings(project)))
     with TestClient(app, base_url="https://notes.example.com") as client:
         page = client.get("/subscribe")
         match = re.search(r'name="csrf" value="([^"]+)"', page.text)

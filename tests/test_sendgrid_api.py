@@ -25,6 +25,7 @@ from syndicate.delivery.transports.sendgrid import html_key
 from syndicate.models import Channel, DeliveryState, RecipientKind
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
+from syndicate.runtime import Runtime
 from tests.conftest import set_setting
 from tests.delivery_support import FakeClock, add_readers, newsletter_send
 
@@ -85,14 +86,9 @@ def use_sendgrid(project: Path, port: int, *, reply_to: str = "shared") -> None:
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):
     return dispatch.run_send(
-        engine,
+        Runtime(cfg, engine=engine, clock=clock),
         send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
         make_transport(cfg),
-        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
-        batch_size=cfg.transport.batch_size,
-        clock=clock,
         backoff=dispatch.Backoff(first=30, longest=600, max_attempts=5),
         **kwargs,
     )

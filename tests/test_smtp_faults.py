@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from syndicate import db, settings
 from syndicate.delivery import dispatch
-from syndicate.delivery.transports.smtp import RateLimiter, SmtpTransport
+from syndicate.delivery.transports.smtp import SendThrottle, SmtpTransport
 from syndicate.models import DeliveryState, SendState
-from syndicate.render import make_environment
+from syndicate.runtime import Runtime
 from syndicate.settings import Smtp
 from tests.conftest import free_port
 from tests.delivery_support import (
@@ -38,18 +38,13 @@ def faulty_server():
 
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):
-    key = db.meta.hmac_key(engine, None)
     from syndicate.delivery.transports import make_transport
 
     return dispatch.run_send(
-        engine,
+        Runtime(cfg, engine=engine, clock=clock),
         send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
         make_transport(cfg),
-        dispatch.make_sender(cfg, key),
         batch_size=cfg.transport.smtp.batch_size,
-        clock=clock,
         backoff=dispatch.Backoff(first=30, longest=600, max_attempts=12),
         **kwargs,
     )
@@ -176,13 +171,13 @@ def test_rate_limiter_spaces_messages_and_keeps_the_hourly_quota() -> None:
         waits.append(seconds)
         now[0] += seconds
 
-    per_second = RateLimiter(per_second=5, clock=lambda: now[0], sleep=sleep)
+    per_second = SendThrottle(per_second=5, clock=lambda: now[0], sleep=sleep)
     for _ in range(11):
         per_second.acquire()
     assert now[0] == pytest.approx(2.0)  # 11 messages at 5/s: the last one at t = 2 s
 
     now[0], waits[:] = 0.0, []
-    hourly = RateLimiter(per_hour=3, clock=lambda: now[0], sleep=sleep)
+    hourly = SendThrottle(per_hour=3, clock=lambda: now[0], sleep=sleep)
     for _ in range(7):
         hourly.acquire()
     assert waits == [pytest.approx(3600), pytest.approx(3600)]
@@ -212,14 +207,10 @@ def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Pa
             controller.stop()  # the server goes away after the first connection
 
     summary = dispatch.run_send(
-        engine,
+        Runtime(cfg, engine=engine, clock=FakeClock()),
         send_id,
-        cfg,
-        make_environment(cfg.path(cfg.paths.templates)),
         ServerDiesAfterOpen(cfg.transport.smtp),
-        dispatch.make_sender(cfg, db.meta.hmac_key(engine, None)),
         batch_size=5,
-        clock=FakeClock(),
         wait_for_retries=3600,
     )
     assert summary.sent == 0 and summary.deferred == 5

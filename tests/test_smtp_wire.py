@@ -5,15 +5,13 @@ from __future__ import annotations
 from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
-from tests.delivery_support import carrying
+from tests.delivery_support import exactly
 
 
 def _send(port: int, payloads: list[bytes]) -> list[DeliveryState]:
     transport = SmtpTransport(Smtp(host="127.0.0.1", port=port, security="none", connections=1))
     with transport:
-        results = transport.send_written(
-            [carrying(data, f"r{i}@example.org", i) for i, data in enumerate(payloads, 1)]
-        )
+        results = transport.carry(*exactly(payloads))
     return [r.state for r in results]
 
 

@@ -30,6 +30,7 @@ from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.outbox import OutboxTransport
 from syndicate.inbound.sources import maildir
 from syndicate.models import DeliveryState
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.delivery_support import note
@@ -151,7 +152,7 @@ def test_the_web_form_answers_normally_for_the_longest_address(
         'base_url = "https://notes.example.com/newsletter"',
         'base_url = "http://testserver"',
     )
-    client = TestClient(create_app(settings_module.load(project / "settings.toml")))
+    client = TestClient(create_app(Runtime(settings_module.load(project / "settings.toml"))))
     form = client.get("/subscribe")
     data = {"csrf": csrf_of(form.text), "email": LONGEST_ADDRESS, "name": "", "website": ""}
     answer = client.post("/subscribe", data=data)

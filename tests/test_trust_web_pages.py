@@ -22,6 +22,7 @@ with warnings.catch_warnings():
 from syndicate import db, tokens
 from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.inbound_support import fixture
@@ -44,7 +45,9 @@ def web(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def client_for(project: Path) -> TestClient:
     # The public base URL has a path (/newsletter) the reverse proxy strips before the app.
-    return TestClient(create_app(load_settings(project)), base_url="https://notes.example.com")
+    return TestClient(
+        create_app(Runtime(load_settings(project))), base_url="https://notes.example.com"
+    )
 
 
 def engine_of(project: Path):
@@ -199,7 +202,7 @@ def test_a_server_error_carries_the_security_headers_too(web: Path) -> None:
     async def broken(request: Request) -> Response:
         raise RuntimeError("a bug in a handler")
 
-    app = create_app(load_settings(web), [Route("/broken", broken)])
+    app = create_app(Runtime(load_settings(web)), [Route("/broken", broken)])
     client = TestClient(app, base_url="https://notes.example.com", raise_server_exceptions=False)
     answer = client.get("/broken")
     assert answer.status_code == 500
@@ -269,10 +272,12 @@ def test_inbound_parse_form_has_a_field_cap(web: Path, monkeypatch: pytest.Monke
 
 def test_the_secure_cookie_follows_base_url_not_a_forwarded_header(web: Path) -> None:
     """Behind a TLS-terminating proxy the app sees plain http; the cookie is still Secure."""
-    behind_proxy = TestClient(create_app(load_settings(web)), base_url="http://127.0.0.1:8000")
+    behind_proxy = TestClient(
+        create_app(Runtime(load_settings(web))), base_url="http://127.0.0.1:8000"
+    )
     assert "secure" in behind_proxy.get("/subscribe").headers["set-cookie"].lower()
     set_setting(web / "settings.toml", f'base_url = "{BASE}"', 'base_url = "http://localhost"')
-    plain = TestClient(create_app(load_settings(web)), base_url="https://localhost")
+    plain = TestClient(create_app(Runtime(load_settings(web))), base_url="https://localhost")
     assert "secure" not in plain.get("/subscribe").headers["set-cookie"].lower()
 
 

@@ -15,6 +15,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette 1.x asks for httpx2 in its TestClient
     from starlette.testclient import TestClient
 
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from syndicate.web.guard import RateLimiter, client_address, limiter_key
 from tests.conftest import run_cli, set_setting
@@ -32,7 +33,7 @@ class Proxied:
     """One app (one limiter) reached through the same connection (the proxy) for every post."""
 
     def __init__(self, project: Path) -> None:
-        app = create_app(load_settings(project))
+        app = create_app(Runtime(load_settings(project)))
         self.client = TestClient(app, base_url="https://notes.example.com")
         page = self.client.get("/subscribe").text
         self.csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

@@ -21,6 +21,7 @@ with warnings.catch_warnings():
 from syndicate import db, tokens
 from syndicate.audience import optin, subscribers
 from syndicate.models import RecipientKind
+from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
 from tests.web_support import (
@@ -48,7 +49,7 @@ def web_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def client_for(project: Path, **kwargs) -> TestClient:
-    return TestClient(create_app(load_settings(project), **kwargs))
+    return TestClient(create_app(Runtime(load_settings(project)), **kwargs))
 
 
 def engine_of(project: Path):

@@ -236,12 +236,26 @@ def _name(columns: _Columns, row: list[str]) -> str:
     return " ".join(part for part in (at(columns.first), at(columns.last)) if part)
 
 
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: str) -> str:
+    """The cell as a spreadsheet shows it as text: a `'` before a formula start."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def restore_cell(value: str) -> str:
+    """The cell `neutralise_cell` wrote, as it was (so an export imports back unchanged)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
 def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """(first physical line number, fields) for every record; quoted newlines are allowed."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     previous = 0
     for record in reader:
-        yield previous + 1, record
+        yield previous + 1, [restore_cell(cell) for cell in record]
         previous = reader.line_num
 
 

@@ -301,11 +301,16 @@ def export_rows(engine: Engine, kind: RecipientKind | None = None) -> list[dict[
 
 
 def export_csv(engine: Engine, kind: RecipientKind | None = None) -> str:
-    """Every recipient with status and history, as CSV (the import reads it back)."""
+    """Every recipient with status and history, as CSV (the import reads it back).
+
+    Names and editor fields are typed by strangers at sign-up: a cell a spreadsheet would run
+    as a formula gets a leading `'` (shown as text), which the importer takes off again.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(export_rows(engine, kind))
+    for row in export_rows(engine, kind):
+        writer.writerow({column: importers.neutralise_cell(value) for column, value in row.items()})
     return buffer.getvalue()
 
 

@@ -26,6 +26,7 @@ from syndicate.cli import (  # noqa: F401
     serve,
     status,
     subscribers,
+    worker,
 )
 from syndicate.cli.common import app, err
 from syndicate.errors import SyndicateError

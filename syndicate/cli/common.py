@@ -33,6 +33,7 @@ from syndicate.cli.lazy import lazy_module
 
 if TYPE_CHECKING:
     from syndicate.db import Engine
+    from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
 settings_module = lazy_module("syndicate.settings")
@@ -59,11 +60,19 @@ err = Console(stderr=True, soft_wrap=True)
 
 @dataclass
 class State:
+    """Typer's context object: the global options, and the Runtime built from them on first use
+    (`--help` and `init` never load the settings)."""
+
     config: Path = DEFAULT_CONFIG
     quiet: bool = False
+    _runtime: Runtime | None = field(default=None, init=False, repr=False)
 
-    def settings(self) -> Settings:
-        return settings_module.load(self.config)
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            from syndicate.runtime import Runtime
+
+            self._runtime = Runtime(settings_module.load(self.config))
+        return self._runtime
 
 
 # One story per command: the progress bar and the summary are the story; the INFO logs repeat
@@ -112,13 +121,16 @@ def journal_logging() -> None:
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
 
 
-def settings_of(ctx: typer.Context) -> Settings:
+def runtime_of(ctx: typer.Context) -> Runtime:
+    """The command's Runtime: settings loaded, database and key opened when first asked for."""
     state = ctx.find_root().obj
-    return (state if isinstance(state, State) else State()).settings()
+    if not isinstance(state, State):
+        state = ctx.find_root().obj = State()
+    return state.runtime()
 
 
-def open_store(settings: Settings) -> Engine:
-    return db.connect(settings.database_url)
+def settings_of(ctx: typer.Context) -> Settings:
+    return runtime_of(ctx).settings
 
 
 def iso(value: Any) -> str | None:

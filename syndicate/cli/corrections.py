@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import column_style, print_table
 from syndicate.scheduling.timeparse import short
@@ -63,8 +63,9 @@ def list_corrections(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Corrections and kills, newest first: pending ones wait for 'send' or 'drop'."""
-    settings = settings_of(ctx)
-    found = listing.listed(open_store(settings))
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    found = listing.listed(rt.engine)
     if as_json:
         print(json.dumps([correction_json(c) for c in found], ensure_ascii=False, indent=2))
         return
@@ -84,8 +85,9 @@ def list_corrections(
 @corrections_app.command("show")
 def show(ctx: typer.Context, correction: CorrectionArg) -> None:
     """What changed, word by word, and who got the advisory."""
-    settings = settings_of(ctx)
-    c, deliveries = listing.show(open_store(settings), correction)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    c, deliveries = listing.show(rt.engine, correction)
     lines = [
         f"Correction {c.id} of “{c.title}” (post {c.post_id}): {c.state.value}",
         f"  found {short(c.created_at, settings.zone)}: {c.origin}",
@@ -116,16 +118,17 @@ def send(
     note: Annotated[str, typer.Option(help="Your note to editors, in the Eds line.")] = "",
 ) -> None:
     """Send the advisory now to every editor who had the column and is still on the list."""
-    settings = settings_of(ctx)
-    outcome = control.send(open_store(settings), settings, correction, note=note)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    outcome = control.send(rt.engine, settings, correction, note=note)
     _report(outcome)
 
 
 @corrections_app.command("drop")
 def drop(ctx: typer.Context, correction: CorrectionArg) -> None:
     """Leave editors alone: the correction is closed, nothing is sent."""
-    settings = settings_of(ctx)
-    c = control.drop(open_store(settings), correction)
+    rt = runtime_of(ctx)
+    c = control.drop(rt.engine, correction)
     console.print(f"Correction {c.id} of “{c.title}” dropped; editors are not told.")
 
 
@@ -137,8 +140,9 @@ def kill(
 ) -> None:
     """Withdraw a column: editors who had it are told not to publish it (KILL, urgent), and
     every send of it still to come is cancelled."""
-    settings = settings_of(ctx)
-    _report(control.kill(open_store(settings), settings, post, reason))
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    _report(control.kill(rt.engine, settings, post, reason))
 
 
 def _report(outcome: Any) -> None:

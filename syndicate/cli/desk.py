@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.common import app, console, runtime_of
 from syndicate.errors import SyndicateError
 
 desk_app = typer.Typer(help="The author's desk in the browser.", no_args_is_help=True)
@@ -24,7 +24,8 @@ def password(
     """Set the desk's password (asked twice); every open desk session ends."""
     from syndicate.desk import auth, queries
 
-    settings = settings_of(ctx)
+    rt = runtime_of(ctx)
+    settings = rt.settings
     if stdin:
         chosen = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -33,7 +34,7 @@ def password(
         if chosen != again:
             raise SyndicateError("the two passwords differ; nothing was changed")
     auth.check_new_password(chosen)
-    queries.set_password(open_store(settings), chosen)
+    queries.set_password(rt.engine, chosen)
     console.print(
         f"Desk password set; open {settings.mail.base_url.rstrip('/')}{settings.desk.path}/ "
         "(served by 'syndicate serve') and log in."

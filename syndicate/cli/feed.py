@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, settings_of
+from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, runtime_of
 from syndicate.cli.sends import column_style, print_table
 
 if TYPE_CHECKING:
@@ -89,5 +89,5 @@ def _feed_settings(ctx: typer.Context, source: str) -> Feed:
     config = state.config if isinstance(state, State) else DEFAULT_CONFIG
     if source and not config.exists():
         return Feed(source=source)
-    settings = settings_of(ctx)
+    settings = runtime_of(ctx).settings
     return settings.feed.model_copy(update={"source": feed_source(settings)})

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from syndicate import db
-from syndicate.cli.common import app, console, err, open_store, settings_of
+from syndicate.cli.common import app, console, err, runtime_of
 from syndicate.errors import SyndicateError
 
 inbound_app = typer.Typer(
@@ -50,11 +49,9 @@ def receive(
         _say(stdin.NOT_AN_EMAIL)
         raise typer.Exit(stdin.EX_DATAERR)
     try:
-        settings = settings_of(ctx)
-        engine = open_store(settings)
-        key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+        rt = runtime_of(ctx)
         code, outcome = stdin.receive_bytes(
-            engine, raw, settings, key, envelope_recipients=tuple(recipient or ())
+            rt.engine, raw, rt.settings, rt.key, envelope_recipients=tuple(recipient or ())
         )
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         logs.close(stdin.EX_TEMPFAIL)
@@ -117,15 +114,14 @@ def poll(ctx: typer.Context) -> None:
     and retry forwards that failed before."""
     from syndicate import inbound
 
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    if not inbound.configured(settings):
+    rt = runtime_of(ctx)
+    if not inbound.configured(rt.settings):
         err.print(
             "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
             "(or pipe messages to `syndicate inbound receive`)"
         )
         raise typer.Exit(1)
-    report = inbound.poll(engine, settings)
+    report = inbound.poll(rt)
     outcomes, forwarded, pending = report.outcomes, report.forwarded, report.pending
     counts: dict[str, int] = {}
     for outcome in outcomes:
@@ -152,11 +148,10 @@ def classify(
         raw = message.read_bytes() if message else sys.stdin.buffer.read()
     except OSError as exc:
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    with engine.connect() as conn:
-        inbound, result = pipeline.classify_bytes(conn, raw, settings, key)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    with rt.engine.connect() as conn:
+        inbound, result = pipeline.classify_bytes(conn, raw, settings, rt.key)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,

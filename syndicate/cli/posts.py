@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import short
@@ -34,8 +34,9 @@ def list_posts(
 ) -> None:
     """List posts, newest first: id (for preview, send, schedule), title, published, each
     channel's send state."""
-    settings = settings_of(ctx)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    with rt.engine.connect() as conn:
         rows = db.posts.list_posts_with_sends(conn, limit=limit or None)
     if as_json:
         print(json.dumps([_post_json(p) for p in rows], ensure_ascii=False, indent=2))

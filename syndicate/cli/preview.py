@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from syndicate import db
-from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.common import app, console, runtime_of
 from syndicate.errors import NotFoundError, SettingsError, SyndicateError, no_such_post
 from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientKind
 
@@ -120,22 +120,23 @@ def preview(
 
     from syndicate.delivery.compose import compose
     from syndicate.delivery.dispatch import make_sender
-    from syndicate.render import EditionCache, make_environment, render_edition
+    from syndicate.render import EditionCache, render_edition
     from syndicate.render.column import preview_file
     from syndicate.scheduling.embargo import draft_embargo
 
     _refuse_unknown_suffix(out)
-    settings = settings_of(ctx)
+    rt = runtime_of(ctx)
+    settings = rt.settings
     if channel is Channel.COLUMN and not fmt and out is not None:
         fmt = COLUMN_SUFFIXES.get(out.suffix.lower())
     draft_file = channel is Channel.COLUMN and fmt is not None and fmt != "eml"
     chosen = choose_format(None if draft_file else fmt, out, open_it)
-    engine = open_store(settings)
+    engine = rt.engine
     with engine.connect() as conn:
         post = db.posts.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
-    env = make_environment(settings.path(settings.paths.templates))
+    env = rt.templates
     sample = Recipient(
         id=0,
         kind=channel.audience,
@@ -153,8 +154,7 @@ def preview(
         edition = EditionCache(post, channel, settings, env, embargo).for_recipient(sample)
     else:
         edition = render_edition(post, channel, settings, env)
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    message = compose(edition, sample, 0, make_sender(settings, key), db.now())
+    message = compose(edition, sample, 0, make_sender(settings, rt.key), rt.now())
     data = WRITERS[chosen](Rendered(edition, message, settings))
     if out is None and not open_it:
         sys.stdout.write(data.decode("utf-8", errors="replace"))

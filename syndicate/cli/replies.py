@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -14,11 +14,14 @@ from rich import box
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, open_store, settings_of
+from syndicate.cli.common import app, console, runtime_of
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
 from syndicate.scheduling.timeparse import short
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
 app.add_typer(replies_app, name="replies")
@@ -28,10 +31,10 @@ class Format(StrEnum):
     WXR = "wxr"
 
 
-def _post_id(settings, post: str | None) -> int | None:
+def _post_id(rt: Runtime, post: str | None) -> int | None:
     if post is None:
         return None
-    with open_store(settings).connect() as conn:
+    with rt.engine.connect() as conn:
         found = db.posts.find_post(conn, post)
     if found is None:
         raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
@@ -56,9 +59,10 @@ def list_replies(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List replies, newest first."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = db.replies.list_replies(
             conn,
             post_id=post_id,
@@ -130,9 +134,10 @@ def export(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export readers' comments for WordPress (Tools → Import → WordPress), as pending."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
@@ -150,9 +155,10 @@ def push(
     post: Annotated[str | None, typer.Option(help="Only this post.")] = None,
 ) -> None:
     """Post readers' comments to the WordPress site in [inbound.wordpress] as pending comments."""
-    settings = settings_of(ctx)
-    post_id = _post_id(settings, post)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
         rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
     from syndicate.inbound import wordpress
 
@@ -171,8 +177,8 @@ def mark_read(
     """Mark replies read: 'syndicate status' counts only unread ones."""
     if bool(ids) == every:
         raise SyndicateError("give reply ids or --all (not both)")
-    settings = settings_of(ctx)
-    with open_store(settings).begin() as conn:
+    rt = runtime_of(ctx)
+    with rt.engine.begin() as conn:
         if ids:
             missing = sorted(set(ids) - db.replies.existing_reply_ids(conn, ids))
             if missing:

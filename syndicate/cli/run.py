@@ -16,10 +16,9 @@ from syndicate.cli.common import (
     err,
     interruptible,
     journal_logging,
-    open_store,
     print_interrupted,
+    runtime_of,
     send_progress,
-    settings_of,
     still_to_send,
 )
 from syndicate.cli.lazy import lazy_module
@@ -28,6 +27,7 @@ from syndicate.models import Channel, SendState
 if TYPE_CHECKING:
     from syndicate import settings as settings_module
     from syndicate.db import Engine
+    from syndicate.runtime import Runtime
     from syndicate.scheduling.daemon import ProgressFactory
 
 daemon = lazy_module("syndicate.scheduling.daemon")
@@ -54,19 +54,20 @@ def run(
     flight, records it and stops (--once: exit status 143 or 130); the rest resumes at the
     next start.
     """
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
     if not once:
-        _run_daemon(engine, settings, wait)
+        _run_daemon(rt, wait)
         return
-    lock = daemon.DaemonLock(
-        engine, settings.daemon.heartbeat_seconds, settings.daemon.stale_after_missed
-    )
-    with lock.held_while(wait=wait), interruptible() as interruption, ExitStack() as stack:
+    with (
+        rt.daemon_lock().held_while(wait=wait),
+        interruptible() as interruption,
+        ExitStack() as stack,
+    ):
         progress = stack.enter_context(send_progress())
         report = daemon.run_once(
-            engine,
-            settings,
+            rt,
             progress_factory=_progress_factory(engine, progress),
             stop=interruption.stop,
         )
@@ -79,9 +80,9 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_daemon(engine: Engine, settings: settings_module.Settings, wait: bool) -> None:
+def _run_daemon(rt: Runtime, wait: bool) -> None:
     journal_logging()
-    the_daemon = daemon.Daemon(engine, settings)
+    the_daemon = daemon.Daemon(rt)
     with interruptible(the_daemon.stop):
         the_daemon.serve(wait_for_lock=wait)
 

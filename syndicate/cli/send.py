@@ -4,7 +4,7 @@ single test copy."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,10 +16,9 @@ from syndicate.cli.common import (
     console,
     err,
     interruptible,
-    open_store,
     print_interrupted,
+    runtime_of,
     send_progress,
-    settings_of,
     still_to_send,
 )
 from syndicate.cli.lazy import lazy_module
@@ -34,21 +33,16 @@ from syndicate.models import (
 )
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
-    from syndicate.db import Engine
-    from syndicate.delivery.compose import Composer
     from syndicate.delivery.dispatch import Progress
+    from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
 compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
 mime = lazy_module("syndicate.delivery.mime")
-notices = lazy_module("syndicate.delivery.notices")
 render = lazy_module("syndicate.render")
 daemon = lazy_module("syndicate.scheduling.daemon")
 send_control = lazy_module("syndicate.scheduling.send_control")
-transports = lazy_module("syndicate.delivery.transports")
 
 
 @contextmanager
@@ -88,32 +82,33 @@ def send(
 
     Ctrl-C or SIGTERM finishes the batch in flight, records it and exits with status 130 or 143;
     the same command resumes."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    daemon.sync_lists(engine, settings)
+    rt = runtime_of(ctx)
+    settings, engine = rt.settings, rt.engine
+    daemon.sync_lists(rt)
     with engine.connect() as conn:
         post = db.posts.find_post(conn, post_ref)
     if post is None:
         raise no_such_post(post_ref)
     if test is not None:
-        _send_test(engine, settings, post, channel, test)
+        _send_test(rt, post, channel, test)
         return
     if dry_run:
-        _dry_run(engine, settings, post, channel)
+        _dry_run(rt, post, channel)
         return
     if channel is Channel.NEWSLETTER and post.id is not None:
         send_control.guard_embargo(
             engine,
             post.id,
-            db.now(),
+            rt.now(),
             respect_column=settings.channels.newsletter.respect_embargo,
             break_embargo=break_embargo,
             zone=settings.zone,
         )
-    the_daemon = settings.daemon
-    lock = daemon.DaemonLock(engine, the_daemon.heartbeat_seconds, the_daemon.stale_after_missed)
-    with lock.held_while(), interruptible() as interruption:
-        summary = _send(engine, settings, post, channel, interruption)
+    # On PostgreSQL sends join each other (and the daemon): claims are row locks with leases.
+    # SQLite keeps one sending process per database: the lock.
+    joins = engine.dialect.name == "postgresql"
+    with nullcontext() if joins else rt.daemon_lock().held_while(), interruptible() as interruption:
+        summary = _send(rt, post, channel, interruption)
     if summary is None:
         return
     if interruption.signum:
@@ -125,23 +120,28 @@ def send(
         raise typer.Exit(1)
 
 
-def _find_or_create_send(engine: Engine, post: Post, channel: Channel) -> int:
+def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
     assert post.id is not None
-    with engine.begin() as conn:
-        created = db.sends.create_send(conn, post.id, channel, db.now())
-        if created is not None:
-            return created
+    try:
+        with rt.engine.begin() as conn:
+            created = db.sends.create_send(conn, post.id, channel, rt.now())
+            if created is not None:
+                return created
+    except db.IntegrityError:
+        pass  # another `send` created it a moment ago
+    with rt.engine.connect() as conn:
         existing = db.sends.find_send(conn, post.id, channel)
         assert existing is not None
         return int(existing.id)
 
 
 def _send(
-    engine: Engine, settings: Settings, post: Post, channel: Channel, interruption: Interruption
+    rt: Runtime, post: Post, channel: Channel, interruption: Interruption
 ) -> SendSummary | None:
     """Run the send with a progress bar; None when it was already done."""
-    send_id = _find_or_create_send(engine, post, channel)
-    with engine.connect() as conn:
+    settings = rt.settings
+    send_id = _find_or_create_send(rt, post, channel)
+    with rt.engine.connect() as conn:
         state = db.sends.send_state(conn, send_id)
         counts = db.deliveries.delivery_counts(conn, send_id)
         audience = db.recipients.count_active(conn, channel.audience)
@@ -152,8 +152,6 @@ def _send(
         return None
     if state == SendState.CANCELLED.value:
         raise SyndicateError(f"send {send_id} ('{post.title}', {channel}) was cancelled")
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
     finished = sum(
         n
         for s, n in counts.items()
@@ -161,21 +159,18 @@ def _send(
     )
     with _progress_bar(f"send {send_id} {channel}", audience, finished) as progress:
         return dispatch.run_send(
-            engine,
+            rt,
             send_id,
-            settings,
-            env,
-            transports.make_transport(settings),
-            dispatch.make_sender(settings, key),
-            batch_size=settings.transport.batch_size,
+            rt.transport(),
             progress=progress,
             wait_for_retries=settings.transport.retry.wait_seconds,
             should_stop=interruption.stop.is_set,
         )
 
 
-def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -> None:
-    with engine.connect() as conn:
+def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
+    settings = rt.settings
+    with rt.engine.connect() as conn:
         audience = db.recipients.count_active(conn, channel.audience)
         done = 0
         assert post.id is not None
@@ -183,10 +178,10 @@ def _dry_run(engine: Engine, settings: Settings, post: Post, channel: Channel) -
         if existing is not None:
             counts = db.deliveries.delivery_counts(conn, existing.id)
             done = sum(counts.get(s, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    env = render.make_environment(settings.path(settings.paths.templates))
     sample = _sample(settings, channel)
-    message = _composer(settings, key, env, post, channel, 0).message(0, sample)
+    editions = render.EditionCache(post, channel, settings, rt.templates)
+    composer = compose.Composer(editions, dispatch.make_sender(settings, rt.key), 0, rt.now())
+    message = composer.message(0, sample)
     console.print(
         f"Dry run: '{post.title}' ({channel}) would go to {max(audience - done, 0):,} "
         f"{channel.audience.value}(s) via {settings.transport.kind}"
@@ -199,17 +194,9 @@ def _sample(settings: Settings, channel: Channel, address: str | None = None) ->
     return Recipient(id=0, kind=channel.audience, email=address or settings.author.email, name="")
 
 
-def _composer(
-    settings: Settings, key: bytes, env: Environment, post: Post, channel: Channel, send_id: int
-) -> Composer:
-    editions = render.EditionCache(post, channel, settings, env)
-    return compose.Composer(editions, dispatch.make_sender(settings, key), send_id, db.now())
-
-
-def _send_test(
-    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
-) -> None:
-    result = send_control.send_test_copy(engine, settings, post, channel, address)
+def _send_test(rt: Runtime, post: Post, channel: Channel, address: str) -> None:
+    settings = rt.settings
+    result = send_control.send_test_copy(rt, post, channel, address)
     console.print(
         f"Test copy of '{post.title}' ({channel}) sent to {address} via "
         f"{settings.transport.kind} ({result.detail}); no delivery recorded."

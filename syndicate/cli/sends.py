@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, iso, open_store, settings_of
+from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, DeliveryState
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from syndicate.db.sends import Send
+    from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
 control = lazy_module("syndicate.scheduling.send_control")
@@ -51,22 +52,22 @@ def print_table(table: Table) -> None:
         Console(file=console.file, width=120).print(table)
 
 
-def _when(settings: Settings, text: str) -> Any:
-    return parse_future(text, settings.zone, db.now())
+def _when(rt: Runtime, text: str) -> Any:
+    return parse_future(text, rt.settings.zone, rt.now())
 
 
-def _until(settings: Settings, text: str | None, at: Any) -> Any:
+def _until(rt: Runtime, text: str | None, at: Any) -> Any:
     """An --embargo is read from the send time: 'saturday 00:01' is the first Saturday 00:01
     after the send, '+2d' two days after it (as channels.column.embargo is)."""
     if text is None:
         return None
-    return parse_future(text, settings.zone, db.now(), "embargo", read_from=at)
+    return parse_future(text, rt.settings.zone, rt.now(), "embargo", read_from=at)
 
 
-def waiting(conn: Any, settings: Settings, rows: Sequence[Send]) -> dict[int, Any]:
+def waiting(conn: Any, rt: Runtime, rows: Sequence[Send]) -> dict[int, Any]:
     """The embargo each scheduled send will wait for beyond its own time, by send id."""
     return control.waiting(
-        conn, rows, db.now(), respect_column=settings.channels.newsletter.respect_embargo
+        conn, rows, rt.now(), respect_column=rt.settings.channels.newsletter.respect_embargo
     )
 
 
@@ -117,17 +118,17 @@ def send_json(send: Send, release: Any = None) -> dict[str, Any]:
     return data
 
 
-def _echo(settings: Settings, send: Send, verb: str, engine: Any = None) -> None:
-    zone = settings.zone
+def _echo(rt: Runtime, send: Send, verb: str, *, with_wait: bool = False) -> None:
+    zone = rt.settings.zone
     lines = [
         f"Send {send.id} ({send.channel}) {verb}; state: {send.state}",
         f"  at {describe(db.as_utc(send.scheduled_at), zone)}",
     ]
     if send.embargo_until:
         lines.append(f"  embargo until {describe(db.as_utc(send.embargo_until), zone)}")
-    if engine is not None:
-        with engine.connect() as conn:
-            release = waiting(conn, settings, [send]).get(send.id)
+    if with_wait:
+        with rt.engine.connect() as conn:
+            release = waiting(conn, rt, [send]).get(send.id)
         if release is not None:
             lines.append(f"  readers wait for {release.explain(zone)}")
     for line in lines:
@@ -141,10 +142,11 @@ def list_sends(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
 ) -> None:
     """Every send with its state, times (in your time zone) and delivery counts."""
-    settings = settings_of(ctx)
-    with open_store(settings).connect() as conn:
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    with rt.engine.connect() as conn:
         rows = db.sends.list_sends(conn, limit)
-        waits = waiting(conn, settings, rows)
+        waits = waiting(conn, rt, rows)
     data = [send_json(row, waits.get(row.id)) for row in rows]
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -177,7 +179,7 @@ def list_sends(
         table.add_row(*cells)
     print_table(table)
     print_waits(rows, waits, settings)
-    for line in corrections.waiting_lines(open_store(settings)):
+    for line in corrections.waiting_lines(rt.engine):
         console.print(line + " ('syndicate corrections list')", highlight=False)
 
 
@@ -199,8 +201,9 @@ def schedule(
     ] = None,
 ) -> None:
     """Schedule a post for a channel at a time of your choosing (creates or moves its send)."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
     with engine.connect() as conn:
         found = db.posts.find_post(conn, post)
     if found is None or found.id is None:
@@ -208,10 +211,10 @@ def schedule(
             f"no post {post!r}; give a post id, its guid or link, or 'latest' "
             "('syndicate sends list' shows posts with sends)"
         )
-    when = _when(settings, at)
-    until = _until(settings, embargo, when)
+    when = _when(rt, at)
+    until = _until(rt, embargo, when)
     send, created = control.schedule(engine, found.id, channel, when, until, zone=settings.zone)
-    _echo(settings, send, "created" if created else "rescheduled", engine)
+    _echo(rt, send, "created" if created else "rescheduled", with_wait=True)
     if send.state != "scheduled":
         console.print(
             f"  it is {send.state}: 'syndicate approve {send.id}' releases it",
@@ -222,9 +225,9 @@ def schedule(
 @app.command()
 def hold(ctx: typer.Context, send: SendArg) -> None:
     """Hold a send: it does not go out (one in progress stops after the current batch)."""
-    settings = settings_of(ctx)
-    row, changed = control.hold(open_store(settings), send)
-    _echo(settings, row, "held" if changed else "was already held; nothing changed")
+    rt = runtime_of(ctx)
+    row, changed = control.hold(rt.engine, send)
+    _echo(rt, row, "held" if changed else "was already held; nothing changed")
     console.print(
         f"  'syndicate approve {send}' releases it; 'syndicate cancel {send}' drops it",
         soft_wrap=True,
@@ -234,18 +237,20 @@ def hold(ctx: typer.Context, send: SendArg) -> None:
 @app.command()
 def approve(ctx: typer.Context, send: SendArg) -> None:
     """Release a held or awaiting-approval send; it goes at its time, at once if that passed."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    control.refuse_past_embargo(engine, send, db.now(), settings.zone)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
+    control.refuse_past_embargo(engine, send, rt.now(), settings.zone)
     row, changed = control.approve(engine, send, by="command")
-    _echo(settings, row, "approved" if changed else "was already approved", engine)
+    _echo(rt, row, "approved" if changed else "was already approved", with_wait=True)
 
 
 @app.command()
 def cancel(ctx: typer.Context, send: SendArg) -> None:
     """Cancel a send for good; messages already delivered stay delivered."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
     row, changed = control.cancel(engine, send)
     with engine.connect() as conn:
         counts = db.deliveries.delivery_counts(conn, send)
@@ -278,9 +283,10 @@ def reschedule(
     ] = None,
 ) -> None:
     """Move a send that has not started to another time (and, with --embargo, its embargo)."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
-    when = _when(settings, at)
-    until = _until(settings, embargo, when)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
+    when = _when(rt, at)
+    until = _until(rt, embargo, when)
     row = control.reschedule(engine, send, when, until, zone=settings.zone)
-    _echo(settings, row, "rescheduled", engine)
+    _echo(rt, row, "rescheduled", with_wait=True)

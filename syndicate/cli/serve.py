@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from syndicate.cli.common import app, settings_of
+from syndicate.cli.common import app, runtime_of
 
 # settings.Web()'s defaults, spelled out so that --help need not load the settings models
 # (pydantic); tests/test_cli_startup.py checks they agree.
@@ -32,9 +32,10 @@ def serve(
     from syndicate.web.app import create_app
     from syndicate.web.guard import h11_with_head_timeout
 
-    settings = settings_of(ctx)
+    rt = runtime_of(ctx)
+    settings = rt.settings
     uvicorn.run(
-        create_app(settings),
+        create_app(rt),
         host=host or settings.web.host,
         port=port or settings.web.port,
         # The app reads X-Forwarded-For itself, by hop count (web.trusted_proxies); uvicorn's

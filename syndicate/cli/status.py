@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.cli.common import app, console, err, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.sends import (
     column_style,
@@ -37,8 +37,9 @@ def status(
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
     from syndicate.feedwatch.watch import feed_source
 
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
     with engine.connect() as conn:
         sends = db.sends.list_sends(conn)
         recipients = db.recipients.count_recipients(conn)
@@ -46,7 +47,7 @@ def status(
         recent_replies = db.replies.recent_replies(conn)
         state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         daemon = db.locks.lock_holder(conn)
-        waits = waiting(conn, settings, sends)
+        waits = waiting(conn, rt, sends)
         # This shell's key counts too: a command run from here would sign with it.
         own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")
         key_mismatch = db.meta.key_mismatch(db.meta.key_uses(conn, own_key))

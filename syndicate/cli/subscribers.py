@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, open_store, settings_of
+from syndicate.cli.common import app, console, err, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
@@ -66,8 +66,9 @@ def sync_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Merge subscribers/readers.csv and editors.csv into the database (also done every run)."""
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    settings = rt.settings
+    engine = rt.engine
     documents = []
     for kind, relative in (
         (RecipientKind.READER, settings.subscribers.readers),
@@ -107,8 +108,8 @@ def import_command(
     """
     if not file.is_file():
         raise SyndicateError(f"{file}: no such file")
-    settings = settings_of(ctx)
-    engine = open_store(settings)
+    rt = runtime_of(ctx)
+    engine = rt.engine
     try:
         report = subscribers.import_file(engine, file, kind, dry_run=dry_run)
     except subscribers.ImportFormatError as exc:
@@ -125,7 +126,7 @@ def export_command(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Every subscriber with status and history as CSV (stdout unless --out)."""
-    engine = open_store(settings_of(ctx))
+    engine = runtime_of(ctx).engine
     text = subscribers.export_csv(engine, kind)
     if out is None:
         sys.stdout.write(text)
@@ -146,7 +147,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List subscribers and their status."""
-    engine = open_store(settings_of(ctx))
+    engine = runtime_of(ctx).engine
     with engine.connect() as conn:
         rows = db.recipients.list_recipients(conn, kind)
     if status:

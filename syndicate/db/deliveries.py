@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     DateTime,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -51,11 +52,17 @@ def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
         ~planned,
     )
     before = _planned(conn, send_id)
-    conn.execute(
-        insert(deliveries).from_select(
-            ["send_id", "recipient_id", "state", "attempts", "detail", "updated_at"], candidates
+    columns = ["send_id", "recipient_id", "state", "attempts", "detail", "updated_at"]
+    if conn.dialect.name == "postgresql":
+        # Two workers planning at once: the second skips the rows the first inserted (and
+        # waits for its commit) instead of failing on the unique (send_id, recipient_id).
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(
+            pg_insert(deliveries).from_select(columns, candidates).on_conflict_do_nothing()
         )
-    )
+    else:
+        conn.execute(insert(deliveries).from_select(columns, candidates))
     return _planned(conn, send_id) - before
 
 
@@ -67,23 +74,72 @@ def _planned(conn: Connection, send_id: int) -> int:
     )
 
 
-def requeue(conn: Connection, send_id: int) -> tuple[int, int]:
-    """Put deliveries interrupted in flight back in the queue; returns (in_flight, deferred).
+def database_now(conn: Connection) -> datetime:
+    """The database server's clock (PostgreSQL's now()): every machine judges a claim by the
+    same clock. SQLite is one machine's file: this process's clock (times.now)."""
+    if conn.dialect.name == "postgresql":
+        return times.as_utc(conn.execute(select(func.now())).scalar_one())
+    return times.now()
 
-    Deliveries left 'sending' by a crash may have reached the server: at most these are sent
-    twice. Deferred deliveries keep their back-off time (`next_attempt_at`) and are only counted.
+
+def requeue(conn: Connection, send_id: int, gone: Callable[[str], bool]) -> tuple[int, int]:
+    """Put back in the queue the rows whose claim can no longer finish; returns (returned,
+    deferred).
+
+    A claim can no longer finish when its lease has lapsed (by the database's clock), when
+    `gone(claimed_by)` says its worker no longer runs (a process of this machine that died), or
+    when it names no worker (a claim made before leases). A live worker's rows stay its own.
+    Returned rows may have reached the server: at most these are sent twice. Deferred rows keep
+    their back-off time (`next_attempt_at`) and are only counted.
     """
+    now = database_now(conn)
+    claimers = conn.execute(
+        select(deliveries.c.claimed_by)
+        .where(
+            deliveries.c.send_id == send_id,
+            deliveries.c.state == DeliveryState.SENDING.value,
+            deliveries.c.claimed_until > now,
+        )
+        .distinct()
+    ).scalars()
+    dead = [claimer for claimer in claimers if claimer and gone(claimer)]
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.SENDING.value)
-        .values(state=DeliveryState.PENDING.value, updated_at=times.now())
+        .where(
+            deliveries.c.send_id == send_id,
+            deliveries.c.state == DeliveryState.SENDING.value,
+            or_(
+                deliveries.c.claimed_by.is_(None),
+                deliveries.c.claimed_until.is_(None),
+                deliveries.c.claimed_until <= now,
+                deliveries.c.claimed_by.in_(dead),
+            ),
+        )
+        .values(
+            state=DeliveryState.PENDING.value,
+            claimed_by=None,
+            claimed_until=None,
+            updated_at=times.now(),
+        )
     )
     deferred = conn.execute(
         select(func.count()).where(
             deliveries.c.send_id == send_id, deliveries.c.state == DeliveryState.DEFERRED.value
         )
     ).scalar_one()
-    return int(result.rowcount or 0), int(deferred)
+    return max(int(result.rowcount or 0), 0), int(deferred)
+
+
+def in_flight(conn: Connection, send_id: int) -> int:
+    """Rows of the send claimed and not yet recorded, by any worker."""
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.state == DeliveryState.SENDING.value,
+            )
+        ).scalar_one()
+    )
 
 
 def mark_accepted(conn: Connection, accepted: list[tuple[int, str, str]]) -> int:
@@ -116,17 +172,29 @@ def mark_accepted(conn: Connection, accepted: list[tuple[int, str, str]]) -> int
 
 
 def claim_batch(
-    conn: Connection, send_id: int, limit: int, at: datetime | None = None
+    conn: Connection,
+    send_id: int,
+    limit: int,
+    at: datetime | None = None,
+    *,
+    claimer: str = "",
+    lease: timedelta = timedelta(minutes=10),
 ) -> list[tuple[int, Recipient]]:
-    """Mark up to `limit` pending (or deferred and due at `at`) deliveries as sending and return
-    them with their recipients, oldest first.
+    """Mark up to `limit` pending (or deferred and due at `at`) deliveries as sending, claimed by
+    `claimer` for `lease` (by the database's clock), and return them with their recipients,
+    oldest first. An empty list means nothing is free for this worker now, not that the send
+    is finished (other workers may hold rows).
 
+    On PostgreSQL the rows are read FOR UPDATE SKIP LOCKED: workers claiming at the same moment
+    take different rows instead of waiting for (or colliding on) the same first ones.
     Recipients who unsubscribed or bounced since the send was planned are marked skipped.
     """
     # Two queries, each walking the (send_id, state, id) index in order: one query with an OR
     # would sort every pending row for each batch (quadratic over a send).
-    query = select(deliveries.c.id.label("delivery_id"), recipients).join(
-        recipients, recipients.c.id == deliveries.c.recipient_id
+    query = (
+        select(deliveries.c.id.label("delivery_id"), recipients)
+        .join(recipients, recipients.c.id == deliveries.c.recipient_id)
+        .with_for_update(of=deliveries, skip_locked=True)  # SQLite: no clause, one writer
     )
     rows = list(
         conn.execute(
@@ -179,6 +247,8 @@ def claim_batch(
                     state=DeliveryState.SENDING.value,
                     attempts=deliveries.c.attempts + 1,
                     updated_at=times.now(),
+                    claimed_by=claimer or None,
+                    claimed_until=database_now(conn) + lease,
                 )
                 .returning(deliveries.c.id)
             ).scalars()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from syndicate.db import times
@@ -257,27 +257,6 @@ def counts_by_send(conn: Connection, send_ids: list[int], kinds: list[str]) -> d
         .group_by(replies.c.send_id)
     )
     return {int(send_id): int(count) for send_id, count in rows}
-
-
-def kind_counts(conn: Connection) -> dict[str, tuple[int, int]]:
-    """(all, unread) replies by kind."""
-    unread = func.sum(replies.c.read_at.is_(None).cast(Integer))
-    rows = conn.execute(
-        select(replies.c.kind, func.count(), unread)
-        .group_by(replies.c.kind)
-        .order_by(replies.c.kind)
-    )
-    return {kind: (int(total), int(fresh or 0)) for kind, total, fresh in rows}
-
-
-def replied_posts(conn: Connection) -> list[tuple[int, str]]:
-    """(id, title) of every post with a reply, newest post first."""
-    rows = conn.execute(
-        select(posts.c.id, posts.c.title)
-        .where(posts.c.id.in_(select(replies.c.post_id).where(replies.c.post_id.is_not(None))))
-        .order_by(posts.c.id.desc())
-    )
-    return [(int(post_id), str(title)) for post_id, title in rows]
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,10 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # When a deferred delivery may be tried again (exponential back-off); NULL otherwise.
     Column("next_attempt_at", DateTime(timezone=True)),
+    # While 'sending': the worker that claimed the row and when its claim lapses (by the
+    # database's clock); after that anyone may put the row back in the queue.
+    Column("claimed_by", String(64)),
+    Column("claimed_until", DateTime(timezone=True)),
     UniqueConstraint("send_id", "recipient_id"),
     Index("ix_deliveries_send_state", "send_id", "state", "id"),
 )

@@ -3,14 +3,14 @@
 This is the only per-recipient work in the pipeline, so it stays cheap: a recipient's values
 (tokens, links, names) and a small value object; the edition becomes one shared `Content`,
 encoded once by the MIME writer (`delivery/mime.py`). The list headers a bulk message carries
-are decided here and nowhere else (`list_headers`).
+are decided here and nowhere else (`list_headers`, `unsubscribe_headers`).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
@@ -110,31 +110,29 @@ def offers_unsubscribe(channel: Channel) -> bool:
     return channel is Channel.NEWSLETTER
 
 
-def list_headers(
-    channel: Channel, sender: Sender
-) -> tuple[Headers, Callable[[dict[str, str]], Headers]]:
-    """The bulk-mail headers, in the one place they are decided: those every recipient of the
-    channel gets alike, and a function of one recipient's values for their own (RFC 8058
-    one-click unsubscribe, covered by DKIM with the rest)."""
+def list_headers(channel: Channel, sender: Sender) -> Headers:
+    """The bulk-mail headers every recipient of the channel gets alike; with
+    `unsubscribe_headers`, the one place the list headers are decided."""
     shared: list[tuple[str, str]] = [("List-Id", list_id(channel, sender))]
     if offers_unsubscribe(channel):
         shared.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     if channel is Channel.NEWSLETTER:
         shared.append(("Precedence", "bulk"))
     shared.append(("X-Auto-Response-Suppress", "OOF, AutoReply"))
+    return tuple(shared)
 
-    def own(values: dict[str, str]) -> Headers:
-        if not offers_unsubscribe(channel):
-            return ()
-        unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
-        return (("List-Unsubscribe", unsubscribe),)
 
-    return tuple(shared), own
+def unsubscribe_headers(channel: Channel, values: Mapping[str, str]) -> Headers:
+    """A reader's own List-Unsubscribe (RFC 8058 one-click with the List-Unsubscribe-Post of
+    `list_headers`; DKIM covers both)."""
+    if not offers_unsubscribe(channel):
+        return ()
+    unsubscribe = f"<{values[ph.UNSUBSCRIBE_URL]}>, <{values[ph.UNSUBSCRIBE_MAILTO]}>"
+    return (("List-Unsubscribe", unsubscribe),)
 
 
 def edition_content(edition: Edition, sender: Sender, send_id: int, date: datetime) -> Content:
     """What every recipient of one edition of a send shares."""
-    shared, _ = list_headers(edition.channel, sender)
     return Content(
         sender=Mailbox(sender.name, sender.from_address),
         subject=edition.subject,
@@ -142,7 +140,7 @@ def edition_content(edition: Edition, sender: Sender, send_id: int, date: dateti
         text=edition.text,
         html=edition.html,
         attachments=edition.attachments,
-        headers=shared,
+        headers=list_headers(edition.channel, sender),
         personal=True,
         shared_reply_to=shared_reply_address(sender, send_id),
     )
@@ -159,7 +157,6 @@ def personalise(
 ) -> OutboundMessage:
     """One recipient's message of an edition's content."""
     values = recipient_values(recipient, send_id, sender)
-    _, own = list_headers(channel, sender)
     return OutboundMessage(
         content=content,
         recipient=recipient,
@@ -167,7 +164,7 @@ def personalise(
         message_id=message_id(sender, send_id, recipient.id),
         reply_to=Mailbox(sender.name, values[ph.REPLY_ADDRESS]),
         values=values,
-        headers=own(values),
+        headers=unsubscribe_headers(channel, values),
         delivery_id=delivery_id,
         send_id=send_id,
     )

@@ -11,18 +11,17 @@ read from the database one batch at a time: memory stays flat whatever the size 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-from jinja2 import Environment
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.db import Engine
+from syndicate.delivery import workers
 from syndicate.delivery.compose import Composer, Sender
 from syndicate.delivery.journal import Journal
 from syndicate.delivery.message import OutboundMessage
@@ -39,19 +38,12 @@ from syndicate.models import (
 from syndicate.render import EditionCache
 from syndicate.settings import Retry, Settings
 
+if TYPE_CHECKING:
+    from syndicate.runtime import Clock, Runtime
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-
-
-class SystemClock:
-    """Real time; tests pass a clock whose `sleep` only moves its `now` forward."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ class Backoff:
         return min(self.first * 2 ** max(attempts - 1, 0), self.longest)
 
 
-def make_sender(settings: Settings, key: bytes) -> Sender:
+def make_sender(settings: Settings, key: bytes, installation: str = "") -> Sender:
     list_id = settings.mail.list_id or f"newsletter.{settings.mail_domain}"
     return Sender(
         name=settings.author.name,
@@ -81,21 +73,17 @@ def make_sender(settings: Settings, key: bytes) -> Sender:
         list_id=list_id,
         key=key,
         bounce_address=settings.mail.bounce_address,
+        installation=installation,
     )
 
 
 def run_send(
-    engine: Engine,
+    runtime: Runtime,
     send_id: int,
-    settings: Settings,
-    env: Environment,
     transport: Transport,
-    sender: Sender,
     *,
-    batch_size: int = 100,
-    now: datetime | None = None,
+    batch_size: int | None = None,
     progress: Progress | None = None,
-    clock: SystemClock | None = None,
     backoff: Backoff | None = None,
     wait_for_retries: float = 0.0,
     should_stop: Callable[[], bool] | None = None,
@@ -103,14 +91,17 @@ def run_send(
 ) -> SendSummary:
     """Deliver one send to everyone still pending; safe to call again after any interruption.
 
-    `should_stop` (SIGINT or SIGTERM) is asked after each recorded batch: the batch in flight
-    is finished and recorded, the one prepared next is handed back, the rest stays queued.
-    `journal` defaults to the one next to the database (journal.path_for).
+    The database, key, templates, clock and settings come from `runtime`; `batch_size` and
+    `backoff` default to the settings' (`[transport]`). `should_stop` (SIGINT or SIGTERM) is
+    asked after each recorded batch: the batch in flight is finished and recorded, the one
+    prepared next is handed back, the rest stays queued. `journal` defaults to the one next to
+    the database (journal.path_for).
 
     Deferred deliveries are retried when their back-off time comes: within this call if that is
     at most `wait_for_retries` seconds away, otherwise by a later call.
     """
-    clock = clock or SystemClock()
+    engine, settings, clock = runtime.engine, runtime.settings, runtime.clock
+    batch_size = batch_size or settings.transport.batch_size
     backoff = backoff or Backoff.from_settings(settings.transport.retry)
     journal = journal if journal is not None else Journal.for_engine(engine)
     started = time.monotonic()
@@ -124,7 +115,7 @@ def run_send(
         channel = Channel(send.channel)
         if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
-        resumed, deferred_before = db.deliveries.requeue(conn, send_id)
+        resumed, deferred_before = db.deliveries.requeue(conn, send_id, workers.gone)
         planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
         db.sends.set_send_state(conn, send_id, SendState.SENDING)
     if recovered:
@@ -142,10 +133,12 @@ def run_send(
         log.info("send %s: %d deferred message(s) wait for a retry", send_id, deferred_before)
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
-    editions = EditionCache(post, channel, settings, env, db.as_utc(send.embargo_until))
-    if not sender.installation:  # Message-IDs unique to this database
-        sender = dataclasses.replace(sender, installation=db.meta.installation_id(engine))
-    composer = Composer(editions, sender, send_id, now or clock.now())
+    editions = EditionCache(
+        post, channel, settings, runtime.templates, db.as_utc(send.embargo_until)
+    )
+    # Message-IDs unique to this database
+    sender = make_sender(settings, runtime.key, installation=db.meta.installation_id(engine))
+    composer = Composer(editions, sender, send_id, clock.now())
     counts = {state: 0 for state in DeliveryState}
     try:
         transport.open()
@@ -154,6 +147,7 @@ def run_send(
         return SendSummary(send_id, channel, post.title, error=str(exc))
     journal.open()
     courier = _Courier(engine, send_id, transport, backoff, clock, counts, progress, journal)
+    courier.claimer = workers.claimer_name()
     try:
         _deliver(
             engine, send_id, batch_size, composer, courier, clock, wait_for_retries, should_stop
@@ -166,9 +160,7 @@ def run_send(
             journal.close()
     with engine.begin() as conn:
         remaining = db.deliveries.delivery_counts(conn, send_id)
-        finished = not remaining.get(DeliveryState.PENDING) and not remaining.get(
-            DeliveryState.DEFERRED
-        )
+        finished = not any(remaining.get(s) for s in workers.UNFINISHED)
         if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
             db.sends.set_send_state(conn, send_id, SendState.DONE)
     summary = SendSummary(
@@ -194,17 +186,10 @@ def run_send(
 
 
 def recover(engine: Engine, journal: Journal) -> int:
-    """Mark sent every claimed row the journal says the server accepted (a run killed before it
-    could record them), then empty the journal; returns how many rows changed."""
-    entries = journal.entries()
-    if not entries:
-        return 0
-    with engine.begin() as conn:
-        changed = db.deliveries.mark_accepted(
-            conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
-        )
-    journal.clear()
-    return changed
+    """Mark sent every claimed row the journal (and, on a server database, the journal of a
+    dead worker of this machine) says the server accepted (a run killed before it could record
+    them), then empty the journal; returns how many rows changed."""
+    return journal.apply_orphans(engine) + journal.apply(engine)
 
 
 @dataclass
@@ -223,7 +208,7 @@ class _Courier:
         send_id: int,
         transport: Transport,
         backoff: Backoff,
-        clock: SystemClock,
+        clock: Clock,
         counts: dict[DeliveryState, int],
         progress: Progress | None,
         journal: Journal,
@@ -233,6 +218,7 @@ class _Courier:
         self.journal = journal
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
         self.in_flight: _Batch | None = None
+        self.claimer = ""
 
     def dispatch(self, batch: _Batch) -> None:
         if batch.outbound:
@@ -279,7 +265,7 @@ def _deliver(
     batch_size: int,
     composer: Composer,
     courier: _Courier,
-    clock: SystemClock,
+    clock: Clock,
     wait_for_retries: float,
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
@@ -293,7 +279,11 @@ def _deliver(
         with engine.begin() as conn:
             running = db.sends.send_state(conn, send_id) == SendState.SENDING.value
             claimed = (
-                db.deliveries.claim_batch(conn, send_id, batch_size, clock.now()) if running else []
+                db.deliveries.claim_batch(
+                    conn, send_id, batch_size, clock.now(), claimer=courier.claimer
+                )
+                if running
+                else []
             )
             retry_at = (
                 db.deliveries.next_retry_at(conn, send_id) if running and not claimed else None
@@ -317,7 +307,9 @@ def _deliver(
             return
         if upcoming is None:
             if retry_at is None:
-                return
+                if workers.take_back_abandoned(engine, send_id, courier.claimer, courier.journal):
+                    continue
+                return  # other workers' rows in flight, if any, are theirs to finish
             wait = (retry_at - clock.now()).total_seconds()
             if wait > wait_for_retries:
                 log.info(
@@ -332,7 +324,7 @@ def _deliver(
         courier.dispatch(upcoming)
 
 
-def _wait(clock: SystemClock, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+def _wait(clock: Clock, seconds: float, should_stop: Callable[[], bool] | None) -> None:
     """Sleep, in steps short enough that a stop request is heard within half a second."""
     if should_stop is None:
         clock.sleep(seconds)

@@ -11,8 +11,11 @@ survives the death of the process (kill -9, a crash, an OOM kill); only a power 
 crash could lose the last lines, and that costs duplicates, never a lost reader. An fsync per
 message would cap a send at the disk's flush rate (far below the ~2,000 msg/s we send).
 
-One process writes a journal at a time: every command that sends holds the database lock
-(scheduler.DaemonLock), so truncating after each committed batch cannot drop another's lines.
+On SQLite one process writes the journal at a time: every command that sends holds the
+database lock (scheduling.daemon.DaemonLock), so truncating after each committed batch cannot
+drop another's lines. On a server database several workers of one machine send at once: each
+process has its own journal (the pid in its name), and a journal whose process is gone is
+applied by the next run on that machine (`Journal.orphans`).
 """
 
 from __future__ import annotations
@@ -40,8 +43,12 @@ class Accepted:
 
 def path_for(url: URL) -> Path | None:
     """Next to a SQLite file; for a server database (PostgreSQL), in this machine's state folder
-    under a name derived from the URL. None for an in-memory database, which dies with us."""
-    return db.engine.companion_path(url, SUFFIX)
+    under a name derived from the URL and this process's pid. None for an in-memory database,
+    which dies with us."""
+    path = db.engine.companion_path(url, SUFFIX)
+    if path is None or url.get_backend_name() == "sqlite":
+        return path
+    return path.with_name(f"{path.name.removesuffix(SUFFIX)}.{os.getpid()}{SUFFIX}")
 
 
 class Journal:
@@ -55,6 +62,41 @@ class Journal:
     @classmethod
     def for_engine(cls, engine: Engine) -> Journal:
         return cls(path_for(engine.url))
+
+    def orphans(self) -> list[Journal]:
+        """The journals other processes of this machine left for the same server database
+        and can no longer apply: their process is gone."""
+        if self.path is None or self.path.name.count(".") < 2:
+            return []
+        stem = self.path.name.split(".", 1)[0]
+        found = []
+        for path in self.path.parent.glob(f"{stem}.*{SUFFIX}"):
+            pid = path.name.removesuffix(SUFFIX).rsplit(".", 1)[-1]
+            if path != self.path and pid.isdigit() and not _alive(int(pid)):
+                found.append(Journal(path))
+        return found
+
+    def apply_orphans(self, engine: Engine) -> int:
+        """Record as sent what dead workers of this machine journaled, then delete their
+        journals; returns how many rows changed. Run before their rows are requeued."""
+        changed = 0
+        for orphan in self.orphans():
+            changed += orphan.apply(engine)
+            if orphan.path is not None:
+                orphan.path.unlink(missing_ok=True)
+        return changed
+
+    def apply(self, engine: Engine) -> int:
+        """Mark sent every claimed row this journal says the server accepted, then empty it."""
+        entries = self.entries()
+        if not entries:
+            return 0
+        with engine.begin() as conn:
+            changed = db.deliveries.mark_accepted(
+                conn, [(e.delivery_id, e.message_id, e.detail) for e in entries]
+            )
+        self.clear()
+        return changed
 
     def open(self) -> None:
         if self.path is None or self._fd is not None:
@@ -98,6 +140,16 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _clean(text: str) -> str:

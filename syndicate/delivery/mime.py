@@ -49,7 +49,7 @@ def as_bytes(message: OutboundMessage) -> bytes:
     head = [
         _fold_address("To", message.recipient.name, message.recipient.email),
         encoded.fixed_headers,
-        f"Message-ID: {one_line(message.message_id)}\r\n".encode("ascii"),
+        f"Message-ID: {_printable(message.message_id)}\r\n".encode("ascii"),
     ]
     if message.reply_to is not None:
         head.append(_fold_address("Reply-To", message.reply_to.name, message.reply_to.address))
@@ -98,14 +98,16 @@ class _Part:
     spans: tuple[bytes, ...]  # len(keys) + 1 encoded static spans
     keys: tuple[str, ...]  # the placeholder between span i and span i + 1
     escape: bool
+    unique: frozenset[str]
 
     @classmethod
     def build(cls, text: str, *, escape: bool, personal: bool) -> _Part:
         text = text if text.endswith("\n") else text + "\n"  # as EmailMessage.set_content does
         if not personal:
-            return cls((_qp(text),), (), escape)
+            return cls((_qp(text),), (), escape, frozenset())
         pieces = _SPLIT.split(text)
-        return cls(tuple(_qp(p) for p in pieces[::2]), tuple(pieces[1::2]), escape)
+        keys = tuple(pieces[1::2])
+        return cls(tuple(_qp(p) for p in pieces[::2]), keys, escape, frozenset(keys))
 
     def fill(self, values: Mapping[str, str]) -> list[bytes]:
         """The part's bytes for one recipient, as pieces to join once with the rest."""
@@ -113,7 +115,7 @@ class _Part:
             return [self.spans[0]]
         encoded = {
             key: _qp_value(html.escape(values[key], quote=True) if self.escape else values[key])
-            for key in frozenset(self.keys)
+            for key in self.unique
         }
         out = [self.spans[0]]
         for key, span in zip(self.keys, self.spans[1:], strict=True):
@@ -248,11 +250,18 @@ def _fold_address(field: str, name: str, addr: str) -> bytes:
     return f"{field}: {_encoded_words(name)} <{addr}>\r\n".encode("ascii")
 
 
+def _printable(value: str) -> str:
+    return value if value.isprintable() else one_line(value)  # isprintable: C, per recipient
+
+
 def _fold_ascii(field: str, value: str, width: int = 78) -> bytes:
     """`Field: value` of ASCII words (URIs, Message-IDs), folded at spaces to `width` columns
     where it can be (a word longer than that stays whole: lines may reach 998)."""
+    value = _printable(value)
+    if len(field) + 2 + len(value) <= width:
+        return f"{field}: {value}\r\n".encode("ascii")
     lines = [f"{field}:"]
-    for word in one_line(value).split(" "):
+    for word in value.split(" "):
         if len(lines[-1]) + 1 + len(word) > width and lines[-1] != f"{field}:":
             lines.append("")
         lines[-1] += " " + word

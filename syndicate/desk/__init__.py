@@ -7,32 +7,29 @@ One author account (`syndicate desk password`); every page goes through the gate
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from syndicate.db import Engine
-from syndicate.delivery.transports import Transport
-from syndicate.settings import Settings
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 # The one desk path whose body may be larger than [web] max_body_bytes: [desk] max_upload_bytes.
 UPLOAD_PATH = "/subscribers/import"
 
 
-def routes(
-    settings: Settings,
-    engine: Engine,
-    key: bytes,
-    transport_factory: Callable[[Settings], Transport],
-) -> list[BaseRoute]:
+def routes(runtime: Runtime) -> list[BaseRoute]:
     """The desk's routes for the web app: its bare path redirects to the home page."""
-    from syndicate.desk import home, people, posts, replies
+    from syndicate.desk import corrections, home, people, posts, replies
     from syndicate.desk.app import Desk, build_router
 
-    desk = Desk(settings, engine, key, transport_factory)
-    router = build_router(desk, [*home.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES])
+    desk = Desk(runtime)
+    router = build_router(
+        desk,
+        [*home.ROUTES, *corrections.ROUTES, *posts.ROUTES, *replies.ROUTES, *people.ROUTES],
+    )
 
     async def to_home(request: Request) -> Response:
         return RedirectResponse(desk.url(), 308)

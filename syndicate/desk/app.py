@@ -24,10 +24,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
-from syndicate.db import Engine
-from syndicate.delivery.transports import Transport
 from syndicate.desk import auth, queries
 from syndicate.render.environment import template_loader
+from syndicate.runtime import Runtime
 from syndicate.settings import Settings
 from syndicate.web.guard import RateLimiter, client_address
 
@@ -61,29 +60,27 @@ def desk_templates(settings: Settings) -> jinja2.Environment:
 class Desk:
     """What the desk's handlers share."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        engine: Engine,
-        key: bytes,
-        transport_factory: Callable[[Settings], Transport],
-    ) -> None:
-        self.settings = settings
-        self.engine = engine
-        self.key = key
-        self.transport_factory = transport_factory
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = settings = runtime.settings
+        self.engine = runtime.engine
+        self.key = runtime.key
+        self.transport_factory = runtime.transport_factory
         self.path = settings.desk.path
         # Where the browser sees the desk: behind a proxy that serves the app under
         # mail.base_url's path, links and cookies carry that path too.
         public_base = "" if settings.desk.origin else urlsplit(settings.mail.base_url).path
         self.public = public_base.rstrip("/") + self.path
         self.env = desk_templates(settings)
-        self.sessions = auth.Sessions(key, int(settings.desk.session_hours * 3600))
+        self.sessions = auth.Sessions(self.key, int(settings.desk.session_hours * 3600))
         self.origin = auth.origin_of(settings.desk.origin or settings.mail.base_url)
         self.secure = self.origin.startswith("https://")
+        from syndicate.desk.login import ACCOUNT_FAILURES, AccountLockout
+
         self.login_limiter = RateLimiter(
             settings.desk.login_attempts, settings.desk.login_window_seconds
         )
+        self.account_lockout = AccountLockout(ACCOUNT_FAILURES, settings.desk.login_window_seconds)
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
 
     # --- answers ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syndicate import db
-from syndicate.desk import charts, queries
+from syndicate.desk import charts, corrections, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.scheduling.timeparse import short
@@ -20,6 +20,7 @@ from syndicate.scheduling.timeparse import short
 
 async def home(desk: Desk, request: Request, session: Session) -> Response:
     data = await run_in_threadpool(queries.home, desk.engine, desk.settings)
+    pending = await run_in_threadpool(corrections.panel, desk.engine, desk.settings)
     zone = desk.settings.zone
     checked = data.feed_checked_at
     stale_after = timedelta(minutes=2 * desk.settings.daemon.poll_minutes)
@@ -36,6 +37,7 @@ async def home(desk: Desk, request: Request, session: Session) -> Response:
         title="Desk",
         section="home",
         data=data,
+        pending=pending,
         feed=feed,
         when=lambda v: _when(v, zone),
         bar=outcome_bar,

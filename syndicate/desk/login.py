@@ -1,13 +1,18 @@
 """Logging in and out of the desk.
 
 The login form carries its own CSRF token (bound to a nonce cookie), so no other site can log
-the author's browser into a session of its choosing; attempts are limited per client address.
+the author's browser into a session of its choosing; attempts are limited per client address,
+and wrong passwords from every address together are limited for the one account.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+import threading
+from collections import deque
+from time import monotonic
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,10 +25,77 @@ from syndicate.web.guard import limiter_key
 
 log = logging.getLogger(__name__)
 
+# Wrong passwords, from all addresses together, that lock the account for a while: an attacker
+# with many addresses (an IPv6 /48 is 65,536 of the per-address limiter's keys) gets this many
+# guesses per lock, not 5 per address.
+ACCOUNT_FAILURES = 20
+# Each lock in a row lasts twice the one before, up to this many windows.
+LONGEST_LOCK_WINDOWS = 16
+
+
+class AccountLockout:
+    """Wrong passwords for the one author account, whichever address they come from.
+
+    After `failures` wrong passwords within `window` seconds the account refuses every attempt,
+    from every address, for `window` seconds; each lock that follows another without a right
+    password in between lasts twice as long (at most LONGEST_LOCK_WINDOWS windows). The right
+    password clears it all. Kept in memory, per process, like the per-address limiter: the
+    database has no place for it yet, one `syndicate serve` is the whole web app, and a restart
+    only forgets (the attacker's count as well as the lock).
+    """
+
+    def __init__(self, failures: int, window: float) -> None:
+        self.failures, self.window = failures, window
+        self._wrong: deque[float] = deque(maxlen=failures)
+        self._locked_until = 0.0
+        self._locks = 0  # locks in a row, without a right password since
+        self._lock = threading.Lock()
+
+    def refused_for(self) -> int:
+        """Seconds the account still refuses every attempt (0: it takes one)."""
+        with self._lock:
+            left = self._locked_until - monotonic()
+            return math.ceil(left) if left > 0 else 0
+
+    def wrong(self) -> int:
+        """Count a wrong password; the seconds of the lock it started (0: none)."""
+        now = monotonic()
+        with self._lock:
+            while self._wrong and self._wrong[0] <= now - self.window:
+                self._wrong.popleft()
+            self._wrong.append(now)
+            if len(self._wrong) < self.failures:
+                return 0
+            if self._locks and now > self._locked_until + self.window * LONGEST_LOCK_WINDOWS:
+                self._locks = 0  # long quiet since the last lock: start small again
+            self._locks += 1
+            seconds = self.window * min(2 ** (self._locks - 1), LONGEST_LOCK_WINDOWS)
+            self._locked_until = now + seconds
+            self._wrong.clear()
+            return math.ceil(seconds)
+
+    def right(self) -> None:
+        with self._lock:
+            self._wrong.clear()
+            self._locks = 0
+            self._locked_until = 0.0
+
+
+def _too_many(seconds: int) -> str:
+    minutes = max(1, math.ceil(seconds / 60))
+    return f"Too many attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+
 
 def _safe_next(desk: Desk, wanted: str) -> str:
-    """Only a path inside the desk: never another host (`//evil`, `/\\evil`) after login."""
-    if wanted.startswith(desk.public + "/") and "//" not in wanted and "\\" not in wanted:
+    """Only a path inside the desk: never another host (`//evil`, `/\\evil`) after login, and
+    only printable ASCII without spaces: a Location header cannot carry anything else (a `€`
+    made a 500, CR/LF made the server drop the connection)."""
+    if (
+        wanted.startswith(desk.public + "/")
+        and "//" not in wanted
+        and "\\" not in wanted
+        and all("!" <= character <= "~" for character in wanted)
+    ):
         return wanted
     return desk.url()
 
@@ -72,11 +144,14 @@ def routes(desk: Desk) -> list[BaseRoute]:
             return login_page(request, 403, "This form had expired. Please try again.", wanted)
         client = desk.client_ip(request)
         allowed, retry = desk.login_limiter.allow(limiter_key(client))
-        if not allowed:
-            log.warning("desk: login attempts from %s over the limit", client)
-            response = login_page(
-                request, 429, f"Too many attempts. Try again in {retry // 60 + 1} minutes.", wanted
-            )
+        locked = desk.account_lockout.refused_for()
+        if not allowed or locked:
+            if locked:
+                log.warning("desk: login from %s refused: the account is locked", client)
+            else:
+                log.warning("desk: login attempts from %s over the limit", client)
+            retry = max(retry, locked)
+            response = login_page(request, 429, _too_many(retry), wanted)
             response.headers["Retry-After"] = str(retry)
             return response
         password = str(form.get("password", ""))
@@ -87,7 +162,11 @@ def routes(desk: Desk) -> list[BaseRoute]:
             )
         if not ok:
             log.warning("desk: wrong password from %s", client)
+            lock = desk.account_lockout.wrong()
+            if lock:
+                log.warning("desk: too many wrong passwords; the account is locked for %ss", lock)
             return login_page(request, 401, "That password is not right.", wanted)
+        desk.account_lockout.right()
         epoch = await run_in_threadpool(queries.session_epoch, desk.engine)
         if epoch is None:
             await run_in_threadpool(queries.end_sessions, desk.engine)

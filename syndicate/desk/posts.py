@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import Environment
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -66,21 +65,13 @@ class Draft:
     formats: tuple[str, ...]
 
 
-def _environment(settings: Settings) -> Environment:
-    from syndicate.render import make_environment
-
-    return make_environment(settings.path(settings.paths.templates))
-
-
 def _reader_html(desk: Desk, page: queries.PostPage) -> str:
     """The reader edition as the author would receive it (placeholders filled for them)."""
     from syndicate.delivery.compose import compose, fill
     from syndicate.delivery.dispatch import make_sender
     from syndicate.render import render_edition
 
-    edition = render_edition(
-        page.post, Channel.NEWSLETTER, desk.settings, _environment(desk.settings)
-    )
+    edition = render_edition(page.post, Channel.NEWSLETTER, desk.settings, desk.runtime.templates)
     sample = Recipient(
         id=0,
         kind=Channel.NEWSLETTER.audience,
@@ -110,7 +101,7 @@ def _column_file(
 ) -> Attachment:
     from syndicate.render.column import preview_file
 
-    env = _environment(desk.settings)
+    env = desk.runtime.templates
     return preview_file(page.post, desk.settings, env, fmt, page.column_embargo, editor)
 
 
@@ -232,9 +223,7 @@ async def send_test(desk: Desk, request: Request, session: Session) -> Response:
     channel = Channel(str(form.get("channel", "newsletter")))
     address = desk.settings.author.email
     try:
-        await run_in_threadpool(
-            control.send_test_copy, desk.engine, desk.settings, page.post, channel, address
-        )
+        await run_in_threadpool(control.send_test_copy, desk.runtime, page.post, channel, address)
     except SyndicateError as exc:
         return await show(desk, request, session, page.post.id or 0, error=str(exc), status=502)
     return desk.redirect(f"/posts/{page.post.id}?done=test")

@@ -1,6 +1,8 @@
-"""Everything the desk reads from or writes to the database, in one place, through the store.
+"""Everything the desk reads from or writes to the database, through syndicate.db (its own
+queries in db/desk.py).
 
-The author's password hash and the session epoch live in the store's key/value `meta` table.
+The author's password hash, the session epoch, answers and status changes made on the desk live
+in the key/value `meta` table.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from syndicate.models import (
     Recipient,
     RecipientKind,
     RecipientStatus,
-    ReplyKind,
     SendState,
 )
 from syndicate.scheduling import embargo as embargo_rule
@@ -35,7 +36,6 @@ from syndicate.scheduling import send_control as control
 from syndicate.scheduling.timeparse import short
 from syndicate.settings import Settings
 
-PERSONAL = list(db.replies.PERSONAL_REPLY_KINDS)
 PASSWORD_KEY = "desk_password_hash"
 EPOCH_KEY = "desk_session_epoch"
 
@@ -108,15 +108,12 @@ class Home:
 
 def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
     """Bounces, unsubscribes after the send, and replies, for each finished or running send."""
-    ids = [r["id"] for r in rows]
-    bounced = db.replies.counts_by_send(conn, ids, [ReplyKind.BOUNCE.value])
-    answered = db.replies.counts_by_send(conn, ids, PERSONAL)
+    found = db.desk.send_outcomes(conn, {r["id"]: r["started_at"] for r in rows})
     for send in rows:
-        started = send["started_at"]
-        if started is not None:
-            send.unsubscribed_after = db.deliveries.unsubscribed_since(conn, send["id"], started)
-        send.bounced = bounced.get(send["id"], 0)
-        send.replies = answered.get(send["id"], 0)
+        outcome = found[send["id"]]
+        send.bounced = outcome["bounced"]
+        send.replies = outcome["replies"]
+        send.unsubscribed_after = outcome["unsubscribed_after"]
 
 
 def home(engine: Engine, settings: Settings) -> Home:
@@ -235,13 +232,13 @@ def replies(
 def reply_kinds(engine: Engine) -> dict[str, tuple[int, int]]:
     """(all, unread) replies by kind."""
     with engine.connect() as conn:
-        return db.replies.kind_counts(conn)
+        return db.desk.reply_kinds(conn)
 
 
 def replied_posts(engine: Engine) -> list[tuple[int, str]]:
     """(id, title) of every post with a reply, newest post first."""
     with engine.connect() as conn:
-        return db.replies.replied_posts(conn)
+        return db.desk.replied_posts(conn)
 
 
 def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
@@ -287,9 +284,9 @@ SEARCH_LIMIT = 200
 
 def people(
     engine: Engine, query: str, kind: str | None, status: str | None
-) -> list[RecipientRecord]:
+) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return db.recipients.search(conn, query, kind, status, SEARCH_LIMIT)
+        return db.desk.search_recipients(conn, query, kind, status, SEARCH_LIMIT)
 
 
 def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
@@ -297,7 +294,7 @@ def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
     with engine.connect() as conn:
         return {
             "status": db.recipients.count_recipients(conn),
-            "source": db.recipients.count_by_source(conn),
+            "source": db.desk.count_by_source(conn),
         }
 
 
@@ -337,7 +334,7 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
                 "themselves, but the desk does not re-add them"
             )
         if active:
-            changed = db.recipients.reactivate(conn, recipient_id)
+            changed = db.desk.reactivate(conn, recipient_id)
         else:
             changed = db.recipients.mark_recipient(
                 conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
@@ -361,4 +358,4 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
 def list_changes(engine: Engine) -> tuple[list[datetime], list[datetime]]:
     """When readers joined and when they left (unsubscribed, bounced, complained)."""
     with engine.connect() as conn:
-        return db.recipients.joins_and_leaves(conn, RecipientKind.READER)
+        return db.desk.reader_changes(conn)

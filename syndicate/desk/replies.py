@@ -5,6 +5,8 @@ threaded under the reader's message, recorded), and comments published to WordPr
 from __future__ import annotations
 
 import logging
+from email.errors import MessageError
+from email.header import decode_header, make_header
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
@@ -124,9 +126,19 @@ def answer_to(row: dict[str, Any]) -> tuple[str, str]:
     """(address, name) of the person who wrote: the subscriber we sent to, else the From."""
     recipient = row["recipient"]
     if recipient is not None:
-        return recipient.email, recipient.name or row["sender_name"]
+        return recipient.email, display_name(recipient.name or row["sender_name"] or "")
     name, address = parseaddr(row["sender"])
-    return address, row["sender_name"] or name
+    return address, display_name(row["sender_name"] or name)
+
+
+def display_name(name: str) -> str:
+    """A stranger's From name fit for our To header: RFC 2047 words decoded (they may hide
+    CR/LF, which the email package refuses when it writes the header), then one line."""
+    try:
+        decoded = str(make_header(decode_header(name)))
+    except (LookupError, UnicodeDecodeError, MessageError):  # unknown charset, broken bytes
+        decoded = name
+    return one_line(decoded)
 
 
 def answer_message(
@@ -139,8 +151,9 @@ def answer_message(
     subject = one_line(row["subject"]) or "your reply"
     threading = []
     if row["message_id"]:
-        references = " ".join([*row["references"].split(), row["message_id"]])
-        threading = [("In-Reply-To", row["message_id"]), ("References", references)]
+        message_id = one_line(row["message_id"])
+        references = " ".join([*row["references"].split(), message_id])
+        threading = [("In-Reply-To", message_id), ("References", references)]
     return notice(
         sender=Mailbox(settings.author.name, settings.mail.from_address),
         to=Mailbox(name, to),
@@ -162,8 +175,11 @@ def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
     checked, why = importers.check_address(to)
     if checked is None:
         raise SyndicateError(f"cannot answer {to!r}: {why}")
-    message = answer_message(desk.settings, row, text, checked, name)
-    result = notices.send(desk.transport_factory(desk.settings), message)
+    try:
+        message = answer_message(desk.settings, row, text, checked, name)
+        result = notices.send(desk.transport_factory(desk.settings), message)
+    except (ValueError, MessageError) as exc:  # the email package refusing a header
+        raise SyndicateError(f"the answer to {checked} could not be written: {exc}") from exc
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"the answer to {checked} was not sent: {result.detail}")
     answer = {

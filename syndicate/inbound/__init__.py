@@ -10,14 +10,16 @@ writes the mail inbound sends; wordpress.py takes filed comments out to WordPres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from syndicate import db
-from syndicate.db import Engine
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 
 @dataclass
-class PollReport:
+class InboxReport:
     """What one look at the mailboxes found, for the command line and the daemon's log."""
 
     sources: int = 0
@@ -31,13 +33,13 @@ def configured(settings: Settings) -> bool:
     return bool(settings.inbound.imap.host or settings.inbound.maildir)
 
 
-def poll(engine: Engine, settings: Settings) -> PollReport:
+def poll(runtime: Runtime) -> InboxReport:
     """Fetch and file new mail from the IMAP mailbox and the Maildir, then retry forwards."""
     from syndicate.inbound import pipeline
     from syndicate.inbound.sources import imap, maildir
 
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    report = PollReport()
+    engine, settings, key = runtime.engine, runtime.settings, runtime.key
+    report = InboxReport()
     if settings.inbound.imap.host:
         report.sources += 1
         report.outcomes += imap.poll(engine, settings, key)

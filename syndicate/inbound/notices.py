@@ -92,8 +92,6 @@ def _threading(in_reply_to: str | None, references: str | None) -> list[tuple[st
 def unsubscribe_confirmation(
     settings: Settings, recipient: Recipient, request: Reply, at: datetime
 ) -> OutboundMessage:
-    from syndicate.delivery.message import Mailbox
-    from syndicate.delivery.notices import notice
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -109,18 +107,9 @@ def unsubscribe_confirmation(
     )
     asked = request.message_id or ""
     references = " ".join(filter(None, [request.references, asked])) if asked else ""
-    return notice(
-        sender=Mailbox(settings.author.name, settings.mail.from_address),
-        to=Mailbox(recipient.name, recipient.email),
-        subject=f"You are unsubscribed from {settings.site.name}",
-        text=body,
-        date=at,
-        message_id=make_msgid("syndicate.unsubscribed", settings.mail_domain),
-        headers=[*_threading(asked, references), ("Auto-Submitted", "auto-replied")],
-        label="reply",
-        number=request.id,
-        kind=recipient.kind,
-    )
+    subject = f"You are unsubscribed from {settings.site.name}"
+    answered = (asked, references, request.id)
+    return _automatic_answer(settings, recipient, subject, body, at, "unsubscribed", answered)
 
 
 def human_size(size: int) -> str:
@@ -138,8 +127,6 @@ def refusal_notice(
 ) -> OutboundMessage:
     """Tell a known reader or editor, at their address on record, that their reply was too
     large to pass on."""
-    from syndicate.delivery.message import Mailbox
-    from syndicate.delivery.notices import notice
     from syndicate.render.environment import make_environment
 
     env = make_environment(settings.path(settings.paths.templates))
@@ -152,14 +139,34 @@ def refusal_notice(
         site=settings.site,
     )
     references = " ".join([*inbound.references, inbound.message_id]) if inbound.message_id else ""
+    subject = f"Not delivered: {inbound.subject or 'your reply'}"
+    answered = (inbound.message_id, references, reply_id)
+    return _automatic_answer(settings, recipient, subject, body, at, "refused", answered)
+
+
+def _automatic_answer(
+    settings: Settings,
+    recipient: Recipient,
+    subject: str,
+    body: str,
+    at: datetime,
+    tag: str,
+    answered: tuple[str, str, int],
+) -> OutboundMessage:
+    """The author's automatic answer (RFC 3834) to a reader's message, threaded under it;
+    `answered` is that message's Message-ID, its References and its reply id."""
+    from syndicate.delivery.message import Mailbox
+    from syndicate.delivery.notices import notice
+
+    message_id, references, reply_id = answered
     return notice(
         sender=Mailbox(settings.author.name, settings.mail.from_address),
         to=Mailbox(recipient.name, recipient.email),
-        subject=f"Not delivered: {inbound.subject or 'your reply'}",
+        subject=subject,
         text=body,
         date=at,
-        message_id=make_msgid("syndicate.refused", settings.mail_domain),
-        headers=[*_threading(inbound.message_id, references), ("Auto-Submitted", "auto-replied")],
+        message_id=make_msgid(f"syndicate.{tag}", settings.mail_domain),
+        headers=[*_threading(message_id, references), ("Auto-Submitted", "auto-replied")],
         label="reply",
         number=reply_id,
         kind=recipient.kind,

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 
 from syndicate import db, tokens
 from syndicate.db import Engine
@@ -30,9 +31,12 @@ from syndicate.models import (
     Recipient,
     RecipientKind,
 )
-from syndicate.render import make_environment, render_edition
+from syndicate.render import render_edition
 from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +52,16 @@ def approve_address(
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) -> OutboundMessage:
+def build_preview(runtime: Runtime, send_id: int) -> OutboundMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
-    send, post, audience = _send_post_audience(engine, send_id)
+    settings, key = runtime.settings, runtime.key
+    send, post, audience = _send_post_audience(runtime.engine, send_id)
     channel = Channel(send.channel)
-    env = make_environment(settings.path(settings.paths.templates))
-    edition = render_edition(post, channel, settings, env, db.as_utc(send.embargo_until))
+    embargo = db.as_utc(send.embargo_until)
+    edition = render_edition(post, channel, settings, runtime.templates, embargo)
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
-    edition_message = compose(edition, author, send_id, sender, db.now())
-    embargo = db.as_utc(send.embargo_until)
+    edition_message = compose(edition, author, send_id, sender, runtime.now())
     lines = [
         f"A new {channel.value} is ready: “{post.title}”.",
         "",
@@ -74,13 +78,13 @@ def build_preview(engine: Engine, settings: Settings, send_id: int, key: bytes) 
     return notices.notice(
         sender=Mailbox(settings.author.name, settings.mail.from_address),
         to=Mailbox(settings.author.name, settings.author.email),
-        reply_to=Mailbox("", approve_address(settings, key, send_id)),
+        reply_to=Mailbox("", approve_address(settings, key, send_id, runtime.now())),
         subject=f"Approve? {edition.subject} ({channel.value}, send {send_id})",
         text="\n".join(lines) + "\n",
         attachments=(
             Attachment(f"send-{send_id}.eml", "message/rfc822", mime.as_bytes(edition_message)),
         ),
-        date=db.now(),
+        date=runtime.now(),
         message_id=make_msgid(f"syndicate.approve.s{send_id}", settings.mail_domain),
         headers=[("X-Syndicate-Approval", str(send_id)), ("Auto-Submitted", "auto-generated")],
         label="preview",
@@ -103,18 +107,18 @@ def deliver_to_author(settings: Settings, message: OutboundMessage) -> bool:
     return True
 
 
-def request_previews(engine: Engine, settings: Settings) -> int:
+def request_previews(runtime: Runtime) -> int:
     """Email a preview for every manual send whose preview has not gone out; returns how many."""
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+    engine, settings = runtime.engine, runtime.settings
     with engine.connect() as conn:
         waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
-        message = build_preview(engine, settings, send.id, key)
+        message = build_preview(runtime, send.id)
         if not deliver_to_author(settings, message):
             continue
         with engine.begin() as conn:
-            db.sends.update_send(conn, send.id, approval_requested_at=db.now())
+            db.sends.update_send(conn, send.id, approval_requested_at=runtime.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
             send.id,

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
@@ -30,16 +31,17 @@ from syndicate.db import Engine, IntegrityError
 from syndicate.db.locks import LockHolder
 from syndicate.db.sends import Send
 from syndicate.delivery import dispatch
-from syndicate.delivery.transports import Transport, make_transport
 from syndicate.errors import FeedError, SyndicateError
 from syndicate.feedwatch import watch
 from syndicate.models import Channel, RecipientKind, SendState, SendSummary
-from syndicate.render import make_environment
 from syndicate.render.digest import digest_post
 from syndicate.scheduling import approval, embargo
 from syndicate.scheduling.policies import next_cron
 from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,8 @@ class RunReport:
     waiting: list[Waiting] = field(default_factory=list)
 
 
-def sync_lists(engine: Engine, settings: Settings) -> list[str]:
+def sync_lists(runtime: Runtime) -> list[str]:
+    engine, settings = runtime.engine, runtime.settings
     problems: list[str] = []
     for kind, relative in (
         (RecipientKind.READER, settings.subscribers.readers),
@@ -105,12 +108,13 @@ def sync_lists(engine: Engine, settings: Settings) -> list[str]:
 # --- digests ------------------------------------------------------------------------------------
 
 
-def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[int]:
+def make_due_digests(runtime: Runtime, at: datetime) -> list[int]:
     """Create the digest send when its cron time has come and posts are waiting.
 
     Posts whose column is still under embargo wait for a later digest (when the newsletter
     respects embargoes). Nothing is created when nothing new is waiting.
     """
+    engine, settings = runtime.engine, runtime.settings
     policy = watch.channel_policy(settings, Channel.NEWSLETTER)
     with engine.begin() as conn:
         queue = db.sends.digest_queue(conn)
@@ -148,8 +152,7 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
             posts.append(post)
         if not posts:
             return []
-        env = make_environment(settings.path(settings.paths.templates))
-        digest = digest_post(posts, settings, env, fire)
+        digest = digest_post(posts, settings, runtime.templates, fire)
         digest_id = db.posts.insert_post(conn, digest, eligible=False)
         send_id = db.sends.create_send(
             conn, digest_id, Channel.NEWSLETTER, fire, policy=policy.text or "digest"
@@ -170,21 +173,17 @@ def make_due_digests(engine: Engine, settings: Settings, at: datetime) -> list[i
 
 
 def run_due_sends(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     *,
     at: datetime | None = None,
-    transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
     stop: threading.Event | None = None,
 ) -> list[SendSummary]:
     """Run every due send. Each is claimed atomically first, so a send the author held or
     cancelled a moment ago does not start; with `stop` set, stops after the batch in flight."""
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    sender = dispatch.make_sender(settings, key)
-    env = make_environment(settings.path(settings.paths.templates))
+    engine = runtime.engine
     summaries: list[SendSummary] = []
-    due, _ = split_due(engine, settings, at or db.now())
+    due, _ = split_due(runtime, at or runtime.now())
     for send in due:
         if stop is not None and stop.is_set():
             raise StopRequested(summaries)
@@ -195,13 +194,9 @@ def run_due_sends(
         progress = progress_factory(send.id, send.channel) if progress_factory else None
         try:
             summary = dispatch.run_send(
-                engine,
+                runtime,
                 send.id,
-                settings,
-                env,
-                transport_factory(settings),
-                sender,
-                batch_size=settings.transport.batch_size,
+                runtime.transport(),
                 progress=progress,
                 should_stop=stop.is_set if stop is not None else None,
             )
@@ -223,12 +218,13 @@ def run_due_sends(
     return summaries
 
 
-def split_due(engine: Engine, settings: Settings, at: datetime) -> tuple[list[Send], list[Waiting]]:
+def split_due(runtime: Runtime, at: datetime) -> tuple[list[Send], list[Waiting]]:
     """The sends whose time has come: those that may go now, and those an embargo holds back.
 
     A send left 'sending' by an interrupted run always resumes.
     """
-    with engine.connect() as conn:
+    settings = runtime.settings
+    with runtime.engine.connect() as conn:
         candidates = db.sends.due_sends(conn, at)
         held = embargo.releases(
             conn, candidates, respect_column=settings.channels.newsletter.respect_embargo
@@ -253,50 +249,46 @@ def describe_wait(wait: Waiting, settings: Settings) -> str:
 
 
 def tick(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     *,
     at: datetime | None = None,
-    transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
     """What the every-minute job does: digests, approval previews, then due sends."""
-    when = at or db.now()
+    when = at or runtime.now()
     report = RunReport()
     # A broken digest template or an unreachable author must not keep due sends from going out.
     try:
-        report.digests = make_due_digests(engine, settings, when)
+        report.digests = make_due_digests(runtime, when)
     except Exception:
         log.exception("could not make the digest; posts stay queued and it is retried next tick")
     try:
-        report.previews = approval.request_previews(engine, settings)
+        report.previews = approval.request_previews(runtime)
     except Exception:
         log.exception("could not email approval previews; retried next tick")
     try:
         from syndicate.corrections import control as corrections
 
-        report.corrections = corrections.tick(engine, settings, when)
+        report.corrections = corrections.tick(runtime.engine, runtime.settings, when)
     except Exception:
         log.exception("could not ask about or send corrections; retried next tick")
-    _, report.waiting = split_due(engine, settings, when)
+    _, report.waiting = split_due(runtime, when)
     report.summaries = run_due_sends(
-        engine,
-        settings,
+        runtime,
         at=when,
-        transport_factory=transport_factory,
         progress_factory=progress_factory,
         stop=stop,
     )
     return report
 
 
-def poll_feed(engine: Engine, settings: Settings, at: datetime | None = None) -> RunReport:
+def poll_feed(runtime: Runtime, at: datetime | None = None) -> RunReport:
     """Sync the lists and poll the feed; a broken feed is logged, never fatal."""
     report = RunReport()
-    report.list_problems = sync_lists(engine, settings)
+    report.list_problems = sync_lists(runtime)
     try:
-        report.poll = watch.poll(engine, settings, at)
+        report.poll = watch.poll(runtime.engine, runtime.settings, at or runtime.now())
     except FeedError as exc:
         report.feed_error = str(exc)
         log.error("%s", exc)
@@ -304,23 +296,19 @@ def poll_feed(engine: Engine, settings: Settings, at: datetime | None = None) ->
 
 
 def run_once(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     *,
     at: datetime | None = None,
-    transport_factory: Callable[[Settings], Transport] = make_transport,
     progress_factory: ProgressFactory | None = None,
     stop: threading.Event | None = None,
 ) -> RunReport:
     """One pass: a broken feed is reported but sends already due still go out. With `stop`
     set (SIGINT/SIGTERM), the batch in flight is recorded and the pass ends there."""
-    report = poll_feed(engine, settings, at)
+    report = poll_feed(runtime, at)
     try:
         sent = tick(
-            engine,
-            settings,
+            runtime,
             at=at,
-            transport_factory=transport_factory,
             progress_factory=progress_factory,
             stop=stop,
         )
@@ -335,7 +323,7 @@ def run_once(
 # --- inbox ----------------------------------------------------------------------------------------
 
 
-def inbox_poller(settings: Settings) -> tuple[Callable[[Engine, Settings], object] | None, str]:
+def inbox_poller(settings: Settings) -> tuple[Callable[[Runtime], object] | None, str]:
     """The inbound pipeline's poll function when it exists and is configured, else why not."""
     try:
         inbound = importlib.import_module("syndicate.inbound")
@@ -343,7 +331,7 @@ def inbox_poller(settings: Settings) -> tuple[Callable[[Engine, Settings], objec
         return None, "syndicate.inbound is not part of this installation"
     poll = getattr(inbound, "poll", None)
     if not callable(poll):
-        return None, "syndicate.inbound has no poll(engine, settings) function"
+        return None, "syndicate.inbound has no poll(runtime) function"
     if not inbound.configured(settings):
         return None, "no mailbox configured ([inbound.imap] host or [inbound] maildir)"
     return poll, ""
@@ -481,30 +469,31 @@ class DaemonLock:
 
 @dataclass
 class Daemon:
-    """`syndicate run`: the jobs, the lock and a stop flag; the clock is injectable for tests."""
+    """`syndicate run`: the jobs, the lock and a stop flag. Every job gets the runtime (its
+    clock, transports and database), so a test injects time and transports there."""
 
-    engine: Engine
-    settings: Settings
-    clock: Clock = db.now
-    transport_factory: Callable[[Settings], Transport] = make_transport
+    runtime: Runtime
     stop: threading.Event = field(default_factory=threading.Event)
     lock: DaemonLock = field(init=False)
     scheduler: BackgroundScheduler | None = field(default=None, init=False)
     announced: set[tuple[int, datetime]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
-        self.lock = DaemonLock(
-            self.engine,
-            self.settings.daemon.heartbeat_seconds,
-            self.settings.daemon.stale_after_missed,
-            self.clock,
-        )
+        self.lock = self.runtime.daemon_lock()
         self.inbox, self.inbox_reason = inbox_poller(self.settings)
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def engine(self) -> Engine:
+        return self.runtime.engine
 
     def job_poll_feed(self) -> None:
         if self.stop.is_set() or not self.lock.held:
             return
-        report = poll_feed(self.engine, self.settings, self.clock())
+        report = poll_feed(self.runtime)
         if report.poll and report.poll.sends_created and self.scheduler is not None:
             # Don't make an "immediately" post wait for the next minute.
             self.scheduler.modify_job("due_sends", next_run_time=datetime.now(self.settings.zone))
@@ -513,13 +502,7 @@ class Daemon:
         if self.stop.is_set() or not self.lock.held:
             return None
         try:
-            report = tick(
-                self.engine,
-                self.settings,
-                at=self.clock(),
-                transport_factory=self.transport_factory,
-                stop=self.stop,
-            )
+            report = tick(self.runtime, stop=self.stop)
         except StopRequested:
             log.info("stopping: the batch in flight was recorded; the rest resumes next start")
             return None
@@ -537,7 +520,7 @@ class Daemon:
     def job_poll_inbox(self) -> None:
         if self.inbox is None or self.stop.is_set() or not self.lock.held:
             return
-        self.inbox(self.engine, self.settings)
+        self.inbox(self.runtime)
 
     def job_retry_forwards(self) -> None:
         """Forwards left pending by any entrance (an MTA pipe too) are retried here."""
@@ -545,7 +528,7 @@ class Daemon:
             return
         from syndicate.inbound.pipeline import retry_forwards
 
-        forwarded, pending = retry_forwards(self.engine, self.settings)
+        forwarded, pending = retry_forwards(self.runtime.engine, self.runtime.settings)
         if forwarded or pending:
             log.info("forwards retried: %d sent, %d still pending", forwarded, pending)
 
@@ -574,54 +557,68 @@ class Daemon:
         )
         now = datetime.now(self.settings.zone)
         daemon = self.settings.daemon
-        scheduler.add_job(
-            job_heartbeat,
-            "interval",
-            args=[self],
-            seconds=daemon.heartbeat_seconds,
-            id="heartbeat",
-            name="lock heartbeat",
-            executor="heartbeat",
-        )
-        scheduler.add_job(
-            job_poll_feed,
-            "interval",
-            args=[self],
-            minutes=daemon.poll_minutes,
-            id="poll_feed",
-            name="poll the feed",
-            next_run_time=now,
-        )
-        scheduler.add_job(
-            job_tick,
-            "interval",
-            args=[self],
-            minutes=1,
-            id="due_sends",
-            name="start due sends",
-            next_run_time=now + timedelta(seconds=2),
-        )
+        # (job, interval, id, name, first run, executor); the inbox job only with an inbox.
+        jobs: list[tuple[Callable[[Daemon], object], timedelta, str, str, datetime | None, str]] = [
+            (
+                job_heartbeat,
+                timedelta(seconds=daemon.heartbeat_seconds),
+                "heartbeat",
+                "lock heartbeat",
+                None,
+                "heartbeat",
+            ),
+            (
+                job_poll_feed,
+                timedelta(minutes=daemon.poll_minutes),
+                "poll_feed",
+                "poll the feed",
+                now,
+                "default",
+            ),
+            (
+                job_tick,
+                timedelta(minutes=1),
+                "due_sends",
+                "start due sends",
+                now + timedelta(seconds=2),
+                "default",
+            ),
+        ]
         if self.inbox is not None:
-            scheduler.add_job(
-                job_poll_inbox,
-                "interval",
-                args=[self],
-                minutes=daemon.inbox_minutes,
-                id="poll_inbox",
-                name="poll the inbox",
-                next_run_time=now,
+            jobs.append(
+                (
+                    job_poll_inbox,
+                    timedelta(minutes=daemon.inbox_minutes),
+                    "poll_inbox",
+                    "poll the inbox",
+                    now,
+                    "default",
+                )
             )
         else:
             log.info("inbox polling is off: %s", self.inbox_reason)
-        scheduler.add_job(
-            job_retry_forwards,
-            "interval",
-            args=[self],
-            minutes=daemon.inbox_minutes,
-            id="retry_forwards",
-            name="retry pending forwards",
-            next_run_time=now + timedelta(seconds=5),
+        jobs.append(
+            (
+                job_retry_forwards,
+                timedelta(minutes=daemon.inbox_minutes),
+                "retry_forwards",
+                "retry pending forwards",
+                now + timedelta(seconds=5),
+                "default",
+            )
         )
+        for job, every, job_id, name, first_run, executor in jobs:
+            extra = {} if first_run is None else {"next_run_time": first_run}
+            scheduler.add_job(
+                job,
+                "interval",
+                args=[self],
+                seconds=every.total_seconds(),
+                id=job_id,
+                name=name,
+                executor=executor,
+                **extra,
+            )
         return scheduler
 
     def serve(self, *, wait_for_lock: bool = False) -> None:

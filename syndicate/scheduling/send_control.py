@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from syndicate import db
@@ -29,7 +29,9 @@ from syndicate.models import (
 )
 from syndicate.scheduling import embargo as embargo_rule
 from syndicate.scheduling.timeparse import describe
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -294,21 +296,18 @@ def guard_embargo(
     return found
 
 
-def send_test_copy(
-    engine: Engine, settings: Settings, post: Post, channel: Channel, address: str
-) -> DeliveryResult:
+def send_test_copy(runtime: Runtime, post: Post, channel: Channel, address: str) -> DeliveryResult:
     """One copy of the post to `address` (`syndicate send --test`, the desk's "send a test to
     me"): subject marked [TEST], a Message-ID of its own, nothing recorded."""
     import dataclasses
 
-    from syndicate.delivery import dispatch, notices, transports
+    from syndicate.delivery import dispatch, notices
     from syndicate.delivery.compose import Composer
-    from syndicate.render import EditionCache, make_environment
+    from syndicate.render import EditionCache
 
     if "@" not in address or any(c.isspace() for c in address):
         raise SyndicateError(f"--test needs an email address like you@example.com, got {address!r}")
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    env = make_environment(settings.path(settings.paths.templates))
+    settings = runtime.settings
 
     class TestEditions(EditionCache):
         """The edition with its subject marked [TEST]."""
@@ -317,11 +316,11 @@ def send_test_copy(
             edition = super().for_recipient(recipient)
             return dataclasses.replace(edition, subject=f"[TEST] {edition.subject}")
 
-    editions = TestEditions(post, channel, settings, env)
-    composer = Composer(editions, dispatch.make_sender(settings, key), 0, db.now())
+    editions = TestEditions(post, channel, settings, runtime.templates)
+    composer = Composer(editions, dispatch.make_sender(settings, runtime.key), 0, runtime.now())
     sample = Recipient(id=0, kind=channel.audience, email=address, name="")
     message = _own_identity(composer.message(0, sample), settings.mail_domain)
-    result = notices.send(transports.make_transport(settings), message)
+    result = notices.send(runtime.transport(), message)
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"test copy to {address} was not sent: {result.detail}")
     return result

@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-import jinja2
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from itsdangerous import BadSignature
 from starlette.applications import Starlette
@@ -43,14 +42,11 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from syndicate import db
 from syndicate.audience import importers, optin, subscribers
-from syndicate.delivery.transports import Transport, make_transport
 from syndicate.headers import one_line
 from syndicate.inbound.sources import sendgrid as sendgrid_inbound
 from syndicate.models import RecipientKind
-from syndicate.render.environment import template_loader
-from syndicate.settings import Settings
+from syndicate.runtime import Runtime
 from syndicate.web import webhooks
 from syndicate.web.guard import (
     BodyLimit,
@@ -76,27 +72,17 @@ EVENTS_PATH = "/webhooks/sendgrid/events"
 EVENT_READERS = 4
 
 
-def templates(settings: Settings) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=template_loader(settings.path(settings.paths.templates)),
-        autoescape=lambda name: bool(name and name.endswith((".html.j2", ".html"))),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 class WebApp:
-    """The request handlers and what they share (engine, key, templates, limiter)."""
+    """The request handlers and what they share: the runtime (engine, key, templates,
+    transports) and the rate limiter."""
 
-    def __init__(
-        self, settings: Settings, transport_factory: Callable[[Settings], Transport]
-    ) -> None:
-        self.settings = settings
-        self.engine = db.connect(settings.database_url)
-        self.key = db.meta.hmac_key(self.engine, settings.hmac_key_from_env())
-        self.env = templates(settings)
-        self.transport_factory = transport_factory
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = settings = runtime.settings
+        # Opened now, not by the first request: a broken database stops `serve` at start.
+        self.engine = runtime.engine
+        self.key = runtime.key
+        self.env = runtime.templates
         self.limiter = RateLimiter(
             settings.web.rate_limit,
             settings.web.rate_window_seconds,
@@ -212,7 +198,7 @@ class WebApp:
             optin.send_confirmation,
             self.settings,
             self.env,
-            self.transport_factory(self.settings),
+            self.runtime.transport(),
             self.key,
             pending,
             RecipientKind.READER,
@@ -421,17 +407,16 @@ async def client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
-def create_app(
-    settings: Settings,
-    extra_routes: Sequence[BaseRoute] = (),
-    *,
-    transport_factory: Callable[[Settings], Transport] = make_transport,
-) -> Starlette:
-    """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`."""
+def create_app(runtime: Runtime, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The ASGI app: our pages, SendGrid's event and inbound-mail webhooks, then `extra_routes`.
+
+    Every route shares `runtime` (one engine, one key, one Jinja environment), kept as
+    `app.state.runtime`."""
     from syndicate import desk
 
-    web = WebApp(settings, transport_factory)
-    inbound_routes = sendgrid_inbound.routes(lambda: settings)
+    settings = runtime.settings
+    web = WebApp(runtime)
+    inbound_routes = sendgrid_inbound.routes(runtime)
     inbound_limit = sendgrid_inbound.max_post_bytes(settings)
 
     def body_limit(path: str) -> int:
@@ -447,7 +432,7 @@ def create_app(
         bounded = BodyLimit(app, body_limit, settings.web.body_timeout_seconds)
         return SecurityHeaders(RequestLimit(bounded, settings.web.max_requests))
 
-    desk_routes = desk.routes(settings, web.engine, web.key, transport_factory)
+    desk_routes = desk.routes(runtime)
     app = GuardedStarlette(
         routes=[*web.routes(), *inbound_routes, *desk_routes, *extra_routes],
         exception_handlers={ClientDisconnect: client_gone},
@@ -456,4 +441,5 @@ def create_app(
     # Starlette's own trailing-slash redirect builds its Location from the Host header.
     app.router.redirect_slashes = False
     app.state.web = web
+    app.state.runtime = runtime
     return app

@@ -17,16 +17,19 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
-from syndicate.delivery import mime
 from syndicate.delivery.message import OutboundMessage
+
+# By name, not the module: a `cli.lazy` module first read from two SMTP threads at once can
+# be half-loaded in one of them (LazyLoader is not thread-safe on 3.11); this loads it here.
+from syndicate.delivery.mime import as_bytes
 from syndicate.models import DeliveryResult, DeliveryState
 
 # Called with each result the moment the server answers (before the batch returns), so the
 # caller can journal what was accepted; see syndicate.delivery.journal.
 OnResult = Callable[[DeliveryResult], None]
 
-# A byte transport's message and the exact bytes it carries.
-Written = tuple[OutboundMessage, bytes]
+# How a byte transport gets a message's bytes: the one MIME writer, signed when DKIM is on.
+Write = Callable[[OutboundMessage], bytes]
 
 
 class Transport(ABC):
@@ -59,45 +62,48 @@ class Transport(ABC):
 
 
 class ByteTransport(Transport):
-    """A transport that carries finished bytes (outbox, SMTP, null): it writes each message
-    with `write` and hands the bytes to `send_written`."""
+    """A transport that carries finished bytes (outbox, SMTP, null). `carry` asks `write` for
+    each message's bytes as its turn comes (so an SMTP connection writes the next message while
+    another waits for its server), and reports one that cannot be written (`written_or_failed`)
+    without stopping the rest."""
 
     def write(self, message: OutboundMessage) -> bytes:
-        return mime.as_bytes(message)
-
-    @abstractmethod
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
-    ) -> list[DeliveryResult]:
-        """Carry each message's bytes; one result per item, in order."""
+        return as_bytes(message)
 
     def send_messages(
         self, messages: Sequence[OutboundMessage], on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        results: dict[int, DeliveryResult] = {}
-        written: list[Written] = []
-        for message in messages:
-            try:
-                written.append((message, self.write(message)))
-            except (UnicodeError, ValueError) as exc:  # e.g. an address that is not ASCII
-                results[id(message)] = unwritable(message, exc)
-                if on_result is not None:
-                    on_result(results[id(message)])
-        for (message, _), result in zip(
-            written, self.send_written(written, on_result), strict=True
-        ):
-            results[id(message)] = result
-        return [results[id(m)] for m in messages]
+        return self.carry(messages, self.write, on_result)
+
+    @abstractmethod
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
+    ) -> list[DeliveryResult]:
+        """Write and carry each message; one result per message, in order."""
 
 
-def unwritable(message: OutboundMessage, exc: Exception) -> DeliveryResult:
-    """A message that cannot be written fails alone, and not by the address's fault."""
-    detail = f"cannot compose a message for {message.recipient.email!r}: {exc}"
-    return DeliveryResult(message.delivery_id, DeliveryState.FAILED, detail, bounce=False)
+def written_or_failed(write: Write, message: OutboundMessage) -> bytes | DeliveryResult:
+    """The message's bytes, or its failure when it cannot be written (an address that is not
+    ASCII): that message fails alone, and not by the address's fault, so it is not bounced."""
+    try:
+        return write(message)
+    except (UnicodeError, ValueError) as exc:
+        detail = f"cannot compose a message for {message.recipient.email!r}: {exc}"
+        return DeliveryResult(message.delivery_id, DeliveryState.FAILED, detail, bounce=False)
 
 
-def report_all(results: list[DeliveryResult], on_result: OnResult | None) -> list[DeliveryResult]:
-    """For transports that know every answer at once (a file write): report each, return all."""
+def one_by_one(
+    messages: Sequence[OutboundMessage],
+    write: Write,
+    carry_one: Callable[[OutboundMessage, bytes], DeliveryResult],
+    on_result: OnResult | None,
+) -> list[DeliveryResult]:
+    """`carry` for transports that know each answer at once (a file written, a message
+    discarded): write, carry, and report every result when the batch is done."""
+    results = []
+    for message in messages:
+        data = written_or_failed(write, message)
+        results.append(data if isinstance(data, DeliveryResult) else carry_one(message, data))
     if on_result is not None:
         for result in results:
             on_result(result)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from syndicate.delivery.transports.base import ByteTransport, OnResult, Written, report_all
+from syndicate.delivery.message import OutboundMessage
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, one_by_one
 from syndicate.models import DeliveryResult, DeliveryState
 
 
@@ -17,12 +18,12 @@ class NullTransport(ByteTransport):
         self.messages = 0
         self.bytes = 0
 
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        self.messages += len(written)
-        self.bytes += sum(len(data) for _, data in written)
-        results = [
-            DeliveryResult(m.delivery_id, DeliveryState.SENT, "discarded") for m, _ in written
-        ]
-        return report_all(results, on_result)
+        return one_by_one(messages, write, self._discard, on_result)
+
+    def _discard(self, message: OutboundMessage, data: bytes) -> DeliveryResult:
+        self.messages += 1
+        self.bytes += len(data)
+        return DeliveryResult(message.delivery_id, DeliveryState.SENT, "discarded")

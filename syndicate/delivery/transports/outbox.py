@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from syndicate.delivery.message import OutboundMessage
-from syndicate.delivery.transports.base import ByteTransport, OnResult, Written, report_all
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, one_by_one
 from syndicate.models import DeliveryResult, DeliveryState
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,10 @@ class OutboxTransport(ByteTransport):
             self.folder.chmod(0o700)
         self._remove_abandoned_temporaries()
 
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        return report_all([self._file(message, data) for message, data in written], on_result)
+        return one_by_one(messages, write, self._file, on_result)
 
     def _file(self, outbound: OutboundMessage, data: bytes) -> DeliveryResult:
         prefix = outbound.label or "d"

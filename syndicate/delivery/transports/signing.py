@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from syndicate.delivery.message import OutboundMessage
-from syndicate.delivery.transports.base import ByteTransport, OnResult, Written
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write
 from syndicate.models import DeliveryResult
 
 
@@ -23,10 +23,10 @@ class SigningTransport(ByteTransport):
     def write(self, message: OutboundMessage) -> bytes:
         return self.sign(self.inner.write(message))
 
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        return self.inner.send_written(written, on_result)
+        return self.inner.carry(messages, write, on_result)
 
     def open(self) -> None:
         self.inner.open()

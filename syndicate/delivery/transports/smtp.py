@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from syndicate.delivery.message import OutboundMessage
-from syndicate.delivery.transports.base import ByteTransport, OnResult, Written
+from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, written_or_failed
 from syndicate.errors import TransportError
 from syndicate.models import DeliveryResult, DeliveryState
 from syndicate.settings import Smtp
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
 
 
-class RateLimiter:
+class SendThrottle:
     """At most `per_second` messages a second and `per_hour` an hour, over all connections.
 
     `clock` and `sleep` are injectable so tests never wait for real.
@@ -103,11 +103,11 @@ class SmtpTransport(ByteTransport):
     name = "smtp"
 
     def __init__(
-        self, config: Smtp, password: str = "", limiter: RateLimiter | None = None
+        self, config: Smtp, password: str = "", limiter: SendThrottle | None = None
     ) -> None:
         self.config = config
         self.password = password
-        self.limiter = limiter or RateLimiter(config.rate_per_second, config.rate_per_hour)
+        self.limiter = limiter or SendThrottle(config.rate_per_second, config.rate_per_hour)
         self.connections: list[_Connection] = []
         self.pool: ThreadPoolExecutor | None = None
         self.connections_opened = 0
@@ -168,22 +168,23 @@ class SmtpTransport(ByteTransport):
             self.config.connections,
         )
 
-    def send_written(
-        self, written: Sequence[Written], on_result: OnResult | None = None
+    def carry(
+        self, messages: Sequence[OutboundMessage], write: Write, on_result: OnResult | None = None
     ) -> list[DeliveryResult]:
-        if not written:
+        """Each connection takes every n-th message, writing each just before it goes."""
+        if not messages:
             return []
         if not self.connections:
             self.open()
         n = len(self.connections)
-        if self.pool is None or len(written) < 2:
-            return self._send_share(self.connections[0], written, on_result)
+        if self.pool is None or len(messages) < 2:
+            return self._send_share(self.connections[0], messages, write, on_result)
         futures = [
-            (i, self.pool.submit(self._send_share, connection, written[i::n], on_result))
+            (i, self.pool.submit(self._send_share, connection, messages[i::n], write, on_result))
             for i, connection in enumerate(self.connections)
-            if written[i::n]
+            if messages[i::n]
         ]
-        results: list[DeliveryResult | None] = [None] * len(written)
+        results: list[DeliveryResult | None] = [None] * len(messages)
         for i, future in futures:
             results[i::n] = future.result()
         return [r for r in results if r is not None]
@@ -191,16 +192,22 @@ class SmtpTransport(ByteTransport):
     def _send_share(
         self,
         connection: _Connection,
-        written: Sequence[Written],
+        messages: Sequence[OutboundMessage],
+        write: Write,
         on_result: OnResult | None = None,
     ) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         down: DeliveryResult | None = None
-        for message, data in written:
+        for message in messages:
             if down is not None:
                 results.append(replace(down, delivery_id=message.delivery_id))
                 continue
-            result = self._send_one(connection, message, data)
+            data = written_or_failed(write, message)
+            result = (
+                data
+                if isinstance(data, DeliveryResult)
+                else self._send_one(connection, message, data)
+            )
             if on_result is not None:
                 on_result(result)
             if result.outage:

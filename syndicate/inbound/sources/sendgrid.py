@@ -15,15 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
 import hmac
 import json
 import logging
 import os
-from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from email.parser import HeaderParser
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
@@ -31,11 +30,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from syndicate import db
-from syndicate.db import Engine
 from syndicate.inbound.pipeline import process
 from syndicate.settings import Settings
 from syndicate.web.guard import BodyTooLarge
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,12 @@ def authorised(request: Request, secret: str) -> bool:
     return bool(colon) and hmac.compare_digest(password, secret.encode())
 
 
-@functools.cache
-def _engine(url: str) -> Engine:
-    """One engine (and connection pool) per database, not one per request."""
-    return db.connect(url)
-
-
-def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
-    """The Starlette route(s); web.py mounts them. `settings_loader` is called per request."""
+def routes(runtime: Runtime) -> list[Route]:
+    """The Starlette route(s); web/app.py mounts them. The database is opened by the first
+    request that needs it (a failure answers 503 and is tried again by the next)."""
 
     async def inbound(request: Request) -> JSONResponse:
-        settings = settings_loader()
+        settings = runtime.settings
         secret = os.environ.get(settings.web.inbound_parse_secret_env, "")
         if not secret:
             log.error(
@@ -112,8 +107,7 @@ def routes(settings_loader: Callable[[], Settings]) -> list[Route]:
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         try:
-            engine = _engine(settings.database_url)
-            key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
+            engine, key = runtime.engine, runtime.key
             # The pipeline blocks (database, spam check, forwarding over SMTP): run it in a
             # worker thread so the web app keeps answering unsubscribes meanwhile.
             outcome = await run_in_threadpool(
