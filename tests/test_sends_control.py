@@ -136,7 +136,7 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     handler.handle_DATA = hold_on_first_message
     daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
     assert len(handler.messages) == 1
-    assert all_sends(engine)[0]["state"] == SendState.HELD.value
+    assert all_sends(engine)[0].state == SendState.HELD.value
     assert daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
 
     send_control.approve(engine, 1, by="command")
