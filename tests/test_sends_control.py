@@ -10,9 +10,9 @@ from syndicate import db
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon, send_control
-from tests.conftest import run_cli
 from tests.scheduling_support import configure, utc
 from tests.scheduling_support import sends as all_sends
+from tests.support.cli import run_cli
 
 
 def ok(project: Path, *args: str) -> str:
