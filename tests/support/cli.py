@@ -104,3 +104,21 @@ def run_process(
         text=True,
         timeout=timeout,
     )
+
+
+def ok(project: Path, *args: str) -> str:
+    """What a command that must succeed printed on stdout (in this process)."""
+    done = run_cli(project, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def refused(project: Path, *args: str) -> str:
+    """The one line a refused command prints (exit 1, no traceback), without 'error: '."""
+    done = run_cli(project, *args)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = [
+        line.strip() for line in done.stderr.splitlines() if line.strip().startswith("error: ")
+    ]
+    assert len(lines) == 1, done.stderr
+    return lines[0].removeprefix("error: ")

@@ -35,8 +35,9 @@ def copy_folder(source: Path, target: Path) -> Path:
     and deletes it, between copytree's listing and its copy (seen: FileNotFoundError for -shm).
     The backup API copies the committed database whatever its WAL holds.
     """
+    databases = list(source.rglob("*.db"))  # before the copy: the target may be inside source
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.db", "*.db-wal", "*.db-shm"))
-    for database in source.rglob("*.db"):
+    for database in databases:
         copy = target / database.relative_to(source)
         with closing(sqlite3.connect(database)) as reader, closing(sqlite3.connect(copy)) as writer:
             reader.backup(writer)
