@@ -126,7 +126,7 @@ def test_the_daemon_lock_has_the_settings_heartbeat_and_the_runtimes_clock(
     try:
         with lock.engine.connect() as conn:
             holder = db.locks.lock_holder(conn)
-        assert holder is not None and db.as_utc(holder["heartbeat_at"]) == clock.now()
+        assert holder is not None and db.as_utc(holder.heartbeat_at) == clock.now()
     finally:
         lock.release()
 
@@ -243,5 +243,5 @@ def test_a_reply_is_filed_and_forwarded_on_the_runtimes_clock(tmp_path: Path) ->
     assert forwarded["Date"].datetime == clock.now()
     with rt.engine.connect() as conn:
         reply = db.replies.get_reply(conn, outcome.reply_id)
-    assert reply is not None and db.as_utc(reply["forwarded_at"]) == clock.now()
+    assert reply is not None and db.as_utc(reply.forwarded_at) == clock.now()
     rt.close()
