@@ -11,6 +11,7 @@ from rich.table import Table
 
 from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
+from syndicate.cli.plain import cells
 from syndicate.cli.sends import column_style, print_table
 from syndicate.scheduling.timeparse import short
 
@@ -77,7 +78,7 @@ def list_corrections(
         table.add_column(column, **column_style(column))
     for c in found:
         table.add_row(
-            str(c.id), c.title, c.state.value, what(c), short(c.created_at, settings.zone)
+            *cells(c.id, c.title, c.state.value, what(c), short(c.created_at, settings.zone))
         )
     print_table(table)
 

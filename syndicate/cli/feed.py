@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, runtime_of
+from syndicate.cli.plain import cells, escaped
 from syndicate.cli.sends import column_style, print_table
 
 if TYPE_CHECKING:
@@ -74,10 +75,10 @@ def feed_check(
     table.add_column("words", justify="right", **column_style("words"))
     table.add_column("guid", overflow="fold")
     for p in posts:
-        table.add_row(p["published"] or "-", p["title"], str(p["words"]), p["guid"])
+        table.add_row(*cells(p["published"] or "-", p["title"], p["words"], p["guid"]))
     print_table(table)
     for problem in parsed.problems:
-        console.print(f"[yellow]problem:[/yellow] {problem}")
+        console.print(f"[yellow]problem:[/yellow] {escaped(problem)}")
 
 
 def _feed_settings(ctx: typer.Context, source: str) -> Feed:

@@ -168,11 +168,15 @@ def classify(
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    common.console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
+    from rich.text import Text
+
+    from syndicate.cli.plain import text
+
+    # The message is a stranger's: its words are shown literally (plain.text), never as markup.
+    common.console.print(Text(data["kind"], style="bold") + text(f": {data['reason']}"))
     for name in ("post", "recipient", "sender", "subject", "addresses"):
         if data[name]:
-            common.console.print(f"  {name}: {data[name]}", highlight=False)
+            shown = ", ".join(data[name]) if name == "addresses" else data[name]
+            common.console.print(text(f"  {name}: {shown}"))
     if data["text"]:
-        common.console.print(
-            "  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False
-        )
+        common.console.print(text("  text:\n    " + data["text"].replace("\n", "\n    ")))

@@ -8,11 +8,11 @@ runs or shows its own help.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
+import threading
 from dataclasses import dataclass
 from difflib import get_close_matches
 from types import ModuleType
+from typing import Any
 
 # typer's own click (it vendors one); `typer.main` builds our commands with it.
 from typer import _click as click
@@ -22,28 +22,44 @@ from typer.core import TyperGroup
 
 
 def lazy_module(name: str) -> ModuleType:
-    """The module `name`, loaded when one of its attributes is first read or set.
+    """A stand-in for the module `name` that imports it when one of its attributes is first
+    read, set or deleted, and passes every such access on to the real module.
 
-    It is the very module object a plain import gives (LazyLoader turns it into the real one in
-    place), so identity, monkeypatching and `from syndicate import settings` elsewhere all behave.
-    Only for modules whose parent package is cheap to import: finding the spec imports it.
+    A plain import under a lock, not importlib's LazyLoader: LazyLoader is not thread-safe before
+    Python 3.12.3 (CPython gh-114763; a second thread found the module empty,
+    tests/test_review_lazy_threads.py). The real module is the one `import name` gives, so
+    monkeypatching through the stand-in patches the module every other importer sees.
     """
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        # What the import system does for a submodule: `import syndicate.settings` then
-        # `syndicate.settings.load` must find it.
-        setattr(sys.modules[parent], child, module)
-    return module
+    return _Deferred(name)
+
+
+class _Deferred(ModuleType):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        object.__setattr__(self, "_lazy_lock", threading.Lock())
+        object.__setattr__(self, "_lazy_module", None)
+
+    def _real(self) -> ModuleType:
+        module: ModuleType | None = object.__getattribute__(self, "_lazy_module")
+        if module is None:
+            with object.__getattribute__(self, "_lazy_lock"):
+                module = object.__getattribute__(self, "_lazy_module")
+                if module is None:
+                    module = importlib.import_module(self.__name__)
+                    object.__setattr__(self, "_lazy_module", module)
+        return module
+
+    def __getattr__(self, attribute: str) -> Any:  # only for names the stand-in lacks
+        return getattr(self._real(), attribute)
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        setattr(self._real(), attribute, value)
+
+    def __delattr__(self, attribute: str) -> None:
+        delattr(self._real(), attribute)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._real())
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from syndicate import db
 from syndicate.cli.common import app, console, iso, runtime_of
+from syndicate.cli.plain import cells
 from syndicate.cli.sends import column_style, print_table
 from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import short
@@ -55,10 +56,12 @@ def list_posts(
         table.add_column(channel.value, **column_style(channel.value))
     for p in rows:
         table.add_row(
-            str(p.id),
-            short(p.published, zone) or "-",
-            p.title,
-            *(_channel_cell(p, channel, zone) for channel in Channel),
+            *cells(
+                p.id,
+                short(p.published, zone) or "-",
+                p.title,
+                *(_channel_cell(p, channel, zone) for channel in Channel),
+            )
         )
     print_table(table)
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from syndicate import db
 from syndicate.cli.common import app, console, runtime_of
+from syndicate.cli.plain import cells, text
 from syndicate.cli.sends import column_style, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
@@ -113,13 +114,15 @@ def list_replies(
             failed = ("temporary: " if r.temporary else "failed: ") + failed
         words = failed or r.text or r.reason
         table.add_row(
-            str(r.id) + ("" if r.read_at is not None else "*"),
-            short(r.received_at, zone),
-            r.kind,
-            r.state,
-            r.sender,
-            r.post_title or "",
-            words if len(words) < 80 else words[:77] + "…",
+            *cells(
+                str(r.id) + ("" if r.read_at is not None else "*"),
+                short(r.received_at, zone),
+                r.kind,
+                r.state,
+                r.sender,
+                r.post_title,
+                words if len(words) < 80 else words[:77] + "…",
+            )
         )
     print_table(table)
 
@@ -163,7 +166,7 @@ def push(
     from syndicate.inbound import wordpress
 
     for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
-        console.print(f"reply {reply_id}: {result}", highlight=False)
+        console.print(text(f"reply {reply_id}: {result}"))
 
 
 @replies_app.command("read")

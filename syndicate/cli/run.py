@@ -12,6 +12,7 @@ from rich.progress import Progress
 from syndicate import db
 from syndicate.cli.common import app, console, err, journal_logging, runtime_of
 from syndicate.cli.lazy import lazy_module
+from syndicate.cli.plain import escaped
 from syndicate.cli.sending import (
     interruptible,
     print_interrupted,
@@ -121,7 +122,7 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
         else:
             console.print(f"{len(poll.new_posts)} new post(s) in the feed.")
     if report.feed_error:
-        err.print(f"[red]feed error:[/red] {report.feed_error}")
+        err.print(f"[red]feed error:[/red] {escaped(report.feed_error)}")
     for digest in getattr(report, "digests", []):
         console.print(f"Digest send {digest} created.")
     if getattr(report, "previews", 0):

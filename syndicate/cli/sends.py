@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syndicate import db
+from syndicate.cli import plain
 from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
@@ -176,7 +177,7 @@ def list_sends(
         cells.append(
             f"{row.count(DeliveryState.SENT)}/{row.count(DeliveryState.DEFERRED)}/{row.count(DeliveryState.FAILED)}"
         )
-        table.add_row(*cells)
+        table.add_row(*plain.cells(*cells))
     print_table(table)
     print_waits(rows, waits, settings)
     for line in corrections.waiting_lines(rt.engine):

@@ -13,6 +13,7 @@ from rich.table import Table
 from syndicate import db
 from syndicate.cli.common import app, console, err, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
+from syndicate.cli.plain import cells, text
 from syndicate.cli.sends import (
     column_style,
     print_table,
@@ -131,12 +132,14 @@ def status(
         table.add_column(column, **column_style(column))
     for s in upcoming:
         table.add_row(
-            str(s.id),
-            s.title,
-            s.channel,
-            state_text(s, waits),
-            short(db.as_utc(s.scheduled_at), zone),
-            short(db.as_utc(s.embargo_until), zone),
+            *cells(
+                s.id,
+                s.title,
+                s.channel,
+                state_text(s, waits),
+                short(db.as_utc(s.scheduled_at), zone),
+                short(db.as_utc(s.embargo_until), zone),
+            )
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
     print_waits(upcoming, waits, settings)
@@ -148,15 +151,17 @@ def status(
         table.add_column(column, justify="right", no_wrap=True)
     for s in recent:
         table.add_row(
-            str(s.id),
-            s.title,
-            s.channel,
-            s.state,
-            short(db.as_utc(s.started_at), zone),
-            str(s.count(DeliveryState.SENT)),
-            str(s.count(DeliveryState.PENDING, DeliveryState.SENDING)),
-            str(s.count(DeliveryState.DEFERRED)),
-            str(s.count(DeliveryState.FAILED)),
+            *cells(
+                s.id,
+                s.title,
+                s.channel,
+                s.state,
+                short(db.as_utc(s.started_at), zone),
+                s.count(DeliveryState.SENT),
+                s.count(DeliveryState.PENDING, DeliveryState.SENDING),
+                s.count(DeliveryState.DEFERRED),
+                s.count(DeliveryState.FAILED),
+            )
         )
     print_table(table) if recent else console.print("Recent sends: none")
 
@@ -166,15 +171,11 @@ def status(
             table.add_column(column, **column_style(column))
         for r in recent_replies:
             table.add_row(
-                short(db.as_utc(r.received_at), zone),
-                r.kind,
-                r.sender,
-                r.subject,
-                r.title or "",
+                *cells(short(db.as_utc(r.received_at), zone), r.kind, r.sender, r.subject, r.title)
             )
         print_table(table)
     for line in pending_corrections:
-        console.print(line + " ('syndicate corrections list')", highlight=False)
+        console.print(text(line + " ('syndicate corrections list')"))
     # Unread words from people only ('syndicate replies read' marks them read).
     console.print(
         "Unread replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none")

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syndicate import db
+from syndicate.cli import plain
 from syndicate.cli.common import app, console, err, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
@@ -182,11 +183,11 @@ def list_command(
     ]
     if not console.is_terminal:  # piped: one tab-separated line per person, for grep and cut
         for line in lines:
-            print("\t".join(line))
+            print(plain.plain("\t".join(line)))
         return
     table = Table(title=f"{len(data)} subscriber(s)")
     for column in ("kind", "email", "name", "status", "source", "confirmed / reason"):
         table.add_column(column, no_wrap=column == "email")
     for line in lines:
-        table.add_row(*line)
+        table.add_row(*plain.cells(*line))
     console.print(table)
