@@ -140,7 +140,7 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
         b"Subject:", b"Subject: <script>alert(1)</script> \r\nX-Old-Subject:", 1
     )
     raw = raw.replace(b"Message-ID: <", b"Message-ID: <evil.", 1)
-    hostile = raw + b"\r\n<img src=x onerror=alert(2)>\r\n"
+    hostile = raw + b"\r\n<script>alert(3)</script>\r\n<img src=x onerror=alert(2)>\r\n"
     pipeline.process(engine, hostile, settings, key, source="test")
     client = client_for(desk_project)
     login(client)
@@ -148,6 +148,8 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
     page = client.get(f"/desk/replies/{newest['id']}").text
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
     assert "<img src=x" not in page
+    # The reader's own words: shown as text by the runtime's environment (autoescaped).
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
     listing = client.get("/desk/replies").text
     assert "<script>alert(1)" not in listing
 
