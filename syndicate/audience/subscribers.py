@@ -19,6 +19,7 @@ from syndicate import db, tokens
 from syndicate.audience import importers
 from syndicate.audience.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
 from syndicate.db import Engine
+from syndicate.db.status_changes import ChangedBy, NewChange
 from syndicate.models import RecipientKind, RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def merge(
     at = db.now()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    history: list[NewChange] = []
     with engine.begin() as conn:
         existing = db.recipients.recipient_keys(conn, kind)
         for row in rows:
@@ -139,6 +141,11 @@ def merge(
                     status=row.status, unsubscribed_at=at, unsubscribe_reason=row.reason[:500]
                 )
                 report.newly_suppressed += 1
+                if "id" in current:
+                    why = row.reason or f"{row.status} in {source}"
+                    history.append(
+                        NewChange(current["id"], "active", row.status, ChangedBy.IMPORT, why, at)
+                    )
             elif change:
                 report.updated += 1
             else:
@@ -148,6 +155,7 @@ def merge(
         if not dry_run:
             db.recipients.insert_recipients(conn, inserts)
             db.recipients.update_recipients(conn, updates)
+            db.status_changes.record(conn, history)
     return report
 
 

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from syndicate.db import (
+        answers,
         bounces,
         corrections,
         deliveries,
         desk,
         engine,
+        feed_checks,
         inbox_state,
         locks,
+        login_lock,
         meta,
         migrate,
         posts,
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
         replies,
         schema,
         sends,
+        status_changes,
         times,
     )
     from syndicate.db.engine import (
@@ -45,6 +49,7 @@ __all__ = [
     "DatabaseError",
     "Engine",
     "IntegrityError",
+    "answers",
     "as_utc",
     "bounces",
     "connect",
@@ -52,8 +57,10 @@ __all__ = [
     "deliveries",
     "desk",
     "engine",
+    "feed_checks",
     "inbox_state",
     "locks",
+    "login_lock",
     "meta",
     "migrate",
     "now",
@@ -62,6 +69,7 @@ __all__ = [
     "replies",
     "schema",
     "sends",
+    "status_changes",
     "times",
 ]
 # The names above that engine.py and times.py define; the others are this package's modules.

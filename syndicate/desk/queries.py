@@ -1,19 +1,20 @@
 """Everything the desk reads from or writes to the database, through syndicate.db (its own
 queries in db/desk.py).
 
-The author's password hash, the session epoch, answers and status changes made on the desk live
-in the key/value `meta` table.
+The author's password hash and the session epoch live in the key/value `meta` table; answers
+and status changes in tables of their own (db/answers.py, db/status_changes.py).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.answers import Answer
+from syndicate.db.status_changes import ChangedBy, NewChange, StatusChange
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
 from syndicate.models import (
@@ -93,7 +94,6 @@ class Home:
     recent: list[SendRow]
     unread: list[dict[str, Any]]
     unread_counts: dict[str, int]
-    feed_checked_at: datetime | None
     daemon: dict[str, Any] | None
     recipients: dict[str, dict[str, int]]
 
@@ -109,8 +109,6 @@ def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
 
 
 def home(engine: Engine, settings: Settings) -> Home:
-    from syndicate.feedwatch.watch import feed_source
-
     at = db.now()
     with engine.connect() as conn:
         sends = db.sends.list_sends(conn, 100)
@@ -134,14 +132,12 @@ def home(engine: Engine, settings: Settings) -> Home:
         in_progress = [r for r in rows if r["state"] == SendState.SENDING.value]
         recent = [r for r in rows if r["state"] in control.FINISHED][:10]
         _outcomes(conn, in_progress + recent)
-        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         return Home(
             upcoming=upcoming,
             in_progress=in_progress,
             recent=recent,
             unread=db.replies.recent_replies(conn, 10),
             unread_counts=db.replies.count_replies(conn),
-            feed_checked_at=db.as_utc(state["checked_at"]) if state else None,
             daemon=db.locks.lock_holder(conn),
             recipients=db.recipients.count_recipients(conn),
         )
@@ -206,8 +202,6 @@ def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
 
 # --- replies ----------------------------------------------------------------------------------
 
-ANSWERS_KEY = "desk_answers:{reply_id}"
-
 
 def replies(
     engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
@@ -243,12 +237,12 @@ def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
         recipient = (
             db.recipients.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
         )
-        answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
+        answers = db.answers.answers_to(conn, reply_id)
     return {
         **row,
         "post": post,
         "recipient": recipient,
-        "answers": json.loads(answers) if answers else [],
+        "answers": answers,
     }
 
 
@@ -260,18 +254,18 @@ def set_read(engine: Engine, reply_id: int, read: bool) -> None:
             db.replies.update_reply(conn, reply_id, read_at=None)
 
 
-def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None:
+def record_answer(
+    engine: Engine, reply_id: int, sent_at: datetime, to: str, message_id: str, body: str
+) -> Answer:
     """The author's answer, kept with the reply (and the reply marked read)."""
-    key = ANSWERS_KEY.format(reply_id=reply_id)
     with engine.begin() as conn:
-        kept = db.meta.get_meta(conn, key)
-        db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
+        answer = db.answers.record_answer(conn, reply_id, sent_at, to, message_id, body)
         db.replies.mark_replies_read(conn, [reply_id])
+    return answer
 
 
 # --- subscribers ------------------------------------------------------------------------------
 
-STATUS_LOG_KEY = "desk_status_log:{recipient_id}"
 SEARCH_LIMIT = 200
 
 
@@ -296,7 +290,7 @@ class Person:
     row: dict[str, Any]
     deliveries: list[dict[str, Any]]
     replies: list[dict[str, Any]]
-    changes: list[dict[str, str]]
+    changes: list[StatusChange]
 
 
 def person(engine: Engine, recipient_id: int) -> Person | None:
@@ -304,12 +298,11 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
         row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             return None
-        changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
         return Person(
             row,
             db.desk.deliveries_to(conn, recipient_id),
             db.desk.replies_from(conn, recipient_id),
-            json.loads(changes) if changes else [],
+            db.status_changes.changes_of(conn, recipient_id),
         )
 
 
@@ -326,22 +319,16 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
                 f"{row['email']} reported a newsletter as spam; they can subscribe again "
                 "themselves, but the desk does not re-add them"
             )
-        if active:
-            changed = db.desk.reactivate(conn, recipient_id)
-        else:
-            changed = db.recipients.mark_recipient(
-                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
+        if not active:
+            return db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, by=ChangedBy.AUTHOR
             )
+        changed = db.desk.reactivate(conn, recipient_id)
         if changed:
-            key = STATUS_LOG_KEY.format(recipient_id=recipient_id)
-            kept = db.meta.get_meta(conn, key)
-            change = {
-                "at": db.now().isoformat(),
-                "from": row["status"],
-                "to": "active" if active else "unsubscribed",
-                "reason": reason,
-            }
-            db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
+            change = NewChange(
+                recipient_id, row["status"], RecipientStatus.ACTIVE, ChangedBy.AUTHOR, reason
+            )
+            db.status_changes.record(conn, [change])
         return changed
 
 
