@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import db
 from syndicate.inbound import pipeline
 from tests.conftest import set_setting
 from tests.desk_support import SAME, client_for, login, set_password
@@ -112,6 +113,16 @@ def test_an_answer_is_threaded_sent_and_recorded(desk_project: Path) -> None:
     assert "Your answer was sent" in page
     assert message["Message-ID"].strip().strip("<>") in page
     assert by_kind(desk_project)["comment"]["read"] is True
+    # Kept as a row of reply_answers, not JSON in meta.
+    engine = load(desk_project)[1]
+    with engine.connect() as conn:
+        [kept] = db.answers.answers_to(conn, comment["id"])
+        assert db.meta.get_meta(conn, f"desk_answers:{comment['id']}") is None
+    assert (kept.to_address, kept.message_id) == (
+        "margaret.holloway@example.com",
+        message["Message-ID"],
+    )
+    assert kept.body == "Thank you, Margaret.\n\nJane"
 
 
 def test_machines_are_not_answered_and_empty_answers_are_refused(desk_project: Path) -> None:
