@@ -194,3 +194,4 @@ def test_old_checks_are_pruned_but_the_newest_success_and_the_run_of_failures_st
         record(conn, "feed", at[7], CheckOutcome.NOT_MODIFIED, http_status=304, keep=3)
         assert [c.checked_at for c in _all(conn, "feed")] == [at[7], at[6], at[5]]
         assert db.feed_checks.latest(conn, "other") is None
+    assert db.feed_checks.KEEP_PER_SOURCE == 500  # README: "the newest 500 per feed are kept"

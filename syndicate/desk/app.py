@@ -77,7 +77,10 @@ class Desk:
         self.login_limiter = RateLimiter(
             settings.desk.login_attempts, settings.desk.login_window_seconds
         )
-        self.account_lockout = AccountLockout(ACCOUNT_FAILURES, settings.desk.login_window_seconds)
+        self.account_lockout = AccountLockout(
+            runtime, ACCOUNT_FAILURES, settings.desk.login_window_seconds
+        )
+        self.devices = auth.Devices(self.key, int(settings.desk.known_device_days * 86400))
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
 
     # --- answers ----------------------------------------------------------------------------
@@ -137,6 +140,17 @@ class Desk:
             auth.SESSION_COOKIE,
             value,
             max_age=self.sessions.max_age,
+            path=self.public,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure,
+        )
+
+    def set_device_cookie(self, response: Response, value: str) -> None:
+        response.set_cookie(
+            auth.DEVICE_COOKIE,
+            value,
+            max_age=self.devices.max_age,
             path=self.public,
             httponly=True,
             samesite="strict",

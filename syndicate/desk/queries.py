@@ -14,6 +14,7 @@ from typing import Any
 from syndicate import db
 from syndicate.db import Connection, Engine
 from syndicate.db.answers import Answer
+from syndicate.db.login_lock import LoginLock
 from syndicate.db.status_changes import ChangedBy, NewChange, StatusChange
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
@@ -32,6 +33,7 @@ from syndicate.settings import Settings
 
 PASSWORD_KEY = "desk_password_hash"
 EPOCH_KEY = "desk_session_epoch"
+DEVICE_EPOCH_KEY = "desk_device_epoch"
 
 
 def password_hash(engine: Engine) -> str | None:
@@ -45,11 +47,28 @@ def session_epoch(engine: Engine) -> str | None:
 
 
 def set_password(engine: Engine, password: str) -> None:
-    """A new password ends every open desk session."""
+    """A new password ends every open desk session and forgets every known device."""
     hashed = auth.hash_password(password)
     with engine.begin() as conn:
         db.meta.set_meta(conn, PASSWORD_KEY, hashed)
         db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+        db.meta.set_meta(conn, DEVICE_EPOCH_KEY, auth.new_epoch())
+
+
+def device_epoch(engine: Engine) -> str:
+    """The epoch known-device cookies must name (drawn on first use)."""
+    with engine.begin() as conn:
+        epoch = db.meta.get_meta(conn, DEVICE_EPOCH_KEY)
+        if epoch is None:
+            epoch = auth.new_epoch()
+            db.meta.set_meta(conn, DEVICE_EPOCH_KEY, epoch)
+        return epoch
+
+
+def unlock(engine: Engine) -> LoginLock:
+    """`syndicate desk unlock`: forget wrong passwords and locks; returns what there was."""
+    with engine.begin() as conn:
+        return db.login_lock.clear(conn)
 
 
 def end_sessions(engine: Engine) -> None:
