@@ -95,6 +95,12 @@ def test_revision_0003_moves_the_json_out_of_meta_and_keeps_what_it_cannot_read(
         }
         for key, value in kept.items():
             conn.execute(insert(schema.meta).values(key=key, value=value))
+        conn.execute(insert(schema.meta).values(key="deskXanswers:5", value="[]"))  # not ours
+        conn.execute(
+            insert(schema.feed_state).values(
+                source="https://blog.example.com/feed/", etag='"v1"', checked_at=AT
+            )
+        )
     old.dispose()
 
     engine = db.connect(url)  # upgrades to the head
@@ -125,6 +131,11 @@ def test_revision_0003_moves_the_json_out_of_meta_and_keeps_what_it_cannot_read(
     assert "desk_answers:3" not in left and "desk_status_log:7" not in left
     assert left["desk_answers:99"] == kept["desk_answers:99"]
     assert left["desk_status_log:8"] == "{not json"
+    assert left["deskXanswers:5"] == "[]"
+    # The feed's last check before the upgrade is its first recorded one.
+    with engine.connect() as conn:
+        [first] = db.feed_checks.recent_checks(conn, "https://blog.example.com/feed/")
+    assert (first.checked_at, first.outcome.value, first.error) == (AT, "ok", "")
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ account-wide login lock; answers and status changes move out of JSON in `meta`.
 Before this revision the desk kept each reply's answers under the `meta` key
 `desk_answers:<reply id>` and each recipient's status changes under `desk_status_log:<id>`, as
 JSON lists. Each list becomes rows and its key is deleted; a key whose JSON cannot be read, or
-whose reply or recipient is gone, stays where it is (nothing is lost).
+whose reply or recipient is gone, stays where it is (nothing is lost). The feed's last check
+(`feed_state.checked_at`) becomes its first recorded check, so its health is not "never".
 
 Revision ID: 0003
 Revises: 0002
@@ -40,13 +41,19 @@ meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 replies = sa.Table("replies", frozen, sa.Column("id", sa.Integer, primary_key=True))
+feed_state = sa.Table(
+    "feed_state",
+    frozen,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+)
 recipients = sa.Table(
     "recipients",
     frozen,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("status", sa.String(NAME)),
 )
-sa.Table(
+feed_checks = sa.Table(
     "feed_checks",
     frozen,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -103,11 +110,27 @@ def upgrade() -> None:
     )
     _move_answers(bind)
     _move_status_changes(bind)
+    if "feed_checks" not in existing:
+        _first_checks(bind)
 
 
 def downgrade() -> None:
     for name in reversed(NEW_TABLES):
         op.drop_table(name)
+
+
+def _first_checks(bind: sa.Connection) -> None:
+    checked = bind.execute(
+        sa.select(feed_state.c.source, feed_state.c.checked_at).where(
+            feed_state.c.checked_at.is_not(None)
+        )
+    ).all()
+    rows = [
+        {"source": source, "checked_at": at, "outcome": "ok", "error": "", "new_posts": 0}
+        for source, at in checked
+    ]
+    if rows:
+        bind.execute(sa.insert(feed_checks), rows)
 
 
 def _when(value: Any) -> datetime:
@@ -118,7 +141,9 @@ def _when(value: Any) -> datetime:
 def _kept(bind: sa.Connection, prefix: str) -> list[tuple[str, int, list[dict[str, Any]]]]:
     """(key, id, entries) of every readable JSON list under `prefix`; the rest is logged."""
     found = []
-    rows = bind.execute(sa.select(meta.c.key, meta.c.value).where(meta.c.key.startswith(prefix)))
+    rows = bind.execute(
+        sa.select(meta.c.key, meta.c.value).where(meta.c.key.startswith(prefix, autoescape=True))
+    )
     for key, value in rows:
         try:
             entries = json.loads(value)
