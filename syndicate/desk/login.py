@@ -140,12 +140,13 @@ def routes(desk: Desk) -> list[BaseRoute]:
         devices = await run_in_threadpool(queries.device_epoch, desk.engine)
         known = desk.devices.known(request.cookies.get(auth.DEVICE_COOKIE), devices)
         locked = await run_in_threadpool(desk.account_lockout.refused_for)
-        if not allowed or (locked and not known):
-            if locked:
+        holds = 0 if known else locked  # a known device is not held by the account's lock
+        if not allowed or holds:
+            if holds:
                 log.warning("desk: login from %s refused: the account is locked", client)
             else:
                 log.warning("desk: login attempts from %s over the limit", client)
-            retry = max(retry, locked)
+            retry = max(retry, holds)
             response = login_page(request, 429, _too_many(retry), wanted)
             response.headers["Retry-After"] = str(retry)
             return response
