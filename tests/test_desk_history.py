@@ -157,10 +157,8 @@ def test_every_way_a_status_changes_is_in_the_persons_history(
     _, engine, key = load(desk_project)
     address = "margaret.holloway@example.com"
     with engine.connect() as conn:
-        [who] = [
-            r for r in db.recipients.recipients_by_email(conn, address) if r["kind"] == "reader"
-        ]
-    rid = who["id"]
+        [who] = [r for r in db.recipients.recipients_by_email(conn, address) if r.kind == "reader"]
+    rid = who.id
     client = client_for(desk_project)
     csrf = login(client)
 

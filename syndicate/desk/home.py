@@ -34,7 +34,7 @@ async def home(desk: Desk, request: Request, session: Session) -> Response:
         # The line `syndicate status` prints: one function makes both.
         "line": health.line(zone),
         "daemon": data.daemon,
-        "heartbeat": short(db.as_utc(data.daemon["heartbeat_at"]), zone) if data.daemon else "",
+        "heartbeat": short(data.daemon.heartbeat_at, zone) if data.daemon else "",
     }
     return desk.page(
         "home.html.j2",

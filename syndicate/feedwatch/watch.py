@@ -186,8 +186,8 @@ def _poll(engine: Engine, settings: Settings, report: PollReport, at: datetime |
         state = db.inbox_state.get_feed_state(conn, source)
     fetched = feed.fetch(
         source,
-        etag=state["etag"] if state else None,
-        last_modified=state["last_modified"] if state else None,
+        etag=state.etag if state else None,
+        last_modified=state.last_modified if state else None,
         timeout=settings.feed.timeout_seconds,
         max_bytes=settings.feed.max_bytes,
         user_agent=settings.feed.user_agent,
@@ -198,7 +198,7 @@ def _poll(engine: Engine, settings: Settings, report: PollReport, at: datetime |
         return
     parsed = feed.parse(fetched.content, source)
     report.problems = parsed.problems
-    report.first_run = state is None or state["initialized_at"] is None
+    report.first_run = state is None or state.initialized_at is None
     scheduled_at = at or db.now()
 
     with engine.begin() as conn:
