@@ -1,6 +1,7 @@
 """The author's answers and every subscriber status change live in tables of their own
 (`reply_answers`, `recipient_status_changes`), written by the functions every path uses, and
-revision 0003 moves what older desks kept as JSON in `meta` into them."""
+the revision that adds them (`…_desk_tables.py`) moves what older desks kept as JSON in `meta`
+into them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, insert, select
 
 from syndicate import db, tokens
@@ -24,22 +26,28 @@ from tests.inbound_support import KEY, load, sent_project
 AT = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
 
 
-def database_at_0002(path: Path) -> str:
+def database_before_the_desk_tables(path: Path) -> str:
+    """A database at the revision before the one that adds the desk's tables."""
     url = f"sqlite:///{path}"
     engine = create_engine(url)
     with engine.begin() as conn:
         config = Config()
         config.set_main_option("script_location", str(db.migrate.MIGRATIONS))
         config.attributes["connection"] = conn
-        command.upgrade(config, "0002")
+        [ours] = [
+            r
+            for r in ScriptDirectory.from_config(config).walk_revisions()
+            if r.path.endswith("_desk_tables.py")
+        ]
+        command.upgrade(config, str(ours.down_revision))
     engine.dispose()
     return url
 
 
-def test_revision_0003_moves_the_json_out_of_meta_and_keeps_what_it_cannot_read(
+def test_the_desk_tables_revision_moves_the_json_out_of_meta_and_keeps_what_it_cannot_read(
     tmp_path: Path,
 ) -> None:
-    url = database_at_0002(tmp_path / "old.db")
+    url = database_before_the_desk_tables(tmp_path / "old.db")
     schema = db.schema
     old = create_engine(url)
     with old.begin() as conn:
