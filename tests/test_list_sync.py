@@ -200,3 +200,15 @@ def _post():
     from syndicate.models import Post
 
     return Post("chunks", "Chunks", "https://example.com/chunks", "A", db.now(), "", "<p>x</p>")
+
+
+def test_subscribers_sync_always_reads_the_lists(project: Path) -> None:
+    from tests.conftest import run_cli
+
+    assert run_cli(project, "subscribers", "sync").returncode == 0
+    again = run_cli(project, "subscribers", "sync", "--json")
+    assert again.returncode == 0, again.stderr
+    import json
+
+    readers = json.loads(again.stdout)["lists"][0]
+    assert not readers["unchanged_file"] and readers["unchanged"] == 4
