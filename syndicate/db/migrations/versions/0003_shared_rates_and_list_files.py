@@ -21,6 +21,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Only what is missing: a database whose alembic_version was lost already has them.
+    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    if "send_rates" not in existing:
+        _create_send_rates()
+    if "list_files" not in existing:
+        _create_list_files()
+
+
+def _create_send_rates() -> None:
     op.create_table(
         "send_rates",
         sa.Column("name", sa.String(200), primary_key=True),
@@ -28,6 +37,9 @@ def upgrade() -> None:
         sa.Column("window_start", sa.Float, nullable=False, server_default="0"),
         sa.Column("window_count", sa.Integer, nullable=False, server_default="0"),
     )
+
+
+def _create_list_files() -> None:
     op.create_table(
         "list_files",
         sa.Column("kind", sa.String(32), primary_key=True),
