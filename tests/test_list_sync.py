@@ -38,7 +38,7 @@ def write_list(path: Path, text: str, *, encoding: str = "utf-8") -> None:
 def people(engine: db.Engine) -> dict[str, tuple[str, str]]:
     with engine.connect() as conn:
         rows = db.recipients.list_recipients(conn, RecipientKind.READER)
-    return {row["email_key"]: (row["name"], row["status"]) for row in rows}
+    return {row.email_key: (row.name, row.status.value) for row in rows}
 
 
 def test_an_unchanged_list_is_not_read_again(engine: db.Engine, tmp_path: Path) -> None:

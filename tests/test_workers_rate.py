@@ -118,7 +118,9 @@ def test_a_throttle_reserves_a_tenth_of_a_second_at_a_time(tmp_path: Path) -> No
         throttle.acquire()
     engine.dispose()
     assert throttle.reservations == 5  # 20 slots each, not a transaction per message
-    assert 0.4 < max(waits) < 0.6  # the 100th message waits about 99/200 s
+    # Nobody sleeps here, so the 100th message would wait 99/200 s, less the real time the
+    # five transactions took meanwhile.
+    assert 0 < max(waits) < 0.5
 
 
 def _url(tmp_path: Path) -> str:
