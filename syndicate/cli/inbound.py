@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from syndicate.cli.common import app, console, err, runtime_of
+from syndicate.cli import common
+from syndicate.cli.common import app, runtime_of
 from syndicate.errors import SyndicateError
 
 inbound_app = typer.Typer(
@@ -50,9 +51,7 @@ def receive(
         raise typer.Exit(stdin.EX_DATAERR)
     try:
         rt = runtime_of(ctx)
-        code, outcome = stdin.receive_bytes(
-            rt.engine, raw, rt.settings, rt.key, envelope_recipients=tuple(recipient or ())
-        )
+        code, outcome = stdin.receive_bytes(rt, raw, envelope_recipients=tuple(recipient or ()))
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         logs.close(stdin.EX_TEMPFAIL)
         _say(f"syndicate inbound receive: temporary failure, retry later: {exc}")
@@ -116,7 +115,7 @@ def poll(ctx: typer.Context) -> None:
 
     rt = runtime_of(ctx)
     if not inbound.configured(rt.settings):
-        err.print(
+        common.err.print(
             "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
             "(or pipe messages to `syndicate inbound receive`)"
         )
@@ -128,9 +127,9 @@ def poll(ctx: typer.Context) -> None:
         label = "duplicate" if outcome.duplicate else outcome.kind.value
         counts[label] = counts.get(label, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
-    console.print(f"Inbound: {len(outcomes)} message(s): {summary}.")
+    common.console.print(f"Inbound: {len(outcomes)} message(s): {summary}.")
     if forwarded or pending:
-        console.print(f"Forwards retried: {forwarded} sent, {pending} still pending.")
+        common.console.print(f"Forwards retried: {forwarded} sent, {pending} still pending.")
 
 
 @inbound_app.command()
@@ -149,9 +148,8 @@ def classify(
     except OSError as exc:
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     rt = runtime_of(ctx)
-    settings = rt.settings
     with rt.engine.connect() as conn:
-        inbound, result = pipeline.classify_bytes(conn, raw, settings, rt.key)
+        inbound, result = pipeline.classify_bytes(conn, raw, rt)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,
@@ -170,9 +168,11 @@ def classify(
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
+    common.console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
     for name in ("post", "recipient", "sender", "subject", "addresses"):
         if data[name]:
-            console.print(f"  {name}: {data[name]}", highlight=False)
+            common.console.print(f"  {name}: {data[name]}", highlight=False)
     if data["text"]:
-        console.print("  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False)
+        common.console.print(
+            "  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False
+        )
