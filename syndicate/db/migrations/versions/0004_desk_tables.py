@@ -7,8 +7,8 @@ JSON lists. Each list becomes rows and its key is deleted; a key whose JSON cann
 whose reply or recipient is gone, stays where it is (nothing is lost). The feed's last check
 (`feed_state.checked_at`) becomes its first recorded check, so its health is not "never".
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
