@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syndicate import db
 from syndicate.delivery.transports import OutboxTransport
-from syndicate.models import SendState
+from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon
 from syndicate.scheduling.daemon import Daemon, LockHeld
@@ -42,7 +42,7 @@ def scheduled(project: Path):
     blog.publish("Tuesday essay")
     daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
-    assert db.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
+    assert db.as_utc(send.scheduled_at) == utc(2026, 12, 1, 12)
     return cfg, engine
 
 
@@ -133,7 +133,7 @@ def test_daemon_stopped_before_the_due_time_and_started_after_it_sends_once(
         after.job_tick()
         clock.advance(minutes=1)
     assert len(outbox(project)) == readers(project)
-    assert [s["state"] for s in all_sends(engine)] == [SendState.DONE.value]
+    assert [s.state for s in all_sends(engine)] == [SendState.DONE.value]
 
 
 class StopAfterFirstBatch(OutboxTransport):
@@ -169,7 +169,10 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
     the_daemon.job_tick()
     assert len(outbox(project)) == 1
     [send] = all_sends(engine)
-    assert send["state"] == SendState.SENDING.value and send["n_pending"] == readers(project) - 1
+    assert (
+        send.state == SendState.SENDING.value
+        and send.count(DeliveryState.PENDING) == readers(project) - 1
+    )
     the_daemon.lock.release()
 
     restarted = Daemon(Runtime(cfg, engine=engine, clock=clock))
@@ -292,10 +295,10 @@ def test_a_one_off_run_keeps_its_lock_alive_for_as_long_as_it_runs(scheduled) ->
     lock = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
     with lock.held_while():
         with engine.connect() as conn:
-            first = db.locks.lock_holder(conn)["heartbeat_at"]
+            first = db.locks.lock_holder(conn).heartbeat_at
         time.sleep(0.3)  # six heartbeats: the stale limit is two missed ones
         with engine.connect() as conn:
-            later = db.locks.lock_holder(conn)["heartbeat_at"]
+            later = db.locks.lock_holder(conn).heartbeat_at
         assert later > first
         rival = daemon.DaemonLock(engine, heartbeat_seconds=0.05, stale_after_missed=2)
         with pytest.raises(LockHeld):

@@ -126,7 +126,7 @@ def test_the_daemon_lock_has_the_settings_heartbeat_and_the_runtimes_clock(
     try:
         with lock.engine.connect() as conn:
             holder = db.locks.lock_holder(conn)
-        assert holder is not None and db.as_utc(holder["heartbeat_at"]) == clock.now()
+        assert holder is not None and db.as_utc(holder.heartbeat_at) == clock.now()
     finally:
         lock.release()
 

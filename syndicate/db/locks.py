@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -12,14 +12,28 @@ from syndicate.db import times
 from syndicate.db.schema import daemon_lock
 
 
-def lock_holder(conn: Connection, name: str = "daemon") -> dict[str, Any] | None:
-    row = conn.execute(select(daemon_lock).where(daemon_lock.c.name == name)).mappings().first()
+@dataclass(frozen=True)
+class LockHolder:
+    name: str
+    owner: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+
+def lock_holder(conn: Connection, name: str = "daemon") -> LockHolder | None:
+    row = conn.execute(select(daemon_lock).where(daemon_lock.c.name == name)).first()
     if not row:
         return None
-    holder = dict(row)
-    holder["heartbeat_at"] = times.as_utc(holder["heartbeat_at"])
-    holder["acquired_at"] = times.as_utc(holder["acquired_at"])
-    return holder
+    return LockHolder(
+        name=row.name,
+        owner=row.owner,
+        host=row.host,
+        pid=row.pid,
+        acquired_at=times.as_utc(row.acquired_at),
+        heartbeat_at=times.as_utc(row.heartbeat_at),
+    )
 
 
 def try_lock(
@@ -30,18 +44,18 @@ def try_lock(
     at: datetime,
     stale_before: datetime,
     name: str = "daemon",
-) -> dict[str, Any] | None:
+) -> LockHolder | None:
     """Take the lock (free, ours, or stale); returns None on success, else the live holder."""
     holder = lock_holder(conn, name)
     values = {"owner": owner, "host": host, "pid": pid, "acquired_at": at, "heartbeat_at": at}
     if holder is None:
         conn.execute(insert(daemon_lock).values(name=name, **values))
         return None
-    if holder["owner"] != owner and holder["heartbeat_at"] > stale_before:
+    if holder.owner != owner and holder.heartbeat_at > stale_before:
         return holder
     result = conn.execute(
         update(daemon_lock)
-        .where(daemon_lock.c.name == name, daemon_lock.c.owner == holder["owner"])
+        .where(daemon_lock.c.name == name, daemon_lock.c.owner == holder.owner)
         .values(**values)
     )
     return None if result.rowcount else lock_holder(conn, name)

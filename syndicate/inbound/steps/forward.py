@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from syndicate import db
 from syndicate.db import Engine
+from syndicate.db.replies import Reply
 from syndicate.inbound import notices
 from syndicate.inbound.context import MessageContext
 from syndicate.models import DeliveryState, ReplyState
@@ -34,14 +34,12 @@ def to_author(message: MessageContext) -> None:
     message.state = forward_reply(message.database, row, message.settings, message.at)
 
 
-def forward_reply(
-    engine: Engine, row: dict[str, Any], settings: Settings, at: datetime
-) -> ReplyState:
+def forward_reply(engine: Engine, row: Reply, settings: Settings, at: datetime) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
     with engine.connect() as conn:
-        post = db.posts.get_post(conn, row["post_id"])
+        post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
-            db.recipients.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+            db.recipients.get_recipient(conn, row.recipient_id) if row.recipient_id else None
         )
     assert post is not None
     try:
@@ -54,11 +52,11 @@ def forward_reply(
     with engine.begin() as conn:
         db.replies.update_reply(
             conn,
-            row["id"],
+            row.id,
             state=state.value,
             forwarded_at=at if ok else None,
             detail=("forwarded to " + settings.author.email) if ok else f"forward failed: {detail}",
         )
     if not ok:
-        log.warning("could not forward reply %s to the author: %s (will retry)", row["id"], detail)
+        log.warning("could not forward reply %s to the author: %s (will retry)", row.id, detail)
     return state
