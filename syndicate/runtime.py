@@ -59,9 +59,11 @@ def configured_transport(settings: Settings) -> Transport:
 class Runtime:
     """Settings plus what they open, each opened once, on first use.
 
-    `engine` may be given (a test that opened the database itself); otherwise the first reader
-    of `engine` opens it from `settings.database_url`. The engine and the key are made under a
-    lock: the web app and the daemon read them from worker threads.
+    `engine` and `key` may be given (a test that opened the database itself, or signed its
+    fixtures with a key of its own); otherwise the first reader of `engine` opens it from
+    `settings.database_url`, and of `key` reads it from the environment or the database. The
+    engine and the key are made under a lock: the web app and the daemon read them from worker
+    threads.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Runtime:
         settings: Settings,
         *,
         engine: Engine | None = None,
+        key: bytes | None = None,
         clock: Clock | None = None,
         transport_factory: TransportFactory = configured_transport,
         log: logging.Logger | None = None,
@@ -78,7 +81,7 @@ class Runtime:
         self.transport_factory = transport_factory
         self.log = log or logging.getLogger("syndicate")
         self._engine = engine
-        self._key: bytes | None = None
+        self._key = key
         self._templates: Environment | None = None
         self._opening = threading.Lock()
 

@@ -90,7 +90,9 @@ def test_preview_tells_the_author_what_will_go_out_and_how_to_approve(awaiting) 
 
 def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     cfg, engine, handler, preview, send_id = awaiting
-    result = handle_approval_reply(engine, cfg, reply(preview, "Jane@Example.com", "Approve!"))
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), reply(preview, "Jane@Example.com", "Approve!")
+    )
     assert (result.accepted, result.send_id) == (True, send_id)
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
@@ -98,13 +100,17 @@ def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     report = daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16))
     assert [s.sent for s in report.summaries] == [4]
     assert len(handler.messages) == 1 + 1 + 4  # preview, confirmation, the edition
-    again = handle_approval_reply(engine, cfg, reply(preview, "jane@example.com", "approve"))
+    again = handle_approval_reply(
+        Runtime(cfg, engine=engine), reply(preview, "jane@example.com", "approve")
+    )
     assert not again.accepted and "done" in again.reason
 
 
 def test_approval_by_reply_from_anyone_else_is_refused(awaiting) -> None:
     cfg, engine, _, preview, send_id = awaiting
-    result = handle_approval_reply(engine, cfg, reply(preview, "intruder@example.org", "approve"))
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), reply(preview, "intruder@example.org", "approve")
+    )
     assert not result.accepted and "jane@example.com" in result.reason
     assert state(engine, send_id) == SendState.AWAITING_APPROVAL.value
     assert daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16)).summaries == []
@@ -121,16 +127,18 @@ def test_forged_or_wrong_tokens_and_other_words_do_not_approve(awaiting) -> None
         cfg.mail.reply_address,
     ):
         result = handle_approval_reply(
-            engine, cfg, reply(preview, "jane@example.com", "approve", to)
+            Runtime(cfg, engine=engine), reply(preview, "jane@example.com", "approve", to)
         )
         assert not result.accepted and "token" in result.reason
-    not_yes = handle_approval_reply(engine, cfg, reply(preview, "jane@example.com", "Not yet"))
+    not_yes = handle_approval_reply(
+        Runtime(cfg, engine=engine), reply(preview, "jane@example.com", "Not yet")
+    )
     assert not not_yes.accepted and "approve" in not_yes.reason
     spoofed = reply(preview, "jane@example.com", "approve")
     spoofed["Authentication-Results"] = (
         "mx.example.com; spf=fail; dmarc=fail header.from=example.com"
     )
-    assert not handle_approval_reply(engine, cfg, spoofed).accepted
+    assert not handle_approval_reply(Runtime(cfg, engine=engine), spoofed).accepted
     assert state(engine, send_id) == SendState.AWAITING_APPROVAL.value
 
 
@@ -150,7 +158,7 @@ def test_approval_arriving_as_inbound_mail_goes_through_the_reply_pipeline(
     cfg, engine, _, preview, send_id = awaiting
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = reply(preview, sender, "approve").as_bytes()
-    outcome = pipeline.process(engine, raw, cfg, key, source="test")
+    outcome = pipeline.process(Runtime(cfg, engine=engine, key=key), raw, source="test")
     assert outcome.kind.value == "approval"
     assert state(engine, send_id) == expected.value
     assert outcome.detail.startswith("approved" if sender.startswith("jane") else "not approved")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from syndicate.inbound import pipeline
+from syndicate.runtime import Runtime
 from tests.inbound_support import load
 from tests.test_trust_mail_bounce import base, project, verp  # noqa: F401 (fixtures)
 from tests.trust_mail_support import dsn
@@ -18,7 +19,7 @@ def test_x_original_to_carries_the_bounce_token(project: Path) -> None:  # noqa:
     with_header = b"X-Original-To: " + verp(project, 1, 2).encode() + b"\n" + dsn(ZOE)
     with engine.connect() as conn:
         result = pipeline.classify(
-            conn, pipeline.parse.parse(with_header, source="t"), settings, key
+            conn, pipeline.parse.parse(with_header, source="t"), Runtime(settings, key=key)
         )
     assert (result.verified, result.recipient_id, result.identity.via) == (
         True,
@@ -27,5 +28,7 @@ def test_x_original_to_carries_the_bounce_token(project: Path) -> None:  # noqa:
     )
     forged = b"X-Original-To: " + verp(project, 1, 2, key=b"x" * 32).encode() + b"\n" + dsn(ZOE)
     with engine.connect() as conn:
-        result = pipeline.classify(conn, pipeline.parse.parse(forged, source="t"), settings, key)
+        result = pipeline.classify(
+            conn, pipeline.parse.parse(forged, source="t"), Runtime(settings, key=key)
+        )
     assert not result.verified

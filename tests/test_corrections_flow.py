@@ -217,13 +217,13 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     assert messages(handler, "UPDATED") == []  # nothing before the author says so
 
     forged = author_reply(question, "send", sender="intruder@example.org")
-    assert not handle_approval_reply(engine, cfg, forged).accepted
+    assert not handle_approval_reply(Runtime(cfg, engine=engine), forged).accepted
     # Through the inbound pipeline, as the author's MTA would deliver it.
     from syndicate.inbound import pipeline
 
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     answer = author_reply(question, "send").as_bytes()
-    pipeline.process(engine, answer, cfg, key, source="test", at=BEFORE_RELEASE)
+    pipeline.process(Runtime(cfg, engine=engine, key=key), answer, source="test", at=BEFORE_RELEASE)
     with engine.connect() as conn:
         [recorded] = db.replies.list_replies(conn)
     assert recorded.kind == "approval" and recorded.recipient_id is None
@@ -329,13 +329,13 @@ def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
 
     feed.posts[2] = ("Walls and words", BODY.replace("in March", "in May"))
     [first] = poll(cfg, engine, AFTER_RELEASE)
-    control.send(engine, cfg, first.id, at=AFTER_RELEASE)
+    control.send(Runtime(cfg, engine=engine), first.id, at=AFTER_RELEASE)
     assert messages(handler, "Correction: ") == []  # readers hear nothing by default
 
     cfg = configure(project, newsletter__corrections="notice")
     feed.posts[2] = ("Walls and words", BODY.replace("in March", "in April"))
     [second, _] = poll(cfg, engine, AFTER_RELEASE)
-    outcome = control.send(engine, cfg, second.id, at=AFTER_RELEASE)
+    outcome = control.send(Runtime(cfg, engine=engine), second.id, at=AFTER_RELEASE)
     notes = messages(handler, "Correction: Walls and words")
     assert len(notes) == outcome.readers == 4
     for note in notes:
@@ -388,7 +388,9 @@ def test_drop_by_reply(delivered) -> None:
     poll(cfg, engine, BEFORE_RELEASE)
     scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     [question] = messages(handler, "Send a correction", to="jane@example.com")
-    assert handle_approval_reply(engine, cfg, author_reply(question, "drop")).accepted
+    assert handle_approval_reply(
+        Runtime(cfg, engine=engine), author_reply(question, "drop")
+    ).accepted
     scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
     assert messages(handler, "UPDATED") == []
     assert listing.listed(engine)[0].state is rows.CorrectionState.DROPPED
@@ -429,7 +431,7 @@ def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -
     cfg, engine, handler, feed, _ = delivered
     feed.posts[2] = ("Walls and bread", BODY)
     [correction] = poll(cfg, engine, AFTER_RELEASE)
-    control.send(engine, cfg, correction.id, at=AFTER_RELEASE)
+    control.send(Runtime(cfg, engine=engine), correction.id, at=AFTER_RELEASE)
     [advisory] = messages(handler, "CORRECTION: ", to=SAM)
     answer = EmailMessage()
     answer["From"] = f"Sam Okafor <{SAM}>"
@@ -440,7 +442,9 @@ def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -
     answer["References"] = str(advisory["References"]) + " " + str(advisory["Message-ID"])
     answer.set_content("Thanks, we will run the corrected headline.\n")
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
-    pipeline.process(engine, answer.as_bytes(), cfg, key, source="test", at=AFTER_RELEASE)
+    pipeline.process(
+        Runtime(cfg, engine=engine, key=key), answer.as_bytes(), source="test", at=AFTER_RELEASE
+    )
     with engine.connect() as conn:
         [reply] = db.replies.list_replies(conn)
     assert (reply.kind, reply.send_id) == ("editor_response", correction.send_id)
@@ -466,7 +470,7 @@ def test_a_deferred_advisory_is_tried_again_at_the_next_tick(delivered) -> None:
     handler.refuse[SAM] = "451 4.7.1 Try again later"
     feed.posts[2] = ("Walls and bread", BODY)
     [correction] = poll(cfg, engine, AFTER_RELEASE)
-    outcome = control.send(engine, cfg, correction.id, at=AFTER_RELEASE)
+    outcome = control.send(Runtime(cfg, engine=engine), correction.id, at=AFTER_RELEASE)
     assert (outcome.sent, outcome.failed) == (1, 1)
     assert [m["To"].addresses[0].addr_spec for m in messages(handler, "CORRECTION: ")] == [FIONA]
     del handler.refuse[SAM]

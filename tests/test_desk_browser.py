@@ -67,7 +67,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     project = sent_project(tmp_path / "project")
     settings, engine, key = load(project)
     raw = signed_ids(project, fixture("gmail_en.eml"))
-    pipeline.process(engine, raw, settings, key, source="test")
+    pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     set_setting(

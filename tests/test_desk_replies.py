@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from syndicate.inbound import pipeline
+from syndicate.runtime import Runtime
 from tests.conftest import set_setting
 from tests.desk_support import SAME, client_for, login, set_password
 from tests.inbound_support import KEY, cli, edit, fixture, load, replies, sent_project, signed_ids
@@ -29,7 +30,11 @@ def desk_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     settings, engine, key = load(project)
     for name in ("gmail_en.eml", "editor_reply.eml", "stranger.eml", "dsn_postfix.eml"):
-        pipeline.process(engine, signed_ids(project, fixture(name)), settings, key, source="test")
+        pipeline.process(
+            Runtime(settings, engine=engine, key=key),
+            signed_ids(project, fixture(name)),
+            source="test",
+        )
     set_password(project)
     return project
 
@@ -141,7 +146,7 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
     )
     raw = raw.replace(b"Message-ID: <", b"Message-ID: <evil.", 1)
     hostile = raw + b"\r\n<img src=x onerror=alert(2)>\r\n"
-    pipeline.process(engine, hostile, settings, key, source="test")
+    pipeline.process(Runtime(settings, engine=engine, key=key), hostile, source="test")
     client = client_for(desk_project)
     login(client)
     newest = replies(desk_project)[0]

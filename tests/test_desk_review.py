@@ -135,7 +135,7 @@ def test_a_strangers_from_name_cannot_make_the_answer_crash(desk_project: Path) 
         b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x=40evil=2Eexample?= <priya@example.com>",
         1,
     )
-    pipeline.process(engine, raw, settings, key, source="test")
+    pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     [row] = [r for r in replies(desk_project) if r["kind"] == "unmatched"]
     client = TestClient(
         create_app(Runtime(load_settings(desk_project))),
@@ -297,7 +297,7 @@ def test_a_strangers_encoded_from_name_is_answered_decoded_on_one_line(
         b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x=40evil=2Eexample?= <priya@example.com>",
         1,
     )
-    pipeline.process(engine, raw, settings, key, source="test")
+    pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     [row] = [r for r in replies(desk_project) if r["kind"] == "unmatched"]
     client = client_for(desk_project)
     csrf = login(client)
@@ -328,7 +328,9 @@ def test_a_header_the_email_package_refuses_is_a_400_page_with_a_message(
 ) -> None:
     """Whatever else in a stranger's message makes a header unwritable: a page that says so."""
     settings, engine, key = load(desk_project)
-    pipeline.process(engine, fixture("stranger.eml"), settings, key, source="test")
+    pipeline.process(
+        Runtime(settings, engine=engine, key=key), fixture("stranger.eml"), source="test"
+    )
     [row] = [r for r in replies(desk_project) if r["kind"] == "unmatched"]
 
     def refusing(*args: object, **kwargs: object) -> None:

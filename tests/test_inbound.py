@@ -18,6 +18,7 @@ from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
+from syndicate.runtime import Runtime
 from tests.inbound_support import (
     cli,
     cli_process,
@@ -50,7 +51,7 @@ def classify(base: Path, name: str):
 def classify_bytes(base: Path, raw: bytes):
     settings, engine, key = load(base)
     with engine.connect() as conn:
-        return pipeline.classify(conn, parse.parse(raw, source="test"), settings, key)
+        return pipeline.classify(conn, parse.parse(raw, source="test"), Runtime(settings, key=key))
 
 
 CLIENT_REPLIES = {
@@ -236,7 +237,7 @@ def test_every_fixture_ends_in_exactly_one_recorded_state(project: Path) -> None
     settings, engine, key = load(project)
     for name in names:  # in-process: the command's own path is tested above
         raw = signed_ids(project, fixture(name))  # as if replying to what this project sent
-        outcome = pipeline.process(engine, raw, settings, key, source="test")
+        outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
         assert not outcome.duplicate, name
     rows = replies(project)
     assert len(rows) == len(names)
@@ -311,7 +312,7 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     def bounce(raw: bytes, at: datetime) -> None:
         # Each bounce is a new message: give it its own Message-ID.
         raw = raw.replace(b"<20261127120005.4B2C11A0F3@", f"<{at.timestamp()}.x@".encode())
-        pipeline.process(engine, raw, settings, key, source="test", at=at)
+        pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test", at=at)
 
     def score() -> float:
         with engine.connect() as conn:
@@ -336,11 +337,13 @@ def test_bounce_scores_count_once_a_day_and_suppress_at_the_threshold(project: P
     assert events == [True, False, True, True]
     # A temporary failure counts half, and a score left alone for a week starts again.
     delay = signed_ids(project, fixture("dsn_gmail_delay.eml"))
-    pipeline.process(engine, delay, settings, key, source="test", at=day)
+    pipeline.process(Runtime(settings, engine=engine, key=key), delay, source="test", at=day)
     with engine.connect() as conn:
         assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
     later = delay.replace(b"0001.GMR@", b"0002.GMR@")
-    pipeline.process(engine, later, settings, key, source="test", at=day + timedelta(days=10))
+    pipeline.process(
+        Runtime(settings, engine=engine, key=key), later, source="test", at=day + timedelta(days=10)
+    )
     with engine.connect() as conn:
         assert db.bounces.get_bounce_score(conn, "margaret.holloway@example.com").score == 0.5
 
@@ -440,7 +443,9 @@ def test_the_envelope_recipient_given_by_the_mta_identifies_the_reader(project: 
 
 def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     settings, engine, key = load(project)
-    outcome = pipeline.process(engine, fixture("approval.eml"), settings, key, source="test")
+    outcome = pipeline.process(
+        Runtime(settings, engine=engine, key=key), fixture("approval.eml"), source="test"
+    )
     assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
     assert not list((project / "outbox").glob("reply*.eml"))
     with engine.connect() as conn:
@@ -461,7 +466,9 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
 
     monkeypatch.setattr(text, "own_words", crash)
     settings, engine, key = load(project)
-    status, outcome = stdin.receive_bytes(engine, fixture("gmail_en.eml"), settings, key)
+    status, outcome = stdin.receive_bytes(
+        Runtime(settings, engine=engine, key=key), fixture("gmail_en.eml")
+    )
     assert (status, outcome.kind, outcome.too_large) == (0, ReplyKind.REFUSED, False)
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)

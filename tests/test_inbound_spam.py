@@ -11,6 +11,7 @@ import pytest
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
+from syndicate.runtime import Runtime
 from tests.inbound_support import edit, fixture, load, require_tool, sent_project
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -37,9 +38,11 @@ def test_spamassassin_marks_spam_and_passes_a_real_reply(
     settings, engine, key = load(project)
     spam = fixture("thunderbird_en.eml").replace(b"I disagree, gently", GTUBE + b"\nI disagree")
     with engine.connect() as conn:
-        spam_result = pipeline.classify(conn, parse.parse(spam, source="t"), settings, key)
+        spam_result = pipeline.classify(
+            conn, parse.parse(spam, source="t"), Runtime(settings, key=key)
+        )
         ham_result = pipeline.classify(
-            conn, parse.parse(fixture("thunderbird_en.eml"), source="t"), settings, key
+            conn, parse.parse(fixture("thunderbird_en.eml"), source="t"), Runtime(settings, key=key)
         )
     assert spam_result.kind is ReplyKind.SPAM
     assert "spamassassin: score" in spam_result.reason

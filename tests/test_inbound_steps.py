@@ -20,6 +20,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.models import SendState
+from syndicate.runtime import Runtime
 from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_project
 from tests.test_approval import awaiting, reply  # noqa: F401 (the fixture: a send awaiting approval)
 
@@ -70,9 +71,11 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
         raw = path.read_bytes()
         with engine.connect() as conn:
             before = len(db.replies.list_replies(conn))
-            expected = pipeline.classify(conn, parse.parse(raw, source="test"), settings, key)
+            expected = pipeline.classify(
+                conn, parse.parse(raw, source="test"), Runtime(settings, key=key)
+            )
             assert len(db.replies.list_replies(conn)) == before, path.name
-        outcome = pipeline.process(engine, raw, settings, key, source="test")
+        outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
         with engine.connect() as conn:
             row = db.replies.get_reply(conn, outcome.reply_id)
         assert row is not None and not outcome.duplicate, path.name
@@ -98,7 +101,7 @@ def test_inbound_classify_reads_a_message_too_large_as_process_does(
     assert shown.returncode == 0, shown.stderr.decode()
     said = json.loads(shown.stdout)
     settings, engine, key = load(project)
-    outcome = pipeline.process(engine, raw, settings, key, source="test")
+    outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     assert outcome.too_large
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)
@@ -124,7 +127,7 @@ def test_the_approve_step_reads_the_words_the_text_step_found(awaiting) -> None:
     cfg, engine, _, preview, send_id = awaiting
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = _bottom_posted(preview).as_bytes()
-    outcome = pipeline.process(engine, raw, cfg, key, source="test")
+    outcome = pipeline.process(Runtime(cfg, engine=engine, key=key), raw, source="test")
     assert outcome.detail.startswith("approved: approved by reply"), outcome.detail
     with engine.connect() as conn:
         assert db.sends.send_state(conn, send_id) == SendState.SCHEDULED.value
@@ -156,7 +159,9 @@ def test_an_approval_is_parsed_once_and_turned_to_text_once(
     monkeypatch.setattr(
         html2text.HTML2Text, "handle", counted("html2text", html2text.HTML2Text.handle)
     )
-    outcome = pipeline.process(engine, answer.as_bytes(), cfg, key, source="test")
+    outcome = pipeline.process(
+        Runtime(cfg, engine=engine, key=key), answer.as_bytes(), source="test"
+    )
     assert outcome.detail.startswith("approved: approved by reply"), outcome.detail
     assert calls == {"parse": 1, "own_words": 1, "html2text": 1}
     with engine.connect() as conn:

@@ -14,6 +14,7 @@ import pytest
 
 from syndicate.inbound import pipeline
 from syndicate.models import ReplyKind, ReplyState
+from syndicate.runtime import Runtime
 from tests.conftest import free_port
 from tests.inbound_support import fixture, load, sent_project, use_smtp
 
@@ -46,7 +47,9 @@ def test_forward_then_the_authors_answer_reaches_the_reader_threaded(smtp_projec
     project, handler = smtp_project
     settings, engine, key = load(project)
     reader_reply = fixture("gmail_en.eml")
-    outcome = pipeline.process(engine, reader_reply, settings, key, source="test")
+    outcome = pipeline.process(
+        Runtime(settings, engine=engine, key=key), reader_reply, source="test"
+    )
     assert (outcome.kind, outcome.state) == (ReplyKind.COMMENT, ReplyState.FORWARDED)
 
     [forward] = handler.messages
@@ -72,7 +75,9 @@ def test_forward_then_the_authors_answer_reaches_the_reader_threaded(smtp_projec
 def test_an_editors_answer_is_forwarded_with_the_publication(smtp_project) -> None:
     project, handler = smtp_project
     settings, engine, key = load(project)
-    pipeline.process(engine, fixture("editor_reply.eml"), settings, key, source="test")
+    pipeline.process(
+        Runtime(settings, engine=engine, key=key), fixture("editor_reply.eml"), source="test"
+    )
     [forward] = handler.messages
     message = message_from_bytes(forward.data, policy=policy.default)
     assert (
@@ -91,7 +96,9 @@ def test_an_unreachable_server_leaves_the_forward_pending_and_poll_retries_it(
     project = sent_project(tmp_path / "project")
     use_smtp(project, free_port())  # nothing listens there
     settings, engine, key = load(project)
-    outcome = pipeline.process(engine, fixture("apple_en.eml"), settings, key, source="test")
+    outcome = pipeline.process(
+        Runtime(settings, engine=engine, key=key), fixture("apple_en.eml"), source="test"
+    )
     assert outcome.state is ReplyState.FORWARD_PENDING
     config = project / "settings.toml"
     text = config.read_text()
@@ -99,14 +106,16 @@ def test_an_unreachable_server_leaves_the_forward_pending_and_poll_retries_it(
         text.replace(f"port = {settings.transport.smtp.port}", f"port = {controller.port}")
     )
     settings, engine, key = load(project)
-    assert pipeline.retry_forwards(engine, settings) == (1, 0)
+    assert pipeline.retry_forwards(Runtime(settings, engine=engine)) == (1, 0)
     assert [m.rcpt_tos for m in handler.messages] == [["jane@example.com"]]
 
 
 def test_an_unsubscribe_reply_is_confirmed_to_the_reader(smtp_project) -> None:
     project, handler = smtp_project
     settings, engine, key = load(project)
-    outcome = pipeline.process(engine, fixture("unsubscribe_de.eml"), settings, key, source="test")
+    outcome = pipeline.process(
+        Runtime(settings, engine=engine, key=key), fixture("unsubscribe_de.eml"), source="test"
+    )
     assert outcome.kind is ReplyKind.UNSUBSCRIBE
     [confirmation] = handler.messages
     assert confirmation.rcpt_tos == ["d.nakamura@example.net"]

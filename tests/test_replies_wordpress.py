@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from syndicate.inbound import pipeline
+from syndicate.runtime import Runtime
 from tests.inbound_support import cli, edit, fixture, load, sent_project
 
 APP_PASSWORD = "abcd efgh ijkl mnop"
@@ -77,7 +78,7 @@ def test_push_posts_each_comment_as_pending(
     )
     settings, engine, key = load(project)
     for name in ("gmail_de.eml", "editor_reply.eml"):
-        pipeline.process(engine, fixture(name), settings, key, source="test")
+        pipeline.process(Runtime(settings, engine=engine, key=key), fixture(name), source="test")
     refused = cli(project, "replies", "push")
     assert refused.returncode == 1
     assert b"SYNDICATE_WORDPRESS_PASSWORD" in refused.stderr

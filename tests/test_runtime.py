@@ -157,16 +157,8 @@ def test_the_web_app_keeps_the_runtime_it_was_given(project: Path) -> None:
 
 
 # Where the database, the key, the templates, the lock and the transport are made: runtime.py
-# only (their definitions aside). A module listed in STILL_DERIVED is a known debt, named in
-# docs/architecture.md; the test fails when a new one appears and when a listed one is gone.
+# only (their definitions aside). Everything below the entrances takes the Runtime.
 DERIVING = {"hmac_key", "make_environment", "DaemonLock", "make_transport"}
-STILL_DERIVED = {
-    "syndicate/corrections/control.py": 1,
-    "syndicate/corrections/outgoing.py": 4,
-    "syndicate/inbound/notices.py": 4,
-    "syndicate/inbound/steps/approve.py": 1,
-    "syndicate/scheduling/approval.py": 1,
-}
 
 
 def _derivations(tree: ast.AST) -> int:
@@ -197,4 +189,59 @@ def test_nothing_but_the_runtime_derives_engine_key_templates_or_lock() -> None:
         calls = _derivations(ast.parse(path.read_text(encoding="utf-8")))
         if calls:
             found[name] = calls
-    assert found == STILL_DERIVED
+    assert found == {}
+
+
+# Below the entrances, time that decides something is the runtime's clock (the database's own
+# clock is for what the database must judge, such as leases and the daemon's lock row).
+CLOCKED = ("syndicate/inbound", "syndicate/corrections", "syndicate/scheduling/approval.py")
+
+
+def _reads_another_clock(tree: ast.AST) -> list[int]:
+    """Lines calling `db.now()`, `datetime.now()` or `utc_now()`."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called = ast.unparse(node.func)
+            if called in ("db.now", "datetime.now", "utc_now", "time.time"):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_below_the_entrances_time_is_read_from_the_runtimes_clock() -> None:
+    found = {}
+    for where in CLOCKED:
+        root = ROOT / where
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            lines = _reads_another_clock(ast.parse(path.read_text(encoding="utf-8")))
+            if lines:
+                found[path.relative_to(ROOT).as_posix()] = lines
+    assert found == {}
+
+
+def test_a_reply_is_filed_and_forwarded_on_the_runtimes_clock(tmp_path: Path) -> None:
+    """The pipeline takes the runtime: the author's copy of a reply is dated by its clock and
+    leaves through its transport factory, signed tokens are read with its key."""
+    from syndicate.inbound import pipeline
+    from tests.inbound_support import KEY as FIXTURES_KEY
+    from tests.inbound_support import fixture, sent_project
+
+    project = sent_project(tmp_path / "project")
+    cfg = load(project)
+    clock = Clock(utc(2031, 3, 4, 5, 6))
+    made: list[OutboxTransport] = []
+
+    def factory(s: settings.Settings) -> OutboxTransport:
+        made.append(OutboxTransport(tmp_path / "elsewhere" / "outbox"))
+        return made[-1]
+
+    rt = Runtime(cfg, key=FIXTURES_KEY.encode(), clock=clock, transport_factory=factory)
+    outcome = pipeline.process(rt, fixture("gmail_en.eml"), source="test")
+    assert (outcome.kind.value, outcome.state.value) == ("comment", "forwarded")
+    assert len(made) == 1
+    [forwarded] = outbox(tmp_path / "elsewhere")
+    assert forwarded["Date"].datetime == clock.now()
+    with rt.engine.connect() as conn:
+        reply = db.replies.get_reply(conn, outcome.reply_id)
+    assert reply is not None and db.as_utc(reply.forwarded_at) == clock.now()
+    rt.close()

@@ -96,7 +96,9 @@ def test_processed_maildir_messages_are_private_whatever_the_umask(project: Path
     box = mailbox.Maildir(project / "Maildir", create=True)
     box.add(fixture("stranger.eml"))
     with umask(0):
-        [outcome] = maildir.poll(engine, project / "Maildir", settings, STRONG_KEY.encode())
+        [outcome] = maildir.poll(
+            Runtime(settings, engine=engine, key=STRONG_KEY.encode()), project / "Maildir"
+        )
     processed = project / "Maildir" / f".{settings.inbound.maildir_processed_folder}"
     [kept] = [p for sub in ("new", "cur") for p in (processed / sub).iterdir()]
     assert outcome.reply_id and len(box) == 0

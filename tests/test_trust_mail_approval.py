@@ -22,6 +22,7 @@ from syndicate import db, tokens
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
+from syndicate.runtime import Runtime
 from tests.test_approval import awaiting  # noqa: F401 (the fixture: a send awaiting approval)
 
 parse = BytesParser(policy=policy.default).parsebytes
@@ -86,7 +87,9 @@ def signed(raw: bytes, domain: str, pem: bytes) -> bytes:
 def test_a_forged_from_with_no_proof_of_the_author_approves_nothing(awaiting, results) -> None:  # noqa: F811
     cfg, engine, handler, preview, send_id = awaiting
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
-    outcome = pipeline.process(engine, answer(preview, *results), cfg, key, source="test")
+    outcome = pipeline.process(
+        Runtime(cfg, engine=engine, key=key), answer(preview, *results), source="test"
+    )
     assert outcome.detail.startswith("not approved: the reply is not authenticated")
     assert send_state(engine, send_id) == SendState.AWAITING_APPROVAL.value
     assert len(handler.messages) == 1  # the preview; no confirmation of anything
@@ -96,7 +99,7 @@ def test_our_own_mx_reporting_a_pass_approves_and_the_author_gets_a_receipt(awai
     cfg, engine, handler, preview, send_id = awaiting
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     raw = answer(preview, "mx.notes.example.com; spf=pass; dmarc=pass header.from=example.com")
-    outcome = pipeline.process(engine, raw, cfg, key, source="test")
+    outcome = pipeline.process(Runtime(cfg, engine=engine, key=key), raw, source="test")
     assert outcome.detail.startswith("approved: approved by reply (dmarc=pass")
     assert send_state(engine, send_id) == SendState.SCHEDULED.value
     [_, receipt] = handler.messages
@@ -116,14 +119,18 @@ def test_a_valid_dkim_signature_of_the_authors_domain_approves(awaiting) -> None
 
     for domain in ("evil.example", "mail.example.com"):  # someone else's, a subdomain
         other = signed(answer(preview), domain, pem)
-        result = handle_approval_reply(engine, cfg, parse(other), raw=other, dnsfunc=dns)
+        result = handle_approval_reply(
+            Runtime(cfg, engine=engine), parse(other), raw=other, dnsfunc=dns
+        )
         assert not result.accepted and "not authenticated" in result.reason
     tampered = signed(answer(preview), "example.com", pem).replace(b"approve\n", b"approve \n")
-    result = handle_approval_reply(engine, cfg, parse(tampered), raw=tampered, dnsfunc=dns)
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), parse(tampered), raw=tampered, dnsfunc=dns
+    )
     assert not result.accepted and "not authenticated" in result.reason
     assert send_state(engine, send_id) == SendState.AWAITING_APPROVAL.value
     good = signed(answer(preview), "example.com", pem)
-    result = handle_approval_reply(engine, cfg, parse(good), raw=good, dnsfunc=dns)
+    result = handle_approval_reply(Runtime(cfg, engine=engine), parse(good), raw=good, dnsfunc=dns)
     assert result.accepted and "dkim d=example.com" in result.reason
     assert send_state(engine, send_id) == SendState.SCHEDULED.value
     assert [m.rcpt_tos for m in handler.messages] == [[AUTHOR], [AUTHOR]]
@@ -133,18 +140,24 @@ def test_approval_tokens_expire_and_old_tokens_without_a_time_do_not_approve(awa
     cfg, engine, _, preview, send_id = awaiting
     trusted = "mx.notes.example.com; dmarc=pass header.from=example.com"
     later = db.now() + timedelta(days=cfg.inbound.approval_max_age_days, hours=1)
-    result = handle_approval_reply(engine, cfg, parse(answer(preview, trusted)), at=later)
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), parse(answer(preview, trusted)), at=later
+    )
     assert not result.accepted and "expired" in result.reason
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     body = f"a{send_id}-0"  # the token as previews carried it before: no time, never expired
     untimed = f"{body}-{tokens._mac(key, body)}"
     to = tokens.reply_address(cfg.mail.reply_address, untimed)
-    result = handle_approval_reply(engine, cfg, parse(answer(preview, trusted, to=to)))
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), parse(answer(preview, trusted, to=to))
+    )
     assert not result.accepted and "no issue time" in result.reason
     # A timed token altered to look fresh fails its signature.
     stale = str(preview["Reply-To"].addresses[0].addr_spec)
     forged = re.sub(r"-t\d+-", f"-t{int(later.timestamp())}-", stale)
     assert forged != stale
-    result = handle_approval_reply(engine, cfg, parse(answer(preview, trusted, to=forged)))
+    result = handle_approval_reply(
+        Runtime(cfg, engine=engine), parse(answer(preview, trusted, to=forged))
+    )
     assert not result.accepted and "token" in result.reason
     assert send_state(engine, send_id) == SendState.AWAITING_APPROVAL.value

@@ -50,7 +50,9 @@ def three_days(project: Path, make: callable, prefix: str = "", **process) -> No
     for day in range(3):
         raw = make(message_id=f"<{prefix}dsn-{day}@mx.example.org>")
         at = DAY + timedelta(days=day)
-        pipeline.process(engine, raw, settings, key, source="test", at=at, **process)
+        pipeline.process(
+            Runtime(settings, engine=engine, key=key), raw, source="test", at=at, **process
+        )
 
 
 def test_a_hand_made_bounce_on_three_days_suppresses_nobody(project: Path) -> None:
@@ -86,7 +88,7 @@ def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody
     ]
     with engine.connect() as conn:
         genuine = parse.parse(dsn(ZOE, returned_id=real), source="t")
-        assert pipeline.classify(conn, genuine, settings, key).verified is True
+        assert pipeline.classify(conn, genuine, Runtime(settings, key=key)).verified is True
     for number, returned in enumerate(forged):
         three_days(project, partial(dsn, ZOE, returned_id=returned), prefix=f"{number}-")
     assert status_of(project, ZOE) == {"active"}
@@ -128,7 +130,11 @@ def test_a_bounce_to_the_verp_envelope_recipient_counts_for_that_delivery_only(
     for days_ago in (2, 1):
         raw, at = bounce(f"<v{days_ago}@x>"), now - timedelta(days=days_ago)
         pipeline.process(
-            engine, raw, settings, key, source="t", at=at, envelope_recipients=(address,)
+            Runtime(settings, engine=engine, key=key),
+            raw,
+            source="t",
+            at=at,
+            envelope_recipients=(address,),
         )
     result = cli(project, "inbound", "receive", "--recipient", address, stdin=bounce("<v0@x>"))
     assert result.returncode == 0, result.stderr.decode()
@@ -146,7 +152,7 @@ def test_delivered_to_and_the_returned_message_id_verify_a_bounce(project: Path)
     with_header = b"Delivered-To: " + verp(project, 1, 2).encode() + b"\n" + dsn(ZOE)
     with engine.connect() as conn:
         first = pipeline.classify(
-            conn, pipeline.parse.parse(with_header, source="t"), settings, key
+            conn, pipeline.parse.parse(with_header, source="t"), Runtime(settings, key=key)
         )
     assert (first.verified, first.recipient_id, first.identity.via) == (
         True,
@@ -156,7 +162,9 @@ def test_delivered_to_and_the_returned_message_id_verify_a_bounce(project: Path)
     ours = tokens.message_id(key, installation, 1, 2, "notes.example.com")
     returned = dsn(ZOE, returned_id=ours)
     with engine.connect() as conn:
-        second = pipeline.classify(conn, pipeline.parse.parse(returned, source="t"), settings, key)
+        second = pipeline.classify(
+            conn, pipeline.parse.parse(returned, source="t"), Runtime(settings, key=key)
+        )
     assert (second.verified, second.recipient_id, second.identity.via) == (True, 2, "message-id")
 
 
@@ -172,7 +180,7 @@ def test_forged_or_foreign_verp_tokens_verify_nothing(project: Path) -> None:
     ):
         with engine.connect() as conn:
             result = pipeline.classify(
-                conn, pipeline.parse.parse(dsn(ZOE, to=to), source="t"), settings, key
+                conn, pipeline.parse.parse(dsn(ZOE, to=to), source="t"), Runtime(settings, key=key)
             )
         assert result.verified is False, to
 

@@ -17,6 +17,7 @@ from syndicate.delivery import dispatch
 from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
+from syndicate.runtime import Runtime
 from tests.inbound_support import (
     cli,
     cli_process,
@@ -77,7 +78,7 @@ def test_a_comment_to_the_shared_address_is_filed_for_the_post_not_as_the_reader
     raw = forged_reply(f"<{ZOE}>", "", "Lovely piece.", "<sg-2@x>", to=shared_address(project))
     settings, engine, key = load(project)
     with engine.connect() as conn:
-        result = pipeline.classify(conn, parse.parse(raw, source="t"), settings, key)
+        result = pipeline.classify(conn, parse.parse(raw, source="t"), Runtime(settings, key=key))
     assert (result.kind.value, result.recipient_id, result.post_id) == ("comment", None, 5)
     assert "claimed by From" in result.reason and "not acted on" not in result.reason
 
@@ -147,11 +148,11 @@ def test_a_failure_while_recording_files_the_message_whole_as_refused(
 
     monkeypatch.setattr(filing, "record", fails_once)
     settings, engine, key = load(project)
-    outcome = pipeline.process(engine, UTF7, settings, key, source="stdin")
+    outcome = pipeline.process(Runtime(settings, engine=engine, key=key), UTF7, source="stdin")
     assert (outcome.kind.value, outcome.state.value) == ("refused", "refused")
     row = stored(project, outcome.reply_id)
     assert row.raw == UTF7 and "UnicodeEncodeError" in row.reason
-    again = pipeline.process(engine, UTF7, settings, key, source="stdin")
+    again = pipeline.process(Runtime(settings, engine=engine, key=key), UTF7, source="stdin")
     assert again.duplicate and again.reply_id == outcome.reply_id
 
 
@@ -265,8 +266,10 @@ def test_a_reply_to_the_shared_address_quoting_the_readers_own_message_id_is_the
     genuine = forged_reply(f"<{ZOE}>", own, "unsubscribe", "<sg-own@x>", to=to)
     forged = forged_reply("<mallory@evil.example>", own, "unsubscribe", "<sg-own2@x>", to=to)
     with engine.connect() as conn:
-        mine = pipeline.classify(conn, parse.parse(genuine, source="t"), settings, key)
-        theirs = pipeline.classify(conn, parse.parse(forged, source="t"), settings, key)
+        mine = pipeline.classify(conn, parse.parse(genuine, source="t"), Runtime(settings, key=key))
+        theirs = pipeline.classify(
+            conn, parse.parse(forged, source="t"), Runtime(settings, key=key)
+        )
     assert (mine.kind.value, mine.recipient_id, mine.identity.via) == (
         "unsubscribe",
         2,

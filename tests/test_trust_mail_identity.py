@@ -19,6 +19,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.sources import sendgrid
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
+from syndicate.runtime import Runtime
 from tests.inbound_support import (
     KEY,
     _make_sent_project,
@@ -97,12 +98,14 @@ def test_guessed_message_ids_of_the_signed_form_match_nobody(project: Path) -> N
     genuine = sent_ids(project)[MARGARET]
     with engine.connect() as conn:
         real = parse.parse(forged_reply(f"<{MARGARET}>", genuine, "Hi"), source="t")
-        assert pipeline.classify(conn, real, settings, key).recipient_id == 1
+        assert pipeline.classify(conn, real, Runtime(settings, key=key)).recipient_id == 1
     for number, guessed in enumerate(guessed_new_form_ids(project)):
         assert guessed != genuine
         raw = forged_reply(f"<{MARGARET}>", guessed, message_id=f"<guess-{number}@evil>")
         with engine.connect() as conn:
-            result = pipeline.classify(conn, parse.parse(raw, source="t"), settings, key)
+            result = pipeline.classify(
+                conn, parse.parse(raw, source="t"), Runtime(settings, key=key)
+            )
         assert (result.kind, result.recipient_id, result.identity.send_id) == (
             ReplyKind.UNMATCHED,
             None,
@@ -135,7 +138,9 @@ def test_our_real_message_ids_are_signed_and_identify_the_reader_who_wrote(proje
     genuine = forged_reply(f"<{MARGARET}>", ids[MARGARET], "Lovely piece.", "<g-1@example.com>")
     settings, engine, key = load(project)
     with engine.connect() as conn:
-        result = pipeline.classify(conn, parse.parse(genuine, source="t"), settings, key)
+        result = pipeline.classify(
+            conn, parse.parse(genuine, source="t"), Runtime(settings, key=key)
+        )
     assert (result.kind, result.recipient_id, result.identity.via) == (
         ReplyKind.COMMENT,
         1,
@@ -144,14 +149,18 @@ def test_our_real_message_ids_are_signed_and_identify_the_reader_who_wrote(proje
     # The same real Message-ID from someone else's address speaks for nobody.
     stranger = forged_reply("<mallory@evil.example>", ids[MARGARET])
     with engine.connect() as conn:
-        result = pipeline.classify(conn, parse.parse(stranger, source="t"), settings, key)
+        result = pipeline.classify(
+            conn, parse.parse(stranger, source="t"), Runtime(settings, key=key)
+        )
     assert (result.kind, result.recipient_id) == (ReplyKind.UNMATCHED, None)
     # Altered by one character, it names nobody at all.
     mac = re.search(r"\.([a-z2-7]{16})@", ids[MARGARET]).group(1)
     altered = ids[MARGARET].replace(mac, ("b" if mac[0] != "b" else "c") + mac[1:])
     with engine.connect() as conn:
         result = pipeline.classify(
-            conn, parse.parse(forged_reply(f"<{MARGARET}>", altered), source="t"), settings, key
+            conn,
+            parse.parse(forged_reply(f"<{MARGARET}>", altered), source="t"),
+            Runtime(settings, key=key),
         )
     assert (result.kind, result.identity.send_id) == (ReplyKind.UNMATCHED, None)
 
@@ -168,7 +177,7 @@ def test_message_ids_are_unique_per_installation_and_stable_for_a_retry(
     settings, engine, key = load(project)
     other = forged_reply(f"<{MARGARET}>", second[MARGARET], "Hello", "<o-1@example.com>")
     with engine.connect() as conn:
-        result = pipeline.classify(conn, parse.parse(other, source="t"), settings, key)
+        result = pipeline.classify(conn, parse.parse(other, source="t"), Runtime(settings, key=key))
     assert result.kind is ReplyKind.UNMATCHED
     # A retry of the same delivery is composed with the same Message-ID.
     installation = db.meta.installation_id(engine)
@@ -185,7 +194,7 @@ def test_a_reply_token_from_another_address_is_about_the_post_but_not_theirs(
     settings, engine, key = load(project)
     to = tokens.reply_address(settings.mail.reply_address, tokens.make(key, "reply", 1, 1))
     raw = forged_reply("<friend@elsewhere.example>", "<x@y>", "unsubscribe", to=to)
-    outcome = pipeline.process(engine, raw, settings, key, source="test")
+    outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     assert outcome.kind is ReplyKind.COMMENT
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)

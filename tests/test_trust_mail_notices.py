@@ -14,6 +14,7 @@ import pytest
 
 from syndicate import tokens
 from syndicate.inbound import pipeline
+from syndicate.runtime import Runtime
 from tests.inbound_support import cli, copy_project, edit, fixture, load, sent_project
 from tests.trust_mail_support import forged_reply, status_of
 
@@ -92,7 +93,7 @@ def test_an_unsubscribe_confirmation_goes_to_the_address_on_record_only(project:
     settings, engine, key = load(project)
     to = tokens.reply_address(settings.mail.reply_address, tokens.make(key, "unsubscribe", 1, 1))
     raw = forged_reply(f"<{VICTIM}>", "<x@y>", "unsubscribe", "<u-1@x>", to=to)
-    outcome = pipeline.process(engine, raw, settings, key, source="test")
+    outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
     assert outcome.kind.value == "unsubscribe"
     assert status_of(project, MARGARET) == {"unsubscribed"}
     assert set(notices(project)) == {MARGARET}
@@ -125,6 +126,6 @@ def test_a_forwarded_reply_keeps_the_spaces_of_its_subject(project: Path) -> Non
     for length in range(1, 40):
         raw = fixture("gmail_en.eml").replace(b"Margaret Holloway", b"N" * length, 1)
         raw = raw.replace(b"<CAF3x9q7pY2=gmail-en-0001@", f"<n{length}@".encode())
-        outcome = pipeline.process(engine, raw, settings, key, source="test")
+        outcome = pipeline.process(Runtime(settings, engine=engine, key=key), raw, source="test")
         [path] = (project / "outbox").glob(f"reply{outcome.reply_id:07d}-*.eml")
         assert readings(path.read_bytes()) == {f"{'N' * length} replied to '{title}'"}, length

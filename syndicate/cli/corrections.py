@@ -113,17 +113,13 @@ def send(
     note: Annotated[str, typer.Option(help="Your note to editors, in the Eds line.")] = "",
 ) -> None:
     """Send the advisory now to every editor who had the column and is still on the list."""
-    rt = runtime_of(ctx)
-    settings = rt.settings
-    outcome = control.send(rt.engine, settings, correction, note=note)
-    _report(outcome)
+    _report(control.send(runtime_of(ctx), correction, note=note))
 
 
 @corrections_app.command("drop")
 def drop(ctx: typer.Context, correction: CorrectionArg) -> None:
     """Leave editors alone: the correction is closed, nothing is sent."""
-    rt = runtime_of(ctx)
-    c = control.drop(rt.engine, correction)
+    c = control.drop(runtime_of(ctx), correction)
     console.print(f"Correction {c.id} of “{c.title}” dropped; editors are not told.")
 
 
@@ -135,9 +131,7 @@ def kill(
 ) -> None:
     """Withdraw a column: editors who had it are told not to publish it (KILL, urgent), and
     every send of it still to come is cancelled."""
-    rt = runtime_of(ctx)
-    settings = rt.settings
-    _report(control.kill(rt.engine, settings, post, reason))
+    _report(control.kill(runtime_of(ctx), post, reason))
 
 
 def _report(outcome: Any) -> None:

@@ -50,9 +50,7 @@ def receive(
         raise typer.Exit(stdin.EX_DATAERR)
     try:
         rt = runtime_of(ctx)
-        code, outcome = stdin.receive_bytes(
-            rt.engine, raw, rt.settings, rt.key, envelope_recipients=tuple(recipient or ())
-        )
+        code, outcome = stdin.receive_bytes(rt, raw, envelope_recipients=tuple(recipient or ()))
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         logs.close(stdin.EX_TEMPFAIL)
         _say(f"syndicate inbound receive: temporary failure, retry later: {exc}")
@@ -149,9 +147,8 @@ def classify(
     except OSError as exc:
         raise SyndicateError(f"{message}: cannot read it ({exc.strerror or exc})") from None
     rt = runtime_of(ctx)
-    settings = rt.settings
     with rt.engine.connect() as conn:
-        inbound, result = pipeline.classify_bytes(conn, raw, settings, rt.key)
+        inbound, result = pipeline.classify_bytes(conn, raw, rt)
     data: dict[str, Any] = {
         "kind": result.kind.value,
         "post": result.post_id,

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.corrections import outgoing
@@ -24,6 +25,9 @@ from syndicate.db import Connection, Engine
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +241,7 @@ def propose_kill(conn: Connection, post: Post, send_id: int, why: str, at: datet
 
 
 def answer(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     correction_id: int,
     send_id: int,
     words: str,
@@ -246,6 +249,7 @@ def answer(
     at: datetime,
 ) -> tuple[bool, str]:
     """The author's authenticated reply to a question (approval.py checked token and proof)."""
+    engine = runtime.engine
     with engine.begin() as conn:
         correction = db.corrections.get(conn, correction_id)
     if correction is None or correction.send_id != send_id:
@@ -253,7 +257,7 @@ def answer(
     if not correction.open:
         return False, f"correction {correction_id} is already {correction.state.value}"
     if words.startswith(DROP_WORDS):
-        drop(engine, correction_id)
+        drop(runtime, correction_id, at)
         return True, f"correction {correction_id} dropped by reply ({proof})"
     if not words.startswith(SEND_WORDS):
         return False, f"the reply says neither 'send' nor 'drop' (it starts {words[:40]!r})"
@@ -271,12 +275,14 @@ def answer(
     return changed, f"correction {correction_id} approved by reply ({proof})"
 
 
-def drop(engine: Engine, correction_id: int) -> Correction:
-    with engine.begin() as conn:
+def drop(runtime: Runtime, correction_id: int, at: datetime | None = None) -> Correction:
+    with runtime.engine.begin() as conn:
         correction = _load(conn, correction_id)
         if not correction.open:
             raise SyndicateError(f"correction {correction_id} is already {correction.state.value}")
-        db.corrections.set_state(conn, correction_id, CorrectionState.DROPPED, updated_at=db.now())
+        db.corrections.set_state(
+            conn, correction_id, CorrectionState.DROPPED, updated_at=at or runtime.now()
+        )
         return _load(conn, correction_id)
 
 
@@ -291,8 +297,7 @@ def _load(conn: Connection, correction_id: int) -> Correction:
 
 
 def send(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     correction_id: int,
     *,
     note: str = "",
@@ -300,7 +305,7 @@ def send(
     at: datetime | None = None,
 ) -> Outcome:
     """Send an open correction (or kill) now to every editor who had the column and is active."""
-    at = at or db.now()
+    engine, at = runtime.engine, at or runtime.now()
     with engine.begin() as conn:
         correction = _load(conn, correction_id)
         if not correction.open:
@@ -320,7 +325,7 @@ def send(
             raise SyndicateError(f"correction {correction_id} is being sent by another process")
         correction = _load(conn, correction_id)
     try:
-        advisory, results = outgoing.deliver(engine, settings, correction, at)
+        advisory, results = outgoing.deliver(runtime, correction, at)
     except BaseException:
         with engine.begin() as conn:
             db.corrections.release(conn, correction_id)
@@ -367,12 +372,10 @@ def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
     return tuple(cancelled)
 
 
-def kill(
-    engine: Engine, settings: Settings, post_ref: str, reason: str, at: datetime | None = None
-) -> Outcome:
+def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = None) -> Outcome:
     """`syndicate kill POST --reason`: editors who had it are told not to publish it, and every
     send of it still to come is cancelled."""
-    at = at or db.now()
+    engine, at = runtime.engine, at or runtime.now()
     if not reason.strip():
         raise SyndicateError("--reason is required: editors are told why a column is withdrawn")
     with engine.begin() as conn:
@@ -390,15 +393,15 @@ def kill(
             proposed.id if proposed else propose_kill(conn, post, column.id, BY_HAND, at)
         )
         db.corrections.set_reason(conn, correction_id, " ".join(reason.split()))
-    return send(engine, settings, correction_id, by="syndicate kill", at=at)
+    return send(runtime, correction_id, by="syndicate kill", at=at)
 
 
 # --- the daemon's tick ------------------------------------------------------------------------
 
 
-def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
+def tick(runtime: Runtime, at: datetime | None = None) -> int:
     """Ask the author about new corrections; send approved ones. Returns how many went out."""
-    at = at or db.now()
+    engine, at = runtime.engine, at or runtime.now()
     with engine.begin() as conn:
         for stale in db.corrections.release_stale(conn, at - STALE_SENDING):
             log.warning(
@@ -411,27 +414,28 @@ def tick(engine: Engine, settings: Settings, at: datetime | None = None) -> int:
     for correction in reversed(waiting):
         if correction.state is CorrectionState.APPROVED:
             try:
-                send(engine, settings, correction.id, by=correction.approved_by or "auto", at=at)
+                send(runtime, correction.id, by=correction.approved_by or "auto", at=at)
                 sent += 1
             except SyndicateError as exc:
                 log.error("%s", exc)
         elif correction.asked_at is None:
-            _ask(engine, settings, correction, at)
-    _retry_deferred(engine, settings, at)
+            _ask(runtime, correction, at)
+    _retry_deferred(runtime, at)
     return sent
 
 
-def _retry_deferred(engine: Engine, settings: Settings, at: datetime) -> None:
+def _retry_deferred(runtime: Runtime, at: datetime) -> None:
     """Messages a server deferred (4xx) are tried again at each tick, like deliveries."""
+    engine, max_attempts = runtime.engine, runtime.settings.transport.retry.max_attempts
     with engine.connect() as conn:
-        waiting = db.corrections.deferred(conn, settings.transport.retry.max_attempts)
+        waiting = db.corrections.deferred(conn, max_attempts)
         corrections = {cid: db.corrections.get(conn, cid) for cid in waiting}
     for correction_id, recipients in waiting.items():
         correction = corrections[correction_id]
         if correction is None:
             continue
         try:
-            _, results = outgoing.deliver(engine, settings, correction, at, only=recipients)
+            _, results = outgoing.deliver(runtime, correction, at, only=recipients)
         except SyndicateError as exc:
             log.error("%s", exc)
             continue
@@ -454,11 +458,10 @@ def _record(
         )
 
 
-def _ask(engine: Engine, settings: Settings, correction: Correction, at: datetime) -> None:
+def _ask(runtime: Runtime, correction: Correction, at: datetime) -> None:
     from syndicate.scheduling.approval import deliver_to_author
 
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    message = outgoing.question(engine, settings, correction, key, at)
-    if deliver_to_author(settings, message):
-        with engine.begin() as conn:
+    message = outgoing.question(runtime, correction, at)
+    if deliver_to_author(runtime, message):
+        with runtime.engine.begin() as conn:
             db.corrections.mark_asked(conn, correction.id, at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import make_msgid
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 
@@ -36,6 +37,9 @@ from syndicate.models import (
 )
 from syndicate.settings import Settings
 
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
+
 
 @dataclass(frozen=True)
 class Result:
@@ -56,11 +60,10 @@ def ask_address(settings: Settings, key: bytes, correction: Correction, at: date
     return tokens.reply_address(settings.mail.reply_address, token)
 
 
-def question(
-    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> OutboundMessage:
+def question(runtime: Runtime, correction: Correction, at: datetime) -> OutboundMessage:
     """One email to the author: send this correction (or kill) to N editors?"""
-    with engine.connect() as conn:
+    settings, key = runtime.settings, runtime.key
+    with runtime.engine.connect() as conn:
         editors = len(
             db.corrections.reached(
                 conn, correction.send_id, db.corrections.sent_ids(conn, correction.post_id)
@@ -88,7 +91,7 @@ def question(
     from syndicate.delivery import mime
     from syndicate.delivery.notices import notice
 
-    preview = mime.as_bytes(_advisory_for_author(engine, settings, correction, key, at))
+    preview = mime.as_bytes(_advisory_for_author(runtime, correction, at))
     return notice(
         sender=Mailbox(settings.author.name, settings.mail.from_address),
         to=Mailbox(settings.author.name, settings.author.email),
@@ -107,19 +110,16 @@ def question(
     )
 
 
-def _advisory_for_author(
-    engine: Engine, settings: Settings, correction: Correction, key: bytes, at: datetime
-) -> OutboundMessage:
+def _advisory_for_author(runtime: Runtime, correction: Correction, at: datetime) -> OutboundMessage:
     from syndicate.delivery import dispatch
     from syndicate.delivery.compose import compose
-    from syndicate.models import Recipient, RecipientKind
-    from syndicate.render import make_environment
 
-    advisory = advisory_for(engine, correction, at)
-    env = make_environment(settings.path(settings.paths.templates))
-    edition = render_advisory(advisory, correction.new, settings, env, at)
+    settings = runtime.settings
+    advisory = advisory_for(runtime.engine, correction, at)
+    edition = render_advisory(advisory, correction.new, settings, runtime.templates, at)
     author = Recipient(0, RecipientKind.EDITOR, settings.author.email, settings.author.name)
-    return compose(edition, author, correction.send_id, dispatch.make_sender(settings, key), at)
+    sender = dispatch.make_sender(settings, runtime.key)
+    return compose(edition, author, correction.send_id, sender, at)
 
 
 def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str = "") -> Advisory:
@@ -151,8 +151,7 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
 
 
 def deliver(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     correction: Correction,
     at: datetime,
     only: frozenset[int] | None = None,
@@ -162,15 +161,12 @@ def deliver(
     `only` these recipients when a deferred message is tried again."""
     from syndicate.delivery import dispatch
     from syndicate.delivery.compose import edition_content, personalise
-    from syndicate.delivery.transports import make_transport
-    from syndicate.render import make_environment
     from syndicate.render.column import default_profile, profile_defaults
     from syndicate.render.editor_profile import profile_of
 
+    engine, settings, env = runtime.engine, runtime.settings, runtime.templates
     advisory = advisory_for(engine, correction, at)
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
-    sender = dispatch.make_sender(settings, key)
-    env = make_environment(settings.path(settings.paths.templates))
+    sender = dispatch.make_sender(settings, runtime.key)
     with engine.connect() as conn:
         earlier = [
             c for c in db.corrections.sent_ids(conn, correction.post_id) if c != correction.id
@@ -223,7 +219,7 @@ def deliver(
     if not outbound:
         return advisory, []
     try:
-        with make_transport(settings) as transport:
+        with runtime.transport() as transport:
             answers = transport.send_messages(outbound)
     except TransportError as exc:
         raise SyndicateError(f"correction {correction.id} not sent: {exc}") from exc

@@ -56,7 +56,7 @@ async def send(desk: Desk, request: Request, session: Session) -> Response:
     correction_id = _correction_id(request)
     try:
         outcome = await run_in_threadpool(
-            lambda: control.send(desk.engine, desk.settings, correction_id, by="desk")
+            lambda: control.send(desk.runtime, correction_id, by="desk")
         )
     except SyndicateError as exc:
         return desk.page("notice.html.j2", session, 400, title="Not sent", message=str(exc))
@@ -72,7 +72,7 @@ async def drop(desk: Desk, request: Request, session: Session) -> Response:
     """What `syndicate corrections drop ID` does."""
     correction_id = _correction_id(request)
     try:
-        c = await run_in_threadpool(control.drop, desk.engine, correction_id)
+        c = await run_in_threadpool(control.drop, desk.runtime, correction_id)
     except SyndicateError as exc:
         return desk.page("notice.html.j2", session, 400, title="Not dropped", message=str(exc))
     message = f"Correction {c.id} of “{c.title}” dropped; editors are not told."

@@ -37,15 +37,13 @@ def poll(runtime: Runtime) -> InboxReport:
     from syndicate.inbound import pipeline
     from syndicate.inbound.sources import imap, maildir
 
-    engine, settings, key = runtime.engine, runtime.settings, runtime.key
+    settings = runtime.settings
     report = InboxReport()
     if settings.inbound.imap.host:
         report.sources += 1
-        report.outcomes += imap.poll(engine, settings, key)
+        report.outcomes += imap.poll(runtime)
     if settings.inbound.maildir:
         report.sources += 1
-        report.outcomes += maildir.poll(
-            engine, settings.path(settings.inbound.maildir), settings, key
-        )
-    report.forwarded, report.pending = pipeline.retry_forwards(engine, settings)
+        report.outcomes += maildir.poll(runtime, settings.path(settings.inbound.maildir))
+    report.forwarded, report.pending = pipeline.retry_forwards(runtime)
     return report

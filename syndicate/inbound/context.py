@@ -25,6 +25,7 @@ from syndicate.models import (
 if TYPE_CHECKING:
     from syndicate.db import Connection, Engine
     from syndicate.db.sends import Send
+    from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
 
@@ -81,8 +82,8 @@ class MessageContext:
 
     raw: bytes
     source: str
-    settings: Settings
-    key: bytes
+    # The entrance's parts: settings, key, templates, transports, clock (`at` is read from it).
+    runtime: Runtime
     at: datetime
     envelope_recipients: tuple[str, ...] = ()
     # The transaction the message is classified and recorded in; the engine, for what happens
@@ -109,6 +110,14 @@ class MessageContext:
     state: ReplyState = ReplyState.FILED
     detail: str = ""
     outcome: Outcome | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def key(self) -> bytes:
+        return self.runtime.key
 
     @property
     def inbound(self) -> InboundMessage:

@@ -10,8 +10,8 @@ transport (see `deliver`); steps forward, unsubscribe and verify decide when.
 
 from __future__ import annotations
 
-# render, notices and transports are imported in the functions that build or send a message:
-# they load premailer and python-docx, which filing a reply (one process per message) never needs.
+# delivery's notices are imported in the functions that build or send a message: they load
+# premailer and python-docx, which filing a reply (one process per message) never needs.
 from datetime import datetime
 from email.utils import make_msgid
 from typing import TYPE_CHECKING
@@ -29,15 +29,17 @@ from syndicate.settings import Settings
 if TYPE_CHECKING:
     from syndicate.db.replies import Reply
     from syndicate.delivery.message import OutboundMessage
+    from syndicate.runtime import Runtime
 
 
 def forward_message(
-    settings: Settings, reply: Reply, post: Post, recipient: Recipient | None, at: datetime
+    runtime: Runtime, reply: Reply, post: Post, recipient: Recipient | None, at: datetime
 ) -> OutboundMessage:
     """The author's copy of a comment or an editor's answer."""
     from syndicate.delivery.message import Mailbox
     from syndicate.delivery.notices import notice
-    from syndicate.render.environment import make_environment
+
+    settings = runtime.settings
 
     name = one_line(reply.sender_name or (recipient.name if recipient else "") or reply.sender)
     kind = ReplyKind(reply.kind)
@@ -52,8 +54,7 @@ def forward_message(
         # the From line, which proves nothing, names the reader).
         "unmatched": recipient is None,
     }
-    env = make_environment(settings.path(settings.paths.templates))
-    body = env.get_template("notices/forward.txt.j2").render(reply=values, post=post)
+    body = runtime.templates.get_template("notices/forward.txt.j2").render(reply=values, post=post)
     verb = "answered about" if kind is ReplyKind.EDITOR_RESPONSE else "replied to"
     return notice(
         sender=Mailbox(f"{name} via {one_line(settings.site.name)}", settings.mail.from_address),
@@ -90,13 +91,11 @@ def _threading(in_reply_to: str | None, references: str | None) -> list[tuple[st
 
 
 def unsubscribe_confirmation(
-    settings: Settings, recipient: Recipient, request: Reply, at: datetime
+    runtime: Runtime, recipient: Recipient, request: Reply, at: datetime
 ) -> OutboundMessage:
-    from syndicate.render.environment import make_environment
-
-    env = make_environment(settings.path(settings.paths.templates))
+    settings = runtime.settings
     first_name = recipient.name.split()[0] if recipient.name.strip() else ""
-    body = env.get_template("notices/unsubscribed.txt.j2").render(
+    body = runtime.templates.get_template("notices/unsubscribed.txt.j2").render(
         recipient={
             "first_name": first_name,
             "email": recipient.email,
@@ -117,7 +116,7 @@ def human_size(size: int) -> str:
 
 
 def refusal_notice(
-    settings: Settings,
+    runtime: Runtime,
     inbound: InboundMessage,
     recipient: Recipient,
     post_title: str,
@@ -127,10 +126,8 @@ def refusal_notice(
 ) -> OutboundMessage:
     """Tell a known reader or editor, at their address on record, that their reply was too
     large to pass on."""
-    from syndicate.render.environment import make_environment
-
-    env = make_environment(settings.path(settings.paths.templates))
-    body = env.get_template("notices/refused.txt.j2").render(
+    settings = runtime.settings
+    body = runtime.templates.get_template("notices/refused.txt.j2").render(
         name=(recipient.name.split() or inbound.sender_name.split() or [""])[0],
         post_title=post_title,
         size=human_size(size),
@@ -173,12 +170,11 @@ def _automatic_answer(
     )
 
 
-def deliver(settings: Settings, message: OutboundMessage) -> DeliveryResult:
-    """Send one notice through the configured transport: the only place inbound sends mail.
+def deliver(runtime: Runtime, message: OutboundMessage) -> DeliveryResult:
+    """Send one notice through the runtime's transport: the only place inbound sends mail.
 
     Each is labelled with its reply's id: no delivery row exists for a notice, and the outbox
     names its file reply0000012-… so it never overwrites another message's file."""
     from syndicate.delivery import notices
-    from syndicate.delivery.transports import make_transport
 
-    return notices.send(make_transport(settings), message)
+    return notices.send(runtime.transport(), message)

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.db import Connection, DatabaseError, Engine
@@ -42,7 +43,9 @@ from syndicate.inbound.context import UNMATCHED, MessageContext, Outcome
 from syndicate.inbound.steps import file as filing
 from syndicate.inbound.steps import forward, parse
 from syndicate.models import Classification, Identity, InboundMessage, ReplyKind, ReplyState
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 __all__ = [
     "CLASSIFY",
@@ -95,12 +98,10 @@ def _run(message: MessageContext, names: Sequence[str]) -> None:
         step(name).process(message)
 
 
-def classify(
-    conn: Connection, inbound: InboundMessage, settings: Settings, key: bytes
-) -> Classification:
+def classify(conn: Connection, inbound: InboundMessage, runtime: Runtime) -> Classification:
     """What a parsed message is, about which post and person; changes nothing."""
     message = MessageContext(
-        raw=inbound.raw, source=inbound.source, settings=settings, key=key, at=db.now()
+        raw=inbound.raw, source=inbound.source, runtime=runtime, at=runtime.now()
     )
     message.parsed, message.conn = inbound, conn
     _decide(message)
@@ -108,11 +109,11 @@ def classify(
 
 
 def classify_bytes(
-    conn: Connection, raw: bytes, settings: Settings, key: bytes, *, source: str = "classify"
+    conn: Connection, raw: bytes, runtime: Runtime, *, source: str = "classify"
 ) -> tuple[InboundMessage, Classification]:
     """What these bytes would be filed as, read as `process` reads them (only the headers of a
     message over the size limit); changes nothing."""
-    message = MessageContext(raw=raw, source=source, settings=settings, key=key, at=db.now())
+    message = MessageContext(raw=raw, source=source, runtime=runtime, at=runtime.now())
     message.conn = conn
     parse.process(message)
     _decide(message)
@@ -141,22 +142,22 @@ def _decide(message: MessageContext) -> None:
 
 
 def process(
-    engine: Engine,
+    runtime: Runtime,
     raw: bytes,
-    settings: Settings,
-    key: bytes,
     *,
     source: str,
     envelope_recipients: tuple[str, ...] = (),
     at: datetime | None = None,
 ) -> Outcome:
-    """Run one message through the whole pipeline and record it; safe to call twice."""
+    """Run one message through the whole pipeline and record it; safe to call twice.
+
+    `at` is when it arrived (the runtime's clock unless the entrance knows better)."""
+    engine = runtime.engine
     message = MessageContext(
         raw=raw,
         source=source,
-        settings=settings,
-        key=key,
-        at=at or db.now(),
+        runtime=runtime,
+        at=at or runtime.now(),
         envelope_recipients=envelope_recipients,
         engine=engine,
     )
@@ -200,14 +201,15 @@ def _record_unprocessable(engine: Engine, inbound: InboundMessage, error: Except
     return Outcome(reply_id, ReplyKind.REFUSED, ReplyState.REFUSED, detail=reason)
 
 
-def retry_forwards(engine: Engine, settings: Settings) -> tuple[int, int]:
+def retry_forwards(runtime: Runtime) -> tuple[int, int]:
     """Forward again every reply left forward_pending; returns (forwarded, still pending)."""
+    engine = runtime.engine
     with engine.connect() as conn:
         pending = db.replies.list_replies(conn, states=[ReplyState.FORWARD_PENDING.value])
     done = 0
     for row in pending:
         with engine.connect() as conn:
             full = db.replies.get_reply(conn, row.id)
-        if full and forward.forward_reply(engine, full, settings, db.now()) is ReplyState.FORWARDED:
+        if full and forward.forward_reply(runtime, full, runtime.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done

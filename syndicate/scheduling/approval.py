@@ -21,7 +21,6 @@ from syndicate.db.sends import Send
 from syndicate.delivery import dispatch, mime, notices
 from syndicate.delivery.compose import compose
 from syndicate.delivery.message import Mailbox, OutboundMessage
-from syndicate.delivery.transports import make_transport
 from syndicate.errors import TransportError
 from syndicate.models import (
     Attachment,
@@ -44,10 +43,8 @@ log = logging.getLogger(__name__)
 # --- the preview --------------------------------------------------------------------------------
 
 
-def approve_address(
-    settings: Settings, key: bytes, send_id: int, issued: datetime | None = None
-) -> str:
-    issued_at = int((issued or db.now()).timestamp())
+def approve_address(settings: Settings, key: bytes, send_id: int, issued: datetime) -> str:
+    issued_at = int(issued.timestamp())
     token = tokens.make(key, "approve", send_id, 0, issued_at=issued_at)
     return tokens.reply_address(settings.mail.reply_address, token)
 
@@ -92,12 +89,12 @@ def build_preview(runtime: Runtime, send_id: int) -> OutboundMessage:
     )
 
 
-def deliver_to_author(settings: Settings, message: OutboundMessage) -> bool:
-    """Send one message to the author through the configured transport; True when accepted.
+def deliver_to_author(runtime: Runtime, message: OutboundMessage) -> bool:
+    """Send one message to the author through the runtime's transport; True when accepted.
     It is labelled with the send's id (the outbox names files by it)."""
-    label = message.label
+    label, settings = message.label, runtime.settings
     try:
-        result = notices.send(make_transport(settings), message)
+        result = notices.send(runtime.transport(), message)
     except TransportError as exc:
         log.error("%s to %s not sent: %s", label, settings.author.email, exc)
         return False
@@ -115,7 +112,7 @@ def request_previews(runtime: Runtime) -> int:
     sent = 0
     for send in waiting:
         message = build_preview(runtime, send.id)
-        if not deliver_to_author(settings, message):
+        if not deliver_to_author(runtime, message):
             continue
         with engine.begin() as conn:
             db.sends.update_send(conn, send.id, approval_requested_at=runtime.now())
@@ -133,15 +130,15 @@ def request_previews(runtime: Runtime) -> int:
 
 
 def approval_confirmation(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     send_id: int,
     proof: str,
     reply: EmailMessage,
     at: datetime,
 ) -> OutboundMessage:
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
-    send, post, audience = _send_post_audience(engine, send_id)
+    settings = runtime.settings
+    send, post, audience = _send_post_audience(runtime.engine, send_id)
     channel = Channel(send.channel)
     embargo = db.as_utc(send.embargo_until)
     lines = [

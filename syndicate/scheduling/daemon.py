@@ -270,7 +270,7 @@ def tick(
     try:
         from syndicate.corrections import control as corrections
 
-        report.corrections = corrections.tick(runtime.engine, runtime.settings, when)
+        report.corrections = corrections.tick(runtime, when)
     except Exception:
         log.exception("could not ask about or send corrections; retried next tick")
     _, report.waiting = split_due(runtime, when)
@@ -528,7 +528,7 @@ class Daemon:
             return
         from syndicate.inbound.pipeline import retry_forwards
 
-        forwarded, pending = retry_forwards(self.runtime.engine, self.runtime.settings)
+        forwarded, pending = retry_forwards(self.runtime)
         if forwarded or pending:
             log.info("forwards retried: %d sent, %d still pending", forwarded, pending)
 

@@ -12,16 +12,19 @@ import contextlib
 import logging
 import os
 import ssl
+from typing import TYPE_CHECKING
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from syndicate import db
-from syndicate.db import Engine
 from syndicate.errors import SyndicateError
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
-from syndicate.settings import Imap, Settings
+from syndicate.settings import Imap
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ def connect(config: Imap) -> IMAPClient:
     return client
 
 
-def poll(engine: Engine, settings: Settings, key: bytes) -> list[Outcome]:
+def poll(runtime: Runtime) -> list[Outcome]:
+    engine, settings = runtime.engine, runtime.settings
     config = settings.inbound.imap
     mailbox = f"{config.username}@{config.host}:{config.port}/{config.folder}"
     client = connect(config)
@@ -75,7 +79,7 @@ def poll(engine: Engine, settings: Settings, key: bytes) -> list[Outcome]:
                 log.warning("%s: UID %s vanished before it could be read", mailbox, uid)
                 continue
             try:
-                outcome = process(engine, raw, settings, key, source="imap")
+                outcome = process(runtime, raw, source="imap")
             except Exception as exc:
                 log.error("%s: UID %s left for the next poll: %s", mailbox, uid, exc)
                 break  # keep order: do not move past a message that is not stored

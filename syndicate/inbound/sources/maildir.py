@@ -8,12 +8,13 @@ import logging
 import mailbox
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syndicate.db import Engine
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class _PrivateMaildir(mailbox.Maildir):
         return handle
 
 
-def poll(engine: Engine, path: Path, settings: Settings, key: bytes) -> list[Outcome]:
+def poll(runtime: Runtime, path: Path) -> list[Outcome]:
+    settings = runtime.settings
     box = mailbox.Maildir(path, factory=None, create=False)
     processed_name = settings.inbound.maildir_processed_folder
     if processed_name not in box.list_folders():
@@ -42,7 +44,7 @@ def poll(engine: Engine, path: Path, settings: Settings, key: bytes) -> list[Out
         with box.get_file(message_key) as handle:
             raw = handle.read()
         try:
-            outcome = process(engine, raw, settings, key, source="maildir")
+            outcome = process(runtime, raw, source="maildir")
         except Exception as exc:
             log.error("maildir %s: message %s left for the next poll: %s", path, message_key, exc)
             continue

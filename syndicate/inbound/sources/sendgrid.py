@@ -107,15 +107,12 @@ def routes(runtime: Runtime) -> list[Route]:
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         try:
-            engine, key = runtime.engine, runtime.key
             # The pipeline blocks (database, spam check, forwarding over SMTP): run it in a
             # worker thread so the web app keeps answering unsubscribes meanwhile.
             outcome = await run_in_threadpool(
                 process,
-                engine,
+                runtime,
                 raw,
-                settings,
-                key,
                 source="sendgrid",
                 envelope_recipients=envelope_to,
             )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from syndicate.db import Engine
 from syndicate.inbound.context import Outcome
 from syndicate.inbound.pipeline import process
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +48,12 @@ def not_a_message(raw: bytes) -> str:
 
 
 def receive_bytes(
-    engine: Engine,
+    runtime: Runtime,
     raw: bytes,
-    settings: Settings,
-    key: bytes,
     envelope_recipients: tuple[str, ...] = (),
 ) -> tuple[int, Outcome]:
     """File one message; returns the exit status for the MTA and the outcome."""
-    outcome = process(
-        engine, raw, settings, key, source="stdin", envelope_recipients=envelope_recipients
-    )
+    outcome = process(runtime, raw, source="stdin", envelope_recipients=envelope_recipients)
     # Whatever was recorded is never bounced: the MTA's bounce goes to the envelope sender,
     # which anyone can forge (a too-large message's writer, if one of ours, is told by mail at
     # the address on record). Exit 65 is only for input that is not an email at all.

@@ -20,15 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from syndicate import db, tokens
 from syndicate.corrections.rows import correction_of
-from syndicate.db import Engine
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.inbound.steps.identify import candidate_addresses
 from syndicate.models import InboundMessage, ReplyKind, SendState
 from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +57,14 @@ def process(message: MessageContext) -> None:
 
 def act(message: MessageContext) -> None:
     """Once the answer is recorded: approve, if everything above holds; note what happened."""
-    result = approve(
-        message.database,
-        message.settings,
-        message.key,
-        message.inbound,
-        message.words,
-        at=message.at,
-    )
+    result = approve(message.runtime, message.inbound, message.words, at=message.at)
     message.detail = ("approved: " if result.accepted else "not approved: ") + result.reason
     with message.database.begin() as conn:
         db.replies.update_reply(conn, message.reply_id, detail=message.detail)
 
 
 def handle_approval_reply(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     message: EmailMessage,
     *,
     raw: bytes | None = None,
@@ -80,15 +75,12 @@ def handle_approval_reply(
     the pipeline's own parse and text steps. `raw` is the message as received (for DKIM);
     `dnsfunc` replaces DNS look-ups (tests)."""
     inbound = parse.parse(raw if raw is not None else message.as_bytes(), source="approval")
-    key = db.meta.hmac_key(engine, settings.hmac_key_from_env())
     words = text.own_words(inbound.message)
-    return approve(engine, settings, key, inbound, words, dnsfunc=dnsfunc, at=at)
+    return approve(runtime, inbound, words, dnsfunc=dnsfunc, at=at)
 
 
 def approve(
-    engine: Engine,
-    settings: Settings,
-    key: bytes,
+    runtime: Runtime,
     inbound: InboundMessage,
     words: str,
     *,
@@ -97,8 +89,9 @@ def approve(
 ) -> ApprovalResult:
     """Approve the send an answer names, if it is provably the author's, carries a live
     approval token and says "approve"; then email the author what was approved."""
-    at = at or db.now()
-    claim = _claim(key, inbound)
+    settings = runtime.settings
+    at = at or runtime.now()
+    claim = _claim(runtime.key, inbound)
     if claim is None:
         return ApprovalResult(False, None, "no valid approval token in the recipient address")
     send_id = claim.send_id
@@ -132,20 +125,17 @@ def approve(
     if correction_id is not None:  # the question about a correction (syndicate.corrections)
         from syndicate.corrections import control as corrections
 
-        accepted, reason = corrections.answer(
-            engine, settings, correction_id, send_id, said, proof, at
-        )
+        accepted, reason = corrections.answer(runtime, correction_id, send_id, said, proof, at)
         return ApprovalResult(accepted, send_id, reason)
     if not said.startswith(APPROVE_WORDS):
         return ApprovalResult(
             False, send_id, f"the reply does not say 'approve' (it starts {said[:40]!r})"
         )
-    return _release(engine, settings, send_id, proof, sender, inbound, at)
+    return _release(runtime, send_id, proof, sender, inbound, at)
 
 
 def _release(
-    engine: Engine,
-    settings: Settings,
+    runtime: Runtime,
     send_id: int,
     proof: str,
     sender: str,
@@ -156,20 +146,19 @@ def _release(
     # python-docx), which every other reply an MTA pipes in never needs.
     from syndicate.scheduling import approval, send_control
 
+    engine = runtime.engine
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
     if send is None:
         return ApprovalResult(False, send_id, "that send no longer exists")
     if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
         return ApprovalResult(False, send_id, f"send {send_id} is already {send.state}")
-    _, changed = send_control.approve(engine, send_id, by="reply")
+    _, changed = send_control.approve(engine, send_id, by="reply", at=at)
     reason = f"approved by reply ({proof})" if changed else "already approved"
     log.info("send %s: %s from %s", send_id, reason, sender)
     if changed:
-        receipt = approval.approval_confirmation(
-            engine, settings, send_id, proof, inbound.message, at
-        )
-        if not approval.deliver_to_author(settings, receipt):
+        receipt = approval.approval_confirmation(runtime, send_id, proof, inbound.message, at)
+        if not approval.deliver_to_author(runtime, receipt):
             reason += "; the confirmation email could not be sent"
     return ApprovalResult(True, send_id, reason)
 

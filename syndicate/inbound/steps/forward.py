@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from syndicate import db
-from syndicate.db import Engine
 from syndicate.db.replies import Reply
 from syndicate.inbound import notices
 from syndicate.inbound.context import MessageContext
 from syndicate.models import DeliveryState, ReplyState
-from syndicate.settings import Settings
+
+if TYPE_CHECKING:
+    from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,12 @@ def to_author(message: MessageContext) -> None:
     with message.database.connect() as conn:
         row = db.replies.get_reply(conn, message.reply_id)
     assert row is not None
-    message.state = forward_reply(message.database, row, message.settings, message.at)
+    message.state = forward_reply(message.runtime, row, message.at)
 
 
-def forward_reply(engine: Engine, row: Reply, settings: Settings, at: datetime) -> ReplyState:
+def forward_reply(runtime: Runtime, row: Reply, at: datetime) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
+    engine, settings = runtime.engine, runtime.settings
     with engine.connect() as conn:
         post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
@@ -43,8 +46,8 @@ def forward_reply(engine: Engine, row: Reply, settings: Settings, at: datetime) 
         )
     assert post is not None
     try:
-        message = notices.forward_message(settings, row, post, recipient, at)
-        result = notices.deliver(settings, message)
+        message = notices.forward_message(runtime, row, post, recipient, at)
+        result = notices.deliver(runtime, message)
         ok, detail = result.state is DeliveryState.SENT, result.detail
     except Exception as exc:  # a template error or an unreachable server: keep it pending
         ok, detail = False, f"{type(exc).__name__}: {exc}"

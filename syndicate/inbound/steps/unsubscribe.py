@@ -93,7 +93,7 @@ def unsubscribe(message: MessageContext) -> None:
 
 def confirm(message: MessageContext) -> None:
     """Once committed: the confirmation, to the address on record. Never raises."""
-    engine, settings = message.database, message.settings
+    engine = message.database
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, message.reply_id)
         recipient = (
@@ -104,8 +104,8 @@ def confirm(message: MessageContext) -> None:
     if row is None or recipient is None:
         return
     try:
-        notice = notices.unsubscribe_confirmation(settings, recipient, row, message.at)
-        result = notices.deliver(settings, notice)
+        notice = notices.unsubscribe_confirmation(message.runtime, recipient, row, message.at)
+        result = notices.deliver(message.runtime, notice)
         detail = f"unsubscribed; confirmation {result.state.value}"
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"

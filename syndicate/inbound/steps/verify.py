@@ -64,22 +64,22 @@ def sent_by(inbound: InboundMessage, address: str) -> bool:
 def tell_sender_refused(message: MessageContext) -> None:
     """Only ever to the address on record for the token's recipient (never a From we have
     not matched to one), so no one can make us mail a third party."""
-    engine, settings = message.database, message.settings
+    engine = message.database
     assert message.found is not None  # told only when they are the recipient it names
     recipient = message.found.recipient
     with engine.connect() as conn:
         post = db.posts.get_post(conn, message.post_id) if message.post_id else None
     try:
         notice = notices.refusal_notice(
-            settings,
+            message.runtime,
             message.inbound,
             recipient,
             post.title if post else "",
             len(message.raw),
-            db.now(),
+            message.runtime.now(),
             message.reply_id,
         )
-        result = notices.deliver(settings, notice)
+        result = notices.deliver(message.runtime, notice)
         detail = f"sender told: {result.state.value}"
     except Exception as exc:  # the refusal is recorded; the notice is a courtesy
         detail = f"could not tell the sender: {exc}"
