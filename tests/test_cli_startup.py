@@ -250,3 +250,12 @@ def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Pat
     # The other side of "no Alembic at the newest revision": an empty database gets its schema.
     result = _run_command("status", project=_project(tmp_path, upgraded=False))
     assert result["code"] == 0 and "alembic" in _packages(result["modules"])
+
+
+def test_input_that_is_not_an_email_is_turned_away_before_the_database(tmp_path: Path) -> None:
+    result = _run_command("inbound", "receive", project=tmp_path, stdin=b"\x00\x01 not mail")
+    assert result["code"] == 65  # EX_DATAERR: nothing recorded, the MTA bounces it
+    assert _packages(result["modules"]) & {"sqlalchemy", "alembic", "rich"} == set()
+    assert "syndicate.inbound.pipeline" not in result["modules"]
+    # The settings were not read: there is no settings.toml here, and nothing asked for one.
+    assert not (tmp_path / "syndicate.db").exists()
