@@ -73,7 +73,9 @@ def sync_command(
         (RecipientKind.READER, settings.subscribers.readers),
         (RecipientKind.EDITOR, settings.subscribers.editors),
     ):
-        report = subscribers.sync(engine, settings.path(relative), kind, dry_run=dry_run)
+        report = subscribers.sync(
+            engine, settings.path(relative), kind, dry_run=dry_run, force=True
+        )
         if as_json:
             documents.append({"file": relative, "kind": kind.value, **report.as_dict()})
         else:
