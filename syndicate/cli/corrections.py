@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
-from syndicate.cli.common import app, console, iso, runtime_of
+from syndicate.cli.common import app, console, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
-from syndicate.cli.plain import cells
-from syndicate.cli.sends import column_style, print_table
+from syndicate.cli.plain import text
+from syndicate.cli.tables import new_table, print_table
 from syndicate.scheduling.timeparse import short
 
 if TYPE_CHECKING:
@@ -68,17 +65,15 @@ def list_corrections(
     settings = rt.settings
     found = listing.listed(rt.engine)
     if as_json:
-        print(json.dumps([correction_json(c) for c in found], ensure_ascii=False, indent=2))
+        print_json([correction_json(c) for c in found])
         return
     if not found:
         console.print("No corrections: edits of columns editors have appear here.")
         return
-    table = Table(title="Corrections", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "post", "state", "what", "found"):
-        table.add_column(column, **column_style(column))
+    table = new_table("Corrections", ("id", "post", "state", "what", "found"))
     for c in found:
         table.add_row(
-            *cells(c.id, c.title, c.state.value, what(c), short(c.created_at, settings.zone))
+            str(c.id), c.title, c.state.value, what(c), short(c.created_at, settings.zone)
         )
     print_table(table)
 
@@ -109,7 +104,7 @@ def show(ctx: typer.Context, correction: CorrectionArg) -> None:
             f"'syndicate corrections drop {c.id}' leaves editors alone"
         )
     for line in lines:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(text(line), soft_wrap=True)
 
 
 @corrections_app.command("send")
@@ -126,7 +121,7 @@ def send(
 def drop(ctx: typer.Context, correction: CorrectionArg) -> None:
     """Leave editors alone: the correction is closed, nothing is sent."""
     c = control.drop(runtime_of(ctx), correction)
-    console.print(f"Correction {c.id} of “{c.title}” dropped; editors are not told.")
+    console.print(text(f"Correction {c.id} of “{c.title}” dropped; editors are not told."))
 
 
 @app.command()

@@ -25,16 +25,11 @@ def plain(value: object) -> str:
     return _DRIVES_THE_TERMINAL.sub("", "" if value is None else str(value))
 
 
-def text(value: object) -> Text:
+def text(value: object, style: str = "") -> Text:
     """`value` for rich: plain, and taken literally (no markup, no highlighting)."""
     from rich.text import Text
 
-    return Text(plain(value))
-
-
-def cells(*values: object) -> list[Text]:
-    """A table row of literal cells: `table.add_row(*cells(a, b, c))`."""
-    return [text(value) for value in values]
+    return Text(plain(value), style=style)
 
 
 def escaped(value: object) -> str:

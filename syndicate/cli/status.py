@@ -3,31 +3,39 @@ back. Times are shown in the author's time zone."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, runtime_of
+from syndicate.cli.common import app, console, err, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
-from syndicate.cli.plain import cells, text
-from syndicate.cli.sends import (
-    column_style,
-    print_table,
-    print_waits,
-    send_json,
-    state_text,
-    waiting,
-)
+from syndicate.cli.plain import text
+from syndicate.cli.send_control import print_waits, send_json, state_text, waiting
+from syndicate.cli.tables import new_table, print_table
 from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
+
+if TYPE_CHECKING:
+    from syndicate.feedwatch.health import FeedHealth
 
 corrections = lazy_module("syndicate.corrections.listing")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+
+
+def feed_json(feed: FeedHealth) -> dict[str, Any]:
+    last, success, error = feed.last_check, feed.last_success, feed.last_error
+    return {
+        "source": feed.source,
+        "checked_at": iso(last.checked_at) if last else None,
+        "outcome": last.outcome.value if last else None,
+        "http_status": last.http_status if last else None,
+        "last_success_at": iso(success.checked_at) if success else None,
+        "last_error": error.error if error else None,
+        "last_error_at": iso(error.checked_at) if error else None,
+        "failing_since": iso(feed.failing_since) if feed.failing_since else None,
+    }
 
 
 @app.command()
@@ -36,7 +44,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
-    from syndicate.feedwatch.watch import feed_source
+    from syndicate.feedwatch.health import health
 
     rt = runtime_of(ctx)
     settings = rt.settings
@@ -46,21 +54,18 @@ def status(
         recipients = db.recipients.count_recipients(conn)
         replies = db.replies.count_replies(conn)
         recent_replies = db.replies.recent_replies(conn)
-        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         daemon = db.locks.lock_holder(conn)
         waits = waiting(conn, rt, sends)
         # This shell's key counts too: a command run from here would sign with it.
         own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")
         key_mismatch = db.meta.key_mismatch(db.meta.key_uses(conn, own_key))
+    feed = health(engine, settings)
     upcoming = sorted(
         (s for s in sends if s.state in UPCOMING), key=lambda s: db.as_utc(s.scheduled_at)
     )
     recent = [s for s in sends if s.state not in UPCOMING]
     data: dict[str, Any] = {
-        "feed": {
-            "source": settings.feed.source,
-            "checked_at": iso(state.checked_at) if state else None,
-        },
+        "feed": feed_json(feed),
         "daemon": (
             {
                 "host": daemon.host,
@@ -95,11 +100,10 @@ def status(
     pending_corrections = corrections.waiting_lines(engine)
     data["pending_corrections"] = pending_corrections
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     zone = settings.zone
-    checked = short(db.as_utc(state.checked_at), zone) if state else ""
-    console.print(f"Feed: {settings.feed.source} (last checked {checked or 'never'})")
+    console.print(text(feed.line(zone)))
     console.print(
         f"Daemon: running on {daemon.host} (pid {daemon.pid}), last heartbeat "
         f"{short(daemon.heartbeat_at, zone)}"
@@ -123,55 +127,50 @@ def status(
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
         console.print(f"{kind.value.capitalize()}s: {shown}")
 
-    table = Table(
-        title=f"Upcoming sends (times in {settings.author.timezone})",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+    table = new_table(
+        f"Upcoming sends (times in {settings.author.timezone})",
+        ("id", "post", "channel", "state", "when", "embargo"),
     )
-    for column in ("id", "post", "channel", "state", "when", "embargo"):
-        table.add_column(column, **column_style(column))
     for s in upcoming:
         table.add_row(
-            *cells(
-                s.id,
-                s.title,
-                s.channel,
-                state_text(s, waits),
-                short(db.as_utc(s.scheduled_at), zone),
-                short(db.as_utc(s.embargo_until), zone),
-            )
+            str(s.id),
+            s.title,
+            s.channel,
+            state_text(s, waits),
+            short(db.as_utc(s.scheduled_at), zone),
+            short(db.as_utc(s.embargo_until), zone),
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
     print_waits(upcoming, waits, settings)
 
-    table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "post", "channel", "state", "started"):
-        table.add_column(column, **column_style(column))
-    for column in ("sent", "pending", "deferred", "failed"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table = new_table(
+        "Recent sends",
+        ("id", "post", "channel", "state", "started"),
+        counts=("sent", "pending", "deferred", "failed"),
+    )
     for s in recent:
         table.add_row(
-            *cells(
-                s.id,
-                s.title,
-                s.channel,
-                s.state,
-                short(db.as_utc(s.started_at), zone),
-                s.count(DeliveryState.SENT),
-                s.count(DeliveryState.PENDING, DeliveryState.SENDING),
-                s.count(DeliveryState.DEFERRED),
-                s.count(DeliveryState.FAILED),
-            )
+            str(s.id),
+            s.title,
+            s.channel,
+            s.state,
+            short(db.as_utc(s.started_at), zone),
+            str(s.count(DeliveryState.SENT)),
+            str(s.count(DeliveryState.PENDING, DeliveryState.SENDING)),
+            str(s.count(DeliveryState.DEFERRED)),
+            str(s.count(DeliveryState.FAILED)),
         )
     print_table(table) if recent else console.print("Recent sends: none")
 
     if recent_replies:
-        table = Table(title="New replies", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("received", "kind", "from", "subject", "post"):
-            table.add_column(column, **column_style(column))
+        table = new_table("New replies", ("received", "kind", "from", "subject", "post"))
         for r in recent_replies:
             table.add_row(
-                *cells(short(db.as_utc(r.received_at), zone), r.kind, r.sender, r.subject, r.title)
+                short(db.as_utc(r.received_at), zone),
+                r.kind,
+                r.sender,
+                r.subject,
+                r.title or "",
             )
         print_table(table)
     for line in pending_corrections:

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from syndicate.db import times
+from syndicate.db import status_changes, times
 from syndicate.db.engine import new_id
 from syndicate.db.schema import pending_confirmations, recipients, webhook_events
+from syndicate.db.status_changes import ChangedBy, NewChange, by_default
 from syndicate.models import Recipient, RecipientKind, RecipientStatus
 
 
@@ -148,8 +149,11 @@ def mark_recipient(
     status: RecipientStatus,
     reason: str,
     at: datetime | None = None,
+    by: ChangedBy | None = None,
 ) -> bool:
-    """Unsubscribe, bounce or mark as complained; True when this changed the recipient.
+    """Unsubscribe, bounce or mark as complained; True when this changed the recipient, and
+    then the change is in its history (`by` unless said: the reader's, a bounce the mail
+    system's).
 
     A recipient already suppressed keeps its first status and reason.
     """
@@ -163,7 +167,13 @@ def mark_recipient(
             updated_at=times.now(),
         )
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return False
+    change = NewChange(
+        recipient_id, RecipientStatus.ACTIVE, status, by or by_default(status), reason, at
+    )
+    status_changes.record(conn, [change])
+    return True
 
 
 def recipient_row(conn: Connection, recipient_id: int) -> RecipientRecord | None:
@@ -181,19 +191,22 @@ def recipients_by_email(conn: Connection, email: str) -> list[RecipientRecord]:
     return [record_from_row(row) for row in rows]
 
 
-def recipient_keys(conn: Connection, kind: RecipientKind) -> dict[str, dict[str, Any]]:
-    """email_key → (id, email, name, status, fields) of one audience, for bulk merges."""
-    rows = conn.execute(
-        select(
-            recipients.c.id,
-            recipients.c.email_key,
-            recipients.c.email,
-            recipients.c.name,
-            recipients.c.status,
-            recipients.c.fields,
-        ).where(recipients.c.kind == kind.value)
-    ).mappings()
-    return {row["email_key"]: dict(row) for row in rows}
+def recipient_keys(
+    conn: Connection, kind: RecipientKind, keys: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """email_key → (id, email, name, status, fields) of one audience, for bulk merges: of the
+    whole audience, or only of these address keys (a chunk of a list being merged)."""
+    query = select(
+        recipients.c.id,
+        recipients.c.email_key,
+        recipients.c.email,
+        recipients.c.name,
+        recipients.c.status,
+        recipients.c.fields,
+    ).where(recipients.c.kind == kind.value)
+    if keys is not None:
+        query = query.where(recipients.c.email_key.in_(keys))
+    return {row["email_key"]: dict(row) for row in conn.execute(query).mappings()}
 
 
 def insert_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -245,6 +258,11 @@ def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name
             updated_at=times.now(),
         )
     )
+    if row.status != RecipientStatus.ACTIVE:
+        back = NewChange(
+            row.id, row.status, RecipientStatus.ACTIVE, ChangedBy.READER, "confirmed by email"
+        )
+        status_changes.record(conn, [back])
     return "reactivated" if row.status != RecipientStatus.ACTIVE else "confirmed"
 
 
