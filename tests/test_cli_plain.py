@@ -1,6 +1,7 @@
-"""Outside text on the author's terminal (syndicate/cli/plain.py): a stranger's reply and a
-hostile feed are shown literally, never as rich markup, and nothing in them reaches the terminal
-as a control sequence (ESC, CSI/OSC in their 7- and 8-bit forms, CR, bidi overrides)."""
+"""Outside text shown to the author (syndicate/cli/plain.py, every table of cli/tables.py, the
+recorded feed error): a stranger's reply and a hostile feed are shown literally, never as rich
+markup, and nothing in them reaches the terminal as a control sequence (ESC, CSI/OSC in their 7-
+and 8-bit forms, CR, bidi overrides)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,28 @@ def test_feed_check_shows_a_hostile_title_literally(project: Path, tmp_path: Pat
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr[-800:]
     assert "Week [/] notes" in out and "fdp.exe" in out, out
     assert "\x9b" not in out and "\u202e" not in out, repr(out)
+
+
+def test_a_feed_error_is_recorded_as_one_bounded_line_without_control_characters(
+    project: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from syndicate import db
+    from syndicate.db.feed_checks import ERROR_CHARS, CheckOutcome
+    from syndicate.runtime import Runtime
+    from tests.web_support import load_settings
+
+    runtime = Runtime(load_settings(project))
+    hostile = "bad encoding \x1b]0;title\x07\x9b2J\nsecond line\r" + "x" * 5000
+    with runtime.engine.begin() as conn:
+        db.feed_checks.record_check(
+            conn, "feed", datetime.now(UTC), CheckOutcome.FAILED, error=hostile
+        )
+    with runtime.engine.connect() as conn:
+        recorded = db.feed_checks.latest(conn, "feed")
+    runtime.close()
+    assert recorded is not None
+    assert recorded.error.startswith("bad encoding ]0;title 2J second line x")
+    assert len(recorded.error) == ERROR_CHARS
+    assert not [c for c in recorded.error if ord(c) < 32 or 0x7F <= ord(c) <= 0x9F]

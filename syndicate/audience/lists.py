@@ -1,7 +1,8 @@
 """The author's CSV lists, synced streaming and only when the file changed.
 
-Every `send` and `run` syncs the lists. A list whose size and mtime match what the database
-recorded at the last sync is not opened; one whose bytes hash the same (SHA-256) is not parsed.
+Every `send` and `run` syncs the lists. A list whose size, mtime, device, inode and ctime
+match what the database recorded at the last sync is not opened (another file of the same size
+and mtime is not taken for it); one whose bytes hash the same (SHA-256) is not parsed.
 A changed list is read twice, both times in blocks: once to hash it and find its encoding, once
 to parse it, row by row, merging chunks of rows as they come. Duplicates are found through
 `db.list_files.SeenAddresses` (on disk), so memory stays flat at a million rows.
@@ -37,6 +38,8 @@ SAMPLE = 64 * 1024
 # A file written this close to its sync may change again within the file system's timestamp
 # granularity without its mtime showing it: its mtime is not trusted next time ("racy git").
 RACY_SECONDS = 2.0
+# No row of a list is this long; csv's own limit for one field is the same (128 KiB).
+MAX_LINE = 128 * 1024
 
 
 def sync(
@@ -57,14 +60,17 @@ def sync(
         not force
         and last is not None
         and last.path == str(path)
-        and (last.size, last.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+        and (last.size, last.mtime_ns, last.device, last.inode, last.ctime_ns)
+        == (stat.st_size, stat.st_mtime_ns, stat.st_dev, stat.st_ino, stat.st_ctime_ns)
     ):
         report.unchanged_file = True
         return report
     digest, encoding = fingerprint(path)
     now = db.now()
     mtime_ns = -1 if now.timestamp() - stat.st_mtime < RACY_SECONDS else stat.st_mtime_ns
-    seen = ListFile(str(path), stat.st_size, mtime_ns, digest, now)
+    seen = ListFile(
+        str(path), stat.st_size, mtime_ns, digest, now, stat.st_dev, stat.st_ino, stat.st_ctime_ns
+    )
     if not force and last is not None and last.path == str(path) and last.sha256 == digest:
         report.unchanged_file = True
     elif not _merge_file(engine, path, kind, encoding, report, dry_run=dry_run):
@@ -153,13 +159,43 @@ def _merge_file(
     return True
 
 
-def _records(file: TextIO, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line number, fields) for every record, read as the file streams."""
-    reader = csv.reader(file, delimiter=delimiter)
+def _records(
+    file: TextIO, delimiter: str, path: Path, report: MergeReport
+) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line number, fields) for every record, read as the file streams. A
+    record csv refuses (a field over its limit) is reported and skipped; the rest still land."""
+    reader = csv.reader(_lines(file, path, report), delimiter=delimiter)
     previous = 0
-    for record in reader:
-        yield previous + 1, [importers.restore_cell(cell) for cell in record]
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.problems.append(
+                RowProblem(path, previous + 1, f"not readable as CSV ({exc}); row skipped")
+            )
+        else:
+            yield previous + 1, [importers.restore_cell(cell) for cell in record]
         previous = reader.line_num
+
+
+def _lines(file: TextIO, path: Path, report: MergeReport) -> Iterator[str]:
+    """The file's physical lines for csv.reader, never more than MAX_LINE characters at once:
+    csv would read a line whole, however long (a file with no newline is one line), so a longer
+    one is read through in blocks, reported, and stands as a blank line (numbers stay right)."""
+    number = 0
+    while line := file.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) <= MAX_LINE:
+            yield line
+            continue
+        while line and not line.endswith(("\n", "\r")):
+            line = file.readline(BLOCK)
+        report.problems.append(
+            RowProblem(path, number, f"the line is longer than {MAX_LINE:,} characters; skipped")
+        )
+        yield "\n"
 
 
 def _rows(
@@ -167,7 +203,7 @@ def _rows(
 ) -> Iterator[ImportedRow]:
     """The list's good rows, in order, checked as importers.parse checks them; bad rows and
     duplicates go to the report."""
-    records = _records(file, report.delimiter)
+    records = _records(file, report.delimiter, path, report)
     header = next(records, None)
     if header is None:
         raise ImportFormatError("the file is empty; expected a header row with an 'email' column")

@@ -13,9 +13,12 @@ from sqlalchemy.engine import Connection
 
 from syndicate.db import times
 from syndicate.db.schema import feed_checks
+from syndicate.headers import one_line
 
 # A check every 15 minutes keeps about five days of them.
 KEEP_PER_SOURCE = 500
+# A recorded error is shown on one line of `status` and the desk: longer is cut.
+ERROR_CHARS = 1000
 
 
 class CheckOutcome(StrEnum):
@@ -115,7 +118,8 @@ def record_check(
             checked_at=at,
             outcome=outcome.value,
             http_status=http_status,
-            error=error.splitlines()[0][:1000] if error else "",
+            # The feed chose much of this text: one line, no control characters, bounded.
+            error=one_line(error)[:ERROR_CHARS],
             new_posts=new_posts,
             failing_since=failing_since,
             failures_in_row=in_row,

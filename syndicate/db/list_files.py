@@ -16,7 +16,8 @@ from syndicate.db.schema import list_files
 
 @dataclass(frozen=True)
 class ListFile:
-    """A list file as last synced: where, its size, mtime (ns) and SHA-256 of its bytes.
+    """A list file as last synced: where, its size, mtime (ns) and SHA-256 of its bytes, and
+    which file it was (device, inode, ctime; None when synced before they were kept).
     `mtime_ns` -1 means "do not trust the mtime": the file was written moments before it was
     read, and a change within the file system's timestamp granularity would not show."""
 
@@ -25,6 +26,9 @@ class ListFile:
     mtime_ns: int
     sha256: str
     synced_at: datetime
+    device: int | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
 
 
 def last_synced(conn: Connection, kind: str) -> ListFile | None:
@@ -33,7 +37,16 @@ def last_synced(conn: Connection, kind: str) -> ListFile | None:
         return None
     synced_at = times.as_utc(row.synced_at)
     assert synced_at is not None
-    return ListFile(row.path, row.size, row.mtime_ns, row.sha256, synced_at)
+    return ListFile(
+        row.path,
+        row.size,
+        row.mtime_ns,
+        row.sha256,
+        synced_at,
+        row.device,
+        row.inode,
+        row.ctime_ns,
+    )
 
 
 def record_synced(conn: Connection, kind: str, synced: ListFile) -> None:
@@ -46,6 +59,9 @@ def record_synced(conn: Connection, kind: str, synced: ListFile) -> None:
             mtime_ns=synced.mtime_ns,
             sha256=synced.sha256,
             synced_at=synced.synced_at,
+            device=synced.device,
+            inode=synced.inode,
+            ctime_ns=synced.ctime_ns,
         )
     )
 

@@ -387,4 +387,9 @@ list_files = Table(
     Column("mtime_ns", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("synced_at", DateTime(timezone=True), nullable=False),
+    # Which file it was (git's index keeps the same): another file of the same size and mtime
+    # is not taken for it. NULL for lists synced before revision 0005.
+    Column("device", BigInteger),
+    Column("inode", BigInteger),
+    Column("ctime_ns", BigInteger),
 )
