@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
-import socket
 import threading
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,13 +23,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from syndicate import db
 from syndicate.audience import subscribers
-from syndicate.db import Engine, IntegrityError
+from syndicate.db import Engine
 from syndicate.delivery import dispatch
-from syndicate.errors import FeedError, SyndicateError
+from syndicate.errors import FeedError
 from syndicate.feedwatch import watch
 from syndicate.models import Channel, RecipientKind, SendState, SendSummary
 from syndicate.render.digest import digest_post
 from syndicate.scheduling import approval, embargo
+from syndicate.scheduling.election import DaemonLock
 from syndicate.scheduling.policies import next_cron
 from syndicate.scheduling.timeparse import describe
 from syndicate.settings import Settings
@@ -54,10 +51,6 @@ class StopRequested(Exception):
     def __init__(self, summaries: list[SendSummary] | None = None) -> None:
         super().__init__("stop requested")
         self.summaries = summaries or []
-
-
-class LockHeld(SyndicateError):
-    """Another daemon holds the database."""
 
 
 @dataclass(frozen=True)
@@ -335,133 +328,6 @@ def inbox_poller(settings: Settings) -> tuple[Callable[[Runtime], object] | None
     return poll, ""
 
 
-# --- the lock -------------------------------------------------------------------------------------
-
-
-def _describe_holder(holder: dict, now: datetime) -> str:
-    age = (now - holder["heartbeat_at"]).total_seconds()
-    return (
-        f"another syndicate daemon (pid {holder['pid']} on {holder['host']}, running since "
-        f"{holder['acquired_at']:%Y-%m-%d %H:%M} UTC, last heartbeat {age:.0f} s ago)"
-    )
-
-
-def _gone_from_this_machine(holder: dict) -> bool:
-    if holder["host"] != socket.gethostname() or holder["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
-
-
-@dataclass
-class DaemonLock:
-    """The database lock: taken at start, renewed by heartbeat, released at a clean stop."""
-
-    engine: Engine
-    heartbeat_seconds: float = 30
-    stale_after_missed: int = 3
-    clock: Clock = db.now
-    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
-    held: bool = False
-
-    @property
-    def stale_after(self) -> timedelta:
-        return timedelta(seconds=self.heartbeat_seconds * self.stale_after_missed)
-
-    def try_acquire(self) -> dict | None:
-        """None when we hold the lock now, else the live holder."""
-        now = self.clock()
-        try:
-            with self.engine.begin() as conn:
-                holder = db.locks.try_lock(
-                    conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
-                )
-        except IntegrityError:
-            # Another daemon inserted the lock row between our read and our insert.
-            with self.engine.connect() as conn:
-                holder = db.locks.lock_holder(conn)
-            if holder is None:
-                return self.try_acquire()
-        if holder is not None and _gone_from_this_machine(holder):
-            # Killed (kill -9, a crash) on this very machine: no need to wait for it to go
-            # stale. Taking over is safe: its in-flight messages are requeued on resume.
-            log.warning(
-                "the lock's holder (pid %s on this machine) no longer exists; taking over",
-                holder["pid"],
-            )
-            with self.engine.begin() as conn:
-                just_after = holder["heartbeat_at"] + timedelta(microseconds=1)
-                holder = db.locks.try_lock(
-                    conn, self.owner, socket.gethostname(), os.getpid(), now, just_after
-                )
-        if holder is None:
-            self.held = True
-        return holder
-
-    def acquire(
-        self, *, wait: bool = False, sleep: Callable[[float], object] | None = None
-    ) -> None:
-        """Take the lock, or raise LockHeld with who holds it (or, with wait, retry).
-
-        `sleep` returning True (an Event's wait once it is set) stops the waiting.
-        """
-        pause = sleep or threading.Event().wait
-        announced = False
-        while True:
-            holder = self.try_acquire()
-            if holder is None:
-                return
-            message = _describe_holder(holder, self.clock())
-            if not wait:
-                raise LockHeld(
-                    f"{message} is using this database. Only one may run at a time: stop it "
-                    f"first, or start this one with --wait to take over when it stops. A "
-                    f"crashed daemon's lock is released after {self.stale_after_missed} "
-                    f"missed heartbeats ({self.stale_after.total_seconds():.0f} s)."
-                )
-            if not announced:
-                log.warning("%s is using this database; waiting for it to stop", message)
-                announced = True
-            if pause(self.heartbeat_seconds) is True:
-                raise LockHeld("stopped while waiting for the other daemon")
-
-    def beat(self) -> bool:
-        with self.engine.begin() as conn:
-            self.held = db.locks.heartbeat(conn, self.owner, self.clock())
-        return self.held
-
-    def release(self) -> None:
-        with self.engine.begin() as conn:
-            db.locks.release_lock(conn, self.owner)
-        self.held = False
-
-    @contextmanager
-    def held_while(self, *, wait: bool = False) -> Iterator[None]:
-        """Hold the lock for a one-off run (`run --once`, `send`), renewing it in the
-        background so a long send is never taken for a crashed one and run a second time."""
-        self.acquire(wait=wait)
-        stopped = threading.Event()
-
-        def keep_beating() -> None:
-            while not stopped.wait(self.heartbeat_seconds):
-                if not self.beat():
-                    log.error("the database lock was taken over; this run should stop")
-
-        beater = threading.Thread(target=keep_beating, name="syndicate-heartbeat", daemon=True)
-        beater.start()
-        try:
-            yield
-        finally:
-            stopped.set()
-            beater.join()
-            self.release()
-
-
 # --- the daemon -----------------------------------------------------------------------------------
 
 
@@ -535,8 +401,8 @@ class Daemon:
             return
         if not self.lock.beat():
             log.error(
-                "this daemon's database lock was taken over by another daemon (this one missed "
-                "its heartbeats); stopping so that only one sends"
+                "this daemon lost its database lock (another daemon took it over after missed "
+                "heartbeats, or its database session ended); stopping so that only one sends"
             )
             self.stop.set()
 
