@@ -20,7 +20,7 @@ from syndicate import db
 from syndicate.delivery.transports import OutboxTransport
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon, election
+from syndicate.scheduling import election, jobs
 from syndicate.scheduling.daemon import Daemon
 from syndicate.scheduling.election import LockHeld
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, utc
@@ -39,9 +39,9 @@ def scheduled(project: Path):
         column__enabled=False,
     )
     engine = db.connect(cfg.database_url)
-    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 23, 12))
+    jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 23, 12))
     blog.publish("Tuesday essay")
-    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
+    jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
     assert db.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
     return cfg, engine

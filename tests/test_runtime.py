@@ -18,7 +18,7 @@ import pytest
 from syndicate import db, settings
 from syndicate.delivery.transports import OutboxTransport
 from syndicate.runtime import Runtime, SystemClock
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from syndicate.web.app import create_app
 from tests.scheduling_support import Blog, Clock, configure, outbox, utc
 
@@ -147,7 +147,7 @@ def test_a_send_runs_on_the_runtimes_clock_and_transport(project: Path) -> None:
         made.append(OutboxTransport(s.path("outbox")))
         return made[-1]
 
-    report = daemon.run_once(Runtime(cfg, clock=clock, transport_factory=factory))
+    report = jobs.run_once(Runtime(cfg, clock=clock, transport_factory=factory))
     assert [s.sent for s in report.summaries] and made
     dates = {message["Date"].datetime for message in outbox(project)}
     assert dates == {utc(2026, 12, 1, 12)}
