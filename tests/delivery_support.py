@@ -135,8 +135,8 @@ def newsletter_send(project: Path) -> tuple[settings.Settings, Engine, int]:
     engine = db.connect(cfg.database_url)
     watch.poll(engine, cfg)
     with engine.connect() as conn:
-        send = next(s for s in db.sends.due_sends(conn, db.now()) if s["channel"] == "newsletter")
-    return cfg, engine, send["id"]
+        send = next(s for s in db.sends.due_sends(conn, db.now()) if s.channel == "newsletter")
+    return cfg, engine, send.id
 
 
 def note(email: str, number: int = 1, text: str = "hello", subject: str = "hi") -> OutboundMessage:

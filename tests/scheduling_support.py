@@ -12,6 +12,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from syndicate import db, settings
+from syndicate.db.sends import SendListing
 
 ITEM = """<item><title>{title}</title><link>https://blog.example.com/{n}/</link>
 <guid isPermaLink="false">https://blog.example.com/?p={n}</guid>
@@ -112,9 +113,9 @@ def sent_to(project: Path, subject_part: str = "") -> list[str]:
     ]
 
 
-def sends(engine) -> list[dict]:
+def sends(engine) -> list[SendListing]:
     with engine.connect() as conn:
-        return sorted(db.sends.list_sends(conn, 500), key=lambda s: s["id"])
+        return sorted(db.sends.list_sends(conn, 500), key=lambda s: s.id)
 
 
 def readers(project: Path) -> int:

@@ -49,7 +49,7 @@ def awaiting(project: Path, smtp_server):
     assert received.rcpt_tos == ["jane@example.com"]
     preview = parse(received.data)
     [send] = all_sends(engine)
-    return cfg, engine, handler, preview, send["id"]
+    return cfg, engine, handler, preview, send.id
 
 
 def reply(preview: EmailMessage, sender: str, body: str, to: str | None = None) -> EmailMessage:
@@ -96,7 +96,7 @@ def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     assert (result.accepted, result.send_id) == (True, send_id)
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
-    assert send["state"] == SendState.SCHEDULED.value and send["approved_by"] == "reply"
+    assert send.state == SendState.SCHEDULED.value and send.approved_by == "reply"
     report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16))
     assert [s.sent for s in report.summaries] == [4]
     assert len(handler.messages) == 1 + 1 + 4  # preview, confirmation, the edition

@@ -71,14 +71,14 @@ def reader_status(project: Path) -> str:
     engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
         [row] = db.recipients.recipients_by_email(conn, ADDRESS)
-    return row["status"]
+    return row.status
 
 
 def reader_status_or_none(project: Path) -> str | None:
     engine = db.connect(load_settings(project).database_url)
     with engine.connect() as conn:
         rows = db.recipients.recipients_by_email(conn, ADDRESS)
-    return rows[0]["status"] if rows else None
+    return rows[0].status if rows else None
 
 
 def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, served: str) -> None:

@@ -321,11 +321,9 @@ def test_an_import_keeps_names_and_spelling_already_on_the_list(cli: Cli) -> Non
     assert "written 'MARGARET.HOLLOWAY@" in spelling["message"]
     engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
-        rows = {
-            r["email_key"]: r for r in db.recipients.list_recipients(conn, RecipientKind.READER)
-        }
+        rows = {r.email_key: r for r in db.recipients.list_recipients(conn, RecipientKind.READER)}
     kept = rows["margaret.holloway@example.com"]
-    assert (kept["email"], kept["name"]) == ("margaret.holloway@example.com", "Margaret Holloway")
+    assert (kept.email, kept.name) == ("margaret.holloway@example.com", "Margaret Holloway")
 
 
 def test_the_authors_own_list_still_renames(tmp_path: Path) -> None:
@@ -352,7 +350,7 @@ def test_unreadable_editor_preferences_are_reported_at_import(cli: Cli) -> None:
     engine = db.connect(database_url_of(cli.project))
     with engine.connect() as conn:
         [editor] = db.recipients.list_recipients(conn, RecipientKind.EDITOR)
-    assert editor["email"] == "ed@paper.example"  # the row still lands
+    assert editor.email == "ed@paper.example"  # the row still lands
 
 
 def test_the_daemon_logs_at_info_for_its_journal(project: Path) -> None:

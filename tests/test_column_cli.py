@@ -76,7 +76,7 @@ def test_each_editor_gets_a_note_and_the_attachments_they_asked_for(sent: Path) 
             recipient = db.recipients.get_recipient(conn, claim.recipient_id)
             send = db.sends.get_send(conn, claim.send_id)
             assert recipient is not None and recipient.email == address
-            assert send is not None and send["channel"] == "column"
+            assert send is not None and send.channel == "column"
 
 
 def test_preview_writes_each_format_for_an_editor(sent: Path) -> None:

@@ -225,8 +225,8 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
     pipeline.process(Runtime(cfg, engine=engine, key=key), answer, source="test", at=BEFORE_RELEASE)
     with engine.connect() as conn:
         [recorded] = db.replies.list_replies(conn)
-    assert recorded["kind"] == "approval" and recorded["recipient_id"] is None
-    assert "approved by reply" in recorded["detail"]
+    assert recorded.kind == "approval" and recorded.recipient_id is None
+    assert "approved by reply" in recorded.detail
     jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
 
     advisories = messages(handler, "UPDATED: Column: Walls and words")
@@ -299,7 +299,7 @@ def test_kill_reaches_every_editor_and_cancels_the_pending_send(delivered, proje
     with engine.connect() as conn:
         post = db.posts.find_post(conn, "post-2")
         newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
-    assert newsletter["state"] == SendState.CANCELLED.value
+    assert newsletter.state == SendState.CANCELLED.value
     assert "cancelled" in killed.stdout
 
 
@@ -320,7 +320,7 @@ def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
     with engine.connect() as conn:
         post = db.posts.find_post(conn, "post-2")
         newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
-    send_control.approve(engine, newsletter["id"], by="test")
+    send_control.approve(engine, newsletter.id, by="test")
     jobs.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE)
     editions = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Walls and words")}
     assert len(editions) == 4
@@ -446,8 +446,8 @@ def test_an_editors_answer_to_an_advisory_is_filed_under_the_column(delivered) -
     )
     with engine.connect() as conn:
         [reply] = db.replies.list_replies(conn)
-    assert (reply["kind"], reply["send_id"]) == ("editor_response", correction.send_id)
-    assert reply["post_id"] == correction.post_id
+    assert (reply.kind, reply.send_id) == ("editor_response", correction.send_id)
+    assert reply.post_id == correction.post_id
 
 
 def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> None:

@@ -90,4 +90,4 @@ def test_send_killed_three_times_then_resumed_reaches_everyone(
     assert duplicates <= KILLS * 2, duplicates
     with engine.connect() as conn:
         assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
+        assert db.sends.get_send(conn, send_id).state == "done"

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syndicate import db
 from syndicate.delivery.transports import OutboxTransport
-from syndicate.models import SendState
+from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import election, jobs
 from syndicate.scheduling.daemon import Daemon
@@ -43,7 +43,7 @@ def scheduled(project: Path):
     blog.publish("Tuesday essay")
     jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
     [send] = all_sends(engine)
-    assert db.as_utc(send["scheduled_at"]) == utc(2026, 12, 1, 12)
+    assert db.as_utc(send.scheduled_at) == utc(2026, 12, 1, 12)
     return cfg, engine
 
 
@@ -138,7 +138,7 @@ def test_daemon_stopped_before_the_due_time_and_started_after_it_sends_once(
         after.job_tick()
         clock.advance(minutes=1)
     assert len(outbox(project)) == readers(project)
-    assert [s["state"] for s in all_sends(engine)] == [SendState.DONE.value]
+    assert [s.state for s in all_sends(engine)] == [SendState.DONE.value]
 
 
 class StopAfterFirstBatch(OutboxTransport):
@@ -174,7 +174,10 @@ def test_stop_request_finishes_the_batch_in_flight_and_the_rest_resumes_later(
     the_daemon.job_tick()
     assert len(outbox(project)) == 1
     [send] = all_sends(engine)
-    assert send["state"] == SendState.SENDING.value and send["n_pending"] == readers(project) - 1
+    assert (
+        send.state == SendState.SENDING.value
+        and send.count(DeliveryState.PENDING) == readers(project) - 1
+    )
     the_daemon.lock.release()
 
     restarted = Daemon(Runtime(cfg, engine=engine, clock=clock))

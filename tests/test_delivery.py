@@ -62,9 +62,7 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     newsletter = jobs.run_once(Runtime(cfg, engine=engine)).summaries[0]
     assert (newsletter.sent, newsletter.failed, newsletter.deferred) == (2, 1, 1)
     with engine.connect() as conn:
-        states = {
-            r["email"]: (r["state"], r["detail"]) for r in db.deliveries.iter_deliveries(conn, 1)
-        }
+        states = {r.email: (r.state, r.detail) for r in db.deliveries.iter_deliveries(conn, 1)}
         bounced = (
             conn.execute(
                 select(db.schema.recipients.c.email).where(
@@ -94,7 +92,7 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]
     assert [m.rcpt_tos for m in handler.messages[before:]] == [["zoe.perez@example.org"]]
     with engine.connect() as conn:
-        assert db.sends.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1).state == "done"
 
 
 def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
@@ -104,8 +102,8 @@ def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
     assert all(s.sent == 0 for s in report.summaries)
     assert all("cannot connect to SMTP server 127.0.0.1:9" in s.error for s in report.summaries)
     with engine.connect() as conn:
-        states = {r["state"] for r in db.deliveries.iter_deliveries(conn, 1)}
-        assert db.sends.get_send(conn, 1)["state"] == "sending"
+        states = {r.state for r in db.deliveries.iter_deliveries(conn, 1)}
+        assert db.sends.get_send(conn, 1).state == "sending"
     assert states <= {"deferred", "pending"}
 
 
@@ -145,7 +143,7 @@ def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) ->
     outbox = sorted(p.name for p in (project / "outbox").glob("*.eml"))
     assert len([n for n in outbox if n.startswith(f"d{ids[0]:07d}")]) == 0
     with engine.connect() as conn:
-        assert {r["state"] for r in db.deliveries.iter_deliveries(conn, 1)} == {"sent"}
+        assert {r.state for r in db.deliveries.iter_deliveries(conn, 1)} == {"sent"}
 
 
 def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) -> None:
@@ -187,8 +185,8 @@ def test_a_refused_sender_pauses_the_send_and_bounces_nobody(project: Path, smtp
     assert handler.messages == []
     with engine.connect() as conn:
         statuses = set(conn.execute(select(db.schema.recipients.c.status)).scalars())
-        states = {r["state"] for r in db.deliveries.iter_deliveries(conn, newsletter.send_id)}
-        detail = next(db.deliveries.iter_deliveries(conn, newsletter.send_id))["detail"]
+        states = {r.state for r in db.deliveries.iter_deliveries(conn, newsletter.send_id)}
+        detail = next(db.deliveries.iter_deliveries(conn, newsletter.send_id)).detail
     assert statuses == {"active"}
     assert states <= {"deferred", "pending"}
     assert "refused the sender replies+b1-" in detail  # the delivery's VERP envelope sender

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
     settings, engine, _ = load(project)
     with engine.connect() as conn:
         posts = sorted(conn.execute(db.schema.posts.select()).mappings(), key=lambda p: p["id"])
-        [sent_post] = {s["post_id"] for s in db.sends.list_sends(conn)}
+        [sent_post] = {s.post_id for s in db.sends.list_sends(conn)}
     demo = next(p for p in posts if p["id"] == sent_post)
     other = next(p for p in posts if p["id"] != sent_post)
 
@@ -277,11 +278,11 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
 
 def store_sends(engine: object) -> list[dict]:
     with engine.connect() as conn:
-        return db.sends.list_sends(conn)
+        return [asdict(row) for row in db.sends.list_sends(conn)]
 
 
 def store_send(engine: object, send_id: int) -> dict:
     with engine.connect() as conn:
         row = db.sends.get_send(conn, send_id)
     assert row is not None
-    return row
+    return asdict(row)

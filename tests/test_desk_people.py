@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -43,8 +44,8 @@ def cli(project: Path, *args: str) -> str:
 
 def person(project: Path, email: str) -> dict:
     with engine_of(project).connect() as conn:
-        [row] = [r for r in db.recipients.recipients_by_email(conn, email) if r["kind"] == "reader"]
-    return row
+        [row] = [r for r in db.recipients.recipients_by_email(conn, email) if r.kind == "reader"]
+    return asdict(row)
 
 
 def without_times(csv_text: str) -> str:

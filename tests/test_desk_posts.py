@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -61,7 +62,7 @@ def cli(project: Path, *args: str) -> None:
 def the_sends(project: Path) -> dict[str, dict]:
     with engine_of(project).connect() as conn:
         rows = db.sends.list_sends(conn, 100)
-    return {row["channel"]: row for row in rows}
+    return {row.channel.value: asdict(row) for row in rows}
 
 
 def comparable(row: dict) -> dict:

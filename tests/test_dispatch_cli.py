@@ -29,9 +29,7 @@ def test_send_dry_run_test_copy_then_real_send(project: Path) -> None:
     assert msg["To"].addresses[0].addr_spec == "me@example.org"
     assert msg["Subject"] == "[TEST] The job is not the work — and that’s the point"
     with engine.connect() as conn:
-        assert all(
-            not db.deliveries.delivery_counts(conn, s["id"]) for s in db.sends.list_sends(conn)
-        )
+        assert all(not db.deliveries.delivery_counts(conn, s.id) for s in db.sends.list_sends(conn))
     copy.unlink()
 
     real = run_cli(project, "send", "latest", "--channel", "newsletter")

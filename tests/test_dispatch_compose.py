@@ -177,16 +177,14 @@ def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) 
     summary = dispatch.run_send(runtime, send_id, make_transport(cfg))
     assert (summary.sent, summary.failed) == (3, 1)
     with engine.connect() as conn:
-        row = next(
-            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["state"] == "failed"
-        )
+        row = next(r for r in db.deliveries.iter_deliveries(conn, send_id) if r.state == "failed")
         status = conn.execute(
             select(db.schema.recipients.c.status).where(
-                db.schema.recipients.c.id == row["recipient_id"]
+                db.schema.recipients.c.id == row.recipient_id
             )
         ).scalar_one()
-    assert row["email"] == "zoë@exämple.org"
-    assert row["detail"].startswith("cannot compose a message for 'zoë@exämple.org'")
+    assert row.email == "zoë@exämple.org"
+    assert row.detail.startswith("cannot compose a message for 'zoë@exämple.org'")
     assert status == "active"  # not the address's fault: not marked bounced
     assert len(handler.messages) == 3
 

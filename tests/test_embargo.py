@@ -29,9 +29,9 @@ def test_reader_edition_held_back_by_the_column_embargo_and_released_after_it(
     # Found Tuesday 24 November 10:00 EST; newsletter policy is "immediately".
     first = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 15))
     assert [(s.channel.value, s.sent) for s in first.summaries] == [("column", 2)]
-    column = next(s for s in all_sends(engine) if s["channel"] == "column")
+    column = next(s for s in all_sends(engine) if s.channel == "column")
     # Saturday 28 November 00:01 EST = 05:01 UTC.
-    assert db.as_utc(column["embargo_until"]) == utc(2026, 11, 28, 5, 1)
+    assert db.as_utc(column.embargo_until) == utc(2026, 11, 28, 5, 1)
 
     assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12)).summaries == []
     assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 28, 5, 0)).summaries == []
@@ -53,8 +53,8 @@ def test_embargo_given_by_hand_and_respect_can_be_switched_off(project: Path) ->
     send_control.schedule(
         engine, post.id, Channel.COLUMN, utc(2026, 11, 24, 16), embargo=utc(2026, 11, 26, 12)
     )
-    newsletter = next(s for s in all_sends(engine) if s["channel"] == "newsletter")
-    send_control.approve(engine, newsletter["id"], by="command")
+    newsletter = next(s for s in all_sends(engine) if s.channel == "newsletter")
+    send_control.approve(engine, newsletter.id, by="command")
     report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 12))
     assert [s.channel.value for s in report.summaries] == ["column"]
 
@@ -68,7 +68,7 @@ def test_a_cancelled_column_no_longer_holds_readers_back(project: Path) -> None:
     blog, cfg, engine = setup(project, column__embargo="+3d", column__policy="manual")
     blog.publish("Column dropped")
     assert jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 15)).summaries == []
-    column = next(s for s in all_sends(engine) if s["channel"] == "column")
-    send_control.cancel(engine, column["id"])
+    column = next(s for s in all_sends(engine) if s.channel == "column")
+    send_control.cancel(engine, column.id)
     report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 15, 1))
     assert [s.channel.value for s in report.summaries] == ["newsletter"]

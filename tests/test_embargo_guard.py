@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from syndicate import db, settings
 from syndicate import runtime as runtime_module
+from syndicate.db.sends import Send
 from syndicate.errors import SettingsError
-from syndicate.models import Channel
+from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon, embargo, jobs
 from tests.inbound_support import cli
@@ -69,15 +71,30 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
 
 
 def ids(cfg: settings.Settings) -> dict[str, int]:
-    return {s["channel"]: s["id"] for s in all_sends(db.connect(cfg.database_url))}
+    return {s.channel: s.id for s in all_sends(db.connect(cfg.database_url))}
 
 
 # --- the rule ------------------------------------------------------------------------------------
 
 
 def test_one_rule_decides_what_holds_a_reader_edition_back() -> None:
-    column = {"id": 7, "state": "scheduled", "embargo_until": utc(2026, 12, 5, 5, 1)}
     own = utc(2026, 12, 1, 12)
+    column = Send(
+        id=7,
+        post_id=1,
+        channel=Channel.COLUMN,
+        state=SendState.SCHEDULED,
+        scheduled_at=own,
+        embargo_until=utc(2026, 12, 5, 5, 1),
+        created_at=own,
+        started_at=None,
+        finished_at=None,
+        policy="",
+        approval_requested_at=None,
+        approved_at=None,
+        approved_by="",
+        embargo_broken_at=None,
+    )
 
     def rule(channel, own_embargo, col, respect=True):
         return embargo.reader_release(channel, own_embargo, col, respect_column=respect)
@@ -85,17 +102,17 @@ def test_one_rule_decides_what_holds_a_reader_edition_back() -> None:
     # A column draft is never held back: its embargo is the release line printed in it.
     assert rule(Channel.COLUMN, own, column) is None
     # A reader edition waits for the later of its own embargo and its column's.
-    assert rule(Channel.NEWSLETTER, own, column) == embargo.Release(column["embargo_until"], 7)
+    assert rule(Channel.NEWSLETTER, own, column) == embargo.Release(column.embargo_until, 7)
     assert rule(Channel.NEWSLETTER, utc(2026, 12, 6), column) == embargo.Release(utc(2026, 12, 6))
     # respect_embargo = false, or a cancelled column, leaves only its own embargo.
     assert rule(Channel.NEWSLETTER, own, column, respect=False) == embargo.Release(own)
-    cancelled = {**column, "state": "cancelled"}
+    cancelled = replace(column, state=SendState.CANCELLED)
     assert rule(Channel.NEWSLETTER, None, cancelled) is None
     assert rule(Channel.NEWSLETTER, None, None) is None
-    assert rule(Channel.NEWSLETTER, None, {**column, "embargo_until": None}) is None
+    assert rule(Channel.NEWSLETTER, None, replace(column, embargo_until=None)) is None
     # Naive datetimes (SQLite) are UTC; it holds until, not at, the release time.
     naive = rule(
-        "newsletter", None, {**column, "embargo_until": utc(2026, 12, 5).replace(tzinfo=None)}
+        "newsletter", None, replace(column, embargo_until=utc(2026, 12, 5).replace(tzinfo=None))
     )
     assert (
         naive is not None
@@ -120,9 +137,9 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
         f"column's embargo (send {send['column']}) until {RELEASE_TEXT}." in first
     )
     assert "Nothing to send." in first
-    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
-    assert db.as_utc(column["scheduled_at"]) == MONDAY_SEND
-    assert db.as_utc(column["embargo_until"]) == SATURDAY_RELEASE
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s.channel == "column")
+    assert db.as_utc(column.scheduled_at) == MONDAY_SEND
+    assert db.as_utc(column.embargo_until) == SATURDAY_RELEASE
 
     listed = ok(project, "sends", "list")
     assert (
@@ -295,8 +312,8 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
         "its release time; give an --embargo at or after --at, or an earlier --at"
     )
     # Nothing was changed by any refusal.
-    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s["channel"] == "column")
-    assert (db.as_utc(column["scheduled_at"]), column["embargo_until"]) == (MONDAY_SEND, None)
+    column = next(s for s in all_sends(db.connect(cfg.database_url)) if s.channel == "column")
+    assert (db.as_utc(column.scheduled_at), column.embargo_until) == (MONDAY_SEND, None)
 
     # The README's example, typed on a Tuesday: the embargo is read from the send time.
     example = ok(
@@ -393,7 +410,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     with caplog.at_level(logging.ERROR, logger="syndicate.feedwatch.watch"):
         report = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 10, 31, 12))
     assert report.summaries == []
-    assert {s["channel"]: s["state"] for s in all_sends(engine)} == {
+    assert {s.channel: s.state for s in all_sends(engine)} == {
         "newsletter": "held",
         "column": "held",
     }
@@ -410,8 +427,8 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     )
     with engine.connect() as conn:
         assert db.sends.digest_queue(conn) == []
-    latest = [s for s in all_sends(engine) if s["title"] == "Digest post"]
-    assert {s["channel"]: s["state"] for s in latest} == {"newsletter": "held", "column": "held"}
+    latest = [s for s in all_sends(engine) if s.title == "Digest post"]
+    assert {s.channel: s.state for s in latest} == {"newsletter": "held", "column": "held"}
     clock.at = utc(2026, 11, 1, 13)  # Sunday 07:00 EST: the digest time passes, nothing goes
     assert ok(project, "run", "--once").count("Nothing to send.") == 1
 
@@ -455,9 +472,9 @@ def test_a_digest_leaves_out_a_post_whose_column_is_still_under_embargo(
     def digests() -> list[list[str]]:
         with engine.connect() as conn:
             return [
-                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s["id"])]
+                [db.posts.get_post(conn, p).title for p in db.sends.digest_members(conn, s.id)]
                 for s in all_sends(engine)
-                if s["policy"].startswith("digest")
+                if s.policy.startswith("digest")
             ]
 
     clock.at = utc(2026, 11, 28, 12)  # Saturday 07:00: the digest is due

@@ -131,10 +131,10 @@ def test_import_merges_and_never_reactivates(tmp_path: Path) -> None:
     second = subscribers.import_file(engine, other, RecipientKind.READER)
     assert (second.added, second.kept_suppressed) == (1, 1)
     with engine.connect() as conn:
-        rows = {r["email_key"]: r for r in db.recipients.list_recipients(conn)}
-    assert rows["dan.old@example.com"]["status"] == "unsubscribed"
-    assert rows["dan.old@example.com"]["source"] == "import:mailchimp"
-    assert rows["new@example.com"]["status"] == "active"
+        rows = {r.email_key: r for r in db.recipients.list_recipients(conn)}
+    assert rows["dan.old@example.com"].status == "unsubscribed"
+    assert rows["dan.old@example.com"].source == "import:mailchimp"
+    assert rows["new@example.com"].status == "active"
     # A source that says someone left unsubscribes them here too.
     left = tmp_path / "left.csv"
     left.write_text("email,status\nnew@example.com,unsubscribed\n")
@@ -142,7 +142,7 @@ def test_import_merges_and_never_reactivates(tmp_path: Path) -> None:
     assert third.newly_suppressed == 1
     with engine.connect() as conn:
         [row] = db.recipients.recipients_by_email(conn, "new@example.com")
-    assert row["status"] == "unsubscribed" and row["unsubscribed_at"] is not None
+    assert row.status == "unsubscribed" and row.unsubscribed_at is not None
 
 
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_editor_import_keeps_editor_fields(tmp_path: Path) -> None:
     subscribers.import_file(engine, path, RecipientKind.EDITOR)
     with engine.connect() as conn:
         [row] = db.recipients.list_recipients(conn, RecipientKind.EDITOR)
-    assert row["fields"] == {"publication": "The Paper", "word_limit": "700"}
+    assert row.fields == {"publication": "The Paper", "word_limit": "700"}
 
 
 def test_cli_import_dry_run_then_import_list_and_export(project: Path) -> None:
@@ -210,8 +210,8 @@ def test_export_reads_back_with_every_status(tmp_path: Path) -> None:
     report = subscribers.import_file(target, exported, RecipientKind.READER)
     assert report.problems == []
     with source.connect() as a, target.connect() as b:
-        before = {(r["email"], r["name"], r["status"]) for r in db.recipients.list_recipients(a)}
-        after = {(r["email"], r["name"], r["status"]) for r in db.recipients.list_recipients(b)}
+        before = {(r.email, r.name, r.status) for r in db.recipients.list_recipients(a)}
+        after = {(r.email, r.name, r.status) for r in db.recipients.list_recipients(b)}
     assert before == after
     assert {status for _, _, status in after} == {"active", "unsubscribed", "bounced"}
 

@@ -365,8 +365,8 @@ def test_a_30_mb_message_is_refused_politely_and_recorded(project: Path) -> None
     _, engine, _ = load(project)
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, reply["id"])
-    assert row["size"] == len(raw)
-    assert len(row["raw"]) < 10_000
+    assert row.size == len(raw)
+    assert len(row.raw) < 10_000
 
 
 def test_a_transient_problem_exits_75_so_the_mta_retries(
@@ -449,7 +449,7 @@ def test_approval_is_recorded_and_changes_nothing_else(project: Path) -> None:
     assert (outcome.kind, outcome.state.value) == (ReplyKind.APPROVAL, "filed")
     assert not list((project / "outbox").glob("reply*.eml"))
     with engine.connect() as conn:
-        assert db.sends.get_send(conn, 1)["state"] == "done"
+        assert db.sends.get_send(conn, 1).state == "done"
 
 
 def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
@@ -472,8 +472,8 @@ def test_a_message_that_breaks_the_pipeline_is_kept_and_not_bounced(
     assert (status, outcome.kind, outcome.too_large) == (0, ReplyKind.REFUSED, False)
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)
-    assert row["raw"] == fixture("gmail_en.eml")
-    assert "simulated decoder failure" in row["reason"]
+    assert row.raw == fixture("gmail_en.eml")
+    assert "simulated decoder failure" in row.reason
 
 
 @pytest.mark.parametrize(

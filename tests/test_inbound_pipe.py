@@ -23,6 +23,7 @@ import pytest
 from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.cli import inbound as inbound_cli
+from syndicate.db.meta import KeyUse
 from syndicate.inbound.sources import stdin
 from syndicate.models import ReplyState
 from syndicate.runtime import Runtime
@@ -196,7 +197,7 @@ def test_a_forward_that_failed_from_the_pipe_is_retried_by_the_daemon(
         daemon.lock.release()
     assert [m.rcpt_tos for m in handler.messages] == [["jane@example.com"]]
     with engine.connect() as conn:
-        assert db.replies.get_reply(conn, reply["id"])["state"] == ReplyState.FORWARDED.value
+        assert db.replies.get_reply(conn, reply["id"]).state == ReplyState.FORWARDED.value
 
 
 def test_the_files_win_over_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,14 +243,14 @@ def test_while_receiving_logs_go_to_syslog_and_stderr_keeps_the_sentence(
 def test_an_entrance_not_heard_from_for_30_days_is_left_out_of_the_comparison() -> None:
     now = datetime(2026, 12, 2, tzinfo=UTC)
 
-    def use(name: str, fingerprint: str, days_ago: float) -> dict:
+    def use(name: str, fingerprint: str, days_ago: float) -> KeyUse:
         at = now - timedelta(days=days_ago)
-        return {"entrance": name, "fingerprint": fingerprint, "first": at, "last": at}
+        return KeyUse(name, fingerprint, at, at)
 
     rotated = [use("syndicate run as syndicate", "new", 0), use("syndicate serve", "new", 1)]
     assert db.meta.key_mismatch([*rotated, use("old pipe", "old", 31)]) == []
     recent = [*rotated, use("inbound receive as nobody", "old", 29)]
-    assert {u["entrance"] for u in db.meta.key_mismatch(recent)} == {
+    assert {u.entrance for u in db.meta.key_mismatch(recent)} == {
         "syndicate run as syndicate",
         "syndicate serve",
         "inbound receive as nobody",

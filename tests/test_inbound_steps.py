@@ -79,7 +79,7 @@ def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_pat
         with engine.connect() as conn:
             row = db.replies.get_reply(conn, outcome.reply_id)
         assert row is not None and not outcome.duplicate, path.name
-        recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"], row["text"])
+        recorded = (row.kind, row.post_id, row.recipient_id, row.reason, row.text)
         assert recorded == (
             expected.kind.value,
             expected.post_id,
@@ -106,7 +106,7 @@ def test_inbound_classify_reads_a_message_too_large_as_process_does(
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)
     assert row is not None
-    recorded = (row["kind"], row["post_id"], row["recipient_id"], row["reason"])
+    recorded = (row.kind, row.post_id, row.recipient_id, row.reason)
     assert recorded == (said["kind"], said["post"], said["recipient"], said["reason"])
     assert said["kind"] == "refused" and said["recipient"] is not None
 

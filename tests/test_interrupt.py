@@ -300,7 +300,7 @@ def test_twenty_kill_9s_lose_nobody_and_double_at_most_one_message_per_connectio
     assert duplicates <= CONNECTIONS * KILLS, duplicates
     with engine.connect() as conn:
         assert db.deliveries.delivery_counts(conn, send_id) == {"sent": len(readers)}
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
+        assert db.sends.get_send(conn, send_id).state == "done"
     assert _journal_lines(engine) == []
 
 

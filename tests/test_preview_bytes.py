@@ -48,10 +48,10 @@ def test_preview_eml_is_the_delivery_but_for_the_named_differences(project: Path
     key = db.meta.hmac_key(engine, None)
     with engine.connect() as conn:
         reader = db.recipients.find_recipient(conn, RecipientKind.READER, AUTHOR)
-        [send] = [s for s in db.sends.list_sends(conn) if s["channel"] == "newsletter"]
+        [send] = [s for s in db.sends.list_sends(conn) if s.channel == "newsletter"]
     assert reader is not None
     sender = dispatch.make_sender(cfg, key)
-    own = compose.recipient_values(reader, send["id"], sender)
+    own = compose.recipient_values(reader, send.id, sender)
     as_preview = compose.recipient_values(
         Recipient(0, RecipientKind.READER, AUTHOR, reader.name), 0, sender
     )

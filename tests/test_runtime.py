@@ -247,5 +247,5 @@ def test_a_reply_is_filed_and_forwarded_on_the_runtimes_clock(tmp_path: Path) ->
     assert forwarded["Date"].datetime == clock.now()
     with rt.engine.connect() as conn:
         reply = db.replies.get_reply(conn, outcome.reply_id)
-    assert reply is not None and db.as_utc(reply["forwarded_at"]) == clock.now()
+    assert reply is not None and db.as_utc(reply.forwarded_at) == clock.now()
     rt.close()

@@ -132,9 +132,9 @@ def test_batches_of_1000_carry_each_recipients_parts(project: Path, api: FakeSen
             conn.execute(select(db.schema.recipients.c.email, db.schema.recipients.c.id)).all()
         )
         rows = list(db.deliveries.iter_deliveries(conn, send_id))
-    assert {r["state"] for r in rows} == {"sent"}
-    assert {r["detail"] for r in rows} == {"202 accepted sg-1", "202 accepted sg-2"}
-    by_email = {r["email"]: r for r in rows}
+    assert {r.state for r in rows} == {"sent"}
+    assert {r.detail for r in rows} == {"202 accepted sg-1", "202 accepted sg-2"}
+    by_email = {r.email: r for r in rows}
 
     # What reader 3 ("Reader Nummer 3 Ä") gets equals the SMTP path's message.
     body = api.requests[0]["body"]
@@ -143,9 +143,9 @@ def test_batches_of_1000_carry_each_recipients_parts(project: Path, api: FakeSen
     assert person["custom_args"] == {
         "syndicate_send": str(send_id),
         "syndicate_recipient": str(ids[emails[3]]),
-        "syndicate_delivery": str(by_email[emails[3]]["id"]),
+        "syndicate_delivery": str(by_email[emails[3]].id),
     }
-    assert person["headers"]["Message-ID"] == by_email[emails[3]]["message_id"]
+    assert person["headers"]["Message-ID"] == by_email[emails[3]].message_id
     assert person["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "Reply-To" not in person["headers"]  # reserved in personalizations
     text = _substitute(body["content"][0]["value"], person["substitutions"])
@@ -205,11 +205,11 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     with engine.connect() as conn:
         counts = db.deliveries.delivery_counts(conn, send_id)
         deferred = [
-            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["state"] == "deferred"
+            r for r in db.deliveries.iter_deliveries(conn, send_id) if r.state == "deferred"
         ]
     assert counts == {"sent": 10, "deferred": 10, "pending": 10}
-    assert {r["detail"] for r in deferred} == {"SendGrid API 429: request: too many requests"}
-    assert all(db.as_utc(r["next_attempt_at"]) > clock.now() for r in deferred)
+    assert {r.detail for r in deferred} == {"SendGrid API 429: request: too many requests"}
+    assert all(db.as_utc(r.next_attempt_at) > clock.now() for r in deferred)
 
     api.answers.append((503, {"errors": [{"message": "unavailable", "field": None}]}))
     second = _run(cfg, engine, send_id, clock)  # the API is down: nothing more goes
@@ -223,9 +223,9 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     with engine.connect() as conn:
         rows = list(db.deliveries.iter_deliveries(conn, send_id))
         statuses = set(conn.execute(select(db.schema.recipients.c.status)).scalars())
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
-    failed = [r for r in rows if r["state"] == DeliveryState.FAILED]
-    assert {r["detail"] for r in failed} == {"SendGrid API 400: content: Invalid type."}
+        assert db.sends.get_send(conn, send_id).state == "done"
+    failed = [r for r in rows if r.state == DeliveryState.FAILED]
+    assert {r.detail for r in failed} == {"SendGrid API 400: content: Invalid type."}
     assert statuses == {"active"}  # a refused request bounces nobody
     assert len(api.requests) == 5
 
@@ -267,5 +267,5 @@ def test_unreachable_api_defers(project: Path, monkeypatch) -> None:
     summary = _run(cfg, engine, send_id, clock)
     assert summary.deferred == 2 and summary.sent == 0
     with engine.connect() as conn:
-        details = {r["detail"][:11] for r in db.deliveries.iter_deliveries(conn, send_id)}
+        details = {r.detail[:11] for r in db.deliveries.iter_deliveries(conn, send_id)}
     assert details == {"connection:"}

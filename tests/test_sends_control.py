@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from syndicate import db
-from syndicate.models import SendState
+from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
 from tests.conftest import run_cli
@@ -99,8 +99,8 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
     assert [s.sent for s in report.summaries] == [2]
     assert len(handler.messages) == 2
     [send] = all_sends(engine)
-    assert send["state"] == SendState.CANCELLED.value
-    assert (send["n_sent"], send["n_pending"]) == (2, 2)
+    assert send.state == SendState.CANCELLED.value
+    assert (send.count(DeliveryState.SENT), send.count(DeliveryState.PENDING)) == (2, 2)
     assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
     assert len(handler.messages) == 2
     done = run_cli(project, "cancel", "1")
@@ -136,7 +136,7 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     handler.handle_DATA = hold_on_first_message
     jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
     assert len(handler.messages) == 1
-    assert all_sends(engine)[0]["state"] == SendState.HELD.value
+    assert all_sends(engine)[0].state == SendState.HELD.value
     assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
 
     send_control.approve(engine, 1, by="command")
@@ -144,4 +144,4 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     assert [s.sent for s in report.summaries] == [3]
     recipients = [r.rcpt_tos[0] for r in handler.messages]
     assert len(recipients) == 4 and len(set(recipients)) == 4
-    assert all_sends(engine)[0]["state"] == SendState.DONE.value
+    assert all_sends(engine)[0].state == SendState.DONE.value

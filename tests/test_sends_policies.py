@@ -35,7 +35,7 @@ def test_immediately_sends_both_channels_on_the_tick_that_finds_the_post(project
         ("column", 2),
         ("newsletter", readers(project)),
     ]
-    assert [s["policy"] for s in all_sends(engine)] == ["immediately", "immediately"]
+    assert [s.policy for s in all_sends(engine)] == ["immediately", "immediately"]
 
 
 def test_cron_policy_waits_for_tuesday_0700_in_the_authors_zone(project: Path) -> None:
@@ -46,10 +46,10 @@ def test_cron_policy_waits_for_tuesday_0700_in_the_authors_zone(project: Path) -
     # Found on Wednesday 25 November 2026 at 10:00 Toronto time (15:00 UTC).
     report = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 25, 15))
     assert report.summaries == []
-    by_channel = {s["channel"]: s for s in all_sends(engine)}
+    by_channel = {s.channel: s for s in all_sends(engine)}
     # EST is UTC-5: Tuesday 1 December 07:00 = 12:00 UTC; Thursday 06:00 = 11:00 UTC.
-    assert db.as_utc(by_channel["newsletter"]["scheduled_at"]) == utc(2026, 12, 1, 12)
-    assert db.as_utc(by_channel["column"]["scheduled_at"]) == utc(2026, 11, 26, 11)
+    assert db.as_utc(by_channel["newsletter"].scheduled_at) == utc(2026, 12, 1, 12)
+    assert db.as_utc(by_channel["column"].scheduled_at) == utc(2026, 11, 26, 11)
 
     assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 26, 10, 59)).summaries == []
     column = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 26, 11)).summaries
@@ -99,7 +99,7 @@ def test_digest_sends_one_edition_with_every_new_post_and_nothing_when_nothing_i
     assert [s.post_title for s in report.summaries] == ["December post"]
     with engine.connect() as conn:
         digests = all_sends(engine)
-        assert [len(db.sends.digest_members(conn, s["id"])) for s in digests] == [2, 1]
+        assert [len(db.sends.digest_members(conn, s.id)) for s in digests] == [2, 1]
 
     # A post the author schedules by hand leaves the digest queue: it is not sent twice.
     blog.publish("Urgent")
@@ -128,8 +128,8 @@ def test_manual_policy_emails_a_preview_and_sends_nothing_until_approved(project
     assert preview["To"].addresses[0].addr_spec == "jane@example.com"
     assert str(preview["Subject"]).startswith("Approve? Needs a look")
     [send] = all_sends(engine)
-    assert send["state"] == SendState.AWAITING_APPROVAL.value
-    assert send["approval_requested_at"] is not None
+    assert send.state == SendState.AWAITING_APPROVAL.value
+    assert send.approval_requested_at is not None
 
     # Ticks go by: nothing goes out, and the preview is not sent twice.
     for hour in (16, 17, 18):
@@ -138,7 +138,7 @@ def test_manual_policy_emails_a_preview_and_sends_nothing_until_approved(project
         )
     assert len(outbox(project)) == 1
 
-    send_control.approve(engine, send["id"], by="command")
+    send_control.approve(engine, send.id, by="command")
     report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 19))
     assert [s.sent for s in report.summaries] == [readers(project)]
     assert len(sent_to(project, "Needs a look")) == readers(project) + 1

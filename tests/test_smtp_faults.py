@@ -78,14 +78,14 @@ def test_faulty_server_gets_every_good_address_exactly_once(project: Path, fault
                 )
             ).scalars()
         )
-        assert db.sends.get_send(conn, send_id)["state"] == "done"
-    states = {r["email"]: r for r in rows}
-    assert {r["state"] for r in rows} == {"sent", "failed"}
-    assert all(states[e]["state"] == "failed" and states[e]["detail"][:3] == "550" for e in refused)
+        assert db.sends.get_send(conn, send_id).state == "done"
+    states = {r.email: r for r in rows}
+    assert {r.state for r in rows} == {"sent", "failed"}
+    assert all(states[e].state == "failed" and states[e].detail[:3] == "550" for e in refused)
     assert bounced == refused
     # Retried deliveries show their attempts; each message id is recorded.
-    assert max(r["attempts"] for r in rows) > 1
-    assert all(r["message_id"] for r in rows if r["state"] == "sent")
+    assert max(r.attempts for r in rows) > 1
+    assert all(r.message_id for r in rows if r.state == "sent")
 
 
 def test_deferred_messages_wait_for_their_back_off_time(project: Path, smtp_server) -> None:
@@ -99,11 +99,9 @@ def test_deferred_messages_wait_for_their_back_off_time(project: Path, smtp_serv
     first = _run(cfg, engine, send_id, clock)  # does not wait: the retry is 30 s away
     assert (first.sent, first.deferred) == (4, 1)
     with engine.connect() as conn:
-        row = next(
-            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["email"] == emails[2]
-        )
-        assert row["state"] == "deferred" and row["attempts"] == 1
-        assert db.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=30)
+        row = next(r for r in db.deliveries.iter_deliveries(conn, send_id) if r.email == emails[2])
+        assert row.state == "deferred" and row.attempts == 1
+        assert db.as_utc(row.next_attempt_at) == clock.now() + timedelta(seconds=30)
 
     clock.sleep(10)
     early = _run(cfg, engine, send_id, clock)
@@ -113,11 +111,9 @@ def test_deferred_messages_wait_for_their_back_off_time(project: Path, smtp_serv
     second = _run(cfg, engine, send_id, clock)
     assert second.deferred == 1
     with engine.connect() as conn:
-        row = next(
-            r for r in db.deliveries.iter_deliveries(conn, send_id) if r["email"] == emails[2]
-        )
-        assert row["attempts"] == 2
-        assert db.as_utc(row["next_attempt_at"]) == clock.now() + timedelta(seconds=60)
+        row = next(r for r in db.deliveries.iter_deliveries(conn, send_id) if r.email == emails[2])
+        assert row.attempts == 2
+        assert db.as_utc(row.next_attempt_at) == clock.now() + timedelta(seconds=60)
 
     del handler.refuse[emails[2]]
     third = _run(cfg, engine, send_id, clock, wait_for_retries=120)
@@ -220,5 +216,5 @@ def test_server_gone_mid_send_stops_after_one_batch_and_loses_nobody(project: Pa
     assert summary.sent == 0 and summary.deferred == 5
     with engine.connect() as conn:
         assert db.deliveries.delivery_counts(conn, send_id) == {"deferred": 5, "pending": 35}
-        details = {r["detail"] for r in db.deliveries.iter_deliveries(conn, send_id) if r["detail"]}
+        details = {r.detail for r in db.deliveries.iter_deliveries(conn, send_id) if r.detail}
     assert all(d.startswith("connection: cannot connect to SMTP server") for d in details)

@@ -17,7 +17,7 @@ def engine_in(folder: Path):
 
 def statuses(engine) -> dict[str, str]:
     with engine.connect() as conn:
-        return {r["email_key"]: r["status"] for r in db.recipients.list_recipients(conn)}
+        return {r.email_key: r.status for r in db.recipients.list_recipients(conn)}
 
 
 def test_shipped_lists_sync_with_their_documented_columns(project: Path) -> None:
@@ -28,7 +28,7 @@ def test_shipped_lists_sync_with_their_documented_columns(project: Path) -> None
     assert (editors.added, editors.problems) == (2, [])
     with engine.connect() as conn:
         herald = db.recipients.recipients_by_email(conn, "opinion@dailyherald.example.com")[0]
-    assert herald["fields"] == {
+    assert herald.fields == {
         "publication": "The Daily Herald",
         "timezone": "America/Toronto",
         "word_limit": "800",
@@ -68,7 +68,7 @@ def test_unsubscribed_and_bounced_stay_so_while_still_in_the_csv(tmp_path: Path)
     engine = engine_in(tmp_path)
     subscribers.sync(engine, path, RecipientKind.READER)
     with engine.begin() as conn:
-        ids = {r["email_key"]: r["id"] for r in db.recipients.list_recipients(conn)}
+        ids = {r.email_key: r.id for r in db.recipients.list_recipients(conn)}
         assert db.recipients.mark_recipient(
             conn, ids["a@example.com"], RecipientStatus.UNSUBSCRIBED, "link"
         )
@@ -88,7 +88,7 @@ def test_unsubscribed_and_bounced_stay_so_while_still_in_the_csv(tmp_path: Path)
     }
     with engine.connect() as conn:
         b = db.recipients.recipient_row(conn, ids["b@example.com"])
-    assert b["unsubscribe_reason"] == "550", "the first reason is kept"
+    assert b.unsubscribe_reason == "550", "the first reason is kept"
 
 
 def test_lists_saved_by_excel_latin1_bom_or_semicolons_still_sync(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_lists_saved_by_excel_latin1_bom_or_semicolons_still_sync(tmp_path: Path
         report = subscribers.sync(engine, path, RecipientKind.READER)
         assert report.added == 1 and report.problems == []
     with engine.connect() as conn:
-        names = {r["email"]: r["name"] for r in db.recipients.list_recipients(conn)}
+        names = {r.email: r.name for r in db.recipients.list_recipients(conn)}
     assert names == {
         "zoe@example.org": "Zoë Pérez",
         "bom@example.org": "Bõm",
@@ -153,4 +153,4 @@ def test_expired_unconfirmed_requests_are_forgotten(tmp_path: Path) -> None:
     fresh, _ = optin.request(engine, RecipientKind.READER, "new@example.com", "", lifetime_hours=1)
     with engine.connect() as conn:
         assert db.recipients.get_pending_confirmation(conn, old) is None
-        assert db.recipients.get_pending_confirmation(conn, fresh)["email"] == "new@example.com"
+        assert db.recipients.get_pending_confirmation(conn, fresh).email == "new@example.com"

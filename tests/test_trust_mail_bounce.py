@@ -67,7 +67,7 @@ def test_a_hand_made_bounce_on_three_days_suppresses_nobody(project: Path) -> No
     _, engine, _ = load(project)
     with engine.connect() as conn:
         assert db.bounces.get_bounce_score(conn, ZOE) is None
-        assert {db.replies.get_reply(conn, r["id"])["verified"] for r in rows} == {False}
+        assert {db.replies.get_reply(conn, r["id"]).verified for r in rows} == {False}
 
 
 def test_a_bounce_returning_a_wrongly_signed_or_foreign_message_id_scores_nobody(
@@ -199,7 +199,7 @@ def test_inbound_parse_envelope_verifies_a_bounce(
     [row] = json.loads(cli(project, "replies", "list", "--json").stdout)
     _, engine, _ = load(project)
     with engine.connect() as conn:
-        assert db.replies.get_reply(conn, row["id"])["verified"] is True
+        assert db.replies.get_reply(conn, row["id"]).verified is True
         assert db.bounces.get_bounce_score(conn, ZOE).score == 1.0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from syndicate import db, tokens
+from syndicate.db.replies import StoredReply
 from syndicate.delivery import dispatch
 from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import pipeline
@@ -48,7 +49,7 @@ def shared_address(project: Path) -> str:
     return shared_reply_address(dispatch.make_sender(settings, key), 1)
 
 
-def stored(project: Path, reply_id: int) -> dict:
+def stored(project: Path, reply_id: int) -> StoredReply:
     _, engine, _ = load(project)
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, reply_id)
@@ -119,8 +120,8 @@ def test_a_utf7_body_decoding_to_a_lone_surrogate_is_recorded_once(project: Path
         assert result.returncode == 0, result.stderr.decode()
     [reply] = replies(project)
     row = stored(project, reply["id"])
-    assert row["raw"] == UTF7
-    assert "hello ? world" in row["text"]
+    assert row.raw == UTF7
+    assert "hello ? world" in row.text
 
 
 def test_clean_leaves_no_surrogate_in_any_stored_string() -> None:
@@ -150,7 +151,7 @@ def test_a_failure_while_recording_files_the_message_whole_as_refused(
     outcome = pipeline.process(Runtime(settings, engine=engine, key=key), UTF7, source="stdin")
     assert (outcome.kind.value, outcome.state.value) == ("refused", "refused")
     row = stored(project, outcome.reply_id)
-    assert row["raw"] == UTF7 and "UnicodeEncodeError" in row["reason"]
+    assert row.raw == UTF7 and "UnicodeEncodeError" in row.reason
     again = pipeline.process(Runtime(settings, engine=engine, key=key), UTF7, source="stdin")
     assert again.duplicate and again.reply_id == outcome.reply_id
 
@@ -167,7 +168,7 @@ def test_a_from_of_5000_open_parentheses_is_recorded_as_malformed(project: Path)
     [reply] = replies(project)
     assert reply["kind"] == "malformed"
     row = stored(project, reply["id"])
-    assert row["raw"] == raw and row["subject"] == "t" and row["message_id"] == "<c-1@x>"
+    assert row.raw == raw and row.subject == "t" and row.message_id == "<c-1@x>"
 
 
 def test_parse_never_raises_and_keeps_the_headers_it_can(
@@ -224,7 +225,7 @@ def test_a_280_kb_subject_is_recorded_in_bounded_memory(project: Path) -> None:
     [reply] = replies(project)
     assert reply["kind"] == "malformed" and "header block larger" in reply["reason"]
     row = stored(project, reply["id"])
-    assert row["raw"] == raw and len(row["subject"]) < 1000
+    assert row.raw == raw and len(row.subject) < 1000
 
 
 @pytest.mark.parametrize(
@@ -250,7 +251,7 @@ def test_a_huge_header_inside_a_mime_part_is_recorded_in_bounded_memory(
     assert peak_mb < 300, f"peak RSS {peak_mb} MB"
     [reply] = replies(project)
     assert reply["kind"] == "malformed" and "MIME part" in reply["reason"]
-    assert stored(project, reply["id"])["raw"] == raw
+    assert stored(project, reply["id"]).raw == raw
 
 
 def test_a_reply_to_the_shared_address_quoting_the_readers_own_message_id_is_theirs(

@@ -198,6 +198,6 @@ def test_a_reply_token_from_another_address_is_about_the_post_but_not_theirs(
     assert outcome.kind is ReplyKind.COMMENT
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, outcome.reply_id)
-    assert (row["recipient_id"], row["post_id"]) == (None, 5)
-    assert "not as theirs" in row["reason"]
+    assert (row.recipient_id, row.post_id) == (None, 5)
+    assert "not as theirs" in row.reason
     assert status_of(project, MARGARET) == {"active"}

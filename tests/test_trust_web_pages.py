@@ -57,7 +57,7 @@ def engine_of(project: Path):
 def status_of(project: Path, email: str) -> str | None:
     with engine_of(project).connect() as conn:
         rows = db.recipients.recipients_by_email(conn, email)
-    return rows[0]["status"] if rows else None
+    return rows[0].status if rows else None
 
 
 def subscribe(client: TestClient, email: str):
@@ -72,7 +72,7 @@ def reader_token(project: Path, email: str = "margaret.holloway@example.com") ->
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
         [row] = db.recipients.recipients_by_email(conn, email)
-    return tokens.make(SECRET.encode(), "unsubscribe", 7, row["id"])
+    return tokens.make(SECRET.encode(), "unsubscribe", 7, row.id)
 
 
 # --- confirmation: a link scanner opens the link, only a person presses the button ---------------

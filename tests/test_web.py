@@ -116,10 +116,10 @@ def test_double_opt_in_through_the_outbox(web_project: Path) -> None:
         [row] = [
             r
             for r in db.recipients.list_recipients(conn)
-            if r["email_key"] == "new.reader@example.com"
+            if r.email_key == "new.reader@example.com"
         ]
-    assert (row["status"], row["source"], row["name"]) == ("active", "web", "Nora Reader")
-    assert row["confirmed_at"] is not None
+    assert (row.status, row.source, row.name) == ("active", "web", "Nora Reader")
+    assert row.confirmed_at is not None
 
     again = client.post(path)
     assert again.status_code == 200 and "Already confirmed" in again.text
@@ -213,7 +213,7 @@ def test_forged_altered_and_expired_confirmation_links(web_project: Path) -> Non
 
     old = URLSafeTimedSerializer(SECRET.encode(), salt=optin.CONFIRM_SALT, signer=LongAgo)
     with engine_of(web_project).connect() as conn:
-        real_nonce = db.recipients.get_pending_confirmation(conn, 1)["nonce"]
+        real_nonce = db.recipients.get_pending_confirmation(conn, 1).nonce
     for method in (client.get, client.post):
         expired = method(f"/confirm/{old.dumps([1, real_nonce])}")
         assert expired.status_code == 410 and "expired" in expired.text
@@ -226,7 +226,7 @@ def _reader(project: Path, email: str = "margaret.holloway@example.com") -> int:
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
         [row] = db.recipients.recipients_by_email(conn, email)
-    return row["id"]
+    return row.id
 
 
 def test_unsubscribe_page_shows_one_button_and_get_changes_nothing(web_project: Path) -> None:
@@ -255,7 +255,7 @@ def test_one_click_post_unsubscribes_at_once(web_project: Path) -> None:
     assert answer.status_code == 200 and "You’re unsubscribed" in answer.text
     with engine_of(web_project).connect() as conn:
         row = db.recipients.recipient_row(conn, rid)
-    assert row["status"] == "unsubscribed" and "one-click (send 7)" in row["unsubscribe_reason"]
+    assert row.status == "unsubscribed" and "one-click (send 7)" in row.unsubscribe_reason
     # Clicking twice is harmless; the page then says so instead of offering the button again.
     assert client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).is_success
     later = client.get(f"/unsubscribe/{token}")
@@ -352,10 +352,7 @@ def test_webhook_applies_events_once_and_ignores_replays(
     settings = load_settings(web_project)
     subscribers.sync(engine, settings.path(settings.subscribers.readers), RecipientKind.READER)
     with engine.connect() as conn:
-        ids = {
-            r["email_key"]: r["id"]
-            for r in db.recipients.list_recipients(conn, RecipientKind.READER)
-        }
+        ids = {r.email_key: r.id for r in db.recipients.list_recipients(conn, RecipientKind.READER)}
     body = events_body(
         {"event": "delivered", "email": "zoe.perez@example.org", "sg_event_id": "d1"},
         {
@@ -396,7 +393,7 @@ def test_webhook_applies_events_once_and_ignores_replays(
     assert replay.json() == {"applied": 0, "duplicates": 4, "ignored": 2, "unmatched": 0}
     with engine.connect() as conn:
         row = db.recipients.recipient_row(conn, ids["zoe.perez@example.org"])
-    assert row["unsubscribe_reason"] == "sendgrid bounce (send 3): 550 5.1.1 no such user"
+    assert row.unsubscribe_reason == "sendgrid bounce (send 3): 550 5.1.1 no such user"
 
 
 def test_webhook_rejects_a_body_that_is_not_an_event_array(

@@ -145,10 +145,10 @@ def check(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> Con
         return ConfirmOutcome(claim)
     with engine.connect() as conn:
         pending = db.recipients.get_pending_confirmation(conn, claim[0])
-    if pending is None or not _same(claim[1], pending["nonce"]):
+    if pending is None or not _same(claim[1], pending.nonce):
         return ConfirmOutcome("invalid")
-    state = "already" if pending["confirmed_at"] is not None else "pending"
-    return ConfirmOutcome(state, pending["email"])
+    state = "already" if pending.confirmed_at is not None else "pending"
+    return ConfirmOutcome(state, pending.email)
 
 
 def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> ConfirmOutcome:
@@ -159,13 +159,13 @@ def confirm(engine: Engine, key: bytes, token: str, max_age_seconds: float) -> C
     pending_id, nonce = claim
     with engine.begin() as conn:
         pending = db.recipients.get_pending_confirmation(conn, pending_id)
-        if pending is None or not _same(nonce, pending["nonce"]):
+        if pending is None or not _same(nonce, pending.nonce):
             return ConfirmOutcome("invalid")
-        if pending["confirmed_at"] is not None:
-            return ConfirmOutcome("already", pending["email"])
+        if pending.confirmed_at is not None:
+            return ConfirmOutcome("already", pending.email)
         outcome = db.recipients.confirm_subscription(
-            conn, RecipientKind(pending["kind"]), pending["email"], pending["name"]
+            conn, RecipientKind(pending.kind), pending.email, pending.name
         )
         db.recipients.mark_confirmed(conn, pending_id)
-    log.info("%s confirmed the subscription (%s)", pending["email"], outcome)
-    return ConfirmOutcome("confirmed", pending["email"])
+    log.info("%s confirmed the subscription (%s)", pending.email, outcome)
+    return ConfirmOutcome("confirmed", pending.email)

@@ -291,9 +291,11 @@ def export_rows(engine: Engine, kind: RecipientKind | None = None) -> list[dict[
         rows = db.recipients.list_recipients(conn, kind)
     out = []
     for row in rows:
-        record = {column: _text(row.get(column)) for column in EXPORT_COLUMNS if column in row} | {
-            name: str((row["fields"] or {}).get(name, "")) for name in EDITOR_FIELDS
-        }
+        record = {
+            column: _text(getattr(row, column))
+            for column in EXPORT_COLUMNS
+            if column not in EDITOR_FIELDS
+        } | {name: str(row.fields.get(name, "")) for name in EDITOR_FIELDS}
         out.append(record)
     return out
 
@@ -341,9 +343,7 @@ def check_unsubscribe_token(engine: Engine, key: bytes, token: str) -> Unsubscri
         row = db.recipients.recipient_row(conn, claim.recipient_id)
     if row is None:
         return UnsubscribeOutcome(ok=False)
-    return UnsubscribeOutcome(
-        ok=True, email=row["email"], recipient_id=row["id"], status=row["status"]
-    )
+    return UnsubscribeOutcome(ok=True, email=row.email, recipient_id=row.id, status=row.status)
 
 
 def unsubscribe_with_token(
@@ -359,8 +359,8 @@ def unsubscribe_with_token(
         if row is None:
             return UnsubscribeOutcome(ok=False)
         changed = db.recipients.mark_recipient(
-            conn, row["id"], RecipientStatus.UNSUBSCRIBED, f"{how} (send {claim.send_id})"
+            conn, row.id, RecipientStatus.UNSUBSCRIBED, f"{how} (send {claim.send_id})"
         )
     if changed:
-        log.info("%s unsubscribed (%s, send %d)", row["email"], how, claim.send_id)
-    return UnsubscribeOutcome(ok=True, changed=changed, email=row["email"], recipient_id=row["id"])
+        log.info("%s unsubscribed (%s, send %d)", row.email, how, claim.send_id)
+    return UnsubscribeOutcome(ok=True, changed=changed, email=row.email, recipient_id=row.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -13,8 +13,11 @@ from rich.table import Table
 from syndicate import db
 from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.sends import column_style, print_table
-from syndicate.models import Channel
+from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import short
+
+if TYPE_CHECKING:
+    from syndicate.db.posts import PostListing
 
 posts_app = typer.Typer(help="The posts read from the feed, with their ids.", no_args_is_help=True)
 app.add_typer(posts_app, name="posts")
@@ -52,46 +55,44 @@ def list_posts(
         table.add_column(channel.value, **column_style(channel.value))
     for p in rows:
         table.add_row(
-            str(p["id"]),
-            short(db.as_utc(p["published"]), zone) or "-",
-            p["title"],
+            str(p.id),
+            short(p.published, zone) or "-",
+            p.title,
             *(_channel_cell(p, channel, zone) for channel in Channel),
         )
     print_table(table)
 
 
-def _channel_cell(post: dict[str, Any], channel: Channel, zone: ZoneInfo) -> str:
-    send = post["sends"].get(channel.value)
+def _channel_cell(post: PostListing, channel: Channel, zone: ZoneInfo) -> str:
+    send = post.sends.get(channel)
     if send is None:
-        if channel is Channel.NEWSLETTER and post["digest_send"]:
-            return f"in digest (send {post['digest_send']})"
-        return NO_SEND if post["eligible"] else BACK_CATALOGUE
-    state = send["state"]
-    if state in ("scheduled", "held", "awaiting_approval"):
-        when = short(db.as_utc(send["scheduled_at"]), zone)
-        return f"send {send['id']} {state} {when}"
-    return f"send {send['id']} {state}: {send['sent']}/{send['total']} sent"
+        if channel is Channel.NEWSLETTER and post.digest_send:
+            return f"in digest (send {post.digest_send})"
+        return NO_SEND if post.eligible else BACK_CATALOGUE
+    if send.state in (SendState.SCHEDULED, SendState.HELD, SendState.AWAITING_APPROVAL):
+        return f"send {send.id} {send.state} {short(send.scheduled_at, zone)}"
+    return f"send {send.id} {send.state}: {send.sent}/{send.total} sent"
 
 
-def _post_json(post: dict[str, Any]) -> dict[str, Any]:
+def _post_json(post: PostListing) -> dict[str, Any]:
     return {
-        "id": post["id"],
-        "title": post["title"],
-        "published": iso(post["published"]),
-        "link": post["link"],
-        "guid": post["guid"],
-        "back_catalogue": not post["eligible"],
-        "digest_send": post["digest_send"],
+        "id": post.id,
+        "title": post.title,
+        "published": iso(post.published),
+        "link": post.link,
+        "guid": post.guid,
+        "back_catalogue": not post.eligible,
+        "digest_send": post.digest_send,
         "channels": {
             channel.value: (
                 {
-                    "send": s["id"],
-                    "state": s["state"],
-                    "scheduled_at": iso(s["scheduled_at"]),
-                    "sent": s["sent"],
-                    "deliveries": s["total"],
+                    "send": s.id,
+                    "state": s.state,
+                    "scheduled_at": iso(s.scheduled_at),
+                    "sent": s.sent,
+                    "deliveries": s.total,
                 }
-                if (s := post["sends"].get(channel.value))
+                if (s := post.sends.get(channel))
                 else None
             )
             for channel in Channel

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -71,32 +71,30 @@ def list_replies(
             unread_only=unread,
         )
     zone = settings.zone
-    data = [
+    data: list[dict[str, Any]] = [
         {
-            "id": r["id"],
-            "received": r["received_at"],
-            "received_at": local_time(r["received_at"], zone),
-            "kind": r["kind"],
-            "state": r["state"],
-            "read": r["read_at"] is not None,
-            "source": r["source"],
-            "post": r["post_id"],
-            "post_title": r["post_title"],
-            "recipient": r["recipient_id"],
-            "sender": r["sender"],
-            "sender_name": r["sender_name"],
-            "subject": r["subject"],
-            "text": r["text"],
-            "addresses": r["addresses"] or [],
-            "temporary": bool(r["temporary"]),
-            "reason": r["reason"],
-            "detail": r["detail"],
+            "id": r.id,
+            "received_at": local_time(r.received_at, zone),
+            "kind": r.kind,
+            "state": r.state,
+            "read": r.read_at is not None,
+            "source": r.source,
+            "post": r.post_id,
+            "post_title": r.post_title,
+            "recipient": r.recipient_id,
+            "sender": r.sender,
+            "sender_name": r.sender_name,
+            "subject": r.subject,
+            "text": r.text,
+            "addresses": list(r.addresses),
+            "temporary": bool(r.temporary),
+            "reason": r.reason,
+            "detail": r.detail,
         }
         for r in rows
     ]
     if as_json:
-        shown = [{k: v for k, v in r.items() if k != "received"} for r in data]
-        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     if not data:
         console.print("No replies yet.")
@@ -109,18 +107,18 @@ def list_replies(
     for column in ("id", "received", "kind", "state", "from", "post"):
         table.add_column(column, **column_style(column))
     table.add_column("text", overflow="fold")
-    for r in data:
-        failed = ", ".join(r["addresses"])
+    for r in rows:
+        failed = ", ".join(r.addresses)
         if failed:
-            failed = ("temporary: " if r["temporary"] else "failed: ") + failed
-        words = failed or r["text"] or r["reason"]
+            failed = ("temporary: " if r.temporary else "failed: ") + failed
+        words = failed or r.text or r.reason
         table.add_row(
-            str(r["id"]) + ("" if r["read"] else "*"),
-            short(db.as_utc(r["received"]), zone),
-            r["kind"],
-            r["state"],
-            r["sender"],
-            r["post_title"] or "",
+            str(r.id) + ("" if r.read_at is not None else "*"),
+            short(r.received_at, zone),
+            r.kind,
+            r.state,
+            r.sender,
+            r.post_title or "",
             words if len(words) < 80 else words[:77] + "…",
         )
     print_table(table)

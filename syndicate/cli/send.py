@@ -131,8 +131,8 @@ def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
         pass  # another `send` created it a moment ago
     with rt.engine.connect() as conn:
         existing = db.sends.find_send(conn, post.id, channel)
-    assert existing is not None
-    return int(existing["id"])
+        assert existing is not None
+        return int(existing.id)
 
 
 def _send(
@@ -176,8 +176,8 @@ def _dry_run(rt: Runtime, post: Post, channel: Channel) -> None:
         assert post.id is not None
         existing = db.sends.find_send(conn, post.id, channel)
         if existing is not None:
-            counts = db.deliveries.delivery_counts(conn, existing["id"])
-            done = sum(counts.get(s.value, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
+            counts = db.deliveries.delivery_counts(conn, existing.id)
+            done = sum(counts.get(s, 0) for s in (DeliveryState.SENT, DeliveryState.FAILED))
     sample = _sample(settings, channel)
     editions = render.EditionCache(post, channel, settings, rt.templates)
     composer = compose.Composer(editions, dispatch.make_sender(settings, rt.key), 0, rt.now())

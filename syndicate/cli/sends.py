@@ -18,10 +18,13 @@ from syndicate import db
 from syndicate.cli.common import app, console, iso, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
-from syndicate.models import Channel
+from syndicate.models import Channel, DeliveryState
 from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future, short
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from syndicate.db.sends import Send
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
@@ -61,69 +64,71 @@ def _until(rt: Runtime, text: str | None, at: Any) -> Any:
     return parse_future(text, rt.settings.zone, rt.now(), "embargo", read_from=at)
 
 
-def waiting(conn: Any, rt: Runtime, rows: list[dict[str, Any]]) -> dict[int, Any]:
+def waiting(conn: Any, rt: Runtime, rows: Sequence[Send]) -> dict[int, Any]:
     """The embargo each scheduled send will wait for beyond its own time, by send id."""
     return control.waiting(
         conn, rows, rt.now(), respect_column=rt.settings.channels.newsletter.respect_embargo
     )
 
 
-def state_text(row: dict[str, Any], waits: dict[int, Any]) -> str:
-    return "waiting for embargo" if row["id"] in waits else row["state"]
+def state_text(row: Send, waits: dict[int, Any]) -> str:
+    return "waiting for embargo" if row.id in waits else row.state
 
 
-def print_waits(rows: list[dict[str, Any]], waits: dict[int, Any], settings: Settings) -> None:
+def print_waits(rows: Sequence[Send], waits: dict[int, Any], settings: Settings) -> None:
     """Under a table: until when each waiting send waits, and for whose embargo."""
     for row in rows:
-        release = waits.get(row["id"])
+        release = waits.get(row.id)
         if release is not None:
             console.print(
-                f"Send {row['id']} ({row['channel']}) is waiting for embargo until "
+                f"Send {row.id} ({row.channel}) is waiting for embargo until "
                 f"{short(release.until, settings.zone)}: {release.whose}.",
                 highlight=False,
             )
 
 
-def send_json(send: dict[str, Any], release: Any = None) -> dict[str, Any]:
+def send_json(send: Send, release: Any = None) -> dict[str, Any]:
     data = {
-        "id": send["id"],
-        "post_id": send["post_id"],
-        "channel": send["channel"],
-        "state": send["state"],
-        "policy": send.get("policy") or "",
-        "scheduled_at": iso(send["scheduled_at"]),
-        "embargo_until": iso(send["embargo_until"]),
-        "started_at": iso(send["started_at"]),
-        "finished_at": iso(send["finished_at"]),
-        "approval_requested_at": iso(send.get("approval_requested_at")),
-        "approved_at": iso(send.get("approved_at")),
-        "approved_by": send.get("approved_by") or "",
+        "id": send.id,
+        "post_id": send.post_id,
+        "channel": send.channel,
+        "state": send.state,
+        "policy": send.policy or "",
+        "scheduled_at": iso(send.scheduled_at),
+        "embargo_until": iso(send.embargo_until),
+        "started_at": iso(send.started_at),
+        "finished_at": iso(send.finished_at),
+        "approval_requested_at": iso(send.approval_requested_at),
+        "approved_at": iso(send.approved_at),
+        "approved_by": send.approved_by or "",
         "waiting_for_embargo_until": iso(release.until) if release else None,
-        "embargo_broken_at": iso(send.get("embargo_broken_at")),
+        "embargo_broken_at": iso(send.embargo_broken_at),
     }
-    if "title" in send:
-        data["post"] = send["title"]
+    from syndicate.db.sends import SendListing
+
+    if isinstance(send, SendListing):
+        data["post"] = send.title
         data.update(
-            delivered=send["n_sent"],
-            pending=send["n_pending"] + send["n_sending"],
-            deferred=send["n_deferred"],
-            failed=send["n_failed"],
-            skipped=send["n_skipped"],
+            delivered=send.count(DeliveryState.SENT),
+            pending=send.count(DeliveryState.PENDING, DeliveryState.SENDING),
+            deferred=send.count(DeliveryState.DEFERRED),
+            failed=send.count(DeliveryState.FAILED),
+            skipped=send.count(DeliveryState.SKIPPED),
         )
     return data
 
 
-def _echo(rt: Runtime, send: dict[str, Any], verb: str, *, with_wait: bool = False) -> None:
+def _echo(rt: Runtime, send: Send, verb: str, *, with_wait: bool = False) -> None:
     zone = rt.settings.zone
     lines = [
-        f"Send {send['id']} ({send['channel']}) {verb}; state: {send['state']}",
-        f"  at {describe(db.as_utc(send['scheduled_at']), zone)}",
+        f"Send {send.id} ({send.channel}) {verb}; state: {send.state}",
+        f"  at {describe(db.as_utc(send.scheduled_at), zone)}",
     ]
-    if send["embargo_until"]:
-        lines.append(f"  embargo until {describe(db.as_utc(send['embargo_until']), zone)}")
+    if send.embargo_until:
+        lines.append(f"  embargo until {describe(db.as_utc(send.embargo_until), zone)}")
     if with_wait:
         with rt.engine.connect() as conn:
-            release = waiting(conn, rt, [send]).get(send["id"])
+            release = waiting(conn, rt, [send]).get(send.id)
         if release is not None:
             lines.append(f"  readers wait for {release.explain(zone)}")
     for line in lines:
@@ -142,7 +147,7 @@ def list_sends(
     with rt.engine.connect() as conn:
         rows = db.sends.list_sends(conn, limit)
         waits = waiting(conn, rt, rows)
-    data = [send_json(row, waits.get(row["id"])) for row in rows]
+    data = [send_json(row, waits.get(row.id)) for row in rows]
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -152,7 +157,7 @@ def list_sends(
     table = Table(
         title=f"Sends (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    embargoes = any(row["embargo_until"] for row in rows)
+    embargoes = any(row.embargo_until for row in rows)
     columns = ["id", "post", "channel", "state", "scheduled"] + (["embargo"] if embargoes else [])
     for column in columns:
         table.add_column(column, **column_style(column))
@@ -160,15 +165,17 @@ def list_sends(
     zone = settings.zone
     for row in rows:
         cells = [
-            str(row["id"]),
-            row["title"],
-            row["channel"],
+            str(row.id),
+            row.title,
+            row.channel,
             state_text(row, waits),
-            short(db.as_utc(row["scheduled_at"]), zone),
+            short(db.as_utc(row.scheduled_at), zone),
         ]
         if embargoes:
-            cells.append(short(db.as_utc(row["embargo_until"]), zone))
-        cells.append(f"{row['n_sent']}/{row['n_deferred']}/{row['n_failed']}")
+            cells.append(short(db.as_utc(row.embargo_until), zone))
+        cells.append(
+            f"{row.count(DeliveryState.SENT)}/{row.count(DeliveryState.DEFERRED)}/{row.count(DeliveryState.FAILED)}"
+        )
         table.add_row(*cells)
     print_table(table)
     print_waits(rows, waits, settings)
@@ -208,9 +215,9 @@ def schedule(
     until = _until(rt, embargo, when)
     send, created = control.schedule(engine, found.id, channel, when, until, zone=settings.zone)
     _echo(rt, send, "created" if created else "rescheduled", with_wait=True)
-    if send["state"] != "scheduled":
+    if send.state != "scheduled":
         console.print(
-            f"  it is {send['state']}: 'syndicate approve {send['id']}' releases it",
+            f"  it is {send.state}: 'syndicate approve {send.id}' releases it",
             soft_wrap=True,
         )
 
@@ -249,15 +256,16 @@ def cancel(ctx: typer.Context, send: SendArg) -> None:
         counts = db.deliveries.delivery_counts(conn, send)
     if not changed:
         console.print(
-            f"Send {send} ({row['channel']}) was already cancelled on "
-            f"{short(db.as_utc(row['finished_at']), settings.zone)}; nothing changed "
-            f"({counts.get('sent', 0)} message(s) had been delivered).",
+            f"Send {send} ({row.channel}) was already cancelled on "
+            f"{short(db.as_utc(row.finished_at), settings.zone)}; nothing changed "
+            f"({counts.get(DeliveryState.SENT, 0)} message(s) had been delivered).",
             soft_wrap=True,
         )
         return
     console.print(
-        f"Send {send} ({row['channel']}) cancelled; {counts.get('sent', 0)} message(s) had "
-        f"been delivered, {counts.get('pending', 0)} will not be sent.",
+        f"Send {send} ({row.channel}) cancelled; {counts.get(DeliveryState.SENT, 0)} "
+        f"message(s) had been delivered, {counts.get(DeliveryState.PENDING, 0)} will not be "
+        "sent.",
         soft_wrap=True,
     )
 

@@ -21,7 +21,7 @@ from syndicate.cli.sends import (
     state_text,
     waiting,
 )
-from syndicate.models import RecipientKind, SendState
+from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
 corrections = lazy_module("syndicate.corrections.listing")
@@ -52,41 +52,41 @@ def status(
         own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")
         key_mismatch = db.meta.key_mismatch(db.meta.key_uses(conn, own_key))
     upcoming = sorted(
-        (s for s in sends if s["state"] in UPCOMING), key=lambda s: db.as_utc(s["scheduled_at"])
+        (s for s in sends if s.state in UPCOMING), key=lambda s: db.as_utc(s.scheduled_at)
     )
-    recent = [s for s in sends if s["state"] not in UPCOMING]
+    recent = [s for s in sends if s.state not in UPCOMING]
     data: dict[str, Any] = {
         "feed": {
             "source": settings.feed.source,
-            "checked_at": iso(state["checked_at"]) if state else None,
+            "checked_at": iso(state.checked_at) if state else None,
         },
         "daemon": (
             {
-                "host": daemon["host"],
-                "pid": daemon["pid"],
-                "heartbeat_at": iso(daemon["heartbeat_at"]),
+                "host": daemon.host,
+                "pid": daemon.pid,
+                "heartbeat_at": iso(daemon.heartbeat_at),
             }
             if daemon
             else None
         ),
         "key_mismatch": [
-            {"entrance": u["entrance"], "fingerprint": u["fingerprint"], "last": iso(u["last"])}
+            {"entrance": u.entrance, "fingerprint": u.fingerprint, "last": iso(u.last)}
             for u in key_mismatch
         ],
         "recipients": recipients,
-        "upcoming": [send_json(s, waits.get(s["id"])) for s in upcoming],
+        "upcoming": [send_json(s, waits.get(s.id)) for s in upcoming],
         "recent": [send_json(s) for s in recent],
         # Kept for scripts written against the first version: every send, newest first.
-        "sends": [send_json(s, waits.get(s["id"])) for s in sends],
+        "sends": [send_json(s, waits.get(s.id)) for s in sends],
         "replies": replies,
         "recent_replies": [
             {
-                "id": r["id"],
-                "received_at": iso(r["received_at"]),
-                "kind": r["kind"],
-                "sender": r["sender"],
-                "subject": r["subject"],
-                "post": r["title"],
+                "id": r.id,
+                "received_at": iso(r.received_at),
+                "kind": r.kind,
+                "sender": r.sender,
+                "subject": r.subject,
+                "post": r.title,
             }
             for r in recent_replies
         ],
@@ -97,11 +97,11 @@ def status(
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     zone = settings.zone
-    checked = short(db.as_utc(state["checked_at"]), zone) if state else ""
+    checked = short(db.as_utc(state.checked_at), zone) if state else ""
     console.print(f"Feed: {settings.feed.source} (last checked {checked or 'never'})")
     console.print(
-        f"Daemon: running on {daemon['host']} (pid {daemon['pid']}), last heartbeat "
-        f"{short(daemon['heartbeat_at'], zone)}"
+        f"Daemon: running on {daemon.host} (pid {daemon.pid}), last heartbeat "
+        f"{short(daemon.heartbeat_at, zone)}"
         if daemon
         else "Daemon: not running ('syndicate run' starts it)"
     )
@@ -114,8 +114,7 @@ def status(
         )
         for use in key_mismatch:
             err.print(
-                f"  {use['entrance']}: key {use['fingerprint']}, last used "
-                f"{short(use['last'], zone)}",
+                f"  {use.entrance}: key {use.fingerprint}, last used {short(use.last, zone)}",
                 highlight=False,
             )
     for kind in RecipientKind:
@@ -132,12 +131,12 @@ def status(
         table.add_column(column, **column_style(column))
     for s in upcoming:
         table.add_row(
-            str(s["id"]),
-            s["title"],
-            s["channel"],
+            str(s.id),
+            s.title,
+            s.channel,
             state_text(s, waits),
-            short(db.as_utc(s["scheduled_at"]), zone),
-            short(db.as_utc(s["embargo_until"]), zone),
+            short(db.as_utc(s.scheduled_at), zone),
+            short(db.as_utc(s.embargo_until), zone),
         )
     print_table(table) if upcoming else console.print("Upcoming sends: none")
     print_waits(upcoming, waits, settings)
@@ -149,15 +148,15 @@ def status(
         table.add_column(column, justify="right", no_wrap=True)
     for s in recent:
         table.add_row(
-            str(s["id"]),
-            s["title"],
-            s["channel"],
-            s["state"],
-            short(db.as_utc(s["started_at"]), zone),
-            str(s["n_sent"]),
-            str(s["n_pending"] + s["n_sending"]),
-            str(s["n_deferred"]),
-            str(s["n_failed"]),
+            str(s.id),
+            s.title,
+            s.channel,
+            s.state,
+            short(db.as_utc(s.started_at), zone),
+            str(s.count(DeliveryState.SENT)),
+            str(s.count(DeliveryState.PENDING, DeliveryState.SENDING)),
+            str(s.count(DeliveryState.DEFERRED)),
+            str(s.count(DeliveryState.FAILED)),
         )
     print_table(table) if recent else console.print("Recent sends: none")
 
@@ -167,11 +166,11 @@ def status(
             table.add_column(column, **column_style(column))
         for r in recent_replies:
             table.add_row(
-                short(db.as_utc(r["received_at"]), zone),
-                r["kind"],
-                r["sender"],
-                r["subject"],
-                r["title"] or "",
+                short(db.as_utc(r.received_at), zone),
+                r.kind,
+                r.sender,
+                r.subject,
+                r.title or "",
             )
         print_table(table)
     for line in pending_corrections:

@@ -151,18 +151,18 @@ def list_command(
     with engine.connect() as conn:
         rows = db.recipients.list_recipients(conn, kind)
     if status:
-        rows = [r for r in rows if r["status"] == status]
+        rows = [r for r in rows if r.status == status]
     data = [
         {
-            "id": r["id"],
-            "kind": r["kind"],
-            "email": r["email"],
-            "name": r["name"],
-            "status": r["status"],
-            "source": r["source"],
-            "confirmed_at": iso(r["confirmed_at"]),
-            "unsubscribed_at": iso(r["unsubscribed_at"]),
-            "unsubscribe_reason": r["unsubscribe_reason"],
+            "id": r.id,
+            "kind": r.kind,
+            "email": r.email,
+            "name": r.name,
+            "status": r.status,
+            "source": r.source,
+            "confirmed_at": iso(r.confirmed_at),
+            "unsubscribed_at": iso(r.unsubscribed_at),
+            "unsubscribe_reason": r.unsubscribe_reason,
         }
         for r in rows
     ]
@@ -171,14 +171,14 @@ def list_command(
         return
     lines = [
         (
-            r["kind"],
-            r["email"],
-            r["name"],
-            r["status"],
-            r["source"],
-            r["unsubscribe_reason"] if r["status"] != "active" else r["confirmed_at"] or "",
+            r.kind.value,
+            r.email,
+            r.name,
+            r.status.value,
+            r.source,
+            r.unsubscribe_reason if not r.active else iso(r.confirmed_at) or "",
         )
-        for r in data
+        for r in rows
     ]
     if not console.is_terminal:  # piped: one tab-separated line per person, for grep and cut
         for line in lines:

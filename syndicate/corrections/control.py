@@ -99,7 +99,7 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
             db.corrections.create(
                 conn,
                 post_id=stored.id,
-                send_id=send["id"],
+                send_id=send.id,
                 action=CorrectionAction.CORRECT,
                 state=CorrectionState.IGNORED,
                 origin="an edit below corrections_min_words",
@@ -112,7 +112,7 @@ def on_edit(conn: Connection, settings: Settings, stored: Post, fresh: Post, at:
     correction_id = db.corrections.create(
         conn,
         post_id=stored.id,
-        send_id=send["id"],
+        send_id=send.id,
         action=CorrectionAction.CORRECT,
         state=state,
         origin="the post was edited",
@@ -158,7 +158,7 @@ def on_feed(conn: Connection, settings: Settings, posts: list[Post], at: datetim
         if _kill_known(conn, post.id):
             continue
         proposed.append(
-            propose_kill(conn, post, send["id"], "the post is no longer in the blog's feed", at)
+            propose_kill(conn, post, send.id, "the post is no longer in the blog's feed", at)
         )
     return proposed
 
@@ -182,8 +182,7 @@ def check_links(engine: Engine, settings: Settings, posts: list[Post], at: datet
     gone = [(p, s, code) for p, s in missing if (code := _page_status(p.link, settings)) in GONE]
     with engine.begin() as conn:
         return [
-            propose_kill(conn, p, s["id"], f"its page answers HTTP {code}", at)
-            for p, s, code in gone
+            propose_kill(conn, p, s.id, f"its page answers HTTP {code}", at) for p, s, code in gone
         ]
 
 
@@ -366,9 +365,9 @@ def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
     cancelled = []
     for channel in Channel:
         send = db.sends.find_send(conn, post_id, channel)
-        if send and send["state"] not in (SendState.DONE.value, SendState.CANCELLED.value):
-            db.sends.set_send_state(conn, send["id"], SendState.CANCELLED)
-            cancelled.append(send["id"])
+        if send and send.state not in (SendState.DONE.value, SendState.CANCELLED.value):
+            db.sends.set_send_state(conn, send.id, SendState.CANCELLED)
+            cancelled.append(send.id)
     db.sends.unqueue_digest(conn, post_id)
     return tuple(cancelled)
 
@@ -391,7 +390,7 @@ def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = Non
             return Outcome(0, "none", 0, 0, cancelled)
         proposed = db.corrections.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
-            proposed.id if proposed else propose_kill(conn, post, column["id"], BY_HAND, at)
+            proposed.id if proposed else propose_kill(conn, post, column.id, BY_HAND, at)
         )
         db.corrections.set_reason(conn, correction_id, " ".join(reason.split()))
     return send(runtime, correction_id, by="syndicate kill", at=at)

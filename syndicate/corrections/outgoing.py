@@ -127,8 +127,8 @@ def advisory_for(engine: Engine, correction: Correction, at: datetime, note: str
         send = db.sends.get_send(conn, correction.send_id)
         version = db.corrections.sent_versions(conn, correction.post_id) + 2
     assert send is not None
-    sent_at = db.as_utc(send["started_at"]) or correction.created_at
-    release_at = db.as_utc(send["embargo_until"])
+    sent_at = db.as_utc(send.started_at) or correction.created_at
+    release_at = db.as_utc(send.embargo_until)
     if correction.advisory:  # a retry says what the first attempt said
         kind, version = AdvisoryKind(correction.advisory), correction.version
     elif correction.action is CorrectionAction.KILL:
@@ -175,7 +175,7 @@ def deliver(
         readers: list[Reached] = []
         newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
         if newsletter and _notify_readers(settings, correction):
-            readers = db.corrections.reached(conn, newsletter["id"], earlier, RecipientKind.READER)
+            readers = db.corrections.reached(conn, newsletter.id, earlier, RecipientKind.READER)
     if only is not None:
         editors = [r for r in editors if r.recipient.id in only]
         readers = [r for r in readers if r.recipient.id in only]
@@ -183,7 +183,7 @@ def deliver(
     contents: dict[tuple[int, int], Content] = {}  # (edition, send) → encoded once
     outbound: list[OutboundMessage] = []
     for reach, send_id in [(r, correction.send_id) for r in editors] + [
-        (r, newsletter["id"] if newsletter else 0) for r in readers
+        (r, newsletter.id if newsletter else 0) for r in readers
     ]:
         recipient = reach.recipient
         if recipient.kind is RecipientKind.EDITOR:

@@ -29,6 +29,7 @@ from syndicate.db import schema, times
 from syndicate.db import sends as sends_db
 from syndicate.db.engine import Connection
 from syndicate.db.schema import correction_deliveries, corrections
+from syndicate.db.sends import Send
 from syndicate.models import Channel, DeliveryState, Post, Recipient, RecipientKind
 
 
@@ -301,21 +302,21 @@ def sent_versions(conn: Connection, post_id: int) -> int:
     )
 
 
-def delivered_column(conn: Connection, post_id: int) -> dict[str, Any] | None:
+def delivered_column(conn: Connection, post_id: int) -> Send | None:
     """The post's column send if at least one editor received it, else None."""
     send = sends_db.find_send(conn, post_id, Channel.COLUMN)
     if send is None:
         return None
     sent = conn.execute(
         select(func.count()).where(
-            schema.deliveries.c.send_id == send["id"],
+            schema.deliveries.c.send_id == send.id,
             schema.deliveries.c.state == DeliveryState.SENT.value,
         )
     ).scalar_one()
     return send if sent else None
 
 
-def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, dict[str, Any]]]:
+def delivered_posts(conn: Connection, since: datetime) -> list[tuple[Post, Send]]:
     """Posts whose column reached an editor since `since`, with that send."""
     sends = schema.sends
     rows = conn.execute(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
     DateTime,
@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 
 from syndicate.db import times
 from syndicate.db.recipients import recipient_from_row
-from syndicate.db.schema import deliveries, recipients
-from syndicate.models import DeliveryState, Recipient, RecipientKind, RecipientStatus
+from syndicate.db.schema import deliveries, posts, recipients, sends
+from syndicate.models import Channel, DeliveryState, Recipient, RecipientKind, RecipientStatus
 
 
 def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
@@ -332,24 +332,53 @@ def record_results(
     )
 
 
-def delivery_counts(conn: Connection, send_id: int) -> dict[str, int]:
+def delivery_counts(conn: Connection, send_id: int) -> dict[DeliveryState, int]:
+    """How many deliveries of the send are in each state (states with none are absent)."""
     rows = conn.execute(
         select(deliveries.c.state, func.count())
         .where(deliveries.c.send_id == send_id)
         .group_by(deliveries.c.state)
     )
-    return {state: count for state, count in rows}
+    return {DeliveryState(state): count for state, count in rows}
 
 
-def iter_deliveries(conn: Connection, send_id: int) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One recipient's delivery of a send, with the address it went to."""
+
+    id: int
+    send_id: int
+    recipient_id: int
+    email: str
+    state: DeliveryState
+    attempts: int
+    message_id: str | None
+    detail: str
+    updated_at: datetime
+    # When a deferred delivery may be tried again; None otherwise.
+    next_attempt_at: datetime | None
+
+
+def iter_deliveries(conn: Connection, send_id: int) -> Iterator[DeliveryRecord]:
     query = (
         select(deliveries, recipients.c.email)
         .join(recipients, recipients.c.id == deliveries.c.recipient_id)
         .where(deliveries.c.send_id == send_id)
         .order_by(deliveries.c.id)
     )
-    for row in conn.execute(query).mappings():
-        yield dict(row)
+    for row in conn.execute(query):
+        yield DeliveryRecord(
+            id=row.id,
+            send_id=row.send_id,
+            recipient_id=row.recipient_id,
+            email=row.email,
+            state=DeliveryState(row.state),
+            attempts=row.attempts,
+            message_id=row.message_id,
+            detail=row.detail,
+            updated_at=times.as_utc(row.updated_at),
+            next_attempt_at=times.as_utc(row.next_attempt_at),
+        )
 
 
 def delivery_address(conn: Connection, send_id: int, recipient_id: int) -> str | None:
@@ -359,3 +388,63 @@ def delivery_address(conn: Connection, send_id: int, recipient_id: int) -> str |
         .select_from(deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id))
         .where(deliveries.c.send_id == send_id, deliveries.c.recipient_id == recipient_id)
     ).scalar_one_or_none()
+
+
+def unsubscribed_since(conn: Connection, send_id: int, since: datetime) -> int:
+    """Recipients this send reached who have unsubscribed (or bounced, complained) since."""
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(deliveries.join(recipients, recipients.c.id == deliveries.c.recipient_id))
+            .where(
+                deliveries.c.send_id == send_id,
+                deliveries.c.state == DeliveryState.SENT.value,
+                recipients.c.unsubscribed_at >= since,
+            )
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True)
+class DeliveryHistory:
+    """One delivery to a recipient, with the send's channel and the post's title."""
+
+    send_id: int
+    state: DeliveryState
+    detail: str
+    updated_at: datetime
+    channel: Channel
+    post_id: int
+    title: str
+
+
+def history_of(conn: Connection, recipient_id: int, limit: int = 200) -> list[DeliveryHistory]:
+    """The deliveries to one recipient, newest first."""
+    rows = conn.execute(
+        select(
+            deliveries.c.send_id,
+            deliveries.c.state,
+            deliveries.c.detail,
+            deliveries.c.updated_at,
+            sends.c.channel,
+            posts.c.id.label("post_id"),
+            posts.c.title,
+        )
+        .join(sends, sends.c.id == deliveries.c.send_id)
+        .join(posts, posts.c.id == sends.c.post_id)
+        .where(deliveries.c.recipient_id == recipient_id)
+        .order_by(deliveries.c.updated_at.desc())
+        .limit(limit)
+    )
+    return [
+        DeliveryHistory(
+            row.send_id,
+            DeliveryState(row.state),
+            row.detail,
+            times.as_utc(row.updated_at),
+            Channel(row.channel),
+            row.post_id,
+            row.title,
+        )
+        for row in rows
+    ]

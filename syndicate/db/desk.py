@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from syndicate.db import times
 from syndicate.db.replies import PERSONAL_REPLY_KINDS
-from syndicate.db.schema import deliveries, posts, recipients, replies, sends
+from syndicate.db.schema import deliveries, posts, recipients, replies
 from syndicate.models import DeliveryState, RecipientKind, RecipientStatus, ReplyKind
 
 HISTORY_LIMIT = 200
@@ -116,37 +116,6 @@ def count_by_source(conn: Connection) -> dict[str, dict[str, int]]:
     for kind, source, count in rows:
         counts.setdefault(kind, {})[source] = int(count)
     return counts
-
-
-def deliveries_to(conn: Connection, recipient_id: int) -> list[dict[str, Any]]:
-    """What was sent to one recipient, newest first, with the post and channel."""
-    rows = conn.execute(
-        select(
-            deliveries.c.send_id,
-            deliveries.c.state,
-            deliveries.c.detail,
-            deliveries.c.updated_at,
-            sends.c.channel,
-            posts.c.id.label("post_id"),
-            posts.c.title,
-        )
-        .join(sends, sends.c.id == deliveries.c.send_id)
-        .join(posts, posts.c.id == sends.c.post_id)
-        .where(deliveries.c.recipient_id == recipient_id)
-        .order_by(deliveries.c.updated_at.desc())
-        .limit(HISTORY_LIMIT)
-    ).mappings()
-    return [dict(row) for row in rows]
-
-
-def replies_from(conn: Connection, recipient_id: int) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(replies.c.id, replies.c.kind, replies.c.subject, replies.c.received_at)
-        .where(replies.c.recipient_id == recipient_id)
-        .order_by(replies.c.received_at.desc())
-        .limit(HISTORY_LIMIT)
-    ).mappings()
-    return [dict(row) for row in rows]
 
 
 def reactivate(conn: Connection, recipient_id: int) -> bool:

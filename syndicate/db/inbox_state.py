@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -11,9 +13,29 @@ from syndicate.db import times
 from syndicate.db.schema import feed_state, imap_state
 
 
-def get_feed_state(conn: Connection, source: str) -> dict[str, Any] | None:
-    row = conn.execute(select(feed_state).where(feed_state.c.source == source)).mappings().first()
-    return dict(row) if row else None
+@dataclass(frozen=True)
+class FeedState:
+    """What the last fetch of a feed left: its HTTP validators, and when it was first read
+    (None: the first run has not happened) and last checked."""
+
+    source: str
+    etag: str | None
+    last_modified: str | None
+    initialized_at: datetime | None
+    checked_at: datetime | None
+
+
+def get_feed_state(conn: Connection, source: str) -> FeedState | None:
+    row = conn.execute(select(feed_state).where(feed_state.c.source == source)).first()
+    if row is None:
+        return None
+    return FeedState(
+        source=row.source,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        initialized_at=times.as_utc(row.initialized_at),
+        checked_at=times.as_utc(row.checked_at),
+    )
 
 
 def save_feed_state(

@@ -11,8 +11,8 @@ import pwd
 import re
 import secrets
 import sys
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -108,9 +108,19 @@ def _note_key_use(engine: Engine, key: bytes) -> None:
         log.warning("could not record which token key this entrance uses: %s", exc)
 
 
-def key_uses(conn: Connection, own_key: bytes | str | None = None) -> list[dict[str, Any]]:
-    """Each entrance's last recorded key: name, fingerprint, first and last use (newest first);
-    with `own_key`, this process too, as used now."""
+@dataclass(frozen=True)
+class KeyUse:
+    """Which token key (by fingerprint) an entrance used, first and last."""
+
+    entrance: str
+    fingerprint: str
+    first: datetime
+    last: datetime
+
+
+def key_uses(conn: Connection, own_key: bytes | str | None = None) -> list[KeyUse]:
+    """Each entrance's last recorded key, newest first; with `own_key`, this process too, as
+    used now."""
     rows = conn.execute(
         select(meta.c.key, meta.c.value).where(meta.c.key.startswith(_KEY_USE_PREFIX))
     ).all()
@@ -119,31 +129,31 @@ def key_uses(conn: Connection, own_key: bytes | str | None = None) -> list[dict[
         try:
             value = json.loads(raw)
             uses.append(
-                {
-                    "entrance": name.removeprefix(_KEY_USE_PREFIX),
-                    "fingerprint": value["fingerprint"],
-                    "first": datetime.fromisoformat(value["first"]),
-                    "last": datetime.fromisoformat(value["last"]),
-                }
+                KeyUse(
+                    entrance=name.removeprefix(_KEY_USE_PREFIX),
+                    fingerprint=value["fingerprint"],
+                    first=datetime.fromisoformat(value["first"]),
+                    last=datetime.fromisoformat(value["last"]),
+                )
             )
         except (ValueError, KeyError, TypeError):
             continue
     if own_key:
         key = own_key.encode() if isinstance(own_key, str) else own_key
         at = times.now()
-        own = {"entrance": entrance_name(), "fingerprint": key_fingerprint(key)}
-        uses = [u for u in uses if u["entrance"] != own["entrance"]]
-        uses.append({**own, "first": at, "last": at})
-    return sorted(uses, key=lambda use: use["last"], reverse=True)
+        own = KeyUse(entrance_name(), key_fingerprint(key), at, at)
+        uses = [u for u in uses if u.entrance != own.entrance]
+        uses.append(own)
+    return sorted(uses, key=lambda use: use.last, reverse=True)
 
 
-def key_mismatch(uses: list[dict[str, Any]], within_days: float = 30) -> list[dict[str, Any]]:
+def key_mismatch(uses: list[KeyUse], within_days: float = 30) -> list[KeyUse]:
     """The entrances used within `within_days` of the newest use, when they disagree; else []."""
     if not uses:
         return []
-    newest = uses[0]["last"]
-    recent = [u for u in uses if (newest - u["last"]).total_seconds() <= within_days * 86400]
-    return recent if len({u["fingerprint"] for u in recent}) > 1 else []
+    newest = uses[0].last
+    recent = [u for u in uses if (newest - u.last).total_seconds() <= within_days * 86400]
+    return recent if len({u.fingerprint for u in recent}) > 1 else []
 
 
 def installation_id(engine: Engine) -> str:

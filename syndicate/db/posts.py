@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, func, insert, select, update
@@ -10,7 +12,7 @@ from sqlalchemy.engine import Connection
 from syndicate.db import times
 from syndicate.db.engine import new_id
 from syndicate.db.schema import deliveries, digest_posts, posts, sends
-from syndicate.models import DeliveryState, Post
+from syndicate.models import Channel, DeliveryState, Post, SendState
 
 
 def known_guids(conn: Connection, guids: list[str]) -> set[str]:
@@ -67,6 +69,11 @@ def post_from_row(row: Any) -> Post:
     )
 
 
+def post_by_guid(conn: Connection, guid: str) -> Post | None:
+    row = conn.execute(select(posts).where(posts.c.guid == guid)).first()
+    return post_from_row(row) if row else None
+
+
 def get_post(conn: Connection, post_id: int) -> Post | None:
     row = conn.execute(select(posts).where(posts.c.id == post_id)).first()
     return post_from_row(row) if row else None
@@ -86,7 +93,34 @@ def find_post(conn: Connection, ref: str) -> Post | None:
     return post_from_row(row) if row else None
 
 
-def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SendSummary:
+    """A post's send on one channel, as the posts list shows it."""
+
+    id: int
+    state: SendState
+    scheduled_at: datetime
+    sent: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PostListing:
+    """A post with its send on each channel and the digest that carries it, if any."""
+
+    id: int
+    guid: str
+    title: str
+    link: str
+    published: datetime | None
+    first_seen: datetime
+    # False: found in the back catalogue on the first run, never sent.
+    eligible: bool
+    sends: dict[Channel, SendSummary]
+    digest_send: int | None
+
+
+def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[PostListing]:
     """Posts, newest first, each with its sends per channel (state and delivery counts)."""
     query = select(
         posts.c.id,
@@ -99,12 +133,10 @@ def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[di
     ).order_by(func.coalesce(posts.c.published, posts.c.first_seen).desc(), posts.c.id.desc())
     if limit:
         query = query.limit(limit)
-    found = [
-        dict(row) | {"sends": {}, "digest_send": None} for row in conn.execute(query).mappings()
-    ]
-    by_id = {p["id"]: p for p in found}
-    if not by_id:
-        return found
+    found = list(conn.execute(query))
+    if not found:
+        return []
+    ids = [row.id for row in found]
     counts = (
         select(
             deliveries.c.send_id,
@@ -114,6 +146,7 @@ def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[di
         .group_by(deliveries.c.send_id)
         .subquery()
     )
+    sends_of: dict[int, dict[Channel, SendSummary]] = {post_id: {} for post_id in ids}
     rows = conn.execute(
         select(
             sends.c.id,
@@ -125,16 +158,35 @@ def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[di
             func.coalesce(counts.c.sent, 0).label("sent"),
         )
         .outerjoin(counts, counts.c.send_id == sends.c.id)
-        .where(sends.c.post_id.in_(list(by_id)))
+        .where(sends.c.post_id.in_(ids))
         .order_by(sends.c.id)
-    ).mappings()
-    for row in rows:
-        by_id[row["post_id"]]["sends"][row["channel"]] = dict(row)
-    digested = conn.execute(
-        select(digest_posts.c.post_id, digest_posts.c.send_id).where(
-            digest_posts.c.post_id.in_(list(by_id))
-        )
     )
-    for post_id, send_id in digested:
-        by_id[post_id]["digest_send"] = send_id
-    return found
+    for row in rows:
+        sends_of[row.post_id][Channel(row.channel)] = SendSummary(
+            row.id,
+            SendState(row.state),
+            times.as_utc(row.scheduled_at),
+            int(row.sent),
+            int(row.total),
+        )
+    digested = dict(
+        conn.execute(
+            select(digest_posts.c.post_id, digest_posts.c.send_id).where(
+                digest_posts.c.post_id.in_(ids)
+            )
+        ).all()
+    )
+    return [
+        PostListing(
+            id=row.id,
+            guid=row.guid,
+            title=row.title,
+            link=row.link,
+            published=times.as_utc(row.published),
+            first_seen=times.as_utc(row.first_seen),
+            eligible=bool(row.eligible),
+            sends=sends_of[row.id],
+            digest_send=digested.get(row.id),
+        )
+        for row in found
+    ]

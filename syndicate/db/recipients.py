@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,66 @@ from syndicate.db.schema import pending_confirmations, recipients, webhook_event
 from syndicate.models import Recipient, RecipientKind, RecipientStatus
 
 
-def find_recipient_row(conn: Connection, kind: RecipientKind, email: str) -> Any:
+@dataclass(frozen=True)
+class RecipientRecord:
+    """A recipient as stored: who, and whether and why they still receive."""
+
+    id: int
+    kind: RecipientKind
+    email: str
+    email_key: str
+    name: str
+    status: RecipientStatus
+    fields: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    # "list" (the author's CSV), "import:mailchimp", "web" …
+    source: str
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+    unsubscribe_reason: str
+
+    @property
+    def active(self) -> bool:
+        return self.status is RecipientStatus.ACTIVE
+
+    def as_recipient(self) -> Recipient:
+        return Recipient(self.id, self.kind, self.email, self.name, dict(self.fields))
+
+
+@dataclass(frozen=True)
+class PendingConfirmation:
+    """A double opt-in request from the web form; its link names it by id and nonce."""
+
+    id: int
+    kind: RecipientKind
+    email: str
+    email_key: str
+    name: str
+    nonce: str
+    requested_at: datetime
+    confirmed_at: datetime | None = field(default=None)
+
+
+def record_from_row(row: Any) -> RecipientRecord:
+    return RecipientRecord(
+        id=row.id,
+        kind=RecipientKind(row.kind),
+        email=row.email,
+        email_key=row.email_key,
+        name=row.name,
+        status=RecipientStatus(row.status),
+        fields=dict(row.fields or {}),
+        created_at=times.as_utc(row.created_at),
+        updated_at=times.as_utc(row.updated_at),
+        source=row.source,
+        confirmed_at=times.as_utc(row.confirmed_at),
+        unsubscribed_at=times.as_utc(row.unsubscribed_at),
+        unsubscribe_reason=row.unsubscribe_reason,
+    )
+
+
+def _find_row(conn: Connection, kind: RecipientKind, email: str) -> Any:
     key = email.strip().lower()
     return conn.execute(
         select(recipients).where(recipients.c.kind == kind.value, recipients.c.email_key == key)
@@ -47,7 +107,7 @@ def upsert_recipient(
     Status is never changed here: an address that unsubscribed or bounced stays that way even
     though it is still in the CSV.
     """
-    row = find_recipient_row(conn, kind, email)
+    row = _find_row(conn, kind, email)
     if row is None:
         _insert_active(conn, kind, email, name, fields=fields)
         return "added"
@@ -78,7 +138,7 @@ def get_recipient(conn: Connection, recipient_id: int) -> Recipient | None:
 
 def find_recipient(conn: Connection, kind: RecipientKind, email: str) -> Recipient | None:
     """A recipient by address, whatever its case (used by previews)."""
-    row = find_recipient_row(conn, kind, email)
+    row = _find_row(conn, kind, email)
     return recipient_from_row(row) if row else None
 
 
@@ -106,17 +166,19 @@ def mark_recipient(
     return bool(result.rowcount)
 
 
-def recipient_row(conn: Connection, recipient_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(recipients).where(recipients.c.id == recipient_id)).mappings().first()
-    return dict(row) if row else None
+def recipient_row(conn: Connection, recipient_id: int) -> RecipientRecord | None:
+    row = conn.execute(select(recipients).where(recipients.c.id == recipient_id)).first()
+    return record_from_row(row) if row else None
 
 
-def recipients_by_email(conn: Connection, email: str) -> list[dict[str, Any]]:
+def recipients_by_email(conn: Connection, email: str) -> list[RecipientRecord]:
     """Every recipient (reader and editor) with this address, case-insensitively."""
     rows = conn.execute(
-        select(recipients).where(recipients.c.email_key == email.strip().lower())
-    ).mappings()
-    return [dict(row) for row in rows]
+        select(recipients)
+        .where(recipients.c.email_key == email.strip().lower())
+        .order_by(recipients.c.id)
+    )
+    return [record_from_row(row) for row in rows]
 
 
 def recipient_keys(conn: Connection, kind: RecipientKind) -> dict[str, dict[str, Any]]:
@@ -155,11 +217,11 @@ def update_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def list_recipients(conn: Connection, kind: RecipientKind | None = None) -> list[dict[str, Any]]:
+def list_recipients(conn: Connection, kind: RecipientKind | None = None) -> list[RecipientRecord]:
     query = select(recipients).order_by(recipients.c.kind, recipients.c.email_key)
     if kind is not None:
         query = query.where(recipients.c.kind == kind.value)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [record_from_row(row) for row in conn.execute(query)]
 
 
 def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name: str) -> str:
@@ -167,7 +229,7 @@ def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name
 
     This is the only path that re-activates an unsubscribed or bounced address.
     """
-    row = find_recipient_row(conn, kind, email)
+    row = _find_row(conn, kind, email)
     if row is None:
         _insert_active(conn, kind, email, name, source="web", confirmed_at=times.now())
         return "added"
@@ -213,13 +275,22 @@ def forget_pending_before(conn: Connection, before: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-def get_pending_confirmation(conn: Connection, pending_id: int) -> dict[str, Any] | None:
-    row = (
-        conn.execute(select(pending_confirmations).where(pending_confirmations.c.id == pending_id))
-        .mappings()
-        .first()
+def get_pending_confirmation(conn: Connection, pending_id: int) -> PendingConfirmation | None:
+    row = conn.execute(
+        select(pending_confirmations).where(pending_confirmations.c.id == pending_id)
+    ).first()
+    if row is None:
+        return None
+    return PendingConfirmation(
+        id=row.id,
+        kind=RecipientKind(row.kind),
+        email=row.email,
+        email_key=row.email_key,
+        name=row.name,
+        nonce=row.nonce,
+        requested_at=times.as_utc(row.requested_at),
+        confirmed_at=times.as_utc(row.confirmed_at),
     )
-    return dict(row) if row else None
 
 
 def mark_confirmed(conn: Connection, pending_id: int) -> None:
@@ -274,22 +345,20 @@ def count_active(conn: Connection, kind: RecipientKind) -> int:
 
 
 def count_recipients(conn: Connection) -> dict[str, dict[str, int]]:
+    """{kind: {status: n}}."""
+    return _count_by(conn, recipients.c.status)
+
+
+def _count_by(conn: Connection, column: Any) -> dict[str, dict[str, int]]:
     rows = conn.execute(
-        select(recipients.c.kind, recipients.c.status, func.count()).group_by(
-            recipients.c.kind, recipients.c.status
-        )
+        select(recipients.c.kind, column, func.count()).group_by(recipients.c.kind, column)
     )
     counts: dict[str, dict[str, int]] = {}
-    for kind, status, count in rows:
-        counts.setdefault(kind, {})[status] = count
+    for kind, value, count in rows:
+        counts.setdefault(kind, {})[value] = int(count)
     return counts
 
 
-def recipient_ids_by_email(conn: Connection, email: str) -> list[tuple[int, str]]:
-    """(id, status) of every recipient row (reader, editor) with this address."""
-    rows = conn.execute(
-        select(recipients.c.id, recipients.c.status).where(
-            recipients.c.email_key == email.strip().lower()
-        )
-    )
-    return [(row.id, row.status) for row in rows]
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

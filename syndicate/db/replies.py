@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -10,6 +12,93 @@ from sqlalchemy.engine import Connection
 from syndicate.db import times
 from syndicate.db.engine import new_id
 from syndicate.db.schema import inbound_seen, posts, recipients, replies
+from syndicate.models import ReplyKind, ReplyState
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An inbound message as filed (its raw bytes apart: see StoredReply)."""
+
+    id: int
+    received_at: datetime
+    kind: ReplyKind
+    state: ReplyState
+    message_id: str | None
+    send_id: int | None
+    recipient_id: int | None
+    post_id: int | None
+    sender: str
+    sender_name: str
+    subject: str
+    text: str
+    source: str
+    in_reply_to: str
+    references: str
+    # A bounce's failed addresses; `temporary` when every failure was temporary.
+    addresses: tuple[str, ...]
+    temporary: bool
+    reason: str
+    size: int
+    forwarded_at: datetime | None
+    detail: str
+    # A bounce: True when tied to one of our deliveries (and scored), False when not.
+    verified: bool | None
+    read_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredReply(Reply):
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ReplyListing(Reply):
+    """A reply with its post's title and link and the recipient's address (None if unknown)."""
+
+    post_title: str | None
+    post_link: str | None
+    post_guid: str | None
+    recipient_email: str | None
+    recipient_name: str | None
+
+
+@dataclass(frozen=True)
+class RecentReply:
+    id: int
+    received_at: datetime
+    kind: ReplyKind
+    sender: str
+    subject: str
+    title: str | None  # the post's
+
+
+def _reply_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "received_at": times.as_utc(row.received_at),
+        "kind": ReplyKind(row.kind),
+        "state": ReplyState(row.state),
+        "message_id": row.message_id,
+        "send_id": row.send_id,
+        "recipient_id": row.recipient_id,
+        "post_id": row.post_id,
+        "sender": row.sender,
+        "sender_name": row.sender_name,
+        "subject": row.subject,
+        "text": row.text,
+        "source": row.source,
+        "in_reply_to": row.in_reply_to,
+        "references": row.references,
+        "addresses": tuple(row.addresses or ()),
+        "temporary": bool(row.temporary),
+        "reason": row.reason,
+        "size": row.size,
+        "forwarded_at": times.as_utc(row.forwarded_at),
+        "detail": row.detail,
+        "verified": row.verified,
+        "read_at": times.as_utc(row.read_at),
+    }
+
 
 # What a person wrote, as opposed to what the machine handled (bounces, auto-replies,
 # unsubscribes, approvals, spam, refused); only these are "new replies" for the author.
@@ -25,7 +114,7 @@ def _unread_personal() -> Any:
     )
 
 
-def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
+def recent_replies(conn: Connection, limit: int = 10) -> list[RecentReply]:
     """The newest unread replies from people."""
     rows = conn.execute(
         select(
@@ -40,8 +129,18 @@ def recent_replies(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
         .where(_unread_personal())
         .order_by(replies.c.received_at.desc(), replies.c.id.desc())
         .limit(limit)
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [
+        RecentReply(
+            row.id,
+            times.as_utc(row.received_at),
+            ReplyKind(row.kind),
+            row.sender,
+            row.subject,
+            row.title,
+        )
+        for row in rows
+    ]
 
 
 def count_replies(conn: Connection) -> dict[str, int]:
@@ -98,9 +197,9 @@ def update_reply(conn: Connection, reply_id: int, **values: Any) -> None:
     conn.execute(update(replies).where(replies.c.id == reply_id).values(**values))
 
 
-def get_reply(conn: Connection, reply_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(replies).where(replies.c.id == reply_id)).mappings().first()
-    return dict(row) if row else None
+def get_reply(conn: Connection, reply_id: int) -> StoredReply | None:
+    row = conn.execute(select(replies).where(replies.c.id == reply_id)).first()
+    return StoredReply(**_reply_fields(row), raw=bytes(row.raw)) if row else None
 
 
 def list_replies(
@@ -110,7 +209,7 @@ def list_replies(
     states: list[str] | None = None,
     limit: int | None = None,
     unread_only: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[ReplyListing]:
     """Replies, newest first, with the post's title and link and the recipient's address."""
     query = (
         select(
@@ -135,4 +234,48 @@ def list_replies(
         query = query.where(replies.c.read_at.is_(None))
     if limit:
         query = query.limit(limit)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [
+        ReplyListing(
+            **_reply_fields(row),
+            post_title=row.post_title,
+            post_link=row.post_link,
+            post_guid=row.post_guid,
+            recipient_email=row.recipient_email,
+            recipient_name=row.recipient_name,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def counts_by_send(conn: Connection, send_ids: list[int], kinds: list[str]) -> dict[int, int]:
+    """How many replies of these kinds came back to each of these sends (absent: none)."""
+    if not send_ids:
+        return {}
+    rows = conn.execute(
+        select(replies.c.send_id, func.count())
+        .where(replies.c.send_id.in_(send_ids), replies.c.kind.in_(kinds))
+        .group_by(replies.c.send_id)
+    )
+    return {int(send_id): int(count) for send_id, count in rows}
+
+
+@dataclass(frozen=True)
+class ReplyByRecipient:
+    id: int
+    kind: ReplyKind
+    subject: str
+    received_at: datetime
+
+
+def replies_from(conn: Connection, recipient_id: int, limit: int = 200) -> list[ReplyByRecipient]:
+    """The replies tied to one recipient, newest first."""
+    rows = conn.execute(
+        select(replies.c.id, replies.c.kind, replies.c.subject, replies.c.received_at)
+        .where(replies.c.recipient_id == recipient_id)
+        .order_by(replies.c.received_at.desc())
+        .limit(limit)
+    )
+    return [
+        ReplyByRecipient(row.id, ReplyKind(row.kind), row.subject, times.as_utc(row.received_at))
+        for row in rows
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +14,76 @@ from syndicate.db import times
 from syndicate.db.engine import new_id
 from syndicate.db.schema import deliveries, digest_posts, posts, sends
 from syndicate.models import Channel, DeliveryState, SendState
+
+
+@dataclass(frozen=True)
+class Send:
+    """One post going out on one channel (unique per post and channel)."""
+
+    id: int
+    post_id: int
+    channel: Channel
+    state: SendState
+    scheduled_at: datetime
+    embargo_until: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    # The channel policy that scheduled it ("immediately", "cron: …", "digest: …", "manual",
+    # or "by hand" for `syndicate schedule`).
+    policy: str
+    approval_requested_at: datetime | None
+    approved_at: datetime | None
+    approved_by: str
+    embargo_broken_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (SendState.DONE, SendState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class SendListing(Send):
+    """A send as `sends list` and `status` show it: with its post's title and its deliveries
+    counted by state."""
+
+    title: str
+    guid: str
+    counts: Mapping[DeliveryState, int]
+
+    def count(self, *states: DeliveryState) -> int:
+        return sum(self.counts.get(state, 0) for state in states)
+
+
+@dataclass(frozen=True)
+class QueuedPost:
+    """A post waiting for the next digest."""
+
+    post_id: int
+    queued_at: datetime
+
+
+def send_from_row(row: Any) -> Send:
+    return Send(**_send_fields(row))
+
+
+def _send_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "post_id": row.post_id,
+        "channel": Channel(row.channel),
+        "state": SendState(row.state),
+        "scheduled_at": times.as_utc(row.scheduled_at),
+        "embargo_until": times.as_utc(row.embargo_until),
+        "created_at": times.as_utc(row.created_at),
+        "started_at": times.as_utc(row.started_at),
+        "finished_at": times.as_utc(row.finished_at),
+        "policy": row.policy,
+        "approval_requested_at": times.as_utc(row.approval_requested_at),
+        "approved_at": times.as_utc(row.approved_at),
+        "approved_by": row.approved_by,
+        "embargo_broken_at": times.as_utc(row.embargo_broken_at),
+    }
 
 
 def create_send(
@@ -45,7 +117,7 @@ def create_send(
     return new_id(result)
 
 
-def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
+def due_sends(conn: Connection, at: datetime) -> list[Send]:
     """Scheduled sends whose time has come, plus any left 'sending' by an interrupted run.
 
     The embargo is not applied here: the scheduler asks scheduling/embargo.py, the one place that
@@ -56,20 +128,20 @@ def due_sends(conn: Connection, at: datetime) -> list[dict[str, Any]]:
         select(sends)
         .where(ready | (sends.c.state == SendState.SENDING.value))
         .order_by(sends.c.scheduled_at, sends.c.id)
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [send_from_row(row) for row in rows]
 
 
-def column_sends(conn: Connection, post_ids: set[int]) -> dict[int, dict[str, Any]]:
-    """The column send (id, state, embargo_until) of each of these posts that has one."""
+def column_sends(conn: Connection, post_ids: set[int]) -> dict[int, Send]:
+    """The column send of each of these posts that has one, by post id."""
     if not post_ids:
         return {}
     rows = conn.execute(
-        select(sends.c.id, sends.c.post_id, sends.c.state, sends.c.embargo_until).where(
+        select(sends).where(
             sends.c.channel == Channel.COLUMN.value, sends.c.post_id.in_(sorted(post_ids))
         )
-    ).mappings()
-    return {int(row["post_id"]): dict(row) for row in rows}
+    )
+    return {int(row.post_id): send_from_row(row) for row in rows}
 
 
 def claim_send(conn: Connection, send_id: int) -> bool:
@@ -92,18 +164,14 @@ def update_send(conn: Connection, send_id: int, **values: Any) -> None:
     conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
 
 
-def find_send(conn: Connection, post_id: int, channel: Channel) -> dict[str, Any] | None:
-    row = (
-        conn.execute(
-            select(sends).where(sends.c.post_id == post_id, sends.c.channel == channel.value)
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row else None
+def find_send(conn: Connection, post_id: int, channel: Channel) -> Send | None:
+    row = conn.execute(
+        select(sends).where(sends.c.post_id == post_id, sends.c.channel == channel.value)
+    ).first()
+    return send_from_row(row) if row else None
 
 
-def awaiting_preview(conn: Connection) -> list[dict[str, Any]]:
+def awaiting_preview(conn: Connection) -> list[Send]:
     """Manual sends whose preview has not reached the author yet."""
     rows = conn.execute(
         select(sends)
@@ -112,8 +180,8 @@ def awaiting_preview(conn: Connection) -> list[dict[str, Any]]:
             sends.c.approval_requested_at.is_(None),
         )
         .order_by(sends.c.id)
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [send_from_row(row) for row in rows]
 
 
 def queue_for_digest(conn: Connection, post_id: int, found: datetime) -> None:
@@ -142,13 +210,13 @@ def unqueue_digest(conn: Connection, post_id: int) -> None:
     )
 
 
-def digest_queue(conn: Connection) -> list[dict[str, Any]]:
+def digest_queue(conn: Connection) -> list[QueuedPost]:
     rows = conn.execute(
         select(digest_posts.c.post_id, digest_posts.c.queued_at)
         .where(digest_posts.c.send_id.is_(None))
         .order_by(digest_posts.c.queued_at, digest_posts.c.post_id)
-    ).mappings()
-    return [dict(row) for row in rows]
+    )
+    return [QueuedPost(row.post_id, times.as_utc(row.queued_at)) for row in rows]
 
 
 def assign_digest(conn: Connection, post_ids: list[int], send_id: int) -> None:
@@ -178,13 +246,14 @@ def last_digest_at(conn: Connection) -> datetime | None:
     return times.as_utc(value)
 
 
-def get_send(conn: Connection, send_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(sends).where(sends.c.id == send_id)).mappings().first()
-    return dict(row) if row else None
+def get_send(conn: Connection, send_id: int) -> Send | None:
+    row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
+    return send_from_row(row) if row else None
 
 
-def send_state(conn: Connection, send_id: int) -> str | None:
-    return conn.execute(select(sends.c.state).where(sends.c.id == send_id)).scalar_one_or_none()
+def send_state(conn: Connection, send_id: int) -> SendState | None:
+    value = conn.execute(select(sends.c.state).where(sends.c.id == send_id)).scalar_one_or_none()
+    return SendState(value) if value is not None else None
 
 
 def set_send_state(conn: Connection, send_id: int, state: SendState) -> None:
@@ -196,7 +265,7 @@ def set_send_state(conn: Connection, send_id: int, state: SendState) -> None:
     conn.execute(update(sends).where(sends.c.id == send_id).values(**values))
 
 
-def list_sends(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
+def list_sends(conn: Connection, limit: int = 50) -> list[SendListing]:
     counts = (
         select(
             deliveries.c.send_id,
@@ -221,7 +290,15 @@ def list_sends(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
         .order_by(sends.c.scheduled_at.desc(), sends.c.id.desc())
         .limit(limit)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [
+        SendListing(
+            **_send_fields(row),
+            title=row.title,
+            guid=row.guid,
+            counts={state: int(getattr(row, f"n_{state.value}")) for state in DeliveryState},
+        )
+        for row in conn.execute(query)
+    ]
 
 
 def ids_in_state(conn: Connection, state: SendState) -> list[int]:

@@ -110,10 +110,10 @@ def run_send(
         send = db.sends.get_send(conn, send_id)
         if send is None:
             raise ValueError(f"no send {send_id}")
-        post = db.posts.get_post(conn, send["post_id"])
+        post = db.posts.get_post(conn, send.post_id)
         assert post is not None
-        channel = Channel(send["channel"])
-        if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
+        channel = Channel(send.channel)
+        if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
             return SendSummary(send_id, channel, post.title)
         resumed, deferred_before = db.deliveries.requeue(conn, send_id, workers.gone)
         planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
@@ -134,7 +134,7 @@ def run_send(
     log.info("send %s (%s, %r): %d new deliveries planned", send_id, channel, post.title, planned)
 
     editions = EditionCache(
-        post, channel, settings, runtime.templates, db.as_utc(send["embargo_until"])
+        post, channel, settings, runtime.templates, db.as_utc(send.embargo_until)
     )
     # Message-IDs unique to this database
     sender = make_sender(settings, runtime.key, installation=db.meta.installation_id(engine))
@@ -160,7 +160,7 @@ def run_send(
             journal.close()
     with engine.begin() as conn:
         remaining = db.deliveries.delivery_counts(conn, send_id)
-        finished = not any(remaining.get(s.value) for s in workers.UNFINISHED)
+        finished = not any(remaining.get(s) for s in workers.UNFINISHED)
         if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
             db.sends.set_send_state(conn, send_id, SendState.DONE)
     summary = SendSummary(
@@ -168,9 +168,9 @@ def run_send(
         channel=channel,
         post_title=post.title,
         sent=counts[DeliveryState.SENT],
-        deferred=remaining.get(DeliveryState.DEFERRED.value, 0),
+        deferred=remaining.get(DeliveryState.DEFERRED, 0),
         failed=counts[DeliveryState.FAILED],
-        skipped=remaining.get(DeliveryState.SKIPPED.value, 0),
+        skipped=remaining.get(DeliveryState.SKIPPED, 0),
         seconds=time.monotonic() - started,
     )
     log.info(

@@ -29,7 +29,7 @@ async def home(desk: Desk, request: Request, session: Session) -> Response:
         "checked": short(checked, zone) if checked else "",
         "stale": checked is None or db.now() - checked > stale_after,
         "daemon": data.daemon,
-        "heartbeat": short(db.as_utc(data.daemon["heartbeat_at"]), zone) if data.daemon else "",
+        "heartbeat": short(data.daemon.heartbeat_at, zone) if data.daemon else "",
     }
     return desk.page(
         "home.html.j2",

@@ -77,7 +77,7 @@ async def one(desk: Desk, request: Request, session: Session) -> Response:
     return desk.page(
         "person.html.j2",
         session,
-        title=found.row["email"],
+        title=found.row.email,
         section="subscribers",
         person=found,
         done=request.query_params.get("done", ""),

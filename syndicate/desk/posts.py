@@ -24,7 +24,7 @@ from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
 from syndicate.desk.home import outcome_bar
 from syndicate.errors import SyndicateError
-from syndicate.models import Attachment, Channel, Recipient
+from syndicate.models import Attachment, Channel, DeliveryState, Recipient
 from syndicate.scheduling import send_control as control
 from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future
 from syndicate.settings import Settings
@@ -303,14 +303,16 @@ def _send_action(action: str) -> Handler:
         send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
         if send is None:
             return _not_found(desk, session, "such send")
-        post_id = send["post_id"]
+        post_id = send.post_id
         form = await desk.form(request)
         try:
             if form.get("confirm") != "yes":
-                what = f"{ACTIONS[action]} send {send_id} ({send['channel']}, {send['state']})."
+                what = f"{ACTIONS[action]} send {send_id} ({send.channel}, {send.state})."
                 if action == "cancel":
                     counts = await run_in_threadpool(queries.delivery_counts, desk.engine, send_id)
-                    what += f" {counts.get('sent', 0)} message(s) delivered stay delivered."
+                    what += (
+                        f" {counts.get(DeliveryState.SENT, 0)} message(s) delivered stay delivered."
+                    )
                 return _confirm(
                     desk, session, f"/sends/{send_id}/{action}", what, {}, f"/posts/{post_id}"
                 )
@@ -338,13 +340,13 @@ async def reschedule(desk: Desk, request: Request, session: Session) -> Response
     send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
     if send is None:
         return _not_found(desk, session, "such send")
-    post_id = send["post_id"]
+    post_id = send.post_id
     form = await desk.form(request)
     zone = desk.settings.zone
     try:
         at, embargo = _read_times(desk, form)
         if form.get("confirm") != "yes":
-            what = f"Move send {send_id} ({send['channel']}) to {describe(at, zone)}"
+            what = f"Move send {send_id} ({send.channel}) to {describe(at, zone)}"
             what += f", embargo until {describe(embargo, zone)}" if embargo else ""
             fields = {"at_at": at.isoformat(), "embargo_at": embargo.isoformat() if embargo else ""}
             return _confirm(

@@ -7,6 +7,7 @@ in the key/value `meta` table.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +15,15 @@ from typing import Any
 
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.deliveries import DeliveryHistory
+from syndicate.db.locks import LockHolder
+from syndicate.db.recipients import RecipientRecord
+from syndicate.db.replies import RecentReply, ReplyByRecipient, ReplyListing
+from syndicate.db.sends import Send, SendListing
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
 from syndicate.models import (
+    Channel,
     DeliveryState,
     Post,
     Recipient,
@@ -66,7 +73,7 @@ class SendRow:
     """One send as the desk shows it: the store's row, its times in the author's zone, and what
     holds it back."""
 
-    row: dict[str, Any]
+    row: SendListing
     waiting_until: str = ""
     waiting_for: str = ""
     bounced: int = 0
@@ -74,16 +81,17 @@ class SendRow:
     replies: int = 0
 
     def __getitem__(self, name: str) -> Any:
-        return self.row[name]
+        if name.startswith("n_"):  # the templates' delivery counts: n_sent, n_failed …
+            return self.row.count(DeliveryState(name.removeprefix("n_")))
+        return getattr(self.row, name)
 
     @property
     def total(self) -> int:
-        return sum(int(self.row[f"n_{s.value}"]) for s in DeliveryState)
+        return self.row.count(*DeliveryState)
 
     @property
     def done(self) -> int:
-        states = (DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
-        return sum(int(self.row[f"n_{s.value}"]) for s in states)
+        return self.row.count(DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED)
 
 
 @dataclass
@@ -91,10 +99,10 @@ class Home:
     upcoming: list[SendRow]
     in_progress: list[SendRow]
     recent: list[SendRow]
-    unread: list[dict[str, Any]]
+    unread: list[RecentReply]
     unread_counts: dict[str, int]
     feed_checked_at: datetime | None
-    daemon: dict[str, Any] | None
+    daemon: LockHolder | None
     recipients: dict[str, dict[str, int]]
 
 
@@ -119,7 +127,7 @@ def home(engine: Engine, settings: Settings) -> Home:
         )
         rows = []
         for send in sends:
-            release = waits.get(send["id"])
+            release = waits.get(send.id)
             rows.append(
                 SendRow(
                     send,
@@ -141,7 +149,7 @@ def home(engine: Engine, settings: Settings) -> Home:
             recent=recent,
             unread=db.replies.recent_replies(conn, 10),
             unread_counts=db.replies.count_replies(conn),
-            feed_checked_at=db.as_utc(state["checked_at"]) if state else None,
+            feed_checked_at=state.checked_at if state else None,
             daemon=db.locks.lock_holder(conn),
             recipients=db.recipients.count_recipients(conn),
         )
@@ -149,7 +157,7 @@ def home(engine: Engine, settings: Settings) -> Home:
 
 def in_progress(engine: Engine) -> list[SendRow]:
     with engine.connect() as conn:
-        rows = [SendRow(s) for s in db.sends.list_sends(conn, 100) if s["state"] == "sending"]
+        rows = [SendRow(s) for s in db.sends.list_sends(conn, 100) if s.state is SendState.SENDING]
         _outcomes(conn, rows)
     return rows
 
@@ -160,7 +168,7 @@ def in_progress(engine: Engine) -> list[SendRow]:
 @dataclass
 class PostPage:
     post: Post
-    sends: dict[str, SendRow]
+    sends: dict[Channel, SendRow]
     editors: list[Recipient]
     column_embargo: datetime | None
 
@@ -171,35 +179,34 @@ def post_page(engine: Engine, settings: Settings, post_id: int) -> PostPage | No
         post = db.posts.get_post(conn, post_id)
         if post is None:
             return None
-        found = [s for s in db.sends.list_sends(conn, 10_000) if s["post_id"] == post_id]
+        found = [s for s in db.sends.list_sends(conn, 10_000) if s.post_id == post_id]
         waits = control.waiting(
             conn, found, at, respect_column=settings.channels.newsletter.respect_embargo
         )
         rows = {}
         for send in found:
-            release = waits.get(send["id"])
-            rows[send["channel"]] = SendRow(
+            release = waits.get(send.id)
+            rows[send.channel] = SendRow(
                 send,
                 waiting_until=short(release.until, settings.zone) if release else "",
                 waiting_for=release.whose if release else "",
             )
         _outcomes(conn, list(rows.values()))
         editors = [
-            recipient
+            row.as_recipient()
             for row in db.recipients.list_recipients(conn, RecipientKind.EDITOR)
-            if row["status"] == "active"
-            and (recipient := db.recipients.get_recipient(conn, row["id"])) is not None
+            if row.active
         ]
         embargo = embargo_rule.draft_embargo(conn, post_id)
     return PostPage(post, rows, editors, embargo)
 
 
-def send_row(engine: Engine, send_id: int) -> dict[str, Any] | None:
+def send_row(engine: Engine, send_id: int) -> Send | None:
     with engine.connect() as conn:
         return db.sends.get_send(conn, send_id)
 
 
-def delivery_counts(engine: Engine, send_id: int) -> dict[str, int]:
+def delivery_counts(engine: Engine, send_id: int) -> dict[DeliveryState, int]:
     with engine.connect() as conn:
         return db.deliveries.delivery_counts(conn, send_id)
 
@@ -211,7 +218,7 @@ ANSWERS_KEY = "desk_answers:{reply_id}"
 
 def replies(
     engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
-) -> list[dict[str, Any]]:
+) -> list[ReplyListing]:
     with engine.connect() as conn:
         return db.replies.list_replies(
             conn,
@@ -239,13 +246,13 @@ def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
         row = db.replies.get_reply(conn, reply_id)
         if row is None:
             return None
-        post = db.posts.get_post(conn, row["post_id"]) if row["post_id"] else None
+        post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
-            db.recipients.recipient_row(conn, row["recipient_id"]) if row["recipient_id"] else None
+            db.recipients.recipient_row(conn, row.recipient_id) if row.recipient_id else None
         )
         answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
     return {
-        **row,
+        **dataclasses.asdict(row),
         "post": post,
         "recipient": recipient,
         "answers": json.loads(answers) if answers else [],
@@ -293,9 +300,9 @@ def people_counts(engine: Engine) -> dict[str, dict[str, dict[str, int]]]:
 
 @dataclass
 class Person:
-    row: dict[str, Any]
-    deliveries: list[dict[str, Any]]
-    replies: list[dict[str, Any]]
+    row: RecipientRecord
+    deliveries: list[DeliveryHistory]
+    replies: list[ReplyByRecipient]
     changes: list[dict[str, str]]
 
 
@@ -307,8 +314,8 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
         changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
         return Person(
             row,
-            db.desk.deliveries_to(conn, recipient_id),
-            db.desk.replies_from(conn, recipient_id),
+            db.deliveries.history_of(conn, recipient_id),
+            db.replies.replies_from(conn, recipient_id),
             json.loads(changes) if changes else [],
         )
 
@@ -321,9 +328,9 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
         row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             raise SyndicateError(f"there is no subscriber {recipient_id}")
-        if active and row["status"] == "complained":
+        if active and row.status is RecipientStatus.COMPLAINED:
             raise SyndicateError(
-                f"{row['email']} reported a newsletter as spam; they can subscribe again "
+                f"{row.email} reported a newsletter as spam; they can subscribe again "
                 "themselves, but the desk does not re-add them"
             )
         if active:
@@ -337,7 +344,7 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
             kept = db.meta.get_meta(conn, key)
             change = {
                 "at": db.now().isoformat(),
-                "from": row["status"],
+                "from": row.status.value,
                 "to": "active" if active else "unsubscribed",
                 "reason": reason,
             }

@@ -126,7 +126,7 @@ def answer_to(row: dict[str, Any]) -> tuple[str, str]:
     """(address, name) of the person who wrote: the subscriber we sent to, else the From."""
     recipient = row["recipient"]
     if recipient is not None:
-        return recipient["email"], display_name(recipient["name"] or row["sender_name"] or "")
+        return recipient.email, display_name(recipient.name or row["sender_name"] or "")
     name, address = parseaddr(row["sender"])
     return address, display_name(row["sender_name"] or name)
 
@@ -222,7 +222,7 @@ async def publish(desk: Desk, request: Request, session: Session) -> Response:
     listed = await run_in_threadpool(
         queries.replies, desk.engine, row["post_id"], ReplyKind.COMMENT.value, False
     )
-    comment = [r for r in listed if r["id"] == row["id"]]
+    comment = [r for r in listed if r.id == row["id"]]
     try:
         if not comment:
             raise SyndicateError("only a reader's comment on a post can be published")

@@ -145,8 +145,8 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
         state = db.inbox_state.get_feed_state(conn, source)
     fetched = feed.fetch(
         source,
-        etag=state["etag"] if state else None,
-        last_modified=state["last_modified"] if state else None,
+        etag=state.etag if state else None,
+        last_modified=state.last_modified if state else None,
         timeout=settings.feed.timeout_seconds,
         max_bytes=settings.feed.max_bytes,
         user_agent=settings.feed.user_agent,
@@ -156,7 +156,7 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
         return report
     parsed = feed.parse(fetched.content, source)
     report.problems = parsed.problems
-    report.first_run = state is None or state["initialized_at"] is None
+    report.first_run = state is None or state.initialized_at is None
     scheduled_at = at or db.now()
 
     with engine.begin() as conn:

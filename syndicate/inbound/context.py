@@ -24,6 +24,7 @@ from syndicate.models import (
 
 if TYPE_CHECKING:
     from syndicate.db import Connection, Engine
+    from syndicate.db.sends import Send
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
@@ -56,16 +57,16 @@ class Outcome:
 class Target:
     """The stored send and recipient a message names."""
 
-    send: dict[str, Any]
+    send: Send
     recipient: Recipient
 
     @property
     def post_id(self) -> int:
-        return int(self.send["post_id"])
+        return self.send.post_id
 
     @property
     def channel(self) -> str:
-        return str(self.send["channel"])
+        return self.send.channel.value
 
 
 # Something a deciding step asks for, done once the message is recorded: `actions` run in the

@@ -14,7 +14,7 @@ from __future__ import annotations
 # premailer and python-docx, which filing a reply (one process per message) never needs.
 from datetime import datetime
 from email.utils import make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syndicate.headers import one_line
 from syndicate.models import (
@@ -27,12 +27,13 @@ from syndicate.models import (
 from syndicate.settings import Settings
 
 if TYPE_CHECKING:
+    from syndicate.db.replies import Reply
     from syndicate.delivery.message import OutboundMessage
     from syndicate.runtime import Runtime
 
 
 def forward_message(
-    runtime: Runtime, reply: dict[str, Any], post: Post, recipient: Recipient | None, at: datetime
+    runtime: Runtime, reply: Reply, post: Post, recipient: Recipient | None, at: datetime
 ) -> OutboundMessage:
     """The author's copy of a comment or an editor's answer."""
     from syndicate.delivery.message import Mailbox
@@ -40,17 +41,15 @@ def forward_message(
 
     settings = runtime.settings
 
-    name = one_line(
-        reply["sender_name"] or (recipient.name if recipient else "") or reply["sender"]
-    )
-    kind = ReplyKind(reply["kind"])
+    name = one_line(reply.sender_name or (recipient.name if recipient else "") or reply.sender)
+    kind = ReplyKind(reply.kind)
     values = {
-        "id": reply["id"],
+        "id": reply.id,
         "kind": kind.value,
         "name": name,
-        "email": reply["sender"],
+        "email": reply.sender,
         "publication": (recipient.fields.get("publication", "") if recipient else ""),
-        "text": reply["text"] or "(no text; see the original message)",
+        "text": reply.text or "(no text; see the original message)",
         # Not tied to anyone on the lists (a stranger, or a send-wide reply address where only
         # the From line, which proves nothing, names the reader).
         "unmatched": recipient is None,
@@ -60,19 +59,19 @@ def forward_message(
     return notice(
         sender=Mailbox(f"{name} via {one_line(settings.site.name)}", settings.mail.from_address),
         to=Mailbox(settings.author.name, settings.author.email),
-        reply_to=Mailbox(name, reply["sender"]),
+        reply_to=Mailbox(name, reply.sender),
         subject=f"{name} {verb} '{post.title}'",
         text=body,
         date=at,
-        message_id=_own_message_id(reply["message_id"], settings.mail_domain),
+        message_id=_own_message_id(reply.message_id, settings.mail_domain),
         headers=[
-            *_threading(reply["in_reply_to"], reply["references"]),
+            *_threading(reply.in_reply_to, reply.references),
             # RFC 3834: the author's own out-of-office must not answer the reader.
             ("Auto-Submitted", "auto-forwarded"),
-            ("X-Syndicate-Reply", f"{reply['id']}; kind={kind.value}; post={post.id}"),
+            ("X-Syndicate-Reply", f"{reply.id}; kind={kind.value}; post={post.id}"),
         ],
         label="reply",
-        number=reply["id"],
+        number=reply.id,
     )
 
 
@@ -92,7 +91,7 @@ def _threading(in_reply_to: str | None, references: str | None) -> list[tuple[st
 
 
 def unsubscribe_confirmation(
-    runtime: Runtime, recipient: Recipient, request: dict[str, Any], at: datetime
+    runtime: Runtime, recipient: Recipient, request: Reply, at: datetime
 ) -> OutboundMessage:
     settings = runtime.settings
     first_name = recipient.name.split()[0] if recipient.name.strip() else ""
@@ -105,10 +104,10 @@ def unsubscribe_confirmation(
         site=settings.site,
         author=settings.author,
     )
-    asked = request.get("message_id") or ""
-    references = " ".join(filter(None, [request.get("references"), asked])) if asked else ""
+    asked = request.message_id or ""
+    references = " ".join(filter(None, [request.references, asked])) if asked else ""
     subject = f"You are unsubscribed from {settings.site.name}"
-    answered = (asked, references, request["id"])
+    answered = (asked, references, request.id)
     return _automatic_answer(settings, recipient, subject, body, at, "unsubscribed", answered)
 
 

@@ -209,7 +209,7 @@ def retry_forwards(runtime: Runtime) -> tuple[int, int]:
     done = 0
     for row in pending:
         with engine.connect() as conn:
-            full = db.replies.get_reply(conn, row["id"])
+            full = db.replies.get_reply(conn, row.id)
         if full and forward.forward_reply(runtime, full, runtime.now()) is ReplyState.FORWARDED:
             done += 1
     return done, len(pending) - done

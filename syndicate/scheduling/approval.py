@@ -13,10 +13,11 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syndicate import db, tokens
 from syndicate.db import Engine
+from syndicate.db.sends import Send
 from syndicate.delivery import dispatch, mime, notices
 from syndicate.delivery.compose import compose
 from syndicate.delivery.message import Mailbox, OutboundMessage
@@ -52,8 +53,8 @@ def build_preview(runtime: Runtime, send_id: int) -> OutboundMessage:
     """The author's preview: instructions first, then the edition exactly as recipients get it."""
     settings, key = runtime.settings, runtime.key
     send, post, audience = _send_post_audience(runtime.engine, send_id)
-    channel = Channel(send["channel"])
-    embargo = db.as_utc(send["embargo_until"])
+    channel = Channel(send.channel)
+    embargo = db.as_utc(send.embargo_until)
     edition = render_edition(post, channel, settings, runtime.templates, embargo)
     author = Recipient(0, channel.audience, settings.author.email, settings.author.name)
     sender = dispatch.make_sender(settings, key)
@@ -110,15 +111,15 @@ def request_previews(runtime: Runtime) -> int:
         waiting = db.sends.awaiting_preview(conn)
     sent = 0
     for send in waiting:
-        message = build_preview(runtime, send["id"])
+        message = build_preview(runtime, send.id)
         if not deliver_to_author(runtime, message):
             continue
         with engine.begin() as conn:
-            db.sends.update_send(conn, send["id"], approval_requested_at=runtime.now())
+            db.sends.update_send(conn, send.id, approval_requested_at=runtime.now())
         log.info(
             "send %s (%s) awaits approval: preview emailed to %s",
-            send["id"],
-            send["channel"],
+            send.id,
+            send.channel,
             settings.author.email,
         )
         sent += 1
@@ -138,8 +139,8 @@ def approval_confirmation(
     """The author's receipt for an approval: which send, to whom, when, and how to stop it."""
     settings = runtime.settings
     send, post, audience = _send_post_audience(runtime.engine, send_id)
-    channel = Channel(send["channel"])
-    embargo = db.as_utc(send["embargo_until"])
+    channel = Channel(send.channel)
+    embargo = db.as_utc(send.embargo_until)
     lines = [
         f"Send {send_id} is approved: the {channel.value} “{post.title}”.",
         "",
@@ -176,12 +177,12 @@ def _goes_to(channel: Channel, audience: dict, embargo: datetime | None, setting
 
 def _send_post_audience(
     engine: Engine, send_id: int
-) -> tuple[dict[str, Any], Post, dict[str, dict[str, int]]]:
+) -> tuple[Send, Post, dict[str, dict[str, int]]]:
     """The send, its post, and the recipient counts by kind and status."""
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
         assert send is not None
-        post = db.posts.get_post(conn, send["post_id"])
+        post = db.posts.get_post(conn, send.post_id)
         audience = db.recipients.count_recipients(conn)
     assert post is not None
     return send, post, audience

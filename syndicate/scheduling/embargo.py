@@ -15,14 +15,14 @@ Everything that decides or shows whether readers may get a post asks `reader_rel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from syndicate import db
 from syndicate.db import Connection
+from syndicate.db.sends import Send
 from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import describe
 
@@ -50,7 +50,7 @@ class Release:
 def reader_release(
     channel: Channel | str,
     own_embargo: datetime | None,
-    column: Mapping[str, Any] | None,
+    column: Send | None,
     *,
     respect_column: bool,
 ) -> Release | None:
@@ -64,29 +64,29 @@ def reader_release(
     own = db.as_utc(own_embargo)
     if own is not None:
         candidates.append(Release(own))
-    if respect_column and column is not None and column["state"] != SendState.CANCELLED.value:
-        until = db.as_utc(column["embargo_until"])
+    if respect_column and column is not None and column.state != SendState.CANCELLED.value:
+        until = db.as_utc(column.embargo_until)
         if until is not None:
-            candidates.append(Release(until, int(column["id"])))
+            candidates.append(Release(until, int(column.id)))
     return max(candidates, key=lambda r: r.until, default=None)
 
 
 def releases(
-    conn: Connection, sends: Iterable[Mapping[str, Any]], *, respect_column: bool
+    conn: Connection, sends: Iterable[Send], *, respect_column: bool
 ) -> dict[int, Release]:
     """reader_release for each send (rows of the sends table), by send id; only those held."""
     rows = list(sends)
-    columns = db.sends.column_sends(conn, {int(row["post_id"]) for row in rows})
+    columns = db.sends.column_sends(conn, {int(row.post_id) for row in rows})
     found = {}
     for row in rows:
         release = reader_release(
-            row["channel"],
-            row["embargo_until"],
-            columns.get(int(row["post_id"])),
+            row.channel,
+            row.embargo_until,
+            columns.get(int(row.post_id)),
             respect_column=respect_column,
         )
         if release is not None:
-            found[int(row["id"])] = release
+            found[int(row.id)] = release
     return found
 
 
@@ -111,4 +111,4 @@ def draft_embargo(conn: Connection, post_id: int) -> datetime | None:
     """The embargo printed in a post's column draft: its column send's, if it has one (a draft
     itself is never held back)."""
     column = db.sends.column_sends(conn, {post_id}).get(post_id)
-    return db.as_utc(column["embargo_until"]) if column else None
+    return db.as_utc(column.embargo_until) if column else None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.audience import subscribers
+from syndicate.db.sends import Send
 from syndicate.delivery import dispatch
 from syndicate.errors import FeedError
 from syndicate.feedwatch import watch
@@ -104,7 +105,7 @@ def make_due_digests(runtime: Runtime, at: datetime) -> list[int]:
         queue = db.sends.digest_queue(conn)
         if not queue:
             return []
-        first_queued = db.as_utc(queue[0]["queued_at"])
+        first_queued = db.as_utc(queue[0].queued_at)
         assert first_queued is not None
         if policy.kind == "digest":
             # A post an embargo kept out of the last digest waits for the next one (one digest
@@ -124,14 +125,14 @@ def make_due_digests(runtime: Runtime, at: datetime) -> list[int]:
         posts = []
         held = embargo.post_releases(
             conn,
-            [row["post_id"] for row in queue],
+            [row.post_id for row in queue],
             respect_column=settings.channels.newsletter.respect_embargo,
         )
         for row in queue:
-            release = held.get(row["post_id"])
+            release = held.get(row.post_id)
             if release is not None and release.holds(at):
                 continue
-            post = db.posts.get_post(conn, row["post_id"])
+            post = db.posts.get_post(conn, row.post_id)
             assert post is not None
             posts.append(post)
         if not posts:
@@ -172,14 +173,14 @@ def run_due_sends(
         if stop is not None and stop.is_set():
             raise StopRequested(summaries)
         with engine.begin() as conn:
-            if not db.sends.claim_send(conn, send["id"]):
-                log.info("send %s was held or cancelled before it started", send["id"])
+            if not db.sends.claim_send(conn, send.id):
+                log.info("send %s was held or cancelled before it started", send.id)
                 continue
-        progress = progress_factory(send["id"], send["channel"]) if progress_factory else None
+        progress = progress_factory(send.id, send.channel) if progress_factory else None
         try:
             summary = dispatch.run_send(
                 runtime,
-                send["id"],
+                send.id,
                 runtime.transport(),
                 progress=progress,
                 should_stop=stop.is_set if stop is not None else None,
@@ -189,11 +190,11 @@ def run_due_sends(
         except Exception as exc:
             # One broken send (a template error, say) must not block the others; it stays
             # 'sending' with its deliveries queued and is tried again at the next tick.
-            log.exception("send %s failed and stays queued: %s", send["id"], exc)
+            log.exception("send %s failed and stays queued: %s", send.id, exc)
             summary = SendSummary(
-                send["id"],
-                Channel(send["channel"]),
-                f"post {send['post_id']}",
+                send.id,
+                Channel(send.channel),
+                f"post {send.post_id}",
                 error=f"{type(exc).__name__}: {exc}",
             )
         summaries.append(summary)
@@ -202,7 +203,7 @@ def run_due_sends(
     return summaries
 
 
-def split_due(runtime: Runtime, at: datetime) -> tuple[list[dict], list[Waiting]]:
+def split_due(runtime: Runtime, at: datetime) -> tuple[list[Send], list[Waiting]]:
     """The sends whose time has come: those that may go now, and those an embargo holds back.
 
     A send left 'sending' by an interrupted run always resumes.
@@ -215,13 +216,13 @@ def split_due(runtime: Runtime, at: datetime) -> tuple[list[dict], list[Waiting]
         )
         go, waiting = [], []
         for send in candidates:
-            release = held.get(send["id"])
-            if send["state"] == SendState.SENDING.value or release is None or not release.holds(at):
+            release = held.get(send.id)
+            if send.state == SendState.SENDING.value or release is None or not release.holds(at):
                 go.append(send)
                 continue
-            post = db.posts.get_post(conn, send["post_id"])
-            title = post.title if post is not None else f"post {send['post_id']}"
-            waiting.append(Waiting(send["id"], send["channel"], title, release))
+            post = db.posts.get_post(conn, send.post_id)
+            title = post.title if post is not None else f"post {send.post_id}"
+            waiting.append(Waiting(send.id, send.channel, title, release))
     return go, waiting
 
 

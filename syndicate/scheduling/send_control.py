@@ -8,12 +8,14 @@ delivered.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.sends import Send
 from syndicate.delivery.message import OutboundMessage
 from syndicate.errors import SyndicateError
 from syndicate.models import (
@@ -37,18 +39,18 @@ FINISHED = (SendState.DONE.value, SendState.CANCELLED.value)
 UTC_ZONE = ZoneInfo("UTC")
 
 
-def _load(conn: Connection, send_id: int) -> dict[str, Any]:
+def _load(conn: Connection, send_id: int) -> Send:
     send = db.sends.get_send(conn, send_id)
     if send is None:
         raise SyndicateError(f"there is no send {send_id}; 'syndicate sends list' shows them all")
     return send
 
 
-def _refuse_finished(send: dict[str, Any], action: str) -> None:
-    if send["state"] == SendState.DONE.value:
-        raise SyndicateError(f"send {send['id']} was already delivered; cannot {action} it")
-    if send["state"] == SendState.CANCELLED.value:
-        raise SyndicateError(f"send {send['id']} was cancelled; cannot {action} it")
+def _refuse_finished(send: Send, action: str) -> None:
+    if send.state == SendState.DONE.value:
+        raise SyndicateError(f"send {send.id} was already delivered; cannot {action} it")
+    if send.state == SendState.CANCELLED.value:
+        raise SyndicateError(f"send {send.id} was cancelled; cannot {action} it")
 
 
 def _check_order(
@@ -70,11 +72,11 @@ def _refuse_embargo_after_readers(
 ) -> None:
     """An embargo set after readers started getting the post would already be broken."""
     readers = db.sends.find_send(conn, post_id, Channel.NEWSLETTER)
-    started = db.as_utc(readers["started_at"]) if readers else None
+    started = db.as_utc(readers.started_at) if readers else None
     if readers and started and started < embargo:
         raise SyndicateError(
             f"readers started getting this post on {describe(started, zone)} (send "
-            f"{readers['id']}, {readers['state']}); an embargo after that would be broken "
+            f"{readers.id}, {readers.state}); an embargo after that would be broken "
             "already: schedule the column without --embargo"
         )
 
@@ -87,7 +89,7 @@ def schedule(
     embargo: datetime | None = None,
     *,
     zone: ZoneInfo = UTC_ZONE,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Send, bool]:
     """Schedule (post, channel) at `at`, creating the send if needed; returns (send, created).
 
     A send that has started or finished cannot be rescheduled: a post goes out once per channel.
@@ -95,8 +97,8 @@ def schedule(
     """
     with engine.begin() as conn:
         existing = db.sends.find_send(conn, post_id, channel)
-        ref = f"send {existing['id']} ({channel.value})" if existing else f"{channel.value} send"
-        kept = db.as_utc(existing["embargo_until"]) if existing and embargo is None else None
+        ref = f"send {existing.id} ({channel.value})" if existing else f"{channel.value} send"
+        kept = db.as_utc(existing.embargo_until) if existing and embargo is None else None
         _check_order(channel, at, embargo or kept, zone, ref)
         if embargo is not None and channel is Channel.COLUMN:
             _refuse_embargo_after_readers(conn, post_id, embargo, zone)
@@ -112,23 +114,23 @@ def schedule(
             send_id = db.sends.create_send(conn, post_id, channel, at, embargo, policy="by hand")
             assert send_id is not None
             return _load(conn, send_id), True
-        if existing["state"] not in (
+        if existing.state not in (
             SendState.SCHEDULED.value,
             SendState.HELD.value,
             SendState.AWAITING_APPROVAL.value,
         ):
             raise SyndicateError(
-                f"send {existing['id']} ({channel.value}) is {existing['state']}; a post goes "
+                f"send {existing.id} ({channel.value}) is {existing.state}; a post goes "
                 "out once per channel, so it cannot be scheduled again"
             )
         values: dict[str, Any] = {"scheduled_at": at}
         if embargo is not None:
             values["embargo_until"] = embargo
-        db.sends.update_send(conn, existing["id"], **values)
-        return _load(conn, existing["id"]), False
+        db.sends.update_send(conn, existing.id, **values)
+        return _load(conn, existing.id), False
 
 
-def hold(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
+def hold(engine: Engine, send_id: int) -> tuple[Send, bool]:
     """Stop a send from going out (a send in progress stops after the current batch).
 
     Returns (send, changed); holding a held send changes nothing.
@@ -136,15 +138,13 @@ def hold(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
     with engine.begin() as conn:
         send = _load(conn, send_id)
         _refuse_finished(send, "hold")
-        if send["state"] == SendState.HELD.value:
+        if send.state == SendState.HELD.value:
             return send, False
         db.sends.set_send_state(conn, send_id, SendState.HELD)
         return _load(conn, send_id), True
 
 
-def approve(
-    engine: Engine, send_id: int, by: str, at: datetime | None = None
-) -> tuple[dict[str, Any], bool]:
+def approve(engine: Engine, send_id: int, by: str, at: datetime | None = None) -> tuple[Send, bool]:
     """Release a held or awaiting send; it goes out at its scheduled time (at once if past).
 
     Returns (send, changed); approving an already scheduled send changes nothing.
@@ -152,7 +152,7 @@ def approve(
     with engine.begin() as conn:
         send = _load(conn, send_id)
         _refuse_finished(send, "approve")
-        if send["state"] not in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value):
+        if send.state not in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value):
             return send, False
         # A held send that had started resumes as 'scheduled': dispatch picks up the rest.
         db.sends.update_send(
@@ -169,9 +169,9 @@ def refuse_past_embargo(engine: Engine, send_id: int, at: datetime, zone: ZoneIn
     """A column released by hand after its embargo would print a release time already gone."""
     with engine.connect() as conn:
         send = _load(conn, send_id)
-    until = db.as_utc(send["embargo_until"])
-    waiting = send["state"] in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
-    if send["channel"] != Channel.COLUMN.value or not waiting or until is None or until > at:
+    until = db.as_utc(send.embargo_until)
+    waiting = send.state in (SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+    if send.channel != Channel.COLUMN.value or not waiting or until is None or until > at:
         return
     raise SyndicateError(
         f"send {send_id} (column): its embargo ({describe(until, zone)}) has passed, so the "
@@ -180,16 +180,16 @@ def refuse_past_embargo(engine: Engine, send_id: int, at: datetime, zone: ZoneIn
     )
 
 
-def cancel(engine: Engine, send_id: int) -> tuple[dict[str, Any], bool]:
+def cancel(engine: Engine, send_id: int) -> tuple[Send, bool]:
     """Cancel for good; messages already delivered stay delivered.
 
     Returns (send, changed); cancelling a cancelled send changes nothing.
     """
     with engine.begin() as conn:
         send = _load(conn, send_id)
-        if send["state"] == SendState.DONE.value:
+        if send.state == SendState.DONE.value:
             raise SyndicateError(f"send {send_id} was already delivered; nothing to cancel")
-        if send["state"] == SendState.CANCELLED.value:
+        if send.state == SendState.CANCELLED.value:
             return send, False
         db.sends.set_send_state(conn, send_id, SendState.CANCELLED)
         return _load(conn, send_id), True
@@ -202,44 +202,44 @@ def reschedule(
     embargo: datetime | None = None,
     *,
     zone: ZoneInfo = UTC_ZONE,
-) -> dict[str, Any]:
+) -> Send:
     """Move a send that has not started (and, with `embargo`, its embargo)."""
     with engine.begin() as conn:
         send = _load(conn, send_id)
         _refuse_finished(send, "reschedule")
-        if send["state"] == SendState.SENDING.value:
+        if send.state == SendState.SENDING.value:
             raise SyndicateError(
                 f"send {send_id} is going out now; 'syndicate hold {send_id}' first, then "
                 "reschedule it"
             )
-        channel = Channel(send["channel"])
-        until = embargo or db.as_utc(send["embargo_until"])
+        channel = Channel(send.channel)
+        until = embargo or db.as_utc(send.embargo_until)
         _check_order(channel, at, until, zone, f"send {send_id} ({channel.value})")
         values: dict[str, Any] = {"scheduled_at": at}
         if embargo is not None:
             if channel is Channel.COLUMN:
-                _refuse_embargo_after_readers(conn, send["post_id"], embargo, zone)
+                _refuse_embargo_after_readers(conn, send.post_id, embargo, zone)
             values["embargo_until"] = embargo
         db.sends.update_send(conn, send_id, **values)
         return _load(conn, send_id)
 
 
 def waiting(
-    conn: Connection, sends: list[dict[str, Any]], at: datetime, *, respect_column: bool
+    conn: Connection, sends: Sequence[Send], at: datetime, *, respect_column: bool
 ) -> dict[int, embargo_rule.Release]:
     """The embargo each scheduled send will wait for beyond its own time, by send id."""
     held = embargo_rule.releases(conn, sends, respect_column=respect_column)
     found = {}
     for send in sends:
-        release = held.get(send["id"])
-        scheduled = db.as_utc(send["scheduled_at"])
+        release = held.get(send.id)
+        scheduled = db.as_utc(send.scheduled_at)
         if (
-            send["state"] == SendState.SCHEDULED.value
+            send.state == SendState.SCHEDULED.value
             and release is not None
             and release.holds(at)
             and (scheduled is None or release.until > scheduled)
         ):
-            found[send["id"]] = release
+            found[send.id] = release
     return found
 
 
@@ -260,7 +260,7 @@ def guard_embargo(
     with engine.begin() as conn:
         readers = db.sends.find_send(conn, post_id, Channel.NEWSLETTER)
         if readers is not None and (
-            readers["state"] in FINISHED or readers["embargo_broken_at"] is not None
+            readers.state in FINISHED or readers.embargo_broken_at is not None
         ):
             return None  # nothing left to send, or the author already broke it on purpose
         if readers is None:
@@ -268,7 +268,7 @@ def guard_embargo(
             found = release.get(post_id)
         else:
             found = embargo_rule.releases(conn, [readers], respect_column=respect_column).get(
-                readers["id"]
+                readers.id
             )
         if found is None or not found.holds(at):
             return None
@@ -280,7 +280,7 @@ def guard_embargo(
                 "sends it then, or add --break-embargo to send it now"
             )
         send_id = (
-            readers["id"]
+            readers.id
             if readers
             else db.sends.create_send(conn, post_id, Channel.NEWSLETTER, at, policy="by hand")
         )

@@ -90,10 +90,10 @@ def _targets(conn: Connection, event: dict[str, Any]) -> list[int]:
     rid = str(event.get("recipient_id") or "").strip()
     if rid.isdigit():
         row = db.recipients.recipient_row(conn, int(rid))
-        if row is not None and (not email or row["email_key"] == email):
-            return [row["id"]]
+        if row is not None and (not email or row.email_key == email):
+            return [row.id]
     if email:
-        return [row["id"] for row in db.recipients.recipients_by_email(conn, email)]
+        return [row.id for row in db.recipients.recipients_by_email(conn, email)]
     return []
 
 

@@ -151,8 +151,8 @@ def _release(
         send = db.sends.get_send(conn, send_id)
     if send is None:
         return ApprovalResult(False, send_id, "that send no longer exists")
-    if send["state"] in (SendState.DONE.value, SendState.CANCELLED.value):
-        return ApprovalResult(False, send_id, f"send {send_id} is already {send['state']}")
+    if send.state in (SendState.DONE.value, SendState.CANCELLED.value):
+        return ApprovalResult(False, send_id, f"send {send_id} is already {send.state}")
     _, changed = send_control.approve(engine, send_id, by="reply", at=at)
     reason = f"approved by reply ({proof})" if changed else "already approved"
     log.info("send %s: %s from %s", send_id, reason, sender)

@@ -78,7 +78,7 @@ def process(message: MessageContext) -> None:
     message.classification = Classification(
         ReplyKind.BOUNCE,
         Identity("bounce", ours.send_id, ours.recipient_id, ours.via),
-        send["post_id"] if send else None,
+        send.post_id if send else None,
         ours.recipient_id,
         "",
         addresses=counted.addresses,
@@ -219,12 +219,12 @@ def record(
         log.info("bounce for %s (%s): score %.1f", address, "soft" if temporary else "hard", score)
         if score < config.bounce_threshold:
             continue
-        for recipient_id, status in db.recipients.recipient_ids_by_email(conn, address):
+        for recipient in db.recipients.recipients_by_email(conn, address):
             reason = (
                 f"bounce score {score:.1f} reached {config.bounce_threshold:g} (reply {reply_id})"
             )
-            if status == RecipientStatus.ACTIVE and db.recipients.mark_recipient(
-                conn, recipient_id, RecipientStatus.BOUNCED, reason, at
+            if recipient.active and db.recipients.mark_recipient(
+                conn, recipient.id, RecipientStatus.BOUNCED, reason, at
             ):
                 suppressed.append(address)
         db.bounces.mark_bounce_suppressed(conn, address)

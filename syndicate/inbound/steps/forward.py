@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syndicate import db
+from syndicate.db.replies import Reply
 from syndicate.inbound import notices
 from syndicate.inbound.context import MessageContext
 from syndicate.models import DeliveryState, ReplyState
@@ -35,13 +36,13 @@ def to_author(message: MessageContext) -> None:
     message.state = forward_reply(message.runtime, row, message.at)
 
 
-def forward_reply(runtime: Runtime, row: dict[str, Any], at: datetime) -> ReplyState:
+def forward_reply(runtime: Runtime, row: Reply, at: datetime) -> ReplyState:
     """Forward one filed reply to the author and record the result."""
     engine, settings = runtime.engine, runtime.settings
     with engine.connect() as conn:
-        post = db.posts.get_post(conn, row["post_id"])
+        post = db.posts.get_post(conn, row.post_id) if row.post_id else None
         recipient = (
-            db.recipients.get_recipient(conn, row["recipient_id"]) if row["recipient_id"] else None
+            db.recipients.get_recipient(conn, row.recipient_id) if row.recipient_id else None
         )
     assert post is not None
     try:
@@ -54,11 +55,11 @@ def forward_reply(runtime: Runtime, row: dict[str, Any], at: datetime) -> ReplyS
     with engine.begin() as conn:
         db.replies.update_reply(
             conn,
-            row["id"],
+            row.id,
             state=state.value,
             forwarded_at=at if ok else None,
             detail=("forwarded to " + settings.author.email) if ok else f"forward failed: {detail}",
         )
     if not ok:
-        log.warning("could not forward reply %s to the author: %s (will retry)", row["id"], detail)
+        log.warning("could not forward reply %s to the author: %s (will retry)", row.id, detail)
     return state

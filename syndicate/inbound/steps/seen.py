@@ -41,9 +41,7 @@ def process(message: MessageContext) -> None:
             ReplyState.REFUSED,
             duplicate=True,
             detail=message.too_large,
-            too_large=bool(row["recipient_id"]),
+            too_large=bool(row.recipient_id),
         )
         return
-    message.outcome = Outcome(
-        seen, ReplyKind(row["kind"]), ReplyState(row["state"]), duplicate=True
-    )
+    message.outcome = Outcome(seen, ReplyKind(row.kind), ReplyState(row.state), duplicate=True)

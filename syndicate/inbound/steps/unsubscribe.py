@@ -96,7 +96,11 @@ def confirm(message: MessageContext) -> None:
     engine = message.database
     with engine.connect() as conn:
         row = db.replies.get_reply(conn, message.reply_id)
-        recipient = db.recipients.get_recipient(conn, row["recipient_id"]) if row else None
+        recipient = (
+            db.recipients.get_recipient(conn, row.recipient_id)
+            if row and row.recipient_id
+            else None
+        )
     if row is None or recipient is None:
         return
     try:
@@ -106,7 +110,7 @@ def confirm(message: MessageContext) -> None:
     except Exception as exc:  # the unsubscribe itself is recorded; the notice is a courtesy
         detail = f"unsubscribed; confirmation failed: {exc}"
     with engine.begin() as conn:
-        db.replies.update_reply(conn, row["id"], detail=detail)
+        db.replies.update_reply(conn, row.id, detail=detail)
 
 
 def _normalised(text: str) -> str:
