@@ -1,7 +1,7 @@
 """The command line starts fast because heavy libraries load only where a command uses them.
 
-No timing here (bench/startup.py measures): a fresh interpreter builds the whole Typer app and
-renders every command's --help, then lists which heavy modules got imported.
+No timing here (bench/startup.py measures): fresh interpreters run a command, or render every
+command's --help, then list which modules got imported.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 # What a command pays for only when it uses it: ~1.5 s and ~60 MB together.
 HEAVY = {
+    "alembic",
     "apscheduler",
     "dkim",
     "dns",
@@ -26,6 +27,10 @@ HEAVY = {
     "sqlalchemy",
     "uvicorn",
 }
+# Filing a reply or showing the status needs the database and the settings, never the
+# renderers, the feed reader, an HTTP client or Alembic (the database is up to date): an MTA
+# starts one process per message.
+NOT_FOR_A_REPLY = HEAVY - {"dns", "pydantic", "sqlalchemy", "uvicorn"}
 
 EVERY_HELP = """
 import json, sys
@@ -61,7 +66,7 @@ def _python(script: str, *args: str, stdin: bytes = b"", cwd: Path | None = None
 
 
 def test_every_help_page_renders_without_a_heavy_import() -> None:
-    result = json.loads(_python(EVERY_HELP, json.dumps(sorted(HEAVY))))
+    result = json.loads(_python(EVERY_HELP, json.dumps(sorted(HEAVY - {"pydantic"}))))
     # The walk really reached the commands (a broken walk would prove nothing).
     for command in (
         "syndicate",
@@ -71,7 +76,89 @@ def test_every_help_page_renders_without_a_heavy_import() -> None:
     ):
         assert command in result["helped"]
     assert len(result["helped"]) > 20
+    # pydantic: typer itself builds its parameter validators with it for a command's --help.
     assert result["heavy"] == []
+
+
+IN_PROCESS = """
+import json, sys
+from syndicate.cli import main
+sys.argv = ["syndicate", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _run_command(*args: str, project: Path | None = None, stdin: bytes = b"") -> dict:
+    """Run `syndicate ARGS` in a fresh interpreter; its exit code and every module it imported.
+    The command's own stdout comes first; the JSON summary is the last line."""
+    out = _python(IN_PROCESS, *args, stdin=stdin, cwd=project)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _packages(modules: list[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_help_lists_every_command_without_importing_any_or_a_heavy_library() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "syndicate", "--help"], capture_output=True, timeout=60
+    )
+    from syndicate.cli import COMMANDS
+
+    listed = done.stdout.decode().split("Commands:")[1].split()
+    assert done.returncode == 0 and all(name in listed for name in COMMANDS)
+    result = _run_command("--help")
+    assert result["code"] == 0
+    modules = result["modules"]
+    # No heavy library, not rich (plain click help), not the settings models, and no module
+    # of a command: each is imported when its command runs.
+    assert _packages(modules) & (HEAVY | {"rich", "importlib_metadata"}) == set()
+    assert "importlib.metadata" not in modules  # pydantic's plugin scan needs it
+    loaded = {m for m in modules if m.startswith("syndicate.")}
+    assert loaded <= {
+        "syndicate.cli",
+        "syndicate.cli.common",
+        "syndicate.cli.lazy",
+        "syndicate.db",
+        "syndicate.errors",
+        "syndicate.settings",  # a lazy module: its body has not run (pydantic is not imported)
+    }, loaded
+
+
+def test_the_help_listing_is_each_commands_own_first_sentence() -> None:
+    # Every module imported: typer builds the eager group, with each command's own help.
+    script = """
+import importlib, json, pkgutil
+import typer.main
+import syndicate.cli
+from syndicate.cli import COMMANDS, app
+for module in pkgutil.iter_modules(syndicate.cli.__path__):
+    importlib.import_module(f"syndicate.cli.{module.name}")
+root = typer.main.get_command(app)
+print(json.dumps({n: [c.callback.__module__ if c.callback else "", c.get_short_help_str(10**6)]
+                  for n, c in root.commands.items()}))
+"""
+    real = json.loads(_python(script))
+    from syndicate.cli import COMMANDS
+
+    assert set(real) == set(COMMANDS)
+    for name, listed in COMMANDS.items():
+        module, help_line = real[name]
+        assert help_line == listed.help, name
+        if module:  # a command (a group's callback is typer's own)
+            assert module == f"syndicate.cli.{listed.module}", name
+
+
+def test_an_unknown_command_still_suggests_the_near_one() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "syndicate", "stauts"], capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "No such command 'stauts'. Did you mean 'status'?" in done.stderr.decode()
 
 
 def test_help_defaults_spelled_out_in_the_cli_match_the_settings() -> None:
@@ -101,27 +188,6 @@ print("ok")
     assert _python(script).strip() == "ok"
 
 
-IN_PROCESS = """
-import json, sys
-from syndicate.cli import main
-heavy_names = set(json.loads(sys.argv[1]))
-sys.argv = ["syndicate", *sys.argv[2:]]
-try:
-    main()
-except SystemExit as exit:
-    code = exit.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy_names)
-print(json.dumps({"code": code, "heavy": heavy}))
-"""
-
-
-def _run_command(project: Path, heavy: set[str], *args: str, stdin: bytes = b"") -> dict:
-    """Run `syndicate ARGS` in a fresh interpreter; its exit code and the heavy modules it
-    imported. The command's own stdout comes first; the JSON summary is the last line."""
-    out = _python(IN_PROCESS, json.dumps(sorted(heavy)), *args, stdin=stdin, cwd=project)
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def _project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     subprocess.run(
@@ -130,21 +196,15 @@ def _project(tmp_path: Path) -> Path:
         capture_output=True,
         timeout=60,
     )
+    # The first start creates the database (Alembic runs then, and only then).
+    subprocess.run(
+        [sys.executable, "-m", "syndicate", "db", "upgrade"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return project
-
-
-# Filing a reply needs the database and the settings, never the renderers, the feed reader or
-# an HTTP client: an MTA starts one process per message.
-NOT_FOR_A_REPLY = {
-    "apscheduler",
-    "dkim",
-    "docx",
-    "feedparser",
-    "httpx",
-    "jinja2",
-    "lxml",
-    "premailer",
-}
 
 
 def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> None:
@@ -153,8 +213,16 @@ def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> 
         b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
         b"Subject: Re: the column\r\nMessage-ID: <startup-1@example.org>\r\n\r\nThank you.\r\n"
     )
-    result = _run_command(project, NOT_FOR_A_REPLY, "inbound", "receive", stdin=reply)
-    assert result == {"code": 0, "heavy": []}
+    result = _run_command("inbound", "receive", project=project, stdin=reply)
+    assert result["code"] == 0
+    assert _packages(result["modules"]) & NOT_FOR_A_REPLY == set()
+    # Only its own command module: not rich's tables, not the modules of other commands.
+    assert {m for m in result["modules"] if m.startswith("syndicate.cli.")} <= {
+        "syndicate.cli.common",
+        "syndicate.cli.inbound",
+        "syndicate.cli.lazy",
+    }
+    assert "rich" not in _packages(result["modules"])
     # It was really filed (a receive that failed early would import nothing either).
     listed = subprocess.run(
         [sys.executable, "-m", "syndicate", "replies", "list", "--json"],
@@ -170,8 +238,23 @@ def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> 
     )
 
 
-def test_status_reads_the_database_without_the_feed_reader_or_the_renderers(
+def test_status_reads_the_database_without_alembic_the_feed_reader_or_the_renderers(
     tmp_path: Path,
 ) -> None:
-    result = _run_command(_project(tmp_path), NOT_FOR_A_REPLY, "status")
-    assert result == {"code": 0, "heavy": []}
+    result = _run_command("status", project=_project(tmp_path))
+    assert result["code"] == 0
+    assert _packages(result["modules"]) & NOT_FOR_A_REPLY == set()
+    assert "sqlalchemy" in _packages(result["modules"])  # it did open the database
+
+
+def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Path) -> None:
+    # The other side of "no Alembic at the newest revision": an empty database gets its schema.
+    project = tmp_path / "project"
+    subprocess.run(
+        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    result = _run_command("status", project=project)
+    assert result["code"] == 0 and "alembic" in _packages(result["modules"])

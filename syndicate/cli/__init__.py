@@ -1,43 +1,92 @@
 """The `syndicate` command: thin; each command group lives in its own module here.
 
-Every SyndicateError becomes one readable line on stderr and exit status 1.
+Every SyndicateError becomes one readable line on stderr and exit status 1. A command's module
+is imported only when that command runs (`cli.lazy.LazyCommands`): COMMANDS says which module
+registers each command, and holds the line `syndicate --help` shows for it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
-# Importing a command module registers its commands on `app`.
-from syndicate.cli import (  # noqa: F401
-    corrections,
-    db,
-    desk,
-    feed,
-    inbound,
-    init,
-    posts,
-    preview,
-    replies,
-    run,
-    send,
-    sends,
-    serve,
-    status,
-    subscribers,
-    worker,
-)
-from syndicate.cli.common import app, err
+from syndicate.cli.common import app
+from syndicate.cli.lazy import Listed
 from syndicate.errors import SyndicateError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+# In the order `syndicate --help` lists them: set up, look, send, keep running, what came back.
+COMMANDS: dict[str, Listed] = {
+    "init": Listed(
+        "init", "Create a project folder: settings.toml, templates/, subscribers/ (empty lists)."
+    ),
+    "feed": Listed("feed", "Inspect the feed."),
+    "posts": Listed("posts", "The posts read from the feed, with their ids."),
+    "preview": Listed(
+        "preview",
+        "Render a post as a recipient would receive it, without sending or recording anything.",
+    ),
+    "send": Listed(
+        "send",
+        "Send a post to a channel's list now (resumes an interrupted send; never sends twice).",
+    ),
+    "sends": Listed("sends", "List the sends (one per post and channel)."),
+    "schedule": Listed(
+        "sends",
+        "Schedule a post for a channel at a time of your choosing (creates or moves its send).",
+    ),
+    "hold": Listed(
+        "sends",
+        "Hold a send: it does not go out (one in progress stops after the current batch).",
+    ),
+    "approve": Listed(
+        "sends",
+        "Release a held or awaiting-approval send; it goes at its time, at once if that passed.",
+    ),
+    "cancel": Listed("sends", "Cancel a send for good; messages already delivered stay delivered."),
+    "reschedule": Listed(
+        "sends",
+        "Move a send that has not started to another time (and, with --embargo, its embargo).",
+    ),
+    "status": Listed(
+        "status",
+        "Show upcoming sends, recent sends with delivery counts, recipients and new replies.",
+    ),
+    "run": Listed(
+        "run",
+        "Keep watching the feed and deliver each post when its policy says (--once: one pass).",
+    ),
+    "worker": Listed(
+        "worker",
+        "Send whatever is going out, side by side with other workers (PostgreSQL only).",
+    ),
+    "serve": Listed(
+        "serve", "Run the subscribe/unsubscribe web app; put it behind https at mail.base_url."
+    ),
+    "subscribers": Listed(
+        "subscribers", "Readers and editors: sync the lists, import exports, export, list."
+    ),
+    "inbound": Listed("inbound", "Replies by email: receive, poll and classify inbound messages."),
+    "replies": Listed("replies", "Comments, editors' answers and everything else that came back."),
+    "corrections": Listed("corrections", "Corrections and kills of columns editors already have."),
+    "kill": Listed(
+        "corrections",
+        "Withdraw a column: editors who had it are told not to publish it (KILL, urgent), and "
+        "every send of it still to come is cancelled.",
+    ),
+    "desk": Listed("desk", "The author's desk in the browser."),
+    "db": Listed("db", "The database schema: upgrade it, or show its revision."),
+}
 
 
 def main() -> None:
     try:
         app()
     except SyndicateError as exc:
+        from rich.markup import escape
+
+        from syndicate.cli.common import err
+
         # escape: a message naming [inbound.wordpress] must print the name, not eat it as markup
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import logging
-import shlex
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from syndicate import db
-from syndicate.cli.lazy import lazy_module
+from syndicate.cli.lazy import LazyCommands, lazy_module
 
 if TYPE_CHECKING:
-    from syndicate.db import Engine
+    from rich.console import Console
+
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
 
@@ -43,6 +26,7 @@ settings_module = lazy_module("syndicate.settings")
 DEFAULT_CONFIG = Path("settings.toml")
 
 app = typer.Typer(
+    cls=LazyCommands,
     help="Turn a blog feed into a newsletter for readers and column drafts for editors.",
     no_args_is_help=True,
     add_completion=False,
@@ -53,9 +37,21 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
 )
 
-# soft_wrap: paths and messages stay on one line, whatever the terminal width.
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    console: Console
+    err: Console
+
+
+def __getattr__(name: str) -> Console:
+    """`console` (stdout) and `err` (stderr), made when a command first asks for one: importing
+    rich costs ~30 ms (python -X importtime), which `--help` and the MTA pipe do without."""
+    if name not in ("console", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    # soft_wrap: paths and messages stay on one line, whatever the terminal width.
+    made = globals()[name] = Console(stderr=name == "err", soft_wrap=True)
+    return made
 
 
 @dataclass
@@ -115,6 +111,11 @@ def _configure_logging(level: int) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
+def quiet() -> bool:
+    """-q: no progress bar, only summaries and warnings."""
+    return _state.quiet
+
+
 def journal_logging() -> None:
     """The daemon has no progress bar: its log is its story, INFO by default (not with -q)."""
     if not _state.quiet:
@@ -136,97 +137,3 @@ def settings_of(ctx: typer.Context) -> Settings:
 def iso(value: Any) -> str | None:
     value = db.as_utc(value)
     return value.isoformat() if value else None
-
-
-class RateColumn(ProgressColumn):
-    """Messages per second, so a long send shows how fast it is going."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} msg/s" if speed else "- msg/s")
-
-
-def send_progress() -> Progress:
-    """The progress bar of every send: count, percent, rate, elapsed time and ETA."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err,
-        disable=_state.quiet,
-    )
-
-
-@dataclass
-class Interruption:
-    """The first SIGINT or SIGTERM a sending command received, if any: `stop` is set, and the
-    batch in flight is finished and recorded before the command stops."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-    signum: int = 0
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal's number, as a shell reports a command a signal ended: 130, 143."""
-        return 128 + self.signum
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def interruptible(stop: threading.Event | None = None) -> Iterator[Interruption]:
-    """SIGINT (Ctrl-C) and SIGTERM set `stop` instead of killing the process; the same signal
-    again kills it at once (what was sent is still journaled, see syndicate.delivery.journal)."""
-    interruption = Interruption(stop) if stop is not None else Interruption()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        if not interruption.signum:
-            interruption.signum = signum
-        err.print(
-            f"{signal.Signals(signum).name}: finishing the batch in flight, then stopping "
-            "(again to force)",
-            highlight=False,
-        )
-        interruption.stop.set()
-        signal.signal(signum, signal.SIG_DFL)
-
-    previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
-    try:
-        yield interruption
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def still_to_send(engine: Engine, send_ids: list[int]) -> int:
-    """Deliveries of these sends that are not finished (pending, claimed or deferred)."""
-    unfinished = ("pending", "sending", "deferred")
-    with engine.connect() as conn:
-        return sum(
-            n
-            for send_id in send_ids
-            for state, n in db.deliveries.delivery_counts(conn, send_id).items()
-            if state in unfinished
-        )
-
-
-def print_interrupted(interruption: Interruption, sent: int, left: int) -> None:
-    """The one line a sending command prints when a signal stopped it."""
-    command = shlex.join(["syndicate", *sys.argv[1:]])
-    console.print(
-        f"Interrupted by {interruption.name}: the batch in flight was finished and recorded; "
-        f"{sent:,} message(s) sent in this run, {left:,} still to send. "
-        f"Run '{command}' to resume; nobody gets a message twice.",
-        highlight=False,
-        markup=False,
-    )

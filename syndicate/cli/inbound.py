@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from syndicate.cli.common import app, console, err, runtime_of
+from syndicate.cli import common
+from syndicate.cli.common import app, runtime_of
 from syndicate.errors import SyndicateError
 
 inbound_app = typer.Typer(
@@ -114,7 +115,7 @@ def poll(ctx: typer.Context) -> None:
 
     rt = runtime_of(ctx)
     if not inbound.configured(rt.settings):
-        err.print(
+        common.err.print(
             "nothing to poll: set [inbound.imap] host or [inbound] maildir in settings.toml "
             "(or pipe messages to `syndicate inbound receive`)"
         )
@@ -126,9 +127,9 @@ def poll(ctx: typer.Context) -> None:
         label = "duplicate" if outcome.duplicate else outcome.kind.value
         counts[label] = counts.get(label, 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing new"
-    console.print(f"Inbound: {len(outcomes)} message(s): {summary}.")
+    common.console.print(f"Inbound: {len(outcomes)} message(s): {summary}.")
     if forwarded or pending:
-        console.print(f"Forwards retried: {forwarded} sent, {pending} still pending.")
+        common.console.print(f"Forwards retried: {forwarded} sent, {pending} still pending.")
 
 
 @inbound_app.command()
@@ -167,9 +168,11 @@ def classify(
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
+    common.console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
     for name in ("post", "recipient", "sender", "subject", "addresses"):
         if data[name]:
-            console.print(f"  {name}: {data[name]}", highlight=False)
+            common.console.print(f"  {name}: {data[name]}", highlight=False)
     if data["text"]:
-        console.print("  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False)
+        common.console.print(
+            "  text:\n    " + data["text"].replace("\n", "\n    "), highlight=False
+        )

@@ -10,18 +10,14 @@ import typer
 from rich.progress import Progress
 
 from syndicate import db
-from syndicate.cli.common import (
-    app,
-    console,
-    err,
+from syndicate.cli.common import app, console, err, journal_logging, runtime_of
+from syndicate.cli.lazy import lazy_module
+from syndicate.cli.sending import (
     interruptible,
-    journal_logging,
     print_interrupted,
-    runtime_of,
     send_progress,
     still_to_send,
 )
-from syndicate.cli.lazy import lazy_module
 from syndicate.models import Channel, SendState
 
 if TYPE_CHECKING:

@@ -10,18 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from syndicate import db
-from syndicate.cli.common import (
+from syndicate.cli.common import app, console, err, runtime_of
+from syndicate.cli.lazy import lazy_module
+from syndicate.cli.sending import (
     Interruption,
-    app,
-    console,
-    err,
     interruptible,
     print_interrupted,
-    runtime_of,
     send_progress,
     still_to_send,
 )
-from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError, no_such_post
 from syndicate.models import (
     Channel,

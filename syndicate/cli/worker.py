@@ -12,8 +12,9 @@ from typing import Annotated
 import typer
 
 from syndicate import db
-from syndicate.cli.common import app, console, interruptible, runtime_of
+from syndicate.cli.common import app, console, runtime_of
 from syndicate.cli.lazy import lazy_module
+from syndicate.cli.sending import interruptible
 from syndicate.errors import SyndicateError
 from syndicate.models import SendState
 
