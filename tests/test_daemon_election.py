@@ -5,6 +5,7 @@ SQLite (one machine) the lock row and its heartbeat. Real `syndicate run` proces
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -237,3 +238,25 @@ def test_a_daemon_whose_database_session_ends_loses_the_election_and_stops(quiet
     assert holder_pid(quiet) == os.getpid()
     fresh.lock.release()
     assert holder_pid(quiet) is None
+
+
+@pytest.mark.parametrize("kind", ["postgres"], indirect=True)
+def test_a_silent_holder_is_named_as_hung_and_keeps_the_lock(quiet: Path) -> None:
+    """Its heartbeat two hours old by the database's clock (a hung process whose session still
+    lives): the refusal says so, and no one takes the lock from it."""
+    from syndicate.scheduling.daemon import Daemon
+
+    cfg = _settings(quiet)
+    silent, other = Daemon(Runtime(cfg)), Daemon(Runtime(cfg))
+    silent.lock.acquire()
+    with silent.engine.connect() as conn:
+        conn.execute(text("UPDATE daemon_lock SET heartbeat_at = now() - interval '2 hours'"))
+        conn.commit()
+    with pytest.raises(LockHeld) as refused:
+        other.lock.acquire()
+    assert re.search(r"no heartbeat for 720\d s: it may be hung, stop it", str(refused.value))
+    assert not other.lock.held and holder_pid(quiet) == os.getpid()
+    silent.lock.release()
+    other.lock.acquire()
+    assert other.lock.held
+    other.lock.release()

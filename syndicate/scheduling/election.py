@@ -40,9 +40,6 @@ class LockHeld(SyndicateError):
 class DaemonLock:
     """Taken at start, renewed by heartbeat, released at a clean stop (see the two kinds)."""
 
-    # How a dead holder's lock is freed, for the refusal message.
-    freed = ""
-
     def __init__(self, engine: Engine, heartbeat_seconds: float, stale_after_missed: int) -> None:
         self.engine = engine
         self.heartbeat_seconds = heartbeat_seconds
@@ -69,13 +66,23 @@ class DaemonLock:
         """Seconds since the holder's last heartbeat."""
         raise NotImplementedError
 
+    @property
+    def freed(self) -> str:
+        """How a dead holder's lock is freed, for the refusal message."""
+        raise NotImplementedError
+
     def describe(self, holder: LockHolder) -> str:
         if not holder.pid:  # elected a moment ago, its row not written yet
             return "another syndicate daemon (starting at this moment)"
+        silent = self.silent_for(holder)
+        hung = (
+            f"; no heartbeat for {silent:.0f} s: it may be hung, stop it"
+            if silent > self.stale_after.total_seconds()
+            else ""
+        )
         return (
             f"another syndicate daemon (pid {holder.pid} on {holder.host}, running since "
-            f"{holder.acquired_at:%Y-%m-%d %H:%M} UTC, last heartbeat "
-            f"{self.silent_for(holder):.0f} s ago)"
+            f"{holder.acquired_at:%Y-%m-%d %H:%M} UTC, last heartbeat {silent:.0f} s ago{hung})"
         )
 
     def acquire(
@@ -139,9 +146,13 @@ def lock_for(
 
 
 class ElectedLock(DaemonLock):
-    """PostgreSQL: the advisory lock decides; the row only names the holder."""
+    """PostgreSQL: the advisory lock decides; the row names the holder, and its heartbeat's
+    age by the database's clock tells a live holder from a hung one (which keeps the lock while
+    its session lives: stop it)."""
 
-    freed = "A daemon that dies (even by kill -9) frees the lock with its database session."
+    @property
+    def freed(self) -> str:
+        return "A daemon that dies (even by kill -9) frees the lock with its database session."
 
     def __init__(self, engine: Engine, heartbeat_seconds: float, stale_after_missed: int) -> None:
         super().__init__(engine, heartbeat_seconds, stale_after_missed)
@@ -174,7 +185,7 @@ class RowLock(DaemonLock):
         self.clock = clock
 
     @property
-    def freed(self) -> str:  # type: ignore[override]
+    def freed(self) -> str:
         return (
             f"A crashed daemon's lock is released after {self.stale_after_missed} missed "
             f"heartbeats ({self.stale_after.total_seconds():.0f} s)."
