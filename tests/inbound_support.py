@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import logging
 import os
 import re
 import shutil
@@ -13,14 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from syndicate import db
 from syndicate import settings as settings_module
-from syndicate.cli import app
 from syndicate.db import Engine
-from syndicate.errors import SyndicateError
 from tests.postgres_support import copy_database, pin_database
+from tests.support.cli import invoke
+from tests.support.project import copy_folder, make_project
 from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,22 +36,8 @@ def env() -> dict[str, str]:
 
 
 def cli(project: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """The `syndicate` command run in this process (fast); errors become exit 1 as in main()."""
-    runner = CliRunner(env={"SYNDICATE_SECRET_KEY": KEY, "COLUMNS": "200"})
-    argv = ["--config", str(project / "settings.toml"), *args]
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    try:
-        result = runner.invoke(app, argv, input=stdin)
-    finally:  # the command configures logging for itself; leave the test process as it was
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-    code, stderr = result.exit_code, result.stderr_bytes
-    if isinstance(result.exception, SyndicateError):
-        code, stderr = 1, stderr + f"error: {result.exception}".encode()
-    elif result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return subprocess.CompletedProcess(argv, code, result.stdout_bytes, stderr)
+    """The `syndicate` command run in this process (fast), with the fixtures' key."""
+    return invoke(project, *args, stdin=stdin, env={"SYNDICATE_SECRET_KEY": KEY, "COLUMNS": "200"})
 
 
 def cli_process(
@@ -82,24 +65,21 @@ def sent_project(folder: Path) -> Path:
         scratch = Path(tempfile.mkdtemp(prefix="syndicate-inbound-"))
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         _TEMPLATE.append(_make_sent_project(scratch / "project"))
-    shutil.copytree(_TEMPLATE[0], folder)
+    copy_folder(_TEMPLATE[0], folder)
     copy_database(_TEMPLATE[0], folder)
     return folder
 
 
 def _make_sent_project(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    for name in ("templates", "subscribers", "examples"):
-        shutil.copytree(ROOT / name, folder / name)
-    shutil.copy(ROOT / "settings.toml", folder / "settings.toml")
+    make_project(folder)
     pin_database(folder)
-    result = cli_process(folder, "run", "--once")
+    result = cli(folder, "run", "--once")
     assert result.returncode == 0, result.stderr.decode()
     return folder
 
 
 def copy_project(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
+    copy_folder(source, target)
     copy_database(source, target)
     return target
 

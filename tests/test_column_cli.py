@@ -15,8 +15,8 @@ from lxml import etree
 
 from syndicate import db, tokens
 from tests.column_support import NEWEST_TITLE
-from tests.conftest import run_cli
 from tests.postgres_support import database_url_of
+from tests.support.cli import run_cli
 
 SAM = "opinion@dailyherald.example.com"
 FIONA = "comment.desk@eveningpost.example.org"

@@ -4,7 +4,6 @@ real SMTP server, the author's authenticated reply, and the CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,8 +22,8 @@ from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.inbound_support import cli
 from tests.scheduling_support import configure, utc
+from tests.support.cli import run_cli
 
 parse = BytesParser(policy=policy.default).parsebytes
 
@@ -133,14 +132,6 @@ def delivered(project: Path, smtp_server, feed: Feed):
     assert set(originals) == {SAM, FIONA}
     handler.messages.clear()
     return cfg, engine, handler, feed, originals
-
-
-def run_cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real command, in this process (Typer's runner)."""
-    done = cli(project, *args)
-    return subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
 
 
 def messages(handler, subject: str = "", to: str = "") -> list[EmailMessage]:

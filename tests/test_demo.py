@@ -6,7 +6,8 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from tests.conftest import run_cli, set_setting
+from tests.support.cli import run_cli
+from tests.support.project import set_setting
 
 
 def read_outbox(project: Path) -> dict[str, object]:

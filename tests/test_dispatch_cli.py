@@ -8,7 +8,7 @@ from pathlib import Path
 
 from syndicate import db, settings
 from syndicate.feedwatch import watch
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def test_send_dry_run_test_copy_then_real_send(project: Path) -> None:

@@ -15,7 +15,6 @@ import pytest
 from syndicate.delivery.dkim import DkimKey, load_key, public_key_record, sign, signer_for
 from syndicate.errors import SettingsError
 from syndicate.settings import Dkim
-from tests.conftest import run_cli, set_setting
 from tests.edition_support import (
     example_posts,
     make_post,
@@ -24,6 +23,8 @@ from tests.edition_support import (
     require_tool,
     shipped_settings,
 )
+from tests.support.cli import run_cli
+from tests.support.project import set_setting
 
 REQUIRED = {
     b"from",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli, run_process
 from tests.test_demo import read_outbox
 
 
@@ -60,7 +60,8 @@ def test_open_writes_html_and_hands_it_to_the_browser(
         f"import sys, pathlib\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n"
     )
     monkeypatch.setenv("BROWSER", f"{sys.executable} {recorder} %s")
-    result = run_cli(ran, "preview", "latest", "--channel", "newsletter", "--open")
+    # A process of its own: webbrowser reads $BROWSER once per process.
+    result = run_process(ran, "preview", "latest", "--channel", "newsletter", "--open")
     assert result.returncode == 0, result.stderr
     uri = opened.read_text()
     assert uri.startswith("file:///") and uri.endswith("-newsletter.html")

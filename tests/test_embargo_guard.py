@@ -18,9 +18,9 @@ from syndicate.errors import SettingsError
 from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon, embargo, jobs
-from tests.inbound_support import cli
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
 from tests.scheduling_support import sends as all_sends
+from tests.support.cli import ok, refused, run_cli
 
 TUESDAY = utc(2026, 11, 24, 15)  # Tuesday 24 November 2026, 10:00 EST
 MONDAY_SEND = utc(2026, 11, 30, 11)  # Monday 30 November, 06:00 EST
@@ -37,26 +37,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return moved
 
 
-def run(project: Path, *args: str) -> tuple[int, str, str]:
-    result = cli(project, *args)
-    return result.returncode, result.stdout.decode(), result.stderr.decode()
-
-
-def ok(project: Path, *args: str) -> str:
-    code, out, err = run(project, *args)
-    assert code == 0, err
-    return out
-
-
-def refused(project: Path, *args: str) -> str:
-    """The one line a refusal prints (no traceback), without its 'error: ' prefix."""
-    code, _, err = run(project, *args)
-    assert code == 1 and "Traceback" not in err
-    lines = [line.strip() for line in err.splitlines() if line.strip().startswith("error: ")]
-    assert len(lines) == 1, err
-    return lines[0].removeprefix("error: ")
-
-
 def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, settings.Settings]:
     """Readers at once, editors on Monday 06:00 with 'saturday 00:01' as the default embargo; an
     old post recorded on Monday 23 November, a new one found on Tuesday 24 November."""
@@ -68,6 +48,13 @@ def weekly_column(project: Path, clock: Clock, **keys: object) -> tuple[Blog, se
     blog.publish("Embargoed column")
     clock.at = TUESDAY
     return blog, cfg
+
+
+def schedule(channel: str, at: str, embargo: str = "") -> tuple[str, ...]:
+    """`syndicate schedule latest` for one channel, at a time, with an embargo if given."""
+    return ("schedule", "latest", "--channel", channel, "--at", at) + (
+        ("--embargo", embargo) if embargo else ()
+    )
 
 
 def ids(cfg: settings.Settings) -> dict[str, int]:
@@ -164,7 +151,7 @@ def test_a_waiting_reader_edition_is_explained_and_goes_out_at_the_release(
     assert waiting == {"newsletter": "2026-12-05T05:01:00+00:00", "column": None}
 
     # Scheduling the reader edition "now" says at once that readers wait, and for what.
-    now = ok(project, "schedule", "latest", "--channel", "newsletter", "--at", "now")
+    now = ok(project, *schedule("newsletter", "now"))
     assert (
         f"readers wait for the column's embargo (send {send['column']}) until {RELEASE_TEXT}"
         in (now)
@@ -229,10 +216,10 @@ def test_send_refuses_an_embargoed_reader_edition_and_breaks_it_only_on_purpose(
     # Editors may get the column at any time before its release.
     assert "2 sent" in ok(project, "send", "latest", "--channel", "column")
 
-    code, out, err = run(project, "send", "latest", "--break-embargo")
-    assert code == 0, err
-    assert f"{readers(project)} sent" in out
-    assert "breaking the column's embargo" in err and "--break-embargo" in err
+    broken = run_cli(project, "send", "latest", "--break-embargo")
+    assert broken.returncode == 0, broken.stderr
+    assert f"{readers(project)} sent" in broken.stdout
+    assert "breaking the column's embargo" in broken.stderr and "--break-embargo" in broken.stderr
     listed = {s["channel"]: s for s in json.loads(ok(project, "sends", "list", "--json"))}
     assert listed["newsletter"]["embargo_broken_at"] == "2026-11-24T15:00:00+00:00"
     assert listed["column"]["embargo_broken_at"] is None
@@ -273,7 +260,7 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
     _, cfg = weekly_column(project, clock, column__embargo="", newsletter__policy="manual")
     ok(project, "run", "--once")
     send = ids(cfg)
-    past = refused(project, "schedule", "latest", "--channel", "column", "--at", "2020-01-01 07:00")
+    past = refused(project, *schedule("column", "2020-01-01 07:00"))
     assert past == (
         "the send time '2020-01-01 07:00' is in the past (Wednesday 1 January 2020, 07:00 EST "
         "(UTC-05:00) = 2020-01-01 12:00 UTC); give a time from now on, e.g. 'tomorrow 07:00' or "
@@ -282,29 +269,9 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
     assert "is in the past" in refused(
         project, "reschedule", str(send["column"]), "--at", "today 06:00"
     )
-    embargo_past = refused(
-        project,
-        "schedule",
-        "latest",
-        "--channel",
-        "column",
-        "--at",
-        "now",
-        "--embargo",
-        "2026-11-20 00:01",
-    )
+    embargo_past = refused(project, *schedule("column", "now", "2026-11-20 00:01"))
     assert embargo_past.startswith("the embargo '2026-11-20 00:01' is in the past")
-    before = refused(
-        project,
-        "schedule",
-        "latest",
-        "--channel",
-        "column",
-        "--at",
-        "monday 06:00",
-        "--embargo",
-        "2026-11-28 00:01",
-    )
+    before = refused(project, *schedule("column", "monday 06:00", "2026-11-28 00:01"))
     assert before == (
         f"send {send['column']} (column): the embargo (Saturday 28 November 2026, 00:01 EST "
         "(UTC-05:00) = 2026-11-28 05:01 UTC) is earlier than the send (Monday 30 November 2026, "
@@ -316,17 +283,7 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
     assert (db.as_utc(column.scheduled_at), column.embargo_until) == (MONDAY_SEND, None)
 
     # The README's example, typed on a Tuesday: the embargo is read from the send time.
-    example = ok(
-        project,
-        "schedule",
-        "latest",
-        "--channel",
-        "column",
-        "--at",
-        "monday 06:00",
-        "--embargo",
-        "saturday 00:01",
-    )
+    example = ok(project, *schedule("column", "monday 06:00", "saturday 00:01"))
     assert "at Monday 30 November 2026, 06:00 EST" in example
     assert f"embargo until {RELEASE_TEXT}" in example
     # Moving the column past its own release time is refused; moving both is fine.
@@ -343,7 +300,7 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
     )
     assert "embargo until Saturday 12 December 2026, 00:01 EST" in both
     # "now" is never in the past, and the echo says readers wait.
-    now = ok(project, "schedule", "latest", "--channel", "newsletter", "--at", "now")
+    now = ok(project, *schedule("newsletter", "now"))
     assert "at Tuesday 24 November 2026, 10:00 EST" in now
     now = ok(project, "approve", str(send["newsletter"]))
     assert (
@@ -355,9 +312,7 @@ def test_schedule_refuses_past_times_and_embargoes_before_the_send(
 def test_an_embargo_after_readers_got_the_post_is_refused(project: Path, clock: Clock) -> None:
     weekly_column(project, clock, column__embargo="")
     ok(project, "run", "--once")  # readers get it at once: no embargo yet
-    line = refused(
-        project, "schedule", "latest", "--channel", "column", "--at", "now", "--embargo", "+2d"
-    )
+    line = refused(project, *schedule("column", "now", "+2d"))
     assert line.startswith("readers started getting this post on Tuesday 24 November 2026, 10:00")
     assert line.endswith(
         "an embargo after that would be broken already: schedule the column without --embargo"
@@ -436,9 +391,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
 def test_a_reader_edition_waits_for_its_own_embargo_too(project: Path, clock: Clock) -> None:
     weekly_column(project, clock, column__embargo="", newsletter__policy="manual")
     ok(project, "run", "--once")
-    echoed = ok(
-        project, "schedule", "latest", "--channel", "newsletter", "--at", "now", "--embargo", "+2d"
-    )
+    echoed = ok(project, *schedule("newsletter", "now", "+2d"))
     # "+2d" is read from the send time (now): Thursday 26 November, 10:00 EST.
     assert "embargo until Thursday 26 November 2026, 10:00 EST" in echoed
     newsletter = echoed.split()[1]

@@ -10,7 +10,7 @@ import pytest
 from syndicate import db
 from syndicate.audience import importers, subscribers
 from syndicate.models import RecipientKind
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 

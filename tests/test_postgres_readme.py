@@ -112,7 +112,8 @@ def test_ci_runs_the_suite_on_both_databases() -> None:
     assert "initdb" in ci and "pg_ctl" in ci and "trap stop_postgres EXIT" in ci
     assert 'SYNDICATE_TEST_DATABASE=sqlite bash -c "$test_command"' in ci
     assert "SYNDICATE_TEST_DATABASE=postgres .venv/bin/python -m pytest" in ci
-    assert "SYNDICATE_CI_POSTGRES=1" in section()
+    assert 'SYNDICATE_CI_POSTGRES="${SYNDICATE_CI_POSTGRES:-1}"' in ci  # on by default
+    assert "SYNDICATE_CI_POSTGRES=1`, the default" in section()
 
 
 def test_the_worker_unit_runs_the_worker_command_and_stops_it_gently() -> None:

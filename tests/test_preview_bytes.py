@@ -21,7 +21,7 @@ from syndicate.delivery.notices import notice
 from syndicate.delivery.transports import make_transport
 from syndicate.models import Recipient, RecipientKind
 from syndicate.render import placeholders as ph
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 AUTHOR = "jane@example.com"
 

@@ -6,19 +6,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syndicate import db
+from syndicate import db, settings
 from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.conftest import run_cli
 from tests.scheduling_support import configure, utc
 from tests.scheduling_support import sends as all_sends
+from tests.support.cli import ok, run_cli
+from tests.support.project import set_setting
 
 
-def ok(project: Path, *args: str) -> str:
-    result = run_cli(project, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+def smtp_one_at_a_time(project: Path, port: int) -> settings.Settings:
+    """Readers only, over SMTP to the test's server, one message per batch."""
+    configure(
+        project,
+        column__enabled=False,
+        transport__kind="smtp",
+        **{
+            "transport.smtp__host": "127.0.0.1",
+            "transport.smtp__security": "none",
+            "transport.smtp__batch_size": 1,
+        },
+    )
+    set_setting(project / "settings.toml", "port = 587", f"port = {port}")
+    return configure(project)
 
 
 def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path) -> None:
@@ -71,19 +82,7 @@ def test_author_commands_change_sends_and_echo_times_unambiguously(project: Path
 
 def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smtp_server) -> None:
     controller, handler = smtp_server
-    config = project / "settings.toml"
-    cfg = configure(
-        project,
-        column__enabled=False,
-        transport__kind="smtp",
-        **{
-            "transport.smtp__host": "127.0.0.1",
-            "transport.smtp__security": "none",
-            "transport.smtp__batch_size": 1,
-        },
-    )
-    config.write_text(config.read_text().replace("port = 587", f"port = {controller.port}"))
-    cfg = configure(project)
+    cfg = smtp_one_at_a_time(project, controller.port)
     engine = db.connect(cfg.database_url)
 
     original = handler.handle_DATA
@@ -111,19 +110,7 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
     project: Path, smtp_server
 ) -> None:
     controller, handler = smtp_server
-    config = project / "settings.toml"
-    configure(
-        project,
-        column__enabled=False,
-        transport__kind="smtp",
-        **{
-            "transport.smtp__host": "127.0.0.1",
-            "transport.smtp__security": "none",
-            "transport.smtp__batch_size": 1,
-        },
-    )
-    config.write_text(config.read_text().replace("port = 587", f"port = {controller.port}"))
-    cfg = configure(project)
+    cfg = smtp_one_at_a_time(project, controller.port)
     engine = db.connect(cfg.database_url)
     original = handler.handle_DATA
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from syndicate import db
 from syndicate.audience import subscribers
 from syndicate.models import RecipientKind, RecipientStatus
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def engine_in(folder: Path):

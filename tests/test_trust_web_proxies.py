@@ -18,7 +18,8 @@ with warnings.catch_warnings():
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from syndicate.web.guard import RateLimiter, client_address, limiter_key
-from tests.conftest import run_cli, set_setting
+from tests.support.cli import run_cli
+from tests.support.project import set_setting
 from tests.web_support import load_settings
 
 

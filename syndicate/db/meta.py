@@ -11,6 +11,7 @@ import pwd
 import re
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +30,26 @@ def get_meta(conn: Connection, key: str) -> str | None:
     return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
 
 
+def made_once(engine: Engine, key: str, make: Callable[[], str]) -> str:
+    """The value stored under `key`, or `make()`'s, stored now. Processes starting together
+    all get the first one stored (insert-if-absent, then read), none a unique-key error."""
+    with engine.begin() as conn:
+        stored = get_meta(conn, key)
+        if stored is not None:
+            return stored
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            conn.execute(pg_insert(meta).values(key=key, value=make()).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(meta).values(key=key, value=make()).on_conflict_do_nothing())
+        stored = get_meta(conn, key)
+    assert stored is not None
+    return stored
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
     if get_meta(conn, key) is None:
         conn.execute(insert(meta).values(key=key, value=value))
@@ -45,12 +66,7 @@ def hmac_key(engine: Engine, from_env: bytes | None) -> bytes:
     if from_env:
         key = from_env
     else:
-        with engine.begin() as conn:
-            stored = get_meta(conn, "generated_hmac_key")
-            if stored is None:
-                stored = secrets.token_hex(32)
-                set_meta(conn, "generated_hmac_key", stored)
-        key = stored.encode()
+        key = made_once(engine, "generated_hmac_key", lambda: secrets.token_hex(32)).encode()
     _note_key_use(engine, key)
     return key
 
@@ -159,12 +175,7 @@ def key_mismatch(uses: list[KeyUse], within_days: float = 30) -> list[KeyUse]:
 def installation_id(engine: Engine) -> str:
     """This database's random installation id (made once): part of every Message-ID, so two
     databases never reuse one (Gmail silently drops a message whose Message-ID it has seen)."""
-    with engine.begin() as conn:
-        stored = get_meta(conn, "installation_id")
-        if stored is None:
-            stored = tokens.new_installation_id()
-            set_meta(conn, "installation_id", stored)
-    return stored
+    return made_once(engine, "installation_id", tokens.new_installation_id)
 
 
 def known_installation_id(conn: Connection) -> str:

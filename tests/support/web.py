@@ -1,0 +1,28 @@
+"""The web app served by uvicorn on 127.0.0.1 in a thread, exactly as `syndicate serve` runs it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from tests.support.smtp import free_port
+from tests.support.waiting import wait_until
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """The app on a free port for the length of the block; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=10, what="uvicorn to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
