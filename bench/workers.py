@@ -130,6 +130,11 @@ def run(
         admin_command(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def _load() -> str:
+    """The 1-minute load average, as uptime prints it."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -149,14 +154,17 @@ def main() -> None:
     controller.start()
     try:
         figures = {}
+        print(f"{os.cpu_count()} CPU(s); load average {_load()} before the first run")
         for workers in (1, 2):
+            before = _load()
             rate, lost, duplicated = run(
                 args.admin_url, sink, port, workers, args.recipients, args.connections
             )
             figures[workers] = rate
             print(
                 f"{workers} worker(s) x {args.connections} connections: {rate:8.1f} msg/s   "
-                f"lost {lost}   duplicated {duplicated}   ({args.recipients:,} readers)"
+                f"lost {lost}   duplicated {duplicated}   ({args.recipients:,} readers)   "
+                f"load average {before} -> {_load()}"
             )
         print(f"ratio 2 workers / 1 worker: {figures[2] / figures[1]:.2f} (target >= 1.8)")
     finally:

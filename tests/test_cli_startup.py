@@ -188,22 +188,21 @@ print("ok")
     assert _python(script).strip() == "ok"
 
 
-def _project(tmp_path: Path) -> Path:
+def _project(tmp_path: Path, *, upgraded: bool = True) -> Path:
+    """A project made by `syndicate init`; `upgraded`: its database created at the newest
+    revision (Alembic runs then, and only then)."""
     project = tmp_path / "project"
-    subprocess.run(
-        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    # The first start creates the database (Alembic runs then, and only then).
-    subprocess.run(
-        [sys.executable, "-m", "syndicate", "db", "upgrade"],
-        cwd=project,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    commands = [["init", str(project), "--email", "me@example.com"]]
+    if upgraded:
+        commands.append(["-c", str(project / "settings.toml"), "db", "upgrade"])
+    for command in commands:
+        subprocess.run(
+            [sys.executable, "-m", "syndicate", *command],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return project
 
 
@@ -249,12 +248,14 @@ def test_status_reads_the_database_without_alembic_the_feed_reader_or_the_render
 
 def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Path) -> None:
     # The other side of "no Alembic at the newest revision": an empty database gets its schema.
-    project = tmp_path / "project"
-    subprocess.run(
-        [sys.executable, "-m", "syndicate", "init", str(project), "--email", "me@example.com"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    result = _run_command("status", project=project)
+    result = _run_command("status", project=_project(tmp_path, upgraded=False))
     assert result["code"] == 0 and "alembic" in _packages(result["modules"])
+
+
+def test_input_that_is_not_an_email_is_turned_away_before_the_database(tmp_path: Path) -> None:
+    result = _run_command("inbound", "receive", project=tmp_path, stdin=b"\x00\x01 not mail")
+    assert result["code"] == 65  # EX_DATAERR: nothing recorded, the MTA bounces it
+    assert _packages(result["modules"]) & {"sqlalchemy", "alembic", "rich"} == set()
+    assert "syndicate.inbound.pipeline" not in result["modules"]
+    # The settings were not read: there is no settings.toml here, and nothing asked for one.
+    assert not (tmp_path / "syndicate.db").exists()

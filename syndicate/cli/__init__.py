@@ -30,22 +30,24 @@ COMMANDS: dict[str, Listed] = {
         "send",
         "Send a post to a channel's list now (resumes an interrupted send; never sends twice).",
     ),
-    "sends": Listed("sends", "List the sends (one per post and channel)."),
+    "sends": Listed("send_control", "List the sends (one per post and channel)."),
     "schedule": Listed(
-        "sends",
+        "send_control",
         "Schedule a post for a channel at a time of your choosing (creates or moves its send).",
     ),
     "hold": Listed(
-        "sends",
+        "send_control",
         "Hold a send: it does not go out (one in progress stops after the current batch).",
     ),
     "approve": Listed(
-        "sends",
+        "send_control",
         "Release a held or awaiting-approval send; it goes at its time, at once if that passed.",
     ),
-    "cancel": Listed("sends", "Cancel a send for good; messages already delivered stay delivered."),
+    "cancel": Listed(
+        "send_control", "Cancel a send for good; messages already delivered stay delivered."
+    ),
     "reschedule": Listed(
-        "sends",
+        "send_control",
         "Move a send that has not started to another time (and, with --embargo, its embargo).",
     ),
     "status": Listed(

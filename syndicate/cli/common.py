@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -132,6 +133,11 @@ def runtime_of(ctx: typer.Context) -> Runtime:
 
 def settings_of(ctx: typer.Context) -> Settings:
     return runtime_of(ctx).settings
+
+
+def print_json(data: Any) -> None:
+    """What --json prints: indented, non-ASCII as is (a script reads it as UTF-8)."""
+    print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def iso(value: Any) -> str | None:

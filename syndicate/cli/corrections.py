@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
-from syndicate.cli.common import app, console, iso, runtime_of
+from syndicate.cli.common import app, console, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
-from syndicate.cli.sends import column_style, print_table
+from syndicate.cli.tables import new_table, print_table
 from syndicate.scheduling.timeparse import short
 
 if TYPE_CHECKING:
@@ -67,14 +64,12 @@ def list_corrections(
     settings = rt.settings
     found = listing.listed(rt.engine)
     if as_json:
-        print(json.dumps([correction_json(c) for c in found], ensure_ascii=False, indent=2))
+        print_json([correction_json(c) for c in found])
         return
     if not found:
         console.print("No corrections: edits of columns editors have appear here.")
         return
-    table = Table(title="Corrections", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "post", "state", "what", "found"):
-        table.add_column(column, **column_style(column))
+    table = new_table("Corrections", ("id", "post", "state", "what", "found"))
     for c in found:
         table.add_row(
             str(c.id), c.title, c.state.value, what(c), short(c.created_at, settings.zone)

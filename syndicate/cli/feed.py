@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
-from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, runtime_of
-from syndicate.cli.sends import column_style, print_table
+from syndicate.cli.common import DEFAULT_CONFIG, State, app, console, print_json, runtime_of
+from syndicate.cli.tables import column_style, new_table, print_table
 
 if TYPE_CHECKING:
     from syndicate.settings import Feed
@@ -58,18 +55,9 @@ def feed_check(
         for p in parsed.posts
     ]
     if as_json:
-        print(
-            json.dumps(
-                {"title": parsed.title, "posts": posts, "problems": parsed.problems},
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
+        print_json({"title": parsed.title, "posts": posts, "problems": parsed.problems})
         return
-    table = Table(
-        title=f"{parsed.title or source}: {len(posts)} post(s)", box=box.SIMPLE_HEAD, pad_edge=False
-    )
-    table.add_column("published", **column_style("published"))
+    table = new_table(f"{parsed.title or source}: {len(posts)} post(s)", ("published",))
     table.add_column("title", **column_style("post"))
     table.add_column("words", justify="right", **column_style("words"))
     table.add_column("guid", overflow="fold")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import sys
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from syndicate.cli import common
-from syndicate.cli.common import app, runtime_of
+from syndicate.cli.common import app, print_json, runtime_of
 from syndicate.errors import SyndicateError
 
 inbound_app = typer.Typer(
@@ -166,7 +165,7 @@ def classify(
         "size": len(raw),
     }
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     common.console.print(f"[bold]{data['kind']}[/bold]: {data['reason']}", highlight=False)
     for name in ("post", "recipient", "sender", "subject", "addresses"):

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich import box
-from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, iso, runtime_of
-from syndicate.cli.sends import column_style, print_table
+from syndicate.cli.common import app, console, iso, print_json, runtime_of
+from syndicate.cli.tables import column_style, new_table, print_table
 from syndicate.models import Channel, SendState
 from syndicate.scheduling.timeparse import short
 
@@ -39,15 +36,13 @@ def list_posts(
     with rt.engine.connect() as conn:
         rows = db.posts.list_posts_with_sends(conn, limit=limit or None)
     if as_json:
-        print(json.dumps([_post_json(p) for p in rows], ensure_ascii=False, indent=2))
+        print_json([_post_json(p) for p in rows])
         return
     if not rows:
         console.print("No posts yet: 'syndicate run --once' reads the feed.")
         return
     zone = settings.zone
-    table = Table(
-        title=f"Posts (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
-    )
+    table = new_table(f"Posts (times in {settings.author.timezone})")
     table.add_column("id", justify="right", **column_style("id"))
     table.add_column("published", **column_style("published"))
     table.add_column("title", **column_style("post"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -10,17 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich import box
-from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, runtime_of
-from syndicate.cli.sends import column_style, print_table
+from syndicate.cli.common import app, console, print_json, runtime_of
+from syndicate.cli.tables import new_table, print_table
 from syndicate.errors import NotFoundError, SyndicateError
 from syndicate.models import ReplyKind
 from syndicate.scheduling.timeparse import short
 
 if TYPE_CHECKING:
+    from syndicate.db.replies import ReplyListing
     from syndicate.runtime import Runtime
 
 replies_app = typer.Typer(help="Comments, editors' answers and everything else that came back.")
@@ -39,6 +37,13 @@ def _post_id(rt: Runtime, post: str | None) -> int | None:
     if found is None:
         raise NotFoundError(f"no post {post!r} (give an id, guid, link or 'latest')")
     return found.id
+
+
+def _comments(rt: Runtime, post: str | None) -> list[ReplyListing]:
+    """Readers' comments, of one post when `post` names one (for WordPress)."""
+    post_id = _post_id(rt, post)
+    with rt.engine.connect() as conn:
+        return db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
 
 
 def local_time(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -94,18 +99,15 @@ def list_replies(
         for r in rows
     ]
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     if not data:
         console.print("No replies yet.")
         return
-    table = Table(
-        title=f"Replies (times in {settings.author.timezone}; * unread)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+    table = new_table(
+        f"Replies (times in {settings.author.timezone}; * unread)",
+        ("id", "received", "kind", "state", "from", "post"),
     )
-    for column in ("id", "received", "kind", "state", "from", "post"):
-        table.add_column(column, **column_style(column))
     table.add_column("text", overflow="fold")
     for r in rows:
         failed = ", ".join(r.addresses)
@@ -136,9 +138,7 @@ def export(
     """Export readers' comments for WordPress (Tools → Import → WordPress), as pending."""
     rt = runtime_of(ctx)
     settings = rt.settings
-    post_id = _post_id(rt, post)
-    with rt.engine.connect() as conn:
-        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    rows = _comments(rt, post)
     from syndicate.inbound import wordpress
 
     text = wordpress.wxr(settings.site.name, settings.site.url, rows)
@@ -156,13 +156,10 @@ def push(
 ) -> None:
     """Post readers' comments to the WordPress site in [inbound.wordpress] as pending comments."""
     rt = runtime_of(ctx)
-    settings = rt.settings
-    post_id = _post_id(rt, post)
-    with rt.engine.connect() as conn:
-        rows = db.replies.list_replies(conn, post_id=post_id, kinds=[ReplyKind.COMMENT.value])
+    rows = _comments(rt, post)
     from syndicate.inbound import wordpress
 
-    for reply_id, result in wordpress.push(settings.inbound.wordpress, rows):
+    for reply_id, result in wordpress.push(rt.settings.inbound.wordpress, rows):
         console.print(f"reply {reply_id}: {result}", highlight=False)
 
 

@@ -3,24 +3,15 @@ back. Times are shown in the author's time zone."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, runtime_of
+from syndicate.cli.common import app, console, err, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
-from syndicate.cli.sends import (
-    column_style,
-    print_table,
-    print_waits,
-    send_json,
-    state_text,
-    waiting,
-)
+from syndicate.cli.send_control import print_waits, send_json, state_text, waiting
+from syndicate.cli.tables import new_table, print_table
 from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
@@ -94,7 +85,7 @@ def status(
     pending_corrections = corrections.waiting_lines(engine)
     data["pending_corrections"] = pending_corrections
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     zone = settings.zone
     checked = short(db.as_utc(state.checked_at), zone) if state else ""
@@ -122,13 +113,10 @@ def status(
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
         console.print(f"{kind.value.capitalize()}s: {shown}")
 
-    table = Table(
-        title=f"Upcoming sends (times in {settings.author.timezone})",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+    table = new_table(
+        f"Upcoming sends (times in {settings.author.timezone})",
+        ("id", "post", "channel", "state", "when", "embargo"),
     )
-    for column in ("id", "post", "channel", "state", "when", "embargo"):
-        table.add_column(column, **column_style(column))
     for s in upcoming:
         table.add_row(
             str(s.id),
@@ -141,11 +129,11 @@ def status(
     print_table(table) if upcoming else console.print("Upcoming sends: none")
     print_waits(upcoming, waits, settings)
 
-    table = Table(title="Recent sends", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "post", "channel", "state", "started"):
-        table.add_column(column, **column_style(column))
-    for column in ("sent", "pending", "deferred", "failed"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table = new_table(
+        "Recent sends",
+        ("id", "post", "channel", "state", "started"),
+        counts=("sent", "pending", "deferred", "failed"),
+    )
     for s in recent:
         table.add_row(
             str(s.id),
@@ -161,9 +149,7 @@ def status(
     print_table(table) if recent else console.print("Recent sends: none")
 
     if recent_replies:
-        table = Table(title="New replies", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("received", "kind", "from", "subject", "post"):
-            table.add_column(column, **column_style(column))
+        table = new_table("New replies", ("received", "kind", "from", "subject", "post"))
         for r in recent_replies:
             table.add_row(
                 short(db.as_utc(r.received_at), zone),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, runtime_of
+from syndicate.cli.common import app, console, err, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind
@@ -31,7 +30,7 @@ app.add_typer(subscribers_app, name="subscribers")
 
 def _print_report(label: str, report: MergeReport, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"file": label, **report.as_dict()}, ensure_ascii=False, indent=2))
+        print_json({"file": label, **report.as_dict()})
         return
     verb = "would be" if report.dry_run else "were"
     shape = f"{report.tool} export, " if report.tool != "csv" else ""
@@ -74,13 +73,15 @@ def sync_command(
         (RecipientKind.READER, settings.subscribers.readers),
         (RecipientKind.EDITOR, settings.subscribers.editors),
     ):
-        report = subscribers.sync(engine, settings.path(relative), kind, dry_run=dry_run)
+        report = subscribers.sync(
+            engine, settings.path(relative), kind, dry_run=dry_run, force=True
+        )
         if as_json:
             documents.append({"file": relative, "kind": kind.value, **report.as_dict()})
         else:
             _print_report(relative, report, as_json=False)
     if as_json:  # one document for both lists, so `| jq` reads it
-        print(json.dumps({"lists": documents}, ensure_ascii=False, indent=2))
+        print_json({"lists": documents})
 
 
 @subscribers_app.command("import")
@@ -167,7 +168,7 @@ def list_command(
         for r in rows
     ]
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     lines = [
         (

@@ -26,14 +26,39 @@ from syndicate.db.recipients import recipient_from_row
 from syndicate.db.schema import deliveries, posts, recipients, sends
 from syndicate.models import Channel, DeliveryState, Recipient, RecipientKind, RecipientStatus
 
+# Recipients planned per statement: each INSERT … SELECT covers one range of recipient ids, so
+# no statement (and no undo log) grows with the list.
+PLAN_CHUNK = 10_000
 
-def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
+
+def plan_deliveries(
+    conn: Connection, send_id: int, kind: RecipientKind, *, chunk: int = PLAN_CHUNK
+) -> int:
     """One pending delivery per active recipient of the send's audience; idempotent.
 
+    Planned in chunks of `chunk` recipient ids, each one `INSERT … SELECT … WHERE NOT EXISTS`
+    (on PostgreSQL also `ON CONFLICT DO NOTHING`): nothing passes through Python, and NOT
+    EXISTS, not NOT IN, which degrades sharply on PostgreSQL once the list outgrows work_mem.
     Returns how many were added, counted (PostgreSQL gives -1 as the rowcount of an
-    INSERT … SELECT). NOT EXISTS, not NOT IN: NOT IN degrades sharply on PostgreSQL once the
-    list outgrows work_mem.
+    INSERT … SELECT).
     """
+    audience = (
+        recipients.c.kind == kind.value,
+        recipients.c.status == RecipientStatus.ACTIVE.value,
+    )
+    low, high = conn.execute(
+        select(func.min(recipients.c.id), func.max(recipients.c.id)).where(*audience)
+    ).one()
+    if low is None:
+        return 0
+    before = _planned(conn, send_id)
+    for start in range(low, high + 1, chunk):
+        _plan_range(conn, send_id, kind, start, start + chunk)
+    return _planned(conn, send_id) - before
+
+
+def _plan_range(conn: Connection, send_id: int, kind: RecipientKind, start: int, end: int) -> None:
+    """Plan the audience's recipients with ids in [start, end)."""
     planned = (
         select(deliveries.c.id)
         .where(deliveries.c.send_id == send_id, deliveries.c.recipient_id == recipients.c.id)
@@ -49,9 +74,10 @@ def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
     ).where(
         recipients.c.kind == kind.value,
         recipients.c.status == RecipientStatus.ACTIVE.value,
+        recipients.c.id >= start,
+        recipients.c.id < end,
         ~planned,
     )
-    before = _planned(conn, send_id)
     columns = ["send_id", "recipient_id", "state", "attempts", "detail", "updated_at"]
     if conn.dialect.name == "postgresql":
         # Two workers planning at once: the second skips the rows the first inserted (and
@@ -63,7 +89,6 @@ def plan_deliveries(conn: Connection, send_id: int, kind: RecipientKind) -> int:
         )
     else:
         conn.execute(insert(deliveries).from_select(columns, candidates))
-    return _planned(conn, send_id) - before
 
 
 def _planned(conn: Connection, send_id: int) -> int:

@@ -181,19 +181,22 @@ def recipients_by_email(conn: Connection, email: str) -> list[RecipientRecord]:
     return [record_from_row(row) for row in rows]
 
 
-def recipient_keys(conn: Connection, kind: RecipientKind) -> dict[str, dict[str, Any]]:
-    """email_key → (id, email, name, status, fields) of one audience, for bulk merges."""
-    rows = conn.execute(
-        select(
-            recipients.c.id,
-            recipients.c.email_key,
-            recipients.c.email,
-            recipients.c.name,
-            recipients.c.status,
-            recipients.c.fields,
-        ).where(recipients.c.kind == kind.value)
-    ).mappings()
-    return {row["email_key"]: dict(row) for row in rows}
+def recipient_keys(
+    conn: Connection, kind: RecipientKind, keys: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """email_key → (id, email, name, status, fields) of one audience, for bulk merges: of the
+    whole audience, or only of these address keys (a chunk of a list being merged)."""
+    query = select(
+        recipients.c.id,
+        recipients.c.email_key,
+        recipients.c.email,
+        recipients.c.name,
+        recipients.c.status,
+        recipients.c.fields,
+    ).where(recipients.c.kind == kind.value)
+    if keys is not None:
+        query = query.where(recipients.c.email_key.in_(keys))
+    return {row["email_key"]: dict(row) for row in conn.execute(query).mappings()}
 
 
 def insert_recipients(conn: Connection, rows: list[dict[str, Any]]) -> None:

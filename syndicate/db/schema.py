@@ -310,3 +310,27 @@ correction_deliveries = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("correction_id", "recipient_id"),
 )
+
+# A provider's rate limit shared by every worker (db/rates.py): the next free sending slot and
+# the hourly window, in seconds since the epoch by the database's clock.
+send_rates = Table(
+    "send_rates",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("next_slot", Float, nullable=False, default=0.0, server_default="0"),
+    Column("window_start", Float, nullable=False, default=0.0, server_default="0"),
+    Column("window_count", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# What the last sync of each of the author's CSV lists read (db/list_files.py): a list whose
+# size, mtime and content hash are unchanged is not read again.
+list_files = Table(
+    "list_files",
+    metadata,
+    Column("kind", String(NAME), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=False),
+)

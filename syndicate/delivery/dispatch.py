@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from syndicate import db
 from syndicate.db import Engine
-from syndicate.delivery import workers
+from syndicate.delivery import throttle, workers
 from syndicate.delivery.compose import Composer, Sender
 from syndicate.delivery.journal import Journal
 from syndicate.delivery.message import OutboundMessage
@@ -140,6 +140,7 @@ def run_send(
     sender = make_sender(settings, runtime.key, installation=db.meta.installation_id(engine))
     composer = Composer(editions, sender, send_id, clock.now())
     counts = {state: 0 for state in DeliveryState}
+    throttle.share_limits(transport, engine)
     try:
         transport.open()
     except TransportError as exc:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from syndicate.settings import Settings
-
 if TYPE_CHECKING:
     from syndicate.runtime import Runtime
+    from syndicate.settings import Settings
 
 
 @dataclass

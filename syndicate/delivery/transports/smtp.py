@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol
 
 from syndicate.delivery.message import OutboundMessage
 from syndicate.delivery.transports.base import ByteTransport, OnResult, Write, written_or_failed
@@ -27,6 +28,11 @@ from syndicate.settings import Smtp
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
+
+
+class Throttle(Protocol):
+    def acquire(self) -> None:
+        """Wait until the next message may go."""
 
 
 class SendThrottle:
@@ -102,12 +108,13 @@ class _Connection:
 class SmtpTransport(ByteTransport):
     name = "smtp"
 
-    def __init__(
-        self, config: Smtp, password: str = "", limiter: SendThrottle | None = None
-    ) -> None:
+    def __init__(self, config: Smtp, password: str = "", limiter: Throttle | None = None) -> None:
         self.config = config
         self.password = password
-        self.limiter = limiter or SendThrottle(config.rate_per_second, config.rate_per_hour)
+        # In-process; delivery/throttle.py puts in the limit all workers share (PostgreSQL).
+        self.limiter: Throttle = limiter or SendThrottle(
+            config.rate_per_second, config.rate_per_hour
+        )
         self.connections: list[_Connection] = []
         self.pool: ThreadPoolExecutor | None = None
         self.connections_opened = 0

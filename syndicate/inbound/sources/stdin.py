@@ -13,10 +13,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from syndicate.inbound.context import Outcome
-from syndicate.inbound.pipeline import process
-
 if TYPE_CHECKING:
+    from syndicate.inbound.context import Outcome
     from syndicate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,6 +51,10 @@ def receive_bytes(
     envelope_recipients: tuple[str, ...] = (),
 ) -> tuple[int, Outcome]:
     """File one message; returns the exit status for the MTA and the outcome."""
+    # Imported here: input that is not an email (exit 65) is turned away before the pipeline,
+    # the database and SQLAlchemy are loaded.
+    from syndicate.inbound.pipeline import process
+
     outcome = process(runtime, raw, source="stdin", envelope_recipients=envelope_recipients)
     # Whatever was recorded is never bounced: the MTA's bounce goes to the envelope sender,
     # which anyone can forge (a too-large message's writer, if one of ours, is told by mail at

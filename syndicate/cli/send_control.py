@@ -6,17 +6,14 @@ doubt about which instant was meant.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from syndicate import db
-from syndicate.cli.common import app, console, iso, runtime_of
+from syndicate.cli.common import app, console, iso, print_json, runtime_of
 from syndicate.cli.lazy import lazy_module
+from syndicate.cli.tables import new_table, print_table
 from syndicate.errors import SyndicateError
 from syndicate.models import Channel, DeliveryState
 from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future, short
@@ -35,21 +32,6 @@ sends_app = typer.Typer(help="List the sends (one per post and channel).", no_ar
 app.add_typer(sends_app, name="sends")
 
 SendArg = Annotated[int, typer.Argument(help="The send's id (see 'syndicate sends list').")]
-
-
-def column_style(name: str) -> dict[str, Any]:
-    """Titles give up width first (one line, cut with '…'); ids, states and times never wrap."""
-    if name in ("post", "subject", "from"):
-        return {"overflow": "fold", "max_width": 36, "min_width": 16}
-    return {"no_wrap": True, "min_width": len(name)}
-
-
-def print_table(table: Table) -> None:
-    """Piped output (a log, a mail from cron) gets 120 columns instead of rich's 80."""
-    if console.is_terminal:
-        console.print(table)
-    else:
-        Console(file=console.file, width=120).print(table)
 
 
 def _when(rt: Runtime, text: str) -> Any:
@@ -149,19 +131,17 @@ def list_sends(
         waits = waiting(conn, rt, rows)
     data = [send_json(row, waits.get(row.id)) for row in rows]
     if as_json:
-        print(json.dumps(data, ensure_ascii=False, indent=2))
+        print_json(data)
         return
     if not rows:
         console.print("No sends yet.")
         return
-    table = Table(
-        title=f"Sends (times in {settings.author.timezone})", box=box.SIMPLE_HEAD, pad_edge=False
-    )
     embargoes = any(row.embargo_until for row in rows)
-    columns = ["id", "post", "channel", "state", "scheduled"] + (["embargo"] if embargoes else [])
-    for column in columns:
-        table.add_column(column, **column_style(column))
-    table.add_column("sent/deferred/failed", justify="right", no_wrap=True)
+    table = new_table(
+        f"Sends (times in {settings.author.timezone})",
+        ["id", "post", "channel", "state", "scheduled"] + (["embargo"] if embargoes else []),
+        counts=["sent/deferred/failed"],
+    )
     zone = settings.zone
     for row in rows:
         cells = [
