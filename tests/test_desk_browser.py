@@ -2,7 +2,8 @@
 log in; the demo post previewed at 320 px and in dark mode; a test copy that arrives at a real
 SMTP server; a post scheduled "tomorrow 07:00", held and approved; a reader's reply read and
 answered (the answer arrives threaded with the right In-Reply-To); a Mailchimp export uploaded
-and its report read; logged out.
+and its report read; logged out; strangers lock the account, yet this browser (a known device)
+logs in again while a fresh one is refused.
 
 On every desk page axe-core (tools/desk-a11y, the npm package) must find no serious or critical
 violation, and nothing may be wider than a 390 px phone. Screenshots at 390 and 1280 px are kept
@@ -25,6 +26,9 @@ import uvicorn
 
 from syndicate import db
 from syndicate.desk import queries
+from syndicate.desk.auth import DEVICE_COOKIE
+from syndicate.desk.login import ACCOUNT_FAILURES, AccountLockout
+from syndicate.feedwatch.health import health
 from syndicate.inbound import pipeline
 from syndicate.models import RecipientKind, SendState
 from syndicate.runtime import Runtime
@@ -175,6 +179,13 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             assert page.url == f"{base}/desk/", page.content()[-1500:]
             desk.check("home")
             assert page.get_by_text("Nothing is going out right now.").is_visible()
+            # The feed's health: the line `syndicate status` prints.
+            line = health(engine, settings).line(settings.zone)
+            assert page.locator("#feed-health").inner_text() == line
+            assert line.startswith(f"Feed: {settings.feed.source} (last checked ")
+            # This browser is now a known device (signed, HttpOnly).
+            [device] = [c for c in page.context.cookies() if c["name"] == DEVICE_COOKIE]
+            assert device["httpOnly"] and device["sameSite"] == "Strict"
 
             # The demo post, previewed narrow and dark.
             page.get_by_role("link", name=demo["title"]).first.click()
@@ -265,9 +276,27 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             page.goto(f"{base}/desk/")
             assert desk.heading() == "Log in to the desk"
 
+            # Strangers' wrong passwords lock the account: a fresh browser is refused, this
+            # one (a known device) still gets in.
+            lockout = AccountLockout(
+                Runtime(settings, engine=engine),
+                ACCOUNT_FAILURES,
+                settings.desk.login_window_seconds,
+            )
+            for _ in range(ACCOUNT_FAILURES):
+                lockout.wrong()
+            assert lockout.refused_for() > 0
+            stranger = browser.new_page(viewport={"width": 390, "height": 800})
+            stranger.goto(f"{base}/desk/login")
+            stranger.get_by_label("Password").fill(PASSWORD)
+            stranger.get_by_role("button", name="Log in").click()
+            assert stranger.get_by_text("Too many attempts.").is_visible()
+            stranger.close()
+
             # A session that ends while the home page polls takes the page to the login.
             page.get_by_label("Password").fill(PASSWORD)
             desk.press("Log in")
+            assert desk.heading() == settings.site.name
             queries.end_sessions(engine)
             page.wait_for_url(f"{base}/desk/login", timeout=10_000)
             assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -58,7 +58,9 @@ def test_the_home_page_lists_a_pending_correction(pending, project) -> None:
 def test_send_from_the_desk_sends_the_advisory_as_the_cli_would(pending) -> None:
     client, csrf, correction, engine, handler, originals = pending
     answer = client.post(
-        f"/desk/corrections/{correction.id}/send", data={"csrf": csrf}, headers=SAME
+        f"/desk/corrections/{correction.id}/send",
+        data={"csrf": csrf, "confirm": "yes"},
+        headers=SAME,
     )
     assert answer.status_code == 200, answer.text
     assert "CORRECTION sent to 2 editor(s)" in answer.text
@@ -76,7 +78,9 @@ def test_send_from_the_desk_sends_the_advisory_as_the_cli_would(pending) -> None
     assert sorted(d["email"] for d in deliveries) == sorted([flow.SAM, flow.FIONA])
     assert 'id="corrections"' not in client.get("/desk/").text  # nothing pending now
     again = client.post(
-        f"/desk/corrections/{correction.id}/send", data={"csrf": csrf}, headers=SAME
+        f"/desk/corrections/{correction.id}/send",
+        data={"csrf": csrf, "confirm": "yes"},
+        headers=SAME,
     )
     assert again.status_code == 400 and "already sent" in again.text
     assert len(flow.messages(handler, "CORRECTION: ")) == 2
@@ -85,7 +89,9 @@ def test_send_from_the_desk_sends_the_advisory_as_the_cli_would(pending) -> None
 def test_drop_from_the_desk_leaves_editors_alone(pending) -> None:
     client, csrf, correction, engine, handler, _ = pending
     answer = client.post(
-        f"/desk/corrections/{correction.id}/drop", data={"csrf": csrf}, headers=SAME
+        f"/desk/corrections/{correction.id}/drop",
+        data={"csrf": csrf, "confirm": "yes"},
+        headers=SAME,
     )
     assert answer.status_code == 200, answer.text
     assert "dropped; editors are not told" in answer.text
@@ -94,19 +100,45 @@ def test_drop_from_the_desk_leaves_editors_alone(pending) -> None:
     assert 'id="corrections"' not in client.get("/desk/").text
 
 
+def test_send_and_drop_ask_first_and_a_post_without_the_answer_changes_nothing(pending) -> None:
+    client, csrf, correction, engine, handler, _ = pending
+    for action, question in (
+        ("send", "to every editor who had the column? It cannot be taken back."),
+        ("drop", "? Editors are not told."),
+    ):
+        path = f"/desk/corrections/{correction.id}/{action}"
+        asked = client.post(path, data={"csrf": csrf}, headers=SAME)
+        assert asked.status_code == 200, asked.text
+        assert "Please confirm" in asked.text and question in asked.text
+        assert "Walls and bread" in asked.text
+        assert f'action="/desk/corrections/{correction.id}/{action}"' in asked.text
+        assert 'name="confirm" value="yes"' in asked.text
+        # Anything but "yes" is the question again.
+        maybe = client.post(path, data={"csrf": csrf, "confirm": "no"}, headers=SAME)
+        assert "Please confirm" in maybe.text
+    assert listing.show(engine, correction.id)[0].state is rows.CorrectionState.PENDING
+    assert flow.messages(handler) == []
+    missing = client.post("/desk/corrections/999999/send", data={"csrf": csrf}, headers=SAME)
+    assert missing.status_code == 404
+
+
 def test_without_a_session_or_with_a_forged_token_nothing_happens(pending, project) -> None:
     _, csrf, correction, engine, handler, _ = pending
     stranger = client_for(project)
     for action in ("send", "drop"):
         path = f"/desk/corrections/{correction.id}/{action}"
-        answer = stranger.post(path, data={"csrf": csrf}, headers=SAME, follow_redirects=False)
+        answer = stranger.post(
+            path, data={"csrf": csrf, "confirm": "yes"}, headers=SAME, follow_redirects=False
+        )
         assert answer.status_code == 303 and "/desk/login" in answer.headers["location"]
     author = pending[0]
     for action in ("send", "drop"):
         path = f"/desk/corrections/{correction.id}/{action}"
-        forged = author.post(path, data={"csrf": "forged"}, headers=SAME)
+        forged = author.post(path, data={"csrf": "forged", "confirm": "yes"}, headers=SAME)
         assert forged.status_code == 403
-        foreign = author.post(path, data={"csrf": csrf}, headers={"origin": "https://evil.example"})
+        foreign = author.post(
+            path, data={"csrf": csrf, "confirm": "yes"}, headers={"origin": "https://evil.example"}
+        )
         assert foreign.status_code == 403
     assert listing.show(engine, correction.id)[0].state is rows.CorrectionState.PENDING
     assert flow.messages(handler) == []

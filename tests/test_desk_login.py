@@ -270,6 +270,12 @@ def test_a_bad_desk_setting_is_one_line_naming_the_key(desk_project: Path) -> No
     set_setting(config, 'origin = ""', 'origin = "notes.example.com"')
     result = cli(desk_project, "desk", "password", "--stdin", input=PASSWORD + "\n")
     assert "desk.origin" in str(result.exception)
+    set_setting(config, 'origin = "notes.example.com"', 'origin = ""')
+    set_setting(config, "known_device_days = 90", "known_device_days = 0")
+    result = cli(desk_project, "desk", "unlock")
+    assert result.exit_code == 1
+    assert "desk.known_device_days" in str(result.exception)
+    assert "\n" not in str(result.exception)
 
 
 def test_the_desk_path_and_origin_are_configurable(desk_project: Path) -> None:

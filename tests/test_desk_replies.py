@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
 from tests.conftest import set_setting
@@ -117,6 +118,16 @@ def test_an_answer_is_threaded_sent_and_recorded(desk_project: Path) -> None:
     assert "Your answer was sent" in page
     assert message["Message-ID"].strip().strip("<>") in page
     assert by_kind(desk_project)["comment"]["read"] is True
+    # Kept as a row of reply_answers, not JSON in meta.
+    engine = load(desk_project)[1]
+    with engine.connect() as conn:
+        [kept] = db.answers.answers_to(conn, comment["id"])
+        assert db.meta.get_meta(conn, f"desk_answers:{comment['id']}") is None
+    assert (kept.to_address, kept.message_id) == (
+        "margaret.holloway@example.com",
+        message["Message-ID"],
+    )
+    assert kept.body == "Thank you, Margaret.\n\nJane"
 
 
 def test_machines_are_not_answered_and_empty_answers_are_refused(desk_project: Path) -> None:
@@ -145,7 +156,7 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
         b"Subject:", b"Subject: <script>alert(1)</script> \r\nX-Old-Subject:", 1
     )
     raw = raw.replace(b"Message-ID: <", b"Message-ID: <evil.", 1)
-    hostile = raw + b"\r\n<img src=x onerror=alert(2)>\r\n"
+    hostile = raw + b"\r\n<script>alert(3)</script>\r\n<img src=x onerror=alert(2)>\r\n"
     pipeline.process(Runtime(settings, engine=engine, key=key), hostile, source="test")
     client = client_for(desk_project)
     login(client)
@@ -153,6 +164,8 @@ def test_hostile_words_are_shown_not_run(desk_project: Path) -> None:
     page = client.get(f"/desk/replies/{newest['id']}").text
     assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
     assert "<img src=x" not in page
+    # The reader's own words: shown as text by the runtime's environment (autoescaped).
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
     listing = client.get("/desk/replies").text
     assert "<script>alert(1)" not in listing
 

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import warnings
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from httpx import Response
 from starlette.applications import Starlette
 
 from syndicate.audience import importers, subscribers
-from syndicate.desk import login as login_module
 from syndicate.desk import replies as desk_replies
 from syndicate.desk.login import ACCOUNT_FAILURES, AccountLockout
 from syndicate.desk.replies import display_name
@@ -26,6 +26,7 @@ from syndicate.web.app import create_app
 from tests.conftest import set_setting
 from tests.desk_support import PASSWORD, SAME, client_for, field, login, set_password
 from tests.inbound_support import KEY, fixture, load, replies, sent_project
+from tests.scheduling_support import Clock
 from tests.web_support import load_settings
 
 with warnings.catch_warnings():
@@ -224,14 +225,6 @@ def test_a_plain_next_inside_the_desk_is_still_followed(desk_project: Path) -> N
     assert answer.headers["location"] == "/desk/replies?kind=comment"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _try(app: Starlette, address: str, password: str) -> Response:
     client = TestClient(app, base_url="http://testserver", client=(address, 5))
     page = client.get("/desk/login")
@@ -244,11 +237,10 @@ def _try(app: Starlette, address: str, password: str) -> Response:
 
 
 def test_the_locked_account_refuses_the_right_password_then_takes_it_after_the_window(
-    desk_project: Path, monkeypatch: pytest.MonkeyPatch
+    desk_project: Path,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(login_module, "monotonic", clock)
-    app = create_app(Runtime(load_settings(desk_project)))
+    clock = Clock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    app = create_app(Runtime(load_settings(desk_project), clock=clock))
     guesses = [_try(app, f"198.51.100.{n // 5}", "wrong guess!") for n in range(ACCOUNT_FAILURES)]
     assert [g.status_code for g in guesses] == [401] * ACCOUNT_FAILURES
 
@@ -258,18 +250,17 @@ def test_the_locked_account_refuses_the_right_password_then_takes_it_after_the_w
     assert "Try again in 15 minutes." in refused.text
     assert int(refused.headers["retry-after"]) == 900
 
-    clock.now += 901
+    clock.advance(seconds=901)
     answer = _try(app, usual, PASSWORD)
     assert answer.status_code == 303, answer.text[:300]
     assert answer.headers["location"] == "/desk/"
 
 
 def test_each_lock_in_a_row_lasts_longer_and_the_right_password_clears_them(
-    monkeypatch: pytest.MonkeyPatch,
+    desk_project: Path,
 ) -> None:
-    clock = _Clock()
-    monkeypatch.setattr(login_module, "monotonic", clock)
-    lockout = AccountLockout(3, 100)
+    clock = Clock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    lockout = AccountLockout(Runtime(load_settings(desk_project), clock=clock), 3, 100)
     locks = []
     for _ in range(6):
         assert lockout.refused_for() == 0
@@ -277,14 +268,14 @@ def test_each_lock_in_a_row_lasts_longer_and_the_right_password_clears_them(
         assert started[:2] == [0, 0]
         locks.append(started[2])
         assert lockout.refused_for() == started[2]
-        clock.now += started[2] + 1
+        clock.advance(seconds=started[2] + 1)
     assert locks == [100, 200, 400, 800, 1600, 1600]  # at most LONGEST_LOCK_WINDOWS windows
 
     lockout.right()
     assert [lockout.wrong() for _ in range(3)][-1] == 100
-    clock.now += 101
+    clock.advance(seconds=101)
     assert [lockout.wrong(), lockout.wrong()] == [0, 0]
-    clock.now += 101  # those two are older than a window now: a third does not lock
+    clock.advance(seconds=101)  # those two are older than a window now: a third does not lock
     assert lockout.wrong() == 0
 
 

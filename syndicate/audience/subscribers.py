@@ -20,6 +20,7 @@ from syndicate import db, tokens
 from syndicate.audience import importers
 from syndicate.audience.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
 from syndicate.db import Engine
+from syndicate.db.status_changes import ChangedBy, NewChange
 from syndicate.models import RecipientKind, RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def _merge_chunk(
 ) -> None:
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    history: list[NewChange] = []
     existing = db.recipients.recipient_keys(conn, kind, [row.email.lower() for row in rows])
     for row in rows:
         key = row.email.lower()
@@ -169,6 +171,11 @@ def _merge_chunk(
                 status=row.status, unsubscribed_at=at, unsubscribe_reason=row.reason[:500]
             )
             report.newly_suppressed += 1
+            if "id" in current:
+                why = row.reason or f"{row.status} in {source}"
+                history.append(
+                    NewChange(current["id"], "active", row.status, ChangedBy.IMPORT, why, at)
+                )
         elif change:
             report.updated += 1
         else:
@@ -178,6 +185,7 @@ def _merge_chunk(
     if not report.dry_run:
         db.recipients.insert_recipients(conn, inserts)
         db.recipients.update_recipients(conn, updates)
+        db.status_changes.record(conn, history)
 
 
 def _new_recipient(kind: RecipientKind, row: ImportedRow, source: str, at: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`syndicate desk password`: set the password of the author's desk (syndicate/desk)."""
+"""`syndicate desk password` sets the password of the author's desk (syndicate/desk);
+`syndicate desk unlock` clears the lock strangers' wrong passwords put on it."""
 
 from __future__ import annotations
 
@@ -39,3 +40,26 @@ def password(
         f"Desk password set; open {settings.mail.base_url.rstrip('/')}{settings.desk.path}/ "
         "(served by 'syndicate serve') and log in."
     )
+
+
+@desk_app.command("unlock")
+def unlock(ctx: typer.Context) -> None:
+    """Clear the desk's login lock (wrong passwords from strangers) so anyone may try again."""
+    from syndicate.desk import queries
+    from syndicate.scheduling.timeparse import short
+
+    rt = runtime_of(ctx)
+    before = queries.unlock(rt.engine)
+    until = before.refused_until(rt.now())
+    if until is not None:
+        console.print(
+            f"The desk was locked until {short(until, rt.settings.zone)}; it is unlocked now.",
+            highlight=False,
+        )
+    elif before.wrong:
+        console.print(
+            f"The desk was not locked; {before.wrong} recent wrong password(s) forgotten.",
+            highlight=False,
+        )
+    else:
+        console.print("The desk was not locked.")

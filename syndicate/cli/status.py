@@ -3,7 +3,7 @@ back. Times are shown in the author's time zone."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,9 +15,26 @@ from syndicate.cli.tables import new_table, print_table
 from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
+if TYPE_CHECKING:
+    from syndicate.feedwatch.health import FeedHealth
+
 corrections = lazy_module("syndicate.corrections.listing")
 
 UPCOMING = (SendState.SCHEDULED.value, SendState.HELD.value, SendState.AWAITING_APPROVAL.value)
+
+
+def feed_json(feed: FeedHealth) -> dict[str, Any]:
+    last, success, error = feed.last_check, feed.last_success, feed.last_error
+    return {
+        "source": feed.source,
+        "checked_at": iso(last.checked_at) if last else None,
+        "outcome": last.outcome.value if last else None,
+        "http_status": last.http_status if last else None,
+        "last_success_at": iso(success.checked_at) if success else None,
+        "last_error": error.error if error else None,
+        "last_error_at": iso(error.checked_at) if error else None,
+        "failing_since": iso(feed.failing_since) if feed.failing_since else None,
+    }
 
 
 @app.command()
@@ -26,7 +43,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
-    from syndicate.feedwatch.watch import feed_source
+    from syndicate.feedwatch.health import health
 
     rt = runtime_of(ctx)
     settings = rt.settings
@@ -36,21 +53,18 @@ def status(
         recipients = db.recipients.count_recipients(conn)
         replies = db.replies.count_replies(conn)
         recent_replies = db.replies.recent_replies(conn)
-        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         daemon = db.locks.lock_holder(conn)
         waits = waiting(conn, rt, sends)
         # This shell's key counts too: a command run from here would sign with it.
         own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")
         key_mismatch = db.meta.key_mismatch(db.meta.key_uses(conn, own_key))
+    feed = health(engine, settings)
     upcoming = sorted(
         (s for s in sends if s.state in UPCOMING), key=lambda s: db.as_utc(s.scheduled_at)
     )
     recent = [s for s in sends if s.state not in UPCOMING]
     data: dict[str, Any] = {
-        "feed": {
-            "source": settings.feed.source,
-            "checked_at": iso(state.checked_at) if state else None,
-        },
+        "feed": feed_json(feed),
         "daemon": (
             {
                 "host": daemon.host,
@@ -88,8 +102,7 @@ def status(
         print_json(data)
         return
     zone = settings.zone
-    checked = short(db.as_utc(state.checked_at), zone) if state else ""
-    console.print(f"Feed: {settings.feed.source} (last checked {checked or 'never'})")
+    console.print(feed.line(zone), highlight=False, markup=False)
     console.print(
         f"Daemon: running on {daemon.host} (pid {daemon.pid}), last heartbeat "
         f"{short(daemon.heartbeat_at, zone)}"

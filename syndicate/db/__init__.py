@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from syndicate.db import (
+        answers,
         bounces,
         corrections,
         deliveries,
         desk,
         engine,
+        feed_checks,
         inbox_state,
         list_files,
         locks,
+        login_lock,
         meta,
         migrate,
         posts,
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
         replies,
         schema,
         sends,
+        status_changes,
         times,
     )
     from syndicate.db.engine import (
@@ -47,6 +51,7 @@ __all__ = [
     "DatabaseError",
     "Engine",
     "IntegrityError",
+    "answers",
     "as_utc",
     "bounces",
     "connect",
@@ -54,9 +59,11 @@ __all__ = [
     "deliveries",
     "desk",
     "engine",
+    "feed_checks",
     "inbox_state",
     "list_files",
     "locks",
+    "login_lock",
     "meta",
     "migrate",
     "now",
@@ -66,6 +73,7 @@ __all__ = [
     "replies",
     "schema",
     "sends",
+    "status_changes",
     "times",
 ]
 # The names above that engine.py and times.py define; the others are this package's modules.

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from syndicate.db import times
+from syndicate.db import status_changes, times
 from syndicate.db.engine import new_id
 from syndicate.db.schema import pending_confirmations, recipients, webhook_events
+from syndicate.db.status_changes import ChangedBy, NewChange, by_default
 from syndicate.models import Recipient, RecipientKind, RecipientStatus
 
 
@@ -148,8 +149,11 @@ def mark_recipient(
     status: RecipientStatus,
     reason: str,
     at: datetime | None = None,
+    by: ChangedBy | None = None,
 ) -> bool:
-    """Unsubscribe, bounce or mark as complained; True when this changed the recipient.
+    """Unsubscribe, bounce or mark as complained; True when this changed the recipient, and
+    then the change is in its history (`by` unless said: the reader's, a bounce the mail
+    system's).
 
     A recipient already suppressed keeps its first status and reason.
     """
@@ -163,7 +167,13 @@ def mark_recipient(
             updated_at=times.now(),
         )
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return False
+    change = NewChange(
+        recipient_id, RecipientStatus.ACTIVE, status, by or by_default(status), reason, at
+    )
+    status_changes.record(conn, [change])
+    return True
 
 
 def recipient_row(conn: Connection, recipient_id: int) -> RecipientRecord | None:
@@ -248,6 +258,11 @@ def confirm_subscription(conn: Connection, kind: RecipientKind, email: str, name
             updated_at=times.now(),
         )
     )
+    if row.status != RecipientStatus.ACTIVE:
+        back = NewChange(
+            row.id, row.status, RecipientStatus.ACTIVE, ChangedBy.READER, "confirmed by email"
+        )
+        status_changes.record(conn, [back])
     return "reactivated" if row.status != RecipientStatus.ACTIVE else "confirmed"
 
 

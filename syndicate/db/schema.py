@@ -311,6 +311,60 @@ correction_deliveries = Table(
     UniqueConstraint("correction_id", "recipient_id"),
 )
 
+# Every poll of the feed, whatever came of it (syndicate/feedwatch/): the desk's and `status`'s
+# feed health. A failed check carries the one-line error and when the failing began.
+feed_checks = Table(
+    "feed_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(NAME), nullable=False),  # ok, not_modified, failed
+    Column("http_status", Integer),
+    Column("error", Text, nullable=False, default="", server_default=""),
+    Column("new_posts", Integer, nullable=False, default=0, server_default="0"),
+    # For a failed check: the first failure of the run of failures it belongs to.
+    Column("failing_since", DateTime(timezone=True)),
+    Column("failures_in_row", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_feed_checks_source_checked_at", "source", "checked_at"),
+)
+
+# The author's answers to replies, sent from the desk.
+reply_answers = Table(
+    "reply_answers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("reply_id", Integer, ForeignKey("replies.id"), nullable=False, index=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("to_address", Text, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# Every change of a recipient's status, by whom and why: one person's history on the desk.
+recipient_status_changes = Table(
+    "recipient_status_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("recipient_id", Integer, ForeignKey("recipients.id"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("from_status", String(NAME), nullable=False),
+    Column("to_status", String(NAME), nullable=False),
+    Column("by", String(NAME), nullable=False),  # author, reader, bounce, import
+    Column("reason", Text, nullable=False, default="", server_default=""),
+)
+
+# The desk's account-wide login lock (one row), shared by every `syndicate serve` process.
+desk_login_lock = Table(
+    "desk_login_lock",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("wrong", Integer, nullable=False, default=0, server_default="0"),
+    Column("window_started_at", DateTime(timezone=True)),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("locks", Integer, nullable=False, default=0, server_default="0"),
+)
+
 # A provider's rate limit shared by every worker (db/rates.py): the next free sending slot and
 # the hourly window, in seconds since the epoch by the database's clock.
 send_rates = Table(

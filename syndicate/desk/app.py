@@ -25,9 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from syndicate.desk import auth, queries
-from syndicate.render.environment import template_loader
 from syndicate.runtime import Runtime
-from syndicate.settings import Settings
 from syndicate.web.guard import RateLimiter, client_address
 
 log = logging.getLogger(__name__)
@@ -47,14 +45,13 @@ MAX_FORM_FIELDS = 40
 Handler = Callable[["Desk", Request, auth.Session], Awaitable[Response]]
 
 
-def desk_templates(settings: Settings) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=template_loader(settings.path(settings.paths.templates)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def escaped_template(env: jinja2.Environment, name: str) -> jinja2.Template:
+    """A desk page from the runtime's one environment, which autoescapes by file name: every
+    desk page is `.html.j2`, and one that would not be escaped is refused, never rendered."""
+    autoescape = env.autoescape
+    if not (autoescape(name) if callable(autoescape) else autoescape):
+        raise RuntimeError(f"{name}: a desk page must be a .html.j2 template (autoescaped)")
+    return env.get_template(name)
 
 
 class Desk:
@@ -71,7 +68,7 @@ class Desk:
         # mail.base_url's path, links and cookies carry that path too.
         public_base = "" if settings.desk.origin else urlsplit(settings.mail.base_url).path
         self.public = public_base.rstrip("/") + self.path
-        self.env = desk_templates(settings)
+        self.env = runtime.templates
         self.sessions = auth.Sessions(self.key, int(settings.desk.session_hours * 3600))
         self.origin = auth.origin_of(settings.desk.origin or settings.mail.base_url)
         self.secure = self.origin.startswith("https://")
@@ -80,7 +77,10 @@ class Desk:
         self.login_limiter = RateLimiter(
             settings.desk.login_attempts, settings.desk.login_window_seconds
         )
-        self.account_lockout = AccountLockout(ACCOUNT_FAILURES, settings.desk.login_window_seconds)
+        self.account_lockout = AccountLockout(
+            runtime, ACCOUNT_FAILURES, settings.desk.login_window_seconds
+        )
+        self.devices = auth.Devices(self.key, int(settings.desk.known_device_days * 86400))
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
 
     # --- answers ----------------------------------------------------------------------------
@@ -105,7 +105,7 @@ class Desk:
             "narrow": False,
             **values,
         }
-        html = self.env.get_template(f"desk/{template}").render(context)
+        html = escaped_template(self.env, f"desk/{template}").render(context)
         headers = {
             "Content-Security-Policy": DESK_CSP,
             "Cache-Control": "no-store",
@@ -140,6 +140,17 @@ class Desk:
             auth.SESSION_COOKIE,
             value,
             max_age=self.sessions.max_age,
+            path=self.public,
+            httponly=True,
+            samesite="strict",
+            secure=self.secure,
+        )
+
+    def set_device_cookie(self, response: Response, value: str) -> None:
+        response.set_cookie(
+            auth.DEVICE_COOKIE,
+            value,
+            max_age=self.devices.max_age,
             path=self.public,
             httponly=True,
             samesite="strict",

@@ -1,5 +1,5 @@
 """The desk's one author account: an argon2 password hash, a signed session cookie, CSRF tokens
-bound to the session, and the same-origin rule for every POST.
+bound to the session, the known-device cookie, and the same-origin rule for every POST.
 
 A session is a signed cookie naming a random session id and the database's current session
 epoch; setting a password or logging out draws a new epoch, which ends every session at once.
@@ -22,6 +22,7 @@ from syndicate.errors import SyndicateError
 MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024
 SESSION_COOKIE = "syndicate_desk"
+DEVICE_COOKIE = "syndicate_desk_device"
 LOGIN_COOKIE = "syndicate_desk_login"
 LOGIN_MAX_AGE = 3600
 CSRF_FIELD = "csrf"
@@ -113,6 +114,32 @@ class Sessions:
         except BadSignature:
             return False
         return isinstance(signed, str) and hmac.compare_digest(signed.encode(), nonce.encode())
+
+
+class Devices:
+    """The "known device" cookie: issued at each successful login, it lets its browser past the
+    account-wide lock (never past the per-address limit or the password). It is signed, names
+    the device epoch (a new password draws a new one, forgetting every device) and lasts
+    `max_age` seconds; a forged, foreign, old or forgotten one is simply not known."""
+
+    def __init__(self, key: bytes, max_age_seconds: int) -> None:
+        self.max_age = max_age_seconds
+        self.serializer = URLSafeTimedSerializer(key, salt="syndicate.desk.device")
+
+    def issue(self, epoch: str) -> str:
+        return self.serializer.dumps({"device": secrets.token_urlsafe(12), "epoch": epoch})
+
+    def known(self, cookie: str | None, epoch: str | None) -> bool:
+        if not cookie or not epoch:
+            return False
+        try:
+            data = self.serializer.loads(cookie, max_age=self.max_age)
+        except BadSignature:  # SignatureExpired is one
+            return False
+        their_epoch = data.get("epoch") if isinstance(data, dict) else None
+        return isinstance(their_epoch, str) and hmac.compare_digest(
+            their_epoch.encode(), epoch.encode()
+        )
 
 
 def csrf_ok(session: Session, given: str) -> bool:

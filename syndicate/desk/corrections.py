@@ -51,9 +51,35 @@ def _correction_id(request: Request) -> int:
     return int(request.path_params["correction_id"])
 
 
+def _confirm(desk: Desk, session: Session, action: str, correction_id: int) -> Response:
+    """The question asked before Send or Drop acts."""
+    try:
+        found, _ = listing.show(desk.engine, correction_id)
+    except SyndicateError as exc:
+        return desk.page("notice.html.j2", session, 404, title="Not found", message=str(exc))
+    if action == "send":
+        what = (
+            f"Send correction {correction_id} of “{found.title}” to every editor who had the "
+            "column? It cannot be taken back."
+        )
+    else:
+        what = f"Drop correction {correction_id} of “{found.title}”? Editors are not told."
+    return desk.page(
+        "confirm.html.j2",
+        session,
+        title="Please confirm",
+        action=f"/corrections/{correction_id}/{action}",
+        what=what,
+        fields={},
+        back="/",
+    )
+
+
 async def send(desk: Desk, request: Request, session: Session) -> Response:
-    """What `syndicate corrections send ID` does."""
+    """What `syndicate corrections send ID` does, once the author confirms."""
     correction_id = _correction_id(request)
+    if (await desk.form(request)).get("confirm") != "yes":
+        return await run_in_threadpool(_confirm, desk, session, "send", correction_id)
     try:
         outcome = await run_in_threadpool(
             lambda: control.send(desk.runtime, correction_id, by="desk")
@@ -69,8 +95,10 @@ async def send(desk: Desk, request: Request, session: Session) -> Response:
 
 
 async def drop(desk: Desk, request: Request, session: Session) -> Response:
-    """What `syndicate corrections drop ID` does."""
+    """What `syndicate corrections drop ID` does, once the author confirms."""
     correction_id = _correction_id(request)
+    if (await desk.form(request)).get("confirm") != "yes":
+        return await run_in_threadpool(_confirm, desk, session, "drop", correction_id)
     try:
         c = await run_in_threadpool(control.drop, desk.runtime, correction_id)
     except SyndicateError as exc:

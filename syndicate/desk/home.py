@@ -1,5 +1,5 @@
 """The desk's home: what goes out next, what is going out now (refreshed by htmx), what went
-out and how it fared, unread replies, and whether the feed is being watched."""
+out and how it fared, unread replies, and the feed's health (its last check, success and error)."""
 
 from __future__ import annotations
 
@@ -15,19 +15,24 @@ from syndicate import db
 from syndicate.desk import charts, corrections, queries
 from syndicate.desk.app import Desk, Handler
 from syndicate.desk.auth import Session
+from syndicate.feedwatch.health import health as feed_health
 from syndicate.scheduling.timeparse import short
 
 
 async def home(desk: Desk, request: Request, session: Session) -> Response:
     data = await run_in_threadpool(queries.home, desk.engine, desk.settings)
+    health = await run_in_threadpool(feed_health, desk.engine, desk.settings)
     pending = await run_in_threadpool(corrections.panel, desk.engine, desk.settings)
     zone = desk.settings.zone
-    checked = data.feed_checked_at
+    checked = health.last_check.checked_at if health.last_check else None
     stale_after = timedelta(minutes=2 * desk.settings.daemon.poll_minutes)
     feed = {
         "source": desk.settings.feed.source,
         "checked": short(checked, zone) if checked else "",
-        "stale": checked is None or db.now() - checked > stale_after,
+        "stale": checked is None or desk.runtime.now() - checked > stale_after,
+        "failing": health.failing,
+        # The line `syndicate status` prints: one function makes both.
+        "line": health.line(zone),
         "daemon": data.daemon,
         "heartbeat": short(data.daemon.heartbeat_at, zone) if data.daemon else "",
     }

@@ -2,7 +2,8 @@
 
 The login form carries its own CSRF token (bound to a nonce cookie), so no other site can log
 the author's browser into a session of its choosing; attempts are limited per client address,
-and wrong passwords from every address together are limited for the one account.
+and wrong passwords from every address together lock the one account for a while, except for a
+browser the author logged in from before (a known device), so strangers cannot lock them out.
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-import threading
-from collections import deque
-from time import monotonic
+from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from syndicate import db
 from syndicate.desk import auth, queries
 from syndicate.desk.app import Desk
+from syndicate.runtime import Runtime
 from syndicate.web.guard import limiter_key
 
 log = logging.getLogger(__name__)
@@ -38,47 +39,39 @@ class AccountLockout:
 
     After `failures` wrong passwords within `window` seconds the account refuses every attempt,
     from every address, for `window` seconds; each lock that follows another without a right
-    password in between lasts twice as long (at most LONGEST_LOCK_WINDOWS windows). The right
-    password clears it all. Kept in memory, per process, like the per-address limiter: the
-    database has no place for it yet, one `syndicate serve` is the whole web app, and a restart
-    only forgets (the attacker's count as well as the lock).
+    password in between lasts twice as long (at most LONGEST_LOCK_WINDOWS windows). A right
+    password while unlocked clears the count; `syndicate desk unlock` clears a lock. Kept in the
+    database (db/login_lock.py), on the runtime's clock, so every `syndicate serve` process
+    shares it and a restart forgets nothing. A browser the author logged in from before (a
+    known device) is not held by it: see `Devices`.
     """
 
-    def __init__(self, failures: int, window: float) -> None:
-        self.failures, self.window = failures, window
-        self._wrong: deque[float] = deque(maxlen=failures)
-        self._locked_until = 0.0
-        self._locks = 0  # locks in a row, without a right password since
-        self._lock = threading.Lock()
+    def __init__(self, runtime: Runtime, failures: int, window: float) -> None:
+        self.runtime, self.failures, self.window = runtime, failures, timedelta(seconds=window)
 
     def refused_for(self) -> int:
         """Seconds the account still refuses every attempt (0: it takes one)."""
-        with self._lock:
-            left = self._locked_until - monotonic()
-            return math.ceil(left) if left > 0 else 0
+        now = self.runtime.now()
+        with self.runtime.engine.connect() as conn:
+            until = db.login_lock.state(conn).refused_until(now)
+        return _seconds(until - now) if until else 0
 
     def wrong(self) -> int:
         """Count a wrong password; the seconds of the lock it started (0: none)."""
-        now = monotonic()
-        with self._lock:
-            while self._wrong and self._wrong[0] <= now - self.window:
-                self._wrong.popleft()
-            self._wrong.append(now)
-            if len(self._wrong) < self.failures:
-                return 0
-            if self._locks and now > self._locked_until + self.window * LONGEST_LOCK_WINDOWS:
-                self._locks = 0  # long quiet since the last lock: start small again
-            self._locks += 1
-            seconds = self.window * min(2 ** (self._locks - 1), LONGEST_LOCK_WINDOWS)
-            self._locked_until = now + seconds
-            self._wrong.clear()
-            return math.ceil(seconds)
+        now = self.runtime.now()
+        with self.runtime.engine.begin() as conn:
+            until = db.login_lock.count_wrong(
+                conn, now, self.failures, self.window, LONGEST_LOCK_WINDOWS
+            )
+        return _seconds(until - now) if until else 0
 
     def right(self) -> None:
-        with self._lock:
-            self._wrong.clear()
-            self._locks = 0
-            self._locked_until = 0.0
+        with self.runtime.engine.begin() as conn:
+            db.login_lock.clear(conn)
+
+
+def _seconds(left: timedelta) -> int:
+    return max(0, math.ceil(left.total_seconds()))
 
 
 def _too_many(seconds: int) -> str:
@@ -144,13 +137,16 @@ def routes(desk: Desk) -> list[BaseRoute]:
             return login_page(request, 403, "This form had expired. Please try again.", wanted)
         client = desk.client_ip(request)
         allowed, retry = desk.login_limiter.allow(limiter_key(client))
-        locked = desk.account_lockout.refused_for()
-        if not allowed or locked:
-            if locked:
+        devices = await run_in_threadpool(queries.device_epoch, desk.engine)
+        known = desk.devices.known(request.cookies.get(auth.DEVICE_COOKIE), devices)
+        locked = await run_in_threadpool(desk.account_lockout.refused_for)
+        holds = 0 if known else locked  # a known device is not held by the account's lock
+        if not allowed or holds:
+            if holds:
                 log.warning("desk: login from %s refused: the account is locked", client)
             else:
                 log.warning("desk: login attempts from %s over the limit", client)
-            retry = max(retry, locked)
+            retry = max(retry, holds)
             response = login_page(request, 429, _too_many(retry), wanted)
             response.headers["Retry-After"] = str(retry)
             return response
@@ -162,19 +158,25 @@ def routes(desk: Desk) -> list[BaseRoute]:
             )
         if not ok:
             log.warning("desk: wrong password from %s", client)
-            lock = desk.account_lockout.wrong()
+            lock = await run_in_threadpool(desk.account_lockout.wrong)
             if lock:
                 log.warning("desk: too many wrong passwords; the account is locked for %ss", lock)
             return login_page(request, 401, "That password is not right.", wanted)
-        desk.account_lockout.right()
+        if not locked:  # the author, on a known device, past a stranger's lock: it stays
+            await run_in_threadpool(desk.account_lockout.right)
         epoch = await run_in_threadpool(queries.session_epoch, desk.engine)
         if epoch is None:
             await run_in_threadpool(queries.end_sessions, desk.engine)
             epoch = await run_in_threadpool(queries.session_epoch, desk.engine)
-        log.info("desk: the author logged in from %s", client)
+        log.info(
+            "desk: the author logged in from %s%s",
+            client,
+            " (a known device, past the account lock)" if locked else "",
+        )
         response = desk.redirect()
         response.headers["location"] = _safe_next(desk, wanted)
         desk.set_session_cookie(response, desk.sessions.issue(epoch or ""))
+        desk.set_device_cookie(response, desk.devices.issue(devices))
         response.delete_cookie(auth.LOGIN_COOKIE, path=desk.public)
         return response
 

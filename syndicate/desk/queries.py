@@ -1,25 +1,27 @@
 """Everything the desk reads from or writes to the database, through syndicate.db (its own
 queries in db/desk.py).
 
-The author's password hash, the session epoch, answers and status changes made on the desk live
-in the key/value `meta` table.
+The author's password hash and the session epoch live in the key/value `meta` table; answers
+and status changes in tables of their own (db/answers.py, db/status_changes.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.answers import Answer
 from syndicate.db.deliveries import DeliveryHistory
 from syndicate.db.locks import LockHolder
+from syndicate.db.login_lock import LoginLock
 from syndicate.db.recipients import RecipientRecord
 from syndicate.db.replies import RecentReply, ReplyByRecipient, ReplyListing
 from syndicate.db.sends import Send, SendListing
+from syndicate.db.status_changes import ChangedBy, NewChange, StatusChange
 from syndicate.desk import auth
 from syndicate.errors import SyndicateError
 from syndicate.models import (
@@ -38,6 +40,7 @@ from syndicate.settings import Settings
 
 PASSWORD_KEY = "desk_password_hash"
 EPOCH_KEY = "desk_session_epoch"
+DEVICE_EPOCH_KEY = "desk_device_epoch"
 
 
 def password_hash(engine: Engine) -> str | None:
@@ -51,11 +54,28 @@ def session_epoch(engine: Engine) -> str | None:
 
 
 def set_password(engine: Engine, password: str) -> None:
-    """A new password ends every open desk session."""
+    """A new password ends every open desk session and forgets every known device."""
     hashed = auth.hash_password(password)
     with engine.begin() as conn:
         db.meta.set_meta(conn, PASSWORD_KEY, hashed)
         db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+        db.meta.set_meta(conn, DEVICE_EPOCH_KEY, auth.new_epoch())
+
+
+def device_epoch(engine: Engine) -> str:
+    """The epoch known-device cookies must name (drawn on first use)."""
+    with engine.begin() as conn:
+        epoch = db.meta.get_meta(conn, DEVICE_EPOCH_KEY)
+        if epoch is None:
+            epoch = auth.new_epoch()
+            db.meta.set_meta(conn, DEVICE_EPOCH_KEY, epoch)
+        return epoch
+
+
+def unlock(engine: Engine) -> LoginLock:
+    """`syndicate desk unlock`: forget wrong passwords and locks; returns what there was."""
+    with engine.begin() as conn:
+        return db.login_lock.clear(conn)
 
 
 def end_sessions(engine: Engine) -> None:
@@ -101,7 +121,6 @@ class Home:
     recent: list[SendRow]
     unread: list[RecentReply]
     unread_counts: dict[str, int]
-    feed_checked_at: datetime | None
     daemon: LockHolder | None
     recipients: dict[str, dict[str, int]]
 
@@ -117,8 +136,6 @@ def _outcomes(conn: Connection, rows: list[SendRow]) -> None:
 
 
 def home(engine: Engine, settings: Settings) -> Home:
-    from syndicate.feedwatch.watch import feed_source
-
     at = db.now()
     with engine.connect() as conn:
         sends = db.sends.list_sends(conn, 100)
@@ -142,14 +159,12 @@ def home(engine: Engine, settings: Settings) -> Home:
         in_progress = [r for r in rows if r["state"] == SendState.SENDING.value]
         recent = [r for r in rows if r["state"] in control.FINISHED][:10]
         _outcomes(conn, in_progress + recent)
-        state = db.inbox_state.get_feed_state(conn, feed_source(settings))
         return Home(
             upcoming=upcoming,
             in_progress=in_progress,
             recent=recent,
             unread=db.replies.recent_replies(conn, 10),
             unread_counts=db.replies.count_replies(conn),
-            feed_checked_at=state.checked_at if state else None,
             daemon=db.locks.lock_holder(conn),
             recipients=db.recipients.count_recipients(conn),
         )
@@ -213,8 +228,6 @@ def delivery_counts(engine: Engine, send_id: int) -> dict[DeliveryState, int]:
 
 # --- replies ----------------------------------------------------------------------------------
 
-ANSWERS_KEY = "desk_answers:{reply_id}"
-
 
 def replies(
     engine: Engine, post_id: int | None, kind: str | None, unread_only: bool, limit: int = 200
@@ -250,12 +263,12 @@ def reply(engine: Engine, reply_id: int) -> dict[str, Any] | None:
         recipient = (
             db.recipients.recipient_row(conn, row.recipient_id) if row.recipient_id else None
         )
-        answers = db.meta.get_meta(conn, ANSWERS_KEY.format(reply_id=reply_id))
+        answers = db.answers.answers_to(conn, reply_id)
     return {
         **dataclasses.asdict(row),
         "post": post,
         "recipient": recipient,
-        "answers": json.loads(answers) if answers else [],
+        "answers": answers,
     }
 
 
@@ -267,18 +280,18 @@ def set_read(engine: Engine, reply_id: int, read: bool) -> None:
             db.replies.update_reply(conn, reply_id, read_at=None)
 
 
-def record_answer(engine: Engine, reply_id: int, answer: dict[str, str]) -> None:
+def record_answer(
+    engine: Engine, reply_id: int, sent_at: datetime, to: str, message_id: str, body: str
+) -> Answer:
     """The author's answer, kept with the reply (and the reply marked read)."""
-    key = ANSWERS_KEY.format(reply_id=reply_id)
     with engine.begin() as conn:
-        kept = db.meta.get_meta(conn, key)
-        db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), answer]))
+        answer = db.answers.record_answer(conn, reply_id, sent_at, to, message_id, body)
         db.replies.mark_replies_read(conn, [reply_id])
+    return answer
 
 
 # --- subscribers ------------------------------------------------------------------------------
 
-STATUS_LOG_KEY = "desk_status_log:{recipient_id}"
 SEARCH_LIMIT = 200
 
 
@@ -303,7 +316,7 @@ class Person:
     row: RecipientRecord
     deliveries: list[DeliveryHistory]
     replies: list[ReplyByRecipient]
-    changes: list[dict[str, str]]
+    changes: list[StatusChange]
 
 
 def person(engine: Engine, recipient_id: int) -> Person | None:
@@ -311,12 +324,11 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
         row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             return None
-        changes = db.meta.get_meta(conn, STATUS_LOG_KEY.format(recipient_id=recipient_id))
         return Person(
             row,
             db.deliveries.history_of(conn, recipient_id),
             db.replies.replies_from(conn, recipient_id),
-            json.loads(changes) if changes else [],
+            db.status_changes.changes_of(conn, recipient_id),
         )
 
 
@@ -333,22 +345,16 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> boo
                 f"{row.email} reported a newsletter as spam; they can subscribe again "
                 "themselves, but the desk does not re-add them"
             )
-        if active:
-            changed = db.desk.reactivate(conn, recipient_id)
-        else:
-            changed = db.recipients.mark_recipient(
-                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason
+        if not active:
+            return db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, by=ChangedBy.AUTHOR
             )
+        changed = db.desk.reactivate(conn, recipient_id)
         if changed:
-            key = STATUS_LOG_KEY.format(recipient_id=recipient_id)
-            kept = db.meta.get_meta(conn, key)
-            change = {
-                "at": db.now().isoformat(),
-                "from": row.status.value,
-                "to": "active" if active else "unsubscribed",
-                "reason": reason,
-            }
-            db.meta.set_meta(conn, key, json.dumps([*(json.loads(kept) if kept else []), change]))
+            change = NewChange(
+                recipient_id, row.status, RecipientStatus.ACTIVE, ChangedBy.AUTHOR, reason
+            )
+            db.status_changes.record(conn, [change])
         return changed
 
 

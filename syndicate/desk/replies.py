@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from syndicate import db
 from syndicate.audience import importers
+from syndicate.db.answers import Answer
 from syndicate.delivery.message import OutboundMessage
 from syndicate.desk import queries
 from syndicate.desk.app import Desk, Handler
@@ -168,7 +169,7 @@ def answer_message(
     )
 
 
-def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
+def _deliver(desk: Desk, row: dict[str, Any], text: str) -> Answer:
     from syndicate.delivery import notices
 
     to, name = answer_to(row)
@@ -182,13 +183,9 @@ def _deliver(desk: Desk, row: dict[str, Any], text: str) -> dict[str, str]:
         raise SyndicateError(f"the answer to {checked} could not be written: {exc}") from exc
     if result.state is not DeliveryState.SENT:
         raise SyndicateError(f"the answer to {checked} was not sent: {result.detail}")
-    answer = {
-        "at": db.now().isoformat(),
-        "to": checked,
-        "message_id": message.message_id,
-        "text": text,
-    }
-    queries.record_answer(desk.engine, row["id"], answer)
+    answer = queries.record_answer(
+        desk.engine, row["id"], desk.runtime.now(), checked, message.message_id, text
+    )
     log.info("desk: answer to reply %s sent to %s", row["id"], checked)
     return answer
 

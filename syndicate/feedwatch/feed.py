@@ -25,12 +25,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FetchResult:
-    """Raw feed bytes, or `content=None` when the server said nothing changed (304)."""
+    """Raw feed bytes, or `content=None` when the server said nothing changed (304); `status`
+    is the HTTP answer (None for a file)."""
 
     source: str
     content: bytes | None
     etag: str | None = None
     last_modified: str | None = None
+    status: int | None = None
+
+
+class FeedHTTPError(FeedError):
+    """The feed's server answered with an HTTP error."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def is_url(source: str) -> bool:
@@ -67,15 +77,19 @@ def fetch(
         ):
             if response.status_code == 304:
                 log.info("feed %s not modified since last check", source)
-                return FetchResult(source, None, etag, last_modified)
+                return FetchResult(source, None, etag, last_modified, status=304)
             if response.status_code >= 400:
-                raise FeedError(f"{source}: the server answered HTTP {response.status_code}")
+                raise FeedHTTPError(
+                    f"{source}: the server answered HTTP {response.status_code}",
+                    response.status_code,
+                )
             content = _read_capped(response, source, max_bytes)
             return FetchResult(
                 source,
                 content,
                 response.headers.get("ETag"),
                 response.headers.get("Last-Modified"),
+                status=response.status_code,
             )
     except httpx.TimeoutException:
         raise FeedError(

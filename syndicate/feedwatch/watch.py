@@ -13,7 +13,10 @@ from datetime import datetime
 
 from syndicate import db
 from syndicate.db import Connection, Engine
+from syndicate.db.feed_checks import CheckOutcome
+from syndicate.errors import FeedError
 from syndicate.feedwatch import feed
+from syndicate.feedwatch.feed import FeedHTTPError
 from syndicate.models import Channel, Post, SendState
 from syndicate.scheduling.policies import Policy, parse_policy
 from syndicate.scheduling.timeparse import TimeError, parse_time
@@ -33,6 +36,7 @@ class PollReport:
     queued_for_digest: int = 0
     awaiting_approval: int = 0
     problems: list[str] = field(default_factory=list)
+    http_status: int | None = None
 
 
 def enabled_channels(settings: Settings) -> list[Channel]:
@@ -138,9 +142,46 @@ def _before_refresh(conn: Connection, settings: Settings, post: Post, at: dateti
 
 
 def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> PollReport:
-    """Fetch and parse first; only a usable feed is written, in one transaction."""
+    """Fetch and parse first; only a usable feed is written, in one transaction. Every poll,
+    whatever comes of it, is recorded as a feed check at `at` (the runtime's clock; else now)."""
     source = feed_source(settings)
+    checked_at = at or db.now()
     report = PollReport(source=source)
+    try:
+        _poll(engine, settings, report, at)
+    except Exception as exc:  # recorded, then raised as it was
+        status = exc.status if isinstance(exc, FeedHTTPError) else report.http_status
+        _record(engine, source, checked_at, CheckOutcome.FAILED, status, exc)
+        raise
+    outcome = CheckOutcome.NOT_MODIFIED if report.not_modified else CheckOutcome.OK
+    _record(engine, source, checked_at, outcome, report.http_status, None, len(report.new_posts))
+    return report
+
+
+def _record(
+    engine: Engine,
+    source: str,
+    at: datetime,
+    outcome: CheckOutcome,
+    http_status: int | None,
+    error: BaseException | None,
+    new_posts: int = 0,
+) -> None:
+    """One feed check; a database that cannot take it is logged, never the poll's failure."""
+    text = ""
+    if error is not None:
+        text = str(error) if isinstance(error, FeedError) else f"{type(error).__name__}: {error}"
+    try:
+        with engine.begin() as conn:
+            db.feed_checks.record_check(
+                conn, source, at, outcome, http_status=http_status, error=text, new_posts=new_posts
+            )
+    except db.DatabaseError as exc:
+        log.error("could not record the feed check: %s", exc)
+
+
+def _poll(engine: Engine, settings: Settings, report: PollReport, at: datetime | None) -> None:
+    source = report.source
     with engine.connect() as conn:
         state = db.inbox_state.get_feed_state(conn, source)
     fetched = feed.fetch(
@@ -151,9 +192,10 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
         max_bytes=settings.feed.max_bytes,
         user_agent=settings.feed.user_agent,
     )
+    report.http_status = fetched.status
     if fetched.content is None:
         report.not_modified = True
-        return report
+        return
     parsed = feed.parse(fetched.content, source)
     report.problems = parsed.problems
     report.first_run = state is None or state.initialized_at is None
@@ -205,4 +247,3 @@ def poll(engine: Engine, settings: Settings, at: datetime | None = None) -> Poll
                 f"{c.value}: {channel_policy(settings, c).text}" for c in enabled_channels(settings)
             ),
         )
-    return report

@@ -56,6 +56,8 @@ class Desk(Section):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     login_attempts: int = Field(default=5, ge=1)
     login_window_seconds: float = Field(default=900.0, gt=0)
+    # Days a browser the author logged in from stays "known" (past the account-wide lock).
+    known_device_days: float = Field(default=90.0, gt=0, le=3650)
     max_upload_bytes: int = Field(default=5_000_000, ge=65_536)
 
     @field_validator("path")
