@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from syndicate.db import Engine
     from syndicate.delivery.transports.base import Transport
-    from syndicate.scheduling.daemon import DaemonLock
+    from syndicate.scheduling.election import DaemonLock
     from syndicate.settings import Settings
 
 
@@ -132,11 +132,12 @@ class Runtime:
         return self.clock.now()
 
     def daemon_lock(self) -> DaemonLock:
-        """The one-daemon-per-database lock with the configured heartbeat, on this clock."""
-        from syndicate.scheduling.daemon import DaemonLock
+        """The one-daemon-per-database lock with the configured heartbeat: elected through
+        PostgreSQL's advisory lock, or (SQLite) a row judged by this runtime's clock."""
+        from syndicate.scheduling import election
 
         daemon = self.settings.daemon
-        return DaemonLock(
+        return election.lock_for(
             self.engine, daemon.heartbeat_seconds, daemon.stale_after_missed, self.clock.now
         )
 

@@ -15,7 +15,7 @@ from syndicate import db, tokens
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from tests.scheduling_support import Blog, configure, utc
 from tests.scheduling_support import sends as all_sends
 
@@ -41,9 +41,9 @@ def awaiting(project: Path, smtp_server):
     (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
     engine = db.connect(cfg.database_url)
-    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 23, 12))
+    jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 23, 12))
     blog.publish("Please approve me")
-    report = daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 15))
+    report = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 15))
     assert report.previews == 1 and report.summaries == []
     [received] = handler.messages
     assert received.rcpt_tos == ["jane@example.com"]
@@ -97,7 +97,7 @@ def test_approval_by_reply_from_the_author_releases_the_send(awaiting) -> None:
     with engine.connect() as conn:
         send = db.sends.get_send(conn, send_id)
     assert send.state == SendState.SCHEDULED.value and send.approved_by == "reply"
-    report = daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16))
+    report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16))
     assert [s.sent for s in report.summaries] == [4]
     assert len(handler.messages) == 1 + 1 + 4  # preview, confirmation, the edition
     again = handle_approval_reply(
@@ -113,7 +113,7 @@ def test_approval_by_reply_from_anyone_else_is_refused(awaiting) -> None:
     )
     assert not result.accepted and "jane@example.com" in result.reason
     assert state(engine, send_id) == SendState.AWAITING_APPROVAL.value
-    assert daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16)).summaries == []
+    assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 24, 16)).summaries == []
 
 
 def test_forged_or_wrong_tokens_and_other_words_do_not_approve(awaiting) -> None:

@@ -17,7 +17,7 @@ import uvicorn
 
 from syndicate import db
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
 from tests.web_support import confirmation_link, load_settings, require_module, require_tool
@@ -110,7 +110,7 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, se
             assert reader_status(project) == "active"
 
             # The next edition reaches the new reader with a personal one-click link.
-            daemon.run_once(Runtime(load_settings(project)))
+            jobs.run_once(Runtime(load_settings(project)))
             page.goto(edition_unsubscribe_url(project))
             assert reader_status(project) == "active", "a GET must never unsubscribe"
             buttons = page.get_by_role("button")

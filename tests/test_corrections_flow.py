@@ -21,8 +21,7 @@ from syndicate.corrections import control, listing, rows
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon as scheduler
-from syndicate.scheduling import send_control
+from syndicate.scheduling import jobs, send_control
 from tests.scheduling_support import configure, utc
 from tests.support.cli import run_cli
 
@@ -125,9 +124,9 @@ def delivered(project: Path, smtp_server, feed: Feed):
     (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
     cfg = configure(project)
     engine = db.connect(cfg.database_url)
-    scheduler.run_once(Runtime(cfg, engine=engine), at=T0)
+    jobs.run_once(Runtime(cfg, engine=engine), at=T0)
     feed.posts[2] = ("Walls and words", BODY)
-    report = scheduler.run_once(Runtime(cfg, engine=engine), at=T1)
+    report = jobs.run_once(Runtime(cfg, engine=engine), at=T1)
     assert [s.sent for s in report.summaries] == [2]
     originals = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Column: ")}
     assert set(originals) == {SAM, FIONA}
@@ -145,7 +144,7 @@ def messages(handler, subject: str = "", to: str = "") -> list[EmailMessage]:
 
 
 def poll(cfg, engine, at) -> list[rows.Correction]:
-    scheduler.poll_feed(Runtime(cfg, engine=engine), at)
+    jobs.poll_feed(Runtime(cfg, engine=engine), at)
     return listing.listed(engine)
 
 
@@ -174,7 +173,7 @@ def test_auto_sends_at_the_next_tick_without_asking(delivered, project) -> None:
     feed.posts[2] = ("Walls and words", BODY.replace("in March", "in May"))
     [correction] = poll(cfg, engine, BEFORE_RELEASE)
     assert correction.state is rows.CorrectionState.APPROVED
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     assert messages(handler, "Send a correction") == []
     assert len(messages(handler, "UPDATED: Column: Walls and words")) == 2
 
@@ -199,7 +198,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
         csv.write("late@paper.example,Late Editor,The Late Paper,UTC,,txt,curly,no\n")
     feed.posts[2] = ("Walls and words", BODY.replace("Smith's", "Smyth's"))
     [_correction] = poll(cfg, engine, BEFORE_RELEASE)
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     [question] = messages(handler, "Send a correction", to="jane@example.com")
     assert str(question["Subject"]) == "Send a correction of “Walls and words” to 2 editors?"
     [attached] = [p.get_content() for p in question.iter_attachments()]
@@ -219,7 +218,7 @@ def test_send_by_reply_reaches_exactly_the_editors_who_had_it_threaded(delivered
         [recorded] = db.replies.list_replies(conn)
     assert recorded.kind == "approval" and recorded.recipient_id is None
     assert "approved by reply" in recorded.detail
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
 
     advisories = messages(handler, "UPDATED: Column: Walls and words")
     assert sorted(m["To"].addresses[0].addr_spec for m in advisories) == [FIONA, SAM]
@@ -272,7 +271,7 @@ def test_drop_leaves_editors_alone(delivered, project) -> None:
     [correction] = poll(cfg, engine, AFTER_RELEASE)
     dropped = run_cli(project, "corrections", "drop", str(correction.id))
     assert dropped.returncode == 0, dropped.stderr
-    scheduler.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE)
     assert messages(handler, "Column: ") == []
     assert listing.listed(engine)[0].state is rows.CorrectionState.DROPPED
 
@@ -301,7 +300,7 @@ def test_a_post_gone_from_the_feed_is_a_proposed_kill_never_sent_alone(delivered
     [proposed] = poll(cfg, engine, BEFORE_RELEASE)
     assert proposed.action is rows.CorrectionAction.KILL
     assert proposed.state is rows.CorrectionState.PENDING
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     [_question] = messages(handler, "Send a KILL", to="jane@example.com")
     assert messages(handler, "KILL: ") == []
     assert len(poll(cfg, engine, BEFORE_RELEASE + timedelta(hours=1))) == 1
@@ -313,7 +312,7 @@ def test_readers_get_a_short_note_only_with_notice(delivered, project) -> None:
         post = db.posts.find_post(conn, "post-2")
         newsletter = db.sends.find_send(conn, post.id, Channel.NEWSLETTER)
     send_control.approve(engine, newsletter.id, by="test")
-    scheduler.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE)
     editions = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Walls and words")}
     assert len(editions) == 4
     handler.messages.clear()
@@ -377,12 +376,12 @@ def test_drop_by_reply(delivered) -> None:
     cfg, engine, handler, feed, _ = delivered
     feed.posts[2] = ("Walls and bread", BODY)
     poll(cfg, engine, BEFORE_RELEASE)
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     [question] = messages(handler, "Send a correction", to="jane@example.com")
     assert handle_approval_reply(
         Runtime(cfg, engine=engine), author_reply(question, "drop")
     ).accepted
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
     assert messages(handler, "UPDATED") == []
     assert listing.listed(engine)[0].state is rows.CorrectionState.DROPPED
 
@@ -410,7 +409,7 @@ def test_auto_never_sends_a_kill_alone(delivered, project) -> None:
     cfg = configure(project, column__corrections="auto")
     del feed.posts[2]
     [proposed] = poll(cfg, engine, BEFORE_RELEASE)
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE)
     assert proposed.state is rows.CorrectionState.PENDING
     assert messages(handler, "KILL: ") == []
     assert len(messages(handler, "Send a KILL", to="jane@example.com")) == 1
@@ -450,9 +449,9 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
         db.corrections.set_state(
             conn, correction.id, rows.CorrectionState.SENDING, updated_at=BEFORE_RELEASE
         )
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=30))
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=30))
     assert messages(handler, "UPDATED: ") == []  # it may still be sending
-    scheduler.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(hours=2))
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(hours=2))
     assert len(messages(handler, "UPDATED: ")) == 2
 
 
@@ -465,11 +464,11 @@ def test_a_deferred_advisory_is_tried_again_at_the_next_tick(delivered) -> None:
     assert (outcome.sent, outcome.failed) == (1, 1)
     assert [m["To"].addresses[0].addr_spec for m in messages(handler, "CORRECTION: ")] == [FIONA]
     del handler.refuse[SAM]
-    scheduler.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE + timedelta(minutes=1))
+    jobs.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE + timedelta(minutes=1))
     [retried] = messages(handler, "CORRECTION: ", to=SAM)
     assert "WALLS-WORDS/CORRECTION v2" in retried.get_body(("plain",)).get_content()
     assert retried["In-Reply-To"] == originals[SAM]["Message-ID"]
-    scheduler.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE + timedelta(minutes=2))
+    jobs.tick(Runtime(cfg, engine=engine), at=AFTER_RELEASE + timedelta(minutes=2))
     assert len(messages(handler, "CORRECTION: ")) == 2  # nobody twice
     shown = run_cli(cfg.path("."), "corrections", "show", str(correction.id))
     assert f"{SAM}: sent" in shown.stdout and f"{FIONA}: sent" in shown.stdout

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from syndicate import db, settings, tokens
 from syndicate.models import DeliveryState, RecipientKind, RecipientStatus, SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from tests.conftest import set_setting
 
 
@@ -29,7 +29,7 @@ def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_ser
     controller, handler = smtp_server
     cfg = use_smtp(project, controller.port)
     engine = db.connect(cfg.database_url)
-    report = daemon.run_once(Runtime(cfg, engine=engine))
+    report = jobs.run_once(Runtime(cfg, engine=engine))
     key = db.meta.hmac_key(engine, cfg.hmac_key_from_env())
     assert [s.sent for s in report.summaries] == [4, 2]
     assert len(handler.messages) == 6
@@ -47,7 +47,7 @@ def test_smtp_delivers_every_message_over_one_connection(project: Path, smtp_ser
             address = db.deliveries.delivery_address(conn, claim.send_id, claim.recipient_id)
         assert address == received.rcpt_tos[0]
         assert msg.get_body(("html",)) is not None
-    again = daemon.run_once(Runtime(cfg, engine=engine))
+    again = jobs.run_once(Runtime(cfg, engine=engine))
     assert again.summaries == [] and len(handler.messages) == 6
 
 
@@ -59,7 +59,7 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
     handler.refuse["zoe.perez@example.org"] = "451 4.7.1 Try again later"
     cfg = use_smtp(project, controller.port)
     engine = db.connect(cfg.database_url)
-    newsletter = daemon.run_once(Runtime(cfg, engine=engine)).summaries[0]
+    newsletter = jobs.run_once(Runtime(cfg, engine=engine)).summaries[0]
     assert (newsletter.sent, newsletter.failed, newsletter.deferred) == (2, 1, 1)
     with engine.connect() as conn:
         states = {r.email: (r.state, r.detail) for r in db.deliveries.iter_deliveries(conn, 1)}
@@ -81,14 +81,14 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
         retry_at = db.deliveries.next_retry_at(conn, 1)
     assert retry_at is not None and retry_at > db.now()
     # Before its back-off time a run leaves the deferred message alone.
-    assert [s.sent for s in daemon.run_once(Runtime(cfg, engine=engine)).summaries] == [0]
+    assert [s.sent for s in jobs.run_once(Runtime(cfg, engine=engine)).summaries] == [0]
     # The temporary refusal clears and the back-off time passes; the next run delivers the
     # deferred message and nobody else.
     del handler.refuse["zoe.perez@example.org"]
     with engine.begin() as conn:
         conn.execute(update(db.schema.deliveries).values(next_attempt_at=db.now()))
     before = len(handler.messages)
-    retry = daemon.run_once(Runtime(cfg, engine=engine)).summaries
+    retry = jobs.run_once(Runtime(cfg, engine=engine)).summaries
     assert [(s.send_id, s.sent) for s in retry] == [(1, 1)]
     assert [m.rcpt_tos for m in handler.messages[before:]] == [["zoe.perez@example.org"]]
     with engine.connect() as conn:
@@ -98,7 +98,7 @@ def test_permanent_refusal_fails_that_delivery_and_marks_the_address_bounced(
 def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
     cfg = use_smtp(project, 9)  # nothing listens on the discard port
     engine = db.connect(cfg.database_url)
-    report = daemon.run_once(Runtime(cfg, engine=engine))
+    report = jobs.run_once(Runtime(cfg, engine=engine))
     assert all(s.sent == 0 for s in report.summaries)
     assert all("cannot connect to SMTP server 127.0.0.1:9" in s.error for s in report.summaries)
     with engine.connect() as conn:
@@ -110,7 +110,7 @@ def test_unreachable_smtp_server_defers_and_loses_nobody(project: Path) -> None:
 def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
     engine = db.connect(cfg.database_url)
-    daemon.sync_lists(Runtime(cfg, engine=engine))
+    jobs.sync_lists(Runtime(cfg, engine=engine))
     from syndicate.feedwatch import watch
 
     watch.poll(engine, cfg)
@@ -137,7 +137,7 @@ def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) ->
             .where(db.schema.deliveries.c.id.in_(ids[1:3]))
             .values(state=DeliveryState.SENDING.value)
         )
-    summaries = daemon.run_due_sends(Runtime(cfg, engine=engine))
+    summaries = jobs.run_due_sends(Runtime(cfg, engine=engine))
     newsletter = next(s for s in summaries if s.send_id == 1)
     assert newsletter.sent == 3  # the two in flight plus the one never started
     outbox = sorted(p.name for p in (project / "outbox").glob("*.eml"))
@@ -149,7 +149,7 @@ def test_interrupted_send_resumes_without_skipping_or_doubling(project: Path) ->
 def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) -> None:
     cfg = settings.load(project / "settings.toml")
     engine = db.connect(cfg.database_url)
-    daemon.sync_lists(Runtime(cfg, engine=engine))
+    jobs.sync_lists(Runtime(cfg, engine=engine))
     with engine.begin() as conn:
         rid = conn.execute(
             select(db.schema.recipients.c.id).where(
@@ -159,7 +159,7 @@ def test_unsubscribed_reader_is_skipped_even_though_still_in_csv(project: Path) 
         db.recipients.mark_recipient(
             conn, rid, RecipientStatus.UNSUBSCRIBED, "test: asked to leave"
         )
-    daemon.run_once(Runtime(cfg, engine=engine))
+    jobs.run_once(Runtime(cfg, engine=engine))
     names = [p.name for p in (project / "outbox").glob("*.eml")]
     assert len(names) == 5 and not any("zoe.perez" in n for n in names)
     with engine.connect() as conn:
@@ -180,7 +180,7 @@ def test_a_refused_sender_pauses_the_send_and_bounces_nobody(project: Path, smtp
     handler.handle_MAIL = refuse_sender
     cfg = use_smtp(project, controller.port)
     engine = db.connect(cfg.database_url)
-    newsletter = daemon.run_once(Runtime(cfg, engine=engine)).summaries[0]
+    newsletter = jobs.run_once(Runtime(cfg, engine=engine)).summaries[0]
     assert (newsletter.sent, newsletter.failed) == (0, 0)
     assert handler.messages == []
     with engine.connect() as conn:

@@ -16,7 +16,7 @@ from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.models import RecipientKind, SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from syndicate.scheduling.timeparse import describe, parse_future, short
 from tests.desk_support import (
     SAME,
@@ -44,7 +44,7 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     use_base_url(project)
     pin_database(project)  # on PostgreSQL, a database of its own that twin() can copy
     settings = configure(project, newsletter__policy="manual", column__policy="manual")
-    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
+    jobs.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     return project
 
@@ -286,7 +286,7 @@ def test_a_send_waiting_for_the_column_embargo_says_so(
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
     use_base_url(project)
     settings = configure(project, column__embargo="+2d", column__policy="manual")
-    daemon.poll_feed(Runtime(settings, engine=engine_of(project)))
+    jobs.poll_feed(Runtime(settings, engine=engine_of(project)))
     set_password(project)
     client = client_for(project)
     login(client)

@@ -17,7 +17,7 @@ from syndicate.db.sends import Send
 from syndicate.errors import SettingsError
 from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon, embargo
+from syndicate.scheduling import daemon, embargo, jobs
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
 from tests.scheduling_support import sends as all_sends
 from tests.support.cli import ok, refused, run_cli
@@ -177,7 +177,7 @@ def test_the_daemon_says_once_why_a_due_send_waits(
 ) -> None:
     _, cfg = weekly_column(project, clock)
     engine = db.connect(cfg.database_url)
-    daemon.poll_feed(Runtime(cfg, engine=engine, clock=clock))
+    jobs.poll_feed(Runtime(cfg, engine=engine, clock=clock))
     the_daemon = daemon.Daemon(Runtime(cfg, engine=engine, clock=clock))
     the_daemon.lock.acquire()
     try:
@@ -359,11 +359,11 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     blog.publish("Old")
     cfg = configure(project, feed__first_run="none", column__embargo="tomorrow 01:30")
     engine = db.connect(cfg.database_url)
-    daemon.poll_feed(Runtime(cfg, engine=engine), utc(2026, 10, 30, 12))
+    jobs.poll_feed(Runtime(cfg, engine=engine), utc(2026, 10, 30, 12))
     blog.publish("Clocks go back")
     # Found Saturday 31 October 08:00 EDT: "tomorrow 01:30" happens twice on 1 November.
     with caplog.at_level(logging.ERROR, logger="syndicate.feedwatch.watch"):
-        report = daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 10, 31, 12))
+        report = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 10, 31, 12))
     assert report.summaries == []
     assert {s.channel: s.state for s in all_sends(engine)} == {
         "newsletter": "held",
@@ -376,7 +376,7 @@ def test_a_default_embargo_in_the_repeated_hour_holds_both_sends(
     # A digest would not know the embargo either: the post gets a held send, not a digest slot.
     configure(project, newsletter__policy="digest: 0 7 * * sun")
     blog.publish("Digest post")
-    report = daemon.run_once(
+    report = jobs.run_once(
         Runtime(settings.load(project / "settings.toml"), engine=engine),
         at=utc(2026, 10, 31, 12, 5),
     )

@@ -24,7 +24,7 @@ from syndicate.db.feed_checks import CheckOutcome
 from syndicate.errors import FeedError
 from syndicate.feedwatch import health, watch
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from tests.conftest import run_cli, set_setting
 from tests.desk_support import SECRET, client_for, login, set_password, use_base_url
 from tests.scheduling_support import Clock
@@ -159,10 +159,10 @@ def test_the_daemon_records_its_checks_on_the_runtimes_clock(watched, sick_feed:
     SickFeed.answers = ["503", "200", "200"]
     clock = Clock(datetime(2031, 5, 6, 7, 8, tzinfo=UTC))
     runtime = Runtime(cfg, engine=engine, clock=clock)
-    report = daemon.poll_feed(runtime)
+    report = jobs.poll_feed(runtime)
     assert report.feed_error and "HTTP 503" in report.feed_error
     clock.advance(minutes=15)
-    assert not daemon.poll_feed(runtime).feed_error
+    assert not jobs.poll_feed(runtime).feed_error
     with engine.connect() as conn:
         recorded = _all(conn, sick_feed)[::-1]
     assert [(c.checked_at, c.outcome, c.http_status) for c in recorded] == [

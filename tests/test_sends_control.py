@@ -9,7 +9,7 @@ from pathlib import Path
 from syndicate import db, settings
 from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon, send_control
+from syndicate.scheduling import jobs, send_control
 from tests.scheduling_support import configure, utc
 from tests.scheduling_support import sends as all_sends
 from tests.support.cli import ok, run_cli
@@ -94,13 +94,13 @@ def test_cancel_during_a_send_stops_after_the_current_message(project: Path, smt
         return reply
 
     handler.handle_DATA = cancel_on_second_message
-    report = daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
+    report = jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
     assert [s.sent for s in report.summaries] == [2]
     assert len(handler.messages) == 2
     [send] = all_sends(engine)
     assert send.state == SendState.CANCELLED.value
     assert (send.count(DeliveryState.SENT), send.count(DeliveryState.PENDING)) == (2, 2)
-    assert daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
+    assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
     assert len(handler.messages) == 2
     done = run_cli(project, "cancel", "1")
     assert done.returncode == 0 and "2 message(s) had been delivered" in done.stdout
@@ -121,13 +121,13 @@ def test_hold_during_a_send_then_approve_finishes_it_without_duplicates(
         return reply
 
     handler.handle_DATA = hold_on_first_message
-    daemon.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
+    jobs.run_once(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 12))
     assert len(handler.messages) == 1
     assert all_sends(engine)[0].state == SendState.HELD.value
-    assert daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
+    assert jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 13)).summaries == []
 
     send_control.approve(engine, 1, by="command")
-    report = daemon.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 14))
+    report = jobs.tick(Runtime(cfg, engine=engine), at=utc(2026, 11, 27, 14))
     assert [s.sent for s in report.summaries] == [3]
     recipients = [r.rcpt_tos[0] for r in handler.messages]
     assert len(recipients) == 4 and len(set(recipients)) == 4

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from syndicate import db, settings
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 
 
 def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
@@ -21,7 +21,7 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
     monkeypatch.delenv("SYNDICATE_DATABASE_URL", raising=False)
     cfg = settings.load(project / "settings.toml")
     engine = db.connect(cfg.database_url)
-    daemon.run_once(Runtime(cfg, engine=engine))
+    jobs.run_once(Runtime(cfg, engine=engine))
     engine.dispose()
     path = project / "syndicate.db"
     with sqlite3.connect(path) as old:
@@ -58,4 +58,4 @@ def test_version_1_database_gains_the_new_columns_and_keeps_its_data(
         after = old.execute("SELECT count(*) FROM deliveries WHERE state = 'sent'").fetchone()[0]
     assert after == before == 6
     # Running again changes nothing and sends nothing.
-    assert daemon.run_once(Runtime(cfg, engine=engine)).summaries == []
+    assert jobs.run_once(Runtime(cfg, engine=engine)).summaries == []

@@ -19,7 +19,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.sources import sendgrid
 from syndicate.inbound.steps import parse
 from syndicate.runtime import Runtime
-from syndicate.scheduling import daemon
+from syndicate.scheduling import jobs
 from tests.conftest import set_setting
 from tests.inbound_support import KEY, cli, copy_project, load, sent_project
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
@@ -222,7 +222,7 @@ def test_each_delivery_leaves_with_its_own_bounce_address_and_its_bounce_counts(
     with engine.begin() as conn:
         conn.execute(db.schema.deliveries.delete())
         conn.execute(db.schema.sends.update().values(state="scheduled"))
-    daemon.run_once(Runtime(settings, engine=engine))
+    jobs.run_once(Runtime(settings, engine=engine))
     envelope = {m.rcpt_tos[0]: m.mail_from for m in handler.messages}
     assert envelope[ZOE].startswith("bounces+b")
     assert len(set(envelope.values())) == len(envelope)

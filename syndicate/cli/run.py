@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from syndicate import settings as settings_module
     from syndicate.db import Engine
     from syndicate.runtime import Runtime
-    from syndicate.scheduling.daemon import ProgressFactory
+    from syndicate.scheduling.jobs import ProgressFactory
 
 daemon = lazy_module("syndicate.scheduling.daemon")
+jobs = lazy_module("syndicate.scheduling.jobs")
 
 
 @app.command()
@@ -63,7 +64,7 @@ def run(
         ExitStack() as stack,
     ):
         progress = stack.enter_context(send_progress())
-        report = daemon.run_once(
+        report = jobs.run_once(
             rt,
             progress_factory=_progress_factory(engine, progress),
             stop=interruption.stop,
@@ -130,7 +131,7 @@ def _print_run(report: Any, settings: settings_module.Settings) -> None:
             f"{report.previews} preview(s) emailed to {settings.author.email} for approval."
         )
     for wait in getattr(report, "waiting", []):
-        console.print(daemon.describe_wait(wait, settings) + ".", highlight=False)
+        console.print(jobs.describe_wait(wait, settings) + ".", highlight=False)
     if not report.summaries:
         console.print("Nothing to send.")
     for s in report.summaries:

@@ -38,7 +38,7 @@ compose = lazy_module("syndicate.delivery.compose")
 dispatch = lazy_module("syndicate.delivery.dispatch")
 mime = lazy_module("syndicate.delivery.mime")
 render = lazy_module("syndicate.render")
-daemon = lazy_module("syndicate.scheduling.daemon")
+jobs = lazy_module("syndicate.scheduling.jobs")
 send_control = lazy_module("syndicate.scheduling.send_control")
 
 
@@ -81,7 +81,7 @@ def send(
     the same command resumes."""
     rt = runtime_of(ctx)
     settings, engine = rt.settings, rt.engine
-    daemon.sync_lists(rt)
+    jobs.sync_lists(rt)
     with engine.connect() as conn:
         post = db.posts.find_post(conn, post_ref)
     if post is None:

@@ -12,7 +12,7 @@ crash could lose the last lines, and that costs duplicates, never a lost reader.
 message would cap a send at the disk's flush rate (far below the ~2,000 msg/s we send).
 
 On SQLite one process writes the journal at a time: every command that sends holds the
-database lock (scheduling.daemon.DaemonLock), so truncating after each committed batch cannot
+database lock (scheduling.election), so truncating after each committed batch cannot
 drop another's lines. On a server database several workers of one machine send at once: each
 process has its own journal (the pid in its name), and a journal whose process is gone is
 applied by the next run on that machine (`Journal.orphans`).
