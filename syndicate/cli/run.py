@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Annotated, Any
@@ -58,9 +59,11 @@ def run(
     if not once:
         _run_daemon(rt, wait)
         return
+    # Set by SIGINT/SIGTERM, or by the lock's heartbeat when this run loses the election.
+    stop = threading.Event()
     with (
-        rt.daemon_lock().held_while(wait=wait),
-        interruptible() as interruption,
+        rt.daemon_lock().held_while(wait=wait, stop=stop),
+        interruptible(stop) as interruption,
         ExitStack() as stack,
     ):
         progress = stack.enter_context(send_progress())

@@ -3,6 +3,7 @@ single test copy."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Annotated
@@ -104,7 +105,9 @@ def send(
     # On PostgreSQL sends join each other (and the daemon): claims are row locks with leases.
     # SQLite keeps one sending process per database: the lock.
     joins = engine.dialect.name == "postgresql"
-    with nullcontext() if joins else rt.daemon_lock().held_while(), interruptible() as interruption:
+    stop = threading.Event()  # SIGINT/SIGTERM, or the lock lost (SQLite's lock row taken over)
+    held = nullcontext() if joins else rt.daemon_lock().held_while(stop=stop)
+    with held, interruptible(stop) as interruption:
         summary = _send(rt, post, channel, interruption)
     if summary is None:
         return

@@ -54,7 +54,7 @@ def status(
         recipients = db.recipients.count_recipients(conn)
         replies = db.replies.count_replies(conn)
         recent_replies = db.replies.recent_replies(conn)
-        daemon = db.locks.lock_holder(conn)
+        daemon = db.locks.running_daemon(conn)
         waits = waiting(conn, rt, sends)
         # This shell's key counts too: a command run from here would sign with it.
         own_key = settings.hmac_key_from_env() or db.meta.get_meta(conn, "generated_hmac_key")

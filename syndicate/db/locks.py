@@ -105,6 +105,25 @@ _STILL_HELD = text(
 )
 
 
+# Held by any session: is someone elected now?
+_ELECTED = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND ((classid::bigint << 32) | objid::bigint) = (SELECT hashtextextended("
+    "current_database() || '.' || current_schema() || '.syndicate.' || :name, 0))"
+)
+
+
+def running_daemon(conn: Connection, name: str = "daemon") -> LockHolder | None:
+    """The daemon holding the database now, for `syndicate status` and the desk (one answer
+    for both). On PostgreSQL the row alone is not enough: a daemon killed (or whose session
+    was cut) leaves its row until another is elected, so the advisory lock must be held too
+    (pg_locks). On SQLite the row is the lock."""
+    holder = lock_holder(conn, name)
+    if holder is None or conn.dialect.name != "postgresql":
+        return holder
+    return holder if conn.execute(_ELECTED, {"name": name}).scalar_one() else None
+
+
 def database_now(conn: Connection) -> datetime:
     """The database server's own time (UTC)."""
     return times.as_utc(conn.execute(select(func.now())).scalar_one())

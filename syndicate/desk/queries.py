@@ -165,7 +165,7 @@ def home(engine: Engine, settings: Settings) -> Home:
             recent=recent,
             unread=db.replies.recent_replies(conn, 10),
             unread_counts=db.replies.count_replies(conn),
-            daemon=db.locks.lock_holder(conn),
+            daemon=db.locks.running_daemon(conn),
             recipients=db.recipients.count_recipients(conn),
         )
 

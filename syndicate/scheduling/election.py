@@ -112,16 +112,28 @@ class DaemonLock:
                 raise LockHeld("stopped while waiting for the other daemon")
 
     @contextmanager
-    def held_while(self, *, wait: bool = False) -> Iterator[None]:
+    def held_while(
+        self, *, wait: bool = False, stop: threading.Event | None = None
+    ) -> Iterator[None]:
         """Hold the lock for a one-off run (`run --once`, `send`), renewing it in the
-        background so a long send is never taken for a crashed one and run a second time."""
+        background so a long send is never taken for a crashed one and run a second time.
+
+        A lost lock (the PostgreSQL session cut, another daemon elected) sets `stop`, which the
+        run checks between batches, and the block then ends in LockHeld, never as if it had
+        held the lock throughout.
+        """
         self.acquire(wait=wait)
         stopped = threading.Event()
+        lost = threading.Event()
 
         def keep_beating() -> None:
             while not stopped.wait(self.heartbeat_seconds):
                 if not self.beat():
-                    log.error("the database lock was lost; this run should stop")
+                    log.error("the database lock was lost; stopping after the batch in flight")
+                    lost.set()
+                    if stop is not None:
+                        stop.set()
+                    return
 
         beater = threading.Thread(target=keep_beating, name="syndicate-heartbeat", daemon=True)
         beater.start()
@@ -130,7 +142,15 @@ class DaemonLock:
         finally:
             stopped.set()
             beater.join()
+            if not lost.is_set() and not self.beat():  # lost since the last heartbeat
+                lost.set()
             self.release()
+        if lost.is_set():
+            raise LockHeld(
+                "this run lost the database lock while it worked (its database session "
+                "ended), so another daemon may have taken over: it stopped after the batch in "
+                "flight; what is left resumes at the next run"
+            )
 
 
 def lock_for(
