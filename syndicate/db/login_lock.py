@@ -84,6 +84,28 @@ def count_wrong(
     return until
 
 
+def reserve_check(
+    conn: Connection, at: datetime, failures: int, window: timedelta, longest_windows: int
+) -> datetime | None:
+    """Reserve one password check for a client the lock holds: unless the account is locked
+    now (then the end of that lock, nothing counted), count it as a wrong password before the
+    password is checked (a right one then clears the count). Guesses sent at once are counted
+    as they arrive, not after each waits its turn for the hash: the failures-th locks the rest.
+    """
+    open_now = lock.c.locked_until.is_(None) | (lock.c.locked_until <= at)
+    # A write first: the row's lock (SQLite: the write lock) is taken before anything is read,
+    # so two processes reserving at once take turns, and the second sees the first's lock.
+    reserved = conn.execute(
+        update(lock).where(lock.c.id == ROW, open_now).values(wrong=lock.c.wrong)
+    ).rowcount
+    if not reserved:
+        until = state(conn).refused_until(at)
+        if until is not None:
+            return until
+    count_wrong(conn, at, failures, window, longest_windows)
+    return None
+
+
 def clear(conn: Connection) -> LoginLock:
     """Forget wrong passwords and locks (a right password, or `syndicate desk unlock`);
     returns what there was."""

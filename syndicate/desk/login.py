@@ -65,6 +65,19 @@ class AccountLockout:
             )
         return _seconds(until - now) if until else 0
 
+    def reserve(self) -> tuple[int, int]:
+        """Before a password check: (seconds the account refuses it, 0: counted as wrong in
+        advance; seconds of the lock this attempt started, 0: none)."""
+        now = self.runtime.now()
+        with self.runtime.engine.begin() as conn:
+            refused = db.login_lock.reserve_check(
+                conn, now, self.failures, self.window, LONGEST_LOCK_WINDOWS
+            )
+            if refused is not None:
+                return _seconds(refused - now), 0
+            started = db.login_lock.state(conn).refused_until(now)
+        return 0, _seconds(started - now) if started else 0
+
     def right(self) -> None:
         with self.runtime.engine.begin() as conn:
             db.login_lock.clear(conn)
@@ -141,6 +154,10 @@ def routes(desk: Desk) -> list[BaseRoute]:
         known = desk.devices.known(request.cookies.get(auth.DEVICE_COOKIE), devices)
         locked = await run_in_threadpool(desk.account_lockout.refused_for)
         holds = 0 if known else locked  # a known device is not held by the account's lock
+        started = 0
+        if allowed and not holds and not known:
+            # Counted now, before waiting for a turn at the hash (guesses sent at once).
+            holds, started = await run_in_threadpool(desk.account_lockout.reserve)
         if not allowed or holds:
             if holds:
                 log.warning("desk: login from %s refused: the account is locked", client)
@@ -158,7 +175,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
             )
         if not ok:
             log.warning("desk: wrong password from %s", client)
-            lock = await run_in_threadpool(desk.account_lockout.wrong)
+            lock = started if not known else await run_in_threadpool(desk.account_lockout.wrong)
             if lock:
                 log.warning("desk: too many wrong passwords; the account is locked for %ss", lock)
             return login_page(request, 401, "That password is not right.", wanted)
@@ -181,7 +198,9 @@ def routes(desk: Desk) -> list[BaseRoute]:
         return response
 
     async def logout(desk_: Desk, request: Request, session: auth.Session) -> Response:
-        await run_in_threadpool(queries.end_sessions, desk.engine)
+        # Every session ends, and every known device is forgotten: the next person at this
+        # browser is a stranger to the account's lock.
+        await run_in_threadpool(queries.end_sessions, desk.engine, forget_devices=True)
         response = desk.page(
             "notice.html.j2",
             None,

@@ -78,9 +78,12 @@ def unlock(engine: Engine) -> LoginLock:
         return db.login_lock.clear(conn)
 
 
-def end_sessions(engine: Engine) -> None:
+def end_sessions(engine: Engine, *, forget_devices: bool = False) -> None:
+    """End every desk session (and, `forget_devices`, every known device: logging out)."""
     with engine.begin() as conn:
         db.meta.set_meta(conn, EPOCH_KEY, auth.new_epoch())
+        if forget_devices:
+            db.meta.set_meta(conn, DEVICE_EPOCH_KEY, auth.new_epoch())
 
 
 # --- home -------------------------------------------------------------------------------------
