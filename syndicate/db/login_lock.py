@@ -95,13 +95,18 @@ def reserve_check(
     open_now = lock.c.locked_until.is_(None) | (lock.c.locked_until <= at)
     # A write first: the row's lock (SQLite: the write lock) is taken before anything is read,
     # so two processes reserving at once take turns, and the second sees the first's lock.
-    reserved = conn.execute(
-        update(lock).where(lock.c.id == ROW, open_now).values(wrong=lock.c.wrong)
-    ).rowcount
-    if not reserved:
+    for _ in range(2):
+        reserved = conn.execute(
+            update(lock).where(lock.c.id == ROW, open_now).values(wrong=lock.c.wrong)
+        ).rowcount
+        if reserved:
+            break
         until = state(conn).refused_until(at)
         if until is not None:
             return until
+        # No row yet (the first attempt ever): make it, then reserve on it like the others;
+        # counting without the row's lock would let guesses past a lock taken meanwhile.
+        _ensure_row(conn)
     count_wrong(conn, at, failures, window, longest_windows)
     return None
 
