@@ -80,7 +80,7 @@ def test_a_feed_error_is_recorded_as_one_bounded_line_without_control_characters
     from tests.web_support import load_settings
 
     runtime = Runtime(load_settings(project))
-    hostile = "bad encoding \x1b]0;title\x07\x9b2J\nsecond line\r" + "x" * 5000
+    hostile = "bad encoding \x1b]0;title\x07\x9b2J " + "x" * 5000 + "\nsecond line"
     with runtime.engine.begin() as conn:
         db.feed_checks.record_check(
             conn, "feed", datetime.now(UTC), CheckOutcome.FAILED, error=hostile
@@ -89,6 +89,6 @@ def test_a_feed_error_is_recorded_as_one_bounded_line_without_control_characters
         recorded = db.feed_checks.latest(conn, "feed")
     runtime.close()
     assert recorded is not None
-    assert recorded.error.startswith("bad encoding ]0;title 2J second line x")
+    assert recorded.error.startswith("bad encoding ]0;title 2J xxx")
     assert len(recorded.error) == ERROR_CHARS
     assert not [c for c in recorded.error if ord(c) < 32 or 0x7F <= ord(c) <= 0x9F]

@@ -276,13 +276,28 @@ def test_the_authors_day_on_the_desk_in_chromium(served: tuple[str, Path, object
             page.goto(f"{base}/desk/")
             assert desk.heading() == "Log in to the desk"
 
-            # Strangers' wrong passwords lock the account: a fresh browser is refused, this
-            # one (a known device) still gets in.
+            # Logging out forgot this browser as a known device: strangers' wrong passwords
+            # lock it out like any other, until `syndicate desk unlock` (a right password).
             lockout = AccountLockout(
                 Runtime(settings, engine=engine),
                 ACCOUNT_FAILURES,
                 settings.desk.login_window_seconds,
             )
+            for _ in range(ACCOUNT_FAILURES):
+                lockout.wrong()
+            page.get_by_label("Password").fill(PASSWORD)
+            desk.press("Log in")
+            assert page.get_by_text("Too many attempts.").is_visible()
+            lockout.right()
+            page.get_by_label("Password").fill(PASSWORD)
+            desk.press("Log in")
+            assert desk.heading() == settings.site.name
+            queries.end_sessions(engine)  # its session ends; it stays a known device
+            page.goto(f"{base}/desk/")
+            assert desk.heading() == "Log in to the desk"
+
+            # Strangers' wrong passwords lock the account: a fresh browser is refused, this
+            # one (a known device) still gets in.
             for _ in range(ACCOUNT_FAILURES):
                 lockout.wrong()
             assert lockout.refused_for() > 0

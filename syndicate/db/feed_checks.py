@@ -119,7 +119,7 @@ def record_check(
             outcome=outcome.value,
             http_status=http_status,
             # The feed chose much of this text: one line, no control characters, bounded.
-            error=one_line(error)[:ERROR_CHARS],
+            error=one_line(error.splitlines()[0] if error else "")[:ERROR_CHARS],
             new_posts=new_posts,
             failing_since=failing_since,
             failures_in_row=in_row,
