@@ -218,3 +218,10 @@ def test_subscribers_sync_always_reads_the_lists(project: Path) -> None:
 
     readers = json.loads(again.stdout)["lists"][0]
     assert not readers["unchanged_file"] and readers["unchanged"] == 4
+
+
+def test_the_readme_names_the_planning_chunk() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    sentence = " ".join(readme.split())
+    assert f"{db.deliveries.PLAN_CHUNK:,} recipient ids at a time" in sentence
+    assert "INSERT … SELECT … WHERE NOT EXISTS" in sentence
