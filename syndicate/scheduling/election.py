@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,9 @@ from syndicate.errors import SyndicateError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+NAMING_TRIES, NAMING_PAUSE = 30, 0.1  # up to 3 s for a just-elected daemon to write its row
 
 
 class LockHeld(SyndicateError):
@@ -96,6 +100,13 @@ class DaemonLock:
         announced = False
         while True:
             holder = self.try_acquire()
+            # Elected a moment ago, its row not written yet: ask again for a while, so the
+            # refusal can name it.
+            for _ in range(NAMING_TRIES):
+                if holder is None or holder.pid:
+                    break
+                time.sleep(NAMING_PAUSE)
+                holder = self.try_acquire()
             if holder is None:
                 return
             message = self.describe(holder)
