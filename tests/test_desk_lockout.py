@@ -44,7 +44,8 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+    # Real time: `desk unlock` runs as its own process, on the real clock.
+    return Clock(datetime.now(UTC).replace(microsecond=0))
 
 
 def app_for(project: Path, clock: Clock) -> Starlette:
