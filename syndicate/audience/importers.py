@@ -339,20 +339,7 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
         else []
     )
     seen: dict[str, int] = {}
-    checker = AddressChecker()
-    for line, record in records:
-        if not any(cell.strip() for cell in record):
-            continue
-        raw = record[columns.email].strip() if columns.email < len(record) else ""
-        if not raw:
-            parsed.problems.append(RowProblem(path, line, "no email address; row skipped"))
-            continue
-        address, why = checker.check(raw)
-        if address is None:
-            parsed.problems.append(
-                RowProblem(path, line, f"{raw!r} is not a valid email address ({why}); row skipped")
-            )
-            continue
+    for line, address, record in addressed_rows(records, columns.email, path, parsed.problems):
         key = address.lower()
         if key in seen:
             parsed.skipped.append(
@@ -380,3 +367,28 @@ def parse(path: Path, *, editor_fields: bool = False, data: bytes | None = None)
             ImportedRow(line, address, _name(columns, record), status, reason, fields)
         )
     return parsed
+
+
+def addressed_rows(
+    records: Iterable[tuple[int, list[str]]],
+    email_column: int,
+    path: Path,
+    problems: list[RowProblem],
+) -> Iterator[tuple[int, str, list[str]]]:
+    """(line, checked address, record) of each row with a valid address; blank rows are passed
+    over, and a row without one or with a bad one becomes a problem naming the line."""
+    checker = AddressChecker()
+    for line, record in records:
+        if not any(cell.strip() for cell in record):
+            continue
+        raw = record[email_column].strip() if email_column < len(record) else ""
+        if not raw:
+            problems.append(RowProblem(path, line, "no email address; row skipped"))
+            continue
+        address, why = checker.check(raw)
+        if address is None:
+            problems.append(
+                RowProblem(path, line, f"{raw!r} is not a valid email address ({why}); row skipped")
+            )
+            continue
+        yield line, address, record

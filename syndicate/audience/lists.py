@@ -218,21 +218,9 @@ def _rows(
         if kind is RecipientKind.EDITOR
         else None
     )
-    checker = importers.AddressChecker()
     candidates: list[tuple[int, str, list[str]]] = []
-    for line, record in records:
-        if not any(cell.strip() for cell in record):
-            continue
-        raw = record[columns.email].strip() if columns.email < len(record) else ""
-        if not raw:
-            report.problems.append(RowProblem(path, line, "no email address; row skipped"))
-            continue
-        address, why = checker.check(raw)
-        if address is None:
-            report.problems.append(
-                RowProblem(path, line, f"{raw!r} is not a valid email address ({why}); row skipped")
-            )
-            continue
+    rows = importers.addressed_rows(records, columns.email, path, report.problems)
+    for line, address, record in rows:
         candidates.append((line, address, record))
         if len(candidates) >= MERGE_CHUNK:
             yield from _first_of_each(candidates, path, columns, extras, report, seen)
