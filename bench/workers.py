@@ -3,15 +3,16 @@
     python bench/workers.py --admin-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 A real relay is latency-bound, so the SMTP sink (aiosmtpd) answers each DATA after 20 ms. The
-sink runs in `--sink-processes` processes of its own (2) listening on one port (SO_REUSEPORT):
-in this process, on one asyncio loop, it took 37 % of a core at 150 msg/s and would have been
-the bottleneck at the 400 msg/s two workers can reach. Each run gets a new database and sends
-one post to `--recipients` readers (20,000) with `syndicate send latest` started once, then
-twice at the same time (the second joins the first: they claim batches with FOR UPDATE SKIP
-LOCKED). Every worker uses the same number of SMTP connections. Prints msg/s for each
-(measured at the sink, first to last DATA) and their ratio (target ≥ 1.8), and per recipient
-what the sink received: lost (never received) and duplicated (received more than once) must
-both be 0.
+sink runs in `--sink-processes` processes of its own (2) listening on one port (SO_REUSEPORT),
+so one asyncio loop does not cap two workers; each run prints the CPU the sink used (its
+busiest process, in % of one core) to show it was not the bottleneck.
+
+Each run gets a new database and sends one post to `--recipients` readers (20,000) with
+`syndicate send latest` started once, then twice at the same time (the second joins the first:
+they claim batches with FOR UPDATE SKIP LOCKED). Every worker uses the same number of SMTP
+connections. Prints msg/s for each (measured at the sink, first to last DATA) and their ratio
+(target ≥ 1.8), and per recipient what the sink received: lost (never received) and
+duplicated (received more than once) must both be 0.
 """
 
 from __future__ import annotations
@@ -64,9 +65,6 @@ class SlowSink:
             self.first = self.last = 0.0
 
 
-Report = tuple[dict[str, int], float, float]
-
-
 def _serve_sink(port: int, delay: float, commands: Connection) -> None:
     """One sink process: aiosmtpd on a socket shared with the other sink processes; answers
     `commands` ("reset", "report") from a thread while its loop serves SMTP."""
@@ -88,7 +86,7 @@ def _serve_sink(port: int, delay: float, commands: Connection) -> None:
                 commands.send("ok")
             elif command == "report":
                 with sink.lock:
-                    commands.send((dict(sink.received), sink.first, sink.last))
+                    commands.send((dict(sink.received), sink.first, sink.last, time.process_time()))
             else:
                 loop.call_soon_threadsafe(loop.stop)
                 return
@@ -110,28 +108,34 @@ class Sinks:
             process.start()
             self.pipes.append(ours)
             self.processes.append(process)
-        self.reset()  # every process has its socket listening once it answers
         self.received: Counter[str] = Counter()
         self.first = self.last = 0.0
+        self.cpu: list[float] = [0.0] * count
+        self.busiest = 0.0  # the busiest sink process's CPU seconds in the last run
+        self.reset()  # every process has its socket listening once it answers
 
     def reset(self) -> None:
         for pipe in self.pipes:
             pipe.send("reset")
         for pipe in self.pipes:
             pipe.recv()
+        self.collect()
 
     def collect(self) -> None:
         """What every sink process received: counts per recipient, first and last DATA."""
         self.received = Counter()
-        firsts, lasts = [], []
-        for pipe in self.pipes:
+        firsts, lasts, used = [], [], []
+        for n, pipe in enumerate(self.pipes):
             pipe.send("report")
-            received, first, last = pipe.recv()
+            received, first, last, cpu = pipe.recv()
+            used.append(cpu - self.cpu[n])
+            self.cpu[n] = cpu
             self.received.update(received)
             if first:
                 firsts.append(first)
                 lasts.append(last)
         self.first, self.last = min(firsts, default=0.0), max(lasts, default=0.0)
+        self.busiest = max(used)
 
     def stop(self) -> None:
         for pipe in self.pipes:
@@ -182,8 +186,9 @@ def syndicate(folder: Path, env: dict[str, str], *args: str) -> subprocess.Popen
 
 def run(
     admin_url: str, sink: Sinks, port: int, workers: int, recipients: int, connections: int
-) -> tuple[float, int, int]:
-    """One send by `workers` processes; returns (msg/s at the sink, lost, duplicated)."""
+) -> tuple[float, int, int, float]:
+    """One send by `workers` processes; returns (msg/s at the sink, lost, duplicated, the
+    sink's busiest process's CPU in % of one core while the messages arrived)."""
     database = f"syndicate_bench_workers_{os.getpid()}_{workers}"
     admin_command(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     admin_command(admin_url, f'CREATE DATABASE "{database}"')
@@ -209,7 +214,8 @@ def run(
         rate = sum(received.values()) / max(sink.last - sink.first, 1e-9)
         lost = sum(1 for a in addresses if a not in received)
         duplicated = sum(1 for n in received.values() if n > 1)
-        return rate, lost, duplicated
+        busy = 100 * sink.busiest / max(sink.last - sink.first, 1e-9)
+        return rate, lost, duplicated, busy
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         admin_command(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -241,14 +247,14 @@ def main() -> None:
         print(f"{os.cpu_count()} CPU(s); load average {_load()} before the first run")
         for workers in (1, 2):
             before = _load()
-            rate, lost, duplicated = run(
+            rate, lost, duplicated, busy = run(
                 args.admin_url, sink, port, workers, args.recipients, args.connections
             )
             figures[workers] = rate
             print(
                 f"{workers} worker(s) x {args.connections} connections: {rate:8.1f} msg/s   "
                 f"lost {lost}   duplicated {duplicated}   ({args.recipients:,} readers)   "
-                f"load average {before} -> {_load()}"
+                f"sink {busy:3.0f} % of a core   load average {before} -> {_load()}"
             )
         print(f"ratio 2 workers / 1 worker: {figures[2] / figures[1]:.2f} (target >= 1.8)")
     finally:
