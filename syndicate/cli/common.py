@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from syndicate import db
+from syndicate.cli import plain
 from syndicate.cli.lazy import LazyCommands, lazy_module
 
 if TYPE_CHECKING:
@@ -136,8 +137,12 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def print_json(data: Any) -> None:
-    """What --json prints: indented, non-ASCII as is (a script reads it as UTF-8)."""
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+    """What --json prints: indented, non-ASCII as is (a script reads it as UTF-8), but DEL, C1
+    controls and bidirectional overrides written as \\u escapes: the value a script reads is
+    unchanged, and the terminal it is printed on is not driven by a stranger's text (json
+    already escapes C0 controls)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    print(plain.JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
 
 
 def iso(value: Any) -> str | None:
