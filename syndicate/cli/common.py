@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from syndicate import db
-from syndicate.cli import plain
 from syndicate.cli.lazy import LazyCommands, lazy_module
 
 if TYPE_CHECKING:
@@ -141,8 +140,10 @@ def print_json(data: Any) -> None:
     controls and bidirectional overrides written as \\u escapes: the value a script reads is
     unchanged, and the terminal it is printed on is not driven by a stranger's text (json
     already escapes C0 controls)."""
+    from syndicate.cli.plain import JSON_UNSAFE
+
     text = json.dumps(data, ensure_ascii=False, indent=2)
-    print(plain.JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
+    print(JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
 
 
 def iso(value: Any) -> str | None:
