@@ -132,6 +132,12 @@ async def _load(desk: Desk, post_id: int) -> queries.PostPage | None:
     return await run_in_threadpool(queries.post_page, desk.engine, desk.settings, post_id)
 
 
+async def _path_send(desk: Desk, request: Request) -> tuple[int, db.sends.Send | None]:
+    """The send the path names, and its row (None if there is no such send)."""
+    send_id = int(request.path_params["send_id"])
+    return send_id, await run_in_threadpool(queries.send_row, desk.engine, send_id)
+
+
 def _not_found(desk: Desk, session: Session, what: str) -> Response:
     return desk.page("notice.html.j2", session, 404, title="Not found", message=f"No {what}.")
 
@@ -299,8 +305,7 @@ async def schedule(desk: Desk, request: Request, session: Session) -> Response:
 
 def _send_action(action: str) -> Handler:
     async def act(desk: Desk, request: Request, session: Session) -> Response:
-        send_id = int(request.path_params["send_id"])
-        send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
+        send_id, send = await _path_send(desk, request)
         if send is None:
             return _not_found(desk, session, "such send")
         post_id = send.post_id
@@ -336,8 +341,7 @@ def _apply(desk: Desk, action: str, send_id: int) -> None:
 
 
 async def reschedule(desk: Desk, request: Request, session: Session) -> Response:
-    send_id = int(request.path_params["send_id"])
-    send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
+    send_id, send = await _path_send(desk, request)
     if send is None:
         return _not_found(desk, session, "such send")
     post_id = send.post_id
