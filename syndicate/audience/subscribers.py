@@ -229,25 +229,16 @@ def _keep_identity(
     report: MergeReport,
 ) -> None:
     """Take name and address spelling out of an import's changes, reporting each difference."""
-    if "name" in change:
-        del change["name"]
-        report.differences.append(
-            RowProblem(
-                path,
-                row.line,
-                f"{current['email']}: named {current['name']!r} here, {row.name!r} in the file; "
-                "kept the name here",
+    kept = {
+        "name": f"named {current['name']!r} here, {row.name!r} in the file; kept the name here",
+        "email": f"written {row.email!r} in the file; kept the spelling here",
+    }
+    for column, difference in kept.items():
+        if column in change:
+            del change[column]
+            report.differences.append(
+                RowProblem(path, row.line, f"{current['email']}: {difference}")
             )
-        )
-    if "email" in change:
-        del change["email"]
-        report.differences.append(
-            RowProblem(
-                path,
-                row.line,
-                f"{current['email']}: written {row.email!r} in the file; kept the spelling here",
-            )
-        )
 
 
 def import_file(
