@@ -41,6 +41,7 @@ def current(ctx: typer.Context) -> None:
     try:
         with engine.connect() as conn:
             found = db.migrate.current(conn)
+            db.migrate.check_known(conn, found)
     finally:
         engine.dispose()
     if found == db.migrate.HEAD:

@@ -79,6 +79,12 @@ def upgrade(engine: Engine) -> str | None:
         return found
 
 
+def check_known(conn: Connection, found: str | None) -> None:
+    """Raise SchemaTooNewError when `found` is a revision this syndicate does not know."""
+    if found not in (None, HEAD):
+        _refuse_unknown(_alembic_config(conn), found)
+
+
 def _alembic_config(conn: Connection) -> Config:
     from alembic.config import Config
 

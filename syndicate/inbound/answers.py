@@ -17,8 +17,10 @@ _CLOSING = re.compile(r"(?:[\s,]+(?:please|thanks|thank you))?[\s.!]*$")
 
 
 def first_line(words: str) -> str:
-    """The answer's own first line, lower-case, quoted lines and blank lines skipped."""
-    for line in words.splitlines():
+    """The answer's own first line, lower-case, quoted lines and blank lines skipped. Lines end
+    at a line feed or carriage return only, as in mail: NEL, form feed, U+2028 and the like
+    are white space inside the line (str.splitlines would end the line there)."""
+    for line in words.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         stripped = line.strip()
         if stripped and not stripped.startswith(">"):
             return " ".join(stripped.lower().translate(_APOSTROPHES).split())

@@ -234,7 +234,17 @@ def _without_html_quotes(html: str) -> str:
     return lxml.html.tostring(root, encoding="unicode")
 
 
+# What mail programs mean by these labels: Windows-1252 (the WHATWG Encoding Standard maps them
+# so, and Outlook writes 0x85 "…" and 0x93/0x94 curly quotes under "iso-8859-1"); Python would
+# read those bytes as C1 controls.
+_WINDOWS_1252_LABELS = {"iso-8859-1", "latin1", "latin-1", "us-ascii", "ascii"}
+
+
 def _decoded(part: EmailMessage) -> str:
+    if part.get_content_charset("").lower() in _WINDOWS_1252_LABELS:
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            return payload.decode("cp1252", "replace")
     try:
         content = part.get_content()
     except Exception:  # unknown charset or broken transfer encoding: best effort
