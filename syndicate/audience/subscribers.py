@@ -153,6 +153,18 @@ def _merge_chunk(
     updates: list[dict[str, Any]] = []
     history: list[NewChange] = []
     existing = db.recipients.recipient_keys(conn, kind, [row.email.lower() for row in rows])
+    to_suppress = [
+        here["id"]
+        for row in rows
+        if row.status != "active"
+        and (here := existing.get(row.email.lower())) is not None
+        and here["status"] == "active"
+    ]
+    brought_back = (
+        db.status_changes.brought_back_by_author(conn, to_suppress)
+        if imported_from is None
+        else set()
+    )
     for row in rows:
         key = row.email.lower()
         current = existing.get(key)
@@ -169,6 +181,10 @@ def _merge_chunk(
             _keep_identity(change, current, row, imported_from, report)
         if current["status"] != "active":
             report.kept_suppressed += 1
+        elif row.status != "active" and current.get("id") in brought_back:
+            # The author resubscribed them after their own list said otherwise: a sync of the
+            # list does not undo it (another tool's export does: it is news).
+            report.unchanged += 1
         elif row.status != "active":
             change.update(
                 status=row.status, unsubscribed_at=at, unsubscribe_reason=row.reason[:500]
@@ -387,6 +403,17 @@ def unsubscribe_with_token(
     return UnsubscribeOutcome(ok=True, changed=changed, email=row.email, recipient_id=row.id)
 
 
+def refusal_by_author(row: db.recipients.RecipientRecord, active: bool) -> str:
+    """Why the author may not make this change by hand ("" when they may): someone who reported
+    a newsletter as spam is never re-added by the author."""
+    if active and row.status is RecipientStatus.COMPLAINED:
+        return (
+            f"{row.email} reported a newsletter as spam; they can subscribe again "
+            "themselves, but the author does not re-add them"
+        )
+    return ""
+
+
 def set_status_by_author(engine: Engine, recipient_id: int, active: bool, *, where: str) -> bool:
     """Unsubscribe or resubscribe one person by the author's hand (on the desk, from the command
     line: `where` says which), recorded in their history; True when this changed them. A spam
@@ -396,11 +423,9 @@ def set_status_by_author(engine: Engine, recipient_id: int, active: bool, *, whe
         row = db.recipients.recipient_row(conn, recipient_id)
         if row is None:
             raise SyndicateError(f"there is no subscriber {recipient_id}")
-        if active and row.status is RecipientStatus.COMPLAINED:
-            raise SyndicateError(
-                f"{row.email} reported a newsletter as spam; they can subscribe again "
-                "themselves, but the author does not re-add them"
-            )
+        refused = refusal_by_author(row, active)
+        if refused:
+            raise SyndicateError(refused)
         if not active:
             return db.recipients.mark_recipient(
                 conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, by=ChangedBy.AUTHOR

@@ -199,7 +199,7 @@ def _set_status(
 ) -> None:
     engine = runtime_of(ctx).engine
     word = "resubscribed" if active else "unsubscribed"
-    missing = 0
+    not_done = 0
     for address in addresses:
         shown = plain.plain(address)
         with engine.connect() as conn:
@@ -207,12 +207,17 @@ def _set_status(
         row = next((r for r in same if r.kind is kind), None)
         if row is None:
             err.print(f"no {kind.value} {escape(shown)}: nothing changed", highlight=False)
-            missing += 1
+            not_done += 1
             continue
         if row.active == active:
             console.print(f"{escape(row.email)}: already {row.status.value}", highlight=False)
             continue
         if dry_run:
+            refused = subscribers.refusal_by_author(row, active)
+            if refused:
+                err.print(f"{escape(refused)}: nothing would change", highlight=False)
+                not_done += 1
+                continue
             console.print(
                 f"{escape(row.email)}: would be {word} (now {row.status.value})", highlight=False
             )
@@ -221,12 +226,12 @@ def _set_status(
             subscribers.set_status_by_author(engine, row.id, active, where="from the command line")
         except SyndicateError as exc:
             err.print(f"{escape(str(exc))}: nothing changed", highlight=False)
-            missing += 1
+            not_done += 1
             continue
         console.print(f"{escape(row.email)}: {word} (was {row.status.value})", highlight=False)
     if dry_run:
         console.print("dry run: nothing was written")
-    if missing:
+    if not_done:
         raise typer.Exit(1)
 
 

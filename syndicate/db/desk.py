@@ -119,12 +119,16 @@ def count_by_source(conn: Connection) -> dict[str, dict[str, int]]:
 
 
 def reactivate(conn: Connection, recipient_id: int) -> bool:
-    """The author brings someone back by hand; True when they were not active."""
+    """The author brings someone back by hand; True when they were unsubscribed or bounced
+    (never after a spam complaint)."""
     result = conn.execute(
         update(recipients)
         .where(
             recipients.c.id == recipient_id,
-            recipients.c.status != RecipientStatus.ACTIVE.value,
+            # A complaint recorded since the caller looked is never undone here.
+            recipients.c.status.not_in(
+                [RecipientStatus.ACTIVE.value, RecipientStatus.COMPLAINED.value]
+            ),
         )
         .values(
             status=RecipientStatus.ACTIVE.value,

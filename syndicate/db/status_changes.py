@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from syndicate.db import times
@@ -94,3 +94,25 @@ def changes_of(
         )
         for row in reversed(rows)
     ]
+
+
+def brought_back_by_author(conn: Connection, recipient_ids: list[int]) -> set[int]:
+    """Those of `recipient_ids` whose newest status change is the author making them active
+    again (a list that still says "unsubscribed" must not undo it)."""
+    if not recipient_ids:
+        return set()
+    newest = (
+        select(changes.c.recipient_id, func.max(changes.c.id).label("id"))
+        .where(changes.c.recipient_id.in_(recipient_ids))
+        .group_by(changes.c.recipient_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(changes.c.recipient_id)
+        .join(newest, newest.c.id == changes.c.id)
+        .where(
+            changes.c.by == ChangedBy.AUTHOR.value,
+            changes.c.to_status == RecipientStatus.ACTIVE.value,
+        )
+    )
+    return set(rows.scalars())
