@@ -18,7 +18,6 @@ from syndicate.desk import auth, queries
 from syndicate.desk.login import ACCOUNT_FAILURES
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.conftest import run_cli
 from tests.desk_support import (
     ORIGIN,
     PASSWORD,
@@ -31,6 +30,7 @@ from tests.desk_support import (
     use_base_url,
 )
 from tests.scheduling_support import Clock
+from tests.support.cli import run_cli
 from tests.web_support import load_settings
 
 

@@ -25,9 +25,10 @@ from syndicate.errors import FeedError
 from syndicate.feedwatch import health, watch
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
-from tests.conftest import run_cli, set_setting
+from tests.conftest import set_setting
 from tests.desk_support import SECRET, client_for, login, set_password, use_base_url
 from tests.scheduling_support import Clock
+from tests.support.cli import run_cli
 from tests.test_feed import catalogue, rss
 from tests.web_support import load_settings
 

@@ -20,7 +20,8 @@ import pytest
 from syndicate.errors import FeedError
 from syndicate.feedwatch import watch
 from syndicate.runtime import Runtime
-from tests.conftest import run_cli, set_setting
+from tests.conftest import set_setting
+from tests.support.cli import run_cli
 from tests.web_support import load_settings
 
 ESC = "\x1b"
