@@ -14,9 +14,10 @@ from tests.support.waiting import wait_until
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """The app on a free port for the length of the block; yields its base URL."""
-    port = free_port()
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """The app on `port` (by default a free one) for the length of the block; yields its base
+    URL. Pass a port from free_port() when the app's settings must name its URL beforehand."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
