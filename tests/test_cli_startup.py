@@ -15,16 +15,25 @@ from pathlib import Path
 HEAVY = {
     "alembic",
     "apscheduler",
+    "argon2",
     "dkim",
     "dns",
     "docx",
+    "email_validator",
     "feedparser",
+    "html2text",
     "httpx",
+    "imapclient",
+    "itsdangerous",
     "jinja2",
     "lxml",
+    "nh3",
     "premailer",
     "pydantic",
+    "sendgrid",
+    "smartypants",
     "sqlalchemy",
+    "starlette",
     "uvicorn",
 }
 # Filing a reply or showing the status needs the database and the settings, never the
@@ -237,6 +246,11 @@ def test_inbound_receive_files_a_reply_without_the_renderers(tmp_path: Path) -> 
     )
 
 
+def _sqlalchemy_beyond_core(modules: list[str]) -> list[str]:
+    """SQLAlchemy's ORM and extensions (syndicate writes Core; ~60 ms more to import)."""
+    return [m for m in modules if m.startswith(("sqlalchemy.orm", "sqlalchemy.ext"))]
+
+
 def test_status_reads_the_database_without_alembic_the_feed_reader_or_the_renderers(
     tmp_path: Path,
 ) -> None:
@@ -244,6 +258,33 @@ def test_status_reads_the_database_without_alembic_the_feed_reader_or_the_render
     assert result["code"] == 0
     assert _packages(result["modules"]) & NOT_FOR_A_REPLY == set()
     assert "sqlalchemy" in _packages(result["modules"])  # it did open the database
+    assert _sqlalchemy_beyond_core(result["modules"]) == []
+    # It only reads: not the sending, the renderers, the desk or the web app.
+    assert {m for m in result["modules"] if m.startswith("syndicate.")} & {
+        "syndicate.delivery.dispatch",
+        "syndicate.desk",
+        "syndicate.render",
+        "syndicate.web",
+    } == set()
+
+
+def test_on_postgresql_at_the_newest_revision_neither_command_imports_alembic(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # Whichever database the suite runs on: the revision check on a server database (its own
+    # schema, SYNDICATE_DATABASE_URL) is one SELECT too.
+    project = _project(tmp_path)
+    reply = (
+        b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
+        b"Subject: Re: the column\r\nMessage-ID: <startup-pg@example.org>\r\n\r\nThanks.\r\n"
+    )
+    for args, stdin in ((("status",), b""), (("inbound", "receive"), reply)):
+        result = _run_command(*args, project=project, stdin=stdin)
+        assert result["code"] == 0, args
+        packages = _packages(result["modules"])
+        assert "psycopg" in packages, args  # it did talk to PostgreSQL
+        assert packages & NOT_FOR_A_REPLY == set(), args
+        assert _sqlalchemy_beyond_core(result["modules"]) == [], args
 
 
 def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from syndicate.audience import importers
 from syndicate.audience.importers import EDITOR_FIELDS, ImportedRow, ImportFormatError, RowProblem
 from syndicate.db import Engine
 from syndicate.db.status_changes import ChangedBy, NewChange
+from syndicate.errors import SyndicateError
 from syndicate.models import RecipientKind, RecipientStatus
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ __all__ = [
     "SyncReport",
     "export_csv",
     "import_file",
+    "set_status_by_author",
     "sync",
     "unsubscribe_with_token",
     "valid_address",
@@ -227,25 +229,16 @@ def _keep_identity(
     report: MergeReport,
 ) -> None:
     """Take name and address spelling out of an import's changes, reporting each difference."""
-    if "name" in change:
-        del change["name"]
-        report.differences.append(
-            RowProblem(
-                path,
-                row.line,
-                f"{current['email']}: named {current['name']!r} here, {row.name!r} in the file; "
-                "kept the name here",
+    kept = {
+        "name": f"named {current['name']!r} here, {row.name!r} in the file; kept the name here",
+        "email": f"written {row.email!r} in the file; kept the spelling here",
+    }
+    for column, difference in kept.items():
+        if column in change:
+            del change[column]
+            report.differences.append(
+                RowProblem(path, row.line, f"{current['email']}: {difference}")
             )
-        )
-    if "email" in change:
-        del change["email"]
-        report.differences.append(
-            RowProblem(
-                path,
-                row.line,
-                f"{current['email']}: written {row.email!r} in the file; kept the spelling here",
-            )
-        )
 
 
 def import_file(
@@ -392,3 +385,30 @@ def unsubscribe_with_token(
     if changed:
         log.info("%s unsubscribed (%s, send %d)", row.email, how, claim.send_id)
     return UnsubscribeOutcome(ok=True, changed=changed, email=row.email, recipient_id=row.id)
+
+
+def set_status_by_author(engine: Engine, recipient_id: int, active: bool, *, where: str) -> bool:
+    """Unsubscribe or resubscribe one person by the author's hand (on the desk, from the command
+    line: `where` says which), recorded in their history; True when this changed them. A spam
+    complaint is never undone here: the person can subscribe again themselves."""
+    reason = f"by the author, {where}"
+    with engine.begin() as conn:
+        row = db.recipients.recipient_row(conn, recipient_id)
+        if row is None:
+            raise SyndicateError(f"there is no subscriber {recipient_id}")
+        if active and row.status is RecipientStatus.COMPLAINED:
+            raise SyndicateError(
+                f"{row.email} reported a newsletter as spam; they can subscribe again "
+                "themselves, but the author does not re-add them"
+            )
+        if not active:
+            return db.recipients.mark_recipient(
+                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, by=ChangedBy.AUTHOR
+            )
+        changed = db.desk.reactivate(conn, recipient_id)
+        if changed:
+            change = NewChange(
+                recipient_id, row.status, RecipientStatus.ACTIVE, ChangedBy.AUTHOR, reason
+            )
+            db.status_changes.record(conn, [change])
+        return changed

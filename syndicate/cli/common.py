@@ -136,8 +136,14 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def print_json(data: Any) -> None:
-    """What --json prints: indented, non-ASCII as is (a script reads it as UTF-8)."""
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+    """What --json prints: indented, non-ASCII as is (a script reads it as UTF-8), but DEL, C1
+    controls and bidirectional overrides written as \\u escapes: the value a script reads is
+    unchanged, and the terminal it is printed on is not driven by a stranger's text (json
+    already escapes C0 controls)."""
+    from syndicate.cli.plain import JSON_UNSAFE
+
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    print(JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
 
 
 def iso(value: Any) -> str | None:

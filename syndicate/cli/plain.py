@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # C0 controls but tab and newline (ESC, CR and BS included), DEL, C1 (8-bit CSI/OSC), and the
 # bidirectional overrides and isolates that make a line read differently from what it holds.
 _DRIVES_THE_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What JSON leaves as itself (it escapes C0 controls but not these): escaped, not dropped.
+JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain(value: object) -> str:

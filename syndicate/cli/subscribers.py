@@ -192,3 +192,72 @@ def list_command(
     for line in lines:
         table.add_row(*line)
     console.print(table)
+
+
+def _set_status(
+    ctx: typer.Context, addresses: list[str], kind: RecipientKind, active: bool, dry_run: bool
+) -> None:
+    engine = runtime_of(ctx).engine
+    word = "resubscribed" if active else "unsubscribed"
+    missing = 0
+    for address in addresses:
+        shown = plain.plain(address)
+        with engine.connect() as conn:
+            same = db.recipients.recipients_by_email(conn, address)
+        row = next((r for r in same if r.kind is kind), None)
+        if row is None:
+            err.print(f"no {kind.value} {escape(shown)}: nothing changed", highlight=False)
+            missing += 1
+            continue
+        if row.active == active:
+            console.print(f"{escape(row.email)}: already {row.status.value}", highlight=False)
+            continue
+        if dry_run:
+            console.print(
+                f"{escape(row.email)}: would be {word} (now {row.status.value})", highlight=False
+            )
+            continue
+        try:
+            subscribers.set_status_by_author(engine, row.id, active, where="from the command line")
+        except SyndicateError as exc:
+            err.print(f"{escape(str(exc))}: nothing changed", highlight=False)
+            missing += 1
+            continue
+        console.print(f"{escape(row.email)}: {word} (was {row.status.value})", highlight=False)
+    if dry_run:
+        console.print("dry run: nothing was written")
+    if missing:
+        raise typer.Exit(1)
+
+
+_ADDRESSES = typer.Argument(help="One or more addresses, as on the list (any case).")
+_KIND = typer.Option("--kind", help="Readers or editors.")
+_DRY_RUN = typer.Option("--dry-run", help="Show what would change; write nothing.")
+
+
+@subscribers_app.command("unsubscribe")
+def unsubscribe_command(
+    ctx: typer.Context,
+    addresses: Annotated[list[str], _ADDRESSES],
+    kind: Annotated[RecipientKind, _KIND] = RecipientKind.READER,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+) -> None:
+    """Stop mailing these people, recorded in their history as the author's doing.
+
+    The lists do not bring them back; `resubscribe` or their own opt-in does.
+    """
+    _set_status(ctx, addresses, kind, active=False, dry_run=dry_run)
+
+
+@subscribers_app.command("resubscribe")
+def resubscribe_command(
+    ctx: typer.Context,
+    addresses: Annotated[list[str], _ADDRESSES],
+    kind: Annotated[RecipientKind, _KIND] = RecipientKind.READER,
+    dry_run: Annotated[bool, _DRY_RUN] = False,
+) -> None:
+    """Mail these people again (after an unsubscribe or a bounce), recorded in their history.
+
+    Someone who reported a newsletter as spam is not re-added: they can subscribe again themselves.
+    """
+    _set_status(ctx, addresses, kind, active=True, dry_run=dry_run)

@@ -17,17 +17,10 @@ from datetime import datetime, timedelta
 
 from jinja2 import Environment
 
-from syndicate.models import Channel, Edition, Post
-from syndicate.render.column import (
-    ColumnDraft,
-    build_draft,
-    column_file,
-    draft_context,
-    draft_text,
-)
+from syndicate.models import Edition, Post
+from syndicate.render.column import ColumnDraft, build_draft, column_edition
 from syndicate.render.column_text import _AP_MONTHS, Block, quote_style
 from syndicate.render.editor_profile import EditorProfile
-from syndicate.render.email import inline_css
 from syndicate.settings import Settings
 
 
@@ -144,26 +137,17 @@ def render_advisory(
     """
     embargo = advisory.release_at if advisory.kind is AdvisoryKind.UPDATED else None
     draft = advisory_draft(build_draft(post, settings, embargo, profile), advisory, now)
-    context = draft_context(post, settings, draft)
-    attachments = tuple(column_file(fmt, draft, env, context) for fmt in draft.profile.formats)
-    context.update(
+    return column_edition(
+        post,
+        settings,
+        env,
+        draft,
+        "column/advisory_note.txt.j2",
+        "column/advisory.html.j2",
+        subject_label=advisory.kind.label,
         advisory=advisory,
         label=advisory.kind.label,
         killed=advisory.kind is AdvisoryKind.KILL,
-        draft_text=draft_text(env, context),
-        attachment_names=[a.filename for a in attachments],
-    )
-    text = env.get_template("column/advisory_note.txt.j2").render(context)
-    html = inline_css(env.get_template("column/advisory.html.j2").render(context))
-    subject = settings.channels.column.subject.format(title=post.title, site=settings.site.name)
-    assert post.id is not None
-    return Edition(
-        post_id=post.id,
-        channel=Channel.COLUMN,
-        subject=f"{advisory.kind.label}: {subject}",
-        html=html,
-        text=text,
-        attachments=attachments,
     )
 
 

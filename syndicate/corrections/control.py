@@ -23,6 +23,7 @@ from syndicate.corrections.detect import compare, detect
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.db import Connection, Engine
 from syndicate.errors import SyndicateError
+from syndicate.inbound.answers import is_answer
 from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
 from syndicate.settings import Settings
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEND_WORDS = ("send", "yes, send", "ok send", "approve")
+SEND_WORDS = ("send", "yes, send", "ok send", "ok, send", "approve", "approved")
 DROP_WORDS = ("drop", "don't send", "do not send")
 # A delivered column missing from the feed is a proposed kill only while it would still be in
 # the feed's window (newer than the feed's oldest post): older posts simply scroll off the end.
@@ -256,11 +257,13 @@ def answer(
         return False, "no such correction"
     if not correction.open:
         return False, f"correction {correction_id} is already {correction.state.value}"
-    if words.startswith(DROP_WORDS):
+    if is_answer(words, DROP_WORDS):
         drop(runtime, correction_id, at)
         return True, f"correction {correction_id} dropped by reply ({proof})"
-    if not words.startswith(SEND_WORDS):
-        return False, f"the reply says neither 'send' nor 'drop' (it starts {words[:40]!r})"
+    if not is_answer(words, SEND_WORDS):
+        return False, (
+            f"the reply's first line is neither 'send' nor 'drop' alone (it says {words[:60]!r})"
+        )
     with engine.begin() as conn:
         changed = db.corrections.set_state(
             conn,

@@ -173,9 +173,13 @@ def deliver(
         ]
         editors = db.corrections.reached(conn, correction.send_id, earlier)
         readers: list[Reached] = []
+        # Readers had the post in its own newsletter, or in the digest that carried it.
         newsletter = db.sends.find_send(conn, correction.post_id, Channel.NEWSLETTER)
-        if newsletter and _notify_readers(settings, correction):
-            readers = db.corrections.reached(conn, newsletter.id, earlier, RecipientKind.READER)
+        reader_send = (
+            newsletter.id if newsletter else db.sends.digest_send_of(conn, correction.post_id)
+        )
+        if reader_send and _notify_readers(settings, correction):
+            readers = db.corrections.reached(conn, reader_send, earlier, RecipientKind.READER)
     if only is not None:
         editors = [r for r in editors if r.recipient.id in only]
         readers = [r for r in readers if r.recipient.id in only]
@@ -183,7 +187,7 @@ def deliver(
     contents: dict[tuple[int, int], Content] = {}  # (edition, send) → encoded once
     outbound: list[OutboundMessage] = []
     for reach, send_id in [(r, correction.send_id) for r in editors] + [
-        (r, newsletter.id if newsletter else 0) for r in readers
+        (r, reader_send or 0) for r in readers
     ]:
         recipient = reach.recipient
         if recipient.kind is RecipientKind.EDITOR:

@@ -21,19 +21,26 @@ def known_guids(conn: Connection, guids: list[str]) -> set[str]:
     return set(conn.execute(select(posts.c.guid).where(posts.c.guid.in_(guids))).scalars())
 
 
+def _editable(post: Post) -> dict[str, Any]:
+    """The columns an edit of the post in the feed may change."""
+    return {
+        "title": post.title,
+        "link": post.link,
+        "author": post.author,
+        "summary_html": post.summary_html,
+        "content_html": post.content_html,
+        "categories": list(post.categories),
+    }
+
+
 def insert_post(conn: Connection, post: Post, eligible: bool) -> int:
     result = conn.execute(
         insert(posts).values(
             guid=post.guid,
-            title=post.title,
-            link=post.link,
-            author=post.author,
             published=post.published,
-            summary_html=post.summary_html,
-            content_html=post.content_html,
-            categories=list(post.categories),
             first_seen=times.now(),
             eligible=eligible,
+            **_editable(post),
         )
     )
     return new_id(result)
@@ -41,18 +48,7 @@ def insert_post(conn: Connection, post: Post, eligible: bool) -> int:
 
 def refresh_post(conn: Connection, post: Post) -> None:
     """Keep the stored copy of an edited post current; an edit never triggers a new send."""
-    conn.execute(
-        update(posts)
-        .where(posts.c.guid == post.guid)
-        .values(
-            title=post.title,
-            link=post.link,
-            author=post.author,
-            summary_html=post.summary_html,
-            content_html=post.content_html,
-            categories=list(post.categories),
-        )
-    )
+    conn.execute(update(posts).where(posts.c.guid == post.guid).values(_editable(post)))
 
 
 def post_from_row(row: Any) -> Post:

@@ -136,21 +136,16 @@ class Desk:
         return client_address(peer, forwarded, self.settings.web.trusted_proxies)
 
     def set_session_cookie(self, response: Response, value: str) -> None:
-        response.set_cookie(
-            auth.SESSION_COOKIE,
-            value,
-            max_age=self.sessions.max_age,
-            path=self.public,
-            httponly=True,
-            samesite="strict",
-            secure=self.secure,
-        )
+        self.set_cookie(response, auth.SESSION_COOKIE, value, self.sessions.max_age)
 
     def set_device_cookie(self, response: Response, value: str) -> None:
+        self.set_cookie(response, auth.DEVICE_COOKIE, value, self.devices.max_age)
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(
-            auth.DEVICE_COOKIE,
+            name,
             value,
-            max_age=self.devices.max_age,
+            max_age=max_age,
             path=self.public,
             httponly=True,
             samesite="strict",

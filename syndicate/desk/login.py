@@ -120,15 +120,7 @@ def routes(desk: Desk) -> list[BaseRoute]:
             error=error,
             next=_safe_next(desk, wanted or request.query_params.get("next", "")),
         )
-        response.set_cookie(
-            auth.LOGIN_COOKIE,
-            nonce,
-            max_age=auth.LOGIN_MAX_AGE,
-            path=desk.public,
-            httponly=True,
-            samesite="strict",
-            secure=desk.secure,
-        )
+        desk.set_cookie(response, auth.LOGIN_COOKIE, nonce, auth.LOGIN_MAX_AGE)
         return response
 
     async def get_login(request: Request) -> Response:

@@ -89,7 +89,13 @@ def _set_status(active: bool) -> Handler:
     async def change(desk: Desk, request: Request, session: Session) -> Response:
         recipient_id = int(request.path_params["recipient_id"])
         try:
-            await run_in_threadpool(queries.set_status_by_author, desk.engine, recipient_id, active)
+            await run_in_threadpool(
+                subscribers.set_status_by_author,
+                desk.engine,
+                recipient_id,
+                active,
+                where="on the desk",
+            )
         except SyndicateError as exc:
             return desk.page("refused.html.j2", session, 400, title="Not changed", message=str(exc))
         word = "resubscribed" if active else "unsubscribed"

@@ -10,6 +10,7 @@ POST shows what would happen (times parsed and echoed in full), a second with `c
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -297,14 +298,27 @@ async def schedule(desk: Desk, request: Request, session: Session) -> Response:
     return desk.redirect(f"/posts/{post_id}?done=scheduled")
 
 
-def _send_action(action: str) -> Handler:
-    async def act(desk: Desk, request: Request, session: Session) -> Response:
+SendHandler = Callable[[Desk, Request, Session, db.sends.Send, Any], Awaitable[Response]]
+
+
+def _on_send(handle: SendHandler) -> Handler:
+    """`handle` for the send the path names, with the form posted (no such send: a 404)."""
+
+    async def handler(desk: Desk, request: Request, session: Session) -> Response:
         send_id = int(request.path_params["send_id"])
         send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
         if send is None:
             return _not_found(desk, session, "such send")
-        post_id = send.post_id
-        form = await desk.form(request)
+        return await handle(desk, request, session, send, await desk.form(request))
+
+    return handler
+
+
+def _send_action(action: str) -> Handler:
+    async def act(
+        desk: Desk, request: Request, session: Session, send: db.sends.Send, form: Any
+    ) -> Response:
+        send_id, post_id = send.id, send.post_id
         try:
             if form.get("confirm") != "yes":
                 what = f"{ACTIONS[action]} send {send_id} ({send.channel}, {send.state})."
@@ -321,7 +335,7 @@ def _send_action(action: str) -> Handler:
             return await show(desk, request, session, post_id, error=str(exc), status=400)
         return desk.redirect(f"/posts/{post_id}?done={action}")
 
-    return act
+    return _on_send(act)
 
 
 def _apply(desk: Desk, action: str, send_id: int) -> None:
@@ -335,13 +349,11 @@ def _apply(desk: Desk, action: str, send_id: int) -> None:
         control.cancel(desk.engine, send_id)
 
 
-async def reschedule(desk: Desk, request: Request, session: Session) -> Response:
-    send_id = int(request.path_params["send_id"])
-    send = await run_in_threadpool(queries.send_row, desk.engine, send_id)
-    if send is None:
-        return _not_found(desk, session, "such send")
-    post_id = send.post_id
-    form = await desk.form(request)
+@_on_send
+async def reschedule(
+    desk: Desk, request: Request, session: Session, send: db.sends.Send, form: Any
+) -> Response:
+    send_id, post_id = send.id, send.post_id
     zone = desk.settings.zone
     try:
         at, embargo = _read_times(desk, form)

@@ -21,16 +21,14 @@ from syndicate.db.login_lock import LoginLock
 from syndicate.db.recipients import RecipientRecord
 from syndicate.db.replies import RecentReply, ReplyByRecipient, ReplyListing
 from syndicate.db.sends import Send, SendListing
-from syndicate.db.status_changes import ChangedBy, NewChange, StatusChange
+from syndicate.db.status_changes import StatusChange
 from syndicate.desk import auth
-from syndicate.errors import SyndicateError
 from syndicate.models import (
     Channel,
     DeliveryState,
     Post,
     Recipient,
     RecipientKind,
-    RecipientStatus,
     SendState,
 )
 from syndicate.scheduling import embargo as embargo_rule
@@ -333,32 +331,6 @@ def person(engine: Engine, recipient_id: int) -> Person | None:
             db.replies.replies_from(conn, recipient_id),
             db.status_changes.changes_of(conn, recipient_id),
         )
-
-
-def set_status_by_author(engine: Engine, recipient_id: int, active: bool) -> bool:
-    """Unsubscribe or resubscribe one person by the author's hand, recorded with the reason;
-    True when this changed them. A spam complaint is never undone here."""
-    reason = "by the author, on the desk"
-    with engine.begin() as conn:
-        row = db.recipients.recipient_row(conn, recipient_id)
-        if row is None:
-            raise SyndicateError(f"there is no subscriber {recipient_id}")
-        if active and row.status is RecipientStatus.COMPLAINED:
-            raise SyndicateError(
-                f"{row.email} reported a newsletter as spam; they can subscribe again "
-                "themselves, but the desk does not re-add them"
-            )
-        if not active:
-            return db.recipients.mark_recipient(
-                conn, recipient_id, RecipientStatus.UNSUBSCRIBED, reason, by=ChangedBy.AUTHOR
-            )
-        changed = db.desk.reactivate(conn, recipient_id)
-        if changed:
-            change = NewChange(
-                recipient_id, row.status, RecipientStatus.ACTIVE, ChangedBy.AUTHOR, reason
-            )
-            db.status_changes.record(conn, [change])
-        return changed
 
 
 # --- charts -----------------------------------------------------------------------------------

@@ -354,18 +354,37 @@ def render_column(
 ) -> Edition:
     """The editor's email: a note from the author, the draft below it, chosen attachments."""
     draft = build_draft(post, settings, embargo, profile)
+    return column_edition(post, settings, env, draft, "column/note.txt.j2", "column/draft.html.j2")
+
+
+def column_edition(
+    post: Post,
+    settings: Settings,
+    env: Environment,
+    draft: ColumnDraft,
+    text_template: str,
+    html_template: str,
+    subject_label: str = "",
+    **extra: Any,
+) -> Edition:
+    """An email to editors carrying `draft` in its text and as attachments in each format of its
+    profile (the column, or an advisory about it: `subject_label` then leads the subject, and
+    `extra` is what its templates say besides the draft)."""
     context = draft_context(post, settings, draft)
-    text_draft = draft_text(env, context)
     attachments = tuple(column_file(fmt, draft, env, context) for fmt in draft.profile.formats)
-    context.update(draft_text=text_draft, attachment_names=[a.filename for a in attachments])
-    text = env.get_template("column/note.txt.j2").render(context)
-    html = inline_css(env.get_template("column/draft.html.j2").render(context))
+    context.update(
+        extra,
+        draft_text=draft_text(env, context),
+        attachment_names=[a.filename for a in attachments],
+    )
+    text = env.get_template(text_template).render(context)
+    html = inline_css(env.get_template(html_template).render(context))
     subject = settings.channels.column.subject.format(title=post.title, site=settings.site.name)
     assert post.id is not None
     return Edition(
         post_id=post.id,
         channel=Channel.COLUMN,
-        subject=subject,
+        subject=f"{subject_label}: {subject}" if subject_label else subject,
         html=html,
         text=text,
         attachments=attachments,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from syndicate import db, tokens
 from syndicate.corrections.rows import correction_of
+from syndicate.inbound.answers import first_line, is_answer
 from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.inbound.steps.identify import candidate_addresses
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-APPROVE_WORDS = ("approve", "approved", "yes, approve", "ok approve")
+APPROVE_WORDS = ("approve", "approved", "yes, approve", "ok approve", "ok, approve")
 DnsFunc = Callable[..., bytes | None]
 
 
@@ -127,9 +128,11 @@ def approve(
 
         accepted, reason = corrections.answer(runtime, correction_id, send_id, said, proof, at)
         return ApprovalResult(accepted, send_id, reason)
-    if not said.startswith(APPROVE_WORDS):
+    if not is_answer(said, APPROVE_WORDS):
         return ApprovalResult(
-            False, send_id, f"the reply does not say 'approve' (it starts {said[:40]!r})"
+            False,
+            send_id,
+            f"the reply's first line is not 'approve' alone (it says {said[:60]!r})",
         )
     return _release(runtime, send_id, proof, sender, inbound, at)
 
@@ -161,15 +164,6 @@ def _release(
         if not approval.deliver_to_author(runtime, receipt):
             reason += "; the confirmation email could not be sent"
     return ApprovalResult(True, send_id, reason)
-
-
-def first_line(words: str) -> str:
-    """The answer's own first line, lower-case, quoted lines and blank lines skipped."""
-    for line in words.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith(">"):
-            return " ".join(stripped.lower().split())
-    return ""
 
 
 def _claim(key: bytes, inbound: InboundMessage) -> tokens.TokenClaim | None:
