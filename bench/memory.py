@@ -2,7 +2,7 @@
 
     python bench/memory.py                              # 10,000 and 100,000 readers, SQLite
     python bench/memory.py --sizes 10000,100000,1000000
-    python bench/memory.py --database-url postgresql+psycopg://…/db   # an empty database each
+    python bench/memory.py --admin-url postgresql+psycopg://postgres@…/postgres  # PostgreSQL
 
 For each size: a new project whose posts are recorded, then a readers.csv of that many rows,
 then, each in a process of its own: `syndicate status` (the baseline: the interpreter and
@@ -11,6 +11,7 @@ Postfix's smtp-sink); and a second `send` of the same post after one row was add
 (the list is read again, only that row is new). Prints each process's peak RSS (`ru_maxrss`
 from wait4) and time; the send's peak should stay within 100 MB and flat as the list grows.
 
+With `--admin-url` each size gets a new PostgreSQL database of its own (dropped afterwards).
 `--plan-only` points the transport at a closed port: the send syncs and plans, then stops at
 "cannot connect" (for 1,000,000 readers, where sending takes a quarter of an hour).
 """
@@ -71,8 +72,25 @@ def measure(folder: Path, env: dict[str, str], *args: str) -> tuple[float, float
     return usage.ru_maxrss / 1024, time.monotonic() - started, process.returncode
 
 
-def run(size: int, port: int, database_url: str) -> None:
+def admin_command(admin_url: str, sql: str) -> None:
+    import psycopg
+    from sqlalchemy import make_url
+
+    url = make_url(admin_url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def run(size: int, port: int, database_url: str, admin_url: str = "") -> None:
     scratch = Path(tempfile.mkdtemp(prefix="syndicate-bench-memory-"))
+    database = f"syndicate_bench_memory_{os.getpid()}_{size}"
+    if admin_url:
+        from sqlalchemy import make_url
+
+        admin_command(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin_command(admin_url, f'CREATE DATABASE "{database}"')
+        url = make_url(admin_url).set(database=database)
+        database_url = url.render_as_string(hide_password=False)
     try:
         folder = scratch / "project"
         make_project(folder, port)
@@ -94,11 +112,14 @@ def run(size: int, port: int, database_url: str) -> None:
             f"{size:>9,} readers   status {baseline:6.1f} MB   send {peak:6.1f} MB "
             f"({seconds:6.1f} s{', stopped: transport' if status else ''})   "
             f"send after a one-row change {again:6.1f} MB ({again_seconds:6.1f} s)   "
-            f"load average {os.getloadavg()[0]:.2f}",
+            f"load average {os.getloadavg()[0]:.2f}   "
+            f"({'PostgreSQL' if database_url else 'SQLite'})",
             flush=True,
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if admin_url:
+            admin_command(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -109,6 +130,9 @@ def main() -> None:
         default="",
         help="an empty PostgreSQL database per size is your job; default: SQLite in the project",
     )
+    parser.add_argument(
+        "--admin-url", default="", help="a PostgreSQL administrator's URL: a new database a size"
+    )
     parser.add_argument("--plan-only", action="store_true", help="sync and plan, do not send")
     args = parser.parse_args()
     port = free_port()
@@ -116,7 +140,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.2f}; peak RSS per process")
     try:
         for size in (int(s) for s in args.sizes.split(",")):
-            run(size, port, args.database_url)
+            run(size, port, args.database_url, args.admin_url)
     finally:
         if sink is not None:
             sink.terminate()

@@ -125,8 +125,11 @@ class Runtime:
         return self._engine is not None
 
     def transport(self) -> Transport:
-        """A new, unopened transport of the configured kind (the caller opens and closes it)."""
-        return self.transport_factory(self.settings)
+        """A new, unopened transport of the configured kind (the caller opens and closes it),
+        taking its slots from the provider's limit shared by every message (delivery/throttle)."""
+        from syndicate.delivery import throttle
+
+        return throttle.share_limits(self.transport_factory(self.settings), lambda: self.engine)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -6,6 +6,8 @@ import re
 import warnings
 from pathlib import Path
 
+import httpx
+import pytest
 from starlette.routing import Mount, Route
 
 with warnings.catch_warnings():
@@ -48,16 +50,20 @@ def field(page: str, name: str = "csrf") -> str:
     return match.group(1)
 
 
-def login(client: TestClient, password: str = PASSWORD) -> str:
-    """Logs in; returns the session's CSRF token (the one every desk form carries)."""
+def attempt(client: TestClient, password: str) -> httpx.Response:
+    """The login form fetched and posted with this password; the answer, whatever it is."""
     page = client.get("/desk/login")
-    assert page.status_code == 200, page.text
-    answer = client.post(
+    return client.post(
         "/desk/login",
         data={"csrf": field(page.text), "password": password, "next": "/desk/"},
         headers=SAME,
         follow_redirects=False,
     )
+
+
+def login(client: TestClient, password: str = PASSWORD) -> str:
+    """Logs in; returns the session's CSRF token (the one every desk form carries)."""
+    answer = attempt(client, password)
     assert answer.status_code == 303, answer.text
     home = client.get("/desk/")
     assert home.status_code == 200, home.text
@@ -66,6 +72,19 @@ def login(client: TestClient, password: str = PASSWORD) -> str:
 
 def set_password(project: Path, password: str = PASSWORD) -> None:
     queries.set_password(engine_of(project), password)
+
+
+def sent_desk(folder: Path, monkeypatch: pytest.MonkeyPatch, *, password: bool = True) -> Path:
+    """The example project after one send (inbound_support.sent_project) at ORIGIN, with the
+    fixtures' key in SYNDICATE_SECRET_KEY and, unless told otherwise, the desk's password."""
+    from tests.inbound_support import KEY, sent_project
+
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
+    project = sent_project(folder)
+    use_base_url(project)
+    if password:
+        set_password(project)
+    return project
 
 
 def desk_routes(client: TestClient) -> list[tuple[str, str]]:

@@ -11,6 +11,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from syndicate import db
 from syndicate import settings as settings_module
@@ -82,6 +85,21 @@ def copy_project(source: Path, target: Path) -> Path:
     copy_folder(source, target)
     copy_database(source, target)
     return target
+
+
+def sent_fixtures(name: str) -> tuple[Any, Any]:
+    """A test module's `base` fixture (the sent project, once per module, in a folder named
+    `name`) and `project` (a copy of it for each test): `base, project = sent_fixtures("x")`."""
+
+    @pytest.fixture(scope="module")
+    def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return sent_project(tmp_path_factory.mktemp(name) / "project")
+
+    @pytest.fixture
+    def project(base: Path, tmp_path: Path) -> Path:
+        return copy_project(base, tmp_path / "project")
+
+    return base, project
 
 
 def load(project: Path) -> tuple[settings_module.Settings, Engine, bytes]:

@@ -68,10 +68,12 @@ class PostgresCluster:
 
     def drop_schema(self, schema: str) -> None:
         # A process the test left behind (killed mid-send, a daemon) must not block the drop.
+        # Only this session's databases: another suite on the cluster numbers its schemas too.
         self.connection.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (schema,),
+            " WHERE application_name = %s AND pid <> pg_backend_pid()"
+            " AND (datname = %s OR datname LIKE %s)",
+            (schema, self.prefix, f"{self.prefix}_d%"),
         )
         self.connection.execute(f"DROP SCHEMA {schema} CASCADE")
 

@@ -6,30 +6,22 @@ The app runs under uvicorn on 127.0.0.1 in a thread, exactly as `syndicate serve
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from syndicate import db
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
+from tests.support.browser import CHROMIUM_ARGS
+from tests.support.web import serving
 from tests.web_support import confirmation_link, load_settings, require_module, require_tool
 
 # Flags research.md lists for Debian's Chromium in a container.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADDRESS = "browser.reader@example.com"
 
 
@@ -43,19 +35,8 @@ def served(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         'base_url = "https://notes.example.com/newsletter"',
         f'base_url = "{base}"',
     )
-    app = create_app(Runtime(load_settings(project)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with serving(create_app(Runtime(load_settings(project))), port):
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def edition_unsubscribe_url(project: Path) -> str:

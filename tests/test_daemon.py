@@ -218,7 +218,7 @@ def _run(project: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(condition, seconds: float = 20) -> bool:
+def _wait_for(condition, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

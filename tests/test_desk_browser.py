@@ -13,8 +13,6 @@ in tests/artifacts/desk/ (CI keeps that folder as an artefact).
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from email import message_from_bytes, policy
@@ -22,7 +20,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from syndicate import db
 from syndicate.desk import queries
@@ -44,19 +41,14 @@ from tests.inbound_support import (
     signed_ids,
     use_smtp,
 )
+from tests.support.browser import CHROMIUM_ARGS
+from tests.support.web import serving
 from tests.tools import missing, require_module, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tools" / "desk-a11y" / "node_modules" / "axe-core" / "axe.min.js"
 SHOTS = ROOT / "tests" / "artifacts" / "desk"
 IMPORTS = Path(__file__).parent / "fixtures" / "imports"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 READER_MESSAGE_ID = "<CAF3x9q7pY2=gmail-en-0001@mail.gmail.com>"
 # One long journey (about a minute on a quiet machine) rather than many short ones: each page is
 # reached the way the author reaches it.
@@ -81,20 +73,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     )
     with running_smtp(RecordingHandler()) as (controller, sink):
         use_smtp(project, controller.port)
-        app = create_app(Runtime(load(project)[0]))
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
+        with serving(create_app(Runtime(load(project)[0])), port):
             yield base, project, sink
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
 
 def received(sink: object) -> list[EmailMessage]:

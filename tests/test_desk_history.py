@@ -19,9 +19,8 @@ from syndicate import db, tokens
 from syndicate.audience import subscribers
 from syndicate.db.status_changes import ChangedBy
 from syndicate.models import RecipientKind, RecipientStatus
-from tests.conftest import set_setting
-from tests.desk_support import SAME, client_for, login, set_password
-from tests.inbound_support import KEY, load, sent_project
+from tests.desk_support import SAME, client_for, login, sent_desk
+from tests.inbound_support import load
 
 AT = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
 
@@ -148,15 +147,7 @@ def test_the_desk_tables_revision_moves_the_json_out_of_meta_and_keeps_what_it_c
 
 @pytest.fixture
 def desk_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
-    project = sent_project(tmp_path / "project")
-    set_setting(
-        project / "settings.toml",
-        'base_url = "https://notes.example.com/newsletter"',
-        'base_url = "http://testserver"',
-    )
-    set_password(project)
-    return project
+    return sent_desk(tmp_path / "project", monkeypatch)
 
 
 def test_every_way_a_status_changes_is_in_the_persons_history(

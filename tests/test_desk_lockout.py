@@ -18,19 +18,18 @@ from syndicate.desk import auth, queries
 from syndicate.desk.login import ACCOUNT_FAILURES
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.conftest import run_cli
 from tests.desk_support import (
     ORIGIN,
     PASSWORD,
-    SAME,
     SECRET,
     TestClient,
+    attempt,
     engine_of,
-    field,
     set_password,
     use_base_url,
 )
 from tests.scheduling_support import Clock
+from tests.support.cli import run_cli
 from tests.web_support import load_settings
 
 
@@ -44,7 +43,7 @@ def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def clock() -> Clock:
-    # Real time: `desk unlock` runs as its own process, on the real clock.
+    # Real time: `desk unlock` runs the command's own Runtime, on the real clock.
     return Clock(datetime.now(UTC).replace(microsecond=0))
 
 
@@ -54,16 +53,6 @@ def app_for(project: Path, clock: Clock) -> Starlette:
 
 def browser(app: Starlette, address: str) -> TestClient:
     return TestClient(app, base_url=ORIGIN, client=(address, 5))
-
-
-def attempt(client: TestClient, password: str):
-    page = client.get("/desk/login")
-    return client.post(
-        "/desk/login",
-        data={"csrf": field(page.text), "password": password, "next": "/desk/"},
-        headers=SAME,
-        follow_redirects=False,
-    )
 
 
 def lock_the_account(app: Starlette) -> None:

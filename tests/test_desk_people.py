@@ -15,9 +15,8 @@ from typer.testing import CliRunner
 from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.desk import charts
-from tests.conftest import set_setting
-from tests.desk_support import SAME, client_for, engine_of, login, set_password
-from tests.inbound_support import KEY, copy_project, sent_project
+from tests.desk_support import SAME, client_for, engine_of, login, sent_desk
+from tests.inbound_support import copy_project
 
 IMPORTS = Path(__file__).parent / "fixtures" / "imports"
 
@@ -25,15 +24,7 @@ IMPORTS = Path(__file__).parent / "fixtures" / "imports"
 @pytest.fixture
 def desk_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example project after one send: its lists loaded, deliveries recorded."""
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
-    project = sent_project(tmp_path / "project")
-    set_setting(
-        project / "settings.toml",
-        'base_url = "https://notes.example.com/newsletter"',
-        'base_url = "http://testserver"',
-    )
-    set_password(project)
-    return project
+    return sent_desk(tmp_path / "project", monkeypatch)
 
 
 def cli(project: Path, *args: str) -> str:

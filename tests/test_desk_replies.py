@@ -12,9 +12,8 @@ import pytest
 from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.conftest import set_setting
-from tests.desk_support import SAME, client_for, login, set_password
-from tests.inbound_support import KEY, cli, edit, fixture, load, replies, sent_project, signed_ids
+from tests.desk_support import SAME, client_for, login, sent_desk, set_password
+from tests.inbound_support import cli, edit, fixture, load, replies, signed_ids
 from tests.test_replies_wordpress import APP_PASSWORD, wordpress  # noqa: F401 (the fixture)
 
 
@@ -22,13 +21,7 @@ from tests.test_replies_wordpress import APP_PASSWORD, wordpress  # noqa: F401 (
 def desk_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example project after one send, with a reader's comment, an editor's answer and a
     stranger's message filed."""
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
-    project = sent_project(tmp_path / "project")
-    set_setting(
-        project / "settings.toml",
-        'base_url = "https://notes.example.com/newsletter"',
-        'base_url = "http://testserver"',
-    )
+    project = sent_desk(tmp_path / "project", monkeypatch, password=False)
     settings, engine, key = load(project)
     for name in ("gmail_en.eml", "editor_reply.eml", "stranger.eml", "dsn_postfix.eml"):
         pipeline.process(

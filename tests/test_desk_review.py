@@ -23,9 +23,8 @@ from syndicate.inbound import pipeline
 from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.conftest import set_setting
-from tests.desk_support import PASSWORD, SAME, client_for, field, login, set_password
-from tests.inbound_support import KEY, fixture, load, replies, sent_project
+from tests.desk_support import ORIGIN, PASSWORD, SAME, attempt, client_for, field, login, sent_desk
+from tests.inbound_support import fixture, load, replies
 from tests.scheduling_support import Clock
 from tests.web_support import load_settings
 
@@ -37,15 +36,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def desk_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
-    project = sent_project(tmp_path / "project")
-    set_setting(
-        project / "settings.toml",
-        'base_url = "https://notes.example.com/newsletter"',
-        'base_url = "http://testserver"',
-    )
-    set_password(project)
-    return project
+    return sent_desk(tmp_path / "project", monkeypatch)
 
 
 def _confirm_link(project: Path, before: set[Path]) -> str:
@@ -226,14 +217,7 @@ def test_a_plain_next_inside_the_desk_is_still_followed(desk_project: Path) -> N
 
 
 def _try(app: Starlette, address: str, password: str) -> Response:
-    client = TestClient(app, base_url="http://testserver", client=(address, 5))
-    page = client.get("/desk/login")
-    return client.post(
-        "/desk/login",
-        data={"csrf": field(page.text), "password": password, "next": "/desk/"},
-        headers=SAME,
-        follow_redirects=False,
-    )
+    return attempt(TestClient(app, base_url=ORIGIN, client=(address, 5)), password)
 
 
 def test_the_locked_account_refuses_the_right_password_then_takes_it_after_the_window(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -14,6 +12,7 @@ from sqlalchemy import func, select
 from syndicate import db, settings
 from syndicate.errors import FeedError
 from syndicate.feedwatch import feed, watch
+from tests.support.web import QuietHandler, serving_http
 
 ITEM = """<item><title>{title}</title><link>https://blog.example.com/{n}/</link>
 <guid isPermaLink="false">https://blog.example.com/?p={n}</guid>
@@ -153,7 +152,7 @@ def test_post_identity_falls_back_to_link_and_duplicates_are_reported() -> None:
     assert any("duplicate guid" in p for p in parsed.problems)
 
 
-class FeedHandler(http.server.BaseHTTPRequestHandler):
+class FeedHandler(QuietHandler):
     body = rss(catalogue(3))
     etag = '"v1"'
     requests: ClassVar[list[dict[str, str]]] = []
@@ -172,21 +171,12 @@ class FeedHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def feed_server() -> Iterator[str]:
     FeedHandler.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FeedHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_http(FeedHandler) as base:
+        yield f"{base}/feed/"
 
 
 def test_conditional_get_sends_validators_and_304_parses_nothing(

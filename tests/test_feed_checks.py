@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import html
-import http.server
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,9 +23,11 @@ from syndicate.errors import FeedError
 from syndicate.feedwatch import health, watch
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
-from tests.conftest import run_cli, set_setting
+from tests.conftest import set_setting
 from tests.desk_support import SECRET, client_for, login, set_password, use_base_url
 from tests.scheduling_support import Clock
+from tests.support.cli import run_cli
+from tests.support.web import QuietHandler, serving_http
 from tests.test_feed import catalogue, rss
 from tests.web_support import load_settings
 
@@ -35,7 +35,7 @@ T1 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TIMEOUT = 0.5
 
 
-class SickFeed(http.server.BaseHTTPRequestHandler):
+class SickFeed(QuietHandler):
     """Answers each GET with the next of `answers`: an HTTP status, "slow" or "malformed"."""
 
     answers: ClassVar[list[str]] = []
@@ -55,21 +55,12 @@ class SickFeed(http.server.BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):  # the client stopped waiting (the timeout)
             self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def sick_feed() -> Iterator[str]:
     SickFeed.answers = ["500", "slow", "malformed", "200"]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SickFeed)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_http(SickFeed) as base:
+        yield f"{base}/feed/"
 
 
 @pytest.fixture

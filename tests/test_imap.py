@@ -18,7 +18,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.conftest import free_port
-from tests.inbound_support import cli, copy_project, edit, fixture, require_tool, sent_project
+from tests.inbound_support import cli, copy_project, edit, fixture, require_tool, sent_fixtures
 
 USER, PASSWORD = "replies", "imap-test-secret"
 
@@ -114,9 +114,7 @@ service imap-login {{
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("imap-base") / "project")
+base = sent_fixtures("imap-base")[0]
 
 
 def deliver(port: int, *names: str, folder: str = "INBOX") -> None:

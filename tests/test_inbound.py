@@ -22,11 +22,10 @@ from syndicate.runtime import Runtime
 from tests.inbound_support import (
     cli,
     cli_process,
-    copy_project,
     fixture,
     load,
     replies,
-    sent_project,
+    sent_fixtures,
     set_url_file,
     signed_ids,
 )
@@ -34,14 +33,7 @@ from tests.inbound_support import (
 QUOTED = ("hidden inside it", "wrote", "schrieb", "a écrit", "Jane Marlowe <", "> ")
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("inbound-base") / "project")
-
-
-@pytest.fixture
-def project(base: Path, tmp_path: Path) -> Path:
-    return copy_project(base, tmp_path / "project")
+base, project = sent_fixtures("inbound-base")
 
 
 def classify(base: Path, name: str):

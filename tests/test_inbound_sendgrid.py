@@ -5,8 +5,6 @@ syndicate.inbound.sources.sendgrid, served by uvicorn on 127.0.0.1 in a minimal 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -14,15 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import sendgrid
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.conftest import free_port
 from tests.inbound_support import KEY, edit, fixture, replies, sent_project
+from tests.support.web import serving
 
 PARSE_SECRET = "inbound-parse-test-secret"
 
@@ -44,22 +41,11 @@ def serve(
         if whole_app
         else Starlette(routes=sendgrid.routes(Runtime(loader())))
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", timeout=30, auth=("sendgrid", PARSE_SECRET)
-        ) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with (
+        serving(app) as base,
+        httpx.Client(base_url=base, timeout=30, auth=("sendgrid", PARSE_SECRET)) as http,
+    ):
+        yield http
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
-from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_project
+from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_fixtures
 from tests.test_approval import awaiting, reply  # noqa: F401 (the fixture: a send awaiting approval)
 
 STEPS = Path(pipeline.__file__).parent / "steps"
@@ -57,9 +57,7 @@ def test_the_docstrings_list_the_steps_in_their_real_order() -> None:
     assert tuple(re.split(r",\s*", " ".join(summary.group(1).split()))) == pipeline.PIPELINE
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("steps-base") / "project")
+base = sent_fixtures("steps-base")[0]
 
 
 def test_classify_says_of_every_fixture_what_process_records(base: Path, tmp_path: Path) -> None:

@@ -209,7 +209,7 @@ def _post():
 
 
 def test_subscribers_sync_always_reads_the_lists(project: Path) -> None:
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     assert run_cli(project, "subscribers", "sync").returncode == 0
     again = run_cli(project, "subscribers", "sync", "--json")

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from syndicate import db, settings
 from syndicate.models import Channel, RecipientKind
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def listed(project: Path, name: str) -> int:

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, make_url
 
 from syndicate import settings
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 from tests.postgres_support import PostgresCluster
+from tests.support.cli import run_cli
 
 
 def section() -> str:

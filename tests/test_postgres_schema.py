@@ -1,7 +1,7 @@
 """PostgreSQL enforces what SQLite lets pass: column widths, boolean literals, concurrent DDL.
 
 Every test here runs on PostgreSQL whichever database the suite runs on (the `postgres_url`
-fixture: a fresh schema, also in SYNDICATE_DATABASE_URL), through the real `syndicate` command.
+fixture: a fresh schema, also in SYNDICATE_DATABASE_URL), through the `syndicate` command.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tests.conftest import run_cli, set_setting
+from tests.conftest import set_setting
+from tests.support.cli import run_cli
 
 
 def syndicate(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

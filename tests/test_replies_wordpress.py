@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
@@ -16,11 +14,12 @@ import pytest
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
 from tests.inbound_support import cli, edit, fixture, load, sent_project
+from tests.support.web import QuietHandler, serving_http
 
 APP_PASSWORD = "abcd efgh ijkl mnop"
 
 
-class FakeWordPress(BaseHTTPRequestHandler):
+class FakeWordPress(QuietHandler):
     comments: ClassVar[list[dict]] = []
 
     def _authorised(self) -> bool:
@@ -50,18 +49,12 @@ class FakeWordPress(BaseHTTPRequestHandler):
         self.comments.append(body)
         return self._reply(201, {"id": 1000 + len(self.comments), "status": body["status"]})
 
-    def log_message(self, *args) -> None:
-        pass
-
 
 @pytest.fixture
 def wordpress():
     FakeWordPress.comments = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWordPress)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", FakeWordPress.comments
-    server.shutdown()
+    with serving_http(FakeWordPress) as base:
+        yield base, FakeWordPress.comments
 
 
 def test_push_posts_each_comment_as_pending(

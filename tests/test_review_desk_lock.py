@@ -27,6 +27,7 @@ from tests.desk_support import (
     SAME,
     SECRET,
     TestClient,
+    attempt,
     field,
     set_password,
     use_base_url,
@@ -86,30 +87,20 @@ def test_guesses_sent_at_once_are_not_all_checked_past_the_account_lock(
     )
 
 
-def _attempt(client: TestClient, password: str) -> httpx.Response:
-    page = client.get("/desk/login")
-    return client.post(
-        "/desk/login",
-        data={"csrf": field(page.text), "password": password, "next": "/desk/"},
-        headers=SAME,
-        follow_redirects=False,
-    )
-
-
 def test_logout_on_every_device_forgets_the_known_device(desk_project: Path) -> None:
     app = app_for(desk_project)
     shared = TestClient(app, base_url=ORIGIN, client=("203.0.113.7", 5))  # a library computer
-    assert _attempt(shared, PASSWORD).status_code == 303
+    assert attempt(shared, PASSWORD).status_code == 303
     desk = shared.get("/desk/")
     logout = shared.post("/desk/logout", data={"csrf": field(desk.text)}, headers=SAME)
     assert "logged out of the desk, on every device" in logout.text
     assert shared.get("/desk/", follow_redirects=False).status_code in (302, 303)
     for n in range(ACCOUNT_FAILURES):  # strangers lock the account
         stranger = TestClient(app, base_url=ORIGIN, client=(f"198.51.100.{n // 5}", 5))
-        assert _attempt(stranger, "a wrong guess").status_code == 401
-    assert _attempt(TestClient(app, base_url=ORIGIN), "a wrong guess").status_code == 429
+        assert attempt(stranger, "a wrong guess").status_code == 401
+    assert attempt(TestClient(app, base_url=ORIGIN), "a wrong guess").status_code == 429
     # The next person at the logged-out browser is treated as the author's known device.
-    next_user = _attempt(shared, "another guess")
+    next_user = attempt(shared, "another guess")
     assert auth.DEVICE_COOKIE in shared.cookies
     assert next_user.status_code == 429, (
         "after 'logged out on every device', the browser's device cookie still gets past the "

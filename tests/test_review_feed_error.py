@@ -9,8 +9,6 @@ author's terminal (an OSC 8 hyperlink to anywhere, hidden text, a changed window
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -20,7 +18,9 @@ import pytest
 from syndicate.errors import FeedError
 from syndicate.feedwatch import watch
 from syndicate.runtime import Runtime
-from tests.conftest import run_cli, set_setting
+from tests.conftest import set_setting
+from tests.support.cli import run_cli
+from tests.support.web import QuietHandler, serving_http
 from tests.web_support import load_settings
 
 ESC = "\x1b"
@@ -30,7 +30,7 @@ HOSTILE = (
 )
 
 
-class HostileFeed(http.server.BaseHTTPRequestHandler):
+class HostileFeed(QuietHandler):
     body: ClassVar[bytes] = HOSTILE
 
     def do_GET(self) -> None:
@@ -40,20 +40,11 @@ class HostileFeed(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def hostile_feed() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HostileFeed)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_http(HostileFeed) as base:
+        yield f"{base}/feed/"
 
 
 def test_a_hostile_feeds_error_reaches_status_without_terminal_escapes(

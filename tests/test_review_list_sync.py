@@ -17,7 +17,7 @@ from pathlib import Path
 from syndicate import db
 from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 HOUR_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 HOSTILE = (
     b"From: Stranger <stranger@example.net>\r\n"

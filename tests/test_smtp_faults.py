@@ -15,7 +15,7 @@ from syndicate.delivery.transports.smtp import SendThrottle, SmtpTransport
 from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.settings import Smtp
-from tests.conftest import free_port
+from tests.conftest import free_port, running_smtp
 from tests.delivery_support import (
     FakeClock,
     FaultyHandler,
@@ -28,13 +28,8 @@ from tests.delivery_support import (
 
 @pytest.fixture
 def faulty_server():
-    handler = FaultyHandler(seed=7, p_451=0.08, p_421=0.05, p_drop=0.05)
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, handler
-    finally:
-        controller.stop()
+    with running_smtp(FaultyHandler(seed=7, p_451=0.08, p_421=0.05, p_drop=0.05)) as server:
+        yield server
 
 
 def _run(cfg: settings.Settings, engine, send_id: int, clock: FakeClock, **kwargs):

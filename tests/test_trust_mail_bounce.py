@@ -21,7 +21,7 @@ from syndicate.inbound.steps import parse
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from tests.conftest import set_setting
-from tests.inbound_support import KEY, cli, copy_project, load, sent_project
+from tests.inbound_support import KEY, cli, load, sent_fixtures
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 from tests.trust_mail_support import dsn, status_of
 
@@ -29,14 +29,7 @@ ZOE = "zoe.perez@example.org"  # reader 2
 DAY = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("trust-bounce") / "project")
-
-
-@pytest.fixture
-def project(base: Path, tmp_path: Path) -> Path:
-    return copy_project(base, tmp_path / "project")
+base, project = sent_fixtures("trust-bounce")
 
 
 def verp(project: Path, send_id: int, recipient_id: int, key: bytes | None = None) -> str:

@@ -21,26 +21,18 @@ from syndicate.runtime import Runtime
 from tests.inbound_support import (
     cli,
     cli_process,
-    copy_project,
     edit,
     env,
     load,
     replies,
-    sent_project,
+    sent_fixtures,
 )
 from tests.trust_mail_support import forged_reply, status_of
 
 ZOE = "zoe.perez@example.org"  # reader 2 of send 1
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("trust-hostile") / "project")
-
-
-@pytest.fixture
-def project(base: Path, tmp_path: Path) -> Path:
-    return copy_project(base, tmp_path / "project")
+base, project = sent_fixtures("trust-hostile")
 
 
 def shared_address(project: Path) -> str:

@@ -24,9 +24,8 @@ from tests.inbound_support import (
     KEY,
     _make_sent_project,
     cli,
-    copy_project,
     load,
-    sent_project,
+    sent_fixtures,
 )
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 from tests.trust_mail_support import forged_reply, status_of
@@ -34,14 +33,7 @@ from tests.trust_mail_support import forged_reply, status_of
 MARGARET = "margaret.holloway@example.com"  # reader 1
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("trust-identity") / "project")
-
-
-@pytest.fixture
-def project(base: Path, tmp_path: Path) -> Path:
-    return copy_project(base, tmp_path / "project")
+base, project = sent_fixtures("trust-identity")
 
 
 def sent_ids(project: Path) -> dict[str, str]:

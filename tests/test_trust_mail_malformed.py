@@ -12,7 +12,7 @@ import pytest
 
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import sendgrid
-from tests.inbound_support import KEY, cli, copy_project, edit, replies, sent_project
+from tests.inbound_support import KEY, cli, edit, replies, sent_fixtures
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 
 
@@ -28,14 +28,7 @@ def nested(levels: int = 1500, message_id: str = "<deep-1@evil.example>") -> byt
     return head + opening + b"Content-Type: text/plain\n\nhello\n" + closing
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("trust-malformed") / "project")
-
-
-@pytest.fixture
-def project(base: Path, tmp_path: Path) -> Path:
-    return copy_project(base, tmp_path / "project")
+base, project = sent_fixtures("trust-malformed")
 
 
 def test_a_deeply_nested_message_is_recorded_once_and_never_retried_by_pipe(project: Path) -> None:

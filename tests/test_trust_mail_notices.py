@@ -15,16 +15,14 @@ import pytest
 from syndicate import tokens
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.inbound_support import cli, copy_project, edit, fixture, load, sent_project
+from tests.inbound_support import cli, copy_project, edit, fixture, load, sent_fixtures
 from tests.trust_mail_support import forged_reply, status_of
 
 VICTIM = "victim@elsewhere.example"
 MARGARET = "margaret.holloway@example.com"  # reader 1
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sent_project(tmp_path_factory.mktemp("trust-notices") / "project")
+base = sent_fixtures("trust-notices")[0]
 
 
 @pytest.fixture

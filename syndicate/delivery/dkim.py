@@ -18,9 +18,6 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
-import dkim as dkimpy
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
-
 from syndicate.errors import SettingsError
 from syndicate.settings import Dkim, Settings
 
@@ -58,6 +55,8 @@ def load_key(config: Dkim, base_dir: Path = Path(".")) -> DkimKey | None:
     """
     if not config.configured:
         return None
+    from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
     where, pem = _read_pem(config, base_dir)
     try:
         parse_pem_private_key(pem)
@@ -96,6 +95,8 @@ def sign(message_bytes: bytes, config: DkimKey) -> bytes:
     Every signed header is listed twice in h= ("oversigning"): the second, empty instance
     makes the signature fail if anyone on the way adds another From or List-Unsubscribe.
     """
+    import dkim as dkimpy  # here: a send without DKIM does not load dkimpy (~2 MB)
+
     present = _present_headers(message_bytes)
     headers = [h.encode() for h in SIGNED_HEADERS if h.lower() in present]
     headers += headers
@@ -126,6 +127,8 @@ def _present_headers(message_bytes: bytes) -> set[str]:
 
 def public_key_record(key: DkimKey) -> str:
     """The TXT record to publish at ``<selector>._domainkey.<domain>``."""
+    from dkim.crypto import parse_pem_private_key
+
     private = parse_pem_private_key(key.private_key)
     rsa_public = _der_sequence(
         _der_integer(private["modulus"]), _der_integer(private["publicExponent"])

@@ -1,11 +1,13 @@
-"""A provider's rate limit held by all workers together (`[transport.smtp] rate_per_second`,
+"""A provider's rate limit held by every message together (`[transport.smtp] rate_per_second`,
 `rate_per_hour`), through the database.
 
-On PostgreSQL any number of processes send at once, so the limit lives in the database
-(db/rates.py): each process reserves a short run of sending slots at a time, about a tenth of a
-second's worth, and sends one message per slot. On SQLite one process sends (the send lock), so
-the SMTP transport's own in-process `SendThrottle` is the limit: it needs no transaction per
-slot.
+Every SMTP transport the runtime hands out (`Runtime.transport`: editions, column drafts,
+correction advisories, notices and desk replies alike) and every send (`dispatch.run_send`)
+takes its slots from the limit's row in the database (db/rates.py), on SQLite as on
+PostgreSQL: a `syndicate send`, the daemon's notices and the desk's replies run in different
+processes, and several workers on PostgreSQL. Each process reserves a short run of sending
+slots at a time, about a tenth of a second's worth, and sends one message per slot.
+SendGrid's API has no rate setting here: its limits are the provider's own.
 """
 
 from __future__ import annotations
@@ -79,15 +81,20 @@ def limit_name(config: Smtp) -> str:
     return f"smtp {config.username or '-'}@{config.host}:{config.port}"[:200]
 
 
-def share_limits(transport: Transport, engine: Engine) -> None:
-    """On PostgreSQL, make an SMTP transport with a rate limit take its slots from the shared
-    limit in the database; anywhere else, leave it as it is."""
+def share_limits(transport: Transport, engine: Engine | Callable[[], Engine]) -> Transport:
+    """Make an SMTP transport with a rate limit take its slots from the shared limit in the
+    database (`engine`, or what it returns: opened only when a limit is set); returns the
+    transport. Any other transport is left as it is."""
     inner = getattr(transport, "inner", transport)  # under the DKIM signing wrapper
-    if not isinstance(inner, SmtpTransport) or engine.dialect.name != "postgresql":
-        return
+    if not isinstance(inner, SmtpTransport) or isinstance(inner.limiter, SharedThrottle):
+        return transport
     config = inner.config
     if not config.rate_per_second and not config.rate_per_hour:
-        return
+        return transport
     inner.limiter = SharedThrottle(
-        engine, limit_name(config), config.rate_per_second, config.rate_per_hour
+        engine() if callable(engine) else engine,
+        limit_name(config),
+        config.rate_per_second,
+        config.rate_per_hour,
     )
+    return transport

@@ -178,7 +178,7 @@ def _deliver(desk: Desk, row: dict[str, Any], text: str) -> Answer:
         raise SyndicateError(f"cannot answer {to!r}: {why}")
     try:
         message = answer_message(desk.settings, row, text, checked, name)
-        result = notices.send(desk.transport_factory(desk.settings), message)
+        result = notices.send(desk.runtime.transport(), message)
     except (ValueError, MessageError) as exc:  # the email package refusing a header
         raise SyndicateError(f"the answer to {checked} could not be written: {exc}") from exc
     if result.state is not DeliveryState.SENT:

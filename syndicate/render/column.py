@@ -19,7 +19,6 @@ from jinja2 import Environment
 
 from syndicate.errors import SyndicateError
 from syndicate.models import Attachment, Channel, Edition, Post, Recipient
-from syndicate.render.column_docx import draft_docx
 from syndicate.render.column_nitf import draft_nitf
 from syndicate.render.column_text import (
     COUNTED_KINDS,
@@ -337,6 +336,8 @@ def column_file(
     elif fmt == "html":
         data = inline_css(env.get_template("column/column.html.j2").render(context)).encode()
     elif fmt == "docx":
+        from syndicate.render.column_docx import draft_docx  # python-docx (~3 MB): drafts only
+
         data = draft_docx(draft)
     elif fmt == "nitf":
         data = draft_nitf(draft)
