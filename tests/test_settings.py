@@ -83,6 +83,9 @@ def test_the_public_names_import_from_the_package_and_no_module_is_over_500_line
         ("transport.sendgrid", "host", "api.sendgrid.com", "transport.sendgrid.host: expected"),
         ("desk", "path", "desk/", "desk.path: must start with '/'"),
         ("inbound", "spam_comand", ["spamc"], "inbound.spam_comand: unknown key"),
+        ("transport.smtp", "port", 0, "transport.smtp.port: expected a TCP port from 1 to"),
+        ("inbound.imap", "port", 65536, "inbound.imap.port: expected a TCP port from 1 to"),
+        ("web", "port", -1, "web.port: expected a TCP port from 1 to 65535, got -1"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_file_and_the_key(

@@ -32,6 +32,12 @@ def require_http_url(value: str) -> str:
     return value
 
 
+def require_port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError(f"expected a TCP port from 1 to 65535, got {value}")
+    return value
+
+
 def require_base_url(value: str) -> str:
     return require_http_url(value).rstrip("/")
 
@@ -94,6 +100,7 @@ HttpUrl = Annotated[str, AfterValidator(require_http_url)]
 # An absolute http(s) URL without its trailing '/', so paths can be appended with one.
 BaseUrl = Annotated[str, AfterValidator(require_base_url)]
 ZoneName = Annotated[str, AfterValidator(require_zone)]
+Port = Annotated[int, AfterValidator(require_port)]
 # A subject line: `{title}` and `{site}` are filled in.
 SubjectTemplate = Annotated[str, AfterValidator(lambda v: require_fields(v, {"title", "site"}))]
 ReaderPolicy = Annotated[str, AfterValidator(lambda v: require_policy(v, allow_digest=True))]

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from syndicate.settings.fields import Section
+from syndicate.settings.fields import Port, Section
 
 
 class Imap(Section):
     host: str = ""
-    port: int = Field(default=993, gt=0, lt=65536)
+    port: Port = 993
     security: Literal["ssl", "starttls", "none"] = "ssl"
     username: str = ""
     password_env: str = "SYNDICATE_IMAP_PASSWORD"

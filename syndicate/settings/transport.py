@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from syndicate.settings.fields import BaseUrl, Section
+from syndicate.settings.fields import BaseUrl, Port, Section
 
 
 class Outbox(Section):
@@ -15,7 +15,7 @@ class Outbox(Section):
 
 class Smtp(Section):
     host: str = "localhost"
-    port: int = Field(default=587, gt=0, lt=65536)
+    port: Port = 587
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str = ""
     password_env: str = "SYNDICATE_SMTP_PASSWORD"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from syndicate.settings.fields import Section
+from syndicate.settings.fields import Port, Section
 
 
 class Web(Section):
     """`syndicate serve`: the subscribe form, confirmation, unsubscribe and provider webhooks."""
 
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
+    port: Port = 8000
     confirm_hours: float = Field(default=48.0, gt=0)
     rate_limit: int = Field(default=5, ge=1)
     rate_window_seconds: float = Field(default=600.0, gt=0)
