@@ -129,7 +129,11 @@ class Runtime:
         taking its slots from the provider's limit shared by every message (delivery/throttle)."""
         from syndicate.delivery import throttle
 
-        return throttle.share_limits(self.transport_factory(self.settings), lambda: self.engine)
+        return throttle.share_limits(
+            self.transport_factory(self.settings),
+            lambda: self.engine,
+            max_wait=throttle.ONE_OFF_MAX_WAIT,
+        )
 
     def now(self) -> datetime:
         return self.clock.now()

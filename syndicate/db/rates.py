@@ -30,11 +30,18 @@ def clock(conn: Connection) -> float:
 
 
 def reserve(
-    conn: Connection, name: str, count: int, per_second: float, per_hour: int
+    conn: Connection,
+    name: str,
+    count: int,
+    per_second: float,
+    per_hour: int,
+    latest: float | None = None,
 ) -> tuple[float, list[float]]:
     """Reserve `count` sending slots of the limit `name`; returns the database's clock now and
-    the start of each slot by that clock, in order (a slot already due starts now). Call in its
-    own short transaction: the row stays locked until it commits."""
+    the start of each slot by that clock, in order (a slot already due starts now). With
+    `latest`, nothing is reserved (an empty list) when the first slot starts more than `latest`
+    seconds from now. Call in its own short transaction: the row stays locked until it
+    commits."""
     _lock_row(conn, name)
     row = conn.execute(select(send_rates).where(send_rates.c.name == name).with_for_update()).one()
     now = clock(conn)
@@ -52,6 +59,8 @@ def reserve(
             window_count += 1
         slots.append(at)
         at += interval
+    if latest is not None and slots and slots[0] > now + latest:
+        return now, []
     conn.execute(
         update(send_rates)
         .where(send_rates.c.name == name)

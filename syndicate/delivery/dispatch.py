@@ -140,7 +140,7 @@ def run_send(
     sender = make_sender(settings, runtime.key, installation=db.meta.installation_id(engine))
     composer = Composer(editions, sender, send_id, clock.now())
     counts = {state: 0 for state in DeliveryState}
-    throttle.share_limits(transport, engine)
+    throttle.share_limits(transport, engine, should_stop=should_stop)
     try:
         transport.open()
     except TransportError as exc:

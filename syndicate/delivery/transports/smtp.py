@@ -227,7 +227,10 @@ class SmtpTransport(ByteTransport):
         self, connection: _Connection, outbound: OutboundMessage, data: bytes
     ) -> DeliveryResult:
         delivery_id = outbound.delivery_id
-        self.limiter.acquire()
+        try:
+            self.limiter.acquire()
+        except TransportError as exc:  # the shared limit: not within the wait allowed, or a stop
+            return DeliveryResult(delivery_id, DeliveryState.DEFERRED, str(exc), outage=True)
         for attempt in (1, 2):
             try:
                 smtp = connection.ensure()
