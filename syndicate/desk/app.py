@@ -62,7 +62,6 @@ class Desk:
         self.settings = settings = runtime.settings
         self.engine = runtime.engine
         self.key = runtime.key
-        self.transport_factory = runtime.transport_factory
         self.path = settings.desk.path
         # Where the browser sees the desk: behind a proxy that serves the app under
         # mail.base_url's path, links and cookies carry that path too.
