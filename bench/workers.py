@@ -4,8 +4,14 @@
 
 A real relay is latency-bound, so the SMTP sink (aiosmtpd) answers each DATA after 20 ms. The
 sink runs in `--sink-processes` processes of its own (2) listening on one port (SO_REUSEPORT),
-so one asyncio loop does not cap two workers; each run prints the CPU the sink used (its
-busiest process, in % of one core) to show it was not the bottleneck.
+so one asyncio loop does not cap two workers; its handler only counts recipients, and it reads
+DATA in chunks (`--plain-sink`: aiosmtpd's own line-by-line reader, three times the CPU).
+
+Each run also prints where the CPU went: CPU seconds per message of the worker processes
+(start-up included), of each sink process and of the whole PostgreSQL server (when it runs on
+this machine: its processes' /proc/PID/stat, ended children included), what those allow on
+this machine's cores, and the share of all cores busy (/proc/stat) while the sink received;
+from 90 % the run is marked SATURATED.
 
 Each run gets a new database and sends one post to `--recipients` readers (20,000) with
 `syndicate send latest` started once, then twice at the same time (the second joins the first:
