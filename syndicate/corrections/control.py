@@ -47,7 +47,7 @@ BY_HAND = "syndicate kill"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CorrectionOutcome:
     """What a send of a correction did: the advisory kind and how many editors got it."""
 
     correction_id: int
@@ -309,7 +309,7 @@ def send(
     note: str = "",
     by: str = "cli",
     at: datetime | None = None,
-) -> Outcome:
+) -> CorrectionOutcome:
     """Send an open correction (or kill) now to every editor who had the column and is active."""
     engine, at = runtime.engine, at or runtime.now()
     with engine.begin() as conn:
@@ -363,7 +363,7 @@ def send(
         len(editors) - sent,
         readers,
     )
-    return Outcome(
+    return CorrectionOutcome(
         correction.id, advisory.kind.value, sent, len(editors) - sent, cancelled, readers
     )
 
@@ -379,7 +379,9 @@ def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
     return tuple(cancelled)
 
 
-def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = None) -> Outcome:
+def kill(
+    runtime: Runtime, post_ref: str, reason: str, at: datetime | None = None
+) -> CorrectionOutcome:
     """`syndicate kill POST --reason`: editors who had it are told not to publish it, and every
     send of it still to come is cancelled."""
     engine, at = runtime.engine, at or runtime.now()
@@ -394,7 +396,7 @@ def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = Non
         column = db.corrections.delivered_column(conn, post.id)
         if column is None:
             cancelled = _cancel_sends(conn, post.id)
-            return Outcome(0, "none", 0, 0, cancelled)
+            return CorrectionOutcome(0, "none", 0, 0, cancelled)
         proposed = db.corrections.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
             proposed.id if proposed else propose_kill(conn, post, column.id, BY_HAND, at)
