@@ -268,12 +268,11 @@ def postmaster_of(admin_url: str) -> int | None:
     url = make_url(admin_url).set(drivername="postgresql")
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    try:
-        backend = int(row[0]) if row else 0
-        parent = int(_stat(backend)[1])
-        return parent if "postgres" in Path(f"/proc/{parent}/cmdline").read_text() else None
-    except (OSError, ValueError, IndexError):
-        return None  # another machine (or another pid namespace)
+        try:  # while the backend lives
+            parent = int(_stat(int(row[0]) if row else 0)[1])
+            return parent if "postgres" in Path(f"/proc/{parent}/cmdline").read_text() else None
+        except (OSError, ValueError, IndexError):
+            return None  # another machine (or another pid namespace)
 
 
 def postgres_cpu(postmaster: int | None) -> float:
@@ -369,7 +368,9 @@ def run(
 def report(workers: int, connections: int, recipients: int, f: Figures, load: str) -> str:
     ms = 1000 / max(f.messages, 1)
     sink_total = sum(f.sink_cpu)
-    per_message = (f.worker_cpu + sink_total + f.postgres_cpu) * ms
+    local_pg = f.postgres_cpu == f.postgres_cpu  # not NaN: the server runs on this machine
+    per_message = (f.worker_cpu + sink_total + (f.postgres_cpu if local_pg else 0.0)) * ms
+    pg = f"{f.postgres_cpu * ms:.2f} ms" if local_pg else "not on this machine (not counted)"
     cores = os.cpu_count() or 1
     sinks = " + ".join(f"{100 * c / f.seconds:.0f}" for c in f.sink_cpu)
     return (
@@ -377,7 +378,7 @@ def report(workers: int, connections: int, recipients: int, f: Figures, load: st
         f"lost {f.lost}   duplicated {f.duplicated}   ({recipients:,} readers, "
         f"{f.seconds:.1f} s)   load average {load} -> {_load()}\n"
         f"    CPU per message: worker(s) {f.worker_cpu * ms:.2f} ms, sink {sink_total * ms:.2f} ms "
-        f"({sinks} % of a core), PostgreSQL {f.postgres_cpu * ms:.2f} ms; "
+        f"({sinks} % of a core), PostgreSQL {pg}; "
         f"together {per_message:.2f} ms = at most {cores * 1000 / per_message:.0f} msg/s "
         f"on {cores} cores\n"
         f"    machine: {100 * f.busy:.0f} % of {cores} cores busy while the sink received"
