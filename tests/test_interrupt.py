@@ -35,9 +35,10 @@ from syndicate.delivery.transports import make_transport
 from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
 from syndicate.runtime import Runtime
-from tests.conftest import run_cli, running_smtp, set_setting
+from tests.conftest import running_smtp, set_setting
 from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
 from tests.postgres_support import database_url_of
+from tests.support.cli import run_cli
 
 SYNDICATE = (sys.executable, "-m", "syndicate")
 SEND = ("send", "latest", "--channel", "newsletter")
