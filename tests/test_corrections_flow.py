@@ -4,6 +4,9 @@ real SMTP server, the author's authenticated reply, and the CLI."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -459,6 +462,38 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=30))
     assert messages(handler, "UPDATED: ") == []  # it may still be sending
     jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(hours=2))
+    assert len(messages(handler, "UPDATED: ")) == 2
+
+
+def test_a_send_whose_process_of_this_machine_died_goes_out_at_the_next_tick(delivered) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, BEFORE_RELEASE)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()[:40]
+    try:
+        with engine.begin() as conn:  # a live process of this machine is sending it
+            db.corrections.set_state(
+                conn,
+                correction.id,
+                rows.CorrectionState.SENDING,
+                updated_at=BEFORE_RELEASE,
+                claimed_by=f"{host}:{alive.pid}:0a0a0a0a",
+            )
+        jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
+        assert messages(handler, "UPDATED: ") == []
+    finally:
+        alive.kill()
+        alive.wait()
+    with engine.begin() as conn:  # … and this one was killed while it sent
+        conn.execute(
+            db.schema.corrections.update()
+            .where(db.schema.corrections.c.id == correction.id)
+            .values(claimed_by=f"{host}:{dead.pid}:0b0b0b0b")
+        )
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=2))
     assert len(messages(handler, "UPDATED: ")) == 2
 
 
