@@ -85,6 +85,18 @@ def set_password(project: Path, password: str = PASSWORD, *, cheap: bool = True)
             db.meta.set_meta(conn, queries.PASSWORD_KEY, hashed)
 
 
+def desk_at_origin(
+    project: Path, monkeypatch: pytest.MonkeyPatch, *, password: bool = True
+) -> Path:
+    """The project's desk at ORIGIN with SECRET in SYNDICATE_SECRET_KEY and, unless told
+    otherwise, the desk's password set."""
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
+    use_base_url(project)
+    if password:
+        set_password(project)
+    return project
+
+
 def sent_desk(folder: Path, monkeypatch: pytest.MonkeyPatch, *, password: bool = True) -> Path:
     """The example project after one send (inbound_support.sent_project) at ORIGIN, with the
     fixtures' key in SYNDICATE_SECRET_KEY and, unless told otherwise, the desk's password."""
