@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.db import Engine
 from tests.postgres_support import copy_database, pin_database
-from tests.support.cli import invoke
+from tests.support.cli import invoke, process
 from tests.support.project import copy_folder, make_project
 from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
@@ -47,14 +46,7 @@ def cli_process(
     project: Path, *args: str, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[bytes]:
     """The real `syndicate` command in a subprocess, as an MTA runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
-        cwd=project,
-        input=stdin,
-        capture_output=True,
-        env=env(),
-        timeout=120,
-    )
+    return process(project, *args, stdin=stdin, env=env())
 
 
 _TEMPLATE: list[Path] = []

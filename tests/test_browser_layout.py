@@ -8,7 +8,9 @@ temporary folder (printed with -s, kept by pytest under its basetemp) for a pers
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,36 +20,19 @@ from tests.edition_support import (
     make_post,
     message_for,
     newsletter,
-    require_tool,
 )
-from tests.tools import missing
+from tests.support.browser import chromium
 
 WIDTHS = (320, 600)
 # Both widths in light mode, the phone in dark mode too (most dark-mode reading is on phones).
 VIEWS = [(320, "light"), (600, "light"), (320, "dark")]
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 PICTURE = grey_png()
 
 
 @pytest.fixture(scope="module")
-def browser():
-    executable = require_tool("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package is missing (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 def _serve_locally(route) -> None:

@@ -17,9 +17,9 @@ from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
-from tests.support.browser import CHROMIUM_ARGS
+from tests.support.browser import chromium as launch_chromium
 from tests.support.web import serving
-from tests.web_support import confirmation_link, load_settings, require_module, require_tool
+from tests.web_support import confirmation_link, load_settings
 
 # Flags research.md lists for Debian's Chromium in a container.
 ADDRESS = "browser.reader@example.com"
@@ -63,42 +63,34 @@ def reader_status_or_none(project: Path) -> str | None:
 
 
 def test_subscribe_confirm_receive_and_unsubscribe_in_chromium(project: Path, served: str) -> None:
-    chromium = require_tool("chromium")
-    sync_api = require_module("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{served}/subscribe")
-            # The page is styled under its Content-Security-Policy (nonce'd stylesheet): the
-            # honeypot field is moved off-screen, not shown.
-            trap = page.locator(".trap")
-            assert trap.evaluate("e => getComputedStyle(e).position") == "absolute"
-            page.get_by_label("Email address").fill(ADDRESS)
-            page.get_by_label("Your name").fill("Bea Browser")
-            page.get_by_role("button", name="Subscribe").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", level=1).inner_text() == "Check your inbox"
+    with launch_chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{served}/subscribe")
+        # The page is styled under its Content-Security-Policy (nonce'd stylesheet): the
+        # honeypot field is moved off-screen, not shown.
+        trap = page.locator(".trap")
+        assert trap.evaluate("e => getComputedStyle(e).position") == "absolute"
+        page.get_by_label("Email address").fill(ADDRESS)
+        page.get_by_label("Your name").fill("Bea Browser")
+        page.get_by_role("button", name="Subscribe").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == "Check your inbox"
 
-            page.goto(confirmation_link(project, ADDRESS))
-            assert page.get_by_role("heading", level=1).inner_text() == "Confirm your subscription"
-            assert reader_status_or_none(project) is None, "opening the link must not confirm"
-            page.get_by_role("button", name="Confirm my subscription").click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", level=1).inner_text() == "You’re subscribed"
-            assert reader_status(project) == "active"
+        page.goto(confirmation_link(project, ADDRESS))
+        assert page.get_by_role("heading", level=1).inner_text() == "Confirm your subscription"
+        assert reader_status_or_none(project) is None, "opening the link must not confirm"
+        page.get_by_role("button", name="Confirm my subscription").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == "You’re subscribed"
+        assert reader_status(project) == "active"
 
-            # The next edition reaches the new reader with a personal one-click link.
-            jobs.run_once(Runtime(load_settings(project)))
-            page.goto(edition_unsubscribe_url(project))
-            assert reader_status(project) == "active", "a GET must never unsubscribe"
-            buttons = page.get_by_role("button")
-            assert buttons.count() == 1
-            buttons.click()
-            page.wait_for_load_state()
-            assert page.get_by_role("heading", level=1).inner_text() == "You’re unsubscribed"
-            assert reader_status(project) == "unsubscribed"
-        finally:
-            browser.close()
+        # The next edition reaches the new reader with a personal one-click link.
+        jobs.run_once(Runtime(load_settings(project)))
+        page.goto(edition_unsubscribe_url(project))
+        assert reader_status(project) == "active", "a GET must never unsubscribe"
+        buttons = page.get_by_role("button")
+        assert buttons.count() == 1
+        buttons.click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == "You’re unsubscribed"
+        assert reader_status(project) == "unsubscribed"

@@ -95,7 +95,11 @@ def test_a_spam_complaint_is_not_undone_from_the_command_line(project: Path) -> 
             db.recipients.mark_recipient(conn, zoe.id, RecipientStatus.COMPLAINED, "complaint")
     finally:
         engine.dispose()
+    dry = invoke(project, "subscribers", "resubscribe", "--dry-run", ZOE)
     result = invoke(project, "subscribers", "resubscribe", ZOE)
     assert result.returncode == 1
     assert "reported a newsletter as spam" in result.stderr.decode()
     assert _people(project)[("reader", ZOE)]["status"] == "complained"
+    # The dry run must say the same thing the run does, not "would be resubscribed".
+    assert b"would be resubscribed" not in dry.stdout, dry.stdout.decode()
+    assert dry.returncode == result.returncode

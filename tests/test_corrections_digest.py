@@ -11,11 +11,10 @@ from syndicate.corrections import control
 from syndicate.models import DeliveryState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
-from tests.scheduling_support import configure
 from tests.test_corrections_flow import (  # noqa: F401 (the fixture)
     BODY,
-    T0,
     T1,
+    column_sent,
     feed,
     messages,
     poll,
@@ -28,24 +27,13 @@ def test_digest_readers_get_the_note_threaded_under_their_digest(
     feed,  # noqa: F811
 ) -> None:
     controller, handler = smtp_server
-    feed.posts[1] = ("An older post", "<p>Older words.</p>")
-    configure(
+    cfg, engine, _report = column_sent(
         project,
-        feed__source=feed.url,
-        feed__first_run="none",
+        controller.port,
+        feed,
         newsletter__policy="digest: 0 7 * * sat",
         newsletter__corrections="notice",
-        column__embargo="+2d",
-        transport__kind="smtp",
-        **{"transport.smtp__host": "127.0.0.1", "transport.smtp__security": "none"},
     )
-    text = (project / "settings.toml").read_text()
-    (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
-    cfg = configure(project)
-    engine = db.connect(cfg.database_url)
-    jobs.run_once(Runtime(cfg, engine=engine), at=T0)
-    feed.posts[2] = ("Walls and words", BODY)
-    jobs.run_once(Runtime(cfg, engine=engine), at=T1)
     assert len(messages(handler, "Column: Walls and words")) == 2  # the editors, at once
 
     saturday = T1 + timedelta(days=8)  # a Saturday 07:00 has passed: the digest goes

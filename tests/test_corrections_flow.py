@@ -4,14 +4,15 @@ real SMTP server, the author's authenticated reply, and the CLI."""
 from __future__ import annotations
 
 import json
-import threading
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
 from tests.scheduling_support import configure, utc
 from tests.support.cli import run_cli
+from tests.support.project import set_setting
+from tests.support.web import QuietHandler, serving_http
 
 parse = BytesParser(policy=policy.default).parsebytes
 
@@ -46,14 +49,19 @@ AFTER_RELEASE = NOW
 
 
 class Feed:
-    """The blog: an RSS feed on a local HTTP server; posts can be edited and removed."""
+    """The blog: an RSS feed on a local HTTP server (the `feed` fixture serves it); posts can be
+    edited and removed."""
 
     def __init__(self) -> None:
         self.posts: dict[int, tuple[str, str]] = {}
         self.pages: dict[str, int] = {}  # a post page's path → its HTTP status (default 200)
+        self.base = ""
+        self.url = ""
+
+    def handler(self) -> type[QuietHandler]:
         feed = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_HEAD(self) -> None:
                 self.send_response(feed.pages.get(self.path, 200))
                 self.end_headers()
@@ -66,14 +74,7 @@ class Feed:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.url = f"{self.base}/feed.xml"
+        return Handler
 
     @staticmethod
     def page(n: int) -> str:
@@ -93,40 +94,49 @@ class Feed:
             f"<link>https://blog.example.com/</link>{items}</channel></rss>"
         )
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def feed() -> Iterator[Feed]:
     served = Feed()
-    yield served
-    served.close()
+    with serving_http(served.handler()) as base:
+        served.base = base
+        served.url = f"{base}/feed.xml"
+        yield served
+
+
+def column_sent(project: Path, smtp_port: int, feed: Feed, **keys: object):
+    """Post 1 seen at T0 (first run: nothing sent), then post 2's column sent at T1 over the
+    SMTP server on `smtp_port`; `keys` are more settings for configure(). Returns the settings,
+    the engine and the T1 run's report."""
+    feed.posts[1] = ("An older post", "<p>Older words.</p>")
+    configure(
+        project,
+        feed__source=feed.url,
+        feed__first_run="none",
+        column__embargo="+2d",
+        transport__kind="smtp",
+        **{"transport.smtp__host": "127.0.0.1", "transport.smtp__security": "none"},
+        **keys,
+    )
+    set_setting(project / "settings.toml", "port = 587", f"port = {smtp_port}")
+    cfg = configure(project)
+    engine = db.connect(cfg.database_url)
+    jobs.run_once(Runtime(cfg, engine=engine), at=T0)
+    feed.posts[2] = ("Walls and words", BODY)
+    return cfg, engine, jobs.run_once(Runtime(cfg, engine=engine), at=T1)
 
 
 @pytest.fixture
 def delivered(project: Path, smtp_server, feed: Feed):
     """Post 2's column went to both editors at T1 over SMTP; readers' edition awaits approval."""
     controller, handler = smtp_server
-    feed.posts[1] = ("An older post", "<p>Older words.</p>")
-    configure(
+    cfg, engine, report = column_sent(
         project,
-        feed__source=feed.url,
-        feed__first_run="none",
+        controller.port,
+        feed,
         newsletter__policy="manual",
-        column__embargo="+2d",
-        transport__kind="smtp",
         inbound__trusted_authserv_id="mx.notes.example.com",
-        **{"transport.smtp__host": "127.0.0.1", "transport.smtp__security": "none"},
     )
-    text = (project / "settings.toml").read_text()
-    (project / "settings.toml").write_text(text.replace("port = 587", f"port = {controller.port}"))
-    cfg = configure(project)
-    engine = db.connect(cfg.database_url)
-    jobs.run_once(Runtime(cfg, engine=engine), at=T0)
-    feed.posts[2] = ("Walls and words", BODY)
-    report = jobs.run_once(Runtime(cfg, engine=engine), at=T1)
     assert [s.sent for s in report.summaries] == [2]
     originals = {m["To"].addresses[0].addr_spec: m for m in messages(handler, "Column: ")}
     assert set(originals) == {SAM, FIONA}
@@ -452,6 +462,38 @@ def test_a_send_left_half_done_by_a_dead_process_goes_out_later(delivered) -> No
     jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=30))
     assert messages(handler, "UPDATED: ") == []  # it may still be sending
     jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(hours=2))
+    assert len(messages(handler, "UPDATED: ")) == 2
+
+
+def test_a_send_whose_process_of_this_machine_died_goes_out_at_the_next_tick(delivered) -> None:
+    cfg, engine, handler, feed, _ = delivered
+    feed.posts[2] = ("Walls and bread", BODY)
+    [correction] = poll(cfg, engine, BEFORE_RELEASE)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()[:40]
+    try:
+        with engine.begin() as conn:  # a live process of this machine is sending it
+            db.corrections.set_state(
+                conn,
+                correction.id,
+                rows.CorrectionState.SENDING,
+                updated_at=BEFORE_RELEASE,
+                claimed_by=f"{host}:{alive.pid}:0a0a0a0a",
+            )
+        jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=1))
+        assert messages(handler, "UPDATED: ") == []
+    finally:
+        alive.kill()
+        alive.wait()
+    with engine.begin() as conn:  # … and this one was killed while it sent
+        conn.execute(
+            db.schema.corrections.update()
+            .where(db.schema.corrections.c.id == correction.id)
+            .values(claimed_by=f"{host}:{dead.pid}:0b0b0b0b")
+        )
+    jobs.tick(Runtime(cfg, engine=engine), at=BEFORE_RELEASE + timedelta(minutes=2))
     assert len(messages(handler, "UPDATED: ")) == 2
 
 

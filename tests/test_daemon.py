@@ -47,13 +47,18 @@ def scheduled(project: Path):
     return cfg, engine
 
 
-def test_a_second_daemon_on_the_same_database_refuses_with_a_clear_message(scheduled) -> None:
-    cfg, engine = scheduled
+def two_daemons(cfg, engine) -> tuple[Daemon, Daemon]:
+    """Two daemons on one database, both at 11:00 on the scheduled day."""
     clock = Clock(utc(2026, 12, 1, 11))
-    first, second = (
+    return (
         Daemon(Runtime(cfg, engine=engine, clock=clock)),
         Daemon(Runtime(cfg, engine=engine, clock=clock)),
     )
+
+
+def test_a_second_daemon_on_the_same_database_refuses_with_a_clear_message(scheduled) -> None:
+    cfg, engine = scheduled
+    first, second = two_daemons(cfg, engine)
     first.lock.acquire()
     with pytest.raises(LockHeld) as refused:
         second.lock.acquire()
@@ -103,11 +108,7 @@ def test_a_crashed_daemons_lock_goes_stale_and_the_old_one_stops_if_it_wakes(sch
 
 def test_waiting_daemon_takes_over_when_the_first_stops(scheduled) -> None:
     cfg, engine = scheduled
-    clock = Clock(utc(2026, 12, 1, 11))
-    first, second = (
-        Daemon(Runtime(cfg, engine=engine, clock=clock)),
-        Daemon(Runtime(cfg, engine=engine, clock=clock)),
-    )
+    first, second = two_daemons(cfg, engine)
     first.lock.acquire()
     naps = []
 

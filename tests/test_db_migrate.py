@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from syndicate import db
 from syndicate.cli import app
 from syndicate.models import Channel, SendState
+from tests.postgres_support import database_url_of
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN = "import sys; from syndicate import db; db.connect(sys.argv[1]).dispose(); print('ok')"
@@ -115,9 +116,18 @@ def test_db_current_and_db_upgrade(project: Path) -> None:
         assert result.exit_code == 0, result.output
         return result.output
 
+    database = project / "syndicate.db"
+    if database_url_of(project).startswith("sqlite"):
+        assert say("current") == (
+            f"no database yet ({database} does not exist): 'syndicate db upgrade' (or any "
+            "command) creates it\n"
+        )
+        assert not database.exists()  # `current` changes nothing, not even an empty file
+        sqlite3.connect(database).close()
     assert say("current").startswith("no revision (empty, or made before Alembic); the newest is")
-    with sqlite3.connect(project / "syndicate.db") as conn:  # `current` created no table
-        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    if database_url_of(project).startswith("sqlite"):
+        with sqlite3.connect(database) as conn:  # `current` created no table
+            assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     assert say("upgrade") == (
         "Upgraded the database from no revision (empty, or made before Alembic) to revision "
         f"{db.migrate.HEAD}.\n"

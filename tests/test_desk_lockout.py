@@ -21,12 +21,11 @@ from syndicate.web.app import create_app
 from tests.desk_support import (
     ORIGIN,
     PASSWORD,
-    SECRET,
     TestClient,
     attempt,
+    desk_at_origin,
     engine_of,
     set_password,
-    use_base_url,
 )
 from tests.scheduling_support import Clock
 from tests.support.cli import run_cli
@@ -35,10 +34,7 @@ from tests.web_support import load_settings
 
 @pytest.fixture
 def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
-    use_base_url(project)
-    set_password(project)
-    return project
+    return desk_at_origin(project, monkeypatch)
 
 
 @pytest.fixture

@@ -21,20 +21,18 @@ from tests.desk_support import (
     SAME,
     SECRET,
     client_for,
+    desk_at_origin,
     desk_routes,
     engine_of,
     field,
     login,
     set_password,
-    use_base_url,
 )
 
 
 @pytest.fixture
 def desk_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("SYNDICATE_SECRET_KEY", SECRET)
-    use_base_url(project)
-    return project
+    return desk_at_origin(project, monkeypatch, password=False)
 
 
 def cli(project: Path, *args: str, input: str | None = None):

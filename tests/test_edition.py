@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
@@ -26,6 +24,7 @@ from tests.edition_support import (
     reader,
     shipped_settings,
 )
+from tests.support.web import QuietHandler, serving_http
 
 PARSER = BytesParser(policy=policy.default)
 
@@ -325,7 +324,7 @@ def test_right_to_left_site_language_sets_direction() -> None:
     assert doc.get("lang") == "he" and doc.get("dir") == "rtl"
 
 
-class _CountingHandler(BaseHTTPRequestHandler):
+class _CountingHandler(QuietHandler):
     hits: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
@@ -337,28 +336,20 @@ class _CountingHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 def test_premailer_fetches_nothing_and_keeps_quiet(caplog, capfd, tmp_path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CountingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     local_css = tmp_path / "local.css"
     local_css.write_text("p { color: green }")
-    try:
+    with serving_http(_CountingHandler) as base:
         html = (
             "<html><head>"
-            f'<link rel="stylesheet" href="http://127.0.0.1:{server.server_port}/remote.css">'
+            f'<link rel="stylesheet" href="{base}/remote.css">'
             f'<link rel="stylesheet" href="{local_css}">'
             "<style>p { colour: bogus; margin: 0 } @media (max-width: 600px) "
             "{ p { margin: 4px !important } }</style></head><body><p>x</p></body></html>"
         )
         with caplog.at_level(logging.DEBUG):
             out = inline_css(html)
-    finally:
-        server.shutdown()
     assert _CountingHandler.hits == []
     assert "green" not in out and "red" not in out
     assert "margin: 4px !important" in out  # strip_important=False keeps responsive overrides

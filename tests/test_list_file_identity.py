@@ -5,7 +5,6 @@ same file untouched is still not opened."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from alembic import command
@@ -14,18 +13,7 @@ from sqlalchemy import text
 from syndicate import db
 from syndicate.audience import lists
 from syndicate.models import RecipientKind
-
-HOUR_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
-
-
-def _export(path: Path, body: str) -> None:
-    path.write_text(body, encoding="utf-8")
-    os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
-
-
-def _readers(engine: db.Engine) -> set[str]:
-    with engine.connect() as conn:
-        return {row.email_key for row in db.recipients.list_recipients(conn, RecipientKind.READER)}
+from tests.support.lists import reader_keys, write_export
 
 
 def test_a_list_moved_over_by_a_copy_with_the_same_size_and_mtime_is_read(
@@ -33,21 +21,21 @@ def test_a_list_moved_over_by_a_copy_with_the_same_size_and_mtime_is_read(
 ) -> None:
     engine = db.connect(f"sqlite:///{tmp_path / 'lists.db'}")
     readers, copy = tmp_path / "readers.csv", tmp_path / "readers.csv.new"
-    _export(readers, "email\nann@example.com\n")
+    write_export(readers, "email\nann@example.com\n")
     assert lists.sync(engine, readers, RecipientKind.READER).added == 1
     assert lists.sync(engine, readers, RecipientKind.READER).unchanged_file
-    _export(copy, "email\nzed@example.com\n")  # as `cp -p` or `rsync -t` leave it
+    write_export(copy, "email\nzed@example.com\n")  # as `cp -p` or `rsync -t` leave it
     os.replace(copy, readers)
     report = lists.sync(engine, readers, RecipientKind.READER)
     assert (report.added, report.unchanged_file) == (1, False)
-    assert _readers(engine) == {"ann@example.com", "zed@example.com"}
+    assert reader_keys(engine) == {"ann@example.com", "zed@example.com"}
     engine.dispose()
 
 
 def test_a_list_synced_before_revision_0005_is_hashed_once_then_known(tmp_path: Path) -> None:
     engine = db.connect(f"sqlite:///{tmp_path / 'old.db'}")
     readers = tmp_path / "readers.csv"
-    _export(readers, "email\nann@example.com\n")
+    write_export(readers, "email\nann@example.com\n")
     assert lists.sync(engine, readers, RecipientKind.READER).added == 1
     with engine.connect() as conn:
         config = db.migrate._alembic_config(conn)
@@ -71,5 +59,5 @@ def test_a_list_synced_before_revision_0005_is_hashed_once_then_known(tmp_path: 
         stat.st_ino,
         stat.st_ctime_ns,
     )
-    assert _readers(engine) == {"ann@example.com"}
+    assert reader_keys(engine) == {"ann@example.com"}
     engine.dispose()

@@ -85,7 +85,7 @@ def test_sigterm_while_the_hourly_quota_is_used_up_stops_the_send_promptly(
     import sys
     import time
 
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
     from tests.support.smtp import running_smtp
     from tests.test_workers import readers, use_sink
     from tests.test_workers_rate import ArrivalSink

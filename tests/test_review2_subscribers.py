@@ -10,7 +10,7 @@ from syndicate import db
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientStatus
 from tests.postgres_support import database_url_of
-from tests.support.cli import invoke, ok
+from tests.support.cli import ok
 
 ZOE = "zoe.perez@example.org"
 NEW = "new.reader@example.com"
@@ -20,23 +20,6 @@ def _status(project: Path, email: str) -> str:
     rows = json.loads(ok(project, "subscribers", "list", "--json"))
     (row,) = [r for r in rows if r["kind"] == "reader" and r["email"] == email]
     return str(row["status"])
-
-
-def test_resubscribe_dry_run_does_not_promise_what_the_real_run_refuses(project: Path) -> None:
-    ok(project, "subscribers", "sync")
-    engine = db.connect(database_url_of(project))
-    try:
-        with engine.begin() as conn:
-            (zoe,) = db.recipients.recipients_by_email(conn, ZOE)
-            db.recipients.mark_recipient(conn, zoe.id, RecipientStatus.COMPLAINED, "complaint")
-    finally:
-        engine.dispose()
-    dry = invoke(project, "subscribers", "resubscribe", "--dry-run", ZOE)
-    real = invoke(project, "subscribers", "resubscribe", ZOE)
-    assert real.returncode == 1 and b"reported a newsletter as spam" in real.stderr
-    # The dry run must say the same thing the run does, not "would be resubscribed".
-    assert b"would be resubscribed" not in dry.stdout, dry.stdout.decode()
-    assert dry.returncode == real.returncode
 
 
 def test_a_list_that_says_unsubscribed_does_not_undo_the_authors_resubscribe(

@@ -10,7 +10,6 @@ body runs on and the block ends as if it had held the lock throughout. Two daemo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from sqlalchemy import text
 
 from syndicate import db
 from syndicate.scheduling.election import LockHeld, lock_for
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -61,8 +61,7 @@ def test_a_one_off_run_that_loses_its_election_does_not_end_as_if_it_held_it(
     with pytest.raises(LockHeld), first.held_while():
         assert _cut_election_sessions(pg_engine) == 1
         second.acquire()  # elected at once: the server freed the advisory lock
-        time.sleep(0.5)  # several heartbeats: the first has seen the loss
-        assert not first.held
+        wait_until(lambda: not first.held, timeout=10, what="the first to see its loss")
         # ...and the one-off run's planning and sending go on here, beside the second.
     second.release()
 

@@ -10,27 +10,13 @@
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 from syndicate import db
 from syndicate.audience import subscribers
 from syndicate.models import RecipientKind
 from tests.support.cli import run_cli
-
-HOUR_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
-
-
-def _export(path: Path, text: str) -> None:
-    """An export as a tool writes it, an hour ago (older than lists.RACY_SECONDS)."""
-    path.write_text(text, encoding="utf-8")
-    os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
-
-
-def _readers(engine: db.Engine) -> set[str]:
-    with engine.connect() as conn:
-        return {row.email_key for row in db.recipients.list_recipients(conn, RecipientKind.READER)}
+from tests.support.lists import reader_keys, write_export
 
 
 def test_a_list_swapped_for_another_file_of_the_same_size_and_mtime_is_read(
@@ -39,8 +25,8 @@ def test_a_list_swapped_for_another_file_of_the_same_size_and_mtime_is_read(
     engine = db.connect(f"sqlite:///{tmp_path / 'lists.db'}")
     monday, tuesday = tmp_path / "exports" / "monday.csv", tmp_path / "exports" / "tuesday.csv"
     monday.parent.mkdir()
-    _export(monday, "email,name\nann@example.com,Ann\nbob@example.com,Bob\n")
-    _export(tuesday, "email,name\nann@example.com,Ann\nzed@example.com,Zed\n")
+    write_export(monday, "email,name\nann@example.com,Ann\nbob@example.com,Bob\n")
+    write_export(tuesday, "email,name\nann@example.com,Ann\nzed@example.com,Zed\n")
     assert monday.stat().st_size == tuesday.stat().st_size
     readers = tmp_path / "readers.csv"
     readers.symlink_to(monday)
@@ -48,7 +34,7 @@ def test_a_list_swapped_for_another_file_of_the_same_size_and_mtime_is_read(
     readers.unlink()
     readers.symlink_to(tuesday)  # the author points the list at today's export
     report = subscribers.sync(engine, readers, RecipientKind.READER)
-    assert "zed@example.com" in _readers(engine), (
+    assert "zed@example.com" in reader_keys(engine), (
         f"the list now names zed@example.com, but the sync said unchanged_file="
         f"{report.unchanged_file}: another file (inode {tuesday.stat().st_ino}) was taken for "
         "the one it had read, by size and mtime alone"
@@ -61,7 +47,7 @@ def test_an_oversized_field_mid_list_is_one_clear_line_and_loses_no_good_row(
 ) -> None:
     rows = [f"reader{n}@example.com,Reader {n}" for n in range(1, 6)]
     rows[2] = "huge@example.com," + "x" * 200_000  # line 4: over the csv module's field limit
-    _export(project / "subscribers" / "readers.csv", "email,name\n" + "\n".join(rows) + "\n")
+    write_export(project / "subscribers" / "readers.csv", "email,name\n" + "\n".join(rows) + "\n")
     done = run_cli(project, "subscribers", "sync")
     output = done.stdout + done.stderr
     assert "Traceback" not in output and "_csv.Error" not in output, output[-2000:]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,53 +28,50 @@ from syndicate.render import placeholders as ph
 from syndicate.runtime import Runtime
 from tests.conftest import set_setting
 from tests.delivery_support import FakeClock, add_readers, newsletter_send
+from tests.support.web import QuietHandler, serving_http
 
 
-class FakeSendgrid(ThreadingHTTPServer):
+class FakeSendgrid:
+    """What the stand-in API was asked, and the answers it is told to give (then 202)."""
+
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[dict] = []
         self.answers: list[tuple[int, dict]] = []  # consumed first; then 202
         self.lock = threading.Lock()
+        self.port = 0
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeSendgrid
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.server.lock:
-            self.server.requests.append(
-                {"path": self.path, "auth": self.headers["Authorization"], "body": body}
-            )
-            status, answer = self.server.answers.pop(0) if self.server.answers else (202, None)
-            number = len(self.server.requests)
-        self.send_response(status)
-        if status == 202:
-            self.send_header("X-Message-Id", f"sg-{number}")
+def _handler(api: FakeSendgrid) -> type[QuietHandler]:
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with api.lock:
+                api.requests.append(
+                    {"path": self.path, "auth": self.headers["Authorization"], "body": body}
+                )
+                status, answer = api.answers.pop(0) if api.answers else (202, None)
+                number = len(api.requests)
+            self.send_response(status)
+            if status == 202:
+                self.send_header("X-Message-Id", f"sg-{number}")
+                self.end_headers()
+                return
+            data = json.dumps(answer).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            return
-        data = json.dumps(answer).encode()
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            self.wfile.write(data)
 
-    def log_message(self, *args: object) -> None:
-        pass
+    return Handler
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch):
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSendgrid]:
     server = FakeSendgrid()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     monkeypatch.setenv("SENDGRID_API_KEY", "SG.test-key")
-    try:
+    with serving_http(_handler(server)) as url:
+        server.port = int(url.rsplit(":", 1)[1])
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def use_sendgrid(project: Path, port: int, *, reply_to: str = "shared") -> None:
@@ -115,7 +112,7 @@ def _substitute(content: str, substitutions: dict[str, str]) -> str:
 
 
 def test_batches_of_1000_carry_each_recipients_parts(project: Path, api: FakeSendgrid) -> None:
-    use_sendgrid(project, api.server_address[1])
+    use_sendgrid(project, api.port)
     cfg, engine, send_id = newsletter_send(project)
     emails = add_readers(engine, 1500)
     summary = _run(cfg, engine, send_id, FakeClock())
@@ -162,7 +159,7 @@ def test_batches_of_1000_carry_each_recipients_parts(project: Path, api: FakeSen
 
 
 def test_html_values_are_escaped_per_personalization(project: Path, api: FakeSendgrid) -> None:
-    use_sendgrid(project, api.server_address[1])
+    use_sendgrid(project, api.port)
     cfg, engine, send_id = newsletter_send(project)
     with engine.begin() as conn:
         db.recipients.upsert_recipient(
@@ -192,7 +189,7 @@ def test_html_values_are_escaped_per_personalization(project: Path, api: FakeSen
 def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
     project: Path, api: FakeSendgrid
 ) -> None:
-    use_sendgrid(project, api.server_address[1])
+    use_sendgrid(project, api.port)
     set_setting(project / "settings.toml", "batch_size = 1000", "batch_size = 10")
     cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 30)
@@ -231,7 +228,7 @@ def test_429_and_5xx_pause_the_send_and_are_retried_after_back_off_4xx_fails(
 
 
 def test_per_recipient_reply_to_sends_one_request_each(project: Path, api: FakeSendgrid) -> None:
-    use_sendgrid(project, api.server_address[1], reply_to="per_recipient")
+    use_sendgrid(project, api.port, reply_to="per_recipient")
     cfg, engine, send_id = newsletter_send(project)
     emails = add_readers(engine, 3)
     assert _run(cfg, engine, send_id, FakeClock()).sent == 3

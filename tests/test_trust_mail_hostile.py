@@ -54,7 +54,7 @@ def test_a_forged_from_to_the_shared_reply_address_unsubscribes_nobody(project: 
     to = shared_address(project)
     assert "+r1-0-" in to
     raw = forged_reply(f"Zoe <{ZOE}>", "", "unsubscribe", "<sg-forge-1@evil>", to=to)
-    result = cli_process(project, "inbound", "receive", stdin=raw)
+    result = cli(project, "inbound", "receive", stdin=raw)
     assert result.returncode == 0, result.stderr.decode()
     assert status_of(project, ZOE) == {"active"}
     [reply] = replies(project)
@@ -108,7 +108,7 @@ UTF7 = (
 def test_a_utf7_body_decoding_to_a_lone_surrogate_is_recorded_once(project: Path) -> None:
     """Finding 2 as written: the insert used to raise UnicodeEncodeError: exit 75 for ever."""
     for _ in range(2):
-        result = cli_process(project, "inbound", "receive", stdin=UTF7)
+        result = cli(project, "inbound", "receive", stdin=UTF7)
         assert result.returncode == 0, result.stderr.decode()
     [reply] = replies(project)
     row = stored(project, reply["id"])

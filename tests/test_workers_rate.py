@@ -6,6 +6,7 @@ The sink records when each message arrives; two `syndicate send` processes share
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
@@ -22,12 +23,44 @@ RATE = 20  # messages a second, for both workers together
 TOLERANCE = RATE // 4
 
 
+# How long the first worker's greeting may wait for the second worker's (see ArrivalSink).
+START_GATE = 90.0
+
+
 class ArrivalSink:
-    """Records the moment each DATA arrives (before answering)."""
+    """Records the moment each DATA arrives (before answering).
+
+    Once `pair_starts()` is called, the first EHLO is answered only when a second one arrives
+    (or after START_GATE seconds). A send opens its first connection before it claims anything
+    or reserves a slot, and waits there for the answer: so both workers start sending at the
+    same moment, however long the second takes to start on a loaded machine (once, under load
+    14, the first sent all 80 messages before the second had started)."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
         self.lock = threading.Lock()
+        self.greetings = 0
+        self.paired = asyncio.Event()
+        self.pairing = False
+        self.waited_out = False
+
+    def pair_starts(self) -> None:
+        self.pairing = True
+
+    async def handle_EHLO(  # type: ignore[no-untyped-def]
+        self, server, session, envelope, hostname, responses
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pairing:
+            self.greetings += 1
+            if self.greetings == 2:
+                self.paired.set()
+            elif self.greetings == 1:
+                try:
+                    await asyncio.wait_for(self.paired.wait(), START_GATE)
+                except TimeoutError:
+                    self.waited_out = True
+        return responses
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         with self.lock:
@@ -55,11 +88,15 @@ def test_two_workers_together_keep_rate_per_second(postgres_url: str, project: P
         config = project / "settings.toml"
         set_setting(config, "rate_per_second = 0", f"rate_per_second = {RATE}")
         set_setting(config, "batch_size = 20", "batch_size = 10")
+        # the first worker's greeting waits for the second's (START_GATE) within this timeout
+        set_setting(config, "timeout_seconds = 30", "timeout_seconds = 120")
         assert run_cli(project, "-q", "run", "--once").returncode == 0
+        sink.pair_starts()
         processes = _two_sends(project)
         outputs = [p.communicate(timeout=300) for p in processes]
     for process, (_, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
+    assert sink.greetings >= 2 and not sink.waited_out, "the second worker never connected"
     sent = [
         int(line.split(" done: ")[1].split()[0])
         for _, err in outputs

@@ -37,7 +37,16 @@ def upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def current(ctx: typer.Context) -> None:
     """Print the database's schema revision, and whether it is the newest (changes nothing)."""
-    engine = db.connect(settings_of(ctx).database_url, upgrade=False)
+    url = settings_of(ctx).database_url
+    missing = db.engine.missing_file(url)
+    if missing is not None:
+        console.print(
+            f"no database yet ({missing} does not exist): 'syndicate db upgrade' (or any "
+            "command) creates it",
+            highlight=False,
+        )
+        return
+    engine = db.connect(url, upgrade=False)
     try:
         with engine.connect() as conn:
             found = db.migrate.current(conn)

@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.text import Text
 
-# C0 controls but tab and newline (ESC, CR and BS included), DEL, C1 (8-bit CSI/OSC), and the
-# bidirectional overrides and isolates that make a line read differently from what it holds.
-_DRIVES_THE_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but tab and newline (ESC, CR and BS included), DEL, C1 (8-bit CSI/OSC); the
+# bidirectional overrides, isolates and marks (LRM, RLM, ALM) that make a line read differently
+# from what it holds; and the Unicode line and paragraph separators, which split a line where
+# the author's terminal or a script's parser may or may not.
+_UNSAFE = "\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_DRIVES_THE_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f{_UNSAFE}]")
 # What JSON leaves as itself (it escapes C0 controls but not these): escaped, not dropped.
-JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+JSON_UNSAFE = re.compile(f"[{_UNSAFE}]")
 
 
 def plain(value: object) -> str:

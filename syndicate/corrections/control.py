@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from syndicate.corrections import outgoing
 from syndicate.corrections.detect import compare, detect
 from syndicate.corrections.rows import Correction, CorrectionAction, CorrectionState
 from syndicate.db import Connection, Engine
+from syndicate.delivery import workers
 from syndicate.errors import SyndicateError
 from syndicate.inbound.answers import is_answer
 from syndicate.models import Channel, DeliveryState, Post, RecipientKind, SendState
@@ -38,13 +40,14 @@ DROP_WORDS = ("drop", "don't send", "do not send")
 # the feed's window (newer than the feed's oldest post): older posts simply scroll off the end.
 KILL_WATCH_DAYS = 30
 # A correction claimed for sending longer ago than this was left by a process that died
-# (deliveries are recorded in one transaction after the transport answers, so none were).
+# (deliveries are recorded in one transaction after the transport answers, so none were); one
+# whose process was on this machine and is gone is sent again at once (_died_sending).
 STALE_SENDING = timedelta(hours=1)
 BY_HAND = "syndicate kill"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CorrectionOutcome:
     """What a send of a correction did: the advisory kind and how many editors got it."""
 
     correction_id: int
@@ -306,7 +309,7 @@ def send(
     note: str = "",
     by: str = "cli",
     at: datetime | None = None,
-) -> Outcome:
+) -> CorrectionOutcome:
     """Send an open correction (or kill) now to every editor who had the column and is active."""
     engine, at = runtime.engine, at or runtime.now()
     with engine.begin() as conn:
@@ -324,6 +327,7 @@ def send(
             approved_at=correction.approved_at or at,
             approved_by=correction.approved_by or by,
             updated_at=at,
+            claimed_by=workers.claimer_name(),
         ):
             raise SyndicateError(f"correction {correction_id} is being sent by another process")
         correction = _load(conn, correction_id)
@@ -359,7 +363,7 @@ def send(
         len(editors) - sent,
         readers,
     )
-    return Outcome(
+    return CorrectionOutcome(
         correction.id, advisory.kind.value, sent, len(editors) - sent, cancelled, readers
     )
 
@@ -375,7 +379,9 @@ def _cancel_sends(conn: Connection, post_id: int) -> tuple[int, ...]:
     return tuple(cancelled)
 
 
-def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = None) -> Outcome:
+def kill(
+    runtime: Runtime, post_ref: str, reason: str, at: datetime | None = None
+) -> CorrectionOutcome:
     """`syndicate kill POST --reason`: editors who had it are told not to publish it, and every
     send of it still to come is cancelled."""
     engine, at = runtime.engine, at or runtime.now()
@@ -390,7 +396,7 @@ def kill(runtime: Runtime, post_ref: str, reason: str, at: datetime | None = Non
         column = db.corrections.delivered_column(conn, post.id)
         if column is None:
             cancelled = _cancel_sends(conn, post.id)
-            return Outcome(0, "none", 0, 0, cancelled)
+            return CorrectionOutcome(0, "none", 0, 0, cancelled)
         proposed = db.corrections.open_for_post(conn, post.id, CorrectionAction.KILL)
         correction_id = (
             proposed.id if proposed else propose_kill(conn, post, column.id, BY_HAND, at)
@@ -406,7 +412,7 @@ def tick(runtime: Runtime, at: datetime | None = None) -> int:
     """Ask the author about new corrections; send approved ones. Returns how many went out."""
     engine, at = runtime.engine, at or runtime.now()
     with engine.begin() as conn:
-        for stale in db.corrections.release_stale(conn, at - STALE_SENDING):
+        for stale in db.corrections.release_stale(conn, at - STALE_SENDING, _died_sending):
             log.warning(
                 "correction %s was left 'sending' by a process that died; it is sent again "
                 "(an editor may get it twice, never not at all)",
@@ -425,6 +431,14 @@ def tick(runtime: Runtime, at: datetime | None = None) -> int:
             _ask(runtime, correction, at)
     _retry_deferred(runtime, at)
     return sent
+
+
+def _died_sending(claimer: str) -> bool:
+    """The process of this machine that claimed a correction no longer runs. A claim of this
+    very process is a send in flight in another thread (the desk's), never judged dead."""
+    if claimer.rsplit(":", 2)[1:2] == [str(os.getpid())]:
+        return False
+    return workers.gone(claimer)
 
 
 def _retry_deferred(runtime: Runtime, at: datetime) -> None:

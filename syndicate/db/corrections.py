@@ -7,6 +7,7 @@ carry), so later polls and edits never lose what editors were told.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -164,20 +165,23 @@ def release(conn: Connection, correction_id: int) -> None:
         .where(
             corrections.c.id == correction_id, corrections.c.state == CorrectionState.SENDING.value
         )
-        .values(state=CorrectionState.APPROVED.value)
+        .values(state=CorrectionState.APPROVED.value, claimed_by=None)
     )
 
 
-def release_stale(conn: Connection, before: datetime) -> list[int]:
-    """Corrections left `sending` since before `before`: approved again (see control.tick)."""
-    stale = list(
-        conn.execute(
-            select(corrections.c.id).where(
-                corrections.c.state == CorrectionState.SENDING.value,
-                corrections.c.updated_at < before,
-            )
-        ).scalars()
+def release_stale(conn: Connection, before: datetime, gone: Callable[[str], bool]) -> list[int]:
+    """Corrections left `sending` since before `before`, or by a process `gone` says died:
+    approved again (see control.tick)."""
+    rows = conn.execute(
+        select(corrections.c.id, corrections.c.claimed_by, corrections.c.updated_at).where(
+            corrections.c.state == CorrectionState.SENDING.value
+        )
     )
+    stale = [
+        row.id
+        for row in rows
+        if times.as_utc(row.updated_at) < before or (row.claimed_by and gone(row.claimed_by))
+    ]
     for correction_id in stale:
         release(conn, correction_id)
     return stale

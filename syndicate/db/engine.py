@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection, CursorResult, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -45,6 +45,16 @@ def connect(url: str, *, upgrade: bool = True) -> Engine:
 
         migrate.upgrade(engine)
     return engine
+
+
+def missing_file(url: str) -> Path | None:
+    """The SQLite file this URL names, when it does not exist yet (opening it would create it);
+    None for a file that exists, an in-memory database or a server."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    path = companion_path(parsed, "")
+    return path if path is not None and not path.exists() else None
 
 
 def _connect_args(url: str) -> dict[str, object]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # The newest revision in migrations/versions (tests/test_db_migrate.py checks the two agree):
 # knowing it here spares every command importing Alembic to find out it has nothing to do.
-HEAD = "0005"
+HEAD = "0006"
 
 LOCK_SUFFIX = ".migrate-lock"
 # pg_advisory_lock takes a 64-bit key; this one is "syndicate migrations" hashed, fixed forever.

@@ -90,7 +90,7 @@ def find_post(conn: Connection, ref: str) -> Post | None:
 
 
 @dataclass(frozen=True)
-class SendSummary:
+class ListedSend:
     """A post's send on one channel, as the posts list shows it."""
 
     id: int
@@ -112,7 +112,7 @@ class PostListing:
     first_seen: datetime
     # False: found in the back catalogue on the first run, never sent.
     eligible: bool
-    sends: dict[Channel, SendSummary]
+    sends: dict[Channel, ListedSend]
     digest_send: int | None
 
 
@@ -142,7 +142,7 @@ def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[Po
         .group_by(deliveries.c.send_id)
         .subquery()
     )
-    sends_of: dict[int, dict[Channel, SendSummary]] = {post_id: {} for post_id in ids}
+    sends_of: dict[int, dict[Channel, ListedSend]] = {post_id: {} for post_id in ids}
     rows = conn.execute(
         select(
             sends.c.id,
@@ -158,7 +158,7 @@ def list_posts_with_sends(conn: Connection, limit: int | None = None) -> list[Po
         .order_by(sends.c.id)
     )
     for row in rows:
-        sends_of[row.post_id][Channel(row.channel)] = SendSummary(
+        sends_of[row.post_id][Channel(row.channel)] = ListedSend(
             row.id,
             SendState(row.state),
             times.as_utc(row.scheduled_at),

@@ -295,6 +295,8 @@ corrections = Table(
     # updated, correction, kill
     Column("advisory", String(NAME), nullable=False, default="", server_default=""),
     Column("version", Integer, nullable=False, default=0, server_default="0"),
+    # The process sending it (state 'sending'): host:pid:nonce, as deliveries.claimed_by.
+    Column("claimed_by", String(64)),
 )
 
 correction_deliveries = Table(

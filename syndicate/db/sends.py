@@ -210,6 +210,15 @@ def unqueue_digest(conn: Connection, post_id: int) -> None:
     )
 
 
+def leave_digest(conn: Connection, post_id: int, send_id: int) -> None:
+    """Take the post out of a (cancelled) digest send."""
+    conn.execute(
+        digest_posts.delete().where(
+            digest_posts.c.post_id == post_id, digest_posts.c.send_id == send_id
+        )
+    )
+
+
 def digest_queue(conn: Connection) -> list[QueuedPost]:
     rows = conn.execute(
         select(digest_posts.c.post_id, digest_posts.c.queued_at)

@@ -81,6 +81,29 @@ def _refuse_embargo_after_readers(
         )
 
 
+def _take_out_of_digest(conn: Connection, post_id: int) -> None:
+    """The author sends this post to readers by itself: it leaves the digest queue, or a
+    cancelled digest that reached no reader; a digest that carries it (or reached readers
+    before it was cancelled) keeps it, since a post goes to each reader once."""
+    digest = db.sends.digest_send_of(conn, post_id)
+    if digest is None:
+        db.sends.unqueue_digest(conn, post_id)
+        return
+    if db.sends.send_state(conn, digest) is not SendState.CANCELLED:
+        raise SyndicateError(
+            f"this post is part of digest send {digest}: readers get it there, and a post goes "
+            f"out once per channel (to send it alone, 'syndicate cancel {digest}' first)"
+        )
+    counts = db.deliveries.delivery_counts(conn, digest)
+    reached = counts.get(DeliveryState.SENT, 0) + counts.get(DeliveryState.SENDING, 0)
+    if reached:
+        raise SyndicateError(
+            f"this post was in digest send {digest}, cancelled after it reached {reached} "
+            "reader(s): sent alone, they would get it twice"
+        )
+    db.sends.leave_digest(conn, post_id, digest)
+
+
 def schedule(
     engine: Engine,
     post_id: int,
@@ -103,13 +126,7 @@ def schedule(
         if embargo is not None and channel is Channel.COLUMN:
             _refuse_embargo_after_readers(conn, post_id, embargo, zone)
         if channel is Channel.NEWSLETTER:
-            digest = db.sends.digest_send_of(conn, post_id)
-            if digest is not None:
-                raise SyndicateError(
-                    f"this post is part of digest send {digest}: readers get it there, and a "
-                    "post goes out once per channel (cancel the digest first to send it alone)"
-                )
-            db.sends.unqueue_digest(conn, post_id)
+            _take_out_of_digest(conn, post_id)
         if existing is None:
             send_id = db.sends.create_send(conn, post_id, channel, at, embargo, policy="by hand")
             assert send_id is not None

@@ -39,7 +39,7 @@ try:
         Subscribers,
     )
     from syndicate.settings.transport import Outbox, Retry, Sendgrid, Smtp, TransportSettings
-    from syndicate.settings.web import Desk, Web
+    from syndicate.settings.web import DeskSettings, Web
 finally:
     if _plugins_setting is None:
         del os.environ["PYDANTIC_DISABLE_PLUGINS"]
@@ -54,7 +54,7 @@ __all__ = [
     "ColumnSettings",
     "DaemonSettings",
     "Database",
-    "Desk",
+    "DeskSettings",
     "Dkim",
     "Feed",
     "Imap",

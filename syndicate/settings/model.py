@@ -25,7 +25,7 @@ from syndicate.settings.sections import (
     Subscribers,
 )
 from syndicate.settings.transport import TransportSettings
-from syndicate.settings.web import Desk, Web
+from syndicate.settings.web import DeskSettings, Web
 
 
 class Settings(Section):
@@ -39,7 +39,7 @@ class Settings(Section):
     channels: Channels = Channels()
     subscribers: Subscribers = Subscribers()
     web: Web = Web()
-    desk: Desk = Desk()
+    desk: DeskSettings = DeskSettings()
     paths: Paths = Paths()
     dkim: Dkim = Dkim()
     inbound: Inbound = Inbound()

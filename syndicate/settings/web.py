@@ -46,7 +46,7 @@ class Web(Section):
         return value
 
 
-class Desk(Section):
+class DeskSettings(Section):
     """The author's desk in the browser (syndicate/desk), served by `syndicate serve`."""
 
     path: str = "/desk"

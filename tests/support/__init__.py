@@ -1,3 +1,4 @@
 """What many test modules share, one module per kind of thing: the project folder (project.py),
 the `syndicate` command in this process or in a real one (cli.py), a real SMTP server (smtp.py),
-the web app under uvicorn (web.py), headless Chromium (browser.py) and waiting (waiting.py)."""
+the web app under uvicorn (web.py), headless Chromium (browser.py), waiting (waiting.py) and
+subscriber list files (lists.py)."""

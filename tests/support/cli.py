@@ -94,14 +94,34 @@ def run_cli(
 
 
 def run_process(
-    project: Path, *args: str, timeout: float = 120
+    project: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
-    """The real `syndicate` command, in a subprocess, against a project folder."""
+    """The real `syndicate` command, in a subprocess, against a project folder; its output as
+    text. `env` is the whole environment (by default the test's)."""
+    done = process(project, *args, stdin=stdin, env=env, timeout=timeout)
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+    )
+
+
+def process(
+    project: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[bytes]:
+    """`run_process`, its output as bytes (what an MTA's pipe gets)."""
     return subprocess.run(
         [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), *args],
         cwd=project,
+        input=stdin,
         capture_output=True,
-        text=True,
+        env=env,
         timeout=timeout,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -28,6 +29,8 @@ from syndicate.settings import Smtp
 log = logging.getLogger(__name__)
 
 _CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, OSError)
+# An address smtplib's quoteaddr would return unchanged inside <>: atoms and dots only.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
 class Throttle(Protocol):
@@ -302,11 +305,13 @@ def send_prepared(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) 
     ):
         smtp.sendmail(sender, [recipient], data)
         return
-    code, reply = smtp.mail(sender)
+    smtp.putcmd("mail", f"FROM:{_angle(sender)}")
+    code, reply = smtp.getreply()
     if code != 250:
         _abort(smtp, code)
         raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.rcpt(recipient)
+    smtp.putcmd("rcpt", f"TO:{_angle(recipient)}")
+    code, reply = smtp.getreply()
     if code not in (250, 251):
         _abort(smtp, code)
         raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
@@ -325,6 +330,15 @@ def send_prepared(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) 
     if code != 250:
         _abort(smtp, code)
         raise smtplib.SMTPDataError(code, reply)
+
+
+def _angle(address: str) -> str:
+    """`smtplib.quoteaddr`: the address in <>. smtp.mail() and smtp.rcpt() parse every address
+    with email.utils.parseaddr: ~45 µs each, ~90 µs of the ~1.1 ms of CPU a message costs a
+    worker (bench/workers.py). A plain address needs no parsing."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _abort(smtp: smtplib.SMTP, code: int) -> None:
