@@ -300,3 +300,52 @@ def test_input_that_is_not_an_email_is_turned_away_before_the_database(tmp_path:
     assert "syndicate.inbound.pipeline" not in result["modules"]
     # The settings were not read: there is no settings.toml here, and nothing asked for one.
     assert not (tmp_path / "syndicate.db").exists()
+
+
+def test_a_reply_handed_to_the_running_daemon_imports_no_database_settings_or_cli_library(
+    tmp_path: Path,
+) -> None:
+    # The listener as `syndicate run` starts it, on the project's socket ([inbound] lmtp_socket).
+    from syndicate import settings
+    from syndicate.inbound.sources import lmtp
+    from syndicate.runtime import Runtime
+
+    project = _project(tmp_path)
+    reply = (
+        b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
+        b"Subject: Re: the column\r\nMessage-ID: <handed-over@example.org>\r\n\r\nThanks.\r\n"
+    )
+    runtime = Runtime(settings.load(project / "settings.toml"))
+    listener = lmtp.start(runtime)
+    assert listener is not None
+    try:
+        result = _run_command("inbound", "receive", "-r", "replies@example.com", project=project)
+        result_stdin = _run_command("inbound", "receive", project=project, stdin=reply)
+    finally:
+        listener.stop()
+        runtime.close()
+    assert result["code"] == 65  # empty stdin: turned away by the pipe itself
+    assert result_stdin["code"] == 0
+    for modules in (result["modules"], result_stdin["modules"]):
+        assert _packages(modules) & (HEAVY | {"typer", "click", "rich"}) == set()
+        assert {m for m in modules if m.startswith("syndicate.")} <= {
+            "syndicate.cli",
+            "syndicate.errors",
+            "syndicate.inbound",
+            "syndicate.inbound.sources",
+            "syndicate.inbound.sources.handover",
+            "syndicate.inbound.sources.stdin",
+        }
+    # It was filed, by the daemon's listener (the pipe's own path would have imported SQLAlchemy).
+    listed = subprocess.run(
+        [sys.executable, "-m", "syndicate", "replies", "list", "--json"],
+        cwd=project,
+        capture_output=True,
+        timeout=60,
+    )
+    [filed] = json.loads(listed.stdout)
+    assert (filed["sender"], filed["text"], filed["source"]) == (
+        "ann@example.org",
+        "Thanks.",
+        "stdin",
+    )

@@ -3,17 +3,34 @@
 Every SyndicateError becomes one readable line on stderr and exit status 1. A command's module
 is imported only when that command runs (`cli.lazy.LazyCommands`): COMMANDS says which module
 registers each command, and holds the line `syndicate --help` shows for it.
+
+`syndicate inbound receive` first tries to hand the message to the running daemon
+(inbound/sources/handover.py) before Typer, pydantic or SQLAlchemy are imported: this package
+imports none of them until the Typer app is asked for (`app`, `main`).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from syndicate.cli.common import app
-from syndicate.cli.lazy import Listed
 from syndicate.errors import SyndicateError
 
+if TYPE_CHECKING:
+    import typer
+
 __all__ = ["COMMANDS", "app", "main"]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A top-level command as `syndicate --help` lists it: the module under syndicate/cli that
+    registers it, and its one line of help (the first sentence of its docstring or group help)."""
+
+    module: str
+    help: str
+
 
 # In the order `syndicate --help` lists them: set up, look, send, keep running, what came back.
 COMMANDS: dict[str, Listed] = {
@@ -81,7 +98,23 @@ COMMANDS: dict[str, Listed] = {
 }
 
 
+def __getattr__(name: str) -> typer.Typer:
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from syndicate.cli.common import app
+
+    return app
+
+
 def main() -> None:
+    if "receive" in sys.argv:
+        from syndicate.inbound.sources import handover
+
+        code = handover.main(sys.argv[1:], sys.stdin.buffer, sys.stderr)
+        if code is not None:
+            sys.exit(code)
+    from syndicate.cli.common import app
+
     try:
         app()
     except SyndicateError as exc:

@@ -36,13 +36,19 @@ def receive(
 
     Exit 0 when stored (a refused one too: too large or malformed, recorded), 75 (EX_TEMPFAIL:
     the MTA retries later) on a transient problem, 65 when the input is empty or not an email.
+    When `syndicate run` listens on [inbound] lmtp_socket, the message is handed to it.
     """
     # The MTA shows what we print to the sender (65) or in its log (75): our log lines go to
     # syslog when there is one, else to stderr only when the sender will not read them.
-    from syndicate.inbound.sources import stdin
+    from syndicate.inbound.sources import handover, stdin
 
     logs = _PipeLogs()
-    raw = sys.stdin.buffer.read()
+    read, handover.already_read = handover.already_read, None  # read by a failed hand-over
+    if read is None:
+        found = handover.target(_config_of(ctx))
+        limit = found.max_bytes if found else handover.DEFAULT_MAX_BYTES
+        read = handover.Read(*stdin.read_bounded(sys.stdin.buffer, limit))
+    raw = read.raw
     problem = stdin.not_a_message(raw)
     if problem:
         logs.close(stdin.EX_DATAERR)
@@ -50,17 +56,21 @@ def receive(
         raise typer.Exit(stdin.EX_DATAERR)
     try:
         rt = runtime_of(ctx)
-        code, outcome = stdin.receive_bytes(rt, raw, envelope_recipients=tuple(recipient or ()))
+        code, outcome = stdin.receive_bytes(
+            rt, raw, envelope_recipients=tuple(recipient or ()), size=read.size
+        )
     except Exception as exc:  # anything here is worth a retry: the MTA keeps the message
         logs.close(stdin.EX_TEMPFAIL)
         _say(f"syndicate inbound receive: temporary failure, retry later: {exc}")
         raise typer.Exit(stdin.EX_TEMPFAIL) from None
     logs.close(code)
-    _say(
-        f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}"
-        + (" (already recorded)" if outcome.duplicate else "")
-    )
+    _say(stdin.describe(outcome))
     raise typer.Exit(code)
+
+
+def _config_of(ctx: typer.Context) -> Path:
+    state = ctx.find_root().obj
+    return state.config if isinstance(state, common.State) else common.DEFAULT_CONFIG
 
 
 def _say(line: str) -> None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass
 from difflib import get_close_matches
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # typer's own click (it vendors one); `typer.main` builds our commands with it.
 from typer import _click as click
 from typer._click.exceptions import UsageError
 from typer._click.utils import make_default_short_help
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from syndicate.cli import Listed
 
 
 def lazy_module(name: str) -> ModuleType:
@@ -60,15 +62,6 @@ class _Deferred(ModuleType):
 
     def __dir__(self) -> list[str]:
         return dir(self._real())
-
-
-@dataclass(frozen=True)
-class Listed:
-    """A top-level command as `syndicate --help` lists it: the module under syndicate/cli that
-    registers it, and its one line of help (the first sentence of its docstring or group help)."""
-
-    module: str
-    help: str
 
 
 class LazyCommands(TyperGroup):

@@ -1,10 +1,11 @@
 """Replies by email: every inbound message, whatever its entrance, runs one pipeline.
 
-Entrances in sources/ (stdin: an MTA pipe, imap, maildir, sendgrid: Inbound Parse) hand the
-bytes to pipeline.process, which runs the steps in steps/, one module each, in the order of
-pipeline.PIPELINE (parse, seen, identify, verify, bounce, autoreply, text, approve,
-unsubscribe, spam, comment, file, forward) over one MessageContext (context.py). notices.py
-writes the mail inbound sends; wordpress.py takes filed comments out to WordPress.
+Entrances in sources/ (stdin: an MTA pipe, lmtp: the daemon's socket, imap, maildir, sendgrid:
+Inbound Parse) hand the bytes to pipeline.process, which runs the steps in steps/, one module
+each, in the order of pipeline.PIPELINE (parse, seen, identify, verify, bounce, autoreply,
+text, approve, unsubscribe, spam, comment, file, forward) over one MessageContext
+(context.py). notices.py writes the mail inbound sends; wordpress.py takes filed comments out
+to WordPress.
 """
 
 from __future__ import annotations

@@ -86,6 +86,8 @@ class MessageContext:
     runtime: Runtime
     at: datetime
     envelope_recipients: tuple[str, ...] = ()
+    # How many bytes arrived, when the entrance kept only the first max_message_bytes + 1.
+    size: int = 0
     # The transaction the message is classified and recorded in; the engine, for what happens
     # after the commit (None when only classifying).
     conn: Connection | None = None

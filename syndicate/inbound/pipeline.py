@@ -148,10 +148,12 @@ def process(
     source: str,
     envelope_recipients: tuple[str, ...] = (),
     at: datetime | None = None,
+    size: int = 0,
 ) -> Outcome:
     """Run one message through the whole pipeline and record it; safe to call twice.
 
-    `at` is when it arrived (the runtime's clock unless the entrance knows better)."""
+    `at` is when it arrived (the runtime's clock unless the entrance knows better); `size`, how
+    many bytes it had when the entrance read only the first max_message_bytes + 1 of them."""
     engine = runtime.engine
     message = MessageContext(
         raw=raw,
@@ -160,6 +162,7 @@ def process(
         at=at or runtime.now(),
         envelope_recipients=envelope_recipients,
         engine=engine,
+        size=size,
     )
     try:
         with engine.begin() as conn:

@@ -1,6 +1,7 @@
 """`syndicate run`: the daemon. An APScheduler clock runs the jobs (scheduling/jobs.py) while
 this process holds the database's daemon lock (scheduling/election.py), and stops cleanly on
-SIGTERM, finishing the batch in flight.
+SIGTERM, finishing the batch in flight. Meanwhile it takes inbound mail by LMTP on a Unix socket
+(inbound/sources/lmtp.py), in a thread of its own.
 
 APScheduler is only the clock (MemoryJobStore, nothing pickled): the sends live in our table.
 """
@@ -19,6 +20,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syndicate.db import Engine
+from syndicate.inbound.sources import lmtp
 from syndicate.scheduling.election import DaemonLock
 from syndicate.scheduling.jobs import (
     RunReport,
@@ -47,6 +49,9 @@ class Daemon:
     lock: DaemonLock = field(init=False)
     scheduler: BackgroundScheduler | None = field(default=None, init=False)
     announced: set[tuple[int, datetime]] = field(default_factory=set, init=False)
+    # APScheduler's shutdown(wait=True) holds the lock modify_job needs while it waits for the
+    # running job: a feed poll moving a job as the daemon stops would wait for ever.
+    rescheduling: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.lock = self.runtime.daemon_lock()
@@ -65,8 +70,12 @@ class Daemon:
             return
         report = poll_feed(self.runtime)
         if report.poll and report.poll.sends_created and self.scheduler is not None:
-            # Don't make an "immediately" post wait for the next minute.
-            self.scheduler.modify_job("due_sends", next_run_time=datetime.now(self.settings.zone))
+            with self.rescheduling:
+                if self.stop.is_set():
+                    return
+                # Don't make an "immediately" post wait for the next minute.
+                now = datetime.now(self.settings.zone)
+                self.scheduler.modify_job("due_sends", next_run_time=now)
 
     def job_tick(self) -> RunReport | None:
         if self.stop.is_set() or not self.lock.held:
@@ -199,6 +208,8 @@ class Daemon:
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = self.scheduler = self.build_scheduler()
         scheduler.start()
+        # The pipe's messages and an MTA's, filed here without a Python start each.
+        listener = lmtp.start(self.runtime)
         log.info(
             "syndicate daemon running (time zone %s; feed every %g min, sends every minute)",
             self.settings.author.timezone,
@@ -208,6 +219,11 @@ class Daemon:
             self.stop.wait()
         finally:
             log.info("stopping: waiting for the job in progress to finish")
+            self.stop.set()
+            if listener is not None:
+                listener.stop()
+            with self.rescheduling:  # a job moving another is done; later ones see `stop`
+                pass
             scheduler.shutdown(wait=True)
             if self.lock.held:
                 self.lock.release()

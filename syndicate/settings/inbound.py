@@ -31,6 +31,11 @@ class Inbound(Section):
     maildir: str = ""
     maildir_processed_folder: str = "processed"
     max_message_bytes: int = Field(default=10_000_000, gt=0)
+    # The Unix socket `syndicate run` takes mail on by LMTP (relative to settings.toml); "" = off.
+    # syndicate/inbound/sources/handover.py reads these three with tomllib: same defaults.
+    lmtp_socket: str = "syndicate.lmtp"
+    lmtp_socket_mode: int = Field(default=0o600, ge=0, le=0o777)
+    lmtp_timeout_seconds: float = Field(default=30.0, gt=0)
     forward_to_author: bool = True
     confirm_unsubscribe: bool = True
     hard_bounce_score: float = Field(default=1.0, ge=0)

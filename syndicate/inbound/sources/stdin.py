@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from syndicate.inbound.context import Outcome
@@ -32,6 +32,24 @@ _ENVELOPE_LINE = re.compile(rb"From [^\r\n]*\r?\n")
 NOT_AN_EMAIL = "Your message was not delivered: it arrived empty or was not an email message."
 
 
+def read_bounded(stream: BinaryIO, limit: int) -> tuple[bytes, int]:
+    """The first limit + 1 bytes of the stream (enough to know it is too large) and how many
+    it had: the rest is read and dropped, so a huge message costs no memory."""
+    kept = bytearray()
+    size = 0
+    while chunk := stream.read(1 << 16):
+        size += len(chunk)
+        if len(kept) <= limit:
+            kept += chunk[: limit + 1 - len(kept)]
+    return bytes(kept), size
+
+
+def describe(outcome: Outcome) -> str:
+    """The one line the pipe prints (and the LMTP listener answers) for a filed message."""
+    again = " (already recorded)" if outcome.duplicate else ""
+    return f"reply {outcome.reply_id}: {outcome.kind.value}, {outcome.state.value}{again}"
+
+
 def not_a_message(raw: bytes) -> str:
     """Why these bytes are not an email message ("" when they are): empty, or binary data."""
     if not raw.strip():
@@ -49,13 +67,17 @@ def receive_bytes(
     runtime: Runtime,
     raw: bytes,
     envelope_recipients: tuple[str, ...] = (),
+    size: int = 0,
 ) -> tuple[int, Outcome]:
-    """File one message; returns the exit status for the MTA and the outcome."""
+    """File one message; returns the exit status for the MTA and the outcome. `size`: how many
+    bytes it had, when only the first max_message_bytes + 1 were kept (read_bounded)."""
     # Imported here: input that is not an email (exit 65) is turned away before the pipeline,
     # the database and SQLAlchemy are loaded.
     from syndicate.inbound.pipeline import process
 
-    outcome = process(runtime, raw, source="stdin", envelope_recipients=envelope_recipients)
+    outcome = process(
+        runtime, raw, source="stdin", envelope_recipients=envelope_recipients, size=size
+    )
     # Whatever was recorded is never bounced: the MTA's bounce goes to the envelope sender,
     # which anyone can forge (a too-large message's writer, if one of ours, is told by mail at
     # the address on record). Exit 65 is only for input that is not an email at all.

@@ -21,7 +21,7 @@ def process(message: MessageContext) -> None:
     conn, result, inbound = message.connection, message.decided, message.inbound
     message.reply_id = record(conn, inbound, result)
     if message.too_large:
-        db.replies.update_reply(conn, message.reply_id, size=len(message.raw))
+        db.replies.update_reply(conn, message.reply_id, size=max(message.size, len(message.raw)))
     message.state = initial_state(result.kind)
     for action in message.actions:
         action(message)

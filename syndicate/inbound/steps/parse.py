@@ -102,9 +102,10 @@ _CONTENT_TYPE_FIELD = re.compile(rb"^content-type:[^\n]*(?:\n[ \t][^\n]*)*", re.
 
 def process(message: MessageContext) -> None:
     raw, limit = message.raw, message.settings.inbound.max_message_bytes
-    if len(raw) > limit:
+    size = max(message.size, len(raw))
+    if size > limit:
         message.too_large = (
-            f"message of {len(raw):,} bytes is larger than inbound.max_message_bytes "
+            f"message of {size:,} bytes is larger than inbound.max_message_bytes "
             f"({limit:,}); only its headers were kept"
         )
         raw = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536] + b"\n\n"
