@@ -4,7 +4,6 @@ real SMTP server, the author's authenticated reply, and the CLI."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import db
+from syndicate import db, machine
 from syndicate.corrections import control, listing, rows
 from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
@@ -472,7 +471,7 @@ def test_a_send_whose_process_of_this_machine_died_goes_out_at_the_next_tick(del
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = socket.gethostname()[:40]
+    host = machine.name()
     try:
         with engine.begin() as conn:  # a live process of this machine is sending it
             db.corrections.set_state(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from syndicate import db, settings
+from syndicate import db, machine, settings
 from syndicate.runtime import Runtime
 from syndicate.scheduling.election import LockHeld
 from tests.scheduling_support import configure
@@ -136,7 +135,7 @@ def test_two_daemons_started_at_once_one_runs_and_the_other_names_it(
     time.sleep(2 * HEARTBEAT)  # the winner keeps running: it was not refused a moment later
     assert winner.process.poll() is None, winner.output
     refusal = loser.output
-    assert f"another syndicate daemon (pid {winner.pid} on {socket.gethostname()}" in refusal
+    assert f"another syndicate daemon (pid {winner.pid} on {machine.name()}" in refusal
     assert "running since" in refusal and "--wait" in refusal
     assert "Traceback" not in refusal
     assert winner.stop() == 0, winner.output
@@ -196,7 +195,7 @@ def test_a_machine_whose_clock_is_two_hours_off_cannot_take_a_live_lock(
     with pytest.raises(LockHeld) as refused:
         skewed.daemon_lock().acquire()
     message = str(refused.value)
-    assert f"pid {holder.pid} on {socket.gethostname()}" in message
+    assert f"pid {holder.pid} on {machine.name()}" in message
     # The holder's last heartbeat is seconds old by the database's clock (7,200 s by ours).
     silent = int(message.split("last heartbeat ")[1].split(" s ago")[0])
     assert 0 <= silent < 60, message

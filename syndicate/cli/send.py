@@ -124,6 +124,8 @@ def _find_or_create_send(rt: Runtime, post: Post, channel: Channel) -> int:
     assert post.id is not None
     try:
         with rt.engine.begin() as conn:
+            if channel is Channel.NEWSLETTER and db.sends.find_send(conn, post.id, channel) is None:
+                send_control.take_out_of_digest(conn, post.id)  # or refuses: see its docstring
             created = db.sends.create_send(conn, post.id, channel, rt.now())
             if created is not None:
                 return created

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 from datetime import timedelta
 
-from syndicate import db
+from syndicate import db, machine
 from syndicate.db import Engine
 from syndicate.delivery.journal import Journal
 from syndicate.models import DeliveryState
@@ -30,8 +29,9 @@ UNFINISHED = (DeliveryState.PENDING, DeliveryState.DEFERRED, DeliveryState.SENDI
 
 
 def claimer_name() -> str:
-    """host:pid:nonce, at most 64 characters; a new nonce for every run in the process."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """machine:pid:nonce (syndicate.machine), at most 64 characters; a new nonce for every run
+    in the process."""
+    return f"{machine.name()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def gone(name: str) -> bool:
@@ -42,21 +42,11 @@ def gone(name: str) -> bool:
     if len(parts) != 3 or not parts[1].isdigit():
         return True  # not a name we give: nobody can be waiting to record it
     host, pid = parts[0], int(parts[1])
-    if host != socket.gethostname()[:40]:
+    if host != machine.name():
         return False
     if pid == os.getpid():
         return True  # a run of ours that ended (a claim outlives its run only by a crash)
-    return not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
+    return not machine.alive(pid)
 
 
 def take_back_abandoned(engine: Engine, send_id: int, claimer: str, journal: Journal) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from syndicate import db
+from syndicate import db, machine
 from syndicate.db import Engine, IntegrityError
 from syndicate.db.locks import LockHolder
 from syndicate.errors import SyndicateError
@@ -190,7 +189,7 @@ class ElectedLock(DaemonLock):
         self.session = db.locks.ElectionSession(engine)
 
     def try_acquire(self) -> LockHolder | None:
-        holder = self.session.try_elect(self.owner, socket.gethostname(), os.getpid())
+        holder = self.session.try_elect(self.owner, machine.name(), os.getpid())
         self.held = holder is None
         return holder
 
@@ -227,7 +226,7 @@ class RowLock(DaemonLock):
         try:
             with self.engine.begin() as conn:
                 holder = db.locks.try_lock(
-                    conn, self.owner, socket.gethostname(), os.getpid(), now, now - self.stale_after
+                    conn, self.owner, machine.name(), os.getpid(), now, now - self.stale_after
                 )
         except IntegrityError:
             # Another daemon inserted the lock row between our read and our insert.
@@ -245,7 +244,7 @@ class RowLock(DaemonLock):
             with self.engine.begin() as conn:
                 just_after = holder.heartbeat_at + timedelta(microseconds=1)
                 holder = db.locks.try_lock(
-                    conn, self.owner, socket.gethostname(), os.getpid(), now, just_after
+                    conn, self.owner, machine.name(), os.getpid(), now, just_after
                 )
         self.held = holder is None
         return holder
@@ -265,12 +264,6 @@ class RowLock(DaemonLock):
 
 
 def _gone_from_this_machine(holder: LockHolder) -> bool:
-    if holder.host != socket.gethostname() or holder.pid == os.getpid():
+    if holder.host != machine.name() or holder.pid == os.getpid():
         return False
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
-        return False
-    return False
+    return not machine.alive(holder.pid)

@@ -81,7 +81,7 @@ def _refuse_embargo_after_readers(
         )
 
 
-def _take_out_of_digest(conn: Connection, post_id: int) -> None:
+def take_out_of_digest(conn: Connection, post_id: int) -> None:
     """The author sends this post to readers by itself: it leaves the digest queue, or a
     cancelled digest that reached no reader; a digest that carries it (or reached readers
     before it was cancelled) keeps it, since a post goes to each reader once."""
@@ -126,7 +126,7 @@ def schedule(
         if embargo is not None and channel is Channel.COLUMN:
             _refuse_embargo_after_readers(conn, post_id, embargo, zone)
         if channel is Channel.NEWSLETTER:
-            _take_out_of_digest(conn, post_id)
+            take_out_of_digest(conn, post_id)
         if existing is None:
             send_id = db.sends.create_send(conn, post_id, channel, at, embargo, policy="by hand")
             assert send_id is not None
@@ -296,6 +296,8 @@ def guard_embargo(
                 f"readers must not get {title!r} yet: {found.explain(zone)}; 'syndicate run' "
                 "sends it then, or add --break-embargo to send it now"
             )
+        if readers is None:
+            take_out_of_digest(conn, post_id)
         send_id = (
             readers.id
             if readers
