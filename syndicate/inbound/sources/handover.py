@@ -11,8 +11,10 @@ very bytes that were handed over.
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ PIPE_NAME = "syndicate-pipe"
 _COUNTED_FLAGS = re.compile(r"-[vq]+")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _ENHANCED_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3} ")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ def parse_argv(argv: list[str]) -> Request | None:
         else:
             return None
         at += 1
+    if any(_CONTROL.search(recipient) for recipient in recipients):
+        return None  # not for an LMTP command line: the in-process path files it as given
     return Request(config, tuple(recipients))
 
 
@@ -124,10 +129,25 @@ def target(config: Path) -> Target | None:
         and timeout > 0
     ):
         return None
-    path = Path(socket)
+    path = Path(socket).expanduser()  # as Settings.path() reads it
     if socket and not path.is_absolute():
         path = config.resolve().parent / path
     return Target(path if socket else None, max_bytes, float(timeout))
+
+
+def trusted(socket: Path) -> bool:
+    """Whether the socket may be the daemon's: a socket of our own user, in a folder not
+    everyone may write to (the rule the listener binds by). Anything else may be a stranger's,
+    who would answer 250 and keep the message."""
+    try:
+        found, folder = os.lstat(socket), os.stat(socket.parent)
+    except OSError:
+        return False
+    return (
+        stat.S_ISSOCK(found.st_mode)
+        and found.st_uid == os.geteuid()
+        and not folder.st_mode & stat.S_IWOTH
+    )
 
 
 def wire_form(raw: bytes) -> bytes:
@@ -142,18 +162,27 @@ class Answer:
     text: str
 
 
+class MaybeFiled(Exception):
+    """The hand-over failed once the message's bytes were on their way: the daemon may have
+    filed them."""
+
+
 def deliver(socket: Path, wired: bytes, recipients: tuple[str, ...], timeout: float) -> Answer:
     """Hand one message to the listener; its answer to DATA (one per recipient, the same for
-    all: the message is filed once). Raises OSError or SMTPException when it cannot."""
+    all: the message is filed once). Raises OSError or SMTPException when it cannot before
+    DATA, MaybeFiled after."""
     with smtplib.LMTP(str(socket), local_hostname=PIPE_NAME, timeout=timeout) as client:
         client.ehlo()  # LHLO
         envelope = recipients or (NO_RECIPIENT,)
         for code, text in (client.mail(""), *(client.rcpt(r) for r in envelope)):
             if code != 250:
                 raise smtplib.SMTPResponseException(code, text)
-        code, text = client.data(wired)
-        for _ in envelope[1:]:
-            client.getreply()
+        try:
+            code, text = client.data(wired)
+            for _ in envelope[1:]:
+                client.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MaybeFiled(exc) from exc
     return Answer(code, text.decode("utf-8", "replace"))
 
 
@@ -166,18 +195,22 @@ def main(argv: list[str], stream: BinaryIO, err: TextIO) -> int | None:
     if request is None:
         return None
     found = target(request.config)
-    raw, size = stdin.read_bounded(stream, found.max_bytes if found else DEFAULT_MAX_BYTES)
+    if found is None or found.socket is None or not trusted(found.socket):
+        return None  # the in-process path reads stdin with the settings it validates
+    raw, size = stdin.read_bounded(stream, found.max_bytes)
     already_read = Read(raw, size)
     if stdin.not_a_message(raw):
         _say(err, stdin.NOT_AN_EMAIL)
         return stdin.EX_DATAERR
-    if found is None or found.socket is None or size > found.max_bytes:
+    if size > found.max_bytes:
         return None  # too large: the in-process path records it as refused (headers only)
     wired = wire_form(raw)
     try:
         answer = deliver(found.socket, wired, request.recipients, found.timeout)
-    except (OSError, smtplib.SMTPException, UnicodeError):
+    except MaybeFiled:
         answer = Answer(0, "")
+    except (OSError, smtplib.SMTPException, UnicodeError, ValueError):
+        return None  # the daemon never had it: the in-process path files the bytes as read
     text = _ENHANCED_CODE.sub("", answer.text, count=1)
     if answer.code == 250:
         _say(err, text)

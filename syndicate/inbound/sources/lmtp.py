@@ -22,6 +22,7 @@ import os
 import socket
 import stat
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,13 @@ SOURCE = "lmtp"
 MAX_SOCKET_PATH = 107
 # Messages filed at once (SQLite takes one writer at a time anyway).
 FILERS = 2
+# Sessions open at once. At the cap, the session idle longest (not in the middle of a message)
+# is closed to make room, so idle connections can neither use up the daemon's file descriptors
+# (systemd's default is 1,024) nor keep the MTA or the pipe out.
+MAX_SESSIONS = 64
+# A session that sends nothing for this long is closed (aiosmtpd's default is 300 s); the
+# clock restarts with every command and every line of a message.
+IDLE_SECONDS = 60.0
 
 
 class ListenerError(Exception):
@@ -82,8 +90,23 @@ class Session(LMTP):
             enable_SMTPUTF8=True,
             hostname="syndicate",
             loop=listener.loop,
+            timeout=IDLE_SECONDS,
         )
         self.listener = listener
+        self.active_at = time.monotonic()
+        self.in_message = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.listener.open_sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.listener.open_sessions.discard(self)
+        super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        self.active_at = time.monotonic()
+        super()._reset_timeout(duration)
 
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed("LHLO"):
@@ -98,7 +121,9 @@ class Session(LMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         limit = self.listener.max_bytes
         kept, size, line_start = bytearray(), 0, True
+        self.in_message = True
         while True:
+            self._reset_timeout()
             try:
                 chunk = await self._reader.readuntil(b"\r\n")
             except asyncio.LimitOverrunError as long_line:
@@ -115,8 +140,18 @@ class Session(LMTP):
                 kept += chunk[: limit + 1 - len(kept)]
         source = "stdin" if self.session and self.session.host_name == PIPE_NAME else SOURCE
         status = await self.listener.file(bytes(kept), size, list(envelope.rcpt_tos), source)
+        self.in_message = False
         self._set_post_data_state()
         await self.push(status)
+
+
+class Busy(asyncio.Protocol):
+    """A connection over the cap while every session is in the middle of a message: 421."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"421 4.3.2 too many connections, try again later\r\n")
+        transport.close()
 
 
 class Listener:
@@ -131,6 +166,7 @@ class Listener:
         self.loop = asyncio.new_event_loop()
         self.filers = ThreadPoolExecutor(FILERS, thread_name_prefix="lmtp-file")
         self.sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+        self.open_sessions: set[Session] = set()
         self.thread: threading.Thread | None = None
         self.inode: int | None = None
         self._stopping: asyncio.Event | None = None
@@ -154,7 +190,15 @@ class Listener:
             self.stop()
             raise ListenerError(f"{self.path}: cannot serve it ({self._failed})")
 
-    def _session(self) -> Session:
+    def _session(self) -> asyncio.Protocol:
+        if len(self.open_sessions) >= MAX_SESSIONS:
+            idle = [s for s in self.open_sessions if not s.in_message and s.transport]
+            if not idle:
+                return Busy()
+            oldest = min(idle, key=lambda s: s.active_at)
+            self.open_sessions.discard(oldest)
+            assert oldest.transport is not None
+            oldest.transport.close()
         session = Session(self)
         self.sessions.add(session)
         return session
@@ -272,6 +316,8 @@ def start(runtime: Runtime) -> Listener | None:
         log.info("LMTP listener off: [inbound] lmtp_socket is empty")
         return None
     path = runtime.settings.path(inbound.lmtp_socket)
+    # aiosmtpd logs every connection at INFO, the daemon's own level: a line per message.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     listener = Listener(runtime, path, inbound.lmtp_socket_mode)
     try:
         listener.start()
