@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syndicate import db
 from syndicate.cli.plain import plain
-from tests.postgres_support import database_url_of
 from tests.support.cli import ok
+from tests.test_cli_json_escape import name_zoe
 
 MARKS = "\u200e\u200f\u061c\u2028\u2029"
 HOSTILE = "Zoë\u202e\u200f (admin)\u2028Approved\u2029\u061c\u200e"
@@ -22,18 +21,7 @@ def test_plain_drops_marks_and_separators_and_keeps_letters() -> None:
 
 
 def test_tables_and_json_never_carry_them_raw(project: Path) -> None:
-    ok(project, "subscribers", "sync")
-    engine = db.connect(database_url_of(project))
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                db.schema.recipients.update()
-                .where(db.schema.recipients.c.email_key == "zoe.perez@example.org")
-                .values(name=HOSTILE)
-            )
-    finally:
-        engine.dispose()
-
+    name_zoe(project, HOSTILE)
     table = ok(project, "subscribers", "list")
     assert "zoe.perez@example.org" in table
     assert not any(mark in table for mark in MARKS + "\u202e")

@@ -15,7 +15,8 @@ HOSTILE = "Zoë \x9b31m\u202eevil\u2066 \x7f"
 RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b-\x1f\x1b]")
 
 
-def test_json_escapes_what_would_drive_the_terminal_and_keeps_the_value(project: Path) -> None:
+def name_zoe(project: Path, name: str) -> None:
+    """The shipped reader zoe.perez@example.org, renamed by a stranger's text."""
     ok(project, "subscribers", "sync")
     engine = db.connect(database_url_of(project))
     try:
@@ -23,11 +24,14 @@ def test_json_escapes_what_would_drive_the_terminal_and_keeps_the_value(project:
             conn.execute(
                 db.schema.recipients.update()
                 .where(db.schema.recipients.c.email_key == "zoe.perez@example.org")
-                .values(name=HOSTILE)
+                .values(name=name)
             )
     finally:
         engine.dispose()
 
+
+def test_json_escapes_what_would_drive_the_terminal_and_keeps_the_value(project: Path) -> None:
+    name_zoe(project, HOSTILE)
     out = ok(project, "subscribers", "list", "--json")
     assert not RAW.search(out), repr(RAW.search(out))
     assert "\\u009b31m\\u202eevil\\u2066 \\u007f" in out

@@ -25,6 +25,7 @@ from syndicate.scheduling.daemon import Daemon
 from syndicate.scheduling.election import LockHeld
 from tests.scheduling_support import Blog, Clock, configure, outbox, readers, utc
 from tests.scheduling_support import sends as all_sends
+from tests.support.waiting import became_true
 
 
 @pytest.fixture
@@ -219,21 +220,12 @@ def _run(project: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(condition, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_real_daemon_sends_refuses_a_second_and_stops_cleanly_on_sigterm(project: Path) -> None:
     cfg = configure(project)
     the_daemon = _run(project, "run")
     try:
         # First run: the newest post of the shipped feed goes to 4 readers and 2 editors.
-        assert _wait_for(lambda: len(outbox(project)) == 6), the_daemon.stderr
+        assert became_true(lambda: len(outbox(project)) == 6), the_daemon.stderr
         second = subprocess.run(
             [sys.executable, "-m", "syndicate", "--config", str(project / "settings.toml"), "run"],
             cwd=project,

@@ -27,6 +27,7 @@ from syndicate.inbound.sources import handover, lmtp
 from syndicate.runtime import Runtime
 from syndicate.scheduling.daemon import Daemon
 from tests.inbound_support import KEY, cli, cli_process, edit, env
+from tests.support.waiting import became_true
 
 REPLY = (
     b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
@@ -116,7 +117,7 @@ def test_the_pipe_hands_over_to_the_running_daemon_which_stops_cleanly(project: 
     )
     path = socket_of(project)
     try:
-        if not _wait_for(path.exists):
+        if not became_true(path.exists):
             daemon.kill()
             pytest.fail(f"no socket: {daemon.communicate()}")
         # Owner-only, from its first connection on.
@@ -401,7 +402,7 @@ def test_the_daemon_serves_the_socket_while_it_runs_and_removes_it_when_it_stops
     running = threading.Thread(target=daemon.serve)
     running.start()
     try:
-        assert _wait_for(path.exists)
+        assert became_true(path.exists)
         with smtplib.LMTP(str(path), local_hostname="mx.example.com", timeout=30) as client:
             assert client.ehlo()[0] == 250
     finally:
@@ -418,15 +419,6 @@ def test_an_empty_setting_turns_the_listener_off(
     with opened(project) as rt:
         assert lmtp.start(rt) is None
     assert not socket_of(project).exists()
-
-
-def _wait_for(condition, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_pipe_recognises_only_its_own_command_line() -> None:

@@ -21,3 +21,13 @@ def wait_until(
         waited_for = what or condition
         assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {waited_for}"
         time.sleep(interval)
+
+
+def became_true(condition: Callable[[], object], seconds: float = 60) -> bool:
+    """Whether `condition()` turned truthy within `seconds` (the caller says what failed)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
