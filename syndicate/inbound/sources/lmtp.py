@@ -139,7 +139,10 @@ class Session(LMTP):
             if len(kept) <= limit:
                 kept += chunk[: limit + 1 - len(kept)]
         source = "stdin" if self.session and self.session.host_name == PIPE_NAME else SOURCE
+        if self._timeout_handle is not None:  # filing is our time, not the client's silence
+            self._timeout_handle.cancel()
         status = await self.listener.file(bytes(kept), size, list(envelope.rcpt_tos), source)
+        self._reset_timeout()
         self.in_message = False
         self._set_post_data_state()
         await self.push(status)
