@@ -194,3 +194,24 @@ def test_idle_sessions_on_the_socket_never_starve_the_daemon(project: Path) -> N
     log = (project / "daemon.log").read_text()
     assert code == 250, (code, log[-1000:])
     assert "Too many open files" not in log, log[-2000:]
+
+
+def test_the_in_process_pipe_reads_with_the_limit_the_settings_validate(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same float limit, with the daemon off: the in-process `receive` reads stdin with the
+    limit pydantic accepted (5e3 here), not the pipe's own default (made 1,000 here), so a
+    2,000-byte message within the limit is filed whole, not cut at 1,001 bytes."""
+    from tests.support.cli import invoke
+    from tests.test_inbound_lmtp import stored_size
+
+    edit(project / "settings.toml", "max_message_bytes = 10000000", "max_message_bytes = 5e3")
+    monkeypatch.setenv("SYNDICATE_SECRET_KEY", "inbound-fixtures-key-signs-tokens-0123")
+    monkeypatch.setattr(handover, "DEFAULT_MAX_BYTES", 1_000)
+    raw = reply("whole").replace(b"Thank you.\r\n", b"B" * 76 + b"\r\n" * 1 + b"C" * 1500 + b"\r\n")
+    assert 1_001 < len(raw) <= 5_000
+    done = invoke(project, "inbound", "receive", stdin=raw)
+    assert done.returncode == 0, done.stderr
+    [filed] = listed(project)
+    assert "C" * 1500 in filed["text"]
+    assert stored_size(project, filed["id"]) == len(raw)

@@ -153,15 +153,18 @@ def _merge_chunk(
     updates: list[dict[str, Any]] = []
     history: list[NewChange] = []
     existing = db.recipients.recipient_keys(conn, kind, [row.email.lower() for row in rows])
-    to_suppress = [
-        here["id"]
-        for row in rows
-        if row.status != "active"
-        and (here := existing.get(row.email.lower())) is not None
-        and here["status"] == "active"
-    ]
+    # Only a sync of the author's own list defers to their resubscribe (an import is news).
     brought_back = (
-        db.status_changes.brought_back_by_author(conn, to_suppress)
+        db.status_changes.brought_back_by_author(
+            conn,
+            [
+                here["id"]
+                for row in rows
+                if row.status != "active"
+                and (here := existing.get(row.email.lower())) is not None
+                and here["status"] == "active"
+            ],
+        )
         if imported_from is None
         else set()
     )

@@ -45,8 +45,10 @@ def receive(
     logs = _PipeLogs()
     read, handover.already_read = handover.already_read, None  # read by a failed hand-over
     if read is None:
-        found = handover.target(_config_of(ctx))
-        limit = found.max_bytes if found else handover.DEFAULT_MAX_BYTES
+        try:  # the validated settings: the pipe's own reading (tomllib) may not take a value
+            limit = runtime_of(ctx).settings.inbound.max_message_bytes
+        except Exception:  # reported below, where the runtime is needed: exit 75
+            limit = handover.DEFAULT_MAX_BYTES
         read = handover.Read(*stdin.read_bounded(sys.stdin.buffer, limit))
     raw = read.raw
     problem = stdin.not_a_message(raw)
@@ -66,11 +68,6 @@ def receive(
     logs.close(code)
     _say(stdin.describe(outcome))
     raise typer.Exit(code)
-
-
-def _config_of(ctx: typer.Context) -> Path:
-    state = ctx.find_root().obj
-    return state.config if isinstance(state, common.State) else common.DEFAULT_CONFIG
 
 
 def _say(line: str) -> None:

@@ -23,7 +23,6 @@ import socket
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -168,7 +167,6 @@ class Listener:
         self.max_bytes = runtime.settings.inbound.max_message_bytes
         self.loop = asyncio.new_event_loop()
         self.filers = ThreadPoolExecutor(FILERS, thread_name_prefix="lmtp-file")
-        self.sessions: weakref.WeakSet[Session] = weakref.WeakSet()
         self.open_sessions: set[Session] = set()
         self.thread: threading.Thread | None = None
         self.inode: int | None = None
@@ -202,9 +200,7 @@ class Listener:
             self.open_sessions.discard(oldest)
             assert oldest.transport is not None
             oldest.transport.close()
-        session = Session(self)
-        self.sessions.add(session)
-        return session
+        return Session(self)
 
     def _run(self, sock: socket.socket, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
@@ -228,7 +224,7 @@ class Listener:
         ready.set()
         await self._stopping.wait()
         server.close()
-        for session in list(self.sessions):
+        for session in list(self.open_sessions):
             if session.transport is not None:
                 session.transport.close()
 
