@@ -15,7 +15,8 @@ Each command runs as `python -m syndicate …` in a fresh project folder made by
 (the database is created by a warm-up run first, so what is timed is a start on an existing
 project). `inbound receive` files a small reply (a new Message-ID each run), as an MTA pipe does:
 first with no daemon (it files the reply itself), then handed over to a `syndicate run` started
-for the purpose (its LMTP socket). The floor row is what filing in-process cannot go below:
+for the purpose (its LMTP socket). `status` likewise runs in-process, then answered by that
+daemon (cli/by_daemon.py). The floor row is what filing in-process cannot go below:
 importing SQLAlchemy and running one query on the project's SQLite file, nothing of syndicate.
 """
 
@@ -54,7 +55,8 @@ RECEIVE = ["-m", "syndicate", "inbound", "receive"]
 CASES = [
     Case("python -c pass", ["-c", "pass"]),
     Case("syndicate --help", ["-m", "syndicate", "--help"], 0.25, 60),
-    Case("syndicate status", ["-m", "syndicate", "status"], 0.4),
+    Case("syndicate status, in-process", ["-m", "syndicate", "status"], 0.4),
+    Case("syndicate status, by the daemon", ["-m", "syndicate", "status"], 0.4, daemon=True),
     Case("floor: sqlalchemy + 1 query", ["-c", FLOOR]),
     Case("inbound receive, in-process", RECEIVE, 0.5, reply=True),
     Case("inbound receive, handed over", RECEIVE, 0.5, reply=True, daemon=True),

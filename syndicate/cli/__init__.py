@@ -6,7 +6,8 @@ registers each command, and holds the line `syndicate --help` shows for it.
 
 `syndicate inbound receive` first tries to hand the message to the running daemon
 (inbound/sources/handover.py) before Typer, pydantic or SQLAlchemy are imported: this package
-imports none of them until the Typer app is asked for (`app`, `main`).
+imports none of them until the Typer app is asked for (`app`, `main`). `syndicate status` is
+likewise first asked of the running daemon (cli/by_daemon.py).
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ def main() -> None:
         from syndicate.inbound.sources import handover
 
         code = handover.main(sys.argv[1:], sys.stdin.buffer, sys.stderr)
+        if code is not None:
+            sys.exit(code)
+    if "status" in sys.argv:
+        from syndicate.cli import by_daemon
+
+        code = by_daemon.main(sys.argv[1:], sys.stdout, sys.stderr)
         if code is not None:
             sys.exit(code)
     from syndicate.cli.common import app

@@ -62,12 +62,17 @@ class State:
 
     config: Path = DEFAULT_CONFIG
     quiet: bool = False
+    # settings_digest of the settings as they were before they were loaded (the daemon answers
+    # `status` only for an asker whose settings give the same).
+    settings_digest: str | None = field(default=None, init=False)
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
+            from syndicate import settings_digest
             from syndicate.runtime import Runtime
 
+            self.settings_digest = settings_digest.of(self.config)
             self._runtime = Runtime(settings_module.load(self.config))
         return self._runtime
 
@@ -140,10 +145,15 @@ def print_json(data: Any) -> None:
     controls and bidirectional overrides written as \\u escapes: the value a script reads is
     unchanged, and the terminal it is printed on is not driven by a stranger's text (json
     already escapes C0 controls)."""
+    print(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """The text `print_json` prints."""
     from syndicate.cli.plain import JSON_UNSAFE
 
     text = json.dumps(data, ensure_ascii=False, indent=2)
-    print(JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
+    return JSON_UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def iso(value: Any) -> str | None:

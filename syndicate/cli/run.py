@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, journal_logging, runtime_of
+from syndicate.cli.common import State, app, console, err, journal_logging, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.plain import escaped
 from syndicate.cli.sending import (
@@ -57,7 +57,8 @@ def run(
     settings = rt.settings
     engine = rt.engine
     if not once:
-        _run_daemon(rt, wait)
+        state = ctx.find_root().obj
+        _run_daemon(rt, wait, state.settings_digest if isinstance(state, State) else None)
         return
     # Set by SIGINT/SIGTERM, or by the lock's heartbeat when this run loses the election.
     stop = threading.Event()
@@ -81,9 +82,11 @@ def run(
         raise typer.Exit(1)
 
 
-def _run_daemon(rt: Runtime, wait: bool) -> None:
+def _run_daemon(rt: Runtime, wait: bool, digest: str | None) -> None:
+    from syndicate.cli.status import answerer
+
     journal_logging()
-    the_daemon = daemon.Daemon(rt)
+    the_daemon = daemon.Daemon(rt, status=answerer(rt, digest))
     with interruptible(the_daemon.stop):
         the_daemon.serve(wait_for_lock=wait)
 

@@ -22,6 +22,8 @@ from syndicate.scheduling.timeparse import TIME_HELP, describe, parse_future, sh
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.console import Console
+
     from syndicate.db.sends import Send
     from syndicate.runtime import Runtime
     from syndicate.settings import Settings
@@ -58,12 +60,17 @@ def state_text(row: Send, waits: dict[int, Any]) -> str:
     return "waiting for embargo" if row.id in waits else row.state
 
 
-def print_waits(rows: Sequence[Send], waits: dict[int, Any], settings: Settings) -> None:
+def print_waits(
+    rows: Sequence[Send],
+    waits: dict[int, Any],
+    settings: Settings,
+    out: Console | None = None,
+) -> None:
     """Under a table: until when each waiting send waits, and for whose embargo."""
     for row in rows:
         release = waits.get(row.id)
         if release is not None:
-            console.print(
+            (out or console).print(
                 f"Send {row.id} ({row.channel}) is waiting for embargo until "
                 f"{short(release.until, settings.zone)}: {release.whose}.",
                 highlight=False,

@@ -1,14 +1,23 @@
 """`syndicate status`: what is coming, what went out (with counts), who is subscribed, what came
-back. Times are shown in the author's time zone."""
+back. Times are shown in the author's time zone.
+
+While `syndicate run` runs, it answers the command for the asker (`answerer`, cli/by_daemon.py):
+the same `show`, written for the asker's terminal.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from syndicate import db
-from syndicate.cli.common import app, console, err, iso, print_json, runtime_of
+from syndicate.cli import common
+from syndicate.cli.common import app, iso, json_text, runtime_of
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.plain import text
 from syndicate.cli.send_control import print_waits, send_json, state_text, waiting
@@ -17,7 +26,10 @@ from syndicate.models import DeliveryState, RecipientKind, SendState
 from syndicate.scheduling.timeparse import short
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from syndicate.feedwatch.health import FeedHealth
+    from syndicate.runtime import Runtime
 
 corrections = lazy_module("syndicate.corrections.listing")
 
@@ -44,9 +56,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Show upcoming sends, recent sends with delivery counts, recipients and new replies."""
+    show(runtime_of(ctx), as_json, common.console, common.err)
+
+
+def show(rt: Runtime, as_json: bool, console: Console, err: Console) -> None:
+    """The status, printed on `console` (warnings on `err`)."""
     from syndicate.feedwatch.health import health
 
-    rt = runtime_of(ctx)
     settings = rt.settings
     engine = rt.engine
     with engine.connect() as conn:
@@ -100,7 +116,7 @@ def status(
     pending_corrections = corrections.waiting_lines(engine)
     data["pending_corrections"] = pending_corrections
     if as_json:
-        print_json(data)
+        console.file.write(json_text(data) + "\n")
         return
     zone = settings.zone
     console.print(text(feed.line(zone)))
@@ -140,8 +156,8 @@ def status(
             short(db.as_utc(s.scheduled_at), zone),
             short(db.as_utc(s.embargo_until), zone),
         )
-    print_table(table) if upcoming else console.print("Upcoming sends: none")
-    print_waits(upcoming, waits, settings)
+    print_table(table, console) if upcoming else console.print("Upcoming sends: none")
+    print_waits(upcoming, waits, settings, console)
 
     table = new_table(
         "Recent sends",
@@ -160,7 +176,7 @@ def status(
             str(s.count(DeliveryState.DEFERRED)),
             str(s.count(DeliveryState.FAILED)),
         )
-    print_table(table) if recent else console.print("Recent sends: none")
+    print_table(table, console) if recent else console.print("Recent sends: none")
 
     if recent_replies:
         table = new_table("New replies", ("received", "kind", "from", "subject", "post"))
@@ -172,10 +188,58 @@ def status(
                 r.subject,
                 r.title or "",
             )
-        print_table(table)
+        print_table(table, console)
     for line in pending_corrections:
         console.print(text(line + " ('syndicate corrections list')"))
     # Unread words from people only ('syndicate replies read' marks them read).
     console.print(
         "Unread replies: " + (", ".join(f"{n} {k}" for k, n in replies.items()) or "none")
     )
+
+
+def answerer(rt: Runtime, digest: str | None) -> Callable[[bytes], tuple[int, bytes]]:
+    """What the daemon's socket answers to `XSTATUS` (see cli/by_daemon.py): the status as
+    `show` writes it for the asker's terminal, base64 of a JSON object; 451 when the asker's
+    settings are not the daemon's (`digest`, recorded before the daemon read them)."""
+
+    def answer(request: bytes) -> tuple[int, bytes]:
+        asked = json.loads(base64.b64decode(request, validate=True))
+        if digest is None or asked.get("settings") != digest:
+            return 451, b"4.7.0 your settings are not the daemon's: answer it yourself"
+        out, err = _console(asked["out"]), _console(asked["err"], stderr=True)
+        show(rt, bool(asked["json"]), out, err)
+        written = {"stdout": _text(out), "stderr": _text(err), "code": 0}
+        return 250, base64.b64encode(json.dumps(written).encode())
+
+    return answer
+
+
+def _console(terminal: list[Any], *, stderr: bool = False) -> Console:
+    """A console that writes what cli.common's would write on the asker's terminal, as
+    by_daemon.terminal describes it."""
+    from rich.console import Console
+
+    is_terminal, width, height, color_system, no_color = terminal
+    if color_system not in ("standard", "256", "truecolor", "windows"):
+        color_system = None
+    return Console(
+        file=io.StringIO(),
+        stderr=stderr,
+        soft_wrap=True,
+        force_terminal=bool(is_terminal),
+        force_interactive=False,
+        color_system=color_system,
+        no_color=bool(no_color),
+        width=_size(width, 80),
+        height=_size(height, 25),
+        legacy_windows=False,
+    )
+
+
+def _size(value: Any, default: int) -> int:
+    return value if type(value) is int and 1 <= value <= 10_000 else default
+
+
+def _text(console: Console) -> str:
+    assert isinstance(console.file, io.StringIO)
+    return console.file.getvalue()

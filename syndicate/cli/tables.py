@@ -44,9 +44,9 @@ class LiteralTable(Table):
         )
 
 
-def print_table(table: Table) -> None:
+def print_table(table: Table, console: Console | None = None) -> None:
     """Piped output (a log, a mail from cron) gets 120 columns instead of rich's 80."""
-    console = common.console
+    console = console or common.console
     if console.is_terminal:
         console.print(table)
     else:

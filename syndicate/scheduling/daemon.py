@@ -46,6 +46,8 @@ class Daemon:
 
     runtime: Runtime
     stop: threading.Event = field(default_factory=threading.Event)
+    # What the socket answers to `syndicate status` (cli/status.py answerer); None: nothing.
+    status: lmtp.StatusAnswer | None = None
     lock: DaemonLock = field(init=False)
     scheduler: BackgroundScheduler | None = field(default=None, init=False)
     announced: set[tuple[int, datetime]] = field(default_factory=set, init=False)
@@ -209,7 +211,7 @@ class Daemon:
         scheduler = self.scheduler = self.build_scheduler()
         scheduler.start()
         # The pipe's messages and an MTA's, filed here without a Python start each.
-        listener = lmtp.start(self.runtime)
+        listener = lmtp.start(self.runtime, self.status)
         log.info(
             "syndicate daemon running (time zone %s; feed every %g min, sends every minute)",
             self.settings.author.timezone,

@@ -67,9 +67,9 @@ class Read:
 already_read: Read | None = None
 
 
-def parse_argv(argv: list[str]) -> Request | None:
-    """`[global options] inbound receive [--recipient X]…`, as the Typer app reads it; None
-    for anything else (another command, --help, an option this does not know)."""
+def global_options(argv: list[str]) -> tuple[Path, list[str]] | None:
+    """The settings file named by the global options (`-c`, `-q`, `-v`) as the Typer app reads
+    them, and the words after them; None for an option this does not know (--help included)."""
     config, at = DEFAULT_CONFIG, 0
     while at < len(argv) and argv[at].startswith("-"):
         arg = argv[at]
@@ -85,9 +85,17 @@ def parse_argv(argv: list[str]) -> Request | None:
         elif arg not in ("--quiet", "--verbose") and not _COUNTED_FLAGS.fullmatch(arg):
             return None
         at += 1
-    if argv[at : at + 2] != ["inbound", "receive"]:
+    return config, argv[at:]
+
+
+def parse_argv(argv: list[str]) -> Request | None:
+    """`[global options] inbound receive [--recipient X]…`, as the Typer app reads it; None
+    for anything else (another command, --help, an option this does not know)."""
+    found = global_options(argv)
+    if found is None or found[1][:2] != ["inbound", "receive"]:
         return None
-    rest, recipients, at = argv[at + 2 :], [], 0
+    config, words = found
+    rest, recipients, at = words[2:], [], 0
     while at < len(rest):
         arg = rest[at]
         if arg in ("--recipient", "-r"):

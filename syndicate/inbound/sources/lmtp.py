@@ -10,6 +10,10 @@ max_message_bytes is read to its end but only its first max_message_bytes + 1 by
 
 Anyone who can open the socket can file mail: its file mode (lmtp_socket_mode) is the guard,
 set before it accepts a connection, in a folder others may not write to.
+
+One command beyond LMTP, `XSTATUS`, answers `syndicate status` for the daemon's own user only
+(the peer's uid, from the kernel: SO_PEERCRED), whatever the socket's mode lets in; its answer
+(base64, any length) comes in lines of `STATUS_LINE` characters.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import logging
 import os
 import socket
 import stat
+import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +55,10 @@ MAX_SESSIONS = 64
 # A session that sends nothing for this long is closed (aiosmtpd's default is 300 s); the
 # clock restarts with every command and every line of a message.
 IDLE_SECONDS = 60.0
+STATUS_LINE = 4000
+
+# The daemon's answer to XSTATUS: (reply code, reply text) for the request's bytes.
+StatusAnswer = Callable[[bytes], tuple[int, bytes]]
 
 
 class ListenerError(Exception):
@@ -146,6 +155,43 @@ class Session(LMTP):
         self._set_post_data_state()
         await self.push(status)
 
+    async def smtp_XSTATUS(self, arg: str) -> None:
+        answer = self.listener.status
+        if answer is None:
+            await self.push("502 5.5.1 not served here")
+            return
+        if not self._asked_by_our_user():
+            await self.push("550 5.7.1 only the daemon's own user may ask")
+            return
+        if self._timeout_handle is not None:  # rendering is our time, not the client's silence
+            self._timeout_handle.cancel()
+        try:
+            code, text = await self.loop.run_in_executor(
+                self.listener.filers, answer, arg.encode("ascii")
+            )
+        except Exception as exc:  # the asker answers itself, and says what is wrong
+            log.warning("lmtp: status not answered: %s", exc)
+            code, text = 451, b"4.3.0 the daemon could not answer"
+        self._reset_timeout()
+        if code != 250:
+            await self.push(f"{code} {text.decode('ascii', 'replace')}")
+            return
+        lines = [text[at : at + STATUS_LINE] for at in range(0, len(text), STATUS_LINE)] or [b""]
+        marks = ["-"] * (len(lines) - 1) + [" "]
+        reply = (f"250{m}{line.decode()}" for m, line in zip(marks, lines, strict=True))
+        await self.push("\r\n".join(reply))
+
+    def _asked_by_our_user(self) -> bool:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is None:
+            return False
+        try:
+            credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        except OSError:
+            return False
+        _pid, uid, _gid = struct.unpack("3i", credentials)
+        return uid == os.geteuid()
+
 
 class Busy(asyncio.Protocol):
     """A connection over the cap while every session is in the middle of a message: 421."""
@@ -160,8 +206,11 @@ class Listener:
     """The LMTP socket of `syndicate run`: an asyncio loop in a thread of its own; messages are
     filed in worker threads, so a slow one holds up neither the loop nor the daemon's jobs."""
 
-    def __init__(self, runtime: Runtime, path: Path, mode: int) -> None:
+    def __init__(
+        self, runtime: Runtime, path: Path, mode: int, status: StatusAnswer | None = None
+    ) -> None:
         self.runtime = runtime
+        self.status = status
         self.path = path
         self.mode = mode
         self.max_bytes = runtime.settings.inbound.max_message_bytes
@@ -308,8 +357,9 @@ def _probe() -> Iterator[socket.socket]:
         probe.close()
 
 
-def start(runtime: Runtime) -> Listener | None:
-    """The daemon's listener, or None (logged) when it is off or cannot be served."""
+def start(runtime: Runtime, status: StatusAnswer | None = None) -> Listener | None:
+    """The daemon's listener, or None (logged) when it is off or cannot be served; `status`
+    answers XSTATUS."""
     inbound = runtime.settings.inbound
     if not inbound.lmtp_socket:
         log.info("LMTP listener off: [inbound] lmtp_socket is empty")
@@ -317,7 +367,7 @@ def start(runtime: Runtime) -> Listener | None:
     path = runtime.settings.path(inbound.lmtp_socket)
     # aiosmtpd logs every connection at INFO, the daemon's own level: a line per message.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    listener = Listener(runtime, path, inbound.lmtp_socket_mode)
+    listener = Listener(runtime, path, inbound.lmtp_socket_mode, status)
     try:
         listener.start()
     except ListenerError as exc:
