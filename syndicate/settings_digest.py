@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 # Read by the settings whatever the file says (their defaults), or by the database's and the
-# crash journal's location.
-ALWAYS_READ = ("SENDGRID_API_KEY", "TZ", "XDG_STATE_HOME")
+# crash journal's location (HOME: `~` in a path).
+ALWAYS_READ = ("HOME", "SENDGRID_API_KEY", "TZ", "XDG_STATE_HOME")
 
 
 def of(config: Path, environ: Mapping[str, str] | None = None) -> str | None:
@@ -37,6 +37,7 @@ def of(config: Path, environ: Mapping[str, str] | None = None) -> str | None:
     folder = path.resolve().parent
     files = sorted(value for key, value in _strings(raw) if key.endswith("_file") and value)
     parts = {
+        "code": _version(Path(__file__).resolve().parent),  # an upgrade since the daemon started
         "config": [str(path.resolve()), found.st_dev, found.st_ino, found.st_mtime_ns],
         "size": found.st_size,
         "environ": [[name, environ.get(name)] for name in names],

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from syndicate import settings_digest
 from syndicate.cli import by_daemon
 from tests.inbound_support import env
 from tests.support.waiting import became_true
@@ -37,8 +38,9 @@ HEARTBEAT = re.compile(r"last heartbeat .*")
 @pytest.fixture
 def daemon(project: Path) -> Iterator[dict[str, str]]:
     """`syndicate run` on the project, after one pass (two sends to list); yields the
-    environment it runs with."""
-    environ = env()
+    environment to ask it with. The daemon itself runs with FORCE_COLOR=1: what it writes for
+    an asker follows the asker's terminal, never the daemon's own environment."""
+    environ = {k: v for k, v in env().items() if k not in ("FORCE_COLOR", "NO_COLOR")}
     once = subprocess.run(
         [sys.executable, "-m", "syndicate", "-q", "run", "--once"],
         cwd=project,
@@ -50,7 +52,7 @@ def daemon(project: Path) -> Iterator[dict[str, str]]:
     running = subprocess.Popen(
         [sys.executable, "-m", "syndicate", "run"],
         cwd=project,
-        env=environ,
+        env={**environ, "FORCE_COLOR": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -97,6 +99,7 @@ def test_the_daemon_answers_status_as_the_command_would_without_the_heavy_librar
             fast_text = HEARTBEAT.sub("", "\n".join(fast["stdout"]))
             assert fast_text == HEARTBEAT.sub("", "\n".join(slow["stdout"]))
             assert "Daemon: running on" in fast_text and "Recent sends" in fast_text
+            assert "\x1b" not in fast_text  # piped: plain, whatever the daemon's FORCE_COLOR
         else:
             fast_data, slow_data = (json.loads("\n".join(r["stdout"])) for r in (fast, slow))
             for data in (fast_data, slow_data):
@@ -223,3 +226,45 @@ def test_no_daemon_and_the_command_answers_itself(project: Path) -> None:
     assert "Daemon: not running" in "\n".join(result["stdout"])
     with pytest.raises((OSError, smtplib.SMTPException)):
         by_daemon.ask(project / "syndicate.lmtp", {}, 1)
+
+
+def test_a_terminal_that_cannot_show_the_answer_gets_the_in_process_command(
+    project: Path, daemon: dict[str, str]
+) -> None:
+    # The example post's title has an em dash, which ASCII cannot show: nothing is written, the
+    # Typer app answers (its own way). The same asker on UTF-8 streams is answered.
+    script = (
+        "import io, sys\n"
+        "from syndicate.cli import by_daemon\n"
+        "for encoding in ('ascii', 'utf-8'):\n"
+        "    out, err = (io.TextIOWrapper(io.BytesIO(), encoding=encoding) for _ in 'oe')\n"
+        "    code = by_daemon.main(['status'], out, err)\n"
+        "    out.flush()\n"
+        "    print(encoding, code, len(out.buffer.getvalue()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=daemon,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    ascii_line, utf8_line = done.stdout.splitlines()
+    assert ascii_line == "ascii None 0", done.stderr
+    encoding, code, size = utf8_line.split()
+    assert (encoding, code) == ("utf-8", "0") and int(size) > 100
+
+
+def test_the_digest_changes_with_what_settings_read(project: Path) -> None:
+    config = project / "settings.toml"
+    base = {"HOME": "/home/a", "PATH": "/usr/bin"}
+    first = settings_digest.of(config, base)
+    assert first is not None and first == settings_digest.of(config, {**base, "PATH": "/bin"})
+    for changed in (
+        {**base, "HOME": "/home/b"},  # `~` in a path
+        {**base, "SYNDICATE_DATABASE_URL": "sqlite:///x.db"},
+        {**base, "SYNDICATE_SECRET_KEY": "k" * 40},
+    ):
+        assert settings_digest.of(config, changed) != first
+    assert settings_digest.of(project / "missing.toml", base) is None

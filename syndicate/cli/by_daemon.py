@@ -68,6 +68,8 @@ def ask(socket: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]
     packed = json.dumps(request, separators=(",", ":")).encode()
     argument = base64.b64encode(packed).decode("ascii")
     with smtplib.LMTP(str(socket), local_hostname=handover.PIPE_NAME, timeout=timeout) as client:
+        if not handover.answered_by_us(client):
+            raise smtplib.SMTPException("the socket is not served by our user")
         client.ehlo()  # LHLO
         code, text = client.docmd(VERB, argument)
     if code != 250:
@@ -105,6 +107,11 @@ def main(argv: list[str], out: TextIO, err: TextIO) -> int | None:
     try:
         answer = ask(found.socket, asked, found.timeout)
     except (OSError, smtplib.SMTPException, ValueError, UnicodeError):
+        return None
+    try:  # what this terminal cannot show, the in-process command shows its own way
+        for stream, text in ((out, answer["stdout"]), (err, answer["stderr"])):
+            text.encode(stream.encoding or "utf-8")
+    except (UnicodeError, LookupError):
         return None
     out.write(answer["stdout"])
     out.flush()

@@ -5,7 +5,7 @@ first, 120 columns when the output is piped, and every cell and title taken lite
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from rich import box
 from rich.console import Console
@@ -50,4 +50,12 @@ def print_table(table: Table, console: Console | None = None) -> None:
     if console.is_terminal:
         console.print(table)
     else:
-        Console(file=console.file, width=120).print(table)
+        # Made from `console`, not from this process's environment: the daemon prints for
+        # another process's pipe (cli/by_daemon.py).
+        Console(
+            file=console.file,
+            width=120,
+            force_terminal=False,
+            color_system=cast(Any, console.color_system),  # a name Console accepts
+            no_color=console.no_color,
+        ).print(table)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import re
 import smtplib
+import socket
 import stat
+import struct
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +160,18 @@ def trusted(socket: Path) -> bool:
     )
 
 
+def answered_by_us(client: smtplib.SMTP) -> bool:
+    """Whether the process at the other end of the connection runs as our user (the kernel
+    says: SO_PEERCRED), whoever may have swapped the socket file since `trusted` looked."""
+    if client.sock is None:
+        return False
+    try:
+        credentials = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    except OSError:
+        return False
+    return struct.unpack("3i", credentials)[1] == os.geteuid()
+
+
 def wire_form(raw: bytes) -> bytes:
     """The message as LMTP carries it: CRLF line ends, ending in one."""
     wired = _BARE_LF.sub(b"\r\n", raw)
@@ -180,6 +194,8 @@ def deliver(socket: Path, wired: bytes, recipients: tuple[str, ...], timeout: fl
     all: the message is filed once). Raises OSError or SMTPException when it cannot before
     DATA, MaybeFiled after."""
     with smtplib.LMTP(str(socket), local_hostname=PIPE_NAME, timeout=timeout) as client:
+        if not answered_by_us(client):
+            raise smtplib.SMTPException("the socket is not served by our user")
         client.ehlo()  # LHLO
         envelope = recipients or (NO_RECIPIENT,)
         for code, text in (client.mail(""), *(client.rcpt(r) for r in envelope)):

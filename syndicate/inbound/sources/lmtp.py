@@ -167,7 +167,7 @@ class Session(LMTP):
             self._timeout_handle.cancel()
         try:
             code, text = await self.loop.run_in_executor(
-                self.listener.filers, answer, arg.encode("ascii")
+                self.listener.status_thread, answer, arg.encode("ascii")
             )
         except Exception as exc:  # the asker answers itself, and says what is wrong
             log.warning("lmtp: status not answered: %s", exc)
@@ -216,6 +216,8 @@ class Listener:
         self.max_bytes = runtime.settings.inbound.max_message_bytes
         self.loop = asyncio.new_event_loop()
         self.filers = ThreadPoolExecutor(FILERS, thread_name_prefix="lmtp-file")
+        # `status` is not kept waiting behind slow filings (a spam check), nor holds one up.
+        self.status_thread = ThreadPoolExecutor(1, thread_name_prefix="lmtp-status")
         self.open_sessions: set[Session] = set()
         self.thread: threading.Thread | None = None
         self.inode: int | None = None
@@ -285,6 +287,7 @@ class Listener:
                 self.loop.call_soon_threadsafe(stopping.set)
             self.thread.join(timeout=10)
         self.filers.shutdown(wait=True)
+        self.status_thread.shutdown(wait=True)
         with contextlib.suppress(OSError):
             if self.inode is not None and os.stat(self.path).st_ino == self.inode:
                 self.path.unlink()
@@ -372,6 +375,7 @@ def start(runtime: Runtime, status: StatusAnswer | None = None) -> Listener | No
         listener.start()
     except ListenerError as exc:
         listener.filers.shutdown(wait=False)
+        listener.status_thread.shutdown(wait=False)
         listener.loop.close()
         log.warning("LMTP listener off: %s", exc)
         return None
