@@ -23,6 +23,7 @@ import pytest
 from syndicate import settings_digest
 from syndicate.cli import by_daemon
 from tests.inbound_support import env
+from tests.support.project import set_setting
 from tests.support.waiting import became_true
 from tests.test_cli_startup import HEAVY, IN_PROCESS
 
@@ -268,3 +269,7 @@ def test_the_digest_changes_with_what_settings_read(project: Path) -> None:
     ):
         assert settings_digest.of(config, changed) != first
     assert settings_digest.of(project / "missing.toml", base) is None
+    # A variable the file names, whatever its name.
+    set_setting(config, 'hmac_key_env = "SYNDICATE_SECRET_KEY"', 'hmac_key_env = "MY_KEY"')
+    named = settings_digest.of(config, {**base, "MY_KEY": "a" * 40})
+    assert named is not None and named != settings_digest.of(config, {**base, "MY_KEY": "b" * 40})

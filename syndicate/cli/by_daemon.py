@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 VERB = "XSTATUS"
-# A reply line of smtplib holds at most 8,192 bytes.
-CHUNK = 4000
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ def parse_argv(argv: list[str]) -> Request | None:
     config, words = found
     if words == ["status"]:
         return Request(config, as_json=False)
-    if words in (["status", "--json"],):
+    if words == ["status", "--json"]:
         return Request(config, as_json=True)
     return None
 

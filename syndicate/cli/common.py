@@ -62,17 +62,12 @@ class State:
 
     config: Path = DEFAULT_CONFIG
     quiet: bool = False
-    # settings_digest of the settings as they were before they were loaded (the daemon answers
-    # `status` only for an asker whose settings give the same).
-    settings_digest: str | None = field(default=None, init=False)
     _runtime: Runtime | None = field(default=None, init=False, repr=False)
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            from syndicate import settings_digest
             from syndicate.runtime import Runtime
 
-            self.settings_digest = settings_digest.of(self.config)
             self._runtime = Runtime(settings_module.load(self.config))
         return self._runtime
 

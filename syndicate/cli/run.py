@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import Progress
 
-from syndicate import db
-from syndicate.cli.common import State, app, console, err, journal_logging, runtime_of
+from syndicate import db, settings_digest
+from syndicate.cli.common import (
+    DEFAULT_CONFIG,
+    State,
+    app,
+    console,
+    err,
+    journal_logging,
+    runtime_of,
+)
 from syndicate.cli.lazy import lazy_module
 from syndicate.cli.plain import escaped
 from syndicate.cli.sending import (
@@ -53,12 +61,15 @@ def run(
     flight, records it and stops (--once: exit status 143 or 130); the rest resumes at the
     next start.
     """
+    state = ctx.find_root().obj
+    config = state.config if isinstance(state, State) else DEFAULT_CONFIG
+    # Taken before the settings are read: a file changed in between cannot match an asker's.
+    digest = None if once else settings_digest.of(config)
     rt = runtime_of(ctx)
     settings = rt.settings
     engine = rt.engine
     if not once:
-        state = ctx.find_root().obj
-        _run_daemon(rt, wait, state.settings_digest if isinstance(state, State) else None)
+        _run_daemon(rt, wait, digest)
         return
     # Set by SIGINT/SIGTERM, or by the lock's heartbeat when this run loses the election.
     stop = threading.Event()

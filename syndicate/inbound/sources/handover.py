@@ -160,16 +160,23 @@ def trusted(socket: Path) -> bool:
     )
 
 
-def answered_by_us(client: smtplib.SMTP) -> bool:
-    """Whether the process at the other end of the connection runs as our user (the kernel
-    says: SO_PEERCRED), whoever may have swapped the socket file since `trusted` looked."""
-    if client.sock is None:
+def our_user_at(peer: socket.socket | None) -> bool:
+    """Whether the process at the other end of a Unix socket connection runs as our user, as
+    the kernel says (SO_PEERCRED): whatever the socket file's owner or mode."""
+    if peer is None:
         return False
     try:
-        credentials = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        credentials = peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
     except OSError:
         return False
-    return struct.unpack("3i", credentials)[1] == os.geteuid()
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid == os.geteuid()
+
+
+def answered_by_us(client: smtplib.SMTP) -> bool:
+    """Whether the daemon we reached runs as our user, whoever may have swapped the socket
+    file since `trusted` looked."""
+    return our_user_at(client.sock)
 
 
 def wire_form(raw: bytes) -> bytes:

@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import stat
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from aiosmtpd.lmtp import LMTP
 
-from syndicate.inbound.sources import stdin
+from syndicate.inbound.sources import handover, stdin
 from syndicate.inbound.sources.handover import NO_RECIPIENT, PIPE_NAME
 
 if TYPE_CHECKING:
@@ -160,7 +159,8 @@ class Session(LMTP):
         if answer is None:
             await self.push("502 5.5.1 not served here")
             return
-        if not self._asked_by_our_user():
+        peer = self.transport.get_extra_info("socket") if self.transport else None
+        if not handover.our_user_at(peer):
             await self.push("550 5.7.1 only the daemon's own user may ask")
             return
         if self._timeout_handle is not None:  # rendering is our time, not the client's silence
@@ -180,17 +180,6 @@ class Session(LMTP):
         marks = ["-"] * (len(lines) - 1) + [" "]
         reply = (f"250{m}{line.decode()}" for m, line in zip(marks, lines, strict=True))
         await self.push("\r\n".join(reply))
-
-    def _asked_by_our_user(self) -> bool:
-        sock = self.transport.get_extra_info("socket") if self.transport else None
-        if sock is None:
-            return False
-        try:
-            credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        except OSError:
-            return False
-        _pid, uid, _gid = struct.unpack("3i", credentials)
-        return uid == os.geteuid()
 
 
 class Busy(asyncio.Protocol):
