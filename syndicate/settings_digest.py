@@ -1,9 +1,10 @@
 """A digest of everything a command's settings are made of: the settings file (which file, and
 which version of it), the environment variables settings read, and the files they name.
 
-The daemon records it when it loads its settings; a command that asks the daemon to answer for
-it (`syndicate status`, see cli/by_daemon.py) sends its own, and the daemon answers only when the
-two are equal, that is when the command run in-process would have loaded the same settings.
+The daemon records it when it loads its settings; a command that asks the daemon to act for it
+(`syndicate status`, cli/by_daemon.py; the pipe, inbound/sources/handover.py) sends its own, and
+the daemon acts only when the two are equal, that is when the command run in-process would have
+loaded the same settings.
 Standard library only: the asking side must start without pydantic.
 """
 

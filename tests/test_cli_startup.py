@@ -306,7 +306,7 @@ def test_a_reply_handed_to_the_running_daemon_imports_no_database_settings_or_cl
     tmp_path: Path,
 ) -> None:
     # The listener as `syndicate run` starts it, on the project's socket ([inbound] lmtp_socket).
-    from syndicate import settings
+    from syndicate import settings, settings_digest
     from syndicate.inbound.sources import lmtp
     from syndicate.runtime import Runtime
 
@@ -315,8 +315,9 @@ def test_a_reply_handed_to_the_running_daemon_imports_no_database_settings_or_cl
         b"From: Ann Reader <ann@example.org>\r\nTo: replies@example.com\r\n"
         b"Subject: Re: the column\r\nMessage-ID: <handed-over@example.org>\r\n\r\nThanks.\r\n"
     )
+    digest = settings_digest.of(project / "settings.toml")
     runtime = Runtime(settings.load(project / "settings.toml"))
-    listener = lmtp.start(runtime)
+    listener = lmtp.start(runtime, settings_digest=digest)
     assert listener is not None
     try:
         result = _run_command("inbound", "receive", "-r", "replies@example.com", project=project)
@@ -335,6 +336,7 @@ def test_a_reply_handed_to_the_running_daemon_imports_no_database_settings_or_cl
             "syndicate.inbound.sources",
             "syndicate.inbound.sources.handover",
             "syndicate.inbound.sources.stdin",
+            "syndicate.settings_digest",
         }
     # It was filed, by the daemon's listener (the pipe's own path would have imported SQLAlchemy).
     listed = subprocess.run(

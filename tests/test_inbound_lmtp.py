@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from syndicate import db
+from syndicate import db, settings_digest
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import handover, lmtp
 from syndicate.runtime import Runtime
 from syndicate.scheduling.daemon import Daemon
 from tests.inbound_support import KEY, cli, cli_process, edit, env
+from tests.support.cli import process
 from tests.support.waiting import became_true
 
 REPLY = (
@@ -74,10 +75,15 @@ def runtime(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]
         yield rt
 
 
+def digest_of(rt: Runtime) -> str | None:
+    """The settings digest `syndicate run` would have recorded for this runtime's settings."""
+    return settings_digest.of(rt.settings.base_dir / "settings.toml")
+
+
 @contextlib.contextmanager
 def serving(rt: Runtime) -> Iterator[lmtp.Listener]:
     """The listener as the daemon starts it (lmtp.start), on the project's socket."""
-    started = lmtp.start(rt)
+    started = lmtp.start(rt, settings_digest=digest_of(rt))
     assert started is not None
     try:
         yield started
@@ -214,7 +220,7 @@ def test_database_down_gives_451_to_each_recipient_and_exit_75_to_the_pipe(
         runtime.settings,
         engine=db.connect("postgresql+psycopg://nobody@127.0.0.1:1/none", upgrade=False),
     )
-    started = lmtp.start(down)
+    started = lmtp.start(down, settings_digest=digest_of(runtime))
     assert started is not None
     try:
         with smtplib.LMTP(str(started.path), local_hostname="mx.example.com", timeout=30) as c:
@@ -248,6 +254,44 @@ def test_no_socket_or_a_stale_one_and_the_pipe_files_the_message_itself(project:
     assert (alone.returncode, refused.returncode) == (0, 0), refused.stderr.decode()
     assert {r["source"] for r in listed(project)} == {"stdin"}
     assert len(listed(project)) == 2
+
+
+def test_a_pipe_with_other_settings_files_the_message_itself_not_into_the_daemons_database(
+    project: Path, listener: lmtp.Listener
+) -> None:
+    # Another database for the pipe (an MTA's environment, a test): the daemon would file the
+    # message in its own, where `replies list` with the pipe's settings never finds it.
+    other = {**env(), "SYNDICATE_DATABASE_URL": f"sqlite:///{project / 'other.db'}"}
+    piped = process(project, "inbound", "receive", stdin=reply("other-db"), env=other)
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert listed(project) == []  # not in the daemon's database
+    theirs = process(project, "replies", "list", "--json", env=other)
+    [filed] = json.loads(theirs.stdout)
+    assert piped.stderr.decode() == f"reply {filed['id']}: unmatched, filed\n"
+    assert filed["text"] == "Thank you." and filed["source"] == "stdin"
+    # The same pipe with the daemon's settings is handed over (and filed in its database).
+    handed = cli_process(project, "inbound", "receive", stdin=reply("same-db"))
+    assert handed.returncode == 0 and [r["source"] for r in listed(project)] == ["stdin"]
+
+
+def test_the_socket_says_whether_an_askers_settings_are_the_daemons(
+    listener: lmtp.Listener,
+) -> None:
+    assert listener.settings_digest is not None
+    with smtplib.LMTP(str(listener.path), local_hostname="mx.example.com", timeout=30) as c:
+        c.ehlo()
+        wrong = c.docmd("XSETTINGS", "0" * 64)
+        status_then = c.docmd("XSTATUS", "e30=")
+        right = c.docmd("XSETTINGS", listener.settings_digest)
+    assert wrong[0] == 451 and b"not the daemon's" in wrong[1]
+    assert status_then[0] == 502  # this listener answers no status (the daemon's does)
+    assert right == (250, b"2.0.0 the daemon's settings")
+    # An MTA delivers without XSETTINGS: its message is filed as ever.
+    with smtplib.LMTP(str(listener.path), local_hostname="mx.example.com", timeout=30) as c:
+        c.ehlo()
+        c.mail("ann@example.org")
+        c.rcpt("replies@example.com")
+        assert c.data(reply("by-mta"))[0] == 250
 
 
 def test_a_daemon_replaces_a_stale_socket_but_not_a_live_one_or_another_file(
@@ -345,15 +389,18 @@ def test_a_message_filed_by_the_daemon_whose_answer_was_lost_is_already_recorded
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
     real = project / "real.lmtp"
     edit(project / "settings.toml", 'lmtp_socket = "syndicate.lmtp"', 'lmtp_socket = "real.lmtp"')
-    with opened(project) as rt, serving(rt):
+    with opened(project) as rt:
+        # The pipe reaches the listener through the relay; the listener's settings are the
+        # pipe's (the digest is taken as the listener starts, after this edit).
         edit(
             project / "settings.toml", 'lmtp_socket = "real.lmtp"', 'lmtp_socket = "syndicate.lmtp"'
         )
-        relay = LosesTheAnswer(socket_of(project), real)
-        try:
-            result = cli_process(project, "inbound", "receive", stdin=raw)
-        finally:
-            relay.server.close()
+        with serving(rt):
+            relay = LosesTheAnswer(socket_of(project), real)
+            try:
+                result = cli_process(project, "inbound", "receive", stdin=raw)
+            finally:
+                relay.server.close()
     assert result.returncode == 0, result.stderr.decode()
     [filed] = listed(project)
     assert result.stderr.decode() == f"reply {filed['id']}: unmatched, filed (already recorded)\n"

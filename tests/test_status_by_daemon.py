@@ -189,7 +189,7 @@ def test_the_daemon_answers_its_own_user_only_and_only_for_its_own_settings(
             ask = (
                 "import smtplib, sys\n"
                 "c = smtplib.LMTP(sys.argv[1]); c.ehlo()\n"
-                "print(c.docmd('XSTATUS', 'eyJzZXR0aW5ncyI6ICJ4In0=')[0])\n"
+                "print(c.docmd('XSETTINGS', 'x')[0], c.docmd('XSTATUS', 'e30=')[0])\n"
             )
             stranger = subprocess.run(
                 [*AS_NOBODY, SYSTEM_PYTHON, "-I", "-c", ask, str(socket_path)],
@@ -206,8 +206,8 @@ def test_the_daemon_answers_its_own_user_only_and_only_for_its_own_settings(
         finally:
             running.send_signal(signal.SIGTERM)
             running.wait(timeout=60)
-        assert stranger.stdout.strip() == "550", stranger.stderr
-        assert owner.stdout.strip() == "451", owner.stderr  # ours, but not our settings
+        assert stranger.stdout.split() == ["550", "550"], stranger.stderr
+        assert owner.stdout.split() == ["451", "451"], owner.stderr  # ours, not our settings
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -226,7 +226,7 @@ def test_no_daemon_and_the_command_answers_itself(project: Path) -> None:
     assert result["code"] == 0 and not answered_by_daemon(result)
     assert "Daemon: not running" in "\n".join(result["stdout"])
     with pytest.raises((OSError, smtplib.SMTPException)):
-        by_daemon.ask(project / "syndicate.lmtp", {}, 1)
+        by_daemon.ask(project / "syndicate.lmtp", "digest", {}, 1)
 
 
 def test_a_terminal_that_cannot_show_the_answer_gets_the_in_process_command(

@@ -59,16 +59,14 @@ def terminal(console: Console) -> list[Any]:
     ]
 
 
-def ask(socket: Path, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Send the request, return the daemon's answer; OSError, SMTPException or ValueError if
-    it gave none we understand."""
+def ask(socket: Path, digest: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send the request, if the daemon's settings are ours (`digest`), and return its answer;
+    OSError, SMTPException or ValueError if it gave none we understand."""
     # Compact: an LMTP command line holds 512 bytes (aiosmtpd's limit).
     packed = json.dumps(request, separators=(",", ":")).encode()
     argument = base64.b64encode(packed).decode("ascii")
     with smtplib.LMTP(str(socket), local_hostname=handover.PIPE_NAME, timeout=timeout) as client:
-        if not handover.answered_by_us(client):
-            raise smtplib.SMTPException("the socket is not served by our user")
-        client.ehlo()  # LHLO
+        handover.greet(client, digest)
         code, text = client.docmd(VERB, argument)
     if code != 250:
         raise smtplib.SMTPResponseException(code, text)
@@ -97,13 +95,12 @@ def main(argv: list[str], out: TextIO, err: TextIO) -> int | None:
     from rich.console import Console  # as cli.common makes its consoles
 
     asked = {
-        "settings": digest,
         "json": request.as_json,
         "out": terminal(Console(soft_wrap=True)),
         "err": terminal(Console(stderr=True, soft_wrap=True)),
     }
     try:
-        answer = ask(found.socket, asked, found.timeout)
+        answer = ask(found.socket, digest, asked, found.timeout)
     except (OSError, smtplib.SMTPException, ValueError, UnicodeError):
         return None
     try:  # what this terminal cannot show, the in-process command shows its own way

@@ -97,7 +97,7 @@ def _run_daemon(rt: Runtime, wait: bool, digest: str | None) -> None:
     from syndicate.cli.status import answerer
 
     journal_logging()
-    the_daemon = daemon.Daemon(rt, status=answerer(rt, digest))
+    the_daemon = daemon.Daemon(rt, status=answerer(rt), settings_digest=digest)
     with interruptible(the_daemon.stop):
         the_daemon.serve(wait_for_lock=wait)
 

@@ -197,15 +197,13 @@ def show(rt: Runtime, as_json: bool, console: Console, err: Console) -> None:
     )
 
 
-def answerer(rt: Runtime, digest: str | None) -> Callable[[bytes], tuple[int, bytes]]:
-    """What the daemon's socket answers to `XSTATUS` (see cli/by_daemon.py): the status as
-    `show` writes it for the asker's terminal, base64 of a JSON object; 451 when the asker's
-    settings are not the daemon's (`digest`, recorded before the daemon read them)."""
+def answerer(rt: Runtime) -> Callable[[bytes], tuple[int, bytes]]:
+    """What the daemon's socket answers to `XSTATUS` (see cli/by_daemon.py), once the asker's
+    settings proved to be the daemon's (XSETTINGS): the status as `show` writes it for the
+    asker's terminal, base64 of a JSON object."""
 
     def answer(request: bytes) -> tuple[int, bytes]:
         asked = json.loads(base64.b64decode(request, validate=True))
-        if digest is None or asked.get("settings") != digest:
-            return 451, b"4.7.0 your settings are not the daemon's: answer it yourself"
         out, err = _console(asked["out"]), _console(asked["err"], stderr=True)
         show(rt, bool(asked["json"]), out, err)
         written = {"stdout": _text(out), "stderr": _text(err), "code": 0}

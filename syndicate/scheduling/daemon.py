@@ -48,6 +48,9 @@ class Daemon:
     stop: threading.Event = field(default_factory=threading.Event)
     # What the socket answers to `syndicate status` (cli/status.py answerer); None: nothing.
     status: lmtp.StatusAnswer | None = None
+    # The settings' digest before they were read (settings_digest.py): the pipe and `status`
+    # are answered here only when theirs is the same. None: they answer themselves.
+    settings_digest: str | None = None
     lock: DaemonLock = field(init=False)
     scheduler: BackgroundScheduler | None = field(default=None, init=False)
     announced: set[tuple[int, datetime]] = field(default_factory=set, init=False)
@@ -211,7 +214,7 @@ class Daemon:
         scheduler = self.scheduler = self.build_scheduler()
         scheduler.start()
         # The pipe's messages and an MTA's, filed here without a Python start each.
-        listener = lmtp.start(self.runtime, self.status)
+        listener = lmtp.start(self.runtime, self.status, self.settings_digest)
         log.info(
             "syndicate daemon running (time zone %s; feed every %g min, sends every minute)",
             self.settings.author.timezone,

@@ -1,7 +1,8 @@
 """`syndicate inbound receive` without a Python start's worth of libraries: when `syndicate run`
-listens on its LMTP socket ([inbound] lmtp_socket), the pipe hands the message to it and
-prints its answer. Only the standard library is imported here (no Typer, pydantic, SQLAlchemy):
-the settings file is read with tomllib for the three keys this needs.
+listens on its LMTP socket ([inbound] lmtp_socket), with the very settings the pipe would load
+(settings_digest.py: the same file, unchanged, the same environment), the pipe hands the message
+to it and prints its answer. Only the standard library is imported here (no Typer, pydantic,
+SQLAlchemy): the settings file is read with tomllib for the three keys this needs.
 
 Anything unexpected (no socket, nobody listening, a timeout, an answer we do not understand)
 leaves the message to the in-process path, which files it itself. A message the daemon may
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from syndicate import settings_digest
 from syndicate.inbound.sources import stdin
 
 # The defaults of settings/inbound.py and settings.DEFAULT_CONFIG, spelled out so that the
@@ -37,6 +39,8 @@ NO_RECIPIENT = "postmaster"
 # The pipe's LHLO name: its messages are recorded as the pipe's (source "stdin"), an MTA's as
 # "lmtp".
 PIPE_NAME = "syndicate-pipe"
+# The daemon files or answers for us only when its settings are ours (lmtp.py).
+SETTINGS_VERB = "XSETTINGS"
 
 _COUNTED_FLAGS = re.compile(r"-[vq]+")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -179,6 +183,17 @@ def answered_by_us(client: smtplib.SMTP) -> bool:
     return our_user_at(client.sock)
 
 
+def greet(client: smtplib.LMTP, digest: str) -> None:
+    """LHLO, once the daemon proved to run as our user, then XSETTINGS: the daemon says
+    whether its settings are ours (`digest`, settings_digest.py). Raises SMTPException if not."""
+    if not answered_by_us(client):
+        raise smtplib.SMTPException("the socket is not served by our user")
+    client.ehlo()  # LHLO
+    code, text = client.docmd(SETTINGS_VERB, digest)
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, text)
+
+
 def wire_form(raw: bytes) -> bytes:
     """The message as LMTP carries it: CRLF line ends, ending in one."""
     wired = _BARE_LF.sub(b"\r\n", raw)
@@ -196,14 +211,14 @@ class MaybeFiled(Exception):
     filed them."""
 
 
-def deliver(socket: Path, wired: bytes, recipients: tuple[str, ...], timeout: float) -> Answer:
-    """Hand one message to the listener; its answer to DATA (one per recipient, the same for
-    all: the message is filed once). Raises OSError or SMTPException when it cannot before
-    DATA, MaybeFiled after."""
+def deliver(
+    socket: Path, wired: bytes, recipients: tuple[str, ...], timeout: float, digest: str
+) -> Answer:
+    """Hand one message to the listener, if its settings are ours (`digest`); its answer to
+    DATA (one per recipient, the same for all: the message is filed once). Raises OSError or
+    SMTPException when it cannot before DATA, MaybeFiled after."""
     with smtplib.LMTP(str(socket), local_hostname=PIPE_NAME, timeout=timeout) as client:
-        if not answered_by_us(client):
-            raise smtplib.SMTPException("the socket is not served by our user")
-        client.ehlo()  # LHLO
+        greet(client, digest)
         envelope = recipients or (NO_RECIPIENT,)
         for code, text in (client.mail(""), *(client.rcpt(r) for r in envelope)):
             if code != 250:
@@ -235,9 +250,12 @@ def main(argv: list[str], stream: BinaryIO, err: TextIO) -> int | None:
         return stdin.EX_DATAERR
     if size > found.max_bytes:
         return None  # too large: the in-process path records it as refused (headers only)
+    digest = settings_digest.of(request.config)
+    if digest is None:
+        return None
     wired = wire_form(raw)
     try:
-        answer = deliver(found.socket, wired, request.recipients, found.timeout)
+        answer = deliver(found.socket, wired, request.recipients, found.timeout, digest)
     except MaybeFiled:
         answer = Answer(0, "")
     except (OSError, smtplib.SMTPException, UnicodeError, ValueError):

@@ -11,9 +11,12 @@ max_message_bytes is read to its end but only its first max_message_bytes + 1 by
 Anyone who can open the socket can file mail: its file mode (lmtp_socket_mode) is the guard,
 set before it accepts a connection, in a folder others may not write to.
 
-One command beyond LMTP, `XSTATUS`, answers `syndicate status` for the daemon's own user only
-(the peer's uid, from the kernel: SO_PEERCRED), whatever the socket's mode lets in; its answer
-(base64, any length) comes in lines of `STATUS_LINE` characters.
+Two commands beyond LMTP serve the daemon's own user only (the peer's uid, from the kernel:
+SO_PEERCRED), whatever the socket's mode lets in. `XSETTINGS <digest>` compares the asker's
+settings with the daemon's (settings_digest.py): the pipe hands a message over only after a 250,
+so a pipe with another database or key files it itself, never into the daemon's. `XSTATUS`,
+after a 250 to XSETTINGS, answers `syndicate status`; its answer (base64, any length) comes in
+lines of `STATUS_LINE` characters.
 """
 
 from __future__ import annotations
@@ -102,6 +105,7 @@ class Session(LMTP):
         self.listener = listener
         self.active_at = time.monotonic()
         self.in_message = False
+        self.same_settings = False  # set by XSETTINGS
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.listener.open_sessions.add(self)
@@ -154,14 +158,31 @@ class Session(LMTP):
         self._set_post_data_state()
         await self.push(status)
 
+    def _from_our_user(self) -> bool:
+        peer = self.transport.get_extra_info("socket") if self.transport else None
+        return handover.our_user_at(peer)
+
+    async def smtp_XSETTINGS(self, arg: str) -> None:
+        if not self._from_our_user():
+            await self.push("550 5.7.1 only the daemon's own user may ask")
+            return
+        digest = self.listener.settings_digest
+        self.same_settings = digest is not None and arg == digest
+        if not self.same_settings:
+            await self.push("451 4.7.0 your settings are not the daemon's: do it yourself")
+            return
+        await self.push("250 2.0.0 the daemon's settings")
+
     async def smtp_XSTATUS(self, arg: str) -> None:
         answer = self.listener.status
         if answer is None:
             await self.push("502 5.5.1 not served here")
             return
-        peer = self.transport.get_extra_info("socket") if self.transport else None
-        if not handover.our_user_at(peer):
+        if not self._from_our_user():
             await self.push("550 5.7.1 only the daemon's own user may ask")
+            return
+        if not self.same_settings:
+            await self.push("451 4.7.0 your settings are not the daemon's: answer it yourself")
             return
         if self._timeout_handle is not None:  # rendering is our time, not the client's silence
             self._timeout_handle.cancel()
@@ -196,10 +217,17 @@ class Listener:
     filed in worker threads, so a slow one holds up neither the loop nor the daemon's jobs."""
 
     def __init__(
-        self, runtime: Runtime, path: Path, mode: int, status: StatusAnswer | None = None
+        self,
+        runtime: Runtime,
+        path: Path,
+        mode: int,
+        status: StatusAnswer | None = None,
+        settings_digest: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.status = status
+        # What XSETTINGS compares with (settings_digest.py); None: no asker's settings match.
+        self.settings_digest = settings_digest
         self.path = path
         self.mode = mode
         self.max_bytes = runtime.settings.inbound.max_message_bytes
@@ -349,9 +377,11 @@ def _probe() -> Iterator[socket.socket]:
         probe.close()
 
 
-def start(runtime: Runtime, status: StatusAnswer | None = None) -> Listener | None:
+def start(
+    runtime: Runtime, status: StatusAnswer | None = None, settings_digest: str | None = None
+) -> Listener | None:
     """The daemon's listener, or None (logged) when it is off or cannot be served; `status`
-    answers XSTATUS."""
+    answers XSTATUS, `settings_digest` (taken before the daemon read its settings) XSETTINGS."""
     inbound = runtime.settings.inbound
     if not inbound.lmtp_socket:
         log.info("LMTP listener off: [inbound] lmtp_socket is empty")
@@ -359,7 +389,7 @@ def start(runtime: Runtime, status: StatusAnswer | None = None) -> Listener | No
     path = runtime.settings.path(inbound.lmtp_socket)
     # aiosmtpd logs every connection at INFO, the daemon's own level: a line per message.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    listener = Listener(runtime, path, inbound.lmtp_socket_mode, status)
+    listener = Listener(runtime, path, inbound.lmtp_socket_mode, status, settings_digest)
     try:
         listener.start()
     except ListenerError as exc:
