@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from syndicate import db
+from tests.postgres_support import database_url_of
+
 # What a command pays for only when it uses it: ~1.5 s and ~60 MB together.
 HEAVY = {
     "alembic",
@@ -287,10 +290,40 @@ def test_on_postgresql_at_the_newest_revision_neither_command_imports_alembic(
         assert _sqlalchemy_beyond_core(result["modules"]) == [], args
 
 
+def test_an_empty_database_gets_its_schema_without_alembic(tmp_path: Path) -> None:
+    project = _project(tmp_path, upgraded=False)
+    result = _run_command("status", project=project)
+    assert result["code"] == 0 and "alembic" not in _packages(result["modules"])
+    assert _revision(project) == db.migrate.HEAD
+
+
 def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Path) -> None:
-    # The other side of "no Alembic at the newest revision": an empty database gets its schema.
-    result = _run_command("status", project=_project(tmp_path, upgraded=False))
+    # The other side of "no Alembic at the newest revision": Alembic runs the revisions missing.
+    project = _project(tmp_path, upgraded=False)
+    from alembic import command
+    from alembic.config import Config
+
+    engine = db.connect(database_url_of(project), upgrade=False)
+    with engine.connect() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(db.migrate.MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005")
+        conn.commit()
+    engine.dispose()
+    assert _revision(project) == "0005"
+    result = _run_command("status", project=project)
     assert result["code"] == 0 and "alembic" in _packages(result["modules"])
+    assert _revision(project) == db.migrate.HEAD
+
+
+def _revision(project: Path) -> str | None:
+    engine = db.connect(database_url_of(project), upgrade=False)
+    try:
+        with engine.connect() as conn:
+            return db.migrate.current(conn)
+    finally:
+        engine.dispose()
 
 
 def test_input_that_is_not_an_email_is_turned_away_before_the_database(tmp_path: Path) -> None:

@@ -10,20 +10,26 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from syndicate import db
 from syndicate.cli import app
 from syndicate.models import Channel, SendState
 from tests.postgres_support import database_url_of
+from tests.tools import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN = "import sys; from syndicate import db; db.connect(sys.argv[1]).dispose(); print('ok')"
@@ -39,12 +45,81 @@ def test_head_names_the_newest_revision_and_history_is_one_line() -> None:
     assert scripts().get_heads() == [db.migrate.HEAD]
 
 
+def by_revisions(url: str) -> Engine:
+    """The database at `url` brought to HEAD by running every revision, as a database an
+    older syndicate made is (db.connect makes an empty one at HEAD in one step)."""
+    engine = db.connect(url, upgrade=False)
+    with engine.connect() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(db.migrate.MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
+    return engine
+
+
+def described(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every table as the database describes it (columns in any order), and its rows."""
+    inspector = inspect(engine)
+    tables: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for name in sorted(inspector.get_table_names()):
+            tables[name] = {
+                "columns": sorted(
+                    (c["name"], str(c["type"]), c["nullable"], str(c["default"]))
+                    for c in inspector.get_columns(name)
+                ),
+                "primary key": inspector.get_pk_constraint(name),
+                "foreign keys": sorted(map(repr, inspector.get_foreign_keys(name))),
+                "indexes": sorted(
+                    (i["name"], tuple(i["column_names"]), i["unique"])
+                    for i in inspector.get_indexes(name)
+                ),
+                "unique": sorted(map(repr, inspector.get_unique_constraints(name))),
+                "checks": sorted(map(repr, inspector.get_check_constraints(name))),
+                "rows": sorted(map(repr, conn.execute(text(f'SELECT * FROM "{name}"')))),
+            }
+    return tables
+
+
 def test_the_revisions_build_exactly_the_tables_schema_py_describes(tmp_path: Path) -> None:
-    engine = db.connect(f"sqlite:///{tmp_path / 'x.db'}")
+    engine = by_revisions(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = compare_metadata(context, db.schema.metadata)
     assert differences == []
+
+
+def assert_one_step_equals_the_revisions(fresh_url: str, migrated_url: str) -> None:
+    fresh = db.connect(fresh_url)
+    migrated = by_revisions(migrated_url)
+    try:
+        made, ran = described(fresh), described(migrated)
+    finally:
+        fresh.dispose()
+        migrated.dispose()
+    assert "alembic_version" in made and made["meta"]["rows"]  # the comparison saw them
+    assert made == ran
+
+
+def test_an_empty_database_is_made_at_head_as_the_revisions_make_it(tmp_path: Path) -> None:
+    assert_one_step_equals_the_revisions(
+        f"sqlite:///{tmp_path / 'fresh.db'}", f"sqlite:///{tmp_path / 'migrated.db'}"
+    )
+    # Made without importing Alembic: a first start costs what a later one does.
+    script = f"{OPEN}\nprint('alembic' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", script, f"sqlite:///{tmp_path / 'third.db'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["ok", "False"], done.stderr
+
+
+def test_on_postgresql_too(postgres_url: str, tmp_path: Path) -> None:
+    with another_postgres_database() as migrated_url:
+        assert_one_step_equals_the_revisions(postgres_url, migrated_url)
 
 
 def test_a_fresh_database_is_stamped_and_a_second_open_does_not_migrate(tmp_path: Path) -> None:
@@ -181,12 +256,12 @@ def assert_four_start_together(url: str) -> None:
     assert [(code, out.strip()) for code, out, _ in results] == [(0, "ok")] * 4, results
 
 
-@pytest.fixture
-def postgres_url() -> str:
+@contextmanager
+def another_postgres_database() -> Iterator[str]:
     """An empty database on the PostgreSQL server SYNDICATE_TEST_POSTGRES_URL names."""
     base = os.environ.get("SYNDICATE_TEST_POSTGRES_URL")
     if not base:
-        pytest.skip("SYNDICATE_TEST_POSTGRES_URL is not set")
+        missing("SYNDICATE_TEST_POSTGRES_URL is not set (.ci/run starts a private server)")
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
@@ -194,10 +269,18 @@ def postgres_url() -> str:
     server = create_engine(base, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    server.dispose()
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        server.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with another_postgres_database() as url:
+        yield url
 
 
 def test_four_processes_on_an_empty_postgresql_database_all_start(postgres_url: str) -> None:

@@ -371,6 +371,9 @@ class LosesTheAnswer:
         with client, upstream:
             while data := upstream.recv(65536):
                 if b" reply " in data:
+                    # shutdown, not only close: the pump's recv() on it holds the socket open,
+                    # and the pipe would wait its whole timeout for an end it never sees.
+                    client.shutdown(socket.SHUT_RDWR)
                     return
                 client.sendall(data)
 

@@ -32,6 +32,10 @@ from sqlalchemy import (
 # Room for any enumerated value (`awaiting_approval` is 17 characters).
 NAME = 32
 
+# meta's `schema_version`: a syndicate from before Alembic reads it and refuses a database
+# newer than it knows (written by revision 0001, and by migrate.create_at_head).
+LEGACY_SCHEMA_VERSION = "4"
+
 metadata = MetaData()
 
 meta = Table(
