@@ -5,8 +5,9 @@ delivery pending, sending (claimed), deferred (with the time of its next attempt
 Each message the server accepts is also written to the journal (delivery/journal.py) the moment
 it answers; the next run marks those sent before it requeues the other claimed rows, so after a
 kill -9 only a message whose answer had not arrived yet (at most one per connection) can go
-twice. While the transport sends one batch, the next is claimed and composed. Recipients are
-read from the database one batch at a time: memory stays flat whatever the size of the list.
+twice. While the transport sends one batch, the one before it is recorded and the next is
+claimed and composed. Recipients are read from the database one batch at a time: memory stays
+flat whatever the size of the list.
 """
 
 from __future__ import annotations
@@ -200,8 +201,11 @@ class _Batch:
 
 
 class _Courier:
-    """Sends one batch in a background thread while the next is claimed and composed, then
-    records its results. At most two batches are ever claimed and unrecorded."""
+    """Sends one batch at a time in a background thread while the next is claimed and composed,
+    and records each sent batch in another thread while the next one is sent: the connections
+    never wait for the database. At most three batches are claimed and unrecorded at once (one
+    recorded, one sent, one composed); the journal keeps the accepted lines of the two in
+    flight until each is committed."""
 
     def __init__(
         self,
@@ -218,7 +222,9 @@ class _Courier:
         self.backoff, self.clock, self.counts, self.progress = backoff, clock, counts, progress
         self.journal = journal
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
+        self.recorder = ThreadPoolExecutor(1, thread_name_prefix="syndicate-record")
         self.in_flight: _Batch | None = None
+        self.recording: Future[None] | None = None
         self.claimer = ""
 
     def dispatch(self, batch: _Batch) -> None:
@@ -237,14 +243,14 @@ class _Courier:
         return self.transport.send_messages(outbound, on_result)
 
     def finish(self) -> str:
-        """Wait for the batch in flight and record it; returns why the send must pause (the
-        transport is unavailable) or ''."""
+        """Wait until the batch in flight is sent and start recording it (once the batch before
+        it is recorded); returns why the send must pause (the transport is unavailable) or ''."""
         batch, self.in_flight = self.in_flight, None
         if batch is None:
             return ""
         results = batch.results.result() if batch.results is not None else []
-        _record(self.engine, batch.outbound, results, self.backoff, self.clock.now())
-        self.journal.clear()  # every line in it is now committed to the database
+        self.settle()
+        self.recording = self.recorder.submit(self._record, batch.outbound, results)
         for result in results:
             self.counts[result.state] += 1
         if self.progress:
@@ -253,11 +259,26 @@ class _Courier:
             return results[0].detail
         return ""
 
+    def _record(self, outbound: list[OutboundMessage], results: list[DeliveryResult]) -> None:
+        _record(self.engine, outbound, results, self.backoff, self.clock.now())
+        # Those lines are committed to the database; the next batch's stay.
+        self.journal.forget({result.delivery_id for result in results})
+
+    def settle(self) -> None:
+        """Wait for the batch being recorded; what its recording raised is raised here."""
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            recording.result()
+
     def shutdown(self) -> None:
         try:
             self.finish()
         finally:
-            self.pool.shutdown(wait=True)
+            try:
+                self.settle()
+            finally:
+                self.pool.shutdown(wait=True)
+                self.recorder.shutdown(wait=True)
 
 
 def _deliver(
@@ -302,6 +323,7 @@ def _deliver(
                 log.warning("send %s: %s; stopping, the rest stays queued", send_id, reason)
                 return
             if upcoming is None:
+                courier.settle()
                 continue  # look again: the batch just recorded may have changed what is due
         if not running:
             log.warning("send %s was stopped (held or cancelled); stopping here", send_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +109,10 @@ class Journal:
         """Record that the server accepted this delivery; one write(), no fsync (see above)."""
         if self._fd is None:
             return
-        line = f"{delivery_id}\t{_clean(message_id)}\t{_clean(detail)}\n".encode()
+        line = _line(Accepted(delivery_id, message_id, detail))
         with self._lock:
-            os.write(self._fd, line)
+            if self._fd is not None:  # forget() may have reopened it meanwhile
+                os.write(self._fd, line)
 
     def entries(self) -> list[Accepted]:
         """Every complete line; a line cut short by a kill, or damaged, is skipped."""
@@ -125,15 +127,41 @@ class Journal:
                 log.warning("%s: skipped a damaged line %r", self.path, line[:80])
         return found
 
+    def forget(self, recorded: Collection[int]) -> None:
+        """These deliveries' outcomes are committed to the database: drop their lines and keep
+        the others (those of the batch still being sent). The kept lines are written to a new
+        file renamed over the journal, so a kill at any moment leaves one or the other whole."""
+        if self.path is None:
+            return
+        with self._lock:
+            kept = [e for e in self.entries() if e.delivery_id not in recorded]
+            if not kept:
+                self._truncate()
+                return
+            fresh = self.path.with_name(self.path.name + ".new")
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"".join(_line(e) for e in kept))
+            finally:
+                os.close(fd)
+            os.replace(fresh, self.path)
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
     def clear(self) -> None:
         """Everything journaled is committed to the database: start empty."""
         if self.path is None:
             return
         with self._lock:
-            if self._fd is not None:
-                os.ftruncate(self._fd, 0)
-            elif self.path.exists():
-                os.truncate(self.path, 0)
+            self._truncate()
+
+    def _truncate(self) -> None:
+        assert self.path is not None
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+        elif self.path.exists():
+            os.truncate(self.path, 0)
 
     def close(self) -> None:
         with self._lock:
@@ -150,6 +178,10 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _line(entry: Accepted) -> bytes:
+    return f"{entry.delivery_id}\t{_clean(entry.message_id)}\t{_clean(entry.detail)}\n".encode()
 
 
 def _clean(text: str) -> str:
