@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import event
 
@@ -17,7 +19,7 @@ from syndicate.delivery.journal import Journal
 from syndicate.delivery.transports import make_transport
 from syndicate.runtime import Runtime
 from tests.delivery_support import add_readers, newsletter_send, use_smtp
-from tests.support.smtp import running_smtp
+from tests.support.smtp import RecordingHandler, running_smtp
 
 RECORDING_SECONDS = 0.3
 
@@ -90,3 +92,42 @@ def test_forgetting_a_recorded_batch_keeps_the_lines_of_the_batch_still_sending(
     finally:
         journal.close()
     assert not path.with_name(path.name + ".new").exists()
+
+
+def test_a_batch_whose_recording_fails_stops_the_send_and_the_rerun_sends_nobody_twice(
+    project: Path,
+) -> None:
+    handler = RecordingHandler()
+    with running_smtp(handler) as (controller, _):
+        use_smtp(project, controller.port, batch_size=10, connections=2)
+        cfg, engine, send_id = newsletter_send(project)
+        readers = add_readers(engine, 60)
+        failed: list[bool] = []
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def database_gone_once(conn, cursor, statement, parameters, context, executemany):
+            if executemany and statement.startswith("UPDATE deliveries SET state") and not failed:
+                failed.append(True)
+                raise OSError("the database went away")
+
+        with pytest.raises(OSError, match="went away"):
+            dispatch.run_send(Runtime(cfg, engine=engine), send_id, make_transport(cfg))
+        first_run = len(handler.messages)
+        assert 10 <= first_run <= 20  # the batch that failed, and the one already in flight
+        summary = dispatch.run_send(Runtime(cfg, engine=engine), send_id, make_transport(cfg))
+        engine.dispose()
+    copies = Counter(r for m in handler.messages for r in m.rcpt_tos)
+    assert set(readers) <= set(copies) and max(copies.values()) == 1, copies.most_common(3)
+    assert summary.sent == len(copies) - first_run
+
+
+def test_a_database_in_memory_records_its_batches_in_the_sending_thread(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYNDICATE_DATABASE_URL", "sqlite://")
+    cfg, engine, send_id = newsletter_send(project)  # outbox transport, as shipped
+    add_readers(engine, 25)
+    summary = dispatch.run_send(
+        Runtime(cfg, engine=engine), send_id, make_transport(cfg), batch_size=10
+    )
+    assert summary.sent >= 25 and summary.failed == 0

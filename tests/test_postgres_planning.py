@@ -5,10 +5,12 @@ Runs on PostgreSQL whichever database the suite runs on (the `postgres_url` fixt
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from syndicate import db, settings
@@ -60,3 +62,42 @@ def test_planning_is_an_anti_join_not_a_not_in_subplan(postgres_url: str, projec
         plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
     engine.dispose()
     assert "SubPlan" not in plan, plan
+
+
+def test_a_worker_joining_a_send_waits_for_its_plan_instead_of_planning_it_again(
+    postgres_url: str, project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two `send`s started together: the second planned the whole list again against a
+    # snapshot taken before the first committed, and joined seconds late (bench/workers.py).
+    import threading
+
+    from syndicate.delivery import dispatch
+    from syndicate.delivery.transports import make_transport
+    from syndicate.runtime import Runtime
+    from tests.delivery_support import add_readers, newsletter_send
+
+    cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 30)
+    planning = engine.connect()
+    transaction = planning.begin()
+    # A first worker, planning: the send locked, every delivery planned, nothing committed.
+    db.sends.get_send(planning, send_id, lock=True)
+    assert db.deliveries.plan_deliveries(planning, send_id, RecipientKind.READER) >= 30
+    caplog.set_level(logging.INFO, logger="syndicate.delivery.dispatch")
+    summaries: list[Any] = []
+    joining = threading.Thread(
+        target=lambda: summaries.append(
+            dispatch.run_send(Runtime(cfg, engine=engine), send_id, make_transport(cfg))
+        )
+    )
+    joining.start()
+    joining.join(timeout=1.5)
+    outbox = project / "outbox"
+    assert joining.is_alive() and not list(outbox.glob("*.eml"))  # waits for the plan
+    transaction.commit()
+    planning.close()
+    joining.join(timeout=60)
+    assert not joining.is_alive() and summaries[0].sent >= 30
+    # It found the plan committed (it planned nothing itself).
+    assert "): 0 new deliveries planned" in caplog.text, caplog.text
+    engine.dispose()

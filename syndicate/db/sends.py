@@ -255,8 +255,11 @@ def last_digest_at(conn: Connection) -> datetime | None:
     return times.as_utc(value)
 
 
-def get_send(conn: Connection, send_id: int) -> Send | None:
-    row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
+def get_send(conn: Connection, send_id: int, *, lock: bool = False) -> Send | None:
+    """The send; `lock`: its row stays locked until the transaction ends (PostgreSQL's FOR
+    UPDATE; SQLite has one writer at a time anyway)."""
+    query = select(sends).where(sends.c.id == send_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     return send_from_row(row) if row else None
 
 

@@ -12,6 +12,7 @@ flat whatever the size of the list.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -108,7 +109,10 @@ def run_send(
     started = time.monotonic()
     recovered = recover(engine, journal)
     with engine.begin() as conn:
-        send = db.sends.get_send(conn, send_id)
+        # Locked while this run plans: a worker joining the send waits for the plan to be
+        # committed, then finds every delivery planned, instead of planning the whole list
+        # again against a snapshot from before the commit (bench/workers.py: seconds late).
+        send = db.sends.get_send(conn, send_id, lock=True)
         if send is None:
             raise ValueError(f"no send {send_id}")
         post = db.posts.get_post(conn, send.post_id)
@@ -222,7 +226,12 @@ class _Courier:
         self.backoff, self.clock, self.counts, self.progress = backoff, clock, counts, progress
         self.journal = journal
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="syndicate-send")
-        self.recorder = ThreadPoolExecutor(1, thread_name_prefix="syndicate-record")
+        # An in-memory database is one per thread: there, batches are recorded in this one.
+        self.recorder = (
+            ThreadPoolExecutor(1, thread_name_prefix="syndicate-record")
+            if db.engine.companion_path(engine.url, "") is not None
+            else None
+        )
         self.in_flight: _Batch | None = None
         self.recording: Future[None] | None = None
         self.claimer = ""
@@ -245,12 +254,17 @@ class _Courier:
     def finish(self) -> str:
         """Wait until the batch in flight is sent and start recording it (once the batch before
         it is recorded); returns why the send must pause (the transport is unavailable) or ''."""
-        batch, self.in_flight = self.in_flight, None
-        if batch is None:
+        if self.in_flight is None:
             return ""
-        results = batch.results.result() if batch.results is not None else []
+        # A recording that failed (the database is gone) stops the send before another batch
+        # is sent; the one in flight stays for shutdown() to finish and record.
         self.settle()
-        self.recording = self.recorder.submit(self._record, batch.outbound, results)
+        batch, self.in_flight = self.in_flight, None
+        results = batch.results.result() if batch.results is not None else []
+        if self.recorder is None:
+            self._record(batch.outbound, results)
+        else:
+            self.recording = self.recorder.submit(self._record, batch.outbound, results)
         for result in results:
             self.counts[result.state] += 1
         if self.progress:
@@ -278,7 +292,8 @@ class _Courier:
                 self.settle()
             finally:
                 self.pool.shutdown(wait=True)
-                self.recorder.shutdown(wait=True)
+                if self.recorder is not None:
+                    self.recorder.shutdown(wait=True)
 
 
 def _deliver(
@@ -312,7 +327,13 @@ def _deliver(
             )
         upcoming = _Batch([composer.message(*row) for row in claimed]) if claimed else None
         if courier.in_flight is not None:
-            reason = courier.finish()
+            try:
+                reason = courier.finish()
+            except BaseException:
+                if upcoming is not None:  # claimed, never sent: back to the queue if we can
+                    with contextlib.suppress(db.DatabaseError):
+                        _release(engine, upcoming)
+                raise
             if not reason and should_stop is not None and should_stop():
                 reason = "a stop was requested"
             if not reason and not _still_sending(engine, send_id):

@@ -85,6 +85,7 @@ class Journal:
             changed += orphan.apply(engine)
             if orphan.path is not None:
                 orphan.path.unlink(missing_ok=True)
+                orphan.rewritten().unlink(missing_ok=True)  # a forget() it was killed in
         return changed
 
     def apply(self, engine: Engine) -> int:
@@ -138,7 +139,7 @@ class Journal:
             if not kept:
                 self._truncate()
                 return
-            fresh = self.path.with_name(self.path.name + ".new")
+            fresh = self.rewritten()
             fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.write(fd, b"".join(_line(e) for e in kept))
@@ -148,6 +149,11 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+
+    def rewritten(self) -> Path:
+        """Where forget() writes the lines it keeps before renaming them over the journal."""
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".new")
 
     def clear(self) -> None:
         """Everything journaled is committed to the database: start empty."""
