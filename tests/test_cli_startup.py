@@ -13,6 +13,7 @@ from pathlib import Path
 
 from syndicate import db
 from tests.postgres_support import database_url_of
+from tests.support.revisions import by_revisions
 
 # What a command pays for only when it uses it: ~1.5 s and ~60 MB together.
 HEAVY = {
@@ -300,17 +301,7 @@ def test_an_empty_database_gets_its_schema_without_alembic(tmp_path: Path) -> No
 def test_a_database_behind_the_newest_revision_is_upgraded_on_open(tmp_path: Path) -> None:
     # The other side of "no Alembic at the newest revision": Alembic runs the revisions missing.
     project = _project(tmp_path, upgraded=False)
-    from alembic import command
-    from alembic.config import Config
-
-    engine = db.connect(database_url_of(project), upgrade=False)
-    with engine.connect() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(db.migrate.MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0005")
-        conn.commit()
-    engine.dispose()
+    by_revisions(database_url_of(project), "0005").dispose()
     assert _revision(project) == "0005"
     result = _run_command("status", project=project)
     assert result["code"] == 0 and "alembic" in _packages(result["modules"])

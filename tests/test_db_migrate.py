@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +28,7 @@ from syndicate import db
 from syndicate.cli import app
 from syndicate.models import Channel, SendState
 from tests.postgres_support import database_url_of
+from tests.support.revisions import by_revisions
 from tests.tools import missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,19 +43,6 @@ def scripts() -> ScriptDirectory:
 
 def test_head_names_the_newest_revision_and_history_is_one_line() -> None:
     assert scripts().get_heads() == [db.migrate.HEAD]
-
-
-def by_revisions(url: str) -> Engine:
-    """The database at `url` brought to HEAD by running every revision, as a database an
-    older syndicate made is (db.connect makes an empty one at HEAD in one step)."""
-    engine = db.connect(url, upgrade=False)
-    with engine.connect() as conn:
-        config = Config()
-        config.set_main_option("script_location", str(db.migrate.MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-        conn.commit()
-    return engine
 
 
 def described(engine: Engine) -> dict[str, dict[str, Any]]:
