@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,6 @@ def test_a_worker_joining_a_send_waits_for_its_plan_instead_of_planning_it_again
 ) -> None:
     # Two `send`s started together: the second planned the whole list again against a
     # snapshot taken before the first committed, and joined seconds late (bench/workers.py).
-    import threading
-
     from syndicate.delivery import dispatch
     from syndicate.delivery.transports import make_transport
     from syndicate.runtime import Runtime
@@ -81,7 +80,7 @@ def test_a_worker_joining_a_send_waits_for_its_plan_instead_of_planning_it_again
     planning = engine.connect()
     transaction = planning.begin()
     # A first worker, planning: the send locked, every delivery planned, nothing committed.
-    db.sends.get_send(planning, send_id, lock=True)
+    db.sends.lock_planning(planning, send_id)
     assert db.deliveries.plan_deliveries(planning, send_id, RecipientKind.READER) >= 30
     caplog.set_level(logging.INFO, logger="syndicate.delivery.dispatch")
     summaries: list[Any] = []
@@ -100,4 +99,63 @@ def test_a_worker_joining_a_send_waits_for_its_plan_instead_of_planning_it_again
     assert not joining.is_alive() and summaries[0].sent >= 30
     # It found the plan committed (it planned nothing itself).
     assert "): 0 new deliveries planned" in caplog.text, caplog.text
+    engine.dispose()
+
+
+def test_a_hold_while_a_send_is_planned_neither_waits_nor_is_lost(
+    postgres_url: str, project: Path
+) -> None:
+    from syndicate.models import SendState
+    from syndicate.scheduling import send_control
+    from tests.delivery_support import add_readers, newsletter_send
+
+    _cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 30)
+    with engine.connect() as planning, planning.begin():  # a run planning the send
+        db.sends.lock_planning(planning, send_id)
+        send = db.sends.get_send(planning, send_id)
+        assert send is not None
+        db.deliveries.plan_deliveries(planning, send_id, RecipientKind.READER)
+        # The columnist holds it meanwhile: answered at once, not after the plan.
+        holding = threading.Thread(target=send_control.hold, args=(engine, send_id))
+        holding.start()
+        holding.join(timeout=10)
+        assert not holding.is_alive()
+        assert not db.sends.start_sending(planning, send_id, send.state)  # the hold wins
+    with engine.connect() as conn:
+        assert db.sends.send_state(conn, send_id) == SendState.HELD
+    engine.dispose()
+
+
+def test_a_send_is_not_marked_done_while_another_run_plans_new_deliveries(
+    postgres_url: str, project: Path
+) -> None:
+    # A worker finishing its part counted the deliveries before a joining run's plan (readers
+    # who subscribed meanwhile) was committed, marked the send done, and they were never sent.
+    from syndicate.delivery import dispatch
+    from syndicate.delivery.transports import make_transport
+    from syndicate.models import DeliveryState, SendState
+    from syndicate.runtime import Runtime
+    from tests.delivery_support import add_readers, newsletter_send
+
+    cfg, engine, send_id = newsletter_send(project)
+    add_readers(engine, 10)
+    dispatch.run_send(Runtime(cfg, engine=engine), send_id, make_transport(cfg))
+    with engine.begin() as conn:
+        db.sends.set_send_state(conn, send_id, SendState.SENDING)  # as while it goes out
+    add_readers(engine, 5, start=1000)
+    finished: list[dict[DeliveryState, int]] = []
+    with engine.connect() as planning, planning.begin():  # a joining run, planning
+        db.sends.lock_planning(planning, send_id)
+        assert db.deliveries.plan_deliveries(planning, send_id, RecipientKind.READER) == 5
+        finishing = threading.Thread(
+            target=lambda: finished.append(dispatch.finish_if_done(engine, send_id))
+        )
+        finishing.start()
+        finishing.join(timeout=1.5)
+        assert finishing.is_alive()  # it waits for the plan
+    finishing.join(timeout=30)
+    assert finished and finished[0].get(DeliveryState.PENDING) == 5
+    with engine.connect() as conn:
+        assert db.sends.send_state(conn, send_id) == SendState.SENDING
     engine.dispose()

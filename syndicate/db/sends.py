@@ -255,12 +255,35 @@ def last_digest_at(conn: Connection) -> datetime | None:
     return times.as_utc(value)
 
 
-def get_send(conn: Connection, send_id: int, *, lock: bool = False) -> Send | None:
-    """The send; `lock`: its row stays locked until the transaction ends (PostgreSQL's FOR
-    UPDATE; SQLite has one writer at a time anyway)."""
-    query = select(sends).where(sends.c.id == send_id)
-    row = conn.execute(query.with_for_update() if lock else query).first()
+def get_send(conn: Connection, send_id: int) -> Send | None:
+    row = conn.execute(select(sends).where(sends.c.id == send_id)).first()
     return send_from_row(row) if row else None
+
+
+# The first key of pg_advisory_xact_lock(key, send id) while a run plans a send ("SYND").
+PLANNING_LOCK = 0x53594E44
+
+
+def lock_planning(conn: Connection, send_id: int) -> None:
+    """Until the transaction ends no other run plans this send, nor counts its deliveries to
+    mark it done: one started beside it waits, then finds the plan committed (PostgreSQL;
+    SQLite has one writer at a time anyway). The send's row itself is not locked, so a hold or
+    a cancel never waits for a plan."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(PLANNING_LOCK, send_id)))
+
+
+def start_sending(conn: Connection, send_id: int, state_read: str) -> bool:
+    """Mark the send 'sending' unless its state changed since it was read as `state_read`
+    (a hold or a cancel while it was planned wins); False then."""
+    result = conn.execute(
+        update(sends)
+        .where(sends.c.id == send_id, sends.c.state == state_read)
+        .values(
+            state=SendState.SENDING.value, started_at=func.coalesce(sends.c.started_at, times.now())
+        )
+    )
+    return bool(result.rowcount)
 
 
 def send_state(conn: Connection, send_id: int) -> SendState | None:

@@ -109,10 +109,11 @@ def run_send(
     started = time.monotonic()
     recovered = recover(engine, journal)
     with engine.begin() as conn:
-        # Locked while this run plans: a worker joining the send waits for the plan to be
-        # committed, then finds every delivery planned, instead of planning the whole list
-        # again against a snapshot from before the commit (bench/workers.py: seconds late).
-        send = db.sends.get_send(conn, send_id, lock=True)
+        # A worker joining the send waits for this plan to be committed, then finds every
+        # delivery planned, instead of planning the whole list again against a snapshot from
+        # before the commit (bench/workers.py: it joined seconds late).
+        db.sends.lock_planning(conn, send_id)
+        send = db.sends.get_send(conn, send_id)
         if send is None:
             raise ValueError(f"no send {send_id}")
         post = db.posts.get_post(conn, send.post_id)
@@ -122,7 +123,8 @@ def run_send(
             return SendSummary(send_id, channel, post.title)
         resumed, deferred_before = db.deliveries.requeue(conn, send_id, workers.gone)
         planned = db.deliveries.plan_deliveries(conn, send_id, channel.audience)
-        db.sends.set_send_state(conn, send_id, SendState.SENDING)
+        if not db.sends.start_sending(conn, send_id, send.state):
+            log.warning("send %s was held, cancelled or finished while it was planned", send_id)
     if recovered:
         log.warning(
             "%d message(s) accepted by the server before the last run stopped are now recorded "
@@ -164,11 +166,7 @@ def run_send(
         finally:
             transport.close()
             journal.close()
-    with engine.begin() as conn:
-        remaining = db.deliveries.delivery_counts(conn, send_id)
-        finished = not any(remaining.get(s) for s in workers.UNFINISHED)
-        if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
-            db.sends.set_send_state(conn, send_id, SendState.DONE)
+    remaining = finish_if_done(engine, send_id)
     summary = SendSummary(
         send_id=send_id,
         channel=channel,
@@ -189,6 +187,19 @@ def run_send(
         summary.seconds,
     )
     return summary
+
+
+def finish_if_done(engine: Engine, send_id: int) -> dict[DeliveryState, int]:
+    """Mark the send done when no delivery is left pending, deferred or in flight; returns its
+    deliveries counted by state."""
+    with engine.begin() as conn:
+        # Not while another run plans: its new deliveries would be counted only once committed.
+        db.sends.lock_planning(conn, send_id)
+        remaining = db.deliveries.delivery_counts(conn, send_id)
+        finished = not any(remaining.get(s) for s in workers.UNFINISHED)
+        if finished and db.sends.send_state(conn, send_id) == SendState.SENDING.value:
+            db.sends.set_send_state(conn, send_id, SendState.DONE)
+    return remaining
 
 
 def recover(engine: Engine, journal: Journal) -> int:
