@@ -8,9 +8,10 @@ race to create the same tables.
 
 An empty database is made at the newest revision in one step, as Alembic's cookbook builds one
 from scratch: the tables of schema.py (`create_all`) and Alembic's version row. Running the six
-revisions instead costs ten times as long (1.2 s, 0.5 of them importing Alembic), which every
-first start and every test paid; tests/test_db_migrate.py checks that both ways build the same
-tables, indexes, constraints and rows.
+revisions instead (importing Alembic first) took 0.45 s against 0.26 s for a new SQLite file
+(median of 7 on a quiet 2-core machine), which every first start and every test paid;
+tests/test_db_migrate.py checks that both ways build the same tables, indexes, constraints and
+rows.
 """
 
 from __future__ import annotations
