@@ -16,8 +16,9 @@ Each command runs as `python -m syndicate …` in a fresh project folder made by
 project). `inbound receive` files a small reply (a new Message-ID each run), as an MTA pipe does:
 first with no daemon (it files the reply itself), then handed over to a `syndicate run` started
 for the purpose (its LMTP socket). `status` likewise runs in-process, then answered by that
-daemon (cli/by_daemon.py). The floor row is what filing in-process cannot go below:
-importing SQLAlchemy and running one query on the project's SQLite file, nothing of syndicate.
+daemon (cli/by_daemon.py). The two floor rows are what filing in-process cannot go below,
+with nothing of syndicate: importing SQLAlchemy and running one query on the project's SQLite
+file; and importing the three libraries every in-process `status` or `receive` needs.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ FLOOR = (
     "sqlalchemy.create_engine('sqlite:///syndicate.db').connect()"
     ".execute(sqlalchemy.text('select count(*) from replies')).scalar()"
 )
+# What an in-process `status` or `receive` imports before any code of syndicate's runs: the
+# command line (Typer, which itself imports pydantic to coerce options), the typed settings
+# (pydantic) and the database (SQLAlchemy).
+LIBRARIES = "import typer, typer._adapters, pydantic, sqlalchemy"
 RECEIVE = ["-m", "syndicate", "inbound", "receive"]
 CASES = [
     Case("python -c pass", ["-c", "pass"]),
@@ -58,6 +63,7 @@ CASES = [
     Case("syndicate status, in-process", ["-m", "syndicate", "status"], 0.4),
     Case("syndicate status, by the daemon", ["-m", "syndicate", "status"], 0.4, daemon=True),
     Case("floor: sqlalchemy + 1 query", ["-c", FLOOR]),
+    Case("floor: typer+pydantic+sqlalchemy", ["-c", LIBRARIES]),
     Case("inbound receive, in-process", RECEIVE, 0.5, reply=True),
     Case("inbound receive, handed over", RECEIVE, 0.5, reply=True, daemon=True),
 ]

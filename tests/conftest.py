@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.postgres_support import POSTGRES_ENV, PostgresCluster, on_postgres
 from tests.support.cli import run_process as run_cli  # noqa: F401 (the real process, by its old name)
+from tests.support.postgres import POSTGRES_ENV, PostgresCluster, on_postgres
 from tests.support.project import ROOT, make_project, set_setting  # noqa: F401 (shared names)
 from tests.support.smtp import (  # noqa: F401 (shared names)
     Received,
@@ -20,7 +20,7 @@ from tests.support.smtp import (  # noqa: F401 (shared names)
     free_port,
     running_smtp,
 )
-from tests.tools import missing
+from tests.support.tools import missing
 
 
 @pytest.fixture(scope="session")

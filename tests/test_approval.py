@@ -16,8 +16,8 @@ from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
-from tests.scheduling_support import Blog, configure, utc
-from tests.scheduling_support import sends as all_sends
+from tests.support.scheduling import Blog, configure, utc
+from tests.support.scheduling import sends as all_sends
 
 parse = BytesParser(policy=policy.default).parsebytes
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.inbound_support import load
+from tests.support.hostile_mail import dsn
+from tests.support.inbound import load
 from tests.test_trust_mail_bounce import base, project, verp  # noqa: F401 (fixtures)
-from tests.trust_mail_support import dsn
 
 ZOE = "zoe.perez@example.org"
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.edition_support import (
+from tests.support.browser import chromium
+from tests.support.edition import (
     example_posts,
     grey_png,
     make_post,
     message_for,
     newsletter,
 )
-from tests.support.browser import chromium
 
 WIDTHS = (320, 600)
 # Both widths in light mode, the phone in dark mode too (most dark-mode reading is on phones).

@@ -19,7 +19,7 @@ from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
 from tests.support.browser import chromium as launch_chromium
 from tests.support.web import serving
-from tests.web_support import confirmation_link, load_settings
+from tests.support.web_client import confirmation_link, load_settings
 
 # Flags research.md lists for Debian's Chromium in a container.
 ADDRESS = "browser.reader@example.com"

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 from syndicate import db
-from tests.postgres_support import database_url_of
 from tests.support.cli import ok
+from tests.support.postgres import database_url_of
 
 HOSTILE = "Zoë \x9b31m\u202eevil\u2066 \x7f"
 RAW = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\x00-\x08\x0b-\x1f\x1b]")

@@ -77,7 +77,7 @@ def test_a_feed_error_is_recorded_as_one_bounded_line_without_control_characters
     from syndicate import db
     from syndicate.db.feed_checks import ERROR_CHARS, CheckOutcome
     from syndicate.runtime import Runtime
-    from tests.web_support import load_settings
+    from tests.support.web_client import load_settings
 
     runtime = Runtime(load_settings(project))
     hostile = "bad encoding \x1b]0;title\x07\x9b2J " + "x" * 5000 + "\nsecond line"

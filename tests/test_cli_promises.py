@@ -30,7 +30,7 @@ from syndicate.render.column import build_draft
 from syndicate.render.column_text import body_word_count
 from syndicate.render.sanitize import sanitize
 from tests.conftest import ROOT, set_setting
-from tests.postgres_support import database_url_of, empty_database
+from tests.support.postgres import database_url_of, empty_database
 
 
 class Cli:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from syndicate import db
-from tests.postgres_support import database_url_of
+from tests.support.postgres import database_url_of
 from tests.support.revisions import by_revisions
 
 # What a command pays for only when it uses it: ~1.5 s and ~60 MB together.

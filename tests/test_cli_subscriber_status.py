@@ -9,8 +9,8 @@ from pathlib import Path
 
 from syndicate import db
 from syndicate.models import RecipientKind, RecipientStatus
-from tests.postgres_support import database_url_of
 from tests.support.cli import invoke, ok
+from tests.support.postgres import database_url_of
 
 ZOE = "zoe.perez@example.org"
 DANIEL = "d.nakamura@example.net"

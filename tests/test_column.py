@@ -26,7 +26,8 @@ from syndicate.render.editor_profile import (
     ProfileDefaults,
     parse_profile,
 )
-from tests.column_support import (
+from tests.conftest import set_setting
+from tests.support.column import (
     NEWEST_TITLE,
     attachment,
     editor,
@@ -35,7 +36,6 @@ from tests.column_support import (
     load,
     make_post,
 )
-from tests.conftest import set_setting
 
 SAM = "opinion@dailyherald.example.com"  # America/Toronto, 800 words, txt docx, curly, no links
 FIONA = "comment.desk@eveningpost.example.org"  # Europe/London, 650, txt html, straight, links

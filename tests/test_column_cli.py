@@ -14,9 +14,9 @@ import pytest
 from lxml import etree
 
 from syndicate import db, tokens
-from tests.column_support import NEWEST_TITLE
-from tests.postgres_support import database_url_of
 from tests.support.cli import run_cli
+from tests.support.column import NEWEST_TITLE
+from tests.support.postgres import database_url_of
 
 SAM = "opinion@dailyherald.example.com"
 FIONA = "comment.desk@eveningpost.example.org"

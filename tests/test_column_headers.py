@@ -17,7 +17,7 @@ from syndicate.feedwatch import watch
 from syndicate.models import Channel, Edition, Recipient, RecipientKind
 from syndicate.render import EditionCache, make_environment, render_edition
 from syndicate.render.editor_profile import EditorProfile
-from tests.delivery_support import reference_email
+from tests.support.delivery import reference_email
 
 PARSER = BytesParser(policy=policy.default)
 EDITOR = Recipient(21, RecipientKind.EDITOR, "desk@paper.example", "Desk Editor")

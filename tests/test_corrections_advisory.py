@@ -20,7 +20,7 @@ from syndicate.corrections.advisory import (
 )
 from syndicate.render.column import profile_defaults
 from syndicate.render.editor_profile import profile_of
-from tests.column_support import attachment, editor, example_post, load
+from tests.support.column import attachment, editor, example_post, load
 
 NOW = datetime(2026, 12, 2, 17, 0, tzinfo=UTC)  # a Wednesday
 SENT = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # Monday

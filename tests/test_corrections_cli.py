@@ -9,7 +9,7 @@ import pytest
 from syndicate import settings
 from syndicate.errors import SettingsError
 from tests.conftest import set_setting
-from tests.inbound_support import cli
+from tests.support.inbound import cli
 
 
 def test_an_empty_database_has_no_corrections(project: Path) -> None:

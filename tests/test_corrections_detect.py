@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from syndicate.corrections.detect import compare, detect, ordinal, pieces
-from tests.column_support import make_post
+from tests.support.column import make_post
 
 BODY = (
     "<p>My neighbour Harold retired in March.</p>"

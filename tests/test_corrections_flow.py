@@ -22,9 +22,9 @@ from syndicate.inbound.steps.approve import handle_approval_reply
 from syndicate.models import Channel, RecipientKind, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.scheduling_support import configure, utc
 from tests.support.cli import run_cli
 from tests.support.project import set_setting
+from tests.support.scheduling import configure, utc
 from tests.support.web import QuietHandler, serving_http
 
 parse = BytesParser(policy=policy.default).parsebytes

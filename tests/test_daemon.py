@@ -23,8 +23,8 @@ from syndicate.runtime import Runtime
 from syndicate.scheduling import election, jobs
 from syndicate.scheduling.daemon import Daemon
 from syndicate.scheduling.election import LockHeld
-from tests.scheduling_support import Blog, Clock, configure, outbox, readers, utc
-from tests.scheduling_support import sends as all_sends
+from tests.support.scheduling import Blog, Clock, configure, outbox, readers, utc
+from tests.support.scheduling import sends as all_sends
 from tests.support.waiting import became_true
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from syndicate import db, machine, settings
 from syndicate.runtime import Runtime
 from syndicate.scheduling.election import LockHeld
-from tests.scheduling_support import configure
+from tests.support.scheduling import configure
 
 # Long enough that a holder's row never goes stale during a test: a takeover here is the
 # election's doing (the session freed, or the pid gone), never the heartbeat's age.

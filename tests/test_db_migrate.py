@@ -27,9 +27,9 @@ from typer.testing import CliRunner
 from syndicate import db
 from syndicate.cli import app
 from syndicate.models import Channel, SendState
-from tests.postgres_support import database_url_of
+from tests.support.postgres import database_url_of
 from tests.support.revisions import by_revisions
-from tests.tools import missing
+from tests.support.tools import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 OPEN = "import sys; from syndicate import db; db.connect(sys.argv[1]).dispose(); print('ok')"

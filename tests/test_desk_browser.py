@@ -32,8 +32,9 @@ from syndicate.runtime import Runtime
 from syndicate.scheduling.timeparse import describe, parse_future
 from syndicate.web.app import create_app
 from tests.conftest import RecordingHandler, free_port, running_smtp, set_setting
-from tests.desk_support import PASSWORD, set_password
-from tests.inbound_support import (
+from tests.support.browser import chromium as launch_chromium
+from tests.support.desk import PASSWORD, set_password
+from tests.support.inbound import (
     KEY,
     fixture,
     load,
@@ -41,9 +42,8 @@ from tests.inbound_support import (
     signed_ids,
     use_smtp,
 )
-from tests.support.browser import chromium as launch_chromium
+from tests.support.tools import missing
 from tests.support.web import serving
-from tests.tools import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "tools" / "desk-a11y" / "node_modules" / "axe-core" / "axe.min.js"

@@ -13,8 +13,8 @@ from syndicate import db
 from syndicate.corrections import listing, rows
 from syndicate.scheduling.timeparse import short
 from tests import test_corrections_flow as flow
-from tests.desk_support import SAME, SECRET, client_for, login, set_password, use_base_url
-from tests.web_support import load_settings
+from tests.support.desk import SAME, SECRET, client_for, login, set_password, use_base_url
+from tests.support.web_client import load_settings
 
 # The flow's fixtures: the blog's feed and the column delivered to two editors.
 feed = flow.feed

@@ -19,8 +19,8 @@ from syndicate import db, tokens
 from syndicate.audience import subscribers
 from syndicate.db.status_changes import ChangedBy
 from syndicate.models import RecipientKind, RecipientStatus
-from tests.desk_support import SAME, client_for, login, sent_desk
-from tests.inbound_support import load
+from tests.support.desk import SAME, client_for, login, sent_desk
+from tests.support.inbound import load
 
 AT = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
 

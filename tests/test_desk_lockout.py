@@ -18,7 +18,8 @@ from syndicate.desk import auth, queries
 from syndicate.desk.login import ACCOUNT_FAILURES
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.desk_support import (
+from tests.support.cli import run_cli
+from tests.support.desk import (
     ORIGIN,
     PASSWORD,
     TestClient,
@@ -27,9 +28,8 @@ from tests.desk_support import (
     engine_of,
     set_password,
 )
-from tests.scheduling_support import Clock
-from tests.support.cli import run_cli
-from tests.web_support import load_settings
+from tests.support.scheduling import Clock
+from tests.support.web_client import load_settings
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.desk import auth, queries
 from tests.conftest import set_setting
-from tests.desk_support import (
+from tests.support.desk import (
     PASSWORD,
     SAME,
     SECRET,

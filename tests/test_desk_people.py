@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from syndicate import db
 from syndicate.cli import app as cli_app
 from syndicate.desk import charts
-from tests.desk_support import SAME, client_for, engine_of, login, sent_desk
-from tests.inbound_support import copy_project
+from tests.support.desk import SAME, client_for, engine_of, login, sent_desk
+from tests.support.inbound import copy_project
 
 IMPORTS = Path(__file__).parent / "fixtures" / "imports"
 

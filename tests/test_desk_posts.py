@@ -18,7 +18,7 @@ from syndicate.models import RecipientKind, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from syndicate.scheduling.timeparse import describe, parse_future, short
-from tests.desk_support import (
+from tests.support.desk import (
     SAME,
     SECRET,
     client_for,
@@ -28,10 +28,10 @@ from tests.desk_support import (
     set_password,
     use_base_url,
 )
-from tests.inbound_support import copy_project
-from tests.postgres_support import pin_database
-from tests.scheduling_support import configure, outbox
-from tests.web_support import load_settings
+from tests.support.inbound import copy_project
+from tests.support.postgres import pin_database
+from tests.support.scheduling import configure, outbox
+from tests.support.web_client import load_settings
 
 # What may differ between a send changed by the desk and one changed by the CLI: who approved.
 WHO = ("approved_by", "approved_at")

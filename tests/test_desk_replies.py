@@ -12,8 +12,8 @@ import pytest
 from syndicate import db
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.desk_support import SAME, client_for, login, sent_desk, set_password
-from tests.inbound_support import cli, edit, fixture, load, replies, signed_ids
+from tests.support.desk import SAME, client_for, login, sent_desk, set_password
+from tests.support.inbound import cli, edit, fixture, load, replies, signed_ids
 from tests.test_replies_wordpress import APP_PASSWORD, wordpress  # noqa: F401 (the fixture)
 
 

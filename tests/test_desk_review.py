@@ -23,10 +23,10 @@ from syndicate.inbound import pipeline
 from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.desk_support import ORIGIN, PASSWORD, SAME, attempt, client_for, field, login, sent_desk
-from tests.inbound_support import fixture, load, replies
-from tests.scheduling_support import Clock
-from tests.web_support import load_settings
+from tests.support.desk import ORIGIN, PASSWORD, SAME, attempt, client_for, field, login, sent_desk
+from tests.support.inbound import fixture, load, replies
+from tests.support.scheduling import Clock
+from tests.support.web_client import load_settings
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 in its TestClient; httpx itself works the same here.

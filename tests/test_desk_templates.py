@@ -10,8 +10,8 @@ from syndicate.desk.app import escaped_template
 from syndicate.runtime import Runtime
 from syndicate.settings import packaged
 from syndicate.web.app import create_app
-from tests.desk_support import ORIGIN, SECRET, TestClient, use_base_url
-from tests.web_support import load_settings
+from tests.support.desk import ORIGIN, SECRET, TestClient, use_base_url
+from tests.support.web_client import load_settings
 
 
 @pytest.fixture(autouse=True)

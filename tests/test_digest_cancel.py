@@ -13,7 +13,7 @@ from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.scheduling_support import Blog, configure, outbox, readers, utc
+from tests.support.scheduling import Blog, configure, outbox, readers, utc
 
 
 def digest_of_two(project: Path):

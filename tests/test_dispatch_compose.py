@@ -22,7 +22,7 @@ from syndicate.models import Attachment, Channel, Edition, Recipient, RecipientK
 from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
 from syndicate.runtime import Runtime
-from tests.delivery_support import reference_email
+from tests.support.delivery import reference_email
 
 PARSER = BytesParser(policy=policy.default)
 
@@ -163,7 +163,7 @@ def test_every_encoded_word_is_at_most_75_characters() -> None:
 
 
 def test_an_address_that_cannot_be_sent_fails_alone(project: Path, smtp_server) -> None:
-    from tests.delivery_support import FakeClock, add_readers, newsletter_send, use_smtp
+    from tests.support.delivery import FakeClock, add_readers, newsletter_send, use_smtp
 
     controller, handler = smtp_server
     use_smtp(project, controller.port, batch_size=10, connections=1)

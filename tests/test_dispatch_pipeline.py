@@ -18,7 +18,7 @@ from syndicate.delivery import dispatch
 from syndicate.delivery.journal import Journal
 from syndicate.delivery.transports import make_transport
 from syndicate.runtime import Runtime
-from tests.delivery_support import add_readers, newsletter_send, use_smtp
+from tests.support.delivery import add_readers, newsletter_send, use_smtp
 from tests.support.smtp import RecordingHandler, running_smtp
 
 RECORDING_SECONDS = 0.3

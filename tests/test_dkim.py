@@ -15,7 +15,8 @@ import pytest
 from syndicate.delivery.dkim import DkimKey, load_key, public_key_record, sign, signer_for
 from syndicate.errors import SettingsError
 from syndicate.settings import Dkim
-from tests.edition_support import (
+from tests.support.cli import run_cli
+from tests.support.edition import (
     example_posts,
     make_post,
     message_bytes,
@@ -23,7 +24,6 @@ from tests.edition_support import (
     require_tool,
     shipped_settings,
 )
-from tests.support.cli import run_cli
 from tests.support.project import set_setting
 
 REQUIRED = {

@@ -15,7 +15,7 @@ from syndicate.render import placeholders as ph
 from syndicate.render.email import inline_css
 from syndicate.render.sanitize import COLUMN_WIDTH, sanitize
 from syndicate.render.text import count_words, html_to_plain
-from tests.edition_support import (
+from tests.support.edition import (
     example_posts,
     make_post,
     message_bytes,

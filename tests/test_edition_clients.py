@@ -12,7 +12,7 @@ from lxml import html as lxml_html
 from syndicate.audience import optin
 from syndicate.render import email, make_environment
 from syndicate.render.digest import digest_post
-from tests.edition_support import (
+from tests.support.edition import (
     ROOT,
     SEND_DATE,
     example_posts,

@@ -19,7 +19,7 @@ import pytest
 from syndicate.audience import optin
 from syndicate.render import make_environment
 from syndicate.render.digest import digest_post
-from tests.edition_support import (
+from tests.support.edition import (
     ROOT,
     SEND_DATE,
     example_posts,
@@ -28,7 +28,7 @@ from tests.edition_support import (
     require_tool,
     shipped_settings,
 )
-from tests.tools import missing
+from tests.support.tools import missing
 
 LINT = ROOT / "tools" / "emaillint"
 TEMPLATES_ONLY = "templates-only.html"

@@ -8,8 +8,8 @@ from syndicate import db
 from syndicate.models import Channel
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.scheduling_support import Blog, configure, readers, utc
-from tests.scheduling_support import sends as all_sends
+from tests.support.scheduling import Blog, configure, readers, utc
+from tests.support.scheduling import sends as all_sends
 
 
 def setup(project: Path, **keys: object):

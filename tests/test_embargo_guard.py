@@ -18,9 +18,9 @@ from syndicate.errors import SettingsError
 from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import daemon, embargo, jobs
-from tests.scheduling_support import Blog, Clock, configure, outbox, readers, set_key, utc
-from tests.scheduling_support import sends as all_sends
 from tests.support.cli import ok, refused, run_cli
+from tests.support.scheduling import Blog, Clock, configure, outbox, readers, set_key, utc
+from tests.support.scheduling import sends as all_sends
 
 TUESDAY = utc(2026, 11, 24, 15)  # Tuesday 24 November 2026, 10:00 EST
 MONDAY_SEND = utc(2026, 11, 30, 11)  # Monday 30 November, 06:00 EST

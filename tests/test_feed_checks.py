@@ -24,12 +24,12 @@ from syndicate.feedwatch import health, watch
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from tests.conftest import set_setting
-from tests.desk_support import SECRET, client_for, login, set_password, use_base_url
-from tests.scheduling_support import Clock
 from tests.support.cli import run_cli
+from tests.support.desk import SECRET, client_for, login, set_password, use_base_url
+from tests.support.scheduling import Clock
 from tests.support.web import QuietHandler, serving_http
+from tests.support.web_client import load_settings
 from tests.test_feed import catalogue, rss
-from tests.web_support import load_settings
 
 T1 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 TIMEOUT = 0.5

@@ -18,7 +18,7 @@ import pytest
 from imapclient import IMAPClient
 
 from tests.conftest import free_port
-from tests.inbound_support import cli, copy_project, edit, fixture, require_tool, sent_fixtures
+from tests.support.inbound import cli, copy_project, edit, fixture, require_tool, sent_fixtures
 
 USER, PASSWORD = "replies", "imap-test-secret"
 

@@ -19,7 +19,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from syndicate.runtime import Runtime
-from tests.inbound_support import (
+from tests.support.inbound import (
     cli,
     cli_process,
     fixture,

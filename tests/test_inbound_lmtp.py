@@ -26,8 +26,8 @@ from syndicate import settings as settings_module
 from syndicate.inbound.sources import handover, lmtp
 from syndicate.runtime import Runtime
 from syndicate.scheduling.daemon import Daemon
-from tests.inbound_support import KEY, cli, cli_process, edit, env
 from tests.support.cli import process
+from tests.support.inbound import KEY, cli, cli_process, edit, env
 from tests.support.waiting import became_true
 
 REPLY = (

@@ -29,7 +29,7 @@ from syndicate.models import ReplyState
 from syndicate.runtime import Runtime
 from syndicate.scheduling.daemon import Daemon
 from tests.conftest import free_port
-from tests.inbound_support import (
+from tests.support.inbound import (
     KEY,
     cli,
     cli_process,
@@ -41,8 +41,8 @@ from tests.inbound_support import (
     set_url_file,
     use_smtp,
 )
-from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter, run_as_pipe_user
-from tests.postgres_support import database_url_of
+from tests.support.pipe import PIPE_USER, as_pipe_user, pipe_interpreter, run_as_pipe_user
+from tests.support.postgres import database_url_of
 
 
 def token_only(name: str) -> bytes:

@@ -18,7 +18,7 @@ from syndicate import settings as settings_module
 from syndicate.inbound.sources import sendgrid
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.inbound_support import KEY, edit, fixture, replies, sent_project
+from tests.support.inbound import KEY, edit, fixture, replies, sent_project
 from tests.support.web import serving
 
 PARSE_SECRET = "inbound-parse-test-secret"

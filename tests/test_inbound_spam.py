@@ -12,7 +12,7 @@ from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from syndicate.runtime import Runtime
-from tests.inbound_support import edit, fixture, load, require_tool, sent_project
+from tests.support.inbound import edit, fixture, load, require_tool, sent_project
 
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 

@@ -21,7 +21,7 @@ from syndicate.inbound.context import MessageContext
 from syndicate.inbound.steps import parse, text
 from syndicate.models import SendState
 from syndicate.runtime import Runtime
-from tests.inbound_support import FIXTURES, cli, copy_project, edit, fixture, load, sent_fixtures
+from tests.support.inbound import FIXTURES, cli, copy_project, edit, fixture, load, sent_fixtures
 from tests.test_approval import awaiting, reply  # noqa: F401 (the fixture: a send awaiting approval)
 
 STEPS = Path(pipeline.__file__).parent / "steps"

@@ -36,9 +36,9 @@ from syndicate.feedwatch import watch
 from syndicate.models import DeliveryState, RecipientKind
 from syndicate.runtime import Runtime
 from tests.conftest import running_smtp, set_setting
-from tests.delivery_support import FaultyHandler, add_readers, newsletter_send, use_smtp
-from tests.postgres_support import database_url_of
 from tests.support.cli import run_cli
+from tests.support.delivery import FaultyHandler, add_readers, newsletter_send, use_smtp
+from tests.support.postgres import database_url_of
 
 SYNDICATE = (sys.executable, "-m", "syndicate")
 SEND = ("send", "latest", "--channel", "newsletter")

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.inbound_support import KEY, edit, fixture, replies, sent_project, set_url_file
-from tests.pipe_support import PIPE_USER, as_pipe_user, pipe_interpreter
-from tests.postfix_support import Postfix, start_postfix
-from tests.postgres_support import database_url_of
-from tests.tools import missing, require_tool
+from tests.support.inbound import KEY, edit, fixture, replies, sent_project, set_url_file
+from tests.support.pipe import PIPE_USER, as_pipe_user, pipe_interpreter
+from tests.support.postfix import Postfix, start_postfix
+from tests.support.postgres import database_url_of
+from tests.support.tools import missing, require_tool
 
 # default_privs for the root-owned alias file: any user but the pipe user (Debian has 'daemon').
 OTHER_USER = "daemon"

@@ -73,7 +73,7 @@ def test_a_worker_joining_a_send_waits_for_its_plan_instead_of_planning_it_again
     from syndicate.delivery import dispatch
     from syndicate.delivery.transports import make_transport
     from syndicate.runtime import Runtime
-    from tests.delivery_support import add_readers, newsletter_send
+    from tests.support.delivery import add_readers, newsletter_send
 
     cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 30)
@@ -107,7 +107,7 @@ def test_a_hold_while_a_send_is_planned_neither_waits_nor_is_lost(
 ) -> None:
     from syndicate.models import SendState
     from syndicate.scheduling import send_control
-    from tests.delivery_support import add_readers, newsletter_send
+    from tests.support.delivery import add_readers, newsletter_send
 
     _cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 30)
@@ -136,7 +136,7 @@ def test_a_send_is_not_marked_done_while_another_run_plans_new_deliveries(
     from syndicate.delivery.transports import make_transport
     from syndicate.models import DeliveryState, SendState
     from syndicate.runtime import Runtime
-    from tests.delivery_support import add_readers, newsletter_send
+    from tests.support.delivery import add_readers, newsletter_send
 
     cfg, engine, send_id = newsletter_send(project)
     add_readers(engine, 10)

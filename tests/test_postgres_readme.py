@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, inspect, make_url
 
 from syndicate import settings
 from tests.conftest import ROOT
-from tests.postgres_support import PostgresCluster
 from tests.support.cli import run_cli
+from tests.support.postgres import PostgresCluster
 
 
 def section() -> str:

@@ -20,9 +20,9 @@ with warnings.catch_warnings():
 
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.inbound_support import cli_process
 from tests.support.cli import run_cli
-from tests.web_support import load_settings
+from tests.support.inbound import cli_process
+from tests.support.web_client import load_settings
 
 HOSTILE_NAME = "Eve\x00\x1b[31m Bcc: victim@example.net"
 

@@ -16,7 +16,7 @@ from syndicate.inbound import pipeline
 from syndicate.models import ReplyKind, ReplyState
 from syndicate.runtime import Runtime
 from tests.conftest import free_port
-from tests.inbound_support import fixture, load, sent_project, use_smtp
+from tests.support.inbound import fixture, load, sent_project, use_smtp
 
 
 @pytest.fixture

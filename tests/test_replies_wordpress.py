@@ -13,7 +13,7 @@ import pytest
 
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.inbound_support import cli, edit, fixture, load, sent_project
+from tests.support.inbound import cli, edit, fixture, load, sent_project
 from tests.support.web import QuietHandler, serving_http
 
 APP_PASSWORD = "abcd efgh ijkl mnop"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.inbound_support import edit, env, fixture, replies, sent_project, use_smtp
+from tests.support.inbound import edit, env, fixture, replies, sent_project, use_smtp
 from tests.support.smtp import running_smtp
 from tests.test_workers_rate import ArrivalSink
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from syndicate import db
 from syndicate.errors import SyndicateError
 from syndicate.models import RecipientStatus
-from tests.postgres_support import database_url_of
 from tests.support.cli import ok
+from tests.support.postgres import database_url_of
 
 ZOE = "zoe.perez@example.org"
 NEW = "new.reader@example.com"

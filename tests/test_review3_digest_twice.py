@@ -7,8 +7,8 @@ from pathlib import Path
 
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
-from tests.scheduling_support import outbox, readers, utc
 from tests.support.cli import run_cli
+from tests.support.scheduling import outbox, readers, utc
 from tests.test_digest_cancel import digest_of_two
 
 

@@ -20,7 +20,7 @@ from aiosmtpd.lmtp import LMTP
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import handover, lmtp
 from syndicate.runtime import Runtime
-from tests.inbound_support import cli_process, edit, env
+from tests.support.inbound import cli_process, edit, env
 from tests.test_inbound_lmtp import listed, opened, reply, runtime  # noqa: F401 (fixture)
 
 NOBODY = 65534

@@ -21,7 +21,7 @@ from syndicate.desk import auth
 from syndicate.desk.login import ACCOUNT_FAILURES
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
-from tests.desk_support import (
+from tests.support.desk import (
     ORIGIN,
     PASSWORD,
     SAME,
@@ -31,8 +31,8 @@ from tests.desk_support import (
     field,
     set_password,
 )
-from tests.scheduling_support import Clock
-from tests.web_support import load_settings
+from tests.support.scheduling import Clock
+from tests.support.web_client import load_settings
 
 STRANGERS = 2 * ACCOUNT_FAILURES  # one guess each, from as many addresses
 

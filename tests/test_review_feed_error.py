@@ -21,7 +21,7 @@ from syndicate.runtime import Runtime
 from tests.conftest import set_setting
 from tests.support.cli import run_cli
 from tests.support.web import QuietHandler, serving_http
-from tests.web_support import load_settings
+from tests.support.web_client import load_settings
 
 ESC = "\x1b"
 HOSTILE = (

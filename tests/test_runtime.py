@@ -20,7 +20,7 @@ from syndicate.delivery.transports import OutboxTransport
 from syndicate.runtime import Runtime, SystemClock
 from syndicate.scheduling import jobs
 from syndicate.web.app import create_app
-from tests.scheduling_support import Blog, Clock, configure, outbox, utc
+from tests.support.scheduling import Blog, Clock, configure, outbox, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "k" * 40
@@ -227,8 +227,8 @@ def test_a_reply_is_filed_and_forwarded_on_the_runtimes_clock(tmp_path: Path) ->
     """The pipeline takes the runtime: the author's copy of a reply is dated by its clock and
     leaves through its transport factory, signed tokens are read with its key."""
     from syndicate.inbound import pipeline
-    from tests.inbound_support import KEY as FIXTURES_KEY
-    from tests.inbound_support import fixture, sent_project
+    from tests.support.inbound import KEY as FIXTURES_KEY
+    from tests.support.inbound import fixture, sent_project
 
     project = sent_project(tmp_path / "project")
     cfg = load(project)

@@ -23,7 +23,7 @@ from syndicate.render import make_environment
 from syndicate.render.column import build_draft, draft_context, draft_text
 from syndicate.render.email import render_newsletter
 from syndicate.render.sanitize import sanitize
-from tests.edition_support import ROOT, example_posts, make_post, shipped_settings
+from tests.support.edition import ROOT, example_posts, make_post, shipped_settings
 
 SETTINGS = shipped_settings()
 ENV = make_environment(ROOT / "templates")

@@ -11,7 +11,7 @@ from syndicate import settings
 from syndicate.errors import SettingsError
 from syndicate.scheduling.policies import next_cron, parse_policy
 from syndicate.scheduling.timeparse import TimeError, describe, parse_time
-from tests.scheduling_support import set_key, utc
+from tests.support.scheduling import set_key, utc
 
 TORONTO = ZoneInfo("America/Toronto")
 # Friday 27 November 2026, 07:00 in Toronto (EST, UTC-5).

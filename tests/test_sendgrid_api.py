@@ -27,7 +27,7 @@ from syndicate.render import EditionCache, make_environment
 from syndicate.render import placeholders as ph
 from syndicate.runtime import Runtime
 from tests.conftest import set_setting
-from tests.delivery_support import FakeClock, add_readers, newsletter_send
+from tests.support.delivery import FakeClock, add_readers, newsletter_send
 from tests.support.web import QuietHandler, serving_http
 
 

@@ -10,10 +10,10 @@ from syndicate import db, settings
 from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.scheduling_support import configure, utc
-from tests.scheduling_support import sends as all_sends
 from tests.support.cli import ok, run_cli
 from tests.support.project import set_setting
+from tests.support.scheduling import configure, utc
+from tests.support.scheduling import sends as all_sends
 
 
 def smtp_one_at_a_time(project: Path, port: int) -> settings.Settings:

@@ -12,8 +12,8 @@ from syndicate.errors import SyndicateError
 from syndicate.models import Channel, SendState
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs, send_control
-from tests.scheduling_support import Blog, configure, outbox, readers, sent_to, utc
-from tests.scheduling_support import sends as all_sends
+from tests.support.scheduling import Blog, configure, outbox, readers, sent_to, utc
+from tests.support.scheduling import sends as all_sends
 
 
 def start(project: Path, **keys: object):

@@ -16,7 +16,7 @@ from syndicate.models import DeliveryState, SendState
 from syndicate.runtime import Runtime
 from syndicate.settings import Smtp
 from tests.conftest import free_port, running_smtp
-from tests.delivery_support import (
+from tests.support.delivery import (
     FakeClock,
     FaultyHandler,
     add_readers,

@@ -11,7 +11,7 @@ from syndicate.errors import TransportError
 from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
 from tests.conftest import RecordingHandler, free_port
-from tests.delivery_support import note
+from tests.support.delivery import note
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

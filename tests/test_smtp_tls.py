@@ -21,7 +21,7 @@ from syndicate.errors import TransportError
 from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
 from tests.conftest import RecordingHandler, free_port
-from tests.delivery_support import note
+from tests.support.delivery import note
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
-from tests.delivery_support import exactly
+from tests.support.delivery import exactly
 
 
 def _send(port: int, payloads: list[bytes]) -> list[DeliveryState]:

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.edition_support import example_posts, message_bytes, newsletter, require_tool
+from tests.support.edition import example_posts, message_bytes, newsletter, require_tool
 
 
 @dataclass(frozen=True)

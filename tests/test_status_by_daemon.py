@@ -22,7 +22,7 @@ import pytest
 
 from syndicate import settings_digest
 from syndicate.cli import by_daemon
-from tests.inbound_support import env
+from tests.support.inbound import env
 from tests.support.project import set_setting
 from tests.support.waiting import became_true
 from tests.test_cli_startup import HEAVY, IN_PROCESS

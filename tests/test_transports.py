@@ -14,7 +14,7 @@ from syndicate.delivery.transports.sendgrid import request_body
 from syndicate.delivery.transports.smtp import SmtpTransport
 from syndicate.models import DeliveryState
 from syndicate.settings import Smtp
-from tests.delivery_support import note
+from tests.support.delivery import note
 
 
 def test_with_block_opens_and_closes_the_smtp_connection_even_on_error(smtp_server) -> None:

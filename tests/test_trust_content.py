@@ -22,7 +22,7 @@ from syndicate.feedwatch import feed
 from syndicate.render import email as render_email
 from syndicate.render.column import build_draft
 from syndicate.render.sanitize import sanitize
-from tests.edition_support import (
+from tests.support.edition import (
     SEND_DATE,
     make_post,
     newsletter,
@@ -30,7 +30,7 @@ from tests.edition_support import (
     sender,
     shipped_settings,
 )
-from tests.inbound_support import cli
+from tests.support.inbound import cli
 
 CONTROLS = "\x00\x1b\x07\x7f\x85\x9b\x1c\u2028\r\n\t"
 HOSTILE_NAME = f"Eve{CONTROLS}Bcc: victim@example.net\x00[31m"

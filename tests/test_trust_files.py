@@ -33,10 +33,10 @@ from syndicate.models import DeliveryState
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
-from tests.delivery_support import note
-from tests.inbound_support import fixture
+from tests.support.delivery import note
+from tests.support.inbound import fixture
+from tests.support.web_client import outbox_messages
 from tests.test_web import csrf_of
-from tests.web_support import outbox_messages
 
 STRONG_KEY = "a-32-byte-key-for-the-file-tests!"
 # 64 + 1 + 189 = 254 characters, the longest address SMTP allows.
@@ -166,7 +166,7 @@ WRITER = """
 import os, sys, time
 from pathlib import Path
 from syndicate.delivery.transports import outbox
-from tests.delivery_support import note
+from tests.support.delivery import note
 
 os.replace = lambda *args: time.sleep(600)  # stop between writing and renaming
 transport = outbox.OutboxTransport(Path(sys.argv[1]))

@@ -21,9 +21,9 @@ from syndicate.inbound.steps import parse
 from syndicate.runtime import Runtime
 from syndicate.scheduling import jobs
 from tests.conftest import set_setting
-from tests.inbound_support import KEY, cli, load, sent_fixtures
+from tests.support.hostile_mail import dsn, status_of
+from tests.support.inbound import KEY, cli, load, sent_fixtures
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
-from tests.trust_mail_support import dsn, status_of
 
 ZOE = "zoe.perez@example.org"  # reader 2
 DAY = datetime(2026, 11, 27, 12, tzinfo=UTC)

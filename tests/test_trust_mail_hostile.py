@@ -18,7 +18,8 @@ from syndicate.delivery.compose import shared_reply_address
 from syndicate.inbound import pipeline
 from syndicate.inbound.steps import parse
 from syndicate.runtime import Runtime
-from tests.inbound_support import (
+from tests.support.hostile_mail import forged_reply, status_of
+from tests.support.inbound import (
     cli,
     cli_process,
     edit,
@@ -27,7 +28,6 @@ from tests.inbound_support import (
     replies,
     sent_fixtures,
 )
-from tests.trust_mail_support import forged_reply, status_of
 
 ZOE = "zoe.perez@example.org"  # reader 2 of send 1
 

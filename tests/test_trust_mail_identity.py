@@ -20,7 +20,8 @@ from syndicate.inbound.sources import sendgrid
 from syndicate.inbound.steps import parse
 from syndicate.models import ReplyKind
 from syndicate.runtime import Runtime
-from tests.inbound_support import (
+from tests.support.hostile_mail import forged_reply, status_of
+from tests.support.inbound import (
     KEY,
     _make_sent_project,
     cli,
@@ -28,7 +29,6 @@ from tests.inbound_support import (
     sent_fixtures,
 )
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
-from tests.trust_mail_support import forged_reply, status_of
 
 MARGARET = "margaret.holloway@example.com"  # reader 1
 

@@ -12,7 +12,7 @@ import pytest
 
 from syndicate import settings as settings_module
 from syndicate.inbound.sources import sendgrid
-from tests.inbound_support import KEY, cli, edit, replies, sent_fixtures
+from tests.support.inbound import KEY, cli, edit, replies, sent_fixtures
 from tests.test_inbound_sendgrid import PARSE_SECRET, serve
 
 

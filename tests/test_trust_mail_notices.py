@@ -15,8 +15,8 @@ import pytest
 from syndicate import tokens
 from syndicate.inbound import pipeline
 from syndicate.runtime import Runtime
-from tests.inbound_support import cli, copy_project, edit, fixture, load, sent_fixtures
-from tests.trust_mail_support import forged_reply, status_of
+from tests.support.hostile_mail import forged_reply, status_of
+from tests.support.inbound import cli, copy_project, edit, fixture, load, sent_fixtures
 
 VICTIM = "victim@elsewhere.example"
 MARGARET = "margaret.holloway@example.com"  # reader 1

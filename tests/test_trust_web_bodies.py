@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port, set_setting
-from tests.web_support import SigningKey
+from tests.support.web_client import SigningKey
 
 MB = 1024 * 1024
 ATTACK_BYTES = 300 * MB

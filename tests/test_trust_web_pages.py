@@ -25,8 +25,8 @@ from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
-from tests.inbound_support import fixture
-from tests.web_support import SigningKey, confirmation_link, events_body, load_settings
+from tests.support.inbound import fixture
+from tests.support.web_client import SigningKey, confirmation_link, events_body, load_settings
 
 SECRET = "trust-web-pages-key-at-least-32-bytes-long"
 PARSE_SECRET = "s3cret-parse-password"

@@ -20,7 +20,7 @@ from syndicate.web.app import create_app
 from syndicate.web.guard import RateLimiter, client_address, limiter_key
 from tests.support.cli import run_cli
 from tests.support.project import set_setting
-from tests.web_support import load_settings
+from tests.support.web_client import load_settings
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from syndicate.models import RecipientKind
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import free_port, set_setting
-from tests.web_support import (
+from tests.support.web_client import (
     SigningKey,
     confirmation_link,
     events_body,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.tools import missing, require_tool
+from tests.support.tools import missing, require_tool
 
 # The flags research.md lists for Debian's Chromium in a container.
 CHROMIUM_ARGS = [

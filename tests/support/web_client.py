@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from syndicate import settings as settings_module
 from syndicate.settings import Settings
-from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
+from tests.support.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
 CONFIRM_LINK = re.compile(r"https?://\S+/confirm/[A-Za-z0-9_.\-]+")
 

@@ -17,13 +17,12 @@ import pytest
 from syndicate import db
 from syndicate import settings as settings_module
 from syndicate.db import Engine
-from tests.postgres_support import copy_database, pin_database
 from tests.support.cli import invoke, process
-from tests.support.project import copy_folder, make_project
-from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
+from tests.support.postgres import copy_database, pin_database
+from tests.support.project import ROOT, copy_folder, make_project
+from tests.support.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "inbound"
+FIXTURES = ROOT / "tests" / "fixtures" / "inbound"
 # The fixtures' tokens are signed with this key (send 1 = newsletter to readers 1–4, send 2 =
 # column to editors 5–6, as `syndicate run --once` plans them on the shipped example project).
 KEY = "inbound-fixtures-key-signs-tokens-0123"
@@ -108,7 +107,7 @@ def edit(config: Path, old: str, new: str) -> None:
 
 def set_url_file(config: Path, value: str) -> None:
     """Point database.url_file at `value`, whatever it was (a PostgreSQL run pins each project
-    to its database with it: tests/postgres_support.py)."""
+    to its database with it: tests/support/postgres.py)."""
     text = config.read_text(encoding="utf-8")
     config.write_text(re.sub(r'(?m)^url_file = ".*"$', f'url_file = "{value}"', text, count=1))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from syndicate import db
-from tests.inbound_support import load
+from tests.support.inbound import load
 
 
 def forged_reply(

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from pathlib import Path
 
 from syndicate import settings as settings_module
 from syndicate.delivery.compose import Sender, compose
@@ -19,9 +18,9 @@ from syndicate.delivery.mime import as_bytes
 from syndicate.feedwatch import feed
 from syndicate.models import Channel, Edition, Post, Recipient, RecipientKind
 from syndicate.render import make_environment, render_edition
-from tests.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
+from tests.support.project import ROOT
+from tests.support.tools import missing, require_module, require_tool  # noqa: F401 (shared rule)
 
-ROOT = Path(__file__).resolve().parent.parent
 SEND_DATE = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
 

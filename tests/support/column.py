@@ -14,7 +14,6 @@ from syndicate.models import Post, Recipient, RecipientKind
 from syndicate.render import make_environment
 from syndicate.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
 NEWEST_TITLE = "The job is not the work — and that’s the point"
 
 

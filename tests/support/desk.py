@@ -20,7 +20,7 @@ from syndicate.desk import queries
 from syndicate.runtime import Runtime
 from syndicate.web.app import create_app
 from tests.conftest import set_setting
-from tests.web_support import load_settings
+from tests.support.web_client import load_settings
 
 SECRET = "test-secret-key-for-the-desk-0123456789"
 PASSWORD = "correct horse battery staple"
@@ -100,7 +100,7 @@ def desk_at_origin(
 def sent_desk(folder: Path, monkeypatch: pytest.MonkeyPatch, *, password: bool = True) -> Path:
     """The example project after one send (inbound_support.sent_project) at ORIGIN, with the
     fixtures' key in SYNDICATE_SECRET_KEY and, unless told otherwise, the desk's password."""
-    from tests.inbound_support import KEY, sent_project
+    from tests.support.inbound import KEY, sent_project
 
     monkeypatch.setenv("SYNDICATE_SECRET_KEY", KEY)
     project = sent_project(folder)
