@@ -173,16 +173,21 @@ def main() -> None:
             median = statistics.median(m.seconds for m in measured)
             if case is CASES[0]:
                 baseline = median
-            targets = []
+            rss = max(m.rss_mb for m in measured)
+            targets, missed = [], False
             if case.target_seconds is not None:
                 targets.append(f"<= {case.target_seconds} s")
+                missed |= median > case.target_seconds
             if case.target_rss_mb is not None:
                 targets.append(f"< {case.target_rss_mb} MB")
+                missed |= rss >= case.target_rss_mb
+            if targets:
+                targets.append("MISSED" if missed else "met")
             note = "(baseline)" if case is CASES[0] else "(floor of in-process)"
             print(
                 f"{case.label:<32}{median:>10.3f}{min(m.seconds for m in measured):>8.3f}"
                 f"{median - baseline:>+11.3f}{min(m.cpu_seconds for m in measured):>8.3f}"
-                f"{max(m.rss_mb for m in measured):>8.1f}   {', '.join(targets) or note}"
+                f"{rss:>8.1f}   {', '.join(targets) or note}"
             )
 
 
